@@ -1,0 +1,54 @@
+"""Content identity: what makes two stored copies "the same message".
+
+Computed the same way from either side's form: the server speaks CRLF, a
+Maildir file holds LF.  Both are normalised to LF for hashing and to CRLF for
+the size, so ``identity_of`` gives one answer for both copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from mailtide.core.model import Identity
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^>\r\n]*>|[^\s]+)")
+
+
+def header_section(data: bytes | bytearray | memoryview) -> bytes:
+    """The header section of a message, up to and including the empty line (or all of it)."""
+    raw = bytes(data)
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        at = raw.find(sep)
+        if at >= 0:
+            cut = at + len(sep)
+            other = b"\n\n" if sep == b"\r\n\r\n" else b"\r\n\r\n"
+            at2 = raw.find(other)
+            if 0 <= at2 < at:
+                cut = at2 + len(other)
+            return raw[:cut]
+    return raw
+
+
+def to_lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def crlf_size_of_lf(data: bytes | bytearray) -> int:
+    """Size of ``data`` (LF line ends) once every LF becomes CRLF."""
+    return len(data) + data.count(b"\n")
+
+
+def message_id_of(header: bytes) -> str:
+    m = _MESSAGE_ID.search(header)
+    return m.group(1).decode("ascii", "replace") if m else ""
+
+
+def identity_of(header: bytes, crlf_size: int) -> Identity:
+    """Identity from a message's header section (either line-end form) and its CRLF size."""
+    lf = to_lf(header)
+    return Identity(
+        message_id=message_id_of(lf),
+        size=crlf_size,
+        header_digest=hashlib.sha256(lf).hexdigest(),
+    )

@@ -1,0 +1,96 @@
+"""Value types shared by every layer.
+
+Nothing here knows which side is IMAP and which is Maildir: the two sides of a
+mailbox pair are ``FAR`` and ``NEAR`` (mbsync's words), indexed 0 and 1, so a
+rule is written once and applied to ``side`` and ``other(side)``.
+
+Flags are IMAP-style names in every layer above the stores: the system flags
+``\\Seen \\Answered \\Flagged \\Draft \\Deleted`` and keywords such as
+``$Forwarded``.  ``\\Recent`` is never synced.  Each store maps them to its own
+encoding (Maildir letters, IMAP atoms).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+Flags = frozenset[str]
+
+SEEN = "\\Seen"
+ANSWERED = "\\Answered"
+FLAGGED = "\\Flagged"
+DRAFT = "\\Draft"
+DELETED = "\\Deleted"
+SYSTEM_FLAGS: Flags = frozenset({SEEN, ANSWERED, FLAGGED, DRAFT, DELETED})
+NO_FLAGS: Flags = frozenset()
+
+
+class Side(enum.IntEnum):
+    """One side of a mailbox pair.  In an account, FAR is the remote repository."""
+
+    FAR = 0
+    NEAR = 1
+
+    @property
+    def other(self) -> Side:
+        return Side(1 - self.value)
+
+
+SIDES = (Side.FAR, Side.NEAR)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a message *is*, independent of where it is stored.
+
+    ``size`` is the size in canonical CRLF form (what IMAP's RFC822.SIZE
+    reports; a Maildir file holding LF line ends is counted as if converted).
+    ``header_digest`` is a SHA-256 (hex) of the header section with line ends
+    normalised to LF, so the same message gives the same identity on both
+    sides.  ``message_id`` is the Message-ID header, or "" when there is none.
+    """
+
+    message_id: str
+    size: int
+    header_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """One message as a side lists it in a snapshot.
+
+    ``id`` is the side's own key: the UID (as a decimal string) on IMAP, the
+    unique part of the file name on Maildir (stable across flag renames).
+    ``hint`` is the id on the *other* side this message claims to be a copy of
+    (a Maildir file named ``,U=<uid>``), or None.  ``identity`` is present when
+    the side could give it cheaply or the engine asked for it.
+    """
+
+    id: str
+    flags: Flags
+    size: int = 0
+    hint: str | None = None
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the last sync agreed on for one message present on both sides.
+
+    ``ids[Side.FAR]`` and ``ids[Side.NEAR]`` are the two sides' keys.  A record
+    with an empty id on one side is a *pending upload/download*: the intent was
+    recorded, the result was not (see the engine's journal).
+    """
+
+    ids: tuple[str, str]
+    flags: Flags
+    identity: Identity | None = None
+
+    def id(self, side: Side) -> str:
+        return self.ids[side]
+
+
+def pair_ids(side: Side, this: str, that: str) -> tuple[str, str]:
+    """The (far, near) tuple for ``this`` on ``side`` and ``that`` on the other side."""
+    return (this, that) if side is Side.FAR else (that, this)

@@ -1,0 +1,173 @@
+"""The one interface every store implements (IMAP, Maildir, later Gmail).
+
+The engine sees only these protocols, so IMAP <-> IMAP needs no new code
+above this line.  Stores know nothing of state, of the other side, or of
+the sync rules: they list, read and write one repository.
+
+Folder names above this line are *canonical*: Unicode (not modified UTF-7),
+"/" as the hierarchy separator, "INBOX" for the inbox.  Each store maps
+them to its own encoding and refuses a name it cannot hold safely (raising
+``UnsafeFolderName``).
+
+Message content crosses this line in canonical form: CRLF line ends, as on
+the IMAP wire.  A Maildir store converts to LF on write and back on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from mailtide.core.model import Flags, Identity, MessageInfo
+
+
+class StoreError(Exception):
+    """A store could not do what was asked.  The message is for the user."""
+
+
+class MailboxError(StoreError):
+    """One mailbox failed; the rest of the account can go on."""
+
+
+class UnsafeFolderName(StoreError):
+    """A folder name that cannot be mapped safely (``..``, NUL, control characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    name: str  # canonical name
+    selectable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    """What identifies a mailbox and how far it has come.
+
+    ``validity`` is the UIDVALIDITY (decimal string) on IMAP, the folder's own
+    id on Maildir; when it changes, every id the side gave before is void.
+    ``uidnext`` / ``highestmodseq`` are None where the side has no such thing.
+    """
+
+    validity: str
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    count: int | None = None
+
+
+class Body(Protocol):
+    """Message content in canonical CRLF form, readable in chunks."""
+
+    @property
+    def size(self) -> int:
+        """Length in bytes of the CRLF form."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The content, in order, in chunks of bounded size (CRLF line ends)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BytesBody:
+    """A body held in memory (CRLF form)."""
+
+    data: bytes | bytearray | memoryview
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        view = memoryview(self.data)
+        step = 1 << 20
+        for start in range(0, len(view), step):
+            yield bytes(view[start : start + step])
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A message read from a store, ready to be written to the other one."""
+
+    id: str
+    flags: Flags
+    internaldate: datetime | None
+    identity: Identity
+    body: Body
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message to write into a store."""
+
+    flags: Flags
+    internaldate: datetime | None
+    identity: Identity
+    body: Body
+    hint: str | None = None  # the id on the other side (Maildir puts it in the name as ,U=)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    id: str
+    add: Flags
+    remove: Flags
+
+
+class Mailbox(Protocol):
+    """One open mailbox.  Every method may raise ``MailboxError``."""
+
+    name: str
+
+    async def status(self) -> MailboxStatus: ...
+
+    async def snapshot(self) -> list[MessageInfo]:
+        """Every message now in the mailbox with its flags (and size where cheap)."""
+        ...
+
+    async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
+        """Content identities of the given messages; ids no longer present are left out."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
+        """The given messages with their bodies, in bounded memory; vanished ids are skipped."""
+        ...
+
+    async def append(self, messages: Sequence[Incoming]) -> list[str | None]:
+        """Store the messages; return each one's new id, or None where the store cannot tell.
+
+        When this returns, the messages are durable.
+        """
+        ...
+
+    async def set_flags(self, changes: Sequence[FlagChange]) -> None: ...
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        """Remove exactly these messages (and no other, e.g. never a mailbox-wide EXPUNGE)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """One repository (an IMAP account, a Maildir tree)."""
+
+    async def connect(self) -> None:
+        """Open connections / check the root exists.  Raises ``StoreError`` with a clear reason."""
+        ...
+
+    async def list_folders(self) -> list[FolderInfo]:
+        """Every folder, canonical names.  Unsafe names are reported through ``refused``."""
+        ...
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """(raw name, reason) for folders the last ``list_folders`` could not map safely."""
+        ...
+
+    async def create_folder(self, name: str) -> None: ...
+
+    async def open(self, name: str) -> Mailbox: ...
+
+    async def close(self) -> None: ...
