@@ -1,0 +1,309 @@
+"""The three-way merge of one mailbox pair: ``plan = reconcile(base, far, near)``.
+
+Everything that decides what a sync does to a mailbox pair lives here.
+This module does not know which side is IMAP and which is Maildir; it does no
+I/O, keeps no clock and never guesses: where it needs a content identity it
+does not have, it says so (``NeedIdentities``) and the engine asks the stores.
+
+Inputs:
+- ``base``: the records of the last sync (``Record``).  A record whose id is
+  empty on one side is a *half record*: an intent to copy that was made
+  durable before the copy, or a pair whose ids on that side became void
+  (UIDVALIDITY changed).  Its identity says what to look for on that side.
+- ``far``, ``near``: every message each side holds now (``MessageInfo``).
+
+Promises:
+- A message is deleted on one side only when its record says the other side
+  had it and the other side no longer has it.  Absence without a record never
+  deletes anything; a message that cannot be placed is copied, not dropped.
+- A message new on both sides with the same identity is paired, not copied.
+- Flags merge per flag: a change on one side since the record wins; both
+  sides changing a flag end in the same value, so no per-flag conflict exists.
+- Applying the plan to both sides and the records makes both sides hold the
+  same messages with the same flags; reconciling again gives an empty plan.
+
+The decisions, per message (``F`` far, ``N`` near, ``R`` record):
+
+    R (both ids) | F present | N present | -> merge flags (Update if anything differs)
+    R (both ids) | F present | N gone    | -> Delete on F
+    R (both ids) | F gone    | N present | -> Delete on N
+    R (both ids) | F gone    | N gone    | -> Forget
+    R (id on S only)  | match on other side by identity | -> treated as a full record, above
+    R (id on S only)  | no match, S present             | -> Copy S -> other (completes R)
+    R (id on S only)  | no match, S gone                | -> Forget
+    no R | on S only, no identical unrecorded twin opposite | -> Copy S -> other
+    no R | identical unrecorded message on both sides       | -> Update (pair), flags united
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mailtide.core.model import (
+    SIDES,
+    Flags,
+    Identity,
+    MessageInfo,
+    Record,
+    Side,
+    pair_ids,
+)
+
+# --- the plan -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlagEdit:
+    """Flags to add and remove on one side's message."""
+
+    side: Side
+    id: str
+    add: Flags
+    remove: Flags
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Replace record ``old`` (None: a new pair) by ``new`` after applying ``edits``."""
+
+    old: Record | None
+    new: Record
+    edits: tuple[FlagEdit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Copy message ``id`` from ``source`` to the other side with ``flags``.
+
+    ``record`` is the half record this copy completes, if there is one.
+    """
+
+    source: Side
+    id: str
+    flags: Flags
+    identity: Identity | None = None
+    record: Record | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete message ``id`` on ``side`` (gone from the other side), then forget ``record``."""
+
+    side: Side
+    id: str
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """Drop a record whose message is gone from both sides (or never arrived)."""
+
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    updates: tuple[Update, ...] = ()
+    copies: tuple[Copy, ...] = ()
+    deletes: tuple[Delete, ...] = ()
+    forgets: tuple[Forget, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            any(u.edits or u.old != u.new for u in self.updates)
+            or self.copies
+            or self.deletes
+            or self.forgets
+        )
+
+    def deletes_on(self, side: Side) -> int:
+        return sum(1 for d in self.deletes if d.side is side)
+
+    def copies_to(self, side: Side) -> int:
+        return sum(1 for c in self.copies if c.source is side.other)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedIdentities:
+    """Reconcile cannot decide without the identities of these messages."""
+
+    ids: tuple[frozenset[str], frozenset[str]]  # indexed by Side
+
+
+# --- flags ------------------------------------------------------------------------------
+
+
+def merge_flags(base: Flags, far: Flags, near: Flags) -> Flags:
+    """Per flag: a side that changed it since ``base`` wins; otherwise it stays."""
+    merged = set()
+    for flag in base | far | near:
+        was = flag in base
+        if (flag in far) != was:
+            now = flag in far
+        elif (flag in near) != was:
+            now = flag in near
+        else:
+            now = was
+        if now:
+            merged.add(flag)
+    return frozenset(merged)
+
+
+def _edits(ids: tuple[str, str], have: tuple[Flags, Flags], want: Flags) -> tuple[FlagEdit, ...]:
+    return tuple(
+        FlagEdit(side, ids[side], want - have[side], have[side] - want)
+        for side in SIDES
+        if have[side] != want
+    )
+
+
+# --- the merge --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Unrecorded:
+    """Messages of one side that no record names, grouped by identity for pairing."""
+
+    messages: dict[str, MessageInfo]
+    by_identity: dict[Identity, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self) -> None:
+        for msg in self.messages.values():
+            if msg.identity is not None:
+                self.by_identity[msg.identity].append(msg.id)
+
+    def take(self, identity: Identity | None) -> MessageInfo | None:
+        """Remove and return an unrecorded message with this identity, if any."""
+        if identity is None:
+            return None
+        ids = self.by_identity.get(identity)
+        while ids:
+            msg = self.messages.pop(ids.pop(0), None)
+            if msg is not None:
+                return msg
+        return None
+
+    def lacking_identity(self) -> frozenset[str]:
+        return frozenset(i for i, m in self.messages.items() if m.identity is None)
+
+
+def reconcile(
+    base: Iterable[Record],
+    far: Iterable[MessageInfo],
+    near: Iterable[MessageInfo],
+) -> Plan | NeedIdentities:
+    """The plan that brings both sides and the records into agreement (see the module doc)."""
+    now: tuple[dict[str, MessageInfo], dict[str, MessageInfo]] = (
+        {m.id: m for m in far},
+        {m.id: m for m in near},
+    )
+    records = list(base)
+    recorded = [{r.ids[s] for r in records if r.ids[s]} for s in SIDES]
+    unrecorded = tuple(
+        _Unrecorded({i: m for i, m in now[s].items() if i not in recorded[s]}) for s in SIDES
+    )
+
+    # Half records look for their missing side among that side's unrecorded messages.
+    half = [r for r in records if not all(r.ids)]
+    wanted = [frozenset[str](), frozenset[str]()]
+    for side in SIDES:
+        if any(not r.ids[side] for r in half):
+            wanted[side] = unrecorded[side].lacking_identity()
+    if any(wanted):
+        return NeedIdentities((wanted[0], wanted[1]))
+
+    updates: list[Update] = []
+    copies: list[Copy] = []
+    deletes: list[Delete] = []
+    forgets: list[Forget] = []
+
+    for record in records:
+        ids = record.ids
+        if not all(ids):
+            known = Side.FAR if ids[Side.FAR] else Side.NEAR
+            missing = known.other
+            twin = unrecorded[missing].take(record.identity)
+            if twin is None:
+                source = now[known].get(ids[known])
+                if source is None:
+                    forgets.append(Forget(record))
+                else:
+                    identity = record.identity or source.identity
+                    copies.append(Copy(known, source.id, source.flags, identity, record))
+                continue
+            ids = pair_ids(known, ids[known], twin.id)
+        present = (now[Side.FAR].get(ids[Side.FAR]), now[Side.NEAR].get(ids[Side.NEAR]))
+        full = Record(ids, record.flags, record.identity)
+        far_msg, near_msg = present
+        if far_msg is not None and near_msg is not None:
+            flags = merge_flags(record.flags, far_msg.flags, near_msg.flags)
+            new = Record(ids, flags, record.identity or far_msg.identity or near_msg.identity)
+            edits = _edits(ids, (far_msg.flags, near_msg.flags), flags)
+            if edits or new != record:
+                updates.append(Update(record, new, edits))
+        elif far_msg is None and near_msg is None:
+            forgets.append(Forget(record))
+        else:
+            gone = Side.FAR if far_msg is None else Side.NEAR
+            if full != record:
+                # Completed a half record only to find it deleted: store the pair, then delete.
+                updates.append(Update(record, full))
+            deletes.append(Delete(gone.other, ids[gone.other], full))
+
+    # Unrecorded on both sides: identical messages pair, the rest is copied.
+    if unrecorded[Side.FAR].messages and unrecorded[Side.NEAR].messages:
+        lacking = (
+            unrecorded[Side.FAR].lacking_identity(),
+            unrecorded[Side.NEAR].lacking_identity(),
+        )
+        if any(lacking):
+            return NeedIdentities(lacking)
+        for msg in sorted(unrecorded[Side.FAR].messages.values(), key=_order):
+            twin = unrecorded[Side.NEAR].take(msg.identity)
+            if twin is None:
+                continue
+            del unrecorded[Side.FAR].messages[msg.id]
+            flags = msg.flags | twin.flags
+            new = Record((msg.id, twin.id), flags, msg.identity)
+            updates.append(Update(None, new, _edits(new.ids, (msg.flags, twin.flags), flags)))
+    for side in SIDES:
+        for msg in sorted(unrecorded[side].messages.values(), key=_order):
+            copies.append(Copy(side, msg.id, msg.flags, msg.identity))
+
+    return Plan(tuple(updates), tuple(copies), tuple(deletes), tuple(forgets))
+
+
+def _order(msg: MessageInfo) -> tuple[int, str]:
+    """Numeric ids (UIDs) in numeric order, then the rest by name: copies keep arrival order."""
+    return (int(msg.id), "") if msg.id.isdigit() else (1 << 62, msg.id)
+
+
+# --- the mass-delete guard -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MassDelete:
+    side: Side
+    deletes: int
+    held: int
+
+    def __str__(self) -> str:
+        return (
+            f"would delete {self.deletes} of {self.held} messages on the "
+            f"{'remote' if self.side is Side.FAR else 'local'} side"
+        )
+
+
+def mass_deletes(
+    plan: Plan, held: Mapping[Side, int] | Sequence[int], share: float, floor: int
+) -> list[MassDelete]:
+    """Sides where ``plan`` deletes more than ``share`` of what they hold, above ``floor``."""
+    found = []
+    for side in SIDES:
+        n = plan.deletes_on(side)
+        if n > floor and n > share * held[side]:
+            found.append(MassDelete(side, n, held[side]))
+    return found
