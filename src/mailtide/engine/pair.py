@@ -1,0 +1,318 @@
+"""Sync one mailbox pair: snapshot both sides, reconcile, carry out the plan.
+
+The only place that joins stores, state and core for a mailbox.  Order of work:
+void ids (validity changed) -> forget -> flag edits and new pairs -> deletes
+-> copies.  Every copy's intent (a half record) is committed before the copy;
+every batch of results is committed after it.  Each commit and each finished
+side effect is one ``Steps.done``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from mailtide.core.model import SIDES, MessageInfo, Record, Side, pair_ids
+from mailtide.core.reconcile import (
+    Copy,
+    NeedIdentities,
+    Plan,
+    mass_deletes,
+    reconcile,
+)
+from mailtide.engine.steps import Steps
+from mailtide.state.db import Cursor, MailboxState, StateDB
+from mailtide.stores.base import (
+    Fetched,
+    FlagChange,
+    Incoming,
+    Mailbox,
+    MailboxError,
+    MailboxStatus,
+)
+
+log = structlog.get_logger(__name__)
+
+SIDE_NAMES = ("remote", "local")  # by Side: in an account, FAR is the remote repository
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    dry_run: bool = False
+    allow_mass_delete: bool = False
+    mass_delete_share: float = 0.5
+    mass_delete_floor: int = 10
+    batch_bytes: int = 16 << 20  # bodies held at once while copying
+    batch_count: int = 1000  # messages per durable batch
+
+
+@dataclass(slots=True)
+class PairReport:
+    """What happened to one mailbox pair (counts indexed by Side: the side changed)."""
+
+    name: str
+    copied: list[int] = field(default_factory=lambda: [0, 0])
+    flagged: list[int] = field(default_factory=lambda: [0, 0])
+    deleted: list[int] = field(default_factory=lambda: [0, 0])
+    paired: int = 0
+    error: str | None = None
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "new_remote": self.copied[Side.FAR],
+            "new_local": self.copied[Side.NEAR],
+            "flags_remote": self.flagged[Side.FAR],
+            "flags_local": self.flagged[Side.NEAR],
+            "deleted_remote": self.deleted[Side.FAR],
+            "deleted_local": self.deleted[Side.NEAR],
+            "paired": self.paired,
+        }
+
+
+class MassDeleteRefused(MailboxError):
+    pass
+
+
+class PairSync:
+    """One run over one mailbox pair.  ``boxes`` is indexed by Side; None = does not exist yet
+    (dry run only)."""
+
+    def __init__(
+        self,
+        name: str,
+        boxes: tuple[Mailbox | None, Mailbox | None],
+        state: StateDB,
+        steps: Steps,
+        options: Options,
+    ) -> None:
+        self.name = name
+        self.boxes = boxes
+        self.state = state
+        self.steps = steps
+        self.options = options
+        self.report = PairReport(name)
+        self.log = log.bind(mailbox=name)
+
+    def box(self, side: Side) -> Mailbox:
+        box = self.boxes[side]
+        assert box is not None, "only a dry run syncs a mailbox missing on one side"
+        return box
+
+    async def run(self) -> PairReport:
+        statuses = [await b.status() if b else None for b in self.boxes]
+        mailbox = self.state.mailbox(self.name, create=not self.options.dry_run)
+        records = self.state.records(mailbox)
+        void = [
+            side
+            for side in SIDES
+            if (status := statuses[side]) is not None
+            and mailbox.cursors[side].validity not in (None, status.validity)
+        ]
+        if void:
+            records = self._void_ids(mailbox, records, void)
+        snapshots = [await b.snapshot() if b else [] for b in self.boxes]
+        plan = await self._plan(records, snapshots)
+        self._guard(plan, snapshots)
+        if self.options.dry_run:
+            self._report_dry(plan)
+            return self.report
+        if void or any(c.validity is None for c in mailbox.cursors):
+            self._save_cursors(mailbox, statuses)
+        await self._apply(mailbox, plan)
+        self._save_cursors(mailbox, statuses)
+        self.log.info("mailbox.synced", **self.report.summary())
+        return self.report
+
+    # --- planning ---------------------------------------------------------------------
+
+    def _void_ids(
+        self, mailbox: MailboxState, records: list[Record], void: list[Side]
+    ) -> list[Record]:
+        """A side's validity changed: its ids mean nothing now.  Keep the records as half
+        records so reconcile re-pairs them by identity (nothing deleted, nothing copied twice)."""
+        for side in void:
+            self.log.warning(
+                "mailbox.validity_changed",
+                side=SIDE_NAMES[side],
+                was=mailbox.cursors[side].validity,
+                records=len(records),
+            )
+        kept = []
+        for r in records:
+            ids = list(r.ids)
+            for side in void:
+                ids[side] = ""
+            if any(ids) and r.identity is not None:
+                kept.append(Record((ids[0], ids[1]), r.flags, r.identity))
+        if not self.options.dry_run:
+            with self.state.transaction():
+                self.state.drop_all(mailbox)
+                self.state.put(mailbox, kept)
+            self.steps.done("void ids")
+        return kept
+
+    async def _plan(self, records: list[Record], snapshots: list[list[MessageInfo]]) -> Plan:
+        lists = [list(s) for s in snapshots]
+        for _ in range(4):
+            result = reconcile(records, lists[Side.FAR], lists[Side.NEAR])
+            if isinstance(result, Plan):
+                return result
+            lists = [await self._identify(side, lists[side], result) for side in SIDES]
+        raise MailboxError(f"{self.name}: could not settle message identities")
+
+    async def _identify(
+        self, side: Side, messages: list[MessageInfo], need: NeedIdentities
+    ) -> list[MessageInfo]:
+        wanted = need.ids[side]
+        if not wanted:
+            return messages
+        found = await self.box(side).identify(sorted(wanted))
+        self.log.debug("mailbox.identified", side=SIDE_NAMES[side], count=len(found))
+        out = []
+        for m in messages:
+            if m.id in wanted:
+                # Unrecorded and vanished meanwhile: leave it out of this run.
+                ident = found.get(m.id)
+                if ident is None:
+                    continue
+                m = dataclasses.replace(m, identity=ident)
+            out.append(m)
+        return out
+
+    def _guard(self, plan: Plan, snapshots: list[list[MessageInfo]]) -> None:
+        held = [len(s) for s in snapshots]
+        tripped = mass_deletes(
+            plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
+        )
+        if tripped and not self.options.allow_mass_delete:
+            why = "; ".join(str(t) for t in tripped)
+            raise MassDeleteRefused(
+                f"{self.name}: refused: {why} (run with --allow-mass-delete if that is intended)"
+            )
+
+    def _report_dry(self, plan: Plan) -> None:
+        r = self.report
+        for c in plan.copies:
+            r.copied[c.source.other] += 1
+        for u in plan.updates:
+            for e in u.edits:
+                r.flagged[e.side] += 1
+            r.paired += u.old is None
+        for d in plan.deletes:
+            r.deleted[d.side] += 1
+        self.log.info("mailbox.would_sync", **r.summary())
+
+    def _save_cursors(
+        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
+    ) -> None:
+        cursors = tuple(
+            Cursor(s.validity, s.uidnext, s.highestmodseq, s.count) if s else Cursor()
+            for s in statuses
+        )
+        self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
+        self.steps.done("cursors")
+
+    # --- carrying out -----------------------------------------------------------------
+
+    async def _apply(self, mailbox: MailboxState, plan: Plan) -> None:
+        if plan.forgets:
+            self.state.drop(mailbox, [f.record for f in plan.forgets])
+            self.steps.done("forget")
+        await self._apply_updates(mailbox, plan)
+        await self._apply_deletes(mailbox, plan)
+        for side in SIDES:
+            copies = [c for c in plan.copies if c.source is side]
+            if copies:
+                await self._copy(mailbox, side, copies)
+
+    async def _apply_updates(self, mailbox: MailboxState, plan: Plan) -> None:
+        for side in SIDES:
+            changes = [
+                FlagChange(e.id, e.add, e.remove)
+                for u in plan.updates
+                for e in u.edits
+                if e.side is side
+            ]
+            if changes:
+                await self.box(side).set_flags(changes)
+                self.report.flagged[side] += len(changes)
+                self.steps.done(f"flags {SIDE_NAMES[side]}")
+        if plan.updates:
+            self.state.replace(
+                mailbox,
+                [u.old for u in plan.updates if u.old is not None],
+                [u.new for u in plan.updates],
+            )
+            self.report.paired += sum(1 for u in plan.updates if u.old is None)
+            self.steps.done("records")
+
+    async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
+        for side in SIDES:
+            deletes = [d for d in plan.deletes if d.side is side]
+            if not deletes:
+                continue
+            await self.box(side).delete([d.id for d in deletes])
+            self.report.deleted[side] += len(deletes)
+            self.steps.done(f"delete {SIDE_NAMES[side]}")
+            self.state.drop(mailbox, [d.record for d in deletes])
+            self.steps.done("forget deleted")
+
+    async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
+        """Copy in batches bounded by bytes and count: intent, append, result."""
+        by_id = {c.id: c for c in copies}
+        batch: list[tuple[Copy, Fetched]] = []
+        held = 0
+        async for fetched in self.box(source).fetch(list(by_id)):
+            copy = by_id.get(fetched.id)
+            if copy is None:
+                continue
+            batch.append((copy, fetched))
+            held += fetched.body.size
+            if held >= self.options.batch_bytes or len(batch) >= self.options.batch_count:
+                await self._deliver(mailbox, source, batch)
+                batch, held = [], 0
+        if batch:
+            await self._deliver(mailbox, source, batch)
+
+    async def _deliver(
+        self, mailbox: MailboxState, source: Side, batch: list[tuple[Copy, Fetched]]
+    ) -> None:
+        dest = source.other
+        intents = [
+            c.record or Record(pair_ids(source, f.id, ""), f.flags, f.identity) for c, f in batch
+        ]
+        fresh = [i for (c, _), i in zip(batch, intents, strict=True) if c.record is None]
+        if fresh:
+            self.state.put(mailbox, fresh)
+            self.steps.done("intent")
+        incoming = [Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch]
+        try:
+            new_ids: Sequence[str | None] = await self.box(dest).append(incoming)
+        except MailboxError as exc:
+            delivered = getattr(exc, "delivered", None) or []
+            self._record_copies(mailbox, source, batch[: len(delivered)], intents, delivered)
+            raise
+        self.steps.done(f"append {SIDE_NAMES[dest]}")
+        self._record_copies(mailbox, source, batch, intents, new_ids)
+
+    def _record_copies(
+        self,
+        mailbox: MailboxState,
+        source: Side,
+        batch: list[tuple[Copy, Fetched]],
+        intents: list[Record],
+        new_ids: Sequence[str | None],
+    ) -> None:
+        old, new = [], []
+        for (_, f), intent, new_id in zip(batch, intents, new_ids, strict=False):
+            if new_id is None:
+                continue  # no id from the store (no UIDPLUS): the next run pairs it by identity
+            old.append(intent)
+            new.append(Record(pair_ids(source, f.id, new_id), f.flags, f.identity))
+        self.report.copied[source.other] += len(new_ids)
+        if new:
+            self.state.replace(mailbox, old, new)
+            self.steps.done("records")

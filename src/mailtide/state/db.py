@@ -1,0 +1,217 @@
+"""What the last sync agreed on, per account, in one SQLite file (WAL).
+
+One database per account: ``<state_dir>/<account>.sqlite``.  Per mailbox pair
+it keeps each side's validity and cursors and one row per record (see
+``core.model.Record``).  A half record (one id empty) is the durable intent of
+a copy, written before the copy starts.
+
+Writes are grouped: the engine opens a transaction per batch of work, and a
+commit is a durable step (``synchronous=FULL``), so an intent committed here
+survives a crash or a power cut before the side effect it announces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailtide.core.model import Identity, Record, Side
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folder (
+    name TEXT PRIMARY KEY                -- canonical name, synced at least once
+);
+CREATE TABLE IF NOT EXISTS mailbox (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,           -- canonical name
+    far_validity TEXT, near_validity TEXT,
+    far_uidnext INTEGER, near_uidnext INTEGER,
+    far_modseq INTEGER, near_modseq INTEGER,
+    far_count INTEGER, near_count INTEGER
+);
+CREATE TABLE IF NOT EXISTS record (
+    mailbox INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+    far_id TEXT NOT NULL,
+    near_id TEXT NOT NULL,
+    flags TEXT NOT NULL,                 -- flag names separated by spaces, sorted
+    message_id TEXT, size INTEGER, header_digest TEXT
+);
+CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
+CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
+"""
+
+
+class StateError(Exception):
+    """The state database cannot be used (the message is for the user)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """One side's mailbox identity and progress markers."""
+
+    validity: str | None = None
+    uidnext: int | None = None
+    modseq: int | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    id: int
+    name: str
+    cursors: tuple[Cursor, Cursor]  # indexed by Side
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(flags))
+
+
+class StateDB:
+    """The state of one account.  Not thread-safe: one engine task uses it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {path} was written by a newer mailtide (schema {row[0]})"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {path} cannot be used: {exc}") from exc
+        except OSError as exc:
+            raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
+        self._depth = 0
+
+    @classmethod
+    def for_account(cls, state_dir: str | os.PathLike[str], account: str) -> StateDB:
+        return cls(Path(state_dir) / f"{account}.sqlite")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes; the outermost transaction commits (durably) on exit."""
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    # --- folders ----------------------------------------------------------------------
+
+    def known_folders(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT name FROM folder")}
+
+    def add_folders(self, names: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO folder (name) VALUES (?)", ((n,) for n in names)
+            )
+
+    # --- mailboxes --------------------------------------------------------------------
+
+    def mailbox(self, name: str, create: bool = True) -> MailboxState:
+        """The state of mailbox pair ``name``, created empty on first use (unless not ``create``:
+        then an unsaved empty state, for a dry run)."""
+        row = self._db.execute(
+            "SELECT id, far_validity, far_uidnext, far_modseq, far_count,"
+            " near_validity, near_uidnext, near_modseq, near_count FROM mailbox WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            if not create:
+                return MailboxState(0, name, (Cursor(), Cursor()))
+            with self.transaction():
+                cur = self._db.execute("INSERT INTO mailbox (name) VALUES (?)", (name,))
+            return MailboxState(int(cur.lastrowid or 0), name, (Cursor(), Cursor()))
+        return MailboxState(row[0], name, (Cursor(*row[1:5]), Cursor(*row[5:9])))
+
+    def set_cursors(self, mailbox: MailboxState, cursors: tuple[Cursor, Cursor]) -> None:
+        far, near = cursors
+        with self.transaction():
+            self._db.execute(
+                "UPDATE mailbox SET far_validity=?, far_uidnext=?, far_modseq=?, far_count=?,"
+                " near_validity=?, near_uidnext=?, near_modseq=?, near_count=? WHERE id=?",
+                (*_cursor_row(far), *_cursor_row(near), mailbox.id),
+            )
+
+    # --- records ----------------------------------------------------------------------
+
+    def records(self, mailbox: MailboxState) -> list[Record]:
+        rows = self._db.execute(
+            "SELECT far_id, near_id, flags, message_id, size, header_digest"
+            " FROM record WHERE mailbox = ?",
+            (mailbox.id,),
+        )
+        out = []
+        for far_id, near_id, flags, message_id, size, digest in rows:
+            identity = None if digest is None else Identity(message_id or "", size or 0, digest)
+            out.append(Record((far_id, near_id), frozenset(flags.split()), identity))
+        return out
+
+    def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO record (mailbox, far_id, near_id, flags, message_id, size,"
+                " header_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        mailbox.id,
+                        r.ids[Side.FAR],
+                        r.ids[Side.NEAR],
+                        _flags_text(r.flags),
+                        r.identity.message_id if r.identity else None,
+                        r.identity.size if r.identity else None,
+                        r.identity.header_digest if r.identity else None,
+                    )
+                    for r in records
+                ),
+            )
+
+    def drop(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM record WHERE rowid IN (SELECT rowid FROM record"
+                " WHERE mailbox = ? AND far_id = ? AND near_id = ? LIMIT 1)",
+                ((mailbox.id, r.ids[Side.FAR], r.ids[Side.NEAR]) for r in records),
+            )
+
+    def replace(self, mailbox: MailboxState, old: Iterable[Record], new: Iterable[Record]) -> None:
+        with self.transaction():
+            self.drop(mailbox, old)
+            self.put(mailbox, new)
+
+    def drop_all(self, mailbox: MailboxState) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
+
+
+def _cursor_row(c: Cursor) -> tuple[str | None, int | None, int | None, int | None]:
+    return (c.validity, c.uidnext, c.modseq, c.count)
