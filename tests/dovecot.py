@@ -1,0 +1,514 @@
+"""A private Dovecot 2.3 for tests and the demo, living entirely under one directory.
+
+It listens on 127.0.0.1 only (plain + STARTTLS on one port, implicit TLS on
+another), keeps its config, runtime sockets, state, logs, a self-signed
+certificate and the Maildir homes under ``root``, and lets *any* user name
+log in with the password ``secret``: a fresh user name is a fresh, empty
+account, so tests get isolation without restarting the server.
+
+Standard library only; it installs nothing.  When running as root the mail is
+owned by the system user ``mailtide-test`` (created if missing), so ``root``
+and its parents must be traversable by that user.  As an ordinary user the
+server runs as that user.
+
+Also a script, for the demo::
+
+    python tests/dovecot.py up DIR     # prints IMAP_HOST=... lines (shell-sourceable)
+    python tests/dovecot.py down DIR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PASSWORD = "secret"
+MAIL_USER = "mailtide-test"
+HOST = "127.0.0.1"
+
+# What the tests expect from a stock Dovecot 2.3; a capability_override hides some.
+CAPABILITIES_WITHOUT_EXTENSIONS = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE"
+
+
+_KEEP = object()
+
+
+class DovecotUnavailable(RuntimeError):
+    """Dovecot (or openssl) is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    host: str
+    port: int  # plain IMAP, STARTTLS offered
+    imaps_port: int  # implicit TLS
+    ca_file: str  # the self-signed certificate, to verify the server with
+    password: str = PASSWORD
+
+
+@dataclass(frozen=True, slots=True)
+class ImapAccount:
+    """One account on a test Dovecot (the ``imap_account`` fixture yields a fresh one)."""
+
+    host: str
+    port: int  # plain IMAP, STARTTLS offered
+    imaps_port: int  # implicit TLS
+    user: str
+    password: str
+    ca_file: str  # the server's self-signed certificate
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _require_tools() -> None:
+    missing = [
+        tool
+        for tool in ("dovecot", "doveconf", "openssl")
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None
+    ]
+    if missing or not Path("/usr/lib/dovecot/imap").exists():
+        raise DovecotUnavailable(
+            "Dovecot IMAP server not found (missing: "
+            + (", ".join(missing) or "/usr/lib/dovecot/imap")
+            + "); install it with: apt-get install dovecot-imapd openssl"
+        )
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if found is None:
+        raise DovecotUnavailable(f"{name} not found; install dovecot-imapd and openssl")
+    return found
+
+
+def _ensure_system_user(name: str, home: str = "/nonexistent") -> None:
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    # Another test session may create it at the same moment: check again on failure.
+    result = subprocess.run(
+        ["useradd", "--system", "--user-group", "-d", home, "-s", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        reason = result.stderr.strip()
+        raise RuntimeError(f"could not create system user {name}: {reason}") from None
+
+
+def _ensure_group(name: str) -> None:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        subprocess.run(["groupadd", "--system", name], capture_output=True, check=False)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (nobody may reap it in a container) counts as gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _traversable_by(path: Path, uid: int, gid: int) -> Path | None:
+    """The first ancestor of ``path`` that ``uid`` cannot enter, or None."""
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            return p
+    return None
+
+
+class Dovecot:
+    """One private Dovecot instance under ``root`` (created if needed).
+
+    ``capability_override`` replaces the advertised CAPABILITY (Dovecot's
+    ``imap_capability``), e.g. ``CAPABILITIES_WITHOUT_EXTENSIONS`` to act like
+    a server without UIDPLUS, CONDSTORE, QRESYNC or MOVE.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        capability_override: str | None = None,
+        port: int | None = None,
+        imaps_port: int | None = None,
+    ) -> None:
+        _require_tools()
+        self.root = Path(root).resolve()
+        self.capability_override = capability_override
+        self.port = port or _free_port()
+        self.imaps_port = imaps_port or _free_port()
+        while self.imaps_port == self.port:
+            self.imaps_port = _free_port()
+        self.host = HOST
+        self.password = PASSWORD
+        self.conf = self.root / "dovecot.conf"
+        self.cert = self.root / "ssl" / "cert.pem"
+        self.key = self.root / "ssl" / "key.pem"
+        self.home = self.root / "home"
+        self.log = self.root / "log" / "dovecot.log"
+
+    # -- public ---------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.host, self.port, self.imaps_port, str(self.cert))
+
+    def account(self, user: str) -> ImapAccount:
+        """Any user name logs in with the password "secret"; a new name is an empty account."""
+        return ImapAccount(
+            self.host, self.port, self.imaps_port, user, self.password, str(self.cert)
+        )
+
+    def maildir(self, user: str) -> Path:
+        """Where ``user``'s Maildir lives (created by Dovecot on first login)."""
+        return self.home / user / "Maildir"
+
+    def start(self) -> None:
+        if self.running():
+            return
+        self._prepare()
+        subprocess.run(
+            [_tool("doveconf"), "-c", str(self.conf), "-n"],
+            check=True,
+            capture_output=True,
+        )
+        # The master forks itself into the background; keep it off our pipes.
+        subprocess.run(
+            [_tool("dovecot"), "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._master_pid() is not None and self._greets(self.port):
+                (self.root / "pid").write_text(f"{self._master_pid()}\n")
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"dovecot did not start; see {self.log}:\n{self._log_tail()}")
+
+    def stop(self) -> None:
+        pid = self._master_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "pid").unlink()
+
+    def restart(self, *, capability_override: str | object | None = _KEEP) -> None:
+        """Stop and start again on the same ports (optionally with other capabilities)."""
+        if capability_override is not _KEEP:
+            assert capability_override is None or isinstance(capability_override, str)
+            self.capability_override = capability_override
+        self.stop()
+        self.start()
+
+    def running(self) -> bool:
+        return self._master_pid() is not None
+
+    def env(self, user: str = "demo") -> dict[str, str]:
+        return {
+            "IMAP_HOST": self.host,
+            "IMAP_PORT": str(self.port),
+            "IMAPS_PORT": str(self.imaps_port),
+            "CERT": str(self.cert),
+            "IMAP_USER": user,
+            "IMAP_PASS": self.password,
+            "MAILDIR": str(self.maildir(user)),
+            "DOVECOT_CONF": str(self.conf),
+        }
+
+    def __enter__(self) -> Dovecot:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- internals ------------------------------------------------------------
+
+    def _master_pid(self) -> int | None:
+        """The master's pid, only if that process really is ours (never trust a stale file)."""
+        for pid_file in (self.root / "run" / "master.pid", self.root / "pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (FileNotFoundError, ValueError, ProcessLookupError):
+                continue
+            if str(self.conf).encode() in cmdline and _alive(pid):
+                return pid
+        return None
+
+    def _greets(self, port: int) -> bool:
+        try:
+            with socket.create_connection((self.host, port), timeout=1) as s:
+                return s.recv(200).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def _mail_ids(self) -> tuple[str, int, int, str, str]:
+        """(mail user, uid, gid, internal user, login user) for this process's privileges."""
+        if os.geteuid() == 0:
+            for group in ("dovecot", "dovenull"):
+                _ensure_group(group)
+            for user in ("dovecot", "dovenull"):
+                try:
+                    pwd.getpwnam(user)
+                except KeyError:
+                    subprocess.run(
+                        [
+                            "useradd",
+                            "--system",
+                            "-g",
+                            user,
+                            "-d",
+                            "/nonexistent",
+                            "-s",
+                            "/usr/sbin/nologin",
+                            user,
+                        ],
+                        capture_output=True,
+                        check=False,
+                    )
+            _ensure_system_user(MAIL_USER)
+            entry = pwd.getpwnam(MAIL_USER)
+            return MAIL_USER, entry.pw_uid, entry.pw_gid, "dovecot", "dovenull"
+        entry = pwd.getpwuid(os.geteuid())
+        return entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_name
+
+    def _prepare(self) -> None:
+        mail_user, uid, gid, internal_user, login_user = self._mail_ids()
+        for sub in ("run", "state", "log", "ssl", "home"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        os.chmod(self.home, 0o755)
+        if os.geteuid() == 0:
+            os.chown(self.home, uid, gid)
+        blocked = _traversable_by(self.home, uid, gid)
+        if blocked is not None:
+            raise RuntimeError(
+                f"the mail user {mail_user} cannot enter {blocked}; "
+                "use a directory under /tmp or chmod o+x it"
+            )
+        if not (self.cert.exists() and self.key.exists()):
+            # DNS:127.0.0.1 too: some clients match only DNS names.
+            subprocess.run(
+                [
+                    _tool("openssl"),
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "3650",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:127.0.0.1",
+                    "-keyout",
+                    str(self.key),
+                    "-out",
+                    str(self.cert),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            os.chmod(self.key, 0o600)
+            os.chmod(self.cert, 0o644)
+        self.conf.write_text(self._config(mail_user, uid, gid, internal_user, login_user))
+
+    def _config(self, mail_user: str, uid: int, gid: int, internal: str, login: str) -> str:
+        dh = "/usr/share/dovecot/dh.pem"
+        dh_line = f"ssl_dh = <{dh}" if Path(dh).exists() else ""
+        caps = (
+            f"  imap_capability = {self.capability_override}\n"
+            if self.capability_override is not None
+            else ""
+        )
+        instance = "mailtide-test-" + hashlib.sha1(str(self.root).encode()).hexdigest()[:8]
+        unprivileged = os.geteuid() != 0
+        # As an ordinary user nothing can chroot; as root keep Dovecot's defaults.
+        no_chroot = "  chroot =\n" if unprivileged else ""
+        return f"""\
+# private test instance (tests/dovecot.py), loopback only
+instance_name = {instance}
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+protocols = imap
+listen = {self.host}
+log_path = {self.log}
+info_log_path = {self.root}/log/dovecot-info.log
+default_internal_user = {internal}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name}
+default_login_user = {login}
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_uid = {uid}
+mail_gid = {gid}
+
+ssl = yes
+ssl_cert = <{self.cert}
+ssl_key = <{self.key}
+{dh_line}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = no
+# Wrong-password tests should not wait the default 2 s.
+auth_failure_delay = 0
+
+# Any user name, password "secret": a new name is a new, empty account.
+passdb {{
+  driver = static
+  args = password={self.password}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={self.home}/%u
+}}
+
+mail_location = maildir:~/Maildir
+mail_fsync = optimized
+namespace inbox {{
+  inbox = yes
+  separator = /
+  prefix =
+  mailbox Drafts {{
+    special_use = \\Drafts
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+  }}
+}}
+
+protocol imap {{
+  mail_max_userip_connections = 200
+{caps}}}
+
+service imap-login {{
+{no_chroot}  inet_listener imap {{
+    address = {self.host}
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    address = {self.host}
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+}}
+service auth {{
+{no_chroot}  unix_listener auth-userdb {{
+    mode = 0600
+    user = {mail_user}
+  }}
+}}
+"""
+
+
+def _read_env(root: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in (root / "env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+@contextlib.contextmanager
+def running(root: str | os.PathLike[str], **kwargs: object) -> Iterator[Dovecot]:
+    server = Dovecot(root, **kwargs)  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in ("up", "down"):
+        print("usage: dovecot.py up DIR [USER] | down DIR", file=sys.stderr)
+        return 2
+    root = Path(argv[1])
+    root.mkdir(parents=True, exist_ok=True)
+    old = _read_env(root.resolve())
+    try:
+        server = Dovecot(
+            root,
+            port=int(old["IMAP_PORT"]) if "IMAP_PORT" in old else None,
+            imaps_port=int(old["IMAPS_PORT"]) if "IMAPS_PORT" in old else None,
+        )
+    except DovecotUnavailable as e:
+        print(f"dovecot.py: {e}", file=sys.stderr)
+        return 1
+    if argv[0] == "down":
+        server.stop()
+        return 0
+    user = argv[2] if len(argv) > 2 else "demo"
+    server.start()
+    env = server.env(user)
+    (server.root / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    for key, value in env.items():
+        print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
