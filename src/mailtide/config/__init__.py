@@ -1,0 +1,24 @@
+"""The TOML configuration: ``load_config(path)`` returns a checked ``Config``."""
+
+from mailtide.config.load import ConfigError, default_config_path, default_state_dir, load_config
+from mailtide.config.model import (
+    Account,
+    Config,
+    General,
+    ImapRepository,
+    MaildirRepository,
+    Repository,
+)
+
+__all__ = [
+    "Account",
+    "Config",
+    "ConfigError",
+    "General",
+    "ImapRepository",
+    "MaildirRepository",
+    "Repository",
+    "default_config_path",
+    "default_state_dir",
+    "load_config",
+]

@@ -1,0 +1,496 @@
+"""Read and check the TOML configuration.
+
+Every mistake in the file is collected, not just the first, and each is one
+line for the user: ``FILE:LINE: KEY.PATH: what is wrong``.  Unknown keys are
+errors (with a "did you mean" when a known key is close), because a misspelt
+key silently ignored is a setting the user believes in and does not have.
+
+Relative paths in the file are taken relative to the file's directory, so
+the meaning of a config does not depend on where mailtide is started from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+import unicodedata
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any, cast
+
+from mailtide.config.lines import KeyPath, key_lines, line_of
+from mailtide.config.model import (
+    DEFAULT_MASS_DELETE_FLOOR,
+    DEFAULT_MASS_DELETE_SHARE,
+    DEFAULT_PORTS,
+    DEFAULT_TIMEOUT,
+    LAYOUTS,
+    LOOPBACK_HOSTS,
+    TLS_MODES,
+    Account,
+    Config,
+    General,
+    ImapRepository,
+    Layout,
+    MaildirRepository,
+    Repository,
+    Tls,
+)
+from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used.  ``problems`` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _xdg_dir(variable: str, fallback: str) -> Path:
+    # The XDG spec says a relative value is invalid and must be ignored.
+    value = os.environ.get(variable, "")
+    base = Path(value) if value and os.path.isabs(value) else Path.home() / fallback
+    return base / "mailtide"
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/mailtide/config.toml`` (``~/.config/mailtide/config.toml``)."""
+    return _xdg_dir("XDG_CONFIG_HOME", ".config") / "config.toml"
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/mailtide`` (``~/.local/state/mailtide``)."""
+    return _xdg_dir("XDG_STATE_HOME", ".local/state")
+
+
+def load_config(path: str | None) -> Config:
+    """Read, check and return the configuration; raise ConfigError listing every problem.
+
+    ``path`` None means the default location (``default_config_path()``).
+    """
+    file = Path(path) if path is not None else default_config_path()
+    shown = path if path is not None else str(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        hint = "" if path is not None else " (write one, see config.example.toml, or use -c FILE)"
+        raise ConfigError([f"{shown}: cannot read the config file: {reason}{hint}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError([f"{shown}:{line}: the file is not valid UTF-8"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        where = f"{shown}:{m.group(1)}" if m else shown
+        raise ConfigError([f"{where}: TOML syntax error: {e}"]) from None
+    checker = _Checker(shown, text, file.absolute().parent)
+    config = checker.config(data, file.absolute())
+    if checker.problems or config is None:
+        raise ConfigError(checker.problems)
+    return config
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _show_key(path: KeyPath) -> str:
+    return ".".join(
+        p if _BARE_KEY.fullmatch(p) else json.dumps(p, ensure_ascii=False) for p in path
+    )
+
+
+def _show(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date/time"
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {_show(close[0])}?)" if close else ""
+
+
+_UNSET_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+_MAILDIR_KEYS = ("type", "path", "layout", "folders")
+_IMAP_KEYS = (
+    "type",
+    "host",
+    "port",
+    "tls",
+    "ca_file",
+    "user",
+    "password",
+    "password_command",
+    "timeout",
+    "folders",
+)
+_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS}
+
+Table = dict[str, Any]
+
+
+class _Checker:
+    """Walks the parsed TOML, collecting problems and building the Config."""
+
+    def __init__(self, file: str, text: str, base_dir: Path) -> None:
+        self.file = file
+        self.lines = key_lines(text)
+        self.base_dir = base_dir
+        self.found: list[tuple[int, str]] = []
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem found so far, in the order of the file."""
+        return [text for _, text in sorted(self.found, key=lambda found: found[0])]
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        line = line_of(self.lines, path)
+        where = f"{self.file}:{line}" if line is not None else self.file
+        text = f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
+        self.found.append((line or 0, text))
+
+    # -- the file, section by section --------------------------------------------------
+
+    def config(self, data: Table, file: Path) -> Config | None:
+        self.known_keys(data, (), ("general", "account", "repository"))
+        repositories_table = self.table(data, (), "repository") or {}
+        accounts_table = self.table(data, (), "account") or {}
+        general_table = self.table(data, (), "general") or {}
+
+        repositories: dict[str, Repository] = {}
+        for name, value in repositories_table.items():
+            path = ("repository", name)
+            if self.name_ok(path, "repository", name) and self.is_table(path, value):
+                repository = self.repository(path, name, value)
+                if repository is not None:
+                    repositories[name] = repository
+
+        accounts: dict[str, Account] = {}
+        for name, value in accounts_table.items():
+            path = ("account", name)
+            if self.name_ok(path, "account", name) and self.is_table(path, value):
+                account = self.account(path, name, value, repositories, repositories_table)
+                if account is not None:
+                    accounts[name] = account
+        if not accounts_table:
+            self.problem((), "no [account.NAME] table: there is nothing to sync")
+
+        general = self.general(("general",), general_table, accounts_table)
+        if self.problems or general is None:
+            return None
+        return Config(
+            path=file,
+            general=general,
+            accounts=tuple(accounts.values()),
+            repositories=tuple(repositories.values()),
+        )
+
+    def general(self, path: KeyPath, table: Table, accounts: Table) -> General | None:
+        self.known_keys(table, path, ("accounts", "state_dir"))
+        names = self.string_list(table, path, "accounts")
+        if names is not None:
+            if not names:
+                self.problem((*path, "accounts"), "must name at least one account")
+            seen: set[str] = set()
+            for name in names:
+                if name not in accounts:
+                    self.problem(
+                        (*path, "accounts"),
+                        f"no account named {_show(name)}{_suggest(name, accounts)}",
+                    )
+                elif name in seen:
+                    self.problem((*path, "accounts"), f"account {_show(name)} is named twice")
+                seen.add(name)
+        state_dir = self.path(table, path, "state_dir")
+        if "state_dir" not in table:
+            state_dir = default_state_dir()
+        if state_dir is None:
+            return None
+        return General(accounts=tuple(names) if names else tuple(accounts), state_dir=state_dir)
+
+    def account(
+        self,
+        path: KeyPath,
+        name: str,
+        table: Table,
+        repositories: dict[str, Repository],
+        declared: Table,
+    ) -> Account | None:
+        self.known_keys(table, path, ("local", "remote", "mass_delete_share", "mass_delete_floor"))
+        sides: dict[str, Repository | None] = {}
+        for side in ("local", "remote"):
+            target = self.string(table, path, side, required=True)
+            sides[side] = None
+            if target is None:
+                continue
+            if target not in declared:
+                self.problem(
+                    (*path, side),
+                    f"no repository named {_show(target)}{_suggest(target, declared)}",
+                )
+            sides[side] = repositories.get(target)
+        if table.get("local") == table.get("remote") and isinstance(table.get("local"), str):
+            self.problem((*path, "remote"), "must not be the same repository as local")
+        share = self.number(table, path, "mass_delete_share")
+        if share is not None and not 0 < share <= 1:
+            self.problem(
+                (*path, "mass_delete_share"), f"must be above 0 and at most 1, not {share:g}"
+            )
+        floor = self.integer(table, path, "mass_delete_floor")
+        if floor is not None and floor < 0:
+            self.problem((*path, "mass_delete_floor"), f"must be 0 or more, not {floor}")
+        local, remote = sides["local"], sides["remote"]
+        if local is None or remote is None:
+            return None
+        return Account(
+            name=name,
+            local=local,
+            remote=remote,
+            mass_delete_share=DEFAULT_MASS_DELETE_SHARE if share is None else share,
+            mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
+        )
+
+    def repository(self, path: KeyPath, name: str, table: Table) -> Repository | None:
+        kind = self.string(table, path, "type", required=True)
+        if kind is None:
+            self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
+            return None
+        if kind not in _REPOSITORY_KEYS:
+            self.problem(
+                (*path, "type"),
+                f'must be "maildir" or "imap", not {_show(kind)}{_suggest(kind, _REPOSITORY_KEYS)}',
+            )
+            self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
+            return None
+        self.known_keys(table, path, _REPOSITORY_KEYS[kind], kind=kind)
+        errors_before = len(self.found)
+        folders = self.folders((*path, "folders"), self.table(table, path, "folders") or {})
+        if kind == "maildir":
+            repository: Repository | None = self.maildir(path, name, table, folders)
+        else:
+            repository = self.imap(path, name, table, folders)
+        return repository if len(self.found) == errors_before else None
+
+    def maildir(
+        self, path: KeyPath, name: str, table: Table, folders: FolderFilter | None
+    ) -> MaildirRepository | None:
+        root = self.path(table, path, "path", required=True)
+        layout = self.choice(table, path, "layout", LAYOUTS) or "fs"
+        if root is None or folders is None:
+            return None
+        return MaildirRepository(name=name, path=root, layout=cast(Layout, layout), folders=folders)
+
+    def imap(
+        self, path: KeyPath, name: str, table: Table, folders: FolderFilter | None
+    ) -> ImapRepository | None:
+        host = self.string(table, path, "host", required=True, nonempty=True)
+        user = self.string(table, path, "user", required=True, nonempty=True)
+        tls = cast(Tls, self.choice(table, path, "tls", TLS_MODES) or "implicit")
+        if tls == "none" and host is not None and host not in LOOPBACK_HOSTS:
+            self.problem(
+                (*path, "tls"),
+                f'"none" is refused for host {_show(host)}: the password would cross the network'
+                ' in clear text (use "implicit" or "starttls"; "none" is only allowed for'
+                " 127.0.0.1 and ::1)",
+            )
+        port = self.integer(table, path, "port")
+        if port is not None and not 1 <= port <= 65535:
+            self.problem((*path, "port"), f"must be between 1 and 65535, not {port}")
+        ca_file = self.path(table, path, "ca_file")
+        if ca_file is not None and not ca_file.is_file():
+            self.problem((*path, "ca_file"), f"no such file: {ca_file}")
+        timeout = self.number(table, path, "timeout")
+        if timeout is not None and timeout <= 0:
+            self.problem((*path, "timeout"), f"must be more than 0 seconds, not {timeout:g}")
+        password = self.string(table, path, "password")
+        command = self.password_command(path, table)
+        if ("password" in table) == ("password_command" in table):
+            what = "both are set" if "password" in table else "neither is set"
+            self.problem(path, f'needs exactly one of "password" and "password_command"; {what}')
+        if host is None or user is None or folders is None:
+            return None
+        return ImapRepository(
+            name=name,
+            host=host,
+            user=user,
+            port=DEFAULT_PORTS[tls] if port is None else port,
+            tls=tls,
+            ca_file=ca_file,
+            password=password,
+            password_command=command,
+            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+            folders=folders,
+        )
+
+    def password_command(self, path: KeyPath, table: Table) -> tuple[str, ...] | None:
+        value = table.get("password_command")
+        if value is None:
+            return None
+        key = (*path, "password_command")
+        if isinstance(value, str):
+            self.problem(
+                key,
+                "must be a list of strings, the command and its arguments (run without a shell),"
+                ' e.g. ["pass", "show", "mail/work"], not a string',
+            )
+            return None
+        argv = self.string_list(table, path, "password_command")
+        if argv is None:
+            return None
+        if not argv or not argv[0]:
+            self.problem(
+                key, "must name a command: the list is empty or starts with an empty string"
+            )
+            return None
+        return tuple(argv)
+
+    def folders(self, path: KeyPath, table: Table) -> FolderFilter | None:
+        self.known_keys(table, path, ("include", "exclude"))
+        patterns: dict[str, tuple[str, ...]] = {"include": ("*",), "exclude": ()}
+        ok = True
+        for key in ("include", "exclude"):
+            value = self.string_list(table, path, key)
+            if key in table and value is None:
+                ok = False
+                continue
+            if value is None:
+                continue
+            if key == "include" and not value:
+                self.problem((*path, key), "selects no folder (leave it out to sync every folder)")
+                ok = False
+            for pattern in value:
+                try:
+                    compile_pattern(pattern)
+                except BadPattern as e:
+                    self.problem((*path, key), str(e))
+                    ok = False
+            patterns[key] = tuple(value)
+        return FolderFilter(patterns["include"], patterns["exclude"]) if ok else None
+
+    # -- keys and values ----------------------------------------------------------------
+
+    def known_keys(
+        self, table: Table, path: KeyPath, allowed: Collection[str], kind: str | None = None
+    ) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            message = "unknown key" + _suggest(key, allowed)
+            if kind is not None:
+                other = [k for k, keys in _REPOSITORY_KEYS.items() if k != kind and key in keys]
+                if other:
+                    message = f'not a key for type = "{kind}" (it is one for "{other[0]}")'
+            self.problem((*path, key), message)
+
+    def name_ok(self, path: KeyPath, what: str, name: str) -> bool:
+        bad = [c for c in name if unicodedata.category(c) == "Cc" or c in "/,\\"]
+        if not name or bad:
+            self.problem(
+                path,
+                f"{what} name {_show(name)} must be non-empty and hold no '/', ',', '\\'"
+                " or control characters",
+            )
+            return False
+        return True
+
+    def is_table(self, path: KeyPath, value: object) -> bool:
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a table, not {_kind(value)}")
+            return False
+        return True
+
+    def get(self, table: Table, path: KeyPath, key: str, kinds: tuple[type, ...], what: str) -> Any:
+        """The value of ``key`` if present and of one of ``kinds``, else None (reported)."""
+        if key not in table:
+            return None
+        value = table[key]
+        # bool is an int to Python, but `port = true` is a mistake, not port 1.
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            self.problem((*path, key), f"must be {what}, not {_kind(value)}")
+            return None
+        return value
+
+    def required(self, table: Table, path: KeyPath, key: str) -> bool:
+        if key not in table:
+            self.problem(path, f"missing key {_show(key)}")
+            return False
+        return True
+
+    def table(self, table: Table, path: KeyPath, key: str) -> Table | None:
+        value = self.get(table, path, key, (dict,), "a table")
+        return cast(Table | None, value)
+
+    def string(
+        self,
+        table: Table,
+        path: KeyPath,
+        key: str,
+        required: bool = False,
+        nonempty: bool = False,
+    ) -> str | None:
+        if required and not self.required(table, path, key):
+            return None
+        value = self.get(table, path, key, (str,), "a string")
+        if nonempty and value == "":
+            self.problem((*path, key), "must not be empty")
+            return None
+        return cast(str | None, value)
+
+    def integer(self, table: Table, path: KeyPath, key: str) -> int | None:
+        return cast(int | None, self.get(table, path, key, (int,), "an integer"))
+
+    def number(self, table: Table, path: KeyPath, key: str) -> float | None:
+        value = self.get(table, path, key, (int, float), "a number")
+        return None if value is None else float(value)
+
+    def string_list(self, table: Table, path: KeyPath, key: str) -> list[str] | None:
+        value = self.get(table, path, key, (list,), "a list of strings")
+        if value is None:
+            return None
+        wrong = [v for v in value if not isinstance(v, str)]
+        if wrong:
+            self.problem((*path, key), f"must be a list of strings, but holds {_kind(wrong[0])}")
+            return None
+        return cast(list[str], value)
+
+    def choice(self, table: Table, path: KeyPath, key: str, choices: tuple[str, ...]) -> str | None:
+        value = self.string(table, path, key)
+        if value is not None and value not in choices:
+            listed = ", ".join(_show(c) for c in choices)
+            self.problem((*path, key), f"must be one of {listed}, not {_show(value)}")
+            return None
+        return value
+
+    def path(self, table: Table, path: KeyPath, key: str, required: bool = False) -> Path | None:
+        value = self.string(table, path, key, required=required, nonempty=True)
+        if value is None:
+            return None
+        unset = [a or b for a, b in _UNSET_VAR.findall(value) if (a or b) not in os.environ]
+        if unset:
+            self.problem((*path, key), f"environment variable ${unset[0]} is not set")
+            return None
+        expanded = Path(os.path.expandvars(os.path.expanduser(value)))
+        return expanded if expanded.is_absolute() else self.base_dir / expanded

@@ -1,0 +1,100 @@
+"""The validated configuration: plain values, no I/O.
+
+Everything here has been checked by ``mailtide.config.load``: names refer to
+things that exist, paths are expanded and absolute, defaults are filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailtide.core.folder_filter import FolderFilter
+
+Layout = Literal["fs", "maildir++"]
+Tls = Literal["implicit", "starttls", "none"]
+
+LAYOUTS: tuple[Layout, ...] = ("fs", "maildir++")
+TLS_MODES: tuple[Tls, ...] = ("implicit", "starttls", "none")
+# tls = "none" sends the password in clear text, so only these hosts may use it.
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+
+DEFAULT_PORTS: dict[Tls, int] = {"implicit": 993, "starttls": 143, "none": 143}
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MASS_DELETE_SHARE = 0.5
+DEFAULT_MASS_DELETE_FLOOR = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MaildirRepository:
+    name: str
+    path: Path
+    layout: Layout = "fs"
+    folders: FolderFilter = field(default_factory=FolderFilter)
+
+
+@dataclass(frozen=True, slots=True)
+class ImapRepository:
+    """An IMAP server account.
+
+    Exactly one of ``password`` and ``password_command`` is set; get the
+    password with ``mailtide.auth.password.resolve_password(repo)``.
+    ``ca_file`` None means the system trust store.
+    """
+
+    name: str
+    host: str
+    user: str
+    port: int = 993
+    tls: Tls = "implicit"
+    ca_file: Path | None = None
+    # repr=False: a repository printed in a log line or a traceback must not show it.
+    password: str | None = field(default=None, repr=False)
+    password_command: tuple[str, ...] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    folders: FolderFilter = field(default_factory=FolderFilter)
+
+
+Repository = MaildirRepository | ImapRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A pair of repositories kept in sync.
+
+    The mass-delete guard refuses a run that would delete more than
+    ``mass_delete_share`` of a mailbox's messages, unless it deletes no more
+    than ``mass_delete_floor`` of them.
+    """
+
+    name: str
+    local: Repository
+    remote: Repository
+    mass_delete_share: float = DEFAULT_MASS_DELETE_SHARE
+    mass_delete_floor: int = DEFAULT_MASS_DELETE_FLOOR
+
+
+@dataclass(frozen=True, slots=True)
+class General:
+    accounts: tuple[str, ...]  # the accounts a sync without -a covers, in order
+    state_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # the file it was read from
+    general: General
+    accounts: tuple[Account, ...]  # every [account.*], in file order
+    repositories: tuple[Repository, ...]  # every [repository.*], in file order
+
+    def account(self, name: str) -> Account:
+        """The account called ``name``; KeyError when there is none."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(name)
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.accounts)
