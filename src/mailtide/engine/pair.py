@@ -288,7 +288,9 @@ class PairSync:
         if fresh:
             self.state.put(mailbox, fresh)
             self.steps.done("intent")
-        incoming = [Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch]
+        incoming = [
+            Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch
+        ]
         try:
             new_ids: Sequence[str | None] = await self.box(dest).append(incoming)
         except MailboxError as exc:

@@ -1,0 +1,157 @@
+"""Sync one account: the folder tree first, then every mailbox pair.
+
+Folders: a folder on one side only is created on the other, unless the state
+says it was synced before (then it was deleted on one side: it is reported and
+left alone, never re-created and never deleted wholesale).  A mailbox that
+fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from mailtide.core.folder_filter import FolderFilter
+from mailtide.core.model import SIDES, Side
+from mailtide.core.names import canonical
+from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
+from mailtide.engine.steps import Steps
+from mailtide.state.db import StateDB
+from mailtide.stores.base import Mailbox, MailboxError, Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class AccountReport:
+    name: str
+    mailboxes: list[PairReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(m.error for m in self.mailboxes)
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (0 if name == "INBOX" else 1, name)
+
+
+class AccountSync:
+    """One run over one account.  ``stores`` and ``filters`` are indexed by Side."""
+
+    def __init__(
+        self,
+        name: str,
+        stores: tuple[Store, Store],
+        filters: tuple[FolderFilter, FolderFilter],
+        state: StateDB,
+        options: Options,
+        only: Sequence[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.stores = stores
+        self.filters = filters
+        self.state = state
+        self.options = options
+        self.only = {canonical(n) for n in only} if only else None
+        self.steps = Steps()
+        self.report = AccountReport(name)
+        self.log = log.bind(account=name)
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        self.log.warning("account.warning", message=message)
+
+    async def run(self) -> AccountReport:
+        try:
+            for store in self.stores:
+                await store.connect()
+            names = await self._folders()
+            for name in names:
+                await self._mailbox(name)
+        except StoreError as exc:
+            self.report.error = str(exc)
+            self.log.error("account.failed", error=str(exc))
+        finally:
+            for store in self.stores:
+                try:
+                    await store.close()
+                except Exception as exc:  # closing must not hide the real outcome
+                    self.log.debug("account.close_failed", error=str(exc))
+        return self.report
+
+    async def _folders(self) -> list[str]:
+        """The mailbox pairs to sync, after creating folders that are new on one side."""
+        present: list[set[str]] = []
+        parent_only: set[str] = set()
+        for side in SIDES:
+            store = self.stores[side]
+            folders = await store.list_folders()
+            for raw, why in store.refused:
+                self.warn(f"{SIDE_NAMES[side]} folder {raw!r} skipped: {why}")
+            present.append({f.name for f in folders if f.selectable})
+            parent_only |= {f.name for f in folders if not f.selectable}
+        wanted = {
+            n
+            for n in present[Side.FAR] | present[Side.NEAR]
+            if all(f.selects(n) for f in self.filters) and (self.only is None or n in self.only)
+        }
+        if self.only:
+            for n in sorted(self.only - wanted):
+                self.warn(f"folder {n!r} was asked for but exists on neither side (or is filtered)")
+        known = self.state.known_folders()
+        chosen = []
+        for name in sorted(wanted, key=_order):
+            missing = [s for s in SIDES if name not in present[s]]
+            if not missing:
+                chosen.append(name)
+                continue
+            side = missing[0]
+            if name in known:
+                self.warn(
+                    f"folder {name!r} is gone from the {SIDE_NAMES[side]} side; it was synced "
+                    "before, so it is neither re-created nor deleted on the other side"
+                )
+                continue
+            if name in parent_only:
+                self.warn(f"folder {name!r} holds no messages on one side; skipped")
+                continue
+            if self.options.dry_run:
+                self.log.info("folder.would_create", folder=name, side=SIDE_NAMES[side])
+            else:
+                await self.stores[side].create_folder(name)
+                present[side].add(name)
+                self.log.info("folder.created", folder=name, side=SIDE_NAMES[side])
+                self.steps.done("create folder")
+            chosen.append(name)
+        if not self.options.dry_run:
+            self.state.add_folders(chosen)
+        return chosen
+
+    async def _mailbox(self, name: str) -> None:
+        boxes: list[Mailbox | None] = [None, None]
+        report: PairReport
+        try:
+            for side in SIDES:
+                try:
+                    boxes[side] = await self.stores[side].open(name)
+                except MailboxError:
+                    if not self.options.dry_run:
+                        raise
+            pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
+            report = await pair.run()
+        except MailboxError as exc:
+            report = PairReport(name, error=str(exc))
+            self.log.error("mailbox.failed", mailbox=name, error=str(exc))
+        finally:
+            for box in boxes:
+                if box is not None:
+                    try:
+                        await box.close()
+                    except StoreError as exc:
+                        self.log.debug("mailbox.close_failed", mailbox=name, error=str(exc))
+        self.report.mailboxes.append(report)

@@ -1,0 +1,115 @@
+"""Run syncs from a configuration: the entry point the CLI (and later the daemon) calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from mailtide.config.model import Account, Config, ImapRepository, Repository
+from mailtide.core.model import Side
+from mailtide.engine.account import AccountReport, AccountSync
+from mailtide.engine.pair import Options
+from mailtide.state.db import StateDB, StateError
+from mailtide.stores.base import Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+
+async def open_store(repo: Repository) -> Store:
+    """A store for a configured repository (not yet connected)."""
+    if isinstance(repo, ImapRepository):
+        from mailtide.auth.password import resolve_password
+        from mailtide.stores.imap import ImapSettings, ImapStore
+
+        password = await resolve_password(repo)
+        return ImapStore(
+            ImapSettings(
+                host=repo.host,
+                port=repo.port,
+                user=repo.user,
+                password=password,
+                tls=repo.tls,
+                ca_file=str(repo.ca_file) if repo.ca_file else None,
+                timeout=repo.timeout,
+            )
+        )
+    from mailtide.stores.maildir import MaildirSettings, MaildirStore
+
+    return MaildirStore(MaildirSettings(str(repo.path), repo.layout))
+
+
+async def sync_account(
+    config: Config,
+    account: Account,
+    *,
+    folders: Sequence[str] | None = None,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+) -> AccountReport:
+    """Sync one account (all its folders, or only ``folders``)."""
+    options = Options(
+        dry_run=dry_run,
+        allow_mass_delete=allow_mass_delete,
+        mass_delete_share=account.mass_delete_share,
+        mass_delete_floor=account.mass_delete_floor,
+    )
+    try:
+        stores = (await open_store(account.remote), await open_store(account.local))
+        state = StateDB.for_account(config.general.state_dir, account.name)
+    except (StoreError, StateError) as exc:
+        return AccountReport(account.name, error=str(exc))
+    filters = (account.remote.folders, account.local.folders)
+    try:
+        sync = AccountSync(account.name, stores, filters, state, options, only=folders)
+        return await sync.run()
+    finally:
+        state.close()
+
+
+def _print_report(report: AccountReport, dry_run: bool) -> None:
+    verb = "would" if dry_run else "did"
+    if report.error:
+        log.error("account.error", account=report.name, error=report.error)
+        return
+    for m in report.mailboxes:
+        if m.error:
+            log.error("mailbox.error", account=report.name, mailbox=m.name, error=m.error)
+        elif dry_run or any(m.summary().values()):
+            log.info(f"mailbox.{verb}", account=report.name, mailbox=m.name, **m.summary())
+    total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
+    log.info(
+        "account.done",
+        account=report.name,
+        mailboxes=len(report.mailboxes),
+        failed=sum(1 for m in report.mailboxes if m.error),
+        new_remote=total[Side.FAR],
+        new_local=total[Side.NEAR],
+        dry_run=dry_run,
+    )
+
+
+async def sync_accounts(
+    config: Config,
+    accounts: Sequence[str] | None = None,
+    folders: Sequence[str] | None = None,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+) -> int:
+    """Sync the named accounts (default: ``general.accounts``) one after the other.
+
+    Returns the exit code: 0 when everything synced, 1 when an account or mailbox failed.
+    """
+    names = list(accounts or config.general.accounts)
+    failed = False
+    for name in names:
+        report = await sync_account(
+            config,
+            config.account(name),
+            folders=folders,
+            dry_run=dry_run,
+            allow_mass_delete=allow_mass_delete,
+        )
+        _print_report(report, dry_run)
+        failed |= report.failed
+    return 1 if failed else 0
