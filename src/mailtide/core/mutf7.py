@@ -1,0 +1,92 @@
+"""Modified UTF-7 (RFC 3501 §5.1.3), the encoding of IMAP mailbox names.
+
+Printable ASCII (0x20-0x7E) stands for itself, except "&", written "&-".
+Anything else is written as "&" + base64 of its UTF-16BE form (with "," in
+place of "/", no "=" padding) + "-".  ``decode`` is strict: a name that a
+conforming server could not have sent raises ValueError, so a garbled name is
+refused instead of silently mapped to a different folder.
+"""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode, b64encode
+
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
+
+
+def _is_direct(ch: str) -> bool:
+    return 0x20 <= ord(ch) <= 0x7E
+
+
+def encode(name: str) -> str:
+    """The modified UTF-7 form of a Unicode mailbox name."""
+    out: list[str] = []
+    run: list[str] = []  # characters waiting to be base64-encoded together
+
+    def flush() -> None:
+        if run:
+            raw = "".join(run).encode("utf-16-be")  # a lone surrogate raises ValueError
+            out.append("&" + b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-")
+            run.clear()
+
+    for ch in name:
+        if _is_direct(ch):
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+
+
+def decode(name: str) -> str:
+    """The Unicode form of a modified UTF-7 mailbox name; ValueError if it is malformed."""
+    out: list[str] = []
+    i = 0
+    n = len(name)
+    while i < n:
+        ch = name[i]
+        if not _is_direct(ch):
+            raise ValueError(f"character U+{ord(ch):04X} not allowed in modified UTF-7")
+        if ch != "&":
+            out.append(ch)
+            i += 1
+            continue
+        end = name.find("-", i + 1)
+        if end < 0:
+            raise ValueError(f"unterminated '&' shift in {name!r}")
+        chunk = name[i + 1 : end]
+        i = end + 1
+        if not chunk:
+            out.append("&")
+            continue
+        out.append(_decode_run(chunk, name))
+        # Two adjacent encoded runs would have been written as one: not canonical.
+        if i < n and name[i] == "&" and name[i + 1 : i + 2] != "-":
+            raise ValueError(f"adjacent encoded runs in {name!r}")
+    return "".join(out)
+
+
+def _decode_run(chunk: str, name: str) -> str:
+    if not set(chunk) <= _B64_CHARS:
+        raise ValueError(f"bad base64 in {name!r}")
+    if len(chunk) % 4 == 1:
+        raise ValueError(f"truncated base64 in {name!r}")
+    b64 = chunk.replace(",", "/")
+    try:
+        raw = b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"bad base64 in {name!r}") from e
+    if len(raw) % 2:
+        raise ValueError(f"odd number of UTF-16 bytes in {name!r}")
+    # The unused low bits of the last base64 character must be zero (canonical form).
+    if b64encode(raw).decode("ascii").rstrip("=") != b64:
+        raise ValueError(f"non-canonical base64 in {name!r}")
+    try:
+        text = raw.decode("utf-16-be")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"invalid UTF-16 in {name!r}") from e
+    if any(_is_direct(c) for c in text):
+        raise ValueError(f"printable ASCII encoded in base64 in {name!r}")
+    return text
