@@ -160,6 +160,7 @@ class _Checker:
         self.lines = key_lines(text)
         self.base_dir = base_dir
         self.found: list[tuple[int, str]] = []
+        self.unknown: dict[KeyPath, list[str]] = {}  # unknown keys seen, per table
 
     @property
     def problems(self) -> list[str]:
@@ -398,6 +399,7 @@ class _Checker:
         for key in table:
             if key in allowed:
                 continue
+            self.unknown.setdefault(path, []).append(key)
             message = "unknown key" + _suggest(key, allowed)
             if kind is not None:
                 other = [k for k, keys in _REPOSITORY_KEYS.items() if k != kind and key in keys]
@@ -435,7 +437,9 @@ class _Checker:
 
     def required(self, table: Table, path: KeyPath, key: str) -> bool:
         if key not in table:
-            self.problem(path, f"missing key {_show(key)}")
+            # A misspelling of this key was reported as unknown already, with a suggestion.
+            if not difflib.get_close_matches(key, self.unknown.get(path, []), cutoff=0.6):
+                self.problem(path, f"missing key {_show(key)}")
             return False
         return True
 
