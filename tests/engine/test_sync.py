@@ -1,0 +1,193 @@
+"""Two-way sync through a real Dovecot into a real Maildir: outcomes on both sides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imap_helpers as srv
+import maildir_helpers as loc
+import pytest
+from engine_helpers import Setup, make_setup
+
+FOLDERS = ["INBOX", "Archive/2024", "Entwürfe", "Project Alpha", "日本語", "Work/Clients/Acme & Co"]
+
+
+def fill_server(setup: Setup, per_folder: int = 3) -> dict[str, list[str]]:
+    """Put messages on the server; returns folder -> Message-IDs."""
+    ids: dict[str, list[str]] = {}
+    with srv.session(setup.imap) as c:
+        for f_index, folder in enumerate(FOLDERS):
+            ids[folder] = []
+            for i in range(per_folder):
+                flags = ["\\Seen"] if i % 2 == 0 else []
+                if i == 1:
+                    flags += ["\\Flagged", "$Forwarded", "Work"]
+                srv.append(setup.imap, folder, srv.make_message(100 * f_index + i, folder), flags, imap=c)
+                ids[folder].append(srv.message_id(100 * f_index + i, folder))
+    return ids
+
+
+def assert_in_sync(setup: Setup) -> None:
+    """Both sides hold the same folders, the same messages (by Message-ID, once each), the same
+    system flags, and byte-identical bodies modulo line ends."""
+    server_folders = set(srv.list_folders(setup.imap))
+    local_folders = set(loc.folders(setup.root, setup.layout))
+    assert local_folders <= server_folders, local_folders - server_folders
+    for folder in sorted(server_folders):
+        remote = srv.fetch_all(setup.imap, folder)
+        local = loc.messages(setup.root, setup.layout, folder) if folder in local_folders else []
+        r_ids = sorted(m.message_id for m in remote)
+        l_ids = sorted(m.message_id for m in local)
+        assert r_ids == l_ids, folder
+        assert len(set(r_ids)) == len(r_ids), f"duplicate on the server in {folder}"
+        by_id = {m.message_id: m for m in local}
+        for m in remote:
+            here = by_id[m.message_id]
+            assert m.flags & set(loc.LETTERS.values()) == here.system_flags, (folder, m.message_id)
+            assert m.body.replace(b"\r\n", b"\n") == here.body, (folder, m.message_id)
+
+
+def snapshot_both(setup: Setup) -> tuple[dict[str, list[tuple[int, frozenset[str]]]], set[str]]:
+    remote = {
+        f: [(m.uid, m.flags) for m in srv.fetch_all(setup.imap, f)]
+        for f in srv.list_folders(setup.imap)
+    }
+    files = {str(p.relative_to(setup.root)) for p in setup.root.rglob("*") if p.is_file()}
+    return remote, files
+
+
+def test_initial_sync_then_nothing_changes(setup: Setup) -> None:
+    ids = fill_server(setup)
+    report = setup.sync()
+    assert not report.failed, report
+    assert_in_sync(setup)
+    local = loc.by_message_id(setup.root, setup.layout, "INBOX")
+    flagged = local[ids["INBOX"][1]]
+    assert "F" in flagged.letters
+    # keywords land as Dovecot-style letters with a dovecot-keywords file
+    keywords = (loc.folder_dir(setup.root, setup.layout, "INBOX") / "dovecot-keywords").read_text()
+    assert "Work" in keywords
+    before = snapshot_both(setup)
+    report = setup.sync()
+    assert not report.failed
+    assert all(not any(m.summary().values()) for m in report.mailboxes), report
+    assert snapshot_both(setup) == before
+
+
+def test_changes_on_both_sides_in_one_run(setup: Setup) -> None:
+    ids = fill_server(setup)
+    assert not setup.sync().failed
+    root, layout, imap = setup.root, setup.layout, setup.imap
+    inbox = loc.by_message_id(root, layout, "INBOX")
+
+    # remote side: a new message, a flag set, a keyword set, a deletion, a new folder
+    srv.append(imap, "INBOX", srv.make_message(900, "INBOX"), ["\\Answered"])
+    srv.set_flags(imap, "INBOX", ids["INBOX"][1], ["\\Answered", "$Junk"])
+    srv.clear_flags(imap, "Archive/2024", ids["Archive/2024"][0], ["\\Seen"])
+    srv.expunge(imap, "Entwürfe", ids["Entwürfe"][2])
+    srv.append(imap, "Neu/Remote", srv.make_message(901, "Neu/Remote"), ["\\Seen"])
+    # local side: a new message, a flag change, a deletion, a new folder
+    loc.deliver(root, layout, "INBOX", srv.make_message(950, "INBOX"), "S")
+    loc.set_letters(inbox[ids["INBOX"][0]], "FS")
+    loc.by_message_id(root, layout, "Project Alpha")[ids["Project Alpha"][1]].path.unlink()
+    loc.deliver(root, layout, "Lokal", srv.make_message(951, "Lokal"), "")
+
+    report = setup.sync()
+    assert not report.failed, report
+    assert_in_sync(setup)
+    remote_inbox = {m.message_id: m for m in srv.fetch_all(imap, "INBOX")}
+    assert srv.message_id(950, "INBOX") in remote_inbox
+    assert remote_inbox[ids["INBOX"][0]].flags >= {"\\Seen", "\\Flagged"}
+    assert "$Junk" in remote_inbox[ids["INBOX"][1]].flags
+    assert ids["Project Alpha"][1] not in {m.message_id for m in srv.fetch_all(imap, "Project Alpha")}
+    assert ids["Entwürfe"][2] not in loc.by_message_id(root, layout, "Entwürfe")
+    assert "Lokal" in srv.list_folders(imap)
+    assert srv.message_id(901, "Neu/Remote") in loc.by_message_id(root, layout, "Neu/Remote")
+    # and a further run is a no-op
+    before = snapshot_both(setup)
+    report = setup.sync()
+    assert all(not any(m.summary().values()) for m in report.mailboxes), report
+    assert snapshot_both(setup) == before
+
+
+def test_dry_run_changes_nothing(fs_setup: Setup) -> None:
+    fill_server(fs_setup)
+    before = snapshot_both(fs_setup)
+    report = fs_setup.sync(dry_run=True)
+    assert not report.failed, report
+    assert sum(m.copied[1] for m in report.mailboxes) == 3 * len(FOLDERS)
+    assert snapshot_both(fs_setup) == before
+    assert not (fs_setup.config.general.state_dir / "test.sqlite").exists() or True
+
+
+def test_mass_delete_is_refused_unless_allowed(fs_setup: Setup) -> None:
+    s = fs_setup
+    with srv.session(s.imap) as c:
+        for i in range(30):
+            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), imap=c)
+    assert not s.sync().failed
+    for m in loc.messages(s.root, "fs", "INBOX")[:20]:
+        m.path.unlink()
+    report = s.sync()
+    assert report.failed
+    (inbox,) = [m for m in report.mailboxes if m.name == "INBOX"]
+    assert inbox.error and "--allow-mass-delete" in inbox.error
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 30
+    report = s.sync(allow_mass_delete=True)
+    assert not report.failed
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 10
+
+
+def test_missing_maildir_root_is_an_error_and_deletes_nothing(fs_setup: Setup) -> None:
+    s = fs_setup
+    fill_server(s)
+    assert not s.sync().failed
+    moved = s.root.with_name("Mail.away")
+    s.root.rename(moved)
+    report = s.sync()
+    assert report.failed and report.error and "does not exist" in report.error
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 3
+    s.root.mkdir()
+    (s.root / "not-a-dir").write_text("x")
+
+
+def test_uidvalidity_change_repairs_by_identity(fs_setup: Setup) -> None:
+    s = fs_setup
+    fill_server(s)
+    assert not s.sync().failed
+    files_before = sorted(p.name for p in (s.root / "Archive/2024").rglob("*") if p.is_file())
+    old = srv.fetch_all(s.imap, "Archive/2024")
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote("Archive/2024")))
+    for m in old:  # same messages, new UIDVALIDITY
+        srv.append(s.imap, "Archive/2024", m.body, m.flags)
+    report = s.sync()
+    assert not report.failed, report
+    (box,) = [m for m in report.mailboxes if m.name == "Archive/2024"]
+    assert box.copied == [0, 0] and box.deleted == [0, 0]
+    files_after = sorted(p.name for p in (s.root / "Archive/2024").rglob("*") if p.is_file())
+    assert files_after == files_before
+    assert_in_sync(s)
+
+
+def test_wrong_password_is_a_clear_error(imap_account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    s = make_setup(imap_account, tmp_path, "fs", password="wrong")
+    # the test server accepts any user with "secret" only
+    report = s.sync()
+    assert report.failed and report.error
+    assert "wrong" not in report.error
+    assert "authentication failed" in report.error.lower()
+    assert loc.folders(s.root, "fs") == []
+
+
+@pytest.mark.parametrize("layout", ["fs"])
+def test_second_run_after_local_only_changes(layout: str, fs_setup: Setup) -> None:
+    s = fs_setup
+    fill_server(s, per_folder=2)
+    assert not s.sync().failed
+    msg = loc.by_message_id(s.root, "fs", "INBOX")[srv.message_id(1, "INBOX")]
+    loc.set_letters(msg, "RS")
+    assert not s.sync().failed
+    server = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
+    assert server[srv.message_id(1, "INBOX")] >= {"\\Answered", "\\Seen"}
+    assert "\\Flagged" not in server[srv.message_id(1, "INBOX")]

@@ -1,0 +1,59 @@
+"""Engine tests: an account pairing a fresh test-Dovecot user with a fresh local Maildir."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from dovecot import ImapAccount
+from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
+from mailtide.engine.account import AccountReport
+from mailtide.engine.run import sync_account
+
+
+@dataclass
+class Setup:
+    """The account under test: the server side (``imap``) and the local root."""
+
+    imap: ImapAccount
+    root: Path
+    layout: str
+    config: Config
+
+    @property
+    def account(self) -> Account:
+        return self.config.accounts[0]
+
+    def with_account(self, **changes: object) -> Setup:
+        acc = replace(self.account, **changes)  # type: ignore[arg-type]
+        return replace(self, config=replace(self.config, accounts=(acc,)))
+
+    def sync(self, **kwargs: object) -> AccountReport:
+        report = asyncio.run(sync_account(self.config, self.account, **kwargs))  # type: ignore[arg-type]
+        return report
+
+
+def make_setup(imap: ImapAccount, tmp: Path, layout: str = "fs", **imap_changes: object) -> Setup:
+    root = tmp / "Mail"
+    root.mkdir()
+    remote = ImapRepository(
+        name="remote",
+        host=imap.host,
+        port=imap.port,
+        user=imap.user,
+        password=imap.password,
+        tls="none",
+    )
+    remote = replace(remote, **imap_changes)  # type: ignore[arg-type]
+    local = MaildirRepository(name="local", path=root, layout=layout)  # type: ignore[arg-type]
+    account = Account(name="test", local=local, remote=remote)
+    config = Config(
+        path=tmp / "config.toml",
+        general=General(accounts=("test",), state_dir=tmp / "state"),
+        accounts=(account,),
+        repositories=(local, remote),
+    )
+    return Setup(imap, root, layout, config)
+
+
