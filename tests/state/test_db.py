@@ -1,0 +1,60 @@
+"""The state database keeps records, half records and cursors across reopenings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailtide.core.model import Identity, Record
+from mailtide.state.db import Cursor, StateDB, StateError
+
+ID = Identity("<a@x>", 120, "ab" * 32)
+
+
+def test_records_and_cursors_survive_reopening(tmp_path: Path) -> None:
+    db = StateDB.for_account(tmp_path / "state", "work")
+    box = db.mailbox("Archive/2024")
+    full = Record(("17", "1700000000.M1P1Q1.host"), frozenset({"\\Seen", "Work"}), ID)
+    half = Record(("", "1700000000.M2P1Q2.host"), frozenset(), ID)
+    db.put(box, [full, half])
+    db.set_cursors(box, (Cursor("1234", 18, 99, 2), Cursor("tok", None, None, 2)))
+    db.add_folders(["INBOX", "Archive/2024"])
+    db.close()
+
+    db = StateDB.for_account(tmp_path / "state", "work")
+    box = db.mailbox("Archive/2024")
+    assert sorted(db.records(box), key=lambda r: r.ids) == sorted([full, half], key=lambda r: r.ids)
+    assert box.cursors[0] == Cursor("1234", 18, 99, 2)
+    assert db.known_folders() == {"INBOX", "Archive/2024"}
+
+
+def test_replace_drops_exactly_one_row_per_record(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    half = Record(("", "n1"), frozenset(), ID)
+    db.put(box, [half, half])  # two identical pending copies
+    db.replace(box, [half], [Record(("5", "n1"), frozenset(), ID)])
+    assert sorted(r.ids for r in db.records(box)) == [("", "n1"), ("5", "n1")]
+
+
+def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    with pytest.raises(RuntimeError), db.transaction():
+        db.put(box, [Record(("1", "a"), frozenset(), ID)])
+        raise RuntimeError("crash between two writes")
+    assert db.records(box) == []
+
+
+def test_dry_run_mailbox_is_not_created(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    assert db.mailbox("INBOX", create=False).id == 0
+    assert db.mailbox("INBOX").id != 0
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="cannot be used"):
+        StateDB(path)
