@@ -1,0 +1,1 @@
+"""Credentials: where a repository's password comes from."""

@@ -1,0 +1,69 @@
+"""resolve_password: literal passwords, password commands and their failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailtide.auth.password import PasswordError, resolve_password
+from mailtide.config import ImapRepository
+from mailtide.stores.base import StoreError
+from mailtide.ui import log as ui_log
+
+
+def repo(password: str | None = None, command: tuple[str, ...] | None = None) -> ImapRepository:
+    return ImapRepository(
+        name="r", host="127.0.0.1", user="me", password=password, password_command=command
+    )
+
+
+async def test_literal_password() -> None:
+    assert await resolve_password(repo(password="pa ss")) == "pa ss"
+
+
+async def test_command_first_line_without_newline() -> None:
+    command = ("sh", "-c", "printf 's3cret\\r\\nsecond line\\n'")
+    assert await resolve_password(repo(command=command)) == "s3cret"
+    assert "s3cret" in ui_log._secrets  # redacted from logs from now on
+
+
+async def test_command_gets_no_stdin() -> None:
+    # `cat` would hang on an open stdin; closed, it prints nothing and we say so.
+    with pytest.raises(PasswordError, match=r'\["cat"\] printed an empty first line'):
+        await resolve_password(repo(command=("cat",)))
+
+
+async def test_failing_command_reports_exit_and_stderr_never_stdout() -> None:
+    command = (
+        "sh",
+        "-c",
+        "echo leaked-pw; echo 'gpg: decryption failed' >&2; echo more >&2; exit 3",
+    )
+    with pytest.raises(PasswordError) as info:
+        await resolve_password(repo(command=command))
+    message = str(info.value)
+    assert message == (
+        'password_command ["sh", "-c", "echo leaked-pw; echo \'gpg: decryption failed\' >&2;'
+        ' echo more >&2; exit 3"] failed with exit 3: gpg: decryption failed'
+    )
+    assert isinstance(info.value, StoreError)
+
+
+async def test_failing_command_output_is_not_shown() -> None:
+    with pytest.raises(PasswordError) as info:
+        await resolve_password(repo(command=("sh", "-c", "printf 'hunter%s\\n' 2; exit 1")))
+    assert "hunter2" not in str(info.value)
+    assert str(info.value).endswith("failed with exit 1: (nothing on stderr)")
+
+
+async def test_missing_binary() -> None:
+    with pytest.raises(PasswordError) as info:
+        await resolve_password(repo(command=("/nonexistent/mailtide-pass",)))
+    assert str(info.value) == (
+        'password_command ["/nonexistent/mailtide-pass"] could not be started:'
+        " No such file or directory"
+    )
+
+
+async def test_hanging_command_times_out() -> None:
+    with pytest.raises(PasswordError, match=r"timed out after 0.2 s"):
+        await resolve_password(repo(command=("sleep", "30")), timeout=0.2)
