@@ -38,6 +38,8 @@ from pathlib import Path
 PASSWORD = "secret"
 MAIL_USER = "mailtide-test"
 HOST = "127.0.0.1"
+# Also loopback, but not in the certificate: for wrong-host-name tests.
+OTHER_HOST = "127.0.0.2"
 
 # What the tests expect from a stock Dovecot 2.3; a capability_override hides some.
 CAPABILITIES_WITHOUT_EXTENSIONS = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE"
@@ -383,7 +385,7 @@ instance_name = {instance}
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 protocols = imap
-listen = {self.host}
+listen = {self.host}, {OTHER_HOST}
 log_path = {self.log}
 info_log_path = {self.root}/log/dovecot-info.log
 default_internal_user = {internal}
@@ -445,11 +447,11 @@ protocol imap {{
 
 service imap-login {{
 {no_chroot}  inet_listener imap {{
-    address = {self.host}
+    address = {self.host}, {OTHER_HOST}
     port = {self.port}
   }}
   inet_listener imaps {{
-    address = {self.host}
+    address = {self.host}, {OTHER_HOST}
     port = {self.imaps_port}
     ssl = yes
   }}
