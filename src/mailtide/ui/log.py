@@ -77,6 +77,12 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
     return value if scrubbed == shown else scrubbed
 
 
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***`` (for output outside logs)."""
+    scrubbed: str = _scrub(text, sorted(_secrets, key=len, reverse=True))
+    return scrubbed
+
+
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: see the module docstring, step 3."""
     secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
