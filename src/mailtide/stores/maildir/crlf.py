@@ -1,0 +1,59 @@
+"""Line-end conversion in chunks: CRLF (the wire, ``Body``) <-> LF (Maildir files).
+
+Both directions carry one byte of state across chunk boundaries, since a
+CRLF pair may be split between two chunks.  Bare CRs are kept as they are.
+Known limit: the conversion is not a bijection for non-canonical input; a
+CRLF body holding "CR CR LF" comes back as "CR LF" after CRLF->LF->CRLF, and
+a bare LF in a CRLF body comes back as CRLF.
+"""
+
+from __future__ import annotations
+
+
+class CrlfToLf:
+    """Feed CRLF chunks, get LF chunks; call ``end()`` for a CR held back at the end."""
+
+    __slots__ = ("_cr",)
+
+    def __init__(self) -> None:
+        self._cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._cr = True
+        return chunk.replace(b"\r\n", b"\n")
+
+    def end(self) -> bytes:
+        held, self._cr = self._cr, False
+        return b"\r" if held else b""
+
+
+class LfToCrlf:
+    """Feed chunks of a Maildir file, get CRLF chunks (an existing CRLF stays one CRLF)."""
+
+    __slots__ = ("_cr",)
+
+    def __init__(self) -> None:
+        self._cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return chunk
+        head = b""
+        ends_cr = chunk.endswith(b"\r")
+        if self._cr and chunk.startswith(b"\n"):
+            head, chunk = b"\n", chunk[1:]
+        self._cr = ends_cr
+        return head + chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def bare_lf_count(chunk: bytes, after_cr: bool) -> int:
+    """LFs in ``chunk`` not preceded by CR (``after_cr``: the previous chunk ended with CR)."""
+    n = chunk.count(b"\n") - chunk.count(b"\r\n")
+    if after_cr and chunk.startswith(b"\n"):
+        n -= 1
+    return n

@@ -1,0 +1,142 @@
+"""One batch of new messages on their way into a Maildir folder (runs in a worker thread).
+
+The order that makes a delivery safe: write each message to tmp/ (LF line
+ends, mtime = INTERNALDATE), make the bytes durable, rename into cur/ (or
+new/ when it has no flags) with its final name, then make the directories
+durable.  Only after ``commit`` returns may the caller record the new ids.
+
+Durability is per batch: one ``syncfs`` of the file system after all files
+of the batch are written, instead of one fsync per file.  Measured on this
+machine's disk (ext4 on a shared VM) with 2,000 small (4 KiB) messages in one
+batch: fsync per file 1.06 s, one syncfs 0.27 s (medians of 5, alternating;
+``tests/stores/maildir/bench_durability.py``).
+Where ``syncfs`` is missing we fall back to an fsync per file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
+
+from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
+from mailtide.stores.maildir.filenames import full_name, with_size
+
+Durability = Literal["syncfs", "fsync"]
+DEFAULT_DURABILITY: Durability = "syncfs" if has_syncfs() else "fsync"
+
+
+@dataclass(slots=True)
+class Staged:
+    """A message written (or being written) to tmp/, not yet visible to mail readers."""
+
+    unique: str  # without ",S=", which needs the final size
+    letters: str | None  # info letters; None means "deliver to new/"
+    mtime: float | None
+    tmp_path: str
+    size: int = 0  # bytes on disk (LF form)
+
+    @property
+    def id(self) -> str:
+        return with_size(self.unique, self.size)
+
+    @property
+    def final_name(self) -> str:
+        return full_name(self.id, self.letters)
+
+    @property
+    def subdir(self) -> str:
+        return "new" if self.letters is None else "cur"
+
+
+class Delivery:
+    """The messages of one ``append`` call, in order: staged in tmp/, then committed at once."""
+
+    def __init__(self, folder: str, durability: Durability = DEFAULT_DURABILITY) -> None:
+        self.folder = folder
+        self.durability = durability
+        self.staged: list[Staged] = []  # complete in tmp/, message order
+        self.delivered: list[str] = []  # renamed into place, message order
+
+    def tmp_path(self, unique: str) -> str:
+        return os.path.join(self.folder, "tmp", unique)
+
+    def prepare(self) -> None:
+        os.makedirs(os.path.join(self.folder, "tmp"), exist_ok=True)
+
+    # -- writing (each call runs in a worker thread) ---------------------------------------
+
+    def write_whole(self, items: list[tuple[Staged, list[bytes]]]) -> None:
+        """Write small messages held in memory; a failure removes that message's file."""
+        for message, parts in items:
+            f = self.open(message)
+            try:
+                for part in parts:
+                    f.write(part)
+                    message.size += len(part)
+            except BaseException:
+                self.abandon(message, f)
+                raise
+            self.finish(message, f)
+
+    def open(self, message: Staged) -> BinaryIO:
+        return open(message.tmp_path, "xb")
+
+    def write(self, message: Staged, f: BinaryIO, data: bytes) -> None:
+        f.write(data)
+        message.size += len(data)
+
+    def finish(self, message: Staged, f: BinaryIO) -> None:
+        """Close the file, set its mtime, and count it as staged."""
+        try:
+            f.flush()
+            if message.mtime is not None:
+                os.utime(f.fileno(), (message.mtime, message.mtime))
+            if self.durability == "fsync":
+                os.fsync(f.fileno())
+            f.close()
+        except BaseException:
+            self.abandon(message, f)
+            raise
+        self.staged.append(message)
+
+    def abandon(self, message: Staged, f: BinaryIO | None = None) -> None:
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(message.tmp_path)
+        except OSError:
+            pass
+
+    # -- committing ------------------------------------------------------------------------
+
+    def commit(self) -> list[str]:
+        """Make the staged files durable, rename them into place, make the renames durable.
+
+        On failure, ``delivered`` holds the ids already renamed (a prefix of the
+        batch) and the files not renamed are removed from tmp/.
+        """
+        if not self.staged:
+            return []
+        try:
+            if self.durability == "syncfs":
+                syncfs(os.path.join(self.folder, "tmp"))
+            for message in self.staged:
+                os.rename(
+                    message.tmp_path,
+                    os.path.join(self.folder, message.subdir, message.final_name),
+                )
+                self.delivered.append(message.id)
+        finally:
+            self.discard()
+            if self.delivered:
+                fsync_dirs(os.path.join(self.folder, d) for d in ("cur", "new"))
+        return list(self.delivered)
+
+    def discard(self) -> None:
+        """Remove every staged file not yet renamed into place."""
+        for message in self.staged[len(self.delivered) :]:
+            self.abandon(message)

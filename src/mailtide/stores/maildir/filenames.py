@@ -1,0 +1,66 @@
+"""Maildir file names: ``<unique>[:2,<letters>]``.
+
+The unique part is the message's id in this store: flag changes rename the
+file but keep it, and so does another client moving it from new/ to cur/.
+We write ``<secs>.M<usec>P<pid>Q<n>.<host>,U=<uid>,S=<size>`` (the Maildir
+spec's recommended form plus mbsync's ``,U=`` and Dovecot's ``,S=``, which
+carries the LF size so a snapshot needs no stat).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import time
+
+INFO = ":2,"
+_HINT = re.compile(r",U=(\d+)(?=,|$)")
+_SIZE = re.compile(r",S=(\d+)(?=,|$)")
+_counter = itertools.count(1)
+
+
+def split_name(filename: str) -> tuple[str, str | None]:
+    """(unique id, info letters or None when the name has no ``:2,`` info)."""
+    unique, sep, letters = filename.rpartition(INFO)
+    if not sep:
+        return filename, None
+    return unique, letters
+
+
+def hint_of(unique: str) -> str | None:
+    m = _HINT.search(unique)
+    return m.group(1) if m else None
+
+
+def size_of(unique: str) -> int | None:
+    m = _SIZE.search(unique)
+    return int(m.group(1)) if m else None
+
+
+def full_name(unique: str, letters: str | None) -> str:
+    return unique if letters is None else f"{unique}{INFO}{letters}"
+
+
+def _escaped_host() -> str:
+    # the Maildir spec escapes "/" and ":"; "," too, so our ",U=" / ",S=" fields stay unambiguous
+    host = socket.gethostname() or "localhost"
+    return host.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
+
+
+_HOST = _escaped_host()
+
+
+def new_unique(hint: str | None) -> str:
+    """A fresh unique name (without ``,S=``, which is added once the size is known)."""
+    now = time.time_ns()
+    secs, usec = divmod(now // 1000, 1_000_000)
+    name = f"{secs}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST}"
+    if hint is not None and hint.isdigit() and hint.isascii():
+        name += f",U={hint}"
+    return name
+
+
+def with_size(unique: str, size: int) -> str:
+    return f"{unique},S={size}"

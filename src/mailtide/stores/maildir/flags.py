@@ -1,0 +1,170 @@
+"""IMAP flags <-> Maildir info letters, and the folder's Dovecot keyword table.
+
+System flags have fixed uppercase letters (P is mutt's "passed", which we
+map to ``$Forwarded``).  Other keywords get lowercase letters a..z through
+the ``dovecot-keywords`` file in the folder directory ("<index> <keyword>"
+per line, index 0 = 'a'), so mutt, Dovecot and we agree on them.  Letters in
+the info are always sorted in ASCII order (uppercase before lowercase).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags
+
+log = structlog.get_logger("mailtide.stores.maildir")
+
+FORWARDED = "$Forwarded"
+KEYWORDS_FILE = "dovecot-keywords"
+MAX_KEYWORDS = 26
+
+LETTER_OF_FLAG: dict[str, str] = {
+    SEEN: "S",
+    ANSWERED: "R",
+    FLAGGED: "F",
+    DRAFT: "D",
+    DELETED: "T",
+    FORWARDED: "P",
+}
+FLAG_OF_LETTER: dict[str, str] = {v: k for k, v in LETTER_OF_FLAG.items()}
+_LETTER_OF_FLAG_FOLDED = {k.lower(): v for k, v in LETTER_OF_FLAG.items()}
+
+
+def _fold(keyword: str) -> str:
+    return keyword.lower()  # IMAP keywords compare case-insensitively
+
+
+def _storable(keyword: str) -> bool:
+    # the keyword file is line- and space-separated; IMAP atoms cannot hold these anyway
+    return bool(keyword) and not keyword.startswith("\\") and not any(c.isspace() for c in keyword)
+
+
+@dataclass(frozen=True, slots=True)
+class Keywords:
+    """A folder's keyword table: ``names[i]`` is the keyword of letter chr(ord('a') + i)."""
+
+    names: tuple[str | None, ...] = ()
+
+    def keyword_of(self, letter: str) -> str | None:
+        i = ord(letter) - ord("a")
+        return self.names[i] if 0 <= i < len(self.names) else None
+
+    def letter_of(self, keyword: str) -> str | None:
+        folded = _fold(keyword)
+        for i, name in enumerate(self.names):
+            if name is not None and _fold(name) == folded:
+                return chr(ord("a") + i)
+        return None
+
+    def extended(self, keywords: Iterable[str]) -> tuple[Keywords, list[str]]:
+        """This table with letters for ``keywords`` added; also the keywords that did not fit."""
+        names = list(self.names)
+        dropped: list[str] = []
+        for kw in sorted(set(keywords)):
+            if _fold(kw) in _LETTER_OF_FLAG_FOLDED or not _storable(kw):
+                continue
+            if any(n is not None and _fold(n) == _fold(kw) for n in names):
+                continue
+            try:
+                free = names.index(None)
+                names[free] = kw
+            except ValueError:
+                if len(names) >= MAX_KEYWORDS:
+                    dropped.append(kw)
+                    continue
+                names.append(kw)
+        return Keywords(tuple(names)), dropped
+
+
+def read_keywords(folder_dir: str) -> Keywords:
+    """The folder's keyword table; an absent or unreadable file is an empty table."""
+    try:
+        with open(os.path.join(folder_dir, KEYWORDS_FILE), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return Keywords()
+    names: list[str | None] = []
+    for line in text.splitlines():
+        index, _, name = line.strip().partition(" ")
+        if not index.isdigit() or not name:
+            continue
+        i = int(index)
+        if i >= MAX_KEYWORDS:
+            continue
+        names.extend([None] * (i + 1 - len(names)))
+        names[i] = name.strip()
+    return Keywords(tuple(names))
+
+
+def write_keywords(folder_dir: str, keywords: Keywords) -> None:
+    """Replace the keyword file atomically (temp file, fsync, rename)."""
+    final = os.path.join(folder_dir, KEYWORDS_FILE)
+    tmp = f"{final}.{secrets.token_hex(4)}.tmp"
+    text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords.names) if name is not None)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def ensure_keywords(folder_dir: str, flags: Iterable[str]) -> Keywords:
+    """The folder's table, extended on disk with letters for any new keyword in ``flags``."""
+    current = read_keywords(folder_dir)
+    wanted = [f for f in flags if not f.startswith("\\") and f not in LETTER_OF_FLAG]
+    table, dropped = current.extended(wanted)
+    if dropped:
+        log.warning(
+            "maildir.keywords_dropped",
+            folder=folder_dir,
+            keywords=dropped,
+            reason=f"a Maildir folder holds at most {MAX_KEYWORDS} keywords",
+        )
+    if table != current:
+        write_keywords(folder_dir, table)
+    return table
+
+
+def flags_of_letters(letters: str, keywords: Keywords) -> Flags:
+    """IMAP flags for the info letters; unknown letters are ignored (and kept on rename)."""
+    out: set[str] = set()
+    for letter in letters:
+        flag = FLAG_OF_LETTER.get(letter)
+        if flag is None and "a" <= letter <= "z":
+            flag = keywords.keyword_of(letter)
+        if flag is not None:
+            out.add(flag)
+    return frozenset(out)
+
+
+def letters_of_flags(flags: Iterable[str], keywords: Keywords, keep: str = "") -> str:
+    """Sorted info letters for ``flags``; ``keep`` holds letters we do not understand (preserved).
+
+    A keyword without a letter in ``keywords`` is left out: callers extend the
+    table first (``ensure_keywords``).
+    """
+    letters = {c for c in keep if not _known_letter(c, keywords)}
+    for flag in flags:
+        letter = LETTER_OF_FLAG.get(flag) or _LETTER_OF_FLAG_FOLDED.get(_fold(flag))
+        if letter is None and not flag.startswith("\\"):
+            letter = keywords.letter_of(flag)
+        if letter is not None:
+            letters.add(letter)
+    return "".join(sorted(letters))
+
+
+def _known_letter(letter: str, keywords: Keywords) -> bool:
+    return letter in FLAG_OF_LETTER or keywords.keyword_of(letter) is not None

@@ -1,0 +1,535 @@
+"""One Maildir folder as a ``Mailbox``.
+
+Ids are the unique part of the file name (before ``:2,``), stable across
+flag renames and new/ -> cur/ moves.  We keep an index id -> (subdir, file
+name) from the last scan; another mail client may rename or delete files at
+any moment, so every file operation tolerates FileNotFoundError for the
+message concerned: rescan (once per call), then skip it.  A vanished message
+is never an error for the mailbox; a vanished *folder* is (an empty listing
+must never be mistaken for "everything was deleted").
+
+Sizes in ``snapshot`` come from ``,S=<size>`` in the file name (our own
+files and Dovecot's carry it) and are 0 when absent: a stat per file would
+make a 10k-message scan cost 10k syscalls, and the exact CRLF size is what
+``identify`` / ``fetch`` give anyway.
+
+All disk work runs in worker threads, one ``asyncio.to_thread`` per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO, TypeVar
+
+import structlog
+
+from mailtide.core.identity import header_section, identity_of
+from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.stores.base import (
+    Fetched,
+    FlagChange,
+    Incoming,
+    MailboxError,
+    MailboxStatus,
+)
+from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
+from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
+from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
+from mailtide.stores.maildir.filenames import full_name, hint_of, new_unique, size_of, split_name
+from mailtide.stores.maildir.flags import (
+    Keywords,
+    ensure_keywords,
+    flags_of_letters,
+    letters_of_flags,
+    read_keywords,
+)
+
+log = structlog.get_logger("mailtide.stores.maildir")
+
+T = TypeVar("T")
+CHUNK = 1 << 20  # read and convert files 1 MiB at a time
+SMALL_BODY = 256 << 10  # bodies up to this size are gathered in memory and written in batches
+BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
+META_BATCH = 64  # messages per worker-thread call in fetch
+FOLDER_ID_FILE = ".mailtide-id"
+
+Entry = tuple[str, str]  # (subdir, file name)
+
+
+class DeliveryError(MailboxError):
+    """An append failed part-way.
+
+    ``delivered`` holds the ids of the messages that were stored durably, in
+    order: ``delivered[i]`` belongs to ``messages[i]``; the rest were not
+    stored (no file of theirs is left in tmp/, cur/ or new/).
+    """
+
+    def __init__(self, message: str, delivered: list[str | None]) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One batch operation's allowance of rescans (one)."""
+
+    rescanned: bool = False
+
+
+class MaildirMailbox:
+    """A Maildir folder: ``path`` holds cur/, new/ and tmp/."""
+
+    def __init__(self, name: str, path: str, durability: Durability = DEFAULT_DURABILITY) -> None:
+        self.name = name
+        self.path = path
+        self.durability: Durability = durability
+        self._index: dict[str, Entry] = {}
+
+    # -- scanning ------------------------------------------------------------------------
+
+    def _scan(self) -> dict[str, Entry]:
+        """List new/ then cur/ (a file moved between the two listings is seen twice, never
+        missed; cur/ wins).  Dotfiles and anything not a regular file are skipped."""
+        index: dict[str, Entry] = {}
+        for sub in ("new", "cur"):
+            directory = os.path.join(self.path, sub)
+            try:
+                it = os.scandir(directory)
+            except OSError as err:
+                raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
+            with it:
+                for entry in it:
+                    filename = entry.name
+                    if filename.startswith("."):
+                        continue
+                    try:
+                        if not entry.is_file(follow_symlinks=False):
+                            continue
+                    except OSError:
+                        continue
+                    unique, _ = split_name(filename)
+                    index[unique] = (sub, filename)
+        self._index = index
+        return index
+
+    def _with_file(self, msg_id: str, op: Callable[[Entry], T], attempt: _Attempt) -> T | None:
+        """Run ``op`` on the message's current file; None when the message vanished."""
+        for _ in range(2):
+            entry = self._index.get(msg_id)
+            if entry is None:
+                if attempt.rescanned:
+                    break
+                self._scan()
+                attempt.rescanned = True
+                continue
+            try:
+                return op(entry)
+            except FileNotFoundError:
+                if attempt.rescanned:
+                    break
+                self._scan()
+                attempt.rescanned = True
+        log.info("maildir.message_vanished", folder=self.path, id=msg_id)
+        return None
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run disk work in a worker thread; an OS error becomes this mailbox's MailboxError."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except MailboxError:
+            raise
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {self.path}: {err}") from err
+
+    def _letters(self, entry: Entry) -> str:
+        sub, filename = entry
+        return "" if sub == "new" else (split_name(filename)[1] or "")
+
+    def _file(self, entry: Entry) -> str:
+        return os.path.join(self.path, *entry)
+
+    # -- Mailbox protocol ----------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        return await self._run(self._status)
+
+    def _status(self) -> MailboxStatus:
+        if not os.path.isdir(self.path):
+            raise MailboxError(f"Maildir folder {self.path} has vanished")
+        validity = folder_id(self.path)
+        return MailboxStatus(validity=validity, count=len(self._scan()))
+
+    async def cursor(self) -> tuple[int, int]:
+        """(new/ mtime, cur/ mtime) in nanoseconds: unchanged means no message came or went.
+
+        A Maildir-only extra to the protocol, for the engine's quick syncs; an
+        mtime within the current second is not to be trusted (rescan then).
+        """
+        return await self._run(self._cursor)
+
+    def _cursor(self) -> tuple[int, int]:
+        try:
+            new = os.stat(os.path.join(self.path, "new")).st_mtime_ns
+            cur = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
+        return new, cur
+
+    async def snapshot(self) -> list[MessageInfo]:
+        return await self._run(self._snapshot)
+
+    def _snapshot(self) -> list[MessageInfo]:
+        keywords = read_keywords(self.path)
+        flags_cache: dict[str, Flags] = {}
+        out: list[MessageInfo] = []
+        for msg_id, entry in self._scan().items():
+            letters = self._letters(entry)
+            flags = flags_cache.get(letters)
+            if flags is None:
+                flags = flags_cache[letters] = flags_of_letters(letters, keywords)
+            out.append(
+                MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0, hint=hint_of(msg_id))
+            )
+        return out
+
+    async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
+        return await self._run(self._identify, list(ids))
+
+    def _identify(self, ids: list[str]) -> dict[str, Identity]:
+        attempt = _Attempt()
+        out: dict[str, Identity] = {}
+        for msg_id in ids:
+            found = self._with_file(msg_id, lambda e: read_identity(self._file(e)), attempt)
+            if found is not None:
+                out[msg_id] = found[0]
+        return out
+
+    async def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
+        ids = list(ids)
+        for start in range(0, len(ids), META_BATCH):
+            batch = await self._run(self._fetch_meta, ids[start : start + META_BATCH])
+            for fetched in batch:
+                yield fetched
+
+    def _fetch_meta(self, ids: list[str]) -> list[Fetched]:
+        attempt = _Attempt()
+        keywords = read_keywords(self.path)
+        out: list[Fetched] = []
+        for msg_id in ids:
+
+            def meta(entry: Entry) -> tuple[Entry, Identity, float]:
+                identity, mtime = read_identity(self._file(entry))
+                return entry, identity, mtime
+
+            found = self._with_file(msg_id, meta, attempt)
+            if found is None:
+                continue
+            entry, identity, mtime = found
+            out.append(
+                Fetched(
+                    id=msg_id,
+                    flags=flags_of_letters(self._letters(entry), keywords),
+                    internaldate=datetime.fromtimestamp(mtime, tz=UTC),
+                    identity=identity,
+                    body=MaildirBody(self, msg_id, identity.size),
+                )
+            )
+        return out
+
+    def _open_and_read(self, msg_id: str) -> tuple[BinaryIO | None, bytes]:
+        """Open the message and read its first chunk; the file is closed when that was all."""
+
+        def first(entry: Entry) -> tuple[BinaryIO | None, bytes]:
+            f = open(self._file(entry), "rb")  # noqa: SIM115 - handed to the body reader
+            data = f.read(CHUNK)
+            if len(data) < CHUNK:
+                f.close()
+                return None, data
+            return f, data
+
+        found = self._with_file(msg_id, first, _Attempt())
+        if found is None:
+            raise MailboxError(f"message {msg_id} vanished from {self.path} while being read")
+        return found
+
+    async def append(self, messages: Sequence[Incoming]) -> list[str | None]:
+        """Deliver the messages; returns their ids in order, all durable.
+
+        Raises ``DeliveryError`` (a ``MailboxError``) carrying the ids already
+        delivered when one message fails (its body iterator raised, or the disk
+        is full); the messages before it are delivered, it and the rest are not.
+        """
+        if not messages:
+            return []
+        delivery = Delivery(self.path, self.durability)
+        keywords = await self._run(self._prepare_delivery, delivery, messages)
+        pending: list[tuple[Staged, list[bytes]]] = []  # small bodies not yet written
+        pending_bytes = 0
+        try:
+            for message in messages:
+                staged = self._staged(delivery, message, keywords)
+                parts = await self._receive(delivery, staged, message, pending)
+                if parts is None:  # streamed; the pending ones were written before it
+                    pending_bytes = 0
+                    continue
+                pending.append((staged, parts))
+                pending_bytes += sum(map(len, parts))
+                if pending_bytes >= BATCH_BYTES:
+                    await asyncio.to_thread(delivery.write_whole, pending)
+                    pending, pending_bytes = [], 0
+            if pending:
+                await asyncio.to_thread(delivery.write_whole, pending)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            delivery.discard()
+            raise
+        except BaseException as err:
+            delivered = await self._commit_after_failure(delivery)
+            raise DeliveryError(
+                f"delivery to {self.path} failed after {len(delivered)} of {len(messages)} "
+                f"messages: {err}",
+                delivered,
+            ) from err
+        try:
+            ids = await asyncio.to_thread(delivery.commit)
+        except OSError as err:
+            raise DeliveryError(
+                f"delivery to {self.path} failed after {len(delivery.delivered)} of "
+                f"{len(messages)} messages: {err}",
+                list(delivery.delivered),
+            ) from err
+        finally:
+            self._remember(delivery)
+        return list(ids)
+
+    async def _receive(
+        self,
+        delivery: Delivery,
+        staged: Staged,
+        message: Incoming,
+        pending: list[tuple[Staged, list[bytes]]],
+    ) -> list[bytes] | None:
+        """Read one body, converting to LF.
+
+        A small body is returned whole, to be written with others in one worker
+        call.  A body that grows past SMALL_BODY is streamed to its tmp/ file
+        (after the pending small ones, so files are staged in message order) and
+        None is returned.  Only one converted chunk of it is in memory at a time.
+        """
+        to_lf = CrlfToLf()
+        parts: list[bytes] = []
+        size = 0
+        stream: BinaryIO | None = None
+        try:
+            async for chunk in message.body.chunks():
+                data = to_lf.feed(chunk)
+                if stream is not None:
+                    await asyncio.to_thread(delivery.write, staged, stream, data)
+                    continue
+                parts.append(data)
+                size += len(data)
+                if size > SMALL_BODY:
+                    if pending:
+                        await asyncio.to_thread(delivery.write_whole, list(pending))
+                        pending.clear()
+                    stream = await asyncio.to_thread(delivery.open, staged)
+                    gathered, parts = b"".join(parts), []
+                    await asyncio.to_thread(delivery.write, staged, stream, gathered)
+                    del gathered
+            tail = to_lf.end()
+            if stream is None:
+                parts.append(tail)
+                return parts
+            await asyncio.to_thread(delivery.write, staged, stream, tail)
+            await asyncio.to_thread(delivery.finish, staged, stream)
+            stream = None
+            return None
+        except BaseException:
+            if stream is not None:
+                delivery.abandon(staged, stream)
+            raise
+
+    def _prepare_delivery(self, delivery: Delivery, messages: Sequence[Incoming]) -> Keywords:
+        if not os.path.isdir(self.path):
+            raise MailboxError(f"Maildir folder {self.path} has vanished")
+        delivery.prepare()
+        return ensure_keywords(self.path, {f for m in messages for f in m.flags})
+
+    def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
+        unique = new_unique(message.hint)
+        letters = letters_of_flags(message.flags, keywords) or None
+        mtime = None
+        if message.internaldate is not None:
+            date = message.internaldate
+            if date.tzinfo is None:  # a naive INTERNALDATE is taken as UTC
+                date = date.replace(tzinfo=UTC)
+            mtime = date.timestamp()
+        return Staged(unique, letters, mtime, delivery.tmp_path(unique))
+
+    async def _commit_after_failure(self, delivery: Delivery) -> list[str | None]:
+        """Deliver what was complete before the failure; the partial message is already gone."""
+        try:
+            await asyncio.to_thread(delivery.commit)
+        except OSError as err:
+            log.error("maildir.commit_failed", folder=self.path, error=str(err))
+        self._remember(delivery)
+        return list(delivery.delivered)
+
+    def _remember(self, delivery: Delivery) -> None:
+        for message in delivery.staged[: len(delivery.delivered)]:
+            self._index[message.id] = (message.subdir, message.final_name)
+
+    async def set_flags(self, changes: Sequence[FlagChange]) -> None:
+        """Rename each message into cur/ with its new info; vanished messages are skipped."""
+        if changes:
+            await self._run(self._set_flags, list(changes))
+
+    def _set_flags(self, changes: list[FlagChange]) -> None:
+        keywords = ensure_keywords(self.path, {f for c in changes for f in c.add})
+        attempt = _Attempt()
+        touched: set[str] = set()
+        for change in changes:
+
+            def rename(entry: Entry, change: FlagChange = change) -> None:
+                sub, filename = entry
+                letters = self._letters(entry)
+                flags = (flags_of_letters(letters, keywords) | change.add) - change.remove
+                new_letters = letters_of_flags(flags, keywords, keep=letters)
+                if sub == "new" and not new_letters:
+                    return  # still unflagged: leave it in new/ for the mail reader
+                target = full_name(change.id, new_letters)
+                if sub == "cur" and target == filename:
+                    return
+                dest = os.path.join(self.path, "cur", target)
+                if os.path.lexists(dest):
+                    log.warning("maildir.rename_target_exists", folder=self.path, file=target)
+                    return
+                os.rename(self._file(entry), dest)
+                self._index[change.id] = ("cur", target)
+                touched.update((sub, "cur"))
+
+            self._with_file(change.id, rename, attempt)
+        fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        """Unlink exactly these messages; vanished ones are skipped."""
+        if ids:
+            await self._run(self._delete, list(ids))
+
+    def _delete(self, ids: list[str]) -> None:
+        attempt = _Attempt()
+        touched: set[str] = set()
+        for msg_id in ids:
+
+            def unlink(entry: Entry, msg_id: str = msg_id) -> None:
+                os.unlink(self._file(entry))
+                self._index.pop(msg_id, None)
+                touched.add(entry[0])
+
+            self._with_file(msg_id, unlink, attempt)
+        fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
+
+    async def close(self) -> None:
+        self._index = {}
+
+
+@dataclass(frozen=True, slots=True)
+class MaildirBody:
+    """A message file read back in CRLF form, in chunks of about 1 MiB."""
+
+    mailbox: MaildirMailbox
+    id: str
+    crlf_size: int
+
+    @property
+    def size(self) -> int:
+        return self.crlf_size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        f, data = await self.mailbox._run(self.mailbox._open_and_read, self.id)
+        to_crlf = LfToCrlf()
+        try:
+            while data:
+                yield to_crlf.feed(data)
+                if f is None:
+                    break
+                data = await asyncio.to_thread(f.read, CHUNK)
+        finally:
+            if f is not None:
+                f.close()
+
+
+def read_identity(path: str) -> tuple[Identity, float]:
+    """The content identity of a message file (one streaming pass) and its mtime.
+
+    The header section is gathered until the first empty line; the CRLF size
+    is the file length plus the LFs not preceded by CR.  A file without an
+    empty line is all header (as an IMAP server would say), so only then is
+    the whole file held.
+    """
+    header = bytearray()
+    found: bytes | None = None
+    size = extra = 0
+    after_cr = False
+    with open(path, "rb") as f:
+        mtime = os.fstat(f.fileno()).st_mtime
+        while data := f.read(CHUNK):
+            size += len(data)
+            extra += bare_lf_count(data, after_cr)
+            after_cr = data.endswith(b"\r")
+            if found is None:
+                start = max(0, len(header) - 3)
+                header += data
+                if header.find(b"\n\n", start) >= 0 or header.find(b"\r\n\r\n", start) >= 0:
+                    found = header_section(header)
+                    header = bytearray()
+    return identity_of(found if found is not None else bytes(header), size + extra), mtime
+
+
+def folder_id(folder: str) -> str:
+    """The folder's own id, kept in ``<folder>/.mailtide-id``; created atomically when missing.
+
+    A new id (the folder was deleted and made again) voids every message id
+    the folder gave before, like a new UIDVALIDITY.
+    """
+    path = os.path.join(folder, FOLDER_ID_FILE)
+    existing: str | None = None
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            existing = f.read().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise MailboxError(f"cannot read {path}: {err}") from err
+    token = secrets.token_hex(16)
+    tmp = f"{path}.{token}.tmp"
+    try:
+        with open(tmp, "x", encoding="ascii") as f:
+            f.write(token + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if existing is not None:  # an empty (damaged) id file: replace it
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # never replaces an id another process wrote meanwhile
+            except FileExistsError:
+                with open(path, encoding="ascii", errors="replace") as f:
+                    return f.read().strip() or token
+            except OSError:
+                os.replace(tmp, path)  # a file system without hard links
+        fsync_dir(folder)
+    except OSError as err:
+        raise MailboxError(f"cannot create {path}: {err}") from err
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return token

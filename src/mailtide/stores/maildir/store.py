@@ -1,0 +1,111 @@
+"""A Maildir tree as a ``Store``: folders on disk, one account's root.
+
+The root must exist: a missing or unmounted root is an error, never an
+empty account (which a sync would take for "everything was deleted").
+Only ``create_root`` makes it, and only when asked (first sync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import structlog
+
+from mailtide.core.names import canonical
+from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
+from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
+from mailtide.stores.maildir.durability import fsync_dir
+from mailtide.stores.maildir.layout import MAILDIR_SUBDIRS, is_inside, is_maildir, layout_for
+from mailtide.stores.maildir.mailbox import MaildirMailbox
+from mailtide.stores.maildir.settings import MaildirSettings
+
+log = structlog.get_logger("mailtide.stores.maildir")
+
+
+class MaildirStore:
+    """The Maildir repository of one account (``fs`` or ``maildir++`` layout)."""
+
+    def __init__(
+        self, settings: MaildirSettings, durability: Durability = DEFAULT_DURABILITY
+    ) -> None:
+        self.settings = settings
+        self.root = os.path.expanduser(settings.path)
+        self._layout = layout_for(settings.layout)
+        self._durability: Durability = durability
+        self._refused: list[tuple[str, str]] = []
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        return list(self._refused)
+
+    def _checked_root(self) -> str:
+        """The root, symlinks resolved; StoreError when it is missing or not a directory."""
+        try:
+            if not os.path.isdir(self.root):
+                if os.path.lexists(self.root):
+                    raise StoreError(f"Maildir root {self.root} is not a directory")
+                raise StoreError(f"Maildir root {self.root} does not exist (is it mounted?)")
+        except OSError as err:
+            raise StoreError(f"Maildir root {self.root} cannot be read: {err}") from err
+        return os.path.realpath(self.root)
+
+    def create_root(self) -> None:
+        """Make the root directory (first sync only; ``connect`` never does this)."""
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            fsync_dir(os.path.dirname(os.path.abspath(self.root)))
+        except OSError as err:
+            raise StoreError(f"cannot create Maildir root {self.root}: {err}") from err
+
+    async def connect(self) -> None:
+        await asyncio.to_thread(self._checked_root)
+
+    async def list_folders(self) -> list[FolderInfo]:
+        root = await asyncio.to_thread(self._checked_root)
+        listing = await asyncio.to_thread(self._layout.scan, root)
+        self._refused = listing.refused
+        for raw, reason in listing.refused:
+            log.warning("maildir.folder_refused", root=self.root, folder=raw, reason=reason)
+        return [FolderInfo(name) for name in listing.folders]
+
+    def folder_path(self, name: str) -> str:
+        """The directory of folder ``name``; UnsafeFolderName when it cannot be mapped safely."""
+        root = self._checked_root()
+        path = os.path.join(root, *self._layout.relative(name))
+        if not is_inside(root, path):
+            raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root {self.root}")
+        return path
+
+    async def create_folder(self, name: str) -> None:
+        """Create the folder (cur/, new/, tmp/; parents as plain directories) durably."""
+        await asyncio.to_thread(self._create_folder, name)
+
+    def _create_folder(self, name: str) -> None:
+        path = self.folder_path(name)
+        root = self._checked_root()
+        try:
+            made = not os.path.isdir(path)
+            os.makedirs(path, exist_ok=True)
+            for sub in MAILDIR_SUBDIRS:
+                os.makedirs(os.path.join(path, sub), exist_ok=True)
+            if not is_inside(root, path):  # a symlink swapped in while we worked
+                raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root")
+            fsync_dir(path)
+            if made:
+                # every directory from the folder up to the root may have a new entry
+                parent = path
+                while parent != root and parent.startswith(root):
+                    parent = os.path.dirname(parent)
+                    fsync_dir(parent)
+        except OSError as err:
+            raise StoreError(f"cannot create folder {name!r} in {self.root}: {err}") from err
+
+    async def open(self, name: str) -> MaildirMailbox:
+        path = await asyncio.to_thread(self.folder_path, name)
+        if not await asyncio.to_thread(is_maildir, path):
+            raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
+        return MaildirMailbox(canonical(name), path, self._durability)
+
+    async def close(self) -> None:
+        self._refused = []
