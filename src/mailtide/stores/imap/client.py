@@ -1,0 +1,241 @@
+"""One authenticated IMAP connection: TLS, login, capabilities, one command at a time.
+
+Errors are ``StoreError`` with a sentence for the user that names the user
+and ``host:port``, never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from dataclasses import dataclass
+from typing import Literal as TypingLiteral
+
+import structlog
+from aioimaplib import aioimaplib as aio
+
+from mailtide.stores.base import StoreError
+from mailtide.stores.imap.parse import RawResponse, Tokens, status_text
+from mailtide.stores.imap.protocol import (
+    CommandTimeout,
+    Done,
+    ImapProtocol,
+    Literal,
+    OnUntagged,
+    ProtocolError,
+)
+
+log = structlog.get_logger(__name__)
+
+TlsMode = TypingLiteral["implicit", "starttls", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """How to reach and log in to one IMAP account."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    tls: TlsMode = "implicit"
+    ca_file: str | None = None
+    timeout: float = 60.0
+
+    def __repr__(self) -> str:  # the password must not reach a log through repr()
+        return (
+            f"ImapSettings(host={self.host!r}, port={self.port}, user={self.user!r}, "
+            f"tls={self.tls!r}, ca_file={self.ca_file!r}, timeout={self.timeout})"
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ImapClient:
+    """A logged-in connection.  ``run`` sends one command and raises on NO/BAD."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self.protocol: ImapProtocol | None = None
+        self.capabilities: frozenset[str] = frozenset()
+        self.enabled: frozenset[str] = frozenset()
+
+    # -- connect --------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        s = self.settings
+        try:
+            await asyncio.wait_for(self._connect(), s.timeout)
+        except StoreError:
+            await self.close()
+            raise
+        except ssl.SSLCertVerificationError as e:
+            await self.close()
+            raise StoreError(
+                f"TLS certificate verify failed for {s.where}: {e.verify_message or e.reason}"
+            ) from None
+        except ssl.SSLError as e:
+            await self.close()
+            raise StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}") from None
+        except TimeoutError:
+            await self.close()
+            raise StoreError(f"timed out after {s.timeout:g} s connecting to {s.where}") from None
+        except (CommandTimeout, ProtocolError) as e:
+            await self.close()
+            raise StoreError(f"{s.where}: {e}") from None
+        except ConnectionRefusedError:
+            await self.close()
+            raise StoreError(f"connection refused by {s.where}") from None
+        except OSError as e:
+            await self.close()
+            raise StoreError(f"cannot connect to {s.where}: {e.strerror or e}") from None
+        log.info("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # Certificate and host name verification stay on: create_default_context does both.
+        return ssl.create_default_context(cafile=self.settings.ca_file)
+
+    async def _connect(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        protocol = ImapProtocol(loop, timeout=s.timeout)
+        self.protocol = protocol
+        implicit = s.tls == "implicit"
+        await loop.create_connection(
+            lambda: protocol,
+            s.host,
+            s.port,
+            ssl=self._tls_context() if implicit else None,
+            server_hostname=s.host if implicit else None,
+        )
+        greeting = await protocol._wait(protocol.greeting, "greeting")
+        await self._read_capabilities(greeting)
+        if s.tls == "starttls":
+            if "STARTTLS" not in self.capabilities:
+                raise StoreError(f"{s.where} does not offer STARTTLS")
+            await self.run("STARTTLS")
+            if not protocol.reader.idle:
+                raise StoreError(f"{s.where} sent data after STARTTLS (possible injection)")
+            assert protocol.transport is not None
+            protocol.transport = await loop.start_tls(
+                protocol.transport, protocol, self._tls_context(), server_hostname=s.host
+            )
+            self.capabilities = frozenset()
+            await self._read_capabilities(None)
+        if protocol.state == aio.NONAUTH:
+            await self._authenticate()
+        protocol.state = aio.AUTH
+        if "ENABLE" in self.capabilities:
+            wanted = "QRESYNC" if "QRESYNC" in self.capabilities else "CONDSTORE"
+            if wanted in self.capabilities:
+                done = await self.run("ENABLE", wanted, check=False)
+                enabled = {
+                    w.upper()
+                    for u in done.untagged
+                    if u.kind == "ENABLED"
+                    for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
+                }
+                self.enabled = frozenset(enabled)
+
+    async def _read_capabilities(self, greeting: RawResponse | None) -> None:
+        if greeting is not None:
+            st = status_text(greeting.first[2:].partition(b" ")[2])
+            if st.code == "CAPABILITY":
+                self.capabilities = frozenset(st.args.decode("ascii", "replace").upper().split())
+                return
+        done = await self.run("CAPABILITY")
+        caps: set[str] = set()
+        for u in done.untagged:
+            if u.kind == "CAPABILITY":
+                caps.update(u.tokens().rest_of_line().decode("ascii", "replace").upper().split())
+        self.capabilities = frozenset(caps)
+
+    async def _authenticate(self) -> None:
+        s = self.settings
+        caps = self.capabilities
+        if "LOGINDISABLED" in caps:
+            if "AUTH=PLAIN" not in caps:
+                raise StoreError(f"{s.where} allows neither LOGIN nor AUTHENTICATE PLAIN here")
+            done = await self.authenticate_plain()
+        else:
+            done = await self.run(
+                "LOGIN", _quote(s.user), _quote(s.password), secret=s.password, check=False
+            )
+        if not done.ok:
+            raise StoreError(
+                f"authentication failed for user {s.user} at {s.where}: {done.text or done.status}"
+            )
+        if done.code == "CAPABILITY":
+            self.capabilities = frozenset(done.code_args.decode("ascii", "replace").upper().split())
+        else:
+            self.capabilities = frozenset()
+            await self._read_capabilities(None)
+
+    async def authenticate_plain(self) -> Done:
+        """AUTHENTICATE PLAIN (with SASL-IR when offered); the tagged answer, unchecked."""
+        s = self.settings
+        token = base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii")
+        if "SASL-IR" in self.capabilities:
+            return await self.run("AUTHENTICATE", "PLAIN", token, secret=token, check=False)
+        assert self.protocol is not None
+        return await self.protocol.run_with_continuation(
+            "AUTHENTICATE PLAIN", token.encode(), secret=token
+        )
+
+    # -- commands -------------------------------------------------------------------
+
+    async def run(
+        self,
+        *parts: str | bytes | Literal,
+        on_untagged: OnUntagged | None = None,
+        secret: str | None = None,
+        check: bool = True,
+        literal_plus: bool = False,
+    ) -> Done:
+        """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command."""
+        if self.protocol is None:
+            raise StoreError(f"not connected to {self.settings.where}")
+        try:
+            done = await self.protocol.run(
+                *parts, on_untagged=on_untagged, secret=secret, literal_plus=literal_plus
+            )
+        except (CommandTimeout, ProtocolError) as e:
+            raise StoreError(f"{self.settings.where}: {e}") from None
+        if check and not done.ok:
+            what = parts[0] if isinstance(parts[0], str) else "command"
+            if secret is None and len(parts) > 1 and isinstance(parts[1], str):
+                what = f"{what} {parts[1]}"
+            raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
+        return done
+
+    async def close(self) -> None:
+        protocol = self.protocol
+        if protocol is None:
+            return
+        self.protocol = None
+        protocol.closing = True
+        if protocol.transport is not None and not protocol.transport.is_closing():
+            try:
+                await asyncio.wait_for(protocol.run("LOGOUT"), 5)
+            except Exception:  # the connection is going away anyway
+                pass
+            if protocol.transport is not None:
+                protocol.transport.close()
+
+
+def _quote(text: str) -> str:
+    """An IMAP quoted string (the text must not hold CR, LF or NUL)."""
+    if any(c in text for c in "\r\n\0"):
+        raise StoreError("CR, LF or NUL in an IMAP string argument")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_astring(text: str) -> str:
+    return _quote(text)
+
+
+def tokens_after_kind(raw: RawResponse) -> Tokens:
+    return Tokens(raw, 2)

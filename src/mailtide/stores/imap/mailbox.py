@@ -1,0 +1,403 @@
+"""One selected IMAP mailbox: snapshot, identities, bodies, appends, flags, deletes.
+
+Every command that names messages is chunked (UID sets of bounded length),
+FETCH responses are consumed as they arrive, and bodies are fetched in
+batches bounded by bytes, so memory stays bounded whatever the mailbox size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from itertools import groupby
+
+import structlog
+from aioimaplib import aioimaplib as aio
+
+from mailtide.core.identity import header_section, identity_of
+from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.stores.base import (
+    BytesBody,
+    Fetched,
+    FlagChange,
+    Incoming,
+    MailboxError,
+    MailboxStatus,
+    StoreError,
+)
+from mailtide.stores.imap.client import ImapClient, quote_astring
+from mailtide.stores.imap.parse import ParseError, Untagged, Value, pairs, status_text, text_of
+from mailtide.stores.imap.protocol import Done, Literal, OnUntagged
+
+log = structlog.get_logger(__name__)
+
+SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
+UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
+BATCH_BYTES = 16 << 20  # bodies per FETCH, by RFC822.SIZE; a bigger message goes alone
+RECENT = "\\Recent"
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+_ATOM_SPECIALS = frozenset('(){ %*"\\]')
+
+
+def uid_sets(uids: Iterable[int], per_set: int = UIDS_PER_COMMAND) -> list[str]:
+    """Sorted UIDs as compressed sets ("1:5,7,9:12"), at most ``per_set`` UIDs each."""
+    ordered = sorted(set(uids))
+    out: list[str] = []
+    for start in range(0, len(ordered), per_set):
+        chunk = ordered[start : start + per_set]
+        parts: list[str] = []
+        first = prev = chunk[0]
+        for uid in chunk[1:]:
+            if uid == prev + 1:
+                prev = uid
+                continue
+            parts.append(str(first) if first == prev else f"{first}:{prev}")
+            first = prev = uid
+        parts.append(str(first) if first == prev else f"{first}:{prev}")
+        out.append(",".join(parts))
+    return out
+
+
+def is_flag_atom(flag: str) -> bool:
+    """A flag the IMAP grammar allows: a system flag or a keyword atom."""
+    body = flag[1:] if flag.startswith("\\") else flag
+    return bool(body) and all(0x21 <= ord(c) <= 0x7E and c not in _ATOM_SPECIALS for c in body)
+
+
+def parse_internaldate(text: str) -> datetime:
+    """``17-Jul-1996 02:44:25 -0700`` (day may be space-padded) as an aware datetime."""
+    try:
+        date, clock, zone = text.split()
+        day, mon, year = date.split("-")
+        hh, mm, ss = (int(x) for x in clock.split(":"))
+        sign = -1 if zone[0] == "-" else 1
+        offset = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
+        return datetime(int(year), _MONTHS[mon.capitalize()], int(day), hh, mm, ss, tzinfo=offset)
+    except (ValueError, KeyError, IndexError):
+        raise ParseError(f"bad INTERNALDATE {text!r}") from None
+
+
+def _flags_of(value: Value) -> Flags:
+    if not isinstance(value, list):
+        raise ParseError("FLAGS is not a list")
+    return frozenset(f for f in (text_of(v) for v in value) if f and f != RECENT)
+
+
+def _header_identity(body: bytes | bytearray, size: int) -> Identity:
+    # Look for the end of the header in place: the body may be 25 MB and must not be copied.
+    ends = [at + 4 for at in (body.find(b"\r\n\r\n"),) if at >= 0]
+    ends += [at + 2 for at in (body.find(b"\n\n"),) if at >= 0]
+    cut = min(ends) if ends else len(body)
+    return identity_of(header_section(memoryview(body)[:cut]), size)
+
+
+class ImapMailbox:
+    """A mailbox selected on its own connection (closed by ``close``)."""
+
+    def __init__(self, client: ImapClient, name: str, server_name: str) -> None:
+        self.name = name
+        self.server_name = server_name
+        self._client = client
+        self._quoted = quote_astring(server_name)
+        self.uidvalidity = 0
+        self.uidnext: int | None = None
+        self.highestmodseq: int | None = None
+        self.exists = 0
+
+    @property
+    def unsolicited(self) -> list[Untagged]:
+        """EXPUNGE / VANISHED / EXISTS / FETCH the server sent on its own (read and clear)."""
+        protocol = self._client.protocol
+        return protocol.unsolicited if protocol is not None else []
+
+    async def select(self) -> None:
+        done = await self._run("SELECT", self._quoted)
+        for u in done.untagged:
+            if u.kind == "EXISTS" and u.number is not None:
+                self.exists = u.number
+            elif u.kind == "OK":
+                st = status_text(u.raw.first[4:])
+                arg = st.args.split(b" ")[0]
+                if st.code == "UIDVALIDITY" and arg.isdigit():
+                    self.uidvalidity = int(arg)
+                elif st.code == "UIDNEXT" and arg.isdigit():
+                    self.uidnext = int(arg)
+                elif st.code == "HIGHESTMODSEQ" and arg.isdigit():
+                    self.highestmodseq = int(arg)
+        if self._client.protocol is not None:
+            self._client.protocol.state = aio.SELECTED
+            self._client.protocol.unsolicited.clear()
+        log.debug(
+            "imap.selected", mailbox=self.name, exists=self.exists, uidvalidity=self.uidvalidity
+        )
+
+    async def _run(
+        self,
+        *parts: str | bytes | Literal,
+        on_untagged: OnUntagged | None = None,
+        literal_plus: bool = False,
+    ) -> Done:
+        try:
+            return await self._client.run(
+                *parts, on_untagged=on_untagged, literal_plus=literal_plus
+            )
+        except StoreError as e:
+            raise MailboxError(f"mailbox {self.name!r}: {e}") from None
+
+    # -- reading --------------------------------------------------------------------
+
+    async def status(self) -> MailboxStatus:
+        items = "UIDVALIDITY UIDNEXT MESSAGES"
+        if "CONDSTORE" in self._client.capabilities:
+            items += " HIGHESTMODSEQ"
+        done = await self._run("STATUS", self._quoted, f"({items})")
+        values: dict[str, int] = {}
+        for u in done.untagged:
+            if u.kind != "STATUS":
+                continue
+            t = u.tokens()
+            t.value()  # the mailbox name
+            attrs = t.value()
+            if isinstance(attrs, list):
+                for k, v in pairs(attrs).items():
+                    if isinstance(v, str) and v.isdigit():
+                        values[k] = int(v)
+        validity = values.get("UIDVALIDITY", self.uidvalidity)
+        return MailboxStatus(
+            validity=str(validity),
+            uidnext=values.get("UIDNEXT", self.uidnext),
+            highestmodseq=values.get("HIGHESTMODSEQ", self.highestmodseq),
+            count=values.get("MESSAGES", self.exists),
+        )
+
+    async def snapshot(self) -> list[MessageInfo]:
+        await self._run("NOOP")  # learn of new messages (EXISTS) before counting
+        for u in self.unsolicited:
+            if u.kind == "EXISTS" and u.number is not None:
+                self.exists = u.number
+        out: list[MessageInfo] = []
+
+        def on_fetch(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                attrs = pairs(u.tokens().value())
+                uid = text_of(attrs["UID"])
+                size = text_of(attrs.get("RFC822.SIZE", "0"))
+                out.append(
+                    MessageInfo(id=str(int(uid)), flags=_flags_of(attrs["FLAGS"]), size=int(size))
+                )
+            except (ParseError, KeyError, ValueError) as e:
+                log.warning(
+                    "imap.unparsable_fetch",
+                    mailbox=self.name,
+                    error=str(e),
+                    line=u.raw.first[:120].decode("ascii", "replace"),
+                )
+            return True
+
+        if self.exists:
+            for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
+                end = start + SNAPSHOT_CHUNK - 1
+                seq = f"{start}:*" if end >= self.exists else f"{start}:{end}"
+                await self._run("FETCH", seq, "(UID FLAGS RFC822.SIZE)", on_untagged=on_fetch)
+        # A message can be answered twice when new mail arrives mid-way ("n:*").
+        unique = {m.id: m for m in out}
+        return sorted(unique.values(), key=lambda m: int(m.id))
+
+    async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
+        out: dict[str, Identity] = {}
+
+        def on_fetch(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                attrs = pairs(u.tokens().value())
+                uid = str(int(text_of(attrs["UID"])))
+                header = attrs["BODY[HEADER]"]
+                if not isinstance(header, bytes | bytearray):
+                    raise ParseError("BODY[HEADER] is not a string")
+                out[uid] = identity_of(bytes(header), int(text_of(attrs["RFC822.SIZE"])))
+            except (ParseError, KeyError, ValueError) as e:
+                log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e))
+            return True
+
+        for uids in uid_sets(_uids(ids)):
+            await self._run(
+                "UID FETCH", uids, "(UID RFC822.SIZE BODY.PEEK[HEADER])", on_untagged=on_fetch
+            )
+        return out
+
+    async def _sizes(self, ids: Sequence[str]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+
+        def on_fetch(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                attrs = pairs(u.tokens().value())
+                sizes[int(text_of(attrs["UID"]))] = int(text_of(attrs["RFC822.SIZE"]))
+            except (ParseError, KeyError, ValueError) as e:
+                log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e))
+            return True
+
+        for uids in uid_sets(_uids(ids)):
+            await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
+        return sizes
+
+    async def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
+        """Bodies in batches of at most ``BATCH_BYTES`` (a bigger message alone)."""
+        sizes = await self._sizes(ids)
+        batch: list[int] = []
+        budget = 0
+        for uid in sorted(sizes):
+            if batch and budget + sizes[uid] > BATCH_BYTES:
+                for item in await self._fetch_batch(batch):
+                    yield item
+                batch, budget = [], 0
+            batch.append(uid)
+            budget += sizes[uid]
+        if batch:
+            for item in await self._fetch_batch(batch):
+                yield item
+
+    async def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
+        got: list[Fetched] = []
+
+        def on_fetch(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                attrs = pairs(u.tokens().value())
+                if "BODY[]" not in attrs:
+                    return False  # a flag update for another message: keep it as news
+                uid = str(int(text_of(attrs["UID"])))
+                body = attrs["BODY[]"]
+                if not isinstance(body, bytes | bytearray):
+                    raise ParseError("BODY[] is not a string")
+                date = attrs.get("INTERNALDATE")
+                got.append(
+                    Fetched(
+                        id=uid,
+                        flags=_flags_of(attrs["FLAGS"]),
+                        internaldate=parse_internaldate(text_of(date)) if date else None,
+                        identity=_header_identity(body, len(body)),
+                        body=BytesBody(body),
+                    )
+                )
+            except (ParseError, KeyError, ValueError) as e:
+                log.warning(
+                    "imap.unparsable_fetch",
+                    mailbox=self.name,
+                    error=str(e),
+                    line=u.raw.first[:120].decode("ascii", "replace"),
+                )
+            return True
+
+        for uid_set in uid_sets(uids):
+            await self._run(
+                "UID FETCH",
+                uid_set,
+                "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+                on_untagged=on_fetch,
+            )
+        return got
+
+    # -- writing --------------------------------------------------------------------
+
+    def _flag_list(self, flags: Iterable[str]) -> str:
+        ok: list[str] = []
+        for flag in sorted(flags):
+            if flag == RECENT:
+                continue
+            if is_flag_atom(flag):
+                ok.append(flag)
+            else:
+                log.warning(
+                    "imap.flag_dropped",
+                    mailbox=self.name,
+                    flag=flag,
+                    reason="not a valid IMAP flag atom",
+                )
+        return "(" + " ".join(ok) + ")"
+
+    async def append(self, messages: Sequence[Incoming]) -> list[str | None]:
+        plus = "LITERAL+" in self._client.capabilities
+        out: list[str | None] = []
+        for message in messages:
+            parts: list[str | bytes | Literal] = [
+                "APPEND",
+                self._quoted,
+                self._flag_list(message.flags),
+            ]
+            if message.internaldate is not None:
+                parts.append(aio.time2internaldate(message.internaldate))
+            parts.append((message.body.size, message.body.chunks()))
+            done = await self._run(*parts, literal_plus=plus)
+            uid: str | None = None
+            if done.code == "APPENDUID":
+                fields = done.code_args.split()
+                if len(fields) == 2 and fields[1].isdigit():
+                    uid = fields[1].decode()
+            out.append(uid)
+        log.info("imap.appended", mailbox=self.name, count=len(messages))
+        return out
+
+    async def set_flags(self, changes: Sequence[FlagChange]) -> None:
+        ops: list[tuple[str, Flags, int]] = []
+        for change in changes:
+            if change.add:
+                ops.append(("+FLAGS.SILENT", change.add, int(change.id)))
+            if change.remove:
+                ops.append(("-FLAGS.SILENT", change.remove, int(change.id)))
+
+        def key(op: tuple[str, Flags, int]) -> tuple[str, tuple[str, ...]]:
+            return op[0], tuple(sorted(op[1]))
+
+        for (verb, flags), group in groupby(sorted(ops, key=key), key=key):
+            flag_list = self._flag_list(flags)
+            if flag_list == "()":
+                continue
+            for uids in uid_sets(op[2] for op in group):
+                await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        uids = _uids(ids)
+        if not uids:
+            return
+        for uid_set in uid_sets(uids):
+            await self._run(
+                "UID STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)", on_untagged=_swallow_fetch
+            )
+            if "UIDPLUS" in self._client.capabilities:
+                await self._run("UID EXPUNGE", uid_set)
+        if "UIDPLUS" not in self._client.capabilities:
+            # A bare EXPUNGE would also remove other clients' \\Deleted messages.
+            log.warning(
+                "imap.no_uidplus",
+                mailbox=self.name,
+                detail="messages marked \\Deleted, not expunged",
+            )
+        log.info("imap.deleted", mailbox=self.name, count=len(uids))
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _swallow_fetch(u: Untagged) -> bool:
+    return u.kind == "FETCH"
+
+
+def _uids(ids: Iterable[str]) -> list[int]:
+    out: list[int] = []
+    for i in ids:
+        if not i.isdigit() or int(i) == 0:
+            raise MailboxError(f"not an IMAP UID: {i!r}")
+        out.append(int(i))
+    return out

@@ -1,0 +1,270 @@
+"""IMAP response syntax: complete responses in, Python values out.
+
+A server response is one or more lines joined by literals: ``lines[0]
+{N}\\r\\n <N bytes> lines[1] ...``.  The reader (``protocol.py``) cuts the
+byte stream into such ``RawResponse`` values; this module turns one into
+tokens.  It never looks at more than one response, never uses a regex over a
+whole line, and keeps literals as the very objects the reader filled (a 25 MB
+body is not copied here).
+
+Values: an atom is ``str`` (``\\Seen``, ``FETCH``, ``BODY[HEADER]``, ``42``),
+a quoted string is ``bytes``, a literal is ``bytearray``, NIL is ``None``, a
+parenthesised list is ``list``.  Quoted strings and literals are both "strings"
+in IMAP; ``text_of`` accepts either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+Value: TypeAlias = "str | bytes | bytearray | list[Value] | None"
+
+
+class ParseError(ValueError):
+    """A response that does not follow the IMAP grammar."""
+
+
+@dataclass(slots=True)
+class RawResponse:
+    """One complete response: ``len(lines) == len(literals) + 1``.
+
+    Every line but the last ends with the literal marker (``{N}``, ``{N+}`` or
+    ``~{N}``) that announced the literal following it.
+    """
+
+    lines: list[bytes]
+    literals: list[bytearray] = field(default_factory=list)
+
+    @property
+    def first(self) -> bytes:
+        return self.lines[0]
+
+    def wire_size(self) -> int:
+        return sum(len(x) for x in self.lines) + sum(len(x) for x in self.literals)
+
+
+def literal_size(line: bytes) -> int | None:
+    """The size N if ``line`` ends with a literal marker ``{N}``/``{N+}``/``~{N}``, else None.
+
+    Raises ParseError for a marker whose size is not a number.
+    """
+    if not line.endswith(b"}"):
+        return None
+    start = line.rfind(b"{")
+    if start < 0:
+        return None
+    digits = line[start + 1 : -1]
+    if digits.endswith(b"+"):
+        digits = digits[:-1]
+    if not digits.isdigit() or len(digits) > 12:
+        raise ParseError(f"bad literal size {line[start:][:40]!r}")
+    return int(digits)
+
+
+_ATOM_END = frozenset(b" ()\r\n")
+
+
+class Tokens:
+    """A cursor over one response's lines and literals."""
+
+    __slots__ = ("_index", "_line", "_lines", "_literals", "_pos")
+
+    def __init__(self, response: RawResponse, start: int = 0) -> None:
+        self._lines = response.lines
+        self._literals = response.literals
+        self._index = 0
+        self._line = response.lines[0]
+        self._pos = start
+
+    # -- cursor ---------------------------------------------------------------------
+
+    def at_end(self) -> bool:
+        self._skip_spaces()
+        return self._pos >= len(self._line) and self._index >= len(self._literals)
+
+    def rest_of_line(self) -> bytes:
+        """The remaining text of the current line (human-readable resp-text)."""
+        self._skip_spaces()
+        rest = self._line[self._pos :]
+        self._pos = len(self._line)
+        return rest
+
+    def peek(self) -> int | None:
+        self._skip_spaces()
+        return self._line[self._pos] if self._pos < len(self._line) else None
+
+    def _skip_spaces(self) -> None:
+        line = self._line
+        while self._pos < len(line) and line[self._pos] == 0x20:
+            self._pos += 1
+
+    # -- values ---------------------------------------------------------------------
+
+    def value(self) -> Value:
+        """The next value: atom, number, quoted string, literal, NIL or list."""
+        self._skip_spaces()
+        line = self._line
+        if self._pos >= len(line):
+            raise ParseError(f"unexpected end of response in {self._context()}")
+        ch = line[self._pos]
+        if ch == 0x28:  # (
+            return self._list()
+        if ch == 0x22:  # "
+            return self._quoted()
+        if ch == 0x7B or (ch == 0x7E and line[self._pos + 1 : self._pos + 2] == b"{"):
+            return self._literal()
+        atom = self.atom()
+        return None if atom.upper() == "NIL" else atom
+
+    def atom(self) -> str:
+        """An atom; brackets may hold spaces and parentheses (``BODY[HEADER.FIELDS (A B)]``)."""
+        self._skip_spaces()
+        line = self._line
+        start = self._pos
+        pos = start
+        depth = 0
+        n = len(line)
+        while pos < n:
+            ch = line[pos]
+            if ch == 0x5B:  # [
+                depth += 1
+            elif ch == 0x5D:  # ]
+                depth -= 1
+            elif depth <= 0 and ch in _ATOM_END:
+                break
+            pos += 1
+        if pos == start:
+            raise ParseError(f"expected an atom in {self._context()}")
+        self._pos = pos
+        return line[start:pos].decode("ascii", "replace")
+
+    def number(self) -> int:
+        word = self.atom()
+        if not word.isdigit():
+            raise ParseError(f"expected a number, got {word!r}")
+        return int(word)
+
+    def _quoted(self) -> bytes:
+        line = self._line
+        pos = self._pos + 1
+        out = bytearray()
+        n = len(line)
+        while pos < n:
+            ch = line[pos]
+            if ch == 0x5C:  # backslash quotes the next character
+                if pos + 1 >= n:
+                    break
+                out.append(line[pos + 1])
+                pos += 2
+                continue
+            if ch == 0x22:
+                self._pos = pos + 1
+                return bytes(out)
+            out.append(ch)
+            pos += 1
+        raise ParseError(f"unterminated quoted string in {self._context()}")
+
+    def _literal(self) -> bytearray:
+        size = literal_size(self._line[self._pos :])
+        if size is None or self._index >= len(self._literals):
+            raise ParseError(f"literal marker not at end of line in {self._context()}")
+        literal = self._literals[self._index]
+        if len(literal) != size:
+            raise ParseError(f"literal of {len(literal)} bytes announced as {size}")
+        self._index += 1
+        self._line = self._lines[self._index]
+        self._pos = 0
+        return literal
+
+    def _list(self) -> list[Value]:
+        self._pos += 1  # (
+        items: list[Value] = []
+        while True:
+            self._skip_spaces()
+            if self._pos >= len(self._line):
+                raise ParseError(f"unterminated list in {self._context()}")
+            if self._line[self._pos] == 0x29:  # )
+                self._pos += 1
+                return items
+            items.append(self.value())
+
+    def _context(self) -> str:
+        return repr(self._line[:80])
+
+
+# ---- helpers for callers ------------------------------------------------------------------
+
+
+def text_of(value: Value) -> str:
+    """A string value (atom, quoted or literal) as text; NIL as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    raise ParseError(f"expected a string, got a list {value!r}"[:120])
+
+
+def pairs(items: Value) -> dict[str, Value]:
+    """A FETCH attribute list ``(UID 5 FLAGS (...))`` as {"UID": "5", "FLAGS": [...]}."""
+    if not isinstance(items, list) or len(items) % 2:
+        raise ParseError("FETCH attributes are not name/value pairs")
+    out: dict[str, Value] = {}
+    for i in range(0, len(items), 2):
+        name = items[i]
+        if not isinstance(name, str):
+            raise ParseError(f"FETCH attribute name {name!r} is not an atom"[:120])
+        out[name.upper()] = items[i + 1]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Untagged:
+    """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest."""
+
+    kind: str
+    number: int | None
+    raw: RawResponse
+
+    def tokens(self) -> Tokens:
+        t = Tokens(self.raw, 2)
+        if self.number is not None:
+            t.atom()
+        t.atom()
+        return t
+
+
+def untagged(raw: RawResponse) -> Untagged:
+    """Classify an untagged response (``raw.first`` starts with ``* ``)."""
+    t = Tokens(raw, 2)
+    word = t.atom()
+    if word.isdigit():
+        return Untagged(t.atom().upper(), int(word), raw)
+    return Untagged(word.upper(), None, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusText:
+    """``OK [CODE args] text`` split up: the code in upper case ("" if none)."""
+
+    code: str
+    args: bytes
+    text: str
+
+
+def status_text(line: bytes) -> StatusText:
+    """Split resp-text (what follows OK/NO/BAD/BYE) into its response code and text."""
+    line = line.lstrip(b" ")
+    if line.startswith(b"["):
+        end = line.find(b"]")
+        if end > 0:
+            inner = line[1:end]
+            code, _, args = inner.partition(b" ")
+            return StatusText(
+                code.decode("ascii", "replace").upper(),
+                args,
+                line[end + 1 :].strip().decode("utf-8", "replace"),
+            )
+    return StatusText("", b"", line.strip().decode("utf-8", "replace"))

@@ -1,0 +1,465 @@
+"""aioimaplib's protocol with our own response reader.
+
+aioimaplib 2.0.3 keeps the connection, the tags and the command formatting,
+but its response handling fails at real mailbox sizes:
+
+1. ``_handle_responses`` recurses once per response line: past ~1,000 lines
+   in one read it raises RecursionError inside ``data_received`` and the
+   command never completes;
+2. ``FetchCommand.wait_data`` rescans every line received so far after each
+   line, so a FETCH of n messages costs O(n²);
+3. untagged responses that do not match the command in flight (EXPUNGE,
+   VANISHED, EXISTS during a STORE) are logged and dropped;
+4. ``_untagged_response`` does ``line.replace(b"* ", b"")``, which also
+   strips "* " inside quoted strings.
+
+``ImapProtocol`` replaces ``data_received`` and ``execute``: a
+``ResponseReader`` cuts the byte stream into complete responses (lines and
+literals) in one linear pass without recursion; each response goes to the one
+command in flight (commands are serialised by a lock), whose callback may
+consume it at once (streaming FETCH); EXPUNGE / VANISHED / EXISTS and
+unrequested FETCH responses are also kept in ``unsolicited``.  Every wait has
+a timeout that restarts whenever the server sends something, so a slow but
+live 25 MB transfer is not cut off while a silent server is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aioimaplib import aioimaplib as aio
+
+from mailtide.stores.imap.parse import (
+    ParseError,
+    RawResponse,
+    Untagged,
+    literal_size,
+    status_text,
+    untagged,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_LINE = 8 << 20  # a longer line without a literal is not IMAP, it is a broken server
+MAX_LITERAL = 1 << 30
+
+UNSOLICITED_KINDS = frozenset({"EXPUNGE", "VANISHED", "EXISTS", "FETCH"})
+
+
+class ProtocolError(Exception):
+    """The server's byte stream cannot be understood; the connection is unusable."""
+
+
+class CommandTimeout(Exception):
+    """The server sent nothing for ``timeout`` seconds while a command was in flight."""
+
+
+class ResponseReader:
+    """Bytes in, complete ``RawResponse`` values out; linear in the bytes received.
+
+    A partial line is kept as a list of pieces and only the newest piece is
+    searched for CRLF; a literal is read into a buffer of exactly its size.
+    """
+
+    def __init__(self, max_literal: int = MAX_LITERAL) -> None:
+        self._max_literal = max_literal
+        self._pieces: list[bytes] = []  # the partial line so far
+        self._pending_len = 0
+        self._lines: list[bytes] = []  # complete lines of the response being read
+        self._literals: list[bytearray] = []
+        self._literal: bytearray | None = None
+        self._literal_fill = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when no partial response is buffered (safe point for STARTTLS)."""
+        return not (self._pieces or self._lines or self._literal is not None)
+
+    def feed(self, data: bytes) -> list[RawResponse]:
+        out: list[RawResponse] = []
+        view = memoryview(data)
+        pos = 0
+        n = len(data)
+        if self._pieces and self._pieces[-1].endswith(b"\r") and data.startswith(b"\n"):
+            # The CRLF that ends the partial line was split across two reads.
+            line = b"".join(self._pieces)[:-1]
+            self._pieces.clear()
+            self._pending_len = 0
+            pos = 1
+            self._line_done(line, out)
+        while pos < n:
+            if self._literal is not None:
+                take = min(len(self._literal) - self._literal_fill, n - pos)
+                end = self._literal_fill + take
+                self._literal[self._literal_fill : end] = view[pos : pos + take]
+                self._literal_fill = end
+                pos += take
+                if self._literal_fill == len(self._literal):
+                    self._literals.append(self._literal)
+                    self._literal = None
+                continue
+            at = data.find(b"\r\n", pos)
+            if at < 0:
+                self._pieces.append(data[pos:])
+                self._pending_len += n - pos
+                if self._pending_len > MAX_LINE:
+                    raise ProtocolError(f"response line longer than {MAX_LINE} bytes")
+                break
+            if self._pieces:
+                line = b"".join([*self._pieces, data[pos:at]])
+                self._pieces.clear()
+                self._pending_len = 0
+            else:
+                line = data[pos:at]
+            pos = at + 2
+            self._line_done(line, out)
+        return out
+
+    def _line_done(self, line: bytes, out: list[RawResponse]) -> None:
+        try:
+            size = literal_size(line)
+        except ParseError as e:
+            raise ProtocolError(str(e)) from None
+        self._lines.append(line)
+        if size is None:
+            out.append(RawResponse(self._lines, self._literals))
+            self._lines = []
+            self._literals = []
+            return
+        if size > self._max_literal:
+            raise ProtocolError(f"server announced a literal of {size} bytes (limit {MAX_LITERAL})")
+        self._literal = bytearray(size)
+        self._literal_fill = 0
+        if size == 0:
+            self._literals.append(self._literal)
+            self._literal = None
+
+
+@dataclass(slots=True)
+class Done:
+    """How a command ended: the tagged status, its response code and the untagged responses kept."""
+
+    status: str  # OK, NO, BAD (or BYE when the server hung up)
+    code: str
+    code_args: bytes
+    text: str
+    untagged: list[Untagged] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+
+# A callback sees each untagged response of its command as it arrives and
+# returns True when it consumed it (so it is not kept in memory).
+OnUntagged = Callable[[Untagged], bool]
+
+# What a command sends: text pieces, and literals as async byte streams with their size.
+Literal = tuple[int, AsyncIterator[bytes]]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    tag: bytes
+    name: str
+    on_untagged: OnUntagged | None
+    done: asyncio.Future[Done]
+    untagged: list[Untagged] = field(default_factory=list)
+    continuation: asyncio.Event = field(default_factory=asyncio.Event)
+    lines_for_compat: list[Any] | None = None
+
+
+class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
+    """aioimaplib's client protocol with a linear, literal-aware, non-recursive reader."""
+
+    # Attributes aioimaplib sets without annotations.
+    state: str
+    literal_data: bytes | None
+    transport: asyncio.Transport | None
+    capabilities: set[str]
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        *,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(loop, conn_lost_cb)
+        self.timeout = timeout
+        self.reader = ResponseReader()
+        self.unsolicited: list[Untagged] = []
+        self.greeting: asyncio.Future[RawResponse] = (
+            loop or asyncio.get_running_loop()
+        ).create_future()
+        self._lock = asyncio.Lock()
+        self._current: _InFlight | None = None
+        self._broken: Exception | None = None
+        self._last_activity = time.monotonic()
+        self.closing = False  # set before LOGOUT: the server hanging up is then expected
+
+    # -- incoming -------------------------------------------------------------------
+
+    def data_received(self, d: bytes) -> None:
+        self._last_activity = time.monotonic()
+        if self._broken is not None:
+            return
+        try:
+            for response in self.reader.feed(d):
+                self._dispatch(response)
+        except (ProtocolError, ParseError) as e:
+            self._break(ProtocolError(str(e)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._break(ProtocolError(f"connection closed by server{f': {exc}' if exc else ''}"))
+        super().connection_lost(exc)
+
+    def _break(self, error: Exception) -> None:
+        if self._broken is None:
+            self._broken = error
+            if not self.closing:
+                log.warning("imap.connection_broken", reason=str(error))
+        if not self.greeting.done():
+            self.greeting.set_exception(error)
+        current = self._current
+        if current is not None and not current.done.done():
+            current.done.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _dispatch(self, response: RawResponse) -> None:
+        first = response.first
+        if self.state == aio.CONNECTED:
+            # The greeting: OK, PREAUTH (already logged in) or BYE (go away).
+            kind = first[2:].split(b" ", 1)[0].upper()
+            if not first.startswith(b"* ") or kind not in (b"OK", b"PREAUTH"):
+                raise ProtocolError(f"server refused the connection: {first[:200]!r}")
+            self.state = aio.AUTH if kind == b"PREAUTH" else aio.NONAUTH
+            if not self.greeting.done():
+                self.greeting.set_result(response)
+            return
+        current = self._current
+        if first.startswith(b"* "):
+            item = untagged(response)
+            self._untagged(item, current)
+            return
+        if first.startswith(b"+"):
+            if current is not None:
+                current.continuation.set()
+            else:
+                log.debug("imap.continuation_ignored")
+            return
+        tag, _, rest = first.partition(b" ")
+        if current is None or tag != current.tag:
+            raise ProtocolError(f"tagged response for an unknown command: {first[:80]!r}")
+        status, _, text = rest.partition(b" ")
+        st = status_text(text)
+        if current.lines_for_compat is not None:
+            current.lines_for_compat.append(text)
+        if not current.done.done():
+            current.done.set_result(
+                Done(
+                    status.decode("ascii", "replace").upper(),
+                    st.code,
+                    st.args,
+                    st.text,
+                    current.untagged,
+                )
+            )
+
+    def _untagged(self, item: Untagged, current: _InFlight | None) -> None:
+        if item.kind == "BYE" and not self.closing:
+            log.info("imap.bye", text=status_text(item.raw.first[6:]).text)
+        consumed = False
+        if current is not None:
+            if current.lines_for_compat is not None:
+                # aioimaplib's callers expect the line without "* " and literals in between.
+                current.lines_for_compat.append(item.raw.first[2:])
+                for line, lit in zip(item.raw.lines[1:], item.raw.literals, strict=True):
+                    current.lines_for_compat.extend((lit, line))
+            if current.on_untagged is not None:
+                consumed = current.on_untagged(item)
+            if not consumed:
+                current.untagged.append(item)
+        # A FETCH answering our own FETCH or STORE belongs to that command only;
+        # anything else that changes the mailbox is news the mailbox must not miss.
+        answers_command = current is not None and current.name in ("FETCH", "STORE")
+        if item.kind in UNSOLICITED_KINDS and not (item.kind == "FETCH" and answers_command):
+            self.unsolicited.append(item)
+
+    # -- outgoing -------------------------------------------------------------------
+
+    async def run(
+        self,
+        *parts: str | bytes | Literal,
+        on_untagged: OnUntagged | None = None,
+        secret: str | None = None,
+        name: str | None = None,
+        literal_plus: bool = False,
+    ) -> Done:
+        """Send one command (serialised with every other) and wait for its tagged status.
+
+        ``parts`` are joined with spaces; a ``(size, chunks)`` pair is sent as a
+        literal (``{N+}`` without waiting when ``literal_plus``, else after the
+        server's continuation).  ``secret`` is never logged.
+        """
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            tag = self.new_tag().encode()
+            first = parts[0] if isinstance(parts[0], str) else ""
+            words = first.upper().split()
+            cmd_name = name or (
+                words[1]
+                if words[:1] == ["UID"] and len(words) > 1
+                else (words[0] if words else "?")
+            )
+            inflight = _InFlight(tag, cmd_name, on_untagged, self._new_future())
+            self._current = inflight
+            try:
+                await self._send(tag, parts, inflight, literal_plus)
+                done: Done = await self._wait(inflight.done, f"{cmd_name} command")
+                return done
+            finally:
+                self._current = None
+
+    async def run_with_continuation(self, text: str, data: bytes, *, secret: str) -> Done:
+        """``text``, then ``data`` as its own line after the server's "+" (SASL without SASL-IR)."""
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            tag = self.new_tag().encode()
+            inflight = _InFlight(tag, text.split(" ")[0], None, self._new_future())
+            self._current = inflight
+            try:
+                self._write(tag + b" " + text.encode() + b"\r\n")
+                waiter = asyncio.ensure_future(inflight.continuation.wait())
+                try:
+                    await self._wait(
+                        asyncio.ensure_future(self._first(waiter, inflight.done)), "continuation"
+                    )
+                finally:
+                    waiter.cancel()
+                if not inflight.done.done():
+                    self._write(data + b"\r\n")
+                done: Done = await self._wait(inflight.done, text)
+                return done
+            finally:
+                self._current = None
+
+    async def _send(
+        self, tag: bytes, parts: Sequence[str | bytes | Literal], inflight: _InFlight, plus: bool
+    ) -> None:
+        pending = bytearray(tag)
+        for part in parts:
+            if isinstance(part, tuple):
+                size, chunks = part
+                pending += b" {%d%s}\r\n" % (size, b"+" if plus else b"")
+                self._write(bytes(pending))
+                pending.clear()
+                if not plus:
+                    inflight.continuation.clear()
+                    waiter = asyncio.ensure_future(inflight.continuation.wait())
+                    try:
+                        await self._wait(
+                            asyncio.ensure_future(self._first(waiter, inflight.done)),
+                            "continuation",
+                        )
+                    finally:
+                        waiter.cancel()
+                    if inflight.done.done():
+                        return  # refused before the literal (e.g. NO [TRYCREATE])
+                sent = 0
+                async for chunk in chunks:
+                    self._write(chunk)
+                    sent += len(chunk)
+                    self._last_activity = time.monotonic()  # sending is progress too
+                    await self._drain()
+                if sent != size:
+                    raise ProtocolError(f"literal sent {sent} bytes, announced {size}")
+            else:
+                pending += b" " + (part.encode() if isinstance(part, str) else part)
+        pending += b"\r\n"
+        self._write(bytes(pending))
+
+    @staticmethod
+    async def _first(a: asyncio.Future[Any], b: asyncio.Future[Any]) -> None:
+        await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise self._broken or ProtocolError("connection is closed")
+        self.transport.write(data)
+
+    async def _drain(self) -> None:
+        # Keep at most a little in the send buffer: a 25 MB APPEND must not be buffered whole.
+        transport = self.transport
+        while (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() > (1 << 20)
+        ):
+            await asyncio.sleep(0.005)
+            if self._broken is not None:
+                raise self._broken
+
+    def _new_future(self) -> asyncio.Future[Done]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _wait(self, future: asyncio.Future[Any], what: str) -> Any:
+        """Wait for ``future``; time out only after ``timeout`` seconds of silence."""
+        while True:
+            remaining = self._last_activity + self.timeout - time.monotonic()
+            if remaining <= 0:
+                error = CommandTimeout(f"no answer from server for {self.timeout:g} s ({what})")
+                self._break(error)
+                raise error
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), remaining)
+            except TimeoutError:
+                continue
+
+    # -- aioimaplib compatibility ---------------------------------------------------
+
+    async def execute(self, command: aio.Command, scrub: str | None = None) -> aio.Response:
+        """Run an aioimaplib ``Command`` through our reader (its methods keep working).
+
+        Returns aioimaplib's ``Response(result, lines)``: untagged lines without
+        the leading "* ", literals as separate items, the tagged text last.
+        """
+        spec = aio.Commands.get(command.name)
+        if spec is not None and self.state not in spec.valid_states:
+            raise aio.Abort(f"command {command.name} illegal in state {self.state}")
+        text = str(command)[len(command.tag) + 1 :]
+        parts: list[str | bytes | Literal] = []
+        if command.name == "APPEND" and self.literal_data is not None:
+            data = bytes(self.literal_data)
+            self.literal_data = None
+            text = text.rsplit(" ", 1)[0]  # aioimaplib's own "{N}" marker
+
+            async def one() -> AsyncIterator[bytes]:
+                yield data
+
+            parts = [text, (len(data), one())]
+        else:
+            parts = [text]
+        lines: list[Any] = []
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            tag = command.tag.encode()
+            inflight = _InFlight(
+                tag, command.name, None, self._new_future(), lines_for_compat=lines
+            )
+            self._current = inflight
+            try:
+                await self._send(tag, parts, inflight, False)
+                done: Done = await self._wait(inflight.done, f"{command.name} command")
+            finally:
+                self._current = None
+        return aio.Response(done.status, lines)

@@ -1,0 +1,189 @@
+"""The IMAP store: folders of one account, each opened mailbox on its own connection.
+
+Canonical folder names (Unicode, "/"-separated) are mapped to server names
+here and only here: modified UTF-7, the server's hierarchy separator, and the
+personal namespace prefix (Courier's "INBOX.") stripped on the way in and put
+back on the way out.  A server name that cannot be mapped safely is reported
+in ``refused`` and left out, never guessed.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from mailtide.core import mutf7
+from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox, parents
+from mailtide.stores.base import FolderInfo, StoreError, UnsafeFolderName
+from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
+from mailtide.stores.imap.mailbox import ImapMailbox
+from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["ImapMailbox", "ImapSettings", "ImapStore"]
+
+_NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+
+
+class ImapStore:
+    """An IMAP account as a ``Store``."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self._client: ImapClient | None = None
+        self._refused: list[tuple[str, str]] = []
+        self.prefix = ""  # personal namespace prefix, e.g. "INBOX." on Courier
+        self.separator = "/"
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._client.capabilities if self._client is not None else frozenset()
+
+    async def _new_client(self) -> ImapClient:
+        client = ImapClient(self.settings)
+        await client.connect()
+        return client
+
+    async def connect(self) -> None:
+        if self._client is not None:
+            return
+        self._client = await self._new_client()
+        if "NAMESPACE" in self._client.capabilities:
+            await self._read_namespace(self._client)
+
+    async def _read_namespace(self, client: ImapClient) -> None:
+        done = await client.run("NAMESPACE", check=False)
+        for u in done.untagged:
+            if u.kind != "NAMESPACE":
+                continue
+            try:
+                personal = u.tokens().value()
+                if isinstance(personal, list) and personal and isinstance(personal[0], list):
+                    prefix, sep = personal[0][0], personal[0][1]
+                    self.prefix = text_of(prefix)
+                    if sep is not None:
+                        self.separator = text_of(sep)
+            except ParseError as e:
+                log.warning("imap.bad_namespace", error=str(e))
+
+    def _connected(self) -> ImapClient:
+        if self._client is None:
+            raise StoreError(f"not connected to {self.settings.where}")
+        return self._client
+
+    # -- names ----------------------------------------------------------------------
+
+    def server_name(self, name: str) -> str:
+        """The server's name for canonical ``name``; UnsafeFolderName if it has none."""
+        try:
+            check_name(name)
+        except BadFolderName as e:
+            raise UnsafeFolderName(str(e)) from None
+        if is_inbox(name):
+            return "INBOX"
+        parts = name.split("/")
+        if self.separator != "/" and any(self.separator in p for p in parts):
+            raise UnsafeFolderName(
+                f"folder name {name!r} contains the server's separator {self.separator!r}"
+            )
+        return self.prefix + self.separator.join(mutf7.encode(p) for p in parts)
+
+    def canonical_name(self, raw: str, separator: str | None) -> str:
+        """The canonical name for a server name; BadFolderName with the reason if none."""
+        sep = separator or self.separator
+        name = raw
+        if self.prefix and name.startswith(self.prefix) and not is_inbox(name):
+            name = name[len(self.prefix) :]
+        try:
+            decoded = mutf7.decode(name)
+        except ValueError as e:
+            raise BadFolderName(f"folder {raw!r} is not valid modified UTF-7: {e}") from None
+        parts = decoded.split(sep) if sep else [decoded]
+        if sep != "/" and any("/" in p for p in parts):
+            raise BadFolderName(f"folder {raw!r} has '/' inside a name component")
+        return check_name(canonical("/".join(parts)))
+
+    # -- folders --------------------------------------------------------------------
+
+    async def list_folders(self) -> list[FolderInfo]:
+        client = self._connected()
+        done = await client.run("LIST", '""', '"*"')
+        refused: list[tuple[str, str]] = []
+        found: dict[str, FolderInfo] = {}
+        listed = 0
+        for u in done.untagged:
+            if u.kind != "LIST":
+                continue
+            listed += 1
+            try:
+                info = self._folder_of(u)
+            except BadFolderName as e:
+                refused.append((_raw_name(u), str(e)))
+                log.warning("imap.folder_refused", folder=_raw_name(u), reason=str(e))
+                continue
+            except ParseError as e:
+                refused.append((_raw_name(u), f"unparsable LIST response: {e}"))
+                continue
+            if info is not None:
+                found[info.name] = info
+        self._refused = refused
+        if listed == 0:
+            # Never let an empty answer look like "every folder was deleted".
+            raise StoreError(f"{self.settings.where}: server listed no folders")
+        return sorted(found.values(), key=lambda f: f.name)
+
+    def _folder_of(self, u: Untagged) -> FolderInfo | None:
+        t = u.tokens()
+        flags = t.value()
+        sep = t.value()
+        raw = t.value()
+        if not isinstance(flags, list) or raw is None or isinstance(raw, list):
+            raise ParseError("LIST response without flags or name")
+        raw_name = text_of(raw)
+        if not raw_name.isascii():
+            raise BadFolderName(f"folder {raw_name!r} is 8-bit, not modified UTF-7")
+        if self.prefix and raw_name == self.prefix.rstrip(self.separator):
+            return None  # the namespace root itself ("INBOX" on Courier is also INBOX)
+        flag_set = {text_of(f).upper() for f in flags}
+        name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
+        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        return list(self._refused)
+
+    async def create_folder(self, name: str) -> None:
+        client = self._connected()
+        for each in [*parents(name), name]:
+            if is_inbox(each):
+                continue
+            done = await client.run("CREATE", quote_astring(self.server_name(each)), check=False)
+            if not done.ok and done.code != "ALREADYEXISTS" and "exist" not in done.text.lower():
+                raise StoreError(f"cannot create folder {each!r}: {done.status} {done.text}")
+        log.info("imap.folder_created", folder=name)
+
+    async def open(self, name: str) -> ImapMailbox:
+        server_name = self.server_name(name)
+        client = await self._new_client()
+        mailbox = ImapMailbox(client, name, server_name)
+        try:
+            await mailbox.select()
+        except BaseException:
+            await client.close()
+            raise
+        return mailbox
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+
+def _raw_name(u: Untagged) -> str:
+    try:
+        t = u.tokens()
+        t.value()
+        t.value()
+        return text_of(t.value())
+    except ParseError:
+        return u.raw.first.decode("ascii", "replace")
