@@ -294,6 +294,50 @@ SCENARIOS = [
         [msg("x")],
         ["need far:{} near:{x}"],
     ),
+    # --- half records without an identity (the intent was journaled without one) ----------
+    Scenario(
+        "pending upload without identity that happened: twin found by the source's identity",
+        [rec("", "a", S)],
+        [msg("9", S, "m")],
+        [msg("a", S, "m")],
+        ["pair 9=a [\\Seen]"],
+    ),
+    Scenario(
+        "pending upload without identity, source identity unknown: ask for it",
+        [rec("", "a", S)],
+        [msg("9", S, "m")],
+        [msg("a", S)],
+        ["need far:{} near:{a}"],
+    ),
+    Scenario(
+        "pending upload without identity, nothing unrecorded opposite: copied, no need to ask",
+        [rec("", "a", S)],
+        [],
+        [msg("a", S)],
+        ["copy near:a [\\Seen] for =a"],
+    ),
+    Scenario(
+        "pending upload without identity whose source is gone: forget, the twin is not deleted",
+        [rec("", "a", S)],
+        [msg("9", S, "m")],
+        [],
+        ["copy far:9 [\\Seen]", "forget =a"],
+    ),
+    # --- records with no id on either side ----------------------------------------------------
+    Scenario(
+        "pending download whose far ids became void: forget it, nothing deleted, copied again",
+        [rec("", "", "", "m")],
+        [msg("101", "", "m")],
+        [],
+        ["copy far:101 []", "forget ="],
+    ),
+    Scenario(
+        "pending download that happened, far ids void since: forget it, the pair is found",
+        [rec("", "", S, "m")],
+        [msg("101", S, "m")],
+        [msg("x", S, "m")],
+        ["forget =", "pair 101=x [\\Seen]"],
+    ),
     # --- UIDVALIDITY changed on far: every record half, far ids new -------------------------
     Scenario(
         "UIDVALIDITY re-pair: nothing copied, nothing deleted, flags merged against the record",

@@ -9,7 +9,8 @@ Inputs:
 - ``base``: the records of the last sync (``Record``).  A record whose id is
   empty on one side is a *half record*: an intent to copy that was made
   durable before the copy, or a pair whose ids on that side became void
-  (UIDVALIDITY changed).  Its identity says what to look for on that side.
+  (UIDVALIDITY changed).  Its identity (else its message's) says what to look
+  for on that side.
 - ``far``, ``near``: every message each side holds now (``MessageInfo``).
 
 Promises:
@@ -31,6 +32,7 @@ The decisions, per message (``F`` far, ``N`` near, ``R`` record):
     R (id on S only)  | match on other side by identity | -> treated as a full record, above
     R (id on S only)  | no match, S present             | -> Copy S -> other (completes R)
     R (id on S only)  | no match, S gone                | -> Forget
+    R (no id on either side)                            | -> Forget (messages are unrecorded)
     no R | on S only, no identical unrecorded twin opposite | -> Copy S -> other
     no R | identical unrecorded message on both sides       | -> Update (pair), flags united
 """
@@ -207,11 +209,18 @@ def reconcile(
     )
 
     # Half records look for their missing side among that side's unrecorded messages.
-    half = [r for r in records if not all(r.ids)]
+    half = [r for r in records if any(r.ids) and not all(r.ids)]
     wanted = [frozenset[str](), frozenset[str]()]
     for side in SIDES:
         if any(not r.ids[side] for r in half):
             wanted[side] = unrecorded[side].lacking_identity()
+    for r in half:
+        # A half record without an identity looks for its source's identity instead.
+        known = Side.FAR if r.ids[Side.FAR] else Side.NEAR
+        source = now[known].get(r.ids[known])
+        blind = r.identity is None and source is not None and source.identity is None
+        if blind and unrecorded[known.other].messages:
+            wanted[known] |= {r.ids[known]}
     if any(wanted):
         return NeedIdentities((wanted[0], wanted[1]))
 
@@ -222,16 +231,22 @@ def reconcile(
 
     for record in records:
         ids = record.ids
+        if not any(ids):
+            # A pending copy whose source side's ids became void (UIDVALIDITY changed): it
+            # names nothing, so it must neither pair nor delete; the messages it meant are
+            # unrecorded now and are paired or copied below.
+            forgets.append(Forget(record))
+            continue
         if not all(ids):
             known = Side.FAR if ids[Side.FAR] else Side.NEAR
             missing = known.other
-            twin = unrecorded[missing].take(record.identity)
+            source = now[known].get(ids[known])
+            identity = record.identity or (source.identity if source is not None else None)
+            twin = unrecorded[missing].take(identity)
             if twin is None:
-                source = now[known].get(ids[known])
                 if source is None:
                     forgets.append(Forget(record))
                 else:
-                    identity = record.identity or source.identity
                     copies.append(Copy(known, source.id, source.flags, identity, record))
                 continue
             ids = pair_ids(known, ids[known], twin.id)
