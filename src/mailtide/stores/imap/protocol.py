@@ -224,11 +224,14 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             self._broken = error
             if not self.closing:
                 log.warning("imap.connection_broken", reason=str(error))
+        # Waiters see the error; marking it retrieved keeps asyncio from logging it again.
         if not self.greeting.done():
             self.greeting.set_exception(error)
+            self.greeting.exception()
         current = self._current
         if current is not None and not current.done.done():
             current.done.set_exception(error)
+            current.done.exception()
         if self.transport is not None:
             self.transport.close()
 
