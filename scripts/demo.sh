@@ -3,7 +3,7 @@
 #   1. starts a private Dovecot on 127.0.0.1 under demo/server (tests/dovecot.py up),
 #   2. fills account "demo" with ~300 deterministic sample messages (scripts/demo_corpus.py),
 #   3. writes demo/config.toml (implicit TLS, verified against the server's own cert),
-#   4. runs `mailtide sync` into demo/Mail (layout fs),
+#   4. runs `mailtide sync` into demo/Mail (layout fs), then once more (nothing to do),
 #   5. shows the folder tree that arrived and how to read it with mutt,
 #   6. stops the server (on every exit, also after a failure or Ctrl-C).
 # Each run starts from scratch: demo/ is removed first.
@@ -94,6 +94,9 @@ say "mailtide check-config -c demo/config.toml"
 say "mailtide sync -c demo/config.toml"
 "$MAILTIDE" sync -c "$DEMO/config.toml"
 
+say "mailtide sync again: nothing changed, so nothing is copied"
+"$MAILTIDE" sync -c "$DEMO/config.toml"
+
 say "what arrived in demo/Mail"
 "$PY" scripts/demo_corpus.py tree "$DEMO/Mail" --expect "$DEMO/corpus.json"
 
@@ -108,6 +111,6 @@ EOF
 "$PY" scripts/demo_corpus.py mailboxes "$DEMO/Mail" | tee "$DEMO/muttrc" | sed 's/^/  /'
 cat <<EOF
 
-A second 'mailtide sync -c demo/config.toml' needs the server, which stops now;
-run 'make demo' again to start over.
+The server stops now, so further syncs of demo/config.toml have nothing to talk to;
+'make demo' starts over from scratch.
 EOF
