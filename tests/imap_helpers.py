@@ -130,8 +130,11 @@ def create_raw_folder(account: Account, raw: str) -> tuple[str, str]:
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?:"(?P<sep>[^"]*)"|NIL) (?P<name>.*)$')
 
 
-def list_folders(account: Account, imap: imaplib.IMAP4 | None = None) -> list[str]:
-    """Every folder's name, decoded to Unicode, '/'-separated, sorted."""
+def list_folders(
+    account: Account, imap: imaplib.IMAP4 | None = None, selectable: bool = False
+) -> list[str]:
+    """Every folder's name, decoded to Unicode, '/'-separated, sorted (with ``selectable``,
+    only those that can hold messages: no \\Noselect or \\NonExistent)."""
     names: list[str] = []
     with _maybe(account, imap) as c:
         data = _ok(c.list('""', "*"))
@@ -151,6 +154,9 @@ def list_folders(account: Account, imap: imaplib.IMAP4 | None = None) -> list[st
                 raise AssertionError(f"unparsable LIST line {item!r}")
             if raw.startswith(b'"'):
                 raw = re.sub(rb"\\(.)", rb"\1", raw[1:-1])
+            attrs = m.group("flags").lower()
+            if selectable and (b"\\noselect" in attrs or b"\\nonexistent" in attrs):
+                continue
             names.append(_mutf7_decode(raw.decode()))
     return sorted(names)
 

@@ -30,7 +30,7 @@ def fill_server(setup: Setup, per_folder: int = 3) -> dict[str, list[str]]:
 def assert_in_sync(setup: Setup) -> None:
     """Both sides hold the same folders, the same messages (by Message-ID, once each), the same
     system flags, and byte-identical bodies modulo line ends."""
-    server_folders = set(srv.list_folders(setup.imap))
+    server_folders = set(srv.list_folders(setup.imap, selectable=True))
     local_folders = set(loc.folders(setup.root, setup.layout))
     assert local_folders <= server_folders, local_folders - server_folders
     for folder in sorted(server_folders):
@@ -50,7 +50,7 @@ def assert_in_sync(setup: Setup) -> None:
 def snapshot_both(setup: Setup) -> tuple[dict[str, list[tuple[int, frozenset[str]]]], set[str]]:
     remote = {
         f: [(m.uid, m.flags) for m in srv.fetch_all(setup.imap, f)]
-        for f in srv.list_folders(setup.imap)
+        for f in srv.list_folders(setup.imap, selectable=True)
     }
     files = {str(p.relative_to(setup.root)) for p in setup.root.rglob("*") if p.is_file()}
     return remote, files
@@ -171,11 +171,11 @@ def test_uidvalidity_change_repairs_by_identity(fs_setup: Setup) -> None:
 
 
 def test_wrong_password_is_a_clear_error(imap_account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    s = make_setup(imap_account, tmp_path, "fs", password="wrong")
+    s = make_setup(imap_account, tmp_path, "fs", password="Zq8-not-the-password")
     # the test server accepts any user with "secret" only
     report = s.sync()
     assert report.failed and report.error
-    assert "wrong" not in report.error
+    assert "Zq8-not-the-password" not in report.error
     assert "authentication failed" in report.error.lower()
     assert loc.folders(s.root, "fs") == []
 
