@@ -55,5 +55,3 @@ def make_setup(imap: ImapAccount, tmp: Path, layout: str = "fs", **imap_changes:
         repositories=(local, remote),
     )
     return Setup(imap, root, layout, config)
-
-

@@ -83,10 +83,8 @@ def deliver(root: Path, layout: str, folder: str, body: bytes, letters: str = ""
         (d / sub).mkdir(parents=True, exist_ok=True)
     name = f"{int(time.time())}.T{os.getpid()}_{_counter}.testhost"
     data = body.replace(b"\r\n", b"\n")
-    if letters:
-        path = d / "cur" / f"{name}:2,{''.join(sorted(letters))}"
-    else:
-        path = d / "new" / name
+    info = "".join(sorted(letters))
+    path = d / "cur" / f"{name}:2,{info}" if letters else d / "new" / name
     path.write_bytes(data)
     return path
 

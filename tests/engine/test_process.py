@@ -100,7 +100,13 @@ def test_sigkill_at_ten_seeded_instants_then_converges(fs_setup: Setup) -> None:
     with srv.session(s.imap) as c:
         for i in range(2000):
             size = rng.choice([800, 2000, 6000, 30000])
-            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX", size), ["\\Seen"] if i % 3 else [], imap=c)
+            srv.append(
+                s.imap,
+                "INBOX",
+                srv.make_message(i, "INBOX", size),
+                ["\\Seen"] if i % 3 else [],
+                imap=c,
+            )
         for i in range(200):
             srv.append(s.imap, "Archive", srv.make_message(5000 + i, "Archive"), imap=c)
     config = write_config(s)
@@ -127,9 +133,9 @@ def test_sigkill_at_ten_seeded_instants_then_converges(fs_setup: Setup) -> None:
     expected_gone = {srv.message_id(i, "INBOX") for i in range(1, 40, 4)} | {
         srv.message_id(i, "INBOX") for i in range(200, 215)
     }
-    expected_present = (
-        {srv.message_id(i, "INBOX") for i in range(2300)} - expected_gone
-    ) | {srv.message_id(i, "INBOX") for i in range(3000, 3200)}
+    expected_present = ({srv.message_id(i, "INBOX") for i in range(2300)} - expected_gone) | {
+        srv.message_id(i, "INBOX") for i in range(3000, 3200)
+    }
 
     kills = 0
     for _ in range(10):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import imap_helpers as srv
 import maildir_helpers as loc
-import pytest
 from engine_helpers import Setup, make_setup
 
 FOLDERS = ["INBOX", "Archive/2024", "Entwürfe", "Project Alpha", "日本語", "Work/Clients/Acme & Co"]
@@ -22,7 +23,9 @@ def fill_server(setup: Setup, per_folder: int = 3) -> dict[str, list[str]]:
                 flags = ["\\Seen"] if i % 2 == 0 else []
                 if i == 1:
                     flags += ["\\Flagged", "$Forwarded", "Work"]
-                srv.append(setup.imap, folder, srv.make_message(100 * f_index + i, folder), flags, imap=c)
+                srv.append(
+                    setup.imap, folder, srv.make_message(100 * f_index + i, folder), flags, imap=c
+                )
                 ids[folder].append(srv.message_id(100 * f_index + i, folder))
     return ids
 
@@ -99,7 +102,9 @@ def test_changes_on_both_sides_in_one_run(setup: Setup) -> None:
     assert srv.message_id(950, "INBOX") in remote_inbox
     assert remote_inbox[ids["INBOX"][0]].flags >= {"\\Seen", "\\Flagged"}
     assert "$Junk" in remote_inbox[ids["INBOX"][1]].flags
-    assert ids["Project Alpha"][1] not in {m.message_id for m in srv.fetch_all(imap, "Project Alpha")}
+    assert ids["Project Alpha"][1] not in {
+        m.message_id for m in srv.fetch_all(imap, "Project Alpha")
+    }
     assert ids["Entwürfe"][2] not in loc.by_message_id(root, layout, "Entwürfe")
     assert "Lokal" in srv.list_folders(imap)
     assert srv.message_id(901, "Neu/Remote") in loc.by_message_id(root, layout, "Neu/Remote")
