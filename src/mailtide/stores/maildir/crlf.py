@@ -2,6 +2,8 @@
 
 Both directions carry one byte of state across chunk boundaries, since a
 CRLF pair may be split between two chunks.  Bare CRs are kept as they are.
+A message that does not end with a line end is stored and read back exactly
+as it is: no newline is added (mutt and notmuch read such files fine).
 Known limit: the conversion is not a bijection for non-canonical input; a
 CRLF body holding "CR CR LF" comes back as "CR LF" after CRLF->LF->CRLF, and
 a bare LF in a CRLF body comes back as CRLF.

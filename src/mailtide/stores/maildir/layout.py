@@ -102,7 +102,8 @@ class FsLayout:
     ) -> None:
         try:
             with os.scandir(dirpath) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                # real directories before symlinks, so an alias never hides the folder itself
+                entries = sorted(it, key=lambda e: (e.is_symlink(), e.name))
         except OSError as err:
             if parts:
                 out.refused.append(("/".join(parts), f"cannot list its directory: {err}"))

@@ -55,6 +55,7 @@ T = TypeVar("T")
 CHUNK = 1 << 20  # read and convert files 1 MiB at a time
 SMALL_BODY = 256 << 10  # bodies up to this size are gathered in memory and written in batches
 BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
+STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
 FOLDER_ID_FILE = ".mailtide-id"
 
@@ -280,15 +281,17 @@ class MaildirMailbox:
                 pending.append((staged, parts))
                 pending_bytes += sum(map(len, parts))
                 if pending_bytes >= BATCH_BYTES:
-                    await asyncio.to_thread(delivery.write_whole, pending)
-                    pending, pending_bytes = [], 0
-            if pending:
-                await asyncio.to_thread(delivery.write_whole, pending)
+                    # taken out of `pending` first: after a failure, what is left there is
+                    # complete and unwritten (see _commit_after_failure)
+                    batch, pending, pending_bytes = pending, [], 0
+                    await asyncio.to_thread(delivery.write_whole, batch)
+            batch, pending = pending, []
+            await asyncio.to_thread(delivery.write_whole, batch)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             delivery.discard()
             raise
         except BaseException as err:
-            delivered = await self._commit_after_failure(delivery)
+            delivered = await self._commit_after_failure(delivery, pending)
             raise DeliveryError(
                 f"delivery to {self.path} failed after {len(delivered)} of {len(messages)} "
                 f"messages: {err}",
@@ -321,30 +324,29 @@ class MaildirMailbox:
         None is returned.  Only one converted chunk of it is in memory at a time.
         """
         to_lf = CrlfToLf()
-        parts: list[bytes] = []
-        size = 0
+        parts: list[bytes] = []  # converted, not yet written
+        size = 0  # bytes in parts
         stream: BinaryIO | None = None
         try:
             async for chunk in message.body.chunks():
                 data = to_lf.feed(chunk)
-                if stream is not None:
-                    await asyncio.to_thread(delivery.write, staged, stream, data)
-                    continue
                 parts.append(data)
                 size += len(data)
-                if size > SMALL_BODY:
+                if stream is None and size > SMALL_BODY:
                     if pending:
-                        await asyncio.to_thread(delivery.write_whole, list(pending))
+                        batch = list(pending)
                         pending.clear()
+                        await asyncio.to_thread(delivery.write_whole, batch)
                     stream = await asyncio.to_thread(delivery.open, staged)
-                    gathered, parts = b"".join(parts), []
+                if stream is not None and size >= STREAM_WRITE:
+                    # written in pieces of about 1 MiB, whatever size the source's chunks are
+                    gathered, parts, size = b"".join(parts), [], 0
                     await asyncio.to_thread(delivery.write, staged, stream, gathered)
                     del gathered
-            tail = to_lf.end()
+            parts.append(to_lf.end())
             if stream is None:
-                parts.append(tail)
                 return parts
-            await asyncio.to_thread(delivery.write, staged, stream, tail)
+            await asyncio.to_thread(delivery.write, staged, stream, b"".join(parts))
             await asyncio.to_thread(delivery.finish, staged, stream)
             stream = None
             return None
@@ -370,9 +372,13 @@ class MaildirMailbox:
             mtime = date.timestamp()
         return Staged(unique, letters, mtime, delivery.tmp_path(unique))
 
-    async def _commit_after_failure(self, delivery: Delivery) -> list[str | None]:
+    async def _commit_after_failure(
+        self, delivery: Delivery, pending: list[tuple[Staged, list[bytes]]]
+    ) -> list[str | None]:
         """Deliver what was complete before the failure; the partial message is already gone."""
         try:
+            if pending:  # complete small messages still in memory
+                await asyncio.to_thread(delivery.write_whole, pending)
             await asyncio.to_thread(delivery.commit)
         except OSError as err:
             log.error("maildir.commit_failed", folder=self.path, error=str(err))
