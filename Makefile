@@ -28,9 +28,11 @@ deps:
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "mailtide needs Python >= 3.11, but '$(PYTHON)' is: $$($(PYTHON) --version 2>&1 || echo 'not found')." >&2; \
+	@py=$(PYTHON); [ -x $(BIN)/python ] && py=$(BIN)/python; \
+	$$py -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "mailtide needs Python >= 3.11; '$$py' is $$($$py --version 2>/dev/null || echo 'not found')." >&2; \
 	  echo "Install python3.11 (Debian 12 has it) or run: make PYTHON=/path/to/python3.11 ..." >&2; \
+	  echo "(an old $(VENV) goes away with: make clean)" >&2; \
 	  exit 1; }
 	@if [ ! -x $(BIN)/python ]; then \
 	  echo "creating $(VENV) with $$($(PYTHON) --version)"; \
