@@ -52,7 +52,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     base = sys.argv[2] if len(sys.argv) > 2 else "."
     modes: tuple[Durability, ...] = ("fsync", "syncfs")
-    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    times: dict[Durability, list[float]] = {mode: [] for mode in modes}
     scratch = tempfile.mkdtemp(dir=base)
     try:
         for _ in range(5):

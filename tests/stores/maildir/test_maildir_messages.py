@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailtide.core.identity import header_section, identity_of
-from mailtide.stores.base import FlagChange, MailboxError
+from mailtide.stores.base import FlagChange, Incoming, MailboxError
 from mailtide.stores.maildir import DeliveryError, MaildirMailbox, MaildirStore
 from mailtide.stores.maildir.mailbox import SMALL_BODY
 from stores.maildir.mdstore_helpers import ChunkedBody, incoming, message
@@ -31,6 +32,13 @@ MIB = 1 << 20
 async def box(store: MaildirStore) -> MaildirMailbox:
     await store.create_folder("Archive/2024")
     return await store.open("Archive/2024")
+
+
+async def deliver(box: MaildirMailbox, messages: list[Incoming]) -> list[str]:
+    """Append; a Maildir always knows the new ids."""
+    ids = await box.append(messages)
+    assert all(i is not None for i in ids)
+    return [str(i) for i in ids]
 
 
 def files(box: MaildirMailbox, sub: str) -> list[str]:
@@ -66,7 +74,7 @@ async def test_append_fetch_is_byte_exact(
     if sizes == (7,) and len(ROUND_TRIPS[name]) > 100_000:
         pytest.skip("tiny chunks of a big body only cost time")
     data = ROUND_TRIPS[name]
-    [msg_id] = await box.append([incoming(data, sizes=sizes)])
+    [msg_id] = await deliver(box, [incoming(data, sizes=sizes)])
     assert msg_id is not None
     # on disk: LF line ends
     [filename] = files(box, "new")
@@ -91,12 +99,13 @@ async def test_cr_at_read_chunk_boundary_of_a_crlf_file(box: MaildirMailbox) -> 
 
 async def test_file_names_and_mtime(box: MaildirMailbox) -> None:
     date = datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC)
-    ids = await box.append(
+    ids = await deliver(
+        box,
         [
             incoming(message(1), flags=frozenset({SEEN, FLAGGED}), hint="42", date=date),
             incoming(message(2), hint="43", date=date),
             incoming(message(3), hint="not-a-uid"),
-        ]
+        ],
     )
     [cur_file] = files(box, "cur")
     assert re.fullmatch(r"\d+\.M\d+P\d+Q\d+\.[^/:,]+,U=42,S=\d+:2,FS", cur_file)
@@ -119,7 +128,7 @@ async def test_identify_matches_the_crlf_form(box: MaildirMailbox) -> None:
     lf = data.replace(b"\r\n", b"\n")
     # a file another client delivered (no ,S= in its name)
     Path(box.path, "cur", "1600000000.other.host:2,S").write_bytes(lf)
-    [msg_id] = await box.append([incoming(data)])
+    [msg_id] = await deliver(box, [incoming(data)])
     want = identity_of(header_section(data), len(data))
     got = await box.identify([msg_id, "1600000000.other.host", "gone"])
     assert got == {msg_id: want, "1600000000.other.host": want}
@@ -128,7 +137,7 @@ async def test_identify_matches_the_crlf_form(box: MaildirMailbox) -> None:
 
 async def test_flags_and_keywords_round_trip(box: MaildirMailbox) -> None:
     flags = frozenset({SEEN, ANSWERED, DRAFT, DELETED, "$Forwarded", "$Junk", "Work"})
-    [msg_id] = await box.append([incoming(message(1), flags=flags)])
+    [msg_id] = await deliver(box, [incoming(message(1), flags=flags)])
     assert msg_id is not None
     [filename] = files(box, "cur")
     assert filename.endswith(":2,DPRSTab")
@@ -156,7 +165,7 @@ async def test_existing_keyword_file_is_followed(box: MaildirMailbox) -> None:
     Path(box.path, "cur", "old.one:2,Sad").write_bytes(b"Message-ID: <o@x>\n\nhi\n")
     [info] = await box.snapshot()
     assert info.flags == {SEEN, "$label1", "Work"}
-    [msg_id] = await box.append([incoming(message(1), flags=frozenset({"Work", "$New"}))])
+    [msg_id] = await deliver(box, [incoming(message(1), flags=frozenset({"Work", "$New"}))])
     assert any(f.endswith(":2,bd") for f in files(box, "cur"))  # $New took the free 'b'
     assert Path(box.path, "dovecot-keywords").read_text() == "0 $label1\n1 $New\n3 Work\n"
     snap = {m.id: m.flags for m in await box.snapshot()}
@@ -172,7 +181,7 @@ async def test_unknown_letters_survive_a_flag_change(box: MaildirMailbox) -> Non
 
 async def test_more_than_26_keywords_drops_the_rest(box: MaildirMailbox) -> None:
     many = frozenset(f"kw{i:02d}" for i in range(30))
-    [msg_id] = await box.append([incoming(message(1), flags=many)])
+    [msg_id] = await deliver(box, [incoming(message(1), flags=many)])
     [info] = await box.snapshot()
     assert len(info.flags) == 26 and info.flags < many
     assert len(Path(box.path, "dovecot-keywords").read_text().splitlines()) == 26
@@ -180,7 +189,7 @@ async def test_more_than_26_keywords_drops_the_rest(box: MaildirMailbox) -> None
 
 
 async def test_flag_change_after_another_client_renamed(box: MaildirMailbox) -> None:
-    ids = await box.append([incoming(message(i)) for i in range(3)])
+    ids = await deliver(box, [incoming(message(i)) for i in range(3)])
     await box.snapshot()
     a, b, c = (str(i) for i in ids)
     # another client: reads a (new/ -> cur/ with S), flags b, deletes c
@@ -213,7 +222,7 @@ async def test_vanished_messages_are_skipped_everywhere(box: MaildirMailbox) -> 
 
 async def test_body_of_a_message_renamed_after_fetch_is_still_read(box: MaildirMailbox) -> None:
     data = message(1, b"body\r\n")
-    [msg_id] = await box.append([incoming(data)])
+    [msg_id] = await deliver(box, [incoming(data)])
     [fetched] = [f async for f in box.fetch([msg_id])]
     os.rename(Path(box.path, "new", str(msg_id)), Path(box.path, "cur", f"{msg_id}:2,S"))
     assert b"".join([c async for c in fetched.body.chunks()]) == data
@@ -278,8 +287,6 @@ class FailingBody:
 async def test_failure_mid_batch_keeps_earlier_messages_and_leaves_no_partial(
     box: MaildirMailbox, partial: int
 ) -> None:
-    from mailtide.stores.base import Incoming
-
     good = incoming(message(1), flags=frozenset({SEEN}))
     bad = Incoming(
         flags=frozenset(),
@@ -301,16 +308,44 @@ async def test_failure_mid_batch_keeps_earlier_messages_and_leaves_no_partial(
 
 async def test_large_body_after_small_ones_keeps_order(box: MaildirMailbox) -> None:
     big = message(2, b"B" * (3 * MIB) + b"\r\n")
-    ids = await box.append([incoming(message(1)), incoming(big), incoming(message(3))])
+    ids = await deliver(box, [incoming(message(1)), incoming(big), incoming(message(3))])
     got = [await read_back(box, str(i)) for i in ids]
     assert [d for d, _ in got] == [message(1), big, message(3)]
 
 
 async def test_append_to_a_folder_without_tmp(box: MaildirMailbox) -> None:
     os.rmdir(os.path.join(box.path, "tmp"))
-    [msg_id] = await box.append([incoming(message(1))])
+    [msg_id] = await deliver(box, [incoming(message(1))])
     assert (await read_back(box, str(msg_id)))[0] == message(1)
 
 
 def test_chunked_body_helper_serves_all_bytes() -> None:
     assert ChunkedBody(b"abc", (2,)).size == 3
+
+
+@dataclass(frozen=True, slots=True)
+class StallingBody:
+    """Gives part of a big body, then waits forever (a stalled server)."""
+
+    first: bytes
+    size: int = 10 * MIB
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.first
+        await asyncio.Event().wait()
+        yield b""  # pragma: no cover
+
+
+@pytest.mark.parametrize("first", [1000, SMALL_BODY + 1], ids=["in-memory", "streamed"])
+async def test_cancelled_append_leaves_nothing(box: MaildirMailbox, first: int) -> None:
+    ok = incoming(message(1))
+    stalled = Incoming(frozenset(), None, ok.identity, StallingBody(message(2, b"s" * first)))
+    task = asyncio.create_task(box.append([ok, stalled]))
+    for _ in range(200):  # until the stalled body is being written (or held)
+        await asyncio.sleep(0.005)
+        if first < SMALL_BODY or files(box, "tmp"):
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+    assert files(box, "tmp") == [] and files(box, "new") == [] and files(box, "cur") == []
