@@ -71,6 +71,9 @@ async def test_inbox_in_any_case_is_the_inbox(store: MaildirStore) -> None:
     assert [f.name for f in await store.list_folders()] == ["INBOX"]
     box = await store.open("Inbox")
     assert box.name == "INBOX"
+    await store.create_folder("inbox/Sub")
+    assert [f.name for f in await store.list_folders()] == ["INBOX", "INBOX/Sub"]
+    assert (await store.open("Inbox/Sub")).name == "INBOX/Sub"
 
 
 async def test_hidden_and_plain_directories_are_not_folders(fs_store: MaildirStore) -> None:
@@ -200,6 +203,14 @@ async def test_missing_root_is_an_error_never_empty(tmp_path: Path, layout_name:
     store.create_root()
     await store.connect()
     assert await store.list_folders() == []
+
+
+async def test_root_symlink_to_an_unmounted_drive_is_missing(tmp_path: Path) -> None:
+    root = tmp_path / "Mail"
+    os.symlink(tmp_path / "media" / "usb" / "Mail", root)
+    store = MaildirStore(MaildirSettings(str(root), "fs"))
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.connect()
 
 
 async def test_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:

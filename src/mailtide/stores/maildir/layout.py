@@ -61,6 +61,11 @@ def _split(name: str) -> list[str]:
     return parts
 
 
+def normalized(name: str) -> str:
+    """The canonical spelling of a safe name: "inbox/Sub" -> "INBOX/Sub" (as listings give it)."""
+    return "/".join(_split(name))
+
+
 def _check_length(name: str, component: str) -> None:
     if len(component.encode("utf-8", "surrogateescape")) > _NAME_MAX:
         raise UnsafeFolderName(f"folder name {name!r} is too long for a directory name")

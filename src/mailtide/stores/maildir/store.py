@@ -12,11 +12,16 @@ import os
 
 import structlog
 
-from mailtide.core.names import canonical
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
-from mailtide.stores.maildir.layout import MAILDIR_SUBDIRS, is_inside, is_maildir, layout_for
+from mailtide.stores.maildir.layout import (
+    MAILDIR_SUBDIRS,
+    is_inside,
+    is_maildir,
+    layout_for,
+    normalized,
+)
 from mailtide.stores.maildir.mailbox import MaildirMailbox
 from mailtide.stores.maildir.settings import MaildirSettings
 
@@ -43,8 +48,9 @@ class MaildirStore:
         """The root, symlinks resolved; StoreError when it is missing or not a directory."""
         try:
             if not os.path.isdir(self.root):
-                if os.path.lexists(self.root):
+                if os.path.exists(self.root):
                     raise StoreError(f"Maildir root {self.root} is not a directory")
+                # also a symlink whose target is gone: typically a drive not mounted
                 raise StoreError(f"Maildir root {self.root} does not exist (is it mounted?)")
         except OSError as err:
             raise StoreError(f"Maildir root {self.root} cannot be read: {err}") from err
@@ -105,7 +111,7 @@ class MaildirStore:
         path = await asyncio.to_thread(self.folder_path, name)
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
-        return MaildirMailbox(canonical(name), path, self._durability)
+        return MaildirMailbox(normalized(name), path, self._durability)
 
     async def close(self) -> None:
         self._refused = []
