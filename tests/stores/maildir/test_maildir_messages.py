@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ import pytest
 from mailtide.core.identity import header_section, identity_of
 from mailtide.stores.base import FlagChange, Incoming, MailboxError
 from mailtide.stores.maildir import DeliveryError, MaildirMailbox, MaildirStore
+from mailtide.stores.maildir.delivery import Delivery, Staged
 from mailtide.stores.maildir.mailbox import SMALL_BODY
 from stores.maildir.mdstore_helpers import ChunkedBody, incoming, message
 
@@ -348,4 +351,29 @@ async def test_cancelled_append_leaves_nothing(box: MaildirMailbox, first: int) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=10)
+    assert files(box, "tmp") == [] and files(box, "new") == [] and files(box, "cur") == []
+
+
+async def test_cancel_while_a_worker_writes_leaves_nothing(
+    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, finished = threading.Event(), threading.Event()
+    real = Delivery.write_whole
+
+    def slow_write(self: Delivery, items: list[tuple[Staged, list[bytes]]]) -> None:
+        started.set()
+        time.sleep(0.3)  # the cancellation arrives while files are being created
+        try:
+            real(self, items)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(Delivery, "write_whole", slow_write)
+    task = asyncio.create_task(box.append([incoming(message(i)) for i in range(5)]))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+    assert await asyncio.to_thread(finished.wait, 10)  # the worker is done either way
     assert files(box, "tmp") == [] and files(box, "new") == [] and files(box, "cur") == []

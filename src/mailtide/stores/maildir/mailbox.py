@@ -284,9 +284,9 @@ class MaildirMailbox:
                     # taken out of `pending` first: after a failure, what is left there is
                     # complete and unwritten (see _commit_after_failure)
                     batch, pending, pending_bytes = pending, [], 0
-                    await asyncio.to_thread(delivery.write_whole, batch)
+                    await _settled(delivery.write_whole, batch)
             batch, pending = pending, []
-            await asyncio.to_thread(delivery.write_whole, batch)
+            await _settled(delivery.write_whole, batch)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             delivery.discard()
             raise
@@ -298,7 +298,7 @@ class MaildirMailbox:
                 delivered,
             ) from err
         try:
-            ids = await asyncio.to_thread(delivery.commit)
+            ids = await _settled(delivery.commit)
         except OSError as err:
             raise DeliveryError(
                 f"delivery to {self.path} failed after {len(delivery.delivered)} of "
@@ -336,18 +336,18 @@ class MaildirMailbox:
                     if pending:
                         batch = list(pending)
                         pending.clear()
-                        await asyncio.to_thread(delivery.write_whole, batch)
-                    stream = await asyncio.to_thread(delivery.open, staged)
+                        await _settled(delivery.write_whole, batch)
+                    stream = await _settled(delivery.open, staged)
                 if stream is not None and size >= STREAM_WRITE:
                     # written in pieces of about 1 MiB, whatever size the source's chunks are
                     gathered, parts, size = b"".join(parts), [], 0
-                    await asyncio.to_thread(delivery.write, staged, stream, gathered)
+                    await _settled(delivery.write, staged, stream, gathered)
                     del gathered
             parts.append(to_lf.end())
             if stream is None:
                 return parts
-            await asyncio.to_thread(delivery.write, staged, stream, b"".join(parts))
-            await asyncio.to_thread(delivery.finish, staged, stream)
+            await _settled(delivery.write, staged, stream, b"".join(parts))
+            await _settled(delivery.finish, staged, stream)
             stream = None
             return None
         except BaseException:
@@ -378,8 +378,8 @@ class MaildirMailbox:
         """Deliver what was complete before the failure; the partial message is already gone."""
         try:
             if pending:  # complete small messages still in memory
-                await asyncio.to_thread(delivery.write_whole, pending)
-            await asyncio.to_thread(delivery.commit)
+                await _settled(delivery.write_whole, pending)
+            await _settled(delivery.commit)
         except OSError as err:
             log.error("maildir.commit_failed", folder=self.path, error=str(err))
         self._remember(delivery)
@@ -441,6 +441,22 @@ class MaildirMailbox:
 
     async def close(self) -> None:
         self._index = {}
+
+
+async def _settled(fn: Callable[..., T], *args: object) -> T:
+    """``asyncio.to_thread``, but a cancellation waits for the thread's step to end.
+
+    Otherwise a cancelled append would clean tmp/ while the worker is still
+    creating a file there, and leave that file behind.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # retrieved: the cancellation is what the caller sees
+        raise
 
 
 @dataclass(frozen=True, slots=True)
