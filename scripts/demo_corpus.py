@@ -10,8 +10,9 @@
     demo_corpus.py mailboxes ROOT [--layout fs|maildir++]
         Print muttrc lines (folder, spoolfile, mailboxes) for every folder.
 
-Standard library only, so it runs before mailtide itself is installed.  The same
---seed always gives byte-identical messages, flags and INTERNALDATEs.
+Standard library only and independent of mailtide's own code (its mUTF-7 encoder
+included), so the demo's "server has N, local M" check does not trust the code it
+shows off.  The same --seed always gives byte-identical messages, flags and INTERNALDATEs.
 """
 
 from __future__ import annotations
