@@ -110,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be done, change nothing"
     )
     sync.add_argument(
+        "--full",
+        action="store_true",
+        help="list every message on both sides, even where the server can say what changed "
+        "(CONDSTORE/QRESYNC) since the last sync",
+    )
+    sync.add_argument(
         "--allow-mass-delete",
         action="store_true",
         help="let a run delete more than the account's mass_delete_share of a mailbox",
@@ -171,6 +177,7 @@ def _sync(args: argparse.Namespace) -> int:
             folders=folders,
             dry_run=args.dry_run,
             allow_mass_delete=args.allow_mass_delete,
+            mode="full" if args.full else "quick",
         )
     )
 

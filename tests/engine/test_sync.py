@@ -196,3 +196,23 @@ def test_second_run_after_local_only_changes(layout: str, fs_setup: Setup) -> No
     server = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
     assert server[srv.message_id(1, "INBOX")] >= {"\\Answered", "\\Seen"}
     assert "\\Flagged" not in server[srv.message_id(1, "INBOX")]
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_server_changes_reach_local_in_both_modes(mode: str, fs_setup: Setup) -> None:
+    """Quick mode builds the server's side from the records plus CHANGEDSINCE/VANISHED; it must
+    see exactly what a full listing sees."""
+    s = fs_setup
+    ids = fill_server(s, per_folder=4)
+    assert not s.sync(mode=mode).failed
+    assert not s.sync(mode=mode).failed  # settles the cursors after our own writes
+    srv.set_flags(s.imap, "INBOX", ids["INBOX"][0], ["\\Flagged", "Work"])
+    srv.clear_flags(s.imap, "INBOX", ids["INBOX"][2], ["\\Seen"])
+    srv.expunge(s.imap, "INBOX", ids["INBOX"][3])
+    srv.append(s.imap, "INBOX", srv.make_message(777, "INBOX"), ["\\Seen"])
+    report = s.sync(mode=mode)
+    assert not report.failed, report
+    (inbox,) = [m for m in report.mailboxes if m.name == "INBOX"]
+    assert inbox.copied == [0, 1] and inbox.deleted == [0, 1] and inbox.flagged == [0, 2]
+    assert all(not any(m.summary().values()) for m in report.mailboxes if m.name != "INBOX")
+    assert_in_sync(s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import structlog
 
@@ -41,6 +42,10 @@ SIDE_NAMES = ("remote", "local")  # by Side: in an account, FAR is the remote re
 
 @dataclass(frozen=True, slots=True)
 class Options:
+    """``mode``: "quick" asks a side that can tell (IMAP with QRESYNC) only for what changed
+    since the last complete sync of the pair; "full" lists every message on both sides."""
+
+    mode: Literal["full", "quick"] = "quick"
     dry_run: bool = False
     allow_mass_delete: bool = False
     mass_delete_share: float = 0.5
@@ -113,16 +118,18 @@ class PairSync:
         ]
         if void:
             records = self._void_ids(mailbox, records, void)
-        snapshots = [await b.snapshot() if b else [] for b in self.boxes]
+        snapshots = [
+            await self._snapshot(side, mailbox.cursors[side], records, void) for side in SIDES
+        ]
         plan = await self._plan(records, snapshots)
         self._guard(plan, snapshots)
         if self.options.dry_run:
             self._report_dry(plan)
             return self.report
         if void or any(c.validity is None for c in mailbox.cursors):
-            self._save_cursors(mailbox, statuses)
+            self._save_cursors(mailbox, statuses, complete=False)
         await self._apply(mailbox, plan)
-        self._save_cursors(mailbox, statuses)
+        self._save_cursors(mailbox, statuses, complete=True)
         self.log.info("mailbox.synced", **self.report.summary())
         return self.report
 
@@ -153,6 +160,31 @@ class PairSync:
                 self.state.put(mailbox, kept)
             self.steps.done("void ids")
         return kept
+
+    async def _snapshot(
+        self, side: Side, cursor: Cursor, records: list[Record], void: list[Side]
+    ) -> list[MessageInfo]:
+        """Every message on ``side``: from the records plus what changed since the last complete
+        sync when the side can tell (quick mode), else listed in full."""
+        box = self.boxes[side]
+        if box is None:
+            return []
+        if self.options.mode == "quick" and side not in void and cursor.modseq is not None:
+            assert cursor.validity is not None
+            since = MailboxStatus(cursor.validity, cursor.uidnext, cursor.modseq, cursor.count)
+            delta = await box.changes_since(since)
+            if delta is not None:
+                known = {
+                    r.ids[side]: MessageInfo(
+                        r.ids[side], r.flags, r.identity.size if r.identity else 0
+                    )
+                    for r in records
+                    if r.ids[side] and not delta.gone(r.ids[side])
+                }
+                known.update((m.id, m) for m in delta.changed)
+                self.log.debug("mailbox.delta", side=SIDE_NAMES[side], changed=len(delta.changed))
+                return list(known.values())
+        return await box.snapshot()
 
     async def _plan(self, records: list[Record], snapshots: list[list[MessageInfo]]) -> Plan:
         lists = [list(s) for s in snapshots]
@@ -206,10 +238,14 @@ class PairSync:
         self.log.info("mailbox.would_sync", **r.summary())
 
     def _save_cursors(
-        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
+        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None], complete: bool
     ) -> None:
+        """Validities as soon as records depend on them; the progress markers (which let the
+        next quick sync skip what came before) only once the whole plan is carried out."""
         cursors = tuple(
-            Cursor(s.validity, s.uidnext, s.highestmodseq, s.count) if s else Cursor()
+            Cursor(s.validity, s.uidnext, s.highestmodseq, s.count)
+            if s and complete
+            else Cursor(s.validity if s else None)
             for s in statuses
         )
         self.state.set_cursors(mailbox, (cursors[0], cursors[1]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import structlog
 
@@ -46,9 +47,11 @@ async def sync_account(
     folders: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
+    mode: Literal["full", "quick"] = "quick",
 ) -> AccountReport:
-    """Sync one account (all its folders, or only ``folders``)."""
+    """Sync one account (all its folders, or only ``folders``), in ``mode`` (see ``Options``)."""
     options = Options(
+        mode=mode,
         dry_run=dry_run,
         allow_mass_delete=allow_mass_delete,
         mass_delete_share=account.mass_delete_share,
@@ -95,6 +98,7 @@ async def sync_accounts(
     folders: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
+    mode: Literal["full", "quick"] = "quick",
 ) -> int:
     """Sync the named accounts (default: ``general.accounts``) one after the other.
 
@@ -109,6 +113,7 @@ async def sync_accounts(
             folders=folders,
             dry_run=dry_run,
             allow_mass_delete=allow_mass_delete,
+            mode=mode,
         )
         _print_report(report, dry_run)
         failed |= report.failed

@@ -15,6 +15,7 @@ the IMAP wire.  A Maildir store converts to LF on write and back on read.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,6 +110,27 @@ class Incoming:
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """What changed in a mailbox since an earlier status of it.
+
+    ``changed`` holds every message that is new or whose flags may have changed
+    (with its current flags); ``vanished`` the numeric ids removed since then, as
+    sorted, disjoint inclusive ranges (a server may report a range far larger than
+    the mailbox, so they are never expanded).
+    """
+
+    changed: list[MessageInfo]
+    vanished: tuple[tuple[int, int], ...] = ()
+
+    def gone(self, id: str) -> bool:
+        if not id.isdigit() or not self.vanished:
+            return False
+        n = int(id)
+        at = bisect.bisect_right(self.vanished, (n, 1 << 64)) - 1
+        return at >= 0 and self.vanished[at][0] <= n <= self.vanished[at][1]
+
+
+@dataclass(frozen=True, slots=True)
 class FlagChange:
     id: str
     add: Flags
@@ -124,6 +146,11 @@ class Mailbox(Protocol):
 
     async def snapshot(self) -> list[MessageInfo]:
         """Every message now in the mailbox with its flags (and size where cheap)."""
+        ...
+
+    async def changes_since(self, since: MailboxStatus) -> Delta | None:
+        """What changed since ``since``, a status this side gave at an earlier sync (same
+        validity).  None when the side cannot tell: then a full ``snapshot`` is needed."""
         ...
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:

@@ -211,6 +211,17 @@ class ImapClient:
             raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
         return done
 
+    @property
+    def usable(self) -> bool:
+        """Connected, not broken, not closing: fit to serve another mailbox."""
+        p = self.protocol
+        return (
+            p is not None
+            and p._broken is None
+            and p.transport is not None
+            and not p.transport.is_closing()
+        )
+
     async def close(self) -> None:
         protocol = self.protocol
         if protocol is None:

@@ -7,7 +7,7 @@ batches bounded by bytes, so memory stays bounded whatever the mailbox size.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 
@@ -18,6 +18,7 @@ from mailtide.core.identity import header_section, identity_of
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
     BytesBody,
+    Delta,
     Fetched,
     FlagChange,
     Incoming,
@@ -43,6 +44,27 @@ _MONTHS = {
     )
 }
 _ATOM_SPECIALS = frozenset('(){ %*"\\]')
+
+
+def uid_ranges(text: str) -> list[tuple[int, int]]:
+    """``"7,1:3,5:4"`` -> [(1, 3), (4, 5), (7, 7)]: inclusive ranges, never expanded."""
+    spans: list[tuple[int, int]] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        a, b = int(lo), int(hi or lo)
+        spans.append((min(a, b), max(a, b)))
+    return merge_ranges(spans)
+
+
+def merge_ranges(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with overlapping and adjacent ranges joined."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def uid_sets(uids: Iterable[int], per_set: int = UIDS_PER_COMMAND) -> list[str]:
@@ -100,8 +122,16 @@ def _header_identity(body: bytes | bytearray, size: int) -> Identity:
 class ImapMailbox:
     """A mailbox selected on its own connection (closed by ``close``)."""
 
-    def __init__(self, client: ImapClient, name: str, server_name: str) -> None:
+    def __init__(
+        self,
+        client: ImapClient,
+        name: str,
+        server_name: str,
+        release: Callable[[ImapClient], Awaitable[None]] | None = None,
+    ) -> None:
         self.name = name
+        self._release = release  # gives the connection back to the store for the next mailbox
+        self._failed = False
         self.server_name = server_name
         self._client = client
         self._quoted = quote_astring(server_name)
@@ -148,11 +178,21 @@ class ImapMailbox:
                 *parts, on_untagged=on_untagged, literal_plus=literal_plus
             )
         except StoreError as e:
+            self._failed = True
             raise MailboxError(f"mailbox {self.name!r}: {e}") from None
 
     # -- reading --------------------------------------------------------------------
 
     async def status(self) -> MailboxStatus:
+        """From the SELECT answer when it carried everything (no round trip), else STATUS."""
+        if (
+            self.uidvalidity
+            and self.uidnext is not None
+            and (self.highestmodseq is not None or "CONDSTORE" not in self._client.capabilities)
+        ):
+            return MailboxStatus(
+                str(self.uidvalidity), self.uidnext, self.highestmodseq, self.exists
+            )
         items = "UIDVALIDITY UIDNEXT MESSAGES"
         if "CONDSTORE" in self._client.capabilities:
             items += " HIGHESTMODSEQ"
@@ -186,20 +226,9 @@ class ImapMailbox:
         def on_fetch(u: Untagged) -> bool:
             if u.kind != "FETCH":
                 return False
-            try:
-                attrs = pairs(u.tokens().value())
-                uid = text_of(attrs["UID"])
-                size = text_of(attrs.get("RFC822.SIZE", "0"))
-                out.append(
-                    MessageInfo(id=str(int(uid)), flags=_flags_of(attrs["FLAGS"]), size=int(size))
-                )
-            except (ParseError, KeyError, ValueError) as e:
-                log.warning(
-                    "imap.unparsable_fetch",
-                    mailbox=self.name,
-                    error=str(e),
-                    line=u.raw.first[:120].decode("ascii", "replace"),
-                )
+            info = self._message_info(u)
+            if info is not None:
+                out.append(info)
             return True
 
         if self.exists:
@@ -210,6 +239,63 @@ class ImapMailbox:
         # A message can be answered twice when new mail arrives mid-way ("n:*").
         unique = {m.id: m for m in out}
         return sorted(unique.values(), key=lambda m: int(m.id))
+
+    async def changes_since(self, since: MailboxStatus) -> Delta | None:
+        """With QRESYNC: the messages whose MODSEQ passed ``since.highestmodseq`` (new ones
+        included) and the UIDs expunged since (VANISHED), in one command."""
+        if (
+            "QRESYNC" not in self._client.enabled
+            or since.highestmodseq is None
+            or since.validity != str(self.uidvalidity)
+        ):
+            return None
+        if self.highestmodseq == since.highestmodseq:
+            return Delta([])
+        changed: list[MessageInfo] = []
+        vanished: list[tuple[int, int]] = []
+
+        def on_untagged(u: Untagged) -> bool:
+            if u.kind == "VANISHED":
+                try:
+                    t = u.tokens()
+                    value = t.value()
+                    if isinstance(value, list):  # (EARLIER)
+                        value = t.value()
+                    vanished.extend(uid_ranges(text_of(value)))
+                except (ParseError, ValueError) as e:
+                    raise MailboxError(f"mailbox {self.name!r}: bad VANISHED response: {e}") from e
+                return True
+            if u.kind != "FETCH":
+                return False
+            info = self._message_info(u)
+            if info is not None:
+                changed.append(info)
+            return True
+
+        await self._run(
+            "UID FETCH",
+            "1:*",
+            "(UID FLAGS RFC822.SIZE)",
+            f"(CHANGEDSINCE {since.highestmodseq} VANISHED)",
+            on_untagged=on_untagged,
+        )
+        return Delta(changed, tuple(merge_ranges(vanished)))
+
+    def _message_info(self, u: Untagged) -> MessageInfo | None:
+        """A FETCH (UID FLAGS RFC822.SIZE) response; None (and a warning) if it does not parse."""
+        try:
+            attrs = pairs(u.tokens().value())
+            uid = text_of(attrs["UID"])
+            size = text_of(attrs.get("RFC822.SIZE", "0"))
+            return MessageInfo(id=str(int(uid)), flags=_flags_of(attrs["FLAGS"]), size=int(size))
+        except (ParseError, KeyError, ValueError) as e:
+            log.warning(
+                "imap.unparsable_fetch",
+                mailbox=self.name,
+                error=str(e),
+                line=u.raw.first[:120].decode("ascii", "replace"),
+            )
+            return None
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         out: dict[str, Identity] = {}
@@ -387,7 +473,10 @@ class ImapMailbox:
         log.info("imap.deleted", mailbox=self.name, count=len(uids))
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._release is not None and not self._failed and self._client.usable:
+            await self._release(self._client)
+        else:
+            await self._client.close()
 
 
 def _swallow_fetch(u: Untagged) -> bool:

@@ -1,4 +1,5 @@
-"""The IMAP store: folders of one account, each opened mailbox on its own connection.
+"""The IMAP store: folders of one account; each open mailbox on its own connection, which
+goes back to a pool for the next mailbox when it is closed.
 
 Canonical folder names (Unicode, "/"-separated) are mapped to server names
 here and only here: modified UTF-7, the server's hierarchy separator, and the
@@ -31,6 +32,7 @@ class ImapStore:
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
         self._client: ImapClient | None = None
+        self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         self._refused: list[tuple[str, str]] = []
         self.prefix = ""  # personal namespace prefix, e.g. "INBOX." on Courier
         self.separator = "/"
@@ -164,8 +166,10 @@ class ImapStore:
 
     async def open(self, name: str) -> ImapMailbox:
         server_name = self.server_name(name)
-        client = await self._new_client()
-        mailbox = ImapMailbox(client, name, server_name)
+        while self._idle and not self._idle[-1].usable:
+            await self._idle.pop().close()
+        client = self._idle.pop() if self._idle else await self._new_client()
+        mailbox = ImapMailbox(client, name, server_name, release=self._give_back)
         try:
             await mailbox.select()
         except BaseException:
@@ -173,7 +177,13 @@ class ImapStore:
             raise
         return mailbox
 
+    async def _give_back(self, client: ImapClient) -> None:
+        self._idle.append(client)
+
     async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for each in idle:
+            await each.close()
         client, self._client = self._client, None
         if client is not None:
             await client.close()
