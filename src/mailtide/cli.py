@@ -170,7 +170,7 @@ def _sync(args: argparse.Namespace) -> int:
     # Imported here so that check-config works whatever state the engine is in.
     from mailtide.engine.run import sync_accounts
 
-    return asyncio.run(
+    reports = asyncio.run(
         sync_accounts(
             config,
             accounts=accounts,
@@ -180,6 +180,10 @@ def _sync(args: argparse.Namespace) -> int:
             mode="full" if args.full else "quick",
         )
     )
+    failures = [line for report in reports for line in report.failures()]
+    for line in failures:
+        _error(redact(line))
+    return EXIT_FAILED if failures else 0
 
 
 def _error(message: str) -> None:

@@ -30,11 +30,11 @@ def fill_server(setup: Setup, per_folder: int = 3) -> dict[str, list[str]]:
     return ids
 
 
-def assert_in_sync(setup: Setup) -> None:
+def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
     """Both sides hold the same folders, the same messages (by Message-ID, once each), the same
     system flags, and byte-identical bodies modulo line ends."""
     server_folders = set(srv.list_folders(setup.imap, selectable=True))
-    local_folders = set(loc.folders(setup.root, setup.layout))
+    local_folders = set(loc.folders(setup.root, setup.layout)) - ignore
     assert local_folders <= server_folders, local_folders - server_folders
     for folder in sorted(server_folders):
         remote = srv.fetch_all(setup.imap, folder)
@@ -216,3 +216,59 @@ def test_server_changes_reach_local_in_both_modes(mode: str, fs_setup: Setup) ->
     assert inbox.copied == [0, 1] and inbox.deleted == [0, 1] and inbox.flagged == [0, 2]
     assert all(not any(m.summary().values()) for m in report.mailboxes if m.name != "INBOX")
     assert_in_sync(s)
+
+
+def test_hostile_local_folder_names_are_refused_and_the_rest_syncs(fs_setup: Setup) -> None:
+    s = fs_setup
+    fill_server(s, per_folder=1)
+    outside = s.root.parent / "outside"
+    for sub in ("cur", "new", "tmp"):
+        (outside / sub).mkdir(parents=True)
+    (s.root / "escape").symlink_to(outside, target_is_directory=True)
+    for bad in ("tab\there", "bell\x07"):
+        for sub in ("cur", "new", "tmp"):
+            (s.root / bad / sub).mkdir(parents=True)
+    loc.deliver(s.root, "fs", "tab\there", srv.make_message(1, "x"), "S")
+    report = s.sync()
+    assert not report.failed, report
+    refused = " ".join(report.warnings)
+    assert "escape" in refused and "tab" in refused and "bell" in refused
+    server = srv.list_folders(s.imap)
+    assert not any("escape" in f or "tab" in f or "bell" in f for f in server)
+    assert list((outside / "cur").iterdir()) == []  # nothing written outside the root
+    assert_in_sync(s, ignore=frozenset({"tab\there", "bell\x07"}))
+
+
+@pytest.mark.parametrize(
+    "password_line",
+    [
+        'password = "secret"',  # the right one
+        'password = "Zq8-wrong-pw"',  # refused: the error path
+        'password_command = ["sh", "-c", "echo secret"]',
+    ],
+    ids=["right", "wrong", "command"],
+)
+def test_no_password_in_debug_logs(password_line: str, fs_setup: Setup, tmp_path: Path) -> None:
+    """Neither the password nor a wrong one appears anywhere in a -vv run."""
+    import subprocess
+    import sys
+
+    s = fs_setup
+    fill_server(s, per_folder=1)
+    config = tmp_path / "secret-test.toml"
+    config.write_text(
+        f'[general]\nstate_dir = "{s.config.general.state_dir}"\n'
+        '[account.t]\nlocal = "l"\nremote = "r"\n'
+        f'[repository.l]\ntype = "maildir"\npath = "{s.root}"\n'
+        f'[repository.r]\ntype = "imap"\nhost = "{s.imap.host}"\nport = {s.imap.port}\n'
+        f'tls = "none"\nuser = "{s.imap.user}"\n{password_line}\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mailtide", "-vv", "sync", "-c", str(config)],
+        capture_output=True,
+        timeout=120,
+    )
+    text = out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+    assert "imap.connected" in text or "authentication failed" in text.lower(), text
+    for secret in ("secret", "Zq8-wrong-pw"):
+        assert secret not in text.replace("secrets", ""), text

@@ -35,6 +35,12 @@ class AccountReport:
     def failed(self) -> bool:
         return self.error is not None or any(m.error for m in self.mailboxes)
 
+    def failures(self) -> list[str]:
+        """One line per failure, naming the account (and the mailbox)."""
+        if self.error is not None:
+            return [f"account {self.name}: {self.error}"]
+        return [f"account {self.name}: {m.error}" for m in self.mailboxes if m.error]
+
 
 def _order(name: str) -> tuple[int, str]:
     return (0 if name == "INBOX" else 1, name)

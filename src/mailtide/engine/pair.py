@@ -130,7 +130,8 @@ class PairSync:
             self._save_cursors(mailbox, statuses, complete=False)
         await self._apply(mailbox, plan)
         self._save_cursors(mailbox, statuses, complete=True)
-        self.log.info("mailbox.synced", **self.report.summary())
+        summary = self.report.summary()
+        (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
 
     # --- planning ---------------------------------------------------------------------

@@ -71,15 +71,10 @@ async def sync_account(
 
 
 def _print_report(report: AccountReport, dry_run: bool) -> None:
-    verb = "would" if dry_run else "did"
+    """The account's totals (each mailbox logged its own line; failures were logged where they
+    happened)."""
     if report.error:
-        log.error("account.error", account=report.name, error=report.error)
         return
-    for m in report.mailboxes:
-        if m.error:
-            log.error("mailbox.error", account=report.name, mailbox=m.name, error=m.error)
-        elif dry_run or any(m.summary().values()):
-            log.info(f"mailbox.{verb}", account=report.name, mailbox=m.name, **m.summary())
     total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
     log.info(
         "account.done",
@@ -99,13 +94,10 @@ async def sync_accounts(
     dry_run: bool = False,
     allow_mass_delete: bool = False,
     mode: Literal["full", "quick"] = "quick",
-) -> int:
-    """Sync the named accounts (default: ``general.accounts``) one after the other.
-
-    Returns the exit code: 0 when everything synced, 1 when an account or mailbox failed.
-    """
+) -> list[AccountReport]:
+    """Sync the named accounts (default: ``general.accounts``) one after the other."""
     names = list(accounts or config.general.accounts)
-    failed = False
+    reports = []
     for name in names:
         report = await sync_account(
             config,
@@ -116,5 +108,5 @@ async def sync_accounts(
             mode=mode,
         )
         _print_report(report, dry_run)
-        failed |= report.failed
-    return 1 if failed else 0
+        reports.append(report)
+    return reports

@@ -92,7 +92,7 @@ class ImapClient:
         except OSError as e:
             await self.close()
             raise StoreError(f"cannot connect to {s.where}: {e.strerror or e}") from None
-        log.info("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
+        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
 
     def _tls_context(self) -> ssl.SSLContext:
         # Certificate and host name verification stay on: create_default_context does both.

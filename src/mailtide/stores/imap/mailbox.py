@@ -432,7 +432,7 @@ class ImapMailbox:
                 if len(fields) == 2 and fields[1].isdigit():
                     uid = fields[1].decode()
             out.append(uid)
-        log.info("imap.appended", mailbox=self.name, count=len(messages))
+        log.debug("imap.appended", mailbox=self.name, count=len(messages))
         return out
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
@@ -470,7 +470,7 @@ class ImapMailbox:
                 mailbox=self.name,
                 detail="messages marked \\Deleted, not expunged",
             )
-        log.info("imap.deleted", mailbox=self.name, count=len(uids))
+        log.debug("imap.deleted", mailbox=self.name, count=len(uids))
 
     async def close(self) -> None:
         if self._release is not None and not self._failed and self._client.usable:

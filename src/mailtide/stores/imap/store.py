@@ -162,7 +162,7 @@ class ImapStore:
             done = await client.run("CREATE", quote_astring(self.server_name(each)), check=False)
             if not done.ok and done.code != "ALREADYEXISTS" and "exist" not in done.text.lower():
                 raise StoreError(f"cannot create folder {each!r}: {done.status} {done.text}")
-        log.info("imap.folder_created", folder=name)
+        log.debug("imap.folder_created", folder=name)
 
     async def open(self, name: str) -> ImapMailbox:
         server_name = self.server_name(name)
