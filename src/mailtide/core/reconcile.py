@@ -254,6 +254,12 @@ def reconcile(
         full = Record(ids, record.flags, record.identity)
         far_msg, near_msg = present
         if far_msg is not None and near_msg is not None:
+            if (
+                far_msg.flags == record.flags == near_msg.flags
+                and ids == record.ids
+                and (record.identity is not None or far_msg.identity is near_msg.identity is None)
+            ):
+                continue  # unchanged: the common case, decided without building anything
             flags = merge_flags(record.flags, far_msg.flags, near_msg.flags)
             new = Record(ids, flags, record.identity or far_msg.identity or near_msg.identity)
             edits = _edits(ids, (far_msg.flags, near_msg.flags), flags)
