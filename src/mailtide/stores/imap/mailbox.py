@@ -111,6 +111,14 @@ def _flags_of(value: Value) -> Flags:
     return frozenset(f for f in (text_of(v) for v in value) if f and f != RECENT)
 
 
+def _message_info(attrs: dict[str, Value]) -> MessageInfo:
+    """A message from the attributes of FETCH (UID FLAGS RFC822.SIZE)."""
+    size = text_of(attrs.get("RFC822.SIZE", "0"))
+    return MessageInfo(
+        id=str(int(text_of(attrs["UID"]))), flags=_flags_of(attrs["FLAGS"]), size=int(size)
+    )
+
+
 def _header_identity(body: bytes | bytearray, size: int) -> Identity:
     # Look for the end of the header in place: the body may be 25 MB and must not be copied.
     ends = [at + 4 for at in (body.find(b"\r\n\r\n"),) if at >= 0]
@@ -222,15 +230,7 @@ class ImapMailbox:
             if u.kind == "EXISTS" and u.number is not None:
                 self.exists = u.number
         out: list[MessageInfo] = []
-
-        def on_fetch(u: Untagged) -> bool:
-            if u.kind != "FETCH":
-                return False
-            info = self._message_info(u)
-            if info is not None:
-                out.append(info)
-            return True
-
+        on_fetch = self._on_fetch(lambda attrs: out.append(_message_info(attrs)))
         if self.exists:
             for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
                 end = start + SNAPSHOT_CHUNK - 1
@@ -253,23 +253,20 @@ class ImapMailbox:
             return Delta([])
         changed: list[MessageInfo] = []
         vanished: list[tuple[int, int]] = []
+        bad: list[str] = []
+        on_fetch = self._on_fetch(lambda attrs: changed.append(_message_info(attrs)))
 
         def on_untagged(u: Untagged) -> bool:
-            if u.kind == "VANISHED":
-                try:
-                    t = u.tokens()
+            if u.kind != "VANISHED":
+                return on_fetch(u)
+            try:
+                t = u.tokens()
+                value = t.value()
+                if isinstance(value, list):  # (EARLIER)
                     value = t.value()
-                    if isinstance(value, list):  # (EARLIER)
-                        value = t.value()
-                    vanished.extend(uid_ranges(text_of(value)))
-                except (ParseError, ValueError) as e:
-                    raise MailboxError(f"mailbox {self.name!r}: bad VANISHED response: {e}") from e
-                return True
-            if u.kind != "FETCH":
-                return False
-            info = self._message_info(u)
-            if info is not None:
-                changed.append(info)
+                vanished.extend(uid_ranges(text_of(value)))
+            except (ParseError, ValueError) as e:
+                bad.append(str(e))
             return True
 
         await self._run(
@@ -279,40 +276,44 @@ class ImapMailbox:
             f"(CHANGEDSINCE {since.highestmodseq} VANISHED)",
             on_untagged=on_untagged,
         )
+        if bad:
+            # Expunges we cannot read: a full listing is the safe answer.
+            log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
+            return None
         return Delta(changed, tuple(merge_ranges(vanished)))
 
-    def _message_info(self, u: Untagged) -> MessageInfo | None:
-        """A FETCH (UID FLAGS RFC822.SIZE) response; None (and a warning) if it does not parse."""
-        try:
-            attrs = pairs(u.tokens().value())
-            uid = text_of(attrs["UID"])
-            size = text_of(attrs.get("RFC822.SIZE", "0"))
-            return MessageInfo(id=str(int(uid)), flags=_flags_of(attrs["FLAGS"]), size=int(size))
-        except (ParseError, KeyError, ValueError) as e:
-            log.warning(
-                "imap.unparsable_fetch",
-                mailbox=self.name,
-                error=str(e),
-                line=u.raw.first[:120].decode("ascii", "replace"),
-            )
-            return None
+    def _on_fetch(self, take: Callable[[dict[str, Value]], bool | None]) -> OnUntagged:
+        """A handler for FETCH responses: their attributes go to ``take`` (which returns False
+        for a response that is not its business: it is kept as news).  A response that does
+        not parse is reported and skipped; the rest of the mailbox goes on."""
+
+        def on_untagged(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                return take(pairs(u.tokens().value())) is not False
+            except (ParseError, KeyError, ValueError) as e:
+                log.warning(
+                    "imap.unparsable_fetch",
+                    mailbox=self.name,
+                    error=str(e),
+                    line=u.raw.first[:120].decode("ascii", "replace"),
+                )
+                return True
+
+        return on_untagged
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         out: dict[str, Identity] = {}
 
-        def on_fetch(u: Untagged) -> bool:
-            if u.kind != "FETCH":
-                return False
-            try:
-                attrs = pairs(u.tokens().value())
-                uid = str(int(text_of(attrs["UID"])))
-                header = attrs["BODY[HEADER]"]
-                if not isinstance(header, bytes | bytearray):
-                    raise ParseError("BODY[HEADER] is not a string")
-                out[uid] = identity_of(bytes(header), int(text_of(attrs["RFC822.SIZE"])))
-            except (ParseError, KeyError, ValueError) as e:
-                log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e))
-            return True
+        def take(attrs: dict[str, Value]) -> None:
+            header = attrs["BODY[HEADER]"]
+            if not isinstance(header, bytes | bytearray):
+                raise ParseError("BODY[HEADER] is not a string")
+            uid = str(int(text_of(attrs["UID"])))
+            out[uid] = identity_of(bytes(header), int(text_of(attrs["RFC822.SIZE"])))
+
+        on_fetch = self._on_fetch(take)
 
         for uids in uid_sets(_uids(ids)):
             await self._run(
@@ -323,15 +324,10 @@ class ImapMailbox:
     async def _sizes(self, ids: Sequence[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
 
-        def on_fetch(u: Untagged) -> bool:
-            if u.kind != "FETCH":
-                return False
-            try:
-                attrs = pairs(u.tokens().value())
-                sizes[int(text_of(attrs["UID"]))] = int(text_of(attrs["RFC822.SIZE"]))
-            except (ParseError, KeyError, ValueError) as e:
-                log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e))
-            return True
+        def take(attrs: dict[str, Value]) -> None:
+            sizes[int(text_of(attrs["UID"]))] = int(text_of(attrs["RFC822.SIZE"]))
+
+        on_fetch = self._on_fetch(take)
 
         for uids in uid_sets(_uids(ids)):
             await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
@@ -356,35 +352,25 @@ class ImapMailbox:
     async def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
         got: list[Fetched] = []
 
-        def on_fetch(u: Untagged) -> bool:
-            if u.kind != "FETCH":
-                return False
-            try:
-                attrs = pairs(u.tokens().value())
-                if "BODY[]" not in attrs:
-                    return False  # a flag update for another message: keep it as news
-                uid = str(int(text_of(attrs["UID"])))
-                body = attrs["BODY[]"]
-                if not isinstance(body, bytes | bytearray):
-                    raise ParseError("BODY[] is not a string")
-                date = attrs.get("INTERNALDATE")
-                got.append(
-                    Fetched(
-                        id=uid,
-                        flags=_flags_of(attrs["FLAGS"]),
-                        internaldate=parse_internaldate(text_of(date)) if date else None,
-                        identity=_header_identity(body, len(body)),
-                        body=BytesBody(body),
-                    )
+        def take(attrs: dict[str, Value]) -> bool:
+            if "BODY[]" not in attrs:
+                return False  # a flag update for another message: keep it as news
+            body = attrs["BODY[]"]
+            if not isinstance(body, bytes | bytearray):
+                raise ParseError("BODY[] is not a string")
+            date = attrs.get("INTERNALDATE")
+            got.append(
+                Fetched(
+                    id=str(int(text_of(attrs["UID"]))),
+                    flags=_flags_of(attrs["FLAGS"]),
+                    internaldate=parse_internaldate(text_of(date)) if date else None,
+                    identity=_header_identity(body, len(body)),
+                    body=BytesBody(body),
                 )
-            except (ParseError, KeyError, ValueError) as e:
-                log.warning(
-                    "imap.unparsable_fetch",
-                    mailbox=self.name,
-                    error=str(e),
-                    line=u.raw.first[:120].decode("ascii", "replace"),
-                )
+            )
             return True
+
+        on_fetch = self._on_fetch(take)
 
         for uid_set in uid_sets(uids):
             await self._run(
