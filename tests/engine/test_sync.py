@@ -156,6 +156,21 @@ def test_missing_maildir_root_is_an_error_and_deletes_nothing(fs_setup: Setup) -
     (s.root / "not-a-dir").write_text("x")
 
 
+def test_first_sync_creates_the_root_but_a_later_missing_root_is_an_error(
+    fs_setup: Setup,
+) -> None:
+    s = fs_setup
+    fill_server(s, per_folder=1)
+    s.root.rmdir()
+    assert not s.sync().failed  # never synced: the root is made
+    assert_in_sync(s)
+    s.root.rename(s.root.with_name("Mail.unmounted"))
+    report = s.sync()
+    assert report.failed and report.error and "does not exist" in report.error
+    assert not s.root.exists()
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 1
+
+
 def test_uidvalidity_change_repairs_by_identity(fs_setup: Setup) -> None:
     s = fs_setup
     fill_server(s)

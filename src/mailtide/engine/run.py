@@ -7,7 +7,13 @@ from typing import Literal
 
 import structlog
 
-from mailtide.config.model import Account, Config, ImapRepository, Repository
+from mailtide.config.model import (
+    Account,
+    Config,
+    ImapRepository,
+    MaildirRepository,
+    Repository,
+)
 from mailtide.core.model import Side
 from mailtide.engine.account import AccountReport, AccountSync
 from mailtide.engine.pair import Options
@@ -40,6 +46,17 @@ async def open_store(repo: Repository) -> Store:
     return MaildirStore(MaildirSettings(str(repo.path), repo.layout))
 
 
+def _first_sync_roots(account: Account) -> None:
+    """An account that has never synced may create its Maildir root.  After that a missing
+    root is an error (an unmounted disk must never look like "every message was deleted")."""
+    from mailtide.stores.maildir import MaildirSettings, MaildirStore
+
+    for repo in (account.local, account.remote):
+        if isinstance(repo, MaildirRepository) and not repo.path.exists():
+            MaildirStore(MaildirSettings(str(repo.path), repo.layout)).create_root()
+            log.info("maildir.root_created", account=account.name, path=str(repo.path))
+
+
 async def sync_account(
     config: Config,
     account: Account,
@@ -60,6 +77,8 @@ async def sync_account(
     try:
         stores = (await open_store(account.remote), await open_store(account.local))
         state = StateDB.for_account(config.general.state_dir, account.name)
+        if not dry_run and not state.known_folders():
+            _first_sync_roots(account)
     except (StoreError, StateError) as exc:
         return AccountReport(account.name, error=str(exc))
     filters = (account.remote.folders, account.local.folders)
