@@ -58,3 +58,13 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match="cannot be used"):
         StateDB(path)
+
+
+def test_second_sync_of_the_same_account_is_refused(tmp_path: Path) -> None:
+    first = StateDB.for_account(tmp_path, "work")
+    with pytest.raises(StateError, match=r"being synced by another mailtide \(pid \d+\)"):
+        StateDB.for_account(tmp_path, "work")
+    other = StateDB.for_account(tmp_path, "home")  # other accounts are not held up
+    other.close()
+    first.close()
+    StateDB.for_account(tmp_path, "work").close()  # released on close

@@ -13,6 +13,7 @@ survives a crash or a power cut before the side effect it announces.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -99,13 +100,26 @@ class StateDB:
         except OSError as exc:
             raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
         self._depth = 0
+        self._lock: int | None = None
 
     @classmethod
     def for_account(cls, state_dir: str | os.PathLike[str], account: str) -> StateDB:
-        return cls(Path(state_dir) / f"{account}.sqlite")
+        """The account's state, locked against a second mailtide syncing the same account."""
+        path = Path(state_dir) / f"{account}.sqlite"
+        lock = _lock(path.with_suffix(".lock"), account)
+        try:
+            db = cls(path)
+        except BaseException:
+            os.close(lock)
+            raise
+        db._lock = lock
+        return db
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -211,6 +225,26 @@ class StateDB:
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
+
+
+def _lock(path: Path, account: str) -> int:
+    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StateError(
+            f"account {account} is being synced by another mailtide (pid {holder})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _cursor_row(c: Cursor) -> tuple[str | None, int | None, int | None, int | None]:
