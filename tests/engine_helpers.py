@@ -55,3 +55,33 @@ def make_setup(imap: ImapAccount, tmp: Path, layout: str = "fs", **imap_changes:
         repositories=(local, remote),
     )
     return Setup(imap, root, layout, config)
+
+
+def write_config(s: Setup) -> Path:
+    """The TOML config of ``s`` next to its local root, for ``python -m mailtide sync -c``."""
+    path = s.root.parent / "config.toml"
+    path.write_text(
+        f"""
+[general]
+state_dir = "{s.config.general.state_dir}"
+
+[account.test]
+local = "local"
+remote = "remote"
+
+[repository.local]
+type = "maildir"
+path = "{s.root}"
+layout = "{s.layout}"
+
+[repository.remote]
+type = "imap"
+host = "{s.imap.host}"
+port = {s.imap.port}
+tls = "none"
+user = "{s.imap.user}"
+password = "{s.imap.password}"
+""",
+        encoding="utf-8",
+    )
+    return path

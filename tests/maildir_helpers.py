@@ -95,3 +95,39 @@ def set_letters(msg: LocalMessage, letters: str) -> Path:
     target = msg.path.parent.parent / "cur" / f"{base}:2,{''.join(sorted(letters))}"
     os.rename(msg.path, target)
     return target
+
+
+FORWARDED_LETTER = "P"  # mutt's "passed", which Dovecot and mailtide read as $Forwarded
+
+
+def keyword_names(root: Path, layout: str, folder: str) -> dict[str, str]:
+    """The folder's ``dovecot-keywords`` table as letter -> keyword ("0 Work" gives a -> Work);
+    empty when the folder has no such file."""
+    path = folder_dir(root, layout, folder) / "dovecot-keywords"
+    table: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            index, _, name = line.partition(" ")
+            if index.isdigit() and name:
+                table[chr(ord("a") + int(index))] = name
+    return table
+
+
+def letter_of_keyword(root: Path, layout: str, folder: str, keyword: str) -> str:
+    """The letter the folder's keyword table gives ``keyword`` (it must have one)."""
+    for letter, name in keyword_names(root, layout, folder).items():
+        if name.lower() == keyword.lower():
+            return letter
+    raise AssertionError(f"no letter for keyword {keyword!r} in {folder!r}")
+
+
+def imap_flags(msg: LocalMessage, keywords: dict[str, str]) -> frozenset[str]:
+    """The message's flags in IMAP terms: system flags, $Forwarded, and keywords by letter
+    (``keywords`` from ``keyword_names``; a letter without a name is shown as "?<letter>")."""
+    out = set(msg.system_flags)
+    for c in msg.letters:
+        if c == FORWARDED_LETTER:
+            out.add("$Forwarded")
+        elif c.islower():
+            out.add(keywords.get(c, "?" + c))
+    return frozenset(out)

@@ -26,6 +26,7 @@ class Steps:
 
     def done(self, what: str) -> None:
         self.count += 1
+        log.debug("step.done", step=self.count, what=what)
         if self._crash_at is not None and self.count >= self._crash_at:
             log.warning("crash.injected", step=self.count, what=what)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,436 @@
+"""Interrupt a sync after every durable step, mbsync-style, and check the next run repairs it.
+
+Each scenario is data: a function that prepares a fresh server account and a
+fresh local Maildir (setup syncs included, then the changes to carry), and the
+mailboxes both sides must hold afterwards.  For a scenario with S durable steps
+(counted by one uninterrupted run) and every N in 1..S, on a fresh preparation:
+
+1. ``mailtide sync`` with ``MAILTIDE_CRASH_AFTER_STEP=N`` dies by SIGKILL right
+   after step N;
+2. a complete run repairs it: both sides hold exactly the expected mailboxes
+   (messages by Message-ID, each once, flags and keywords equal), and every
+   message that was on a side after the crash is still the same file / UID
+   (nothing downloaded or uploaded again, nothing replaced);
+3. a further run changes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import imap_helpers as srv
+import maildir_helpers as loc
+from dovecot import Dovecot
+from engine_helpers import Setup, make_setup, write_config
+from mailtide.engine.steps import CRASH_ENV
+
+SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
+
+Flags = frozenset[str]
+# folder -> Message-ID -> flags (system flags and keywords, IMAP spelling)
+Mailboxes = Mapping[str, Mapping[str, Flags]]
+
+
+def mid(i: int, folder: str) -> str:
+    return srv.message_id(i, folder)
+
+
+def put_server(s: Setup, folders: Mapping[str, list[tuple[int, set[str]]]]) -> None:
+    with srv.session(s.imap) as c:
+        for folder, msgs in folders.items():
+            for i, flags in msgs:
+                srv.append(s.imap, folder, srv.make_message(i, folder), flags, imap=c)
+
+
+# maildir_helpers numbers its file names with an unlocked global counter
+_delivering = threading.Lock()
+
+
+def put_local(s: Setup, folders: Mapping[str, list[tuple[int, str]]]) -> None:
+    for folder, msgs in folders.items():
+        for i, letters in msgs:
+            with _delivering:
+                loc.deliver(s.root, s.layout, folder, srv.make_message(i, folder), letters)
+
+
+def local_msg(s: Setup, folder: str, i: int) -> loc.LocalMessage:
+    return loc.by_message_id(s.root, s.layout, folder)[mid(i, folder)]
+
+
+def change_letters(s: Setup, folder: str, i: int, add: str = "", remove: str = "") -> None:
+    msg = local_msg(s, folder, i)
+    loc.set_letters(msg, "".join(sorted((set(msg.letters) | set(add)) - set(remove))))
+
+
+def setup_sync(s: Setup) -> None:
+    report = s.sync()
+    assert not report.failed, report
+
+
+# ---- the scenarios ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    prepare: Callable[[Setup], None]
+    expected: Mailboxes
+
+
+def _initial(s: Setup) -> None:
+    put_server(
+        s,
+        {
+            "INBOX": [(1, {SEEN}), (2, {FLAGGED, "$Forwarded", "Work"}), (3, set()), (4, {SEEN})],
+            "Archive/2024": [(11, {SEEN}), (12, {SEEN, "Work"}), (13, {DRAFT}), (14, set())],
+            "Entwürfe": [(21, {SEEN, "$Junk"}), (22, {FLAGGED}), (23, set()), (24, {ANSWERED})],
+        },
+    )
+    put_local(s, {"INBOX": [(31, "S")], "Lokal": [(41, "FS"), (42, "")]})
+
+
+INITIAL = Scenario(
+    _initial,
+    {
+        "INBOX": {
+            mid(1, "INBOX"): frozenset({SEEN}),
+            mid(2, "INBOX"): frozenset({FLAGGED, "$Forwarded", "Work"}),
+            mid(3, "INBOX"): frozenset(),
+            mid(4, "INBOX"): frozenset({SEEN}),
+            mid(31, "INBOX"): frozenset({SEEN}),
+        },
+        "Archive/2024": {
+            mid(11, "Archive/2024"): frozenset({SEEN}),
+            mid(12, "Archive/2024"): frozenset({SEEN, "Work"}),
+            mid(13, "Archive/2024"): frozenset({DRAFT}),
+            mid(14, "Archive/2024"): frozenset(),
+        },
+        "Entwürfe": {
+            mid(21, "Entwürfe"): frozenset({SEEN, "$Junk"}),
+            mid(22, "Entwürfe"): frozenset({FLAGGED}),
+            mid(23, "Entwürfe"): frozenset(),
+            mid(24, "Entwürfe"): frozenset({ANSWERED}),
+        },
+        "Lokal": {mid(41, "Lokal"): frozenset({FLAGGED, SEEN}), mid(42, "Lokal"): frozenset()},
+    },
+)
+
+WC = "Work/Clients"
+
+
+def _base(s: Setup) -> None:
+    """The synced state scenarios 2 and 4 start from."""
+    put_server(
+        s,
+        {
+            "INBOX": [(1, {SEEN}), (2, {FLAGGED, "Work"}), (3, set()), (4, {SEEN})],
+            WC: [(11, {SEEN}), (12, set()), (13, {SEEN, "Work"})],
+        },
+    )
+    setup_sync(s)
+
+
+def _changes(s: Setup) -> None:
+    _base(s)
+    # the server: new mail, flags and a keyword set, a flag cleared, a deletion, a new folder
+    srv.append(s.imap, "INBOX", srv.make_message(5, "INBOX"), [ANSWERED])
+    srv.set_flags(s.imap, "INBOX", mid(3, "INBOX"), [SEEN, "$Junk"])
+    srv.clear_flags(s.imap, "INBOX", mid(2, "INBOX"), [FLAGGED])
+    srv.expunge(s.imap, WC, mid(12, WC))
+    srv.append(s.imap, "Neu/Remote", srv.make_message(51, "Neu/Remote"), [SEEN])
+    # locally: new mail, a flag set, a keyword set and one cleared, a deletion, a new folder
+    put_local(s, {"INBOX": [(6, "S")], WC: [(14, "")], "Lokal": [(61, "")]})
+    change_letters(s, "INBOX", 1, add="F")
+    change_letters(s, "INBOX", 4, add=loc.letter_of_keyword(s.root, s.layout, "INBOX", "Work"))
+    change_letters(s, WC, 13, remove=loc.letter_of_keyword(s.root, s.layout, WC, "Work"))
+    local_msg(s, WC, 11).path.unlink()
+
+
+CHANGES = Scenario(
+    _changes,
+    {
+        "INBOX": {
+            mid(1, "INBOX"): frozenset({SEEN, FLAGGED}),
+            mid(2, "INBOX"): frozenset({"Work"}),
+            mid(3, "INBOX"): frozenset({SEEN, "$Junk"}),
+            mid(4, "INBOX"): frozenset({SEEN, "Work"}),
+            mid(5, "INBOX"): frozenset({ANSWERED}),
+            mid(6, "INBOX"): frozenset({SEEN}),
+        },
+        WC: {mid(13, WC): frozenset({SEEN}), mid(14, WC): frozenset()},
+        "Neu/Remote": {mid(51, "Neu/Remote"): frozenset({SEEN})},
+        "Lokal": {mid(61, "Lokal"): frozenset()},
+    },
+)
+
+AR = "Archive/2024"
+
+
+def _uidvalidity(s: Setup) -> None:
+    put_server(
+        s,
+        {
+            "INBOX": [(1, {SEEN})],
+            AR: [(11, {SEEN}), (12, {FLAGGED, "Work"}), (13, set()), (14, {SEEN})],
+        },
+    )
+    setup_sync(s)
+    old = srv.fetch_all(s.imap, AR)
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote(AR)))
+        for m in old:  # the same messages under a new UIDVALIDITY
+            srv.append(s.imap, AR, m.body, m.flags, imap=c)
+        srv.append(s.imap, AR, srv.make_message(16, AR), [ANSWERED], imap=c)
+    change_letters(s, AR, 13, add="S")
+    local_msg(s, AR, 14).path.unlink()
+    put_local(s, {AR: [(15, "F")]})
+
+
+UIDVALIDITY = Scenario(
+    _uidvalidity,
+    {
+        "INBOX": {mid(1, "INBOX"): frozenset({SEEN})},
+        AR: {
+            mid(11, AR): frozenset({SEEN}),
+            mid(12, AR): frozenset({FLAGGED, "Work"}),
+            mid(13, AR): frozenset({SEEN}),
+            mid(15, AR): frozenset({FLAGGED}),
+            mid(16, AR): frozenset({ANSWERED}),
+        },
+    },
+)
+
+
+def _lost_state(s: Setup) -> None:
+    _base(s)
+    state = s.config.general.state_dir
+    for path in state.glob("test.sqlite*"):  # the database and its WAL files
+        path.unlink()
+    srv.append(s.imap, "INBOX", srv.make_message(5, "INBOX"), [SEEN])
+    srv.set_flags(s.imap, "INBOX", mid(3, "INBOX"), [ANSWERED])
+    srv.expunge(s.imap, "INBOX", mid(2, "INBOX"))
+    put_local(s, {"INBOX": [(6, "S")], "Lokal": [(61, "R")]})
+    change_letters(s, "INBOX", 1, add="F")
+    local_msg(s, WC, 12).path.unlink()
+
+
+# Without records nothing can be a deletion: what one side lost comes back from the other,
+# and flags of re-paired messages are united.
+LOST_STATE = Scenario(
+    _lost_state,
+    {
+        "INBOX": {
+            mid(1, "INBOX"): frozenset({SEEN, FLAGGED}),
+            mid(2, "INBOX"): frozenset({FLAGGED, "Work"}),
+            mid(3, "INBOX"): frozenset({ANSWERED}),
+            mid(4, "INBOX"): frozenset({SEEN}),
+            mid(5, "INBOX"): frozenset({SEEN}),
+            mid(6, "INBOX"): frozenset({SEEN}),
+        },
+        WC: {
+            mid(11, WC): frozenset({SEEN}),
+            mid(12, WC): frozenset(),
+            mid(13, WC): frozenset({SEEN, "Work"}),
+        },
+        "Lokal": {mid(61, "Lokal"): frozenset({ANSWERED})},
+    },
+)
+
+
+# ---- running mailtide -------------------------------------------------------------------
+
+
+def mailtide(
+    config: Path, crash_after: int | None = None, verbose: bool = False
+) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash_after is not None:
+        env[CRASH_ENV] = str(crash_after)
+    args = [sys.executable, "-m", "mailtide", "sync", "-c", str(config)]
+    proc = subprocess.run(
+        args + (["-v"] if verbose else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=120,  # a hang guard only
+    )
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def steps_of(log: str) -> list[str]:
+    """What each durable step was, in order, from a ``-v`` log."""
+    steps: dict[int, str] = {}
+    for line in log.splitlines():
+        if "step.done" not in line:
+            continue
+        n = re.search(r"\bstep=(\d+)", line)
+        what = re.search(r"\bwhat=(?:'([^']*)'|\"([^\"]*)\"|(\S+))", line)
+        assert n and what, line
+        steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
+    assert sorted(steps) == list(range(1, len(steps) + 1)), steps
+    return [steps[i] for i in sorted(steps)]
+
+
+# ---- what both sides hold ------------------------------------------------------------------
+
+
+def server_side(s: Setup) -> dict[str, list[srv.ServerMessage]]:
+    with srv.session(s.imap) as c:
+        return {
+            f: srv.fetch_all(s.imap, f, imap=c)
+            for f in srv.list_folders(s.imap, c, selectable=True)
+        }
+
+
+def local_side(s: Setup) -> dict[str, list[loc.LocalMessage]]:
+    return {f: loc.messages(s.root, s.layout, f) for f in loc.folders(s.root, s.layout)}
+
+
+def unique_part(msg: loc.LocalMessage) -> str:
+    return msg.path.name.split(":2,", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """Who holds what: server (folder, Message-ID) -> UIDs; local (folder, Message-ID) ->
+    unique parts of the file names (stable across flag changes)."""
+
+    server: dict[tuple[str, str], list[int]]
+    local: dict[tuple[str, str], list[str]]
+
+
+def sides(s: Setup) -> Sides:
+    server: dict[tuple[str, str], list[int]] = {}
+    for f, msgs in server_side(s).items():
+        for m in msgs:
+            server.setdefault((f, m.message_id), []).append(m.uid)
+    local: dict[tuple[str, str], list[str]] = {}
+    for f, lmsgs in local_side(s).items():
+        for lm in lmsgs:
+            local.setdefault((f, lm.message_id), []).append(unique_part(lm))
+    return Sides(server, local)
+
+
+def check_expected(s: Setup, expected: Mailboxes) -> None:
+    server, local = server_side(s), local_side(s)
+    assert sorted(server) == sorted(expected), "server folders"
+    assert sorted(local) == sorted(expected), "local folders"
+    for folder, want in expected.items():
+        r_ids = Counter(m.message_id for m in server[folder])
+        l_ids = Counter(m.message_id for m in local[folder])
+        assert [k for k, n in r_ids.items() if n > 1] == [], f"twice on the server in {folder}"
+        assert [k for k, n in l_ids.items() if n > 1] == [], f"twice locally in {folder}"
+        assert sorted(r_ids) == sorted(want), f"server messages in {folder}"
+        assert sorted(l_ids) == sorted(want), f"local messages in {folder}"
+        keywords = loc.keyword_names(s.root, s.layout, folder)
+        r_flags = {m.message_id: m.flags for m in server[folder]}
+        l_flags = {m.message_id: loc.imap_flags(m, keywords) for m in local[folder]}
+        for message_id, flags in want.items():
+            assert r_flags[message_id] == flags, f"server flags of {message_id} in {folder}"
+            assert l_flags[message_id] == flags, f"local flags of {message_id} in {folder}"
+        by_id = {m.message_id: m for m in local[folder]}
+        for m in server[folder]:
+            assert m.body.replace(b"\r\n", b"\n") == by_id[m.message_id].body, m.message_id
+
+
+def check_kept(after_crash: Sides, after: Sides, expected: Mailboxes) -> None:
+    """Every expected message a side held after the crash is still the same UID / file."""
+    for (folder, message_id), uids in after_crash.server.items():
+        if message_id in expected.get(folder, {}):
+            assert after.server.get((folder, message_id)) == uids[:1], (
+                f"server copy of {message_id} in {folder} replaced or doubled: "
+                f"{uids} -> {after.server.get((folder, message_id))}"
+            )
+    for (folder, message_id), names in after_crash.local.items():
+        if message_id in expected.get(folder, {}):
+            assert after.local.get((folder, message_id)) == names[:1], (
+                f"local copy of {message_id} in {folder} replaced or doubled: "
+                f"{names} -> {after.local.get((folder, message_id))}"
+            )
+
+
+def snapshot(s: Setup) -> tuple[dict[str, list[tuple[int, Flags]]], set[str]]:
+    remote = {f: [(m.uid, m.flags) for m in msgs] for f, msgs in server_side(s).items()}
+    files = {str(p.relative_to(s.root)) for p in s.root.rglob("*") if p.is_file()}
+    return remote, files
+
+
+# ---- the test -------------------------------------------------------------------------------
+
+_users = itertools.count(1)
+
+
+def fresh(dovecot: Dovecot, tmp: Path, name: str) -> Setup:
+    tmp.mkdir()
+    user = f"steps{os.getpid()}-{next(_users)}-{name}"
+    return make_setup(dovecot.account(user), tmp)
+
+
+def interrupted_at(dovecot: Dovecot, tmp: Path, name: str, scenario: Scenario, n: int) -> None:
+    s = fresh(dovecot, tmp, name)
+    scenario.prepare(s)
+    config = write_config(s)
+    code, out = mailtide(config, crash_after=n)
+    assert code == -9, f"not killed after step {n} (exit {code}):\n{out}"
+    after_crash = sides(s)
+    code, out = mailtide(config)
+    assert code == 0, f"the run after the crash failed:\n{out}"
+    check_expected(s, scenario.expected)
+    check_kept(after_crash, sides(s), scenario.expected)
+    before = snapshot(s)
+    report = s.sync()
+    assert not report.failed, report
+    assert all(not any(m.summary().values()) for m in report.mailboxes), report
+    assert snapshot(s) == before, "a third run changed something"
+
+
+SCENARIOS = {
+    "initial": INITIAL,
+    "changes": CHANGES,
+    "uidvalidity": UIDVALIDITY,
+    "lost-state": LOST_STATE,
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_interrupted_after_every_step_then_converges(
+    name: str, dovecot: Dovecot, tmp_path: Path
+) -> None:
+    scenario = SCENARIOS[name]
+    # one complete run counts the steps (and must itself reach the expected result)
+    s = fresh(dovecot, tmp_path / "count", name)
+    scenario.prepare(s)
+    code, out = mailtide(write_config(s), verbose=True)
+    assert code == 0, out
+    check_expected(s, scenario.expected)
+    steps = steps_of(out)
+    # the crashes right after a download and an upload are among the points: check_kept then
+    # proves the next run neither downloads nor uploads that message again
+    assert {"append local", "append remote"} <= set(steps), steps
+
+    def attempt(n: int) -> str | None:
+        try:
+            interrupted_at(dovecot, tmp_path / f"n{n}", name, scenario, n)
+        except AssertionError as exc:
+            return f"after step {n} ({steps[n - 1]}): {exc}"
+        return None
+
+    started = time.monotonic()
+    # every point is its own server user and directory; the runs are mostly interpreter start
+    # and waiting, so two at a time roughly halve the wall time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(attempt, range(1, len(steps) + 1)) if f]
+    print(f"{name}: {len(steps)} interruption points in {time.monotonic() - started:.1f} s")
+    assert not failures, "\n\n".join(failures)
