@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,8 +148,12 @@ def test_sync_dry_run_then_real(tmp_path: Path) -> None:
 
 
 def test_sync_store_failure_is_exit_1_without_traceback(tmp_path: Path) -> None:
-    (tmp_path / "copy").mkdir()  # but no origin: the Maildir root is missing
-    result = run("sync", "-c", write(tmp_path, GOOD))
+    make_origin(tmp_path)
+    (tmp_path / "copy").mkdir()
+    config = write(tmp_path, GOOD)
+    assert run("sync", "-c", config).returncode == 0
+    shutil.rmtree(tmp_path / "origin")  # after a sync, a missing root is an error
+    result = run("sync", "-c", config)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{tmp_path}/origin" in result.stderr

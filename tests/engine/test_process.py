@@ -14,36 +14,7 @@ from pathlib import Path
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from engine_helpers import Setup
-
-
-def write_config(s: Setup) -> Path:
-    path = s.root.parent / "config.toml"
-    path.write_text(
-        f"""
-[general]
-state_dir = "{s.config.general.state_dir}"
-
-[account.test]
-local = "local"
-remote = "remote"
-
-[repository.local]
-type = "maildir"
-path = "{s.root}"
-layout = "{s.layout}"
-
-[repository.remote]
-type = "imap"
-host = "{s.imap.host}"
-port = {s.imap.port}
-tls = "none"
-user = "{s.imap.user}"
-password = "{s.imap.password}"
-""",
-        encoding="utf-8",
-    )
-    return path
+from engine_helpers import Setup, write_config
 
 
 def mailtide(config: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -291,11 +291,19 @@ class PairSync:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            await self.box(side).delete([d.id for d in deletes])
-            self.report.deleted[side] += len(deletes)
+            gone = await self.box(side).delete([d.id for d in deletes])
             self.steps.done(f"delete {SIDE_NAMES[side]}")
-            self.state.drop(mailbox, [d.record for d in deletes])
-            self.steps.done("forget deleted")
+            done = [d for d in deletes if d.id in gone]
+            if len(done) < len(deletes):
+                # Only marked deleted (no UIDPLUS): the record stays, so the message is not
+                # copied back, and the deletion is asked for again next time.
+                self.log.warning(
+                    "mailbox.delete_pending", side=SIDE_NAMES[side], count=len(deletes) - len(done)
+                )
+            self.report.deleted[side] += len(done)
+            if done:
+                self.state.drop(mailbox, [d.record for d in done])
+                self.steps.done("forget deleted")
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""

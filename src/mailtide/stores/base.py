@@ -170,8 +170,10 @@ class Mailbox(Protocol):
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None: ...
 
-    async def delete(self, ids: Sequence[str]) -> None:
-        """Remove exactly these messages (and no other, e.g. never a mailbox-wide EXPUNGE)."""
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        """Remove exactly these messages (and no other, e.g. never a mailbox-wide EXPUNGE of
+        another client's messages).  Returns the ids that are gone now (also those that were
+        gone already); an id left out could only be marked deleted and is still there."""
         ...
 
     async def close(self) -> None: ...

@@ -439,24 +439,45 @@ class ImapMailbox:
             for uids in uid_sets(op[2] for op in group):
                 await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
 
-    async def delete(self, ids: Sequence[str]) -> None:
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        """``UID EXPUNGE`` of exactly these (UIDPLUS).  Without UIDPLUS a plain EXPUNGE would
+        also remove other clients' ``\\Deleted`` messages, so it is sent only when SEARCH
+        DELETED finds nothing but ours; otherwise ours stay marked and are not reported gone
+        (the engine keeps their records and asks again on a later run)."""
         uids = _uids(ids)
         if not uids:
-            return
+            return set()
         for uid_set in uid_sets(uids):
             await self._run(
                 "UID STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)", on_untagged=_swallow_fetch
             )
             if "UIDPLUS" in self._client.capabilities:
                 await self._run("UID EXPUNGE", uid_set)
-        if "UIDPLUS" not in self._client.capabilities:
-            # A bare EXPUNGE would also remove other clients' \\Deleted messages.
+        if "UIDPLUS" in self._client.capabilities:
+            log.debug("imap.deleted", mailbox=self.name, count=len(uids))
+            return set(ids)
+        marked: set[int] = set()
+
+        def on_search(u: Untagged) -> bool:
+            if u.kind != "SEARCH":
+                return False
+            marked.update(int(w) for w in u.raw.first.split()[2:] if w.isdigit())
+            return True
+
+        await self._run("UID SEARCH", "DELETED", on_untagged=on_search)
+        others = marked - set(uids)
+        if others:
             log.warning(
-                "imap.no_uidplus",
+                "imap.expunge_deferred",
                 mailbox=self.name,
-                detail="messages marked \\Deleted, not expunged",
+                ours=len(uids),
+                others=len(others),
+                detail="no UIDPLUS and other messages are marked \\Deleted: ours stay marked",
             )
-        log.debug("imap.deleted", mailbox=self.name, count=len(uids))
+            return set()
+        await self._run("EXPUNGE", on_untagged=_swallow_expunge)
+        log.debug("imap.deleted", mailbox=self.name, count=len(uids), via="EXPUNGE")
+        return set(ids)
 
     async def close(self) -> None:
         if self._release is not None and not self._failed and self._client.usable:
@@ -467,6 +488,10 @@ class ImapMailbox:
 
 def _swallow_fetch(u: Untagged) -> bool:
     return u.kind == "FETCH"
+
+
+def _swallow_expunge(u: Untagged) -> bool:
+    return u.kind == "EXPUNGE"
 
 
 def _uids(ids: Iterable[str]) -> list[int]:

@@ -427,10 +427,11 @@ class MaildirMailbox:
             self._with_file(change.id, rename, attempt)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
 
-    async def delete(self, ids: Sequence[str]) -> None:
-        """Unlink exactly these messages; vanished ones are skipped."""
+    async def delete(self, ids: Sequence[str]) -> set[str]:
+        """Unlink exactly these messages; vanished ones are skipped (and count as gone)."""
         if ids:
             await self._run(self._delete, list(ids))
+        return set(ids)
 
     def _delete(self, ids: list[str]) -> None:
         attempt = _Attempt()
