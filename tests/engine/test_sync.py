@@ -287,3 +287,26 @@ def test_no_password_in_debug_logs(password_line: str, fs_setup: Setup, tmp_path
     assert "imap.connected" in text or "authentication failed" in text.lower(), text
     for secret in ("secret", "Zq8-wrong-pw"):
         assert secret not in text.replace("secrets", ""), text
+
+
+def test_a_27th_keyword_is_never_removed_from_the_server(fs_setup: Setup) -> None:
+    """A Maildir folder holds 26 keywords; the 27th stays on the server untouched."""
+    s = fs_setup
+    many = [f"kw{i:02d}" for i in range(30)]
+    with srv.session(s.imap) as c:
+        for i in range(30):
+            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), ["\\Seen", many[i]], imap=c)
+    for _ in range(2):
+        assert not s.sync().failed
+    server = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
+    for i in range(30):
+        assert many[i] in server[srv.message_id(i, "INBOX")], i
+    held = loc.keyword_names(s.root, "fs", "INBOX")
+    assert len(held) == 26
+    # a flag change on one of the messages whose keyword did not fit still goes both ways
+    unheld = next(i for i in range(30) if many[i] not in held.values())
+    local = loc.by_message_id(s.root, "fs", "INBOX")[srv.message_id(unheld, "INBOX")]
+    loc.set_letters(local, local.letters + "F")
+    assert not s.sync().failed
+    after = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
+    assert {"\\Flagged", many[unheld]} <= after[srv.message_id(unheld, "INBOX")]

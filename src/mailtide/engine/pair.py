@@ -119,7 +119,10 @@ class PairSync:
         if void:
             records = self._void_ids(mailbox, records, void)
         snapshots = [
-            await self._snapshot(side, mailbox.cursors[side], records, void) for side in SIDES
+            await self._held_as_recorded(
+                side, await self._snapshot(side, mailbox.cursors[side], records, void), records
+            )
+            for side in SIDES
         ]
         plan = await self._plan(records, snapshots)
         self._guard(plan, snapshots)
@@ -186,6 +189,21 @@ class PairSync:
                 self.log.debug("mailbox.delta", side=SIDE_NAMES[side], changed=len(delta.changed))
                 return list(known.values())
         return await box.snapshot()
+
+    async def _held_as_recorded(
+        self, side: Side, messages: list[MessageInfo], records: list[Record]
+    ) -> list[MessageInfo]:
+        """Flags a side cannot store are taken to be as the record has them on that side."""
+        box = self.boxes[side]
+        recorded = frozenset().union(*(r.flags for r in records))
+        unheld = await box.cannot_hold(recorded) if box is not None and recorded else frozenset()
+        if not unheld:
+            return messages
+        by_id = {r.ids[side]: r.flags & unheld for r in records if r.ids[side]}
+        return [
+            dataclasses.replace(m, flags=m.flags | by_id[m.id]) if by_id.get(m.id) else m
+            for m in messages
+        ]
 
     async def _plan(self, records: list[Record], snapshots: list[list[MessageInfo]]) -> Plan:
         lists = [list(s) for s in snapshots]

@@ -153,6 +153,12 @@ class Mailbox(Protocol):
         validity).  None when the side cannot tell: then a full ``snapshot`` is needed."""
         ...
 
+    async def cannot_hold(self, flags: Flags) -> Flags:
+        """Those of ``flags`` this mailbox cannot store (a 27th Maildir keyword, a keyword that
+        is no IMAP atom).  The engine keeps them as the other side has them, so a limit of
+        this side never reads as the user removing a flag."""
+        ...
+
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         """Content identities of the given messages; ids no longer present are left out."""
         ...

@@ -303,6 +303,9 @@ class ImapMailbox:
 
         return on_untagged
 
+    async def cannot_hold(self, flags: Flags) -> Flags:
+        return frozenset(f for f in flags if f == RECENT or not is_flag_atom(f))
+
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         out: dict[str, Identity] = {}
 

@@ -82,6 +82,24 @@ class Keywords:
         return Keywords(tuple(names)), dropped
 
 
+def unstorable(flags: Iterable[str], table: Keywords) -> frozenset[str]:
+    """The keywords among ``flags`` a folder with this table cannot hold: not storable at all,
+    or new while all 26 letters are taken."""
+    free = MAX_KEYWORDS - sum(1 for n in table.names if n is not None)
+    out = set()
+    for flag in sorted(flags):
+        if flag.startswith("\\") or _fold(flag) in _LETTER_OF_FLAG_FOLDED:
+            continue
+        if not _storable(flag):
+            out.add(flag)
+        elif table.letter_of(flag) is None:
+            if free > 0:
+                free -= 1
+            else:
+                out.add(flag)
+    return frozenset(out)
+
+
 def read_keywords(folder_dir: str) -> Keywords:
     """The folder's keyword table; an absent or unreadable file is an empty table."""
     try:

@@ -48,6 +48,7 @@ from mailtide.stores.maildir.flags import (
     flags_of_letters,
     letters_of_flags,
     read_keywords,
+    unstorable,
 )
 
 log = structlog.get_logger("mailtide.stores.maildir")
@@ -198,6 +199,9 @@ class MaildirMailbox:
                 MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0, hint=hint_of(msg_id))
             )
         return out
+
+    async def cannot_hold(self, flags: Flags) -> Flags:
+        return unstorable(flags, read_keywords(self.path))
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """Never: listing cur/ and new/ is cheap (10k files in tens of ms) and a file rename
