@@ -310,3 +310,21 @@ def test_a_27th_keyword_is_never_removed_from_the_server(fs_setup: Setup) -> Non
     assert not s.sync().failed
     after = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
     assert {"\\Flagged", many[unheld]} <= after[srv.message_id(unheld, "INBOX")]
+
+
+def test_empty_server_list_after_a_sync_is_an_error_and_deletes_nothing(fs_setup: Setup) -> None:
+    from dataclasses import replace
+
+    from fake_imap import fake_imap
+
+    s = fs_setup
+    fill_server(s, per_folder=2)
+    assert not s.sync().failed
+    files = sorted(p for p in s.root.rglob("*") if p.is_file())
+    with fake_imap(b"") as port:
+        broken = s.with_account(remote=replace(s.account.remote, port=port))
+        report = broken.sync()
+    assert report.failed and report.error and "listed no folders" in report.error
+    assert sorted(p for p in s.root.rglob("*") if p.is_file()) == files
+    assert not s.sync().failed  # the real server again: nothing to do, nothing lost
+    assert_in_sync(s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from aioimaplib import aioimaplib as aio
 
 import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
+from fake_imap import fake_imap
 from mailtide.core.identity import header_section, identity_of
 from mailtide.stores.base import BytesBody, FlagChange, Incoming, StoreError
 from mailtide.stores.imap import ImapSettings, ImapStore
@@ -148,54 +148,40 @@ LIST_REPLY = (
 )
 
 
-async def fake_server(list_reply: bytes) -> tuple[asyncio.base_events.Server, int]:
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n")
-        while line := await reader.readline():
-            tag, _, rest = line.strip().partition(b" ")
-            verb = rest.split(b" ")[0].upper()
-            if verb == b"LIST":
-                writer.write(list_reply)
-            if verb == b"LOGOUT":
-                writer.write(b"* BYE bye\r\n")
-            writer.write(tag + b" OK done\r\n")
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(session, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
 async def test_hostile_folder_names_are_refused_the_rest_lists() -> None:
-    server, port = await fake_server(LIST_REPLY)
-    store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
-    try:
-        await store.connect()
-        folders = await store.list_folders()
-        assert [(f.name, f.selectable) for f in folders] == [
-            ("Archive", True),
-            ("Entwürfe", False),
-            ("Entwürfe/2024 * Q1", True),
-            ("INBOX", True),
-        ]
-        refused = dict(store.refused)
-        assert set(refused) == {"../../x", "a/../../b", "tab&AAk-here", "bad&Ze*-", "nul\x00here"}
-        assert "'..'" in refused["../../x"] and "modified UTF-7" in refused["bad&Ze*-"]
-    finally:
-        await store.close()
-        server.close()
+    with fake_imap(LIST_REPLY) as port:
+        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        try:
+            await store.connect()
+            folders = await store.list_folders()
+            assert [(f.name, f.selectable) for f in folders] == [
+                ("Archive", True),
+                ("Entwürfe", False),
+                ("Entwürfe/2024 * Q1", True),
+                ("INBOX", True),
+            ]
+            refused = dict(store.refused)
+            assert set(refused) == {
+                "../../x",
+                "a/../../b",
+                "tab&AAk-here",
+                "bad&Ze*-",
+                "nul\x00here",
+            }
+            assert "'..'" in refused["../../x"] and "modified UTF-7" in refused["bad&Ze*-"]
+        finally:
+            await store.close()
 
 
 async def test_empty_list_is_an_error_not_an_empty_account() -> None:
-    server, port = await fake_server(b"")
-    store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
-    try:
-        await store.connect()
-        with pytest.raises(StoreError, match="server listed no folders"):
-            await store.list_folders()
-    finally:
-        await store.close()
-        server.close()
+    with fake_imap(b"") as port:
+        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        try:
+            await store.connect()
+            with pytest.raises(StoreError, match="server listed no folders"):
+                await store.list_folders()
+        finally:
+            await store.close()
 
 
 # ---- messages -----------------------------------------------------------------------------
