@@ -328,3 +328,36 @@ def test_empty_server_list_after_a_sync_is_an_error_and_deletes_nothing(fs_setup
     assert sorted(p for p in s.root.rglob("*") if p.is_file()) == files
     assert not s.sync().failed  # the real server again: nothing to do, nothing lost
     assert_in_sync(s)
+
+
+def test_cancelled_runs_leave_nothing_half_done(fs_setup: Setup) -> None:
+    """The engine task cancelled at growing instants (as the daemon will cancel it), then one
+    complete run: both sides equal, nothing twice, the account not left locked."""
+    import asyncio
+
+    from mailtide.engine.run import sync_account
+
+    s = fs_setup
+    with srv.session(s.imap) as c:
+        for i in range(400):
+            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX", 3000), imap=c)
+    for i in range(100):
+        loc.deliver(s.root, "fs", "INBOX", srv.make_message(1000 + i, "INBOX"), "S")
+
+    async def cancelled_after(seconds: float) -> bool:
+        task = asyncio.ensure_future(sync_account(s.config, s.account))
+        await asyncio.sleep(seconds)
+        if task.done():
+            return False
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    cancels = sum(asyncio.run(cancelled_after(0.02 * n)) for n in range(1, 15))
+    assert cancels >= 3
+    assert not s.sync().failed
+    assert_in_sync(s)
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 500
