@@ -361,3 +361,24 @@ def test_cancelled_runs_leave_nothing_half_done(fs_setup: Setup) -> None:
     assert not s.sync().failed
     assert_in_sync(s)
     assert len(srv.fetch_all(s.imap, "INBOX")) == 500
+
+
+def test_folder_gone_from_one_side_is_neither_recreated_nor_deleted(fs_setup: Setup) -> None:
+    import shutil
+
+    s = fs_setup
+    fill_server(s, per_folder=2)
+    assert not s.sync().failed
+    shutil.rmtree(s.root / "Project Alpha")  # gone locally
+    with srv.session(s.imap) as c:  # and another one gone on the server
+        srv._ok(c.delete(srv._quote("Entwürfe")))
+    for _ in range(2):
+        report = s.sync()
+        assert not report.failed, report
+        said = " ".join(report.warnings)
+        assert "'Project Alpha' is gone from the local side" in said
+        assert "'Entwürfe' is gone from the remote side" in said
+    assert not (s.root / "Project Alpha").exists()
+    assert len(srv.fetch_all(s.imap, "Project Alpha")) == 2
+    assert "Entwürfe" not in srv.list_folders(s.imap)
+    assert len(loc.messages(s.root, "fs", "Entwürfe")) == 2
