@@ -133,11 +133,14 @@ def test_mass_delete_is_refused_unless_allowed(fs_setup: Setup) -> None:
     assert not s.sync().failed
     for m in loc.messages(s.root, "fs", "INBOX")[:20]:
         m.path.unlink()
+    srv.append(s.imap, "Archive", srv.make_message(99, "Archive"))  # another mailbox changes
     report = s.sync()
     assert report.failed
     (inbox,) = [m for m in report.mailboxes if m.name == "INBOX"]
     assert inbox.error and "--allow-mass-delete" in inbox.error
     assert len(srv.fetch_all(s.imap, "INBOX")) == 30
+    # the refused mailbox does not stop the others
+    assert srv.message_id(99, "Archive") in loc.by_message_id(s.root, "fs", "Archive")
     report = s.sync(allow_mass_delete=True)
     assert not report.failed
     assert len(srv.fetch_all(s.imap, "INBOX")) == 10
