@@ -8,6 +8,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from dovecot import ImapAccount
 from engine_helpers import Setup, make_setup
 
 FOLDERS = ["INBOX", "Archive/2024", "Entwürfe", "Project Alpha", "日本語", "Work/Clients/Acme & Co"]
@@ -334,18 +335,17 @@ def test_empty_server_list_after_a_sync_is_an_error_and_deletes_nothing(fs_setup
 
 
 def test_cancelled_runs_leave_nothing_half_done(fs_setup: Setup) -> None:
-    """The engine task cancelled at growing instants (as the daemon will cancel it), then one
-    complete run: both sides equal, nothing twice, the account not left locked."""
+    """The engine task cancelled mid-run (as the daemon will cancel it) five times, with new mail
+    on both sides before each run, then one complete run: both sides equal, nothing twice, the
+    account not left locked."""
     import asyncio
+    import random
 
     from mailtide.engine.run import sync_account
 
     s = fs_setup
-    with srv.session(s.imap) as c:
-        for i in range(400):
-            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX", 3000), imap=c)
-    for i in range(100):
-        loc.deliver(s.root, "fs", "INBOX", srv.make_message(1000 + i, "INBOX"), "S")
+    rng = random.Random(7)
+    count = 0
 
     async def cancelled_after(seconds: float) -> bool:
         task = asyncio.ensure_future(sync_account(s.config, s.account))
@@ -359,11 +359,21 @@ def test_cancelled_runs_leave_nothing_half_done(fs_setup: Setup) -> None:
             return True
         return False
 
-    cancels = sum(asyncio.run(cancelled_after(0.02 * n)) for n in range(1, 15))
-    assert cancels >= 3
+    cancels = attempts = 0
+    while cancels < 5 and attempts < 30:
+        attempts += 1
+        with srv.session(s.imap) as c:
+            for _ in range(80):
+                srv.append(s.imap, "INBOX", srv.make_message(count, "INBOX", 3000), imap=c)
+                count += 1
+        for _ in range(20):
+            loc.deliver(s.root, "fs", "INBOX", srv.make_message(count, "INBOX"), "S")
+            count += 1
+        cancels += asyncio.run(cancelled_after(rng.uniform(0.01, 0.25)))
+    assert cancels == 5, f"only {cancels} cancels landed in {attempts} runs"
     assert not s.sync().failed
     assert_in_sync(s)
-    assert len(srv.fetch_all(s.imap, "INBOX")) == 500
+    assert len(srv.fetch_all(s.imap, "INBOX")) == count
 
 
 def test_folder_gone_from_one_side_is_neither_recreated_nor_deleted(fs_setup: Setup) -> None:
@@ -385,3 +395,35 @@ def test_folder_gone_from_one_side_is_neither_recreated_nor_deleted(fs_setup: Se
     assert len(srv.fetch_all(s.imap, "Project Alpha")) == 2
     assert "Entwürfe" not in srv.list_folders(s.imap)
     assert len(loc.messages(s.root, "fs", "Entwürfe")) == 2
+
+
+@pytest.mark.parametrize("layout", ["fs", "maildir++"])
+def test_a_settled_mailbox_still_sees_one_small_change(
+    layout: str, imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """Quick mode skips a pair whose sides are provably as the last sync left them; one rename
+    on the local side, one flag on the server, one deletion each must break that proof."""
+    s = make_setup(imap_account, tmp_path, layout)
+    ids = fill_server(s, per_folder=4)
+    for _ in range(3):  # copy, then settle (the digests are kept from a run with nothing to do)
+        assert not s.sync().failed
+    inbox = ids["INBOX"]
+
+    local = loc.by_message_id(s.root, layout, "INBOX")[inbox[2]]
+    loc.set_letters(local, local.letters + "F")
+    assert not s.sync().failed
+    assert "\\Flagged" in {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}[inbox[2]]
+
+    assert not s.sync().failed
+    srv.set_flags(s.imap, "Archive/2024", ids["Archive/2024"][0], ["\\Answered"])
+    assert not s.sync().failed
+    got = loc.by_message_id(s.root, layout, "Archive/2024")[ids["Archive/2024"][0]]
+    assert "R" in got.letters
+
+    assert not s.sync().failed
+    loc.by_message_id(s.root, layout, "Entwürfe")[ids["Entwürfe"][3]].path.unlink()
+    srv.expunge(s.imap, "日本語", ids["日本語"][3])
+    assert not s.sync().failed
+    assert ids["Entwürfe"][3] not in {m.message_id for m in srv.fetch_all(s.imap, "Entwürfe")}
+    assert ids["日本語"][3] not in loc.by_message_id(s.root, layout, "日本語")
+    assert_in_sync(s)

@@ -68,3 +68,36 @@ def test_second_sync_of_the_same_account_is_refused(tmp_path: Path) -> None:
     other.close()
     first.close()
     StateDB.for_account(tmp_path, "work").close()  # released on close
+
+
+def test_schema_1_database_is_migrated_keeping_its_records(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        CREATE TABLE folder (name TEXT PRIMARY KEY);
+        CREATE TABLE mailbox (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            far_validity TEXT, near_validity TEXT, far_uidnext INTEGER, near_uidnext INTEGER,
+            far_modseq INTEGER, near_modseq INTEGER, far_count INTEGER, near_count INTEGER);
+        CREATE TABLE record (mailbox INTEGER NOT NULL, far_id TEXT NOT NULL,
+            near_id TEXT NOT NULL, flags TEXT NOT NULL,
+            message_id TEXT, size INTEGER, header_digest TEXT);
+        INSERT INTO mailbox (id, name, far_validity, far_modseq) VALUES (1, 'INBOX', '77', 5);
+        INSERT INTO record VALUES (1, '3', 'n3', '\\Seen', '<a@x>', 120, 'abab');
+        """
+    )
+    db.commit()
+    db.close()
+    state = StateDB(path)
+    box = state.mailbox("INBOX")
+    assert box.cursors[0] == Cursor("77", None, 5, None, None)
+    assert state.records(box) == [
+        Record(("3", "n3"), frozenset({"\\Seen"}), Identity("<a@x>", 120, "abab"))
+    ]
+    state.set_cursors(box, (Cursor("77", 9, 6, 1, "d1"), Cursor("x", digest="d2")))
+    assert state.mailbox("INBOX").cursors[1].digest == "d2"

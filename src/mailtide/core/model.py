@@ -13,6 +13,8 @@ encoding (Maildir letters, IMAP atoms).
 from __future__ import annotations
 
 import enum
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 Flags = frozenset[str]
@@ -94,3 +96,12 @@ class Record:
 def pair_ids(side: Side, this: str, that: str) -> tuple[str, str]:
     """The (far, near) tuple for ``this`` on ``side`` and ``that`` on the other side."""
     return (this, that) if side is Side.FAR else (that, this)
+
+
+def listing_digest(messages: Iterable[MessageInfo]) -> str:
+    """A digest of a side's full listing (ids and flags): equal digests, equal listings."""
+    h = hashlib.sha256()
+    for line in sorted(f"{m.id}\0{' '.join(sorted(m.flags))}" for m in messages):
+        h.update(line.encode("utf-8", "surrogateescape"))
+        h.update(b"\n")
+    return h.hexdigest()

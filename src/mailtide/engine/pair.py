@@ -16,7 +16,7 @@ from typing import Literal
 
 import structlog
 
-from mailtide.core.model import SIDES, MessageInfo, Record, Side, pair_ids
+from mailtide.core.model import SIDES, MessageInfo, Record, Side, listing_digest, pair_ids
 from mailtide.core.reconcile import (
     Copy,
     NeedIdentities,
@@ -27,6 +27,7 @@ from mailtide.core.reconcile import (
 from mailtide.engine.steps import Steps
 from mailtide.state.db import Cursor, MailboxState, StateDB
 from mailtide.stores.base import (
+    Delta,
     Fetched,
     FlagChange,
     Incoming,
@@ -100,6 +101,10 @@ class PairSync:
         self.options = options
         self.report = PairReport(name)
         self.log = log.bind(mailbox=name)
+        # What each side said this run, asked at most once: its delta since the last complete
+        # sync (quick mode, where it can tell) and its full listing.
+        self._deltas: dict[Side, Delta | None] = {}
+        self._listings: dict[Side, list[MessageInfo]] = {}
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -109,18 +114,21 @@ class PairSync:
     async def run(self) -> PairReport:
         statuses = [await b.status() if b else None for b in self.boxes]
         mailbox = self.state.mailbox(self.name, create=not self.options.dry_run)
-        records = self.state.records(mailbox)
         void = [
             side
             for side in SIDES
             if (status := statuses[side]) is not None
             and mailbox.cursors[side].validity not in (None, status.validity)
         ]
+        if not void and await self._unchanged(mailbox):
+            self.log.debug("mailbox.unchanged")
+            return self.report
+        records = self.state.records(mailbox)
         if void:
             records = self._void_ids(mailbox, records, void)
         snapshots = [
             await self._held_as_recorded(
-                side, await self._snapshot(side, mailbox.cursors[side], records, void), records
+                side, await self._snapshot(side, mailbox, records), records
             )
             for side in SIDES
         ]
@@ -129,10 +137,11 @@ class PairSync:
         if self.options.dry_run:
             self._report_dry(plan)
             return self.report
-        if void or any(c.validity is None for c in mailbox.cursors):
-            self._save_cursors(mailbox, statuses, complete=False)
+        if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
+            # Until this plan is carried out, the next run must not skip anything.
+            self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
-        self._save_cursors(mailbox, statuses, complete=True)
+        self._save_cursors(mailbox, statuses, complete=True, settled=plan.empty)
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
@@ -165,30 +174,65 @@ class PairSync:
             self.steps.done("void ids")
         return kept
 
+    async def _delta(self, side: Side, cursor: Cursor) -> Delta | None:
+        """Quick mode: what changed on ``side`` since the last complete sync, where it can tell."""
+        if side not in self._deltas:
+            box = self.boxes[side]
+            delta = None
+            if (
+                box is not None
+                and self.options.mode == "quick"
+                and cursor.validity is not None
+                and cursor.modseq is not None
+            ):
+                since = MailboxStatus(cursor.validity, cursor.uidnext, cursor.modseq, cursor.count)
+                delta = await box.changes_since(since)
+            self._deltas[side] = delta
+        return self._deltas[side]
+
+    async def _listing(self, side: Side) -> list[MessageInfo]:
+        if side not in self._listings:
+            box = self.boxes[side]
+            self._listings[side] = await box.snapshot() if box is not None else []
+        return self._listings[side]
+
+    async def _unchanged(self, mailbox: MailboxState) -> bool:
+        """Quick mode: both sides provably as the last complete sync left them, so the plan is
+        empty without loading a record.  A side that can tell says so with an empty delta; any
+        other side's full listing must hash as it did when it last matched the records."""
+        if self.options.mode != "quick":
+            return False
+        for side in SIDES:
+            cursor = mailbox.cursors[side]
+            if self.boxes[side] is None or cursor.validity is None:
+                return False
+            delta = await self._delta(side, cursor)
+            if delta is not None:
+                if delta.changed or delta.vanished:
+                    return False
+            elif cursor.digest is None or listing_digest(await self._listing(side)) != (
+                cursor.digest
+            ):
+                return False
+        return True
+
     async def _snapshot(
-        self, side: Side, cursor: Cursor, records: list[Record], void: list[Side]
+        self, side: Side, mailbox: MailboxState, records: list[Record]
     ) -> list[MessageInfo]:
         """Every message on ``side``: from the records plus what changed since the last complete
         sync when the side can tell (quick mode), else listed in full."""
-        box = self.boxes[side]
-        if box is None:
-            return []
-        if self.options.mode == "quick" and side not in void and cursor.modseq is not None:
-            assert cursor.validity is not None
-            since = MailboxStatus(cursor.validity, cursor.uidnext, cursor.modseq, cursor.count)
-            delta = await box.changes_since(since)
-            if delta is not None:
-                known = {
-                    r.ids[side]: MessageInfo(
-                        r.ids[side], r.flags, r.identity.size if r.identity else 0
-                    )
-                    for r in records
-                    if r.ids[side] and not delta.gone(r.ids[side])
-                }
-                known.update((m.id, m) for m in delta.changed)
-                self.log.debug("mailbox.delta", side=SIDE_NAMES[side], changed=len(delta.changed))
-                return list(known.values())
-        return await box.snapshot()
+        # A side whose validity changed has no delta: its store compares validities.
+        delta = await self._delta(side, mailbox.cursors[side])
+        if delta is None:
+            return await self._listing(side)
+        known = {
+            r.ids[side]: MessageInfo(r.ids[side], r.flags, r.identity.size if r.identity else 0)
+            for r in records
+            if r.ids[side] and not delta.gone(r.ids[side])
+        }
+        known.update((m.id, m) for m in delta.changed)
+        self.log.debug("mailbox.delta", side=SIDE_NAMES[side], changed=len(delta.changed))
+        return list(known.values())
 
     async def _held_as_recorded(
         self, side: Side, messages: list[MessageInfo], records: list[Record]
@@ -257,16 +301,27 @@ class PairSync:
         self.log.info("mailbox.would_sync", **r.summary())
 
     def _save_cursors(
-        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None], complete: bool
+        self,
+        mailbox: MailboxState,
+        statuses: Sequence[MailboxStatus | None],
+        complete: bool = False,
+        settled: bool = False,
     ) -> None:
         """Validities as soon as records depend on them; the progress markers (which let the
-        next quick sync skip what came before) only once the whole plan is carried out."""
-        cursors = tuple(
-            Cursor(s.validity, s.uidnext, s.highestmodseq, s.count)
-            if s and complete
-            else Cursor(s.validity if s else None)
-            for s in statuses
-        )
+        next quick sync skip what came before) only once the whole plan is carried out; the
+        digest of a side's full listing only when that listing matched the records (``settled``:
+        the plan was empty)."""
+        cursors = []
+        for side in SIDES:
+            s = statuses[side]
+            if s is None:
+                cursors.append(Cursor())
+            elif not complete:
+                cursors.append(Cursor(s.validity))
+            else:
+                full = self._deltas.get(side) is None and side in self._listings
+                digest = listing_digest(self._listings[side]) if settled and full else None
+                cursors.append(Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest))
         self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
 

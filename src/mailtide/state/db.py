@@ -22,7 +22,15 @@ from pathlib import Path
 
 from mailtide.core.model import Identity, Record, Side
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# How a database of schema N becomes N + 1 (each step one transaction).
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE mailbox ADD COLUMN far_digest TEXT",
+        "ALTER TABLE mailbox ADD COLUMN near_digest TEXT",
+    ),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +43,8 @@ CREATE TABLE IF NOT EXISTS mailbox (
     far_validity TEXT, near_validity TEXT,
     far_uidnext INTEGER, near_uidnext INTEGER,
     far_modseq INTEGER, near_modseq INTEGER,
-    far_count INTEGER, near_count INTEGER
+    far_count INTEGER, near_count INTEGER,
+    far_digest TEXT, near_digest TEXT    -- of a side's full listing when it matched the records
 );
 CREATE TABLE IF NOT EXISTS record (
     mailbox INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
@@ -61,6 +70,7 @@ class Cursor:
     uidnext: int | None = None
     modseq: int | None = None
     count: int | None = None
+    digest: str | None = None  # see ``core.model.listing_digest``: the side's listing, as synced
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +105,23 @@ class StateDB:
                 raise StateError(
                     f"state database {path} was written by a newer mailtide (schema {row[0]})"
                 )
+            else:
+                self._migrate(int(row[0]))
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {path} cannot be used: {exc}") from exc
         except OSError as exc:
             raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
         self._depth = 0
         self._lock: int | None = None
+
+    def _migrate(self, version: int) -> None:
+        while version < SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in _MIGRATIONS[version]:
+                self._db.execute(statement)
+            version += 1
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(version),))
+            self._db.execute("COMMIT")
 
     @classmethod
     def for_account(cls, state_dir: str | os.PathLike[str], account: str) -> StateDB:
@@ -155,8 +176,9 @@ class StateDB:
         """The state of mailbox pair ``name``, created empty on first use (unless not ``create``:
         then an unsaved empty state, for a dry run)."""
         row = self._db.execute(
-            "SELECT id, far_validity, far_uidnext, far_modseq, far_count,"
-            " near_validity, near_uidnext, near_modseq, near_count FROM mailbox WHERE name = ?",
+            "SELECT id, far_validity, far_uidnext, far_modseq, far_count, far_digest,"
+            " near_validity, near_uidnext, near_modseq, near_count, near_digest"
+            " FROM mailbox WHERE name = ?",
             (name,),
         ).fetchone()
         if row is None:
@@ -165,14 +187,15 @@ class StateDB:
             with self.transaction():
                 cur = self._db.execute("INSERT INTO mailbox (name) VALUES (?)", (name,))
             return MailboxState(int(cur.lastrowid or 0), name, (Cursor(), Cursor()))
-        return MailboxState(row[0], name, (Cursor(*row[1:5]), Cursor(*row[5:9])))
+        return MailboxState(row[0], name, (Cursor(*row[1:6]), Cursor(*row[6:11])))
 
     def set_cursors(self, mailbox: MailboxState, cursors: tuple[Cursor, Cursor]) -> None:
         far, near = cursors
         with self.transaction():
             self._db.execute(
                 "UPDATE mailbox SET far_validity=?, far_uidnext=?, far_modseq=?, far_count=?,"
-                " near_validity=?, near_uidnext=?, near_modseq=?, near_count=? WHERE id=?",
+                " far_digest=?, near_validity=?, near_uidnext=?, near_modseq=?, near_count=?,"
+                " near_digest=? WHERE id=?",
                 (*_cursor_row(far), *_cursor_row(near), mailbox.id),
             )
 
@@ -247,5 +270,7 @@ def _lock(path: Path, account: str) -> int:
     return fd
 
 
-def _cursor_row(c: Cursor) -> tuple[str | None, int | None, int | None, int | None]:
-    return (c.validity, c.uidnext, c.modseq, c.count)
+def _cursor_row(
+    c: Cursor,
+) -> tuple[str | None, int | None, int | None, int | None, str | None]:
+    return (c.validity, c.uidnext, c.modseq, c.count, c.digest)

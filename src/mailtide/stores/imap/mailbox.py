@@ -136,7 +136,10 @@ class ImapMailbox:
         name: str,
         server_name: str,
         release: Callable[[ImapClient], Awaitable[None]] | None = None,
+        listed: MailboxStatus | None = None,
     ) -> None:
+        """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
+        needs the mailbox, and a mailbox that turns out unchanged is never selected."""
         self.name = name
         self._release = release  # gives the connection back to the store for the next mailbox
         self._failed = False
@@ -147,6 +150,12 @@ class ImapMailbox:
         self.uidnext: int | None = None
         self.highestmodseq: int | None = None
         self.exists = 0
+        self._selected = listed is None  # else the store selects before handing it over
+        if listed is not None:
+            self.uidvalidity = int(listed.validity)
+            self.uidnext = listed.uidnext
+            self.highestmodseq = listed.highestmodseq
+            self.exists = listed.count or 0
 
     @property
     def unsolicited(self) -> list[Untagged]:
@@ -168,6 +177,7 @@ class ImapMailbox:
                     self.uidnext = int(arg)
                 elif st.code == "HIGHESTMODSEQ" and arg.isdigit():
                     self.highestmodseq = int(arg)
+        self._selected = True
         if self._client.protocol is not None:
             self._client.protocol.state = aio.SELECTED
             self._client.protocol.unsolicited.clear()
@@ -181,6 +191,8 @@ class ImapMailbox:
         on_untagged: OnUntagged | None = None,
         literal_plus: bool = False,
     ) -> Done:
+        if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
+            await self.select()
         try:
             return await self._client.run(
                 *parts, on_untagged=on_untagged, literal_plus=literal_plus
@@ -487,6 +499,9 @@ class ImapMailbox:
             await self._release(self._client)
         else:
             await self._client.close()
+
+
+_NO_SELECT_NEEDED = frozenset({"SELECT", "APPEND", "STATUS"})
 
 
 def _swallow_fetch(u: Untagged) -> bool:

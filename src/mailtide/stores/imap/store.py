@@ -14,10 +14,10 @@ import structlog
 
 from mailtide.core import mutf7
 from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox, parents
-from mailtide.stores.base import FolderInfo, StoreError, UnsafeFolderName
+from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox
-from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.parse import ParseError, Untagged, pairs, text_of
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,9 @@ class ImapStore:
         self.settings = settings
         self._client: ImapClient | None = None
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
+        # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
+        # later open must not trust a status older than the sync that follows it.
+        self._listed: dict[str, MailboxStatus] = {}
         self._refused: list[tuple[str, str]] = []
         self.prefix = ""  # personal namespace prefix, e.g. "INBOX." on Courier
         self.separator = "/"
@@ -109,11 +112,21 @@ class ImapStore:
 
     async def list_folders(self) -> list[FolderInfo]:
         client = self._connected()
-        done = await client.run("LIST", '""', '"*"')
+        if "LIST-STATUS" in client.capabilities:
+            items = "UIDVALIDITY UIDNEXT MESSAGES"
+            if "CONDSTORE" in client.capabilities:
+                items += " HIGHESTMODSEQ"
+            done = await client.run("LIST", '""', '"*"', f"RETURN (STATUS ({items}))")
+        else:
+            done = await client.run("LIST", '""', '"*"')
         refused: list[tuple[str, str]] = []
         found: dict[str, FolderInfo] = {}
         listed = 0
+        self._listed = {}
         for u in done.untagged:
+            if u.kind == "STATUS":
+                self._remember_status(u)
+                continue
             if u.kind != "LIST":
                 continue
             listed += 1
@@ -133,6 +146,26 @@ class ImapStore:
             # Never let an empty answer look like "every folder was deleted".
             raise StoreError(f"{self.settings.where}: server listed no folders")
         return sorted(found.values(), key=lambda f: f.name)
+
+    def _remember_status(self, u: Untagged) -> None:
+        """``* STATUS name (UIDVALIDITY 7 UIDNEXT 9 ...)`` from LIST-STATUS, by canonical name."""
+        try:
+            t = u.tokens()
+            raw = t.value()
+            attrs = t.value()
+            name = self.canonical_name(text_of(raw), None)
+            values = {
+                k: int(v) for k, v in pairs(attrs).items() if isinstance(v, str) and v.isdigit()
+            }
+        except (ParseError, BadFolderName, ValueError):
+            return  # the mailbox will be selected and its status read then
+        if "UIDVALIDITY" in values and "UIDNEXT" in values:
+            self._listed[name] = MailboxStatus(
+                str(values["UIDVALIDITY"]),
+                values["UIDNEXT"],
+                values.get("HIGHESTMODSEQ"),
+                values.get("MESSAGES"),
+            )
 
     def _folder_of(self, u: Untagged) -> FolderInfo | None:
         t = u.tokens()
@@ -169,12 +202,20 @@ class ImapStore:
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
         client = self._idle.pop() if self._idle else await self._new_client()
-        mailbox = ImapMailbox(client, name, server_name, release=self._give_back)
-        try:
-            await mailbox.select()
-        except BaseException:
-            await client.close()
-            raise
+        listed = self._listed.pop(name, None)
+        if (
+            listed is not None
+            and "CONDSTORE" in client.capabilities
+            and listed.highestmodseq is None
+        ):
+            listed = None
+        mailbox = ImapMailbox(client, name, server_name, release=self._give_back, listed=listed)
+        if listed is None:
+            try:
+                await mailbox.select()
+            except BaseException:
+                await client.close()
+                raise
         return mailbox
 
     async def _give_back(self, client: ImapClient) -> None:
