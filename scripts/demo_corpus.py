@@ -18,7 +18,6 @@ shows off.  The same --seed always gives byte-identical messages, flags and INTE
 from __future__ import annotations
 
 import argparse
-import base64
 import imaplib
 import json
 import os
@@ -36,6 +35,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
+
+from mailtide.core import mutf7
 
 # Folder names are "/"-separated here and mapped to the server's separator.
 # The mix is deliberate: nested, a space, non-ASCII (mUTF-7 on the wire).
@@ -99,27 +100,6 @@ class Sample:
     date: datetime
 
 
-# ---- modified UTF-7 (RFC 3501 5.1.3) ---------------------------------------------------------
-def mutf7_encode(name: str) -> str:
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        if pending:
-            b64 = base64.b64encode("".join(pending).encode("utf-16-be")).decode()
-            out.append("&" + b64.rstrip("=").replace("/", ",") + "-")
-            pending.clear()
-
-    for ch in name:
-        if 0x20 <= ord(ch) <= 0x7E:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            pending.append(ch)
-    flush()
-    return "".join(out)
-
-
 def _pad(text: str, width: int) -> str:
     """Left-justify for a terminal, where CJK characters take two columns."""
     cols = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
@@ -171,7 +151,7 @@ def _message(rng: random.Random, folder: str, i: int, date: datetime, seed: int)
     sender, rcpt = (ME, other) if sent else (other, ME)
     topic = rng.choice(TOPICS).format(n=1000 + i)
     reply = i > 0 and rng.random() < 0.3
-    slug = re.sub(r"[^a-z0-9]+", "-", mutf7_encode(folder).lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", mutf7.encode(folder).lower()).strip("-")
     msgid = f"<demo-{seed}-{slug}-{i}@mailtide.example>"
 
     msg = EmailMessage(policy=SMTP)
@@ -278,7 +258,7 @@ def fill(args: argparse.Namespace) -> int:
             raise SystemExit("demo_corpus: the account already holds mail; use a fresh account")
 
         def wire(folder: str) -> str:
-            return imap_quote(mutf7_encode(folder.replace("/", sep)))
+            return imap_quote(mutf7.encode(folder.replace("/", sep)))
 
         for folder in FOLDERS:
             parts = folder.split("/")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from dovecot import Dovecot, DovecotUnavailable, ImapAccount
+from dovecot import Dovecot, ImapAccount, private_dovecot
 
 # ---- Dovecot --------------------------------------------------------------------------------
 
@@ -20,21 +18,8 @@ _user_counter = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
-    """One private Dovecot per test session, on free ports on 127.0.0.1."""
-    # Under /tmp, not pytest's tmp_path: the mail user must be able to traverse the path.
-    root = tempfile.mkdtemp(prefix="mailtide-dovecot-", dir="/tmp")
-    os.chmod(root, 0o755)
-    try:
-        server = Dovecot(root)
-    except DovecotUnavailable as e:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(str(e))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    """One private Dovecot per test session."""
+    yield from private_dovecot()
 
 
 @pytest.fixture

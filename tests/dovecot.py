@@ -30,6 +30,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -482,6 +483,27 @@ def running(root: str | os.PathLike[str], **kwargs: object) -> Iterator[Dovecot]
         yield server
     finally:
         server.stop()
+
+
+def private_dovecot(**options: object) -> Iterator[Dovecot]:
+    """A private Dovecot on free ports on 127.0.0.1, removed afterwards (or the test skipped
+    with the reason when Dovecot is not installed).  ``options`` go to ``Dovecot``."""
+    # Under /tmp, not pytest's tmp_path: the mail user must be able to traverse the path.
+    root = tempfile.mkdtemp(prefix="mailtide-dovecot-", dir="/tmp")
+    os.chmod(root, 0o755)
+    try:
+        server = Dovecot(root, **options)  # type: ignore[arg-type]
+    except DovecotUnavailable as e:
+        import pytest  # only tests call this; the module stays stdlib-only as a script
+
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(str(e))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

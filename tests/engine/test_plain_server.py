@@ -5,8 +5,6 @@ bring ours back."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,25 +12,13 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from dovecot import CAPABILITIES_WITHOUT_EXTENSIONS, Dovecot, DovecotUnavailable
+from dovecot import CAPABILITIES_WITHOUT_EXTENSIONS, Dovecot, private_dovecot
 from engine_helpers import Setup, make_setup
 
 
 @pytest.fixture(scope="module")
 def plain_dovecot() -> Iterator[Dovecot]:
-    root = tempfile.mkdtemp(prefix="mailtide-plain-", dir="/tmp")
-    os.chmod(root, 0o755)
-    try:
-        server = Dovecot(root, capability_override=CAPABILITIES_WITHOUT_EXTENSIONS)
-    except DovecotUnavailable as e:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(str(e))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from private_dovecot(capability_override=CAPABILITIES_WITHOUT_EXTENSIONS)
 
 
 @pytest.fixture
