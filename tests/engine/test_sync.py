@@ -117,13 +117,34 @@ def test_changes_on_both_sides_in_one_run(setup: Setup) -> None:
 
 
 def test_dry_run_changes_nothing(fs_setup: Setup) -> None:
-    fill_server(fs_setup)
-    before = snapshot_both(fs_setup)
-    report = fs_setup.sync(dry_run=True)
+    """A dry run opens both stores read-only: not a file (not even a folder id), not a flag,
+    not a state row changes, before the first sync or after one."""
+    s = fs_setup
+    ids = fill_server(s)
+    loc.deliver(s.root, "fs", "Lokal", srv.make_message(500, "Lokal"), "S")
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(501, "INBOX"), "")
+    state = s.config.general.state_dir / "test.sqlite"
+
+    before = snapshot_both(s)
+    report = s.sync(dry_run=True)
     assert not report.failed, report
     assert sum(m.copied[1] for m in report.mailboxes) == 3 * len(FOLDERS)
-    assert snapshot_both(fs_setup) == before
-    assert not (fs_setup.config.general.state_dir / "test.sqlite").exists() or True
+    assert sum(m.copied[0] for m in report.mailboxes) == 2
+    assert snapshot_both(s) == before
+    assert not state.exists()
+
+    assert not s.sync().failed
+    srv.set_flags(s.imap, "INBOX", ids["INBOX"][0], ["\\Flagged"])
+    loc.by_message_id(s.root, "fs", "Entwürfe")[ids["Entwürfe"][0]].path.unlink()
+    before = snapshot_both(s)
+    state_before = state.read_bytes()
+    report = s.sync(dry_run=True)
+    assert not report.failed, report
+    (inbox,) = [m for m in report.mailboxes if m.name == "INBOX"]
+    (drafts,) = [m for m in report.mailboxes if m.name == "Entwürfe"]
+    assert inbox.flagged == [0, 1] and drafts.deleted == [1, 0]
+    assert snapshot_both(s) == before
+    assert state.read_bytes() == state_before
 
 
 def test_mass_delete_is_refused_unless_allowed(fs_setup: Setup) -> None:

@@ -23,8 +23,8 @@ from mailtide.stores.base import Store, StoreError
 log = structlog.get_logger(__name__)
 
 
-async def open_store(repo: Repository) -> Store:
-    """A store for a configured repository (not yet connected)."""
+async def open_store(repo: Repository, read_only: bool = False) -> Store:
+    """A store for a configured repository (not yet connected); ``read_only`` for a dry run."""
     if isinstance(repo, ImapRepository):
         from mailtide.auth.password import resolve_password
         from mailtide.stores.imap import ImapSettings, ImapStore
@@ -39,11 +39,12 @@ async def open_store(repo: Repository) -> Store:
                 tls=repo.tls,
                 ca_file=str(repo.ca_file) if repo.ca_file else None,
                 timeout=repo.timeout,
-            )
+            ),
+            read_only=read_only,
         )
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
-    return MaildirStore(MaildirSettings(str(repo.path), repo.layout))
+    return MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=read_only)
 
 
 def _first_sync_roots(account: Account) -> None:
@@ -75,8 +76,11 @@ async def sync_account(
         mass_delete_floor=account.mass_delete_floor,
     )
     try:
-        stores = (await open_store(account.remote), await open_store(account.local))
-        state = StateDB.for_account(config.general.state_dir, account.name)
+        stores = (
+            await open_store(account.remote, read_only=dry_run),
+            await open_store(account.local, read_only=dry_run),
+        )
+        state = StateDB.for_account(config.general.state_dir, account.name, dry_run=dry_run)
         if not dry_run and not state.known_folders():
             _first_sync_roots(account)
     except (StoreError, StateError) as exc:

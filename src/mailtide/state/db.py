@@ -90,7 +90,8 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -124,9 +125,16 @@ class StateDB:
             self._db.execute("COMMIT")
 
     @classmethod
-    def for_account(cls, state_dir: str | os.PathLike[str], account: str) -> StateDB:
-        """The account's state, locked against a second mailtide syncing the same account."""
+    def for_account(
+        cls, state_dir: str | os.PathLike[str], account: str, dry_run: bool = False
+    ) -> StateDB:
+        """The account's state, locked against a second mailtide syncing the same account.
+
+        A dry run of an account that has no state yet gets an empty one in memory, so that it
+        leaves nothing on disk."""
         path = Path(state_dir) / f"{account}.sqlite"
+        if dry_run and not path.exists():
+            return cls(Path(":memory:"))
         lock = _lock(path.with_suffix(".lock"), account)
         try:
             db = cls(path)

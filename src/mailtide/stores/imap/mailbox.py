@@ -137,10 +137,12 @@ class ImapMailbox:
         server_name: str,
         release: Callable[[ImapClient], Awaitable[None]] | None = None,
         listed: MailboxStatus | None = None,
+        read_only: bool = False,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected."""
         self.name = name
+        self.read_only = read_only  # a dry run: EXAMINE, and every write refused
         self._release = release  # gives the connection back to the store for the next mailbox
         self._failed = False
         self.server_name = server_name
@@ -164,7 +166,7 @@ class ImapMailbox:
         return protocol.unsolicited if protocol is not None else []
 
     async def select(self) -> None:
-        done = await self._run("SELECT", self._quoted)
+        done = await self._run("EXAMINE" if self.read_only else "SELECT", self._quoted)
         for u in done.untagged:
             if u.kind == "EXISTS" and u.number is not None:
                 self.exists = u.number
@@ -191,6 +193,8 @@ class ImapMailbox:
         on_untagged: OnUntagged | None = None,
         literal_plus: bool = False,
     ) -> Done:
+        if self.read_only and parts[0] in _WRITES:
+            raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
         try:
@@ -501,7 +505,8 @@ class ImapMailbox:
             await self._client.close()
 
 
-_NO_SELECT_NEEDED = frozenset({"SELECT", "APPEND", "STATUS"})
+_NO_SELECT_NEEDED = frozenset({"SELECT", "EXAMINE", "APPEND", "STATUS"})
+_WRITES = frozenset({"APPEND", "UID STORE", "STORE", "UID EXPUNGE", "EXPUNGE"})
 
 
 def _swallow_fetch(u: Untagged) -> bool:

@@ -29,8 +29,10 @@ _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 class ImapStore:
     """An IMAP account as a ``Store``."""
 
-    def __init__(self, settings: ImapSettings) -> None:
+    def __init__(self, settings: ImapSettings, read_only: bool = False) -> None:
+        """``read_only``: for a dry run; mailboxes are EXAMINEd and every write is refused."""
         self.settings = settings
+        self.read_only = read_only
         self._client: ImapClient | None = None
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
@@ -188,6 +190,8 @@ class ImapStore:
         return list(self._refused)
 
     async def create_folder(self, name: str) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         client = self._connected()
         for each in [*parents(name), name]:
             if is_inbox(each):
@@ -209,7 +213,14 @@ class ImapStore:
             and listed.highestmodseq is None
         ):
             listed = None
-        mailbox = ImapMailbox(client, name, server_name, release=self._give_back, listed=listed)
+        mailbox = ImapMailbox(
+            client,
+            name,
+            server_name,
+            release=self._give_back,
+            listed=listed,
+            read_only=self.read_only,
+        )
         if listed is None:
             try:
                 await mailbox.select()

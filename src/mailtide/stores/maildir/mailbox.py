@@ -87,8 +87,15 @@ class _Attempt:
 class MaildirMailbox:
     """A Maildir folder: ``path`` holds cur/, new/ and tmp/."""
 
-    def __init__(self, name: str, path: str, durability: Durability = DEFAULT_DURABILITY) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        durability: Durability = DEFAULT_DURABILITY,
+        read_only: bool = False,
+    ) -> None:
         self.name = name
+        self.read_only = read_only  # a dry run: every write refused, no id file made
         self.path = path
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
@@ -153,6 +160,10 @@ class MaildirMailbox:
         sub, filename = entry
         return "" if sub == "new" else (split_name(filename)[1] or "")
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise MailboxError(f"Maildir folder {self.path} is open read-only (dry run)")
+
     def _file(self, entry: Entry) -> str:
         return os.path.join(self.path, *entry)
 
@@ -164,7 +175,7 @@ class MaildirMailbox:
     def _status(self) -> MailboxStatus:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
-        validity = folder_id(self.path)
+        validity = folder_id(self.path, create=not self.read_only)
         return MailboxStatus(validity=validity, count=len(self._scan()))
 
     async def cursor(self) -> tuple[int, int]:
@@ -275,6 +286,7 @@ class MaildirMailbox:
         delivered when one message fails (its body iterator raised, or the disk
         is full); the messages before it are delivered, it and the rest are not.
         """
+        self._writable()
         if not messages:
             return []
         delivery = Delivery(self.path, self.durability)
@@ -401,6 +413,7 @@ class MaildirMailbox:
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
         """Rename each message into cur/ with its new info; vanished messages are skipped."""
+        self._writable()
         if changes:
             await self._run(self._set_flags, list(changes))
 
@@ -433,6 +446,7 @@ class MaildirMailbox:
 
     async def delete(self, ids: Sequence[str]) -> set[str]:
         """Unlink exactly these messages; vanished ones are skipped (and count as gone)."""
+        self._writable()
         if ids:
             await self._run(self._delete, list(ids))
         return set(ids)
@@ -523,8 +537,9 @@ def read_identity(path: str) -> tuple[Identity, float]:
     return identity_of(found if found is not None else bytes(header), size + extra), mtime
 
 
-def folder_id(folder: str) -> str:
-    """The folder's own id, kept in ``<folder>/.mailtide-id``; created atomically when missing.
+def folder_id(folder: str, create: bool = True) -> str:
+    """The folder's own id, kept in ``<folder>/.mailtide-id``; created atomically when missing
+    (unless not ``create``: then "" stands for the id a write would make).
 
     A new id (the folder was deleted and made again) voids every message id
     the folder gave before, like a new UIDVALIDITY.
@@ -540,6 +555,8 @@ def folder_id(folder: str) -> str:
         pass
     except OSError as err:
         raise MailboxError(f"cannot read {path}: {err}") from err
+    if not create:
+        return ""
     token = secrets.token_hex(16)
     tmp = f"{path}.{token}.tmp"
     try:

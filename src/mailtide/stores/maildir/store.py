@@ -32,9 +32,14 @@ class MaildirStore:
     """The Maildir repository of one account (``fs`` or ``maildir++`` layout)."""
 
     def __init__(
-        self, settings: MaildirSettings, durability: Durability = DEFAULT_DURABILITY
+        self,
+        settings: MaildirSettings,
+        durability: Durability = DEFAULT_DURABILITY,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: for a dry run; every write is refused and nothing is created."""
         self.settings = settings
+        self.read_only = read_only
         self.root = os.path.expanduser(settings.path)
         self._layout = layout_for(settings.layout)
         self._durability: Durability = durability
@@ -85,6 +90,8 @@ class MaildirStore:
 
     async def create_folder(self, name: str) -> None:
         """Create the folder (cur/, new/, tmp/; parents as plain directories) durably."""
+        if self.read_only:
+            raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         await asyncio.to_thread(self._create_folder, name)
 
     def _create_folder(self, name: str) -> None:
@@ -111,7 +118,7 @@ class MaildirStore:
         path = await asyncio.to_thread(self.folder_path, name)
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
-        return MaildirMailbox(normalized(name), path, self._durability)
+        return MaildirMailbox(normalized(name), path, self._durability, self.read_only)
 
     async def close(self) -> None:
         self._refused = []
