@@ -448,3 +448,16 @@ def test_a_settled_mailbox_still_sees_one_small_change(
     assert ids["Entwürfe"][3] not in {m.message_id for m in srv.fetch_all(s.imap, "Entwürfe")}
     assert ids["日本語"][3] not in loc.by_message_id(s.root, layout, "日本語")
     assert_in_sync(s)
+
+
+def test_nested_folders_new_on_either_side_settle_without_warnings(setup: Setup) -> None:
+    s = setup
+    srv.append(s.imap, "Fern/Tief/Unten", srv.make_message(1, "x"), ["\\Seen"])
+    loc.deliver(s.root, s.layout, "Nah/Unter", srv.make_message(2, "y"), "S")
+    report = s.sync()
+    assert not report.failed, report
+    assert_in_sync(s)
+    for _ in range(2):
+        report = s.sync()
+        assert not report.failed and report.warnings == [], report.warnings
+        assert all(not any(m.summary().values()) for m in report.mailboxes), report
