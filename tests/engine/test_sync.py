@@ -461,3 +461,26 @@ def test_nested_folders_new_on_either_side_settle_without_warnings(setup: Setup)
         report = s.sync()
         assert not report.failed and report.warnings == [], report.warnings
         assert all(not any(m.summary().values()) for m in report.mailboxes), report
+
+
+def test_a_folder_the_other_side_cannot_hold_is_skipped_and_the_rest_syncs(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    s = make_setup(imap_account, tmp_path, "fs")  # there "new" is a Maildir's own directory
+    srv.append(s.imap, "Projekte/new", srv.make_message(1, "x"), ["\\Seen"])
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    for _ in range(2):
+        report = s.sync()
+        assert not report.failed, report
+        assert any("Projekte/new" in w for w in report.warnings), report.warnings
+    assert srv.message_id(2, "INBOX") in loc.by_message_id(s.root, "fs", "INBOX")
+    assert len(srv.fetch_all(s.imap, "Projekte/new")) == 1
+    assert not (s.root / "Projekte" / "new" / "cur").exists()
+    # and the other way round: a local name this server refuses ("." under its layout)
+    loc.deliver(s.root, "fs", "v1.2 notes", srv.make_message(3, "y"), "S")
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(4, "INBOX"), "S")
+    report = s.sync()
+    assert not report.failed, report
+    assert any("v1.2 notes" in w for w in report.warnings), report.warnings
+    assert srv.message_id(4, "INBOX") in {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
+    assert len(loc.messages(s.root, "fs", "v1.2 notes")) == 1

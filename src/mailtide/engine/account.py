@@ -19,7 +19,7 @@ from mailtide.core.names import canonical
 from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
 from mailtide.engine.steps import Steps
 from mailtide.state.db import StateDB
-from mailtide.stores.base import Mailbox, MailboxError, Store, StoreError
+from mailtide.stores.base import Mailbox, MailboxError, Store, StoreError, UnsafeFolderName
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +129,13 @@ class AccountSync:
             if self.options.dry_run:
                 self.log.info("folder.would_create", folder=name, side=SIDE_NAMES[side])
             else:
-                await self.stores[side].create_folder(name)
+                try:
+                    await self.stores[side].create_folder(name)
+                except StoreError as exc:  # a name that side refuses: skip it, not the account
+                    self.warn(
+                        f"folder {name!r} cannot be made on the {SIDE_NAMES[side]} side: {exc}"
+                    )
+                    continue
                 present[side].add(name)
                 self.log.info("folder.created", folder=name, side=SIDE_NAMES[side])
                 self.steps.done("create folder")
@@ -150,7 +156,7 @@ class AccountSync:
                         raise
             pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
             report = await pair.run()
-        except MailboxError as exc:
+        except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))
         finally:
