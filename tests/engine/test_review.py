@@ -74,14 +74,6 @@ def settle(s: Setup, runs: int = 2) -> None:
 # ---- keywords whose case differs between the sides -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "flags compare case-sensitively: the Maildir lists 'P' as $Forwarded, the record holds "
-        "$forwarded, so the merge reads remove $forwarded + add $Forwarded; Dovecot keywords are "
-        "case-insensitive, so +$Forwarded is a no-op and -$forwarded removes the keyword"
-    ),
-)
 @pytest.mark.parametrize("layout", ["fs", "maildir++"])
 def test_lowercase_forwarded_keyword_on_the_server_is_kept(
     layout: str, imap_account: ImapAccount, tmp_path: Path
@@ -98,13 +90,6 @@ def test_lowercase_forwarded_keyword_on_the_server_is_kept(
     assert "P" in local.letters
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "'work' (local table) and 'Work' (server) compare as two flags; the edit -Work +work on "
-        "the case-insensitive server removes the keyword, and then it goes everywhere"
-    ),
-)
 def test_keyword_spelled_differently_on_the_two_sides_is_kept(fs_setup: Setup) -> None:
     """The server knows the keyword as ``Work`` (from one message); a local client tags another
     message ``work``.  IMAP keywords are case-insensitive: after any number of runs both

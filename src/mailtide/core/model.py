@@ -105,3 +105,17 @@ def listing_digest(messages: Iterable[MessageInfo]) -> str:
         h.update(line.encode("utf-8", "surrogateescape"))
         h.update(b"\n")
     return h.hexdigest()
+
+
+def fold_flag(flag: str) -> str:
+    """The key two spellings of one flag share: IMAP flags and keywords ignore case."""
+    return flag.casefold()
+
+
+def spelled(flags: Flags, spelling: dict[str, str]) -> Flags:
+    """``flags`` with each one written the way ``spelling`` (folded -> chosen) says; a flag not
+    in ``spelling`` gets its own spelling added as the choice."""
+    out = set()
+    for flag in flags:
+        out.add(spelling.setdefault(fold_flag(flag), flag))
+    return frozenset(out)

@@ -16,7 +16,15 @@ from typing import Literal
 
 import structlog
 
-from mailtide.core.model import SIDES, MessageInfo, Record, Side, listing_digest, pair_ids
+from mailtide.core.model import (
+    SIDES,
+    MessageInfo,
+    Record,
+    Side,
+    listing_digest,
+    pair_ids,
+    spelled,
+)
 from mailtide.core.reconcile import (
     Copy,
     NeedIdentities,
@@ -82,6 +90,19 @@ class MassDeleteRefused(MailboxError):
     pass
 
 
+def _one_spelling(
+    records: list[Record], snapshots: list[list[MessageInfo]]
+) -> tuple[list[Record], list[list[MessageInfo]]]:
+    """Flags ignore case in IMAP (``$forwarded`` is ``$Forwarded``), so every flag of the pair is
+    written one way before merging: the remote side's spelling first, then the records', then
+    the local side's.  Otherwise two spellings of one keyword read as one removed, one added."""
+    spelling: dict[str, str] = {}
+    far = [dataclasses.replace(m, flags=spelled(m.flags, spelling)) for m in snapshots[Side.FAR]]
+    recs = [dataclasses.replace(r, flags=spelled(r.flags, spelling)) for r in records]
+    near = [dataclasses.replace(m, flags=spelled(m.flags, spelling)) for m in snapshots[Side.NEAR]]
+    return recs, [far, near]
+
+
 class PairSync:
     """One run over one mailbox pair.  ``boxes`` is indexed by Side; None = does not exist yet
     (dry run only)."""
@@ -132,6 +153,7 @@ class PairSync:
             )
             for side in SIDES
         ]
+        records, snapshots = _one_spelling(records, snapshots)
         plan = await self._plan(records, snapshots)
         self._guard(plan, snapshots)
         if self.options.dry_run:
