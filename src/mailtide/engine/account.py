@@ -33,13 +33,18 @@ class AccountReport:
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or any(m.error for m in self.mailboxes)
+        return self.error is not None or any(m.error or m.refused for m in self.mailboxes)
 
     def failures(self) -> list[str]:
         """One line per failure, naming the account (and the mailbox)."""
         if self.error is not None:
             return [f"account {self.name}: {self.error}"]
-        return [f"account {self.name}: {m.error}" for m in self.mailboxes if m.error]
+        lines = []
+        for m in self.mailboxes:
+            lines += [f"account {self.name}: {why}" for why in m.refused]
+            if m.error:
+                lines.append(f"account {self.name}: {m.error}")
+        return lines
 
 
 def _order(name: str) -> tuple[int, str]:

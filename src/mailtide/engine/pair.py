@@ -42,6 +42,7 @@ from mailtide.stores.base import (
     Mailbox,
     MailboxError,
     MailboxStatus,
+    MessageRefused,
 )
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,7 @@ class PairReport:
     deleted: list[int] = field(default_factory=lambda: [0, 0])
     paired: int = 0
     error: str | None = None
+    refused: list[str] = field(default_factory=list)  # messages a store would not take
 
     def summary(self) -> dict[str, int]:
         return {
@@ -428,17 +430,28 @@ class PairSync:
         if fresh:
             self.state.put(mailbox, fresh)
             self.steps.done("intent")
-        incoming = [
-            Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch
-        ]
-        try:
-            new_ids: Sequence[str | None] = await self.box(dest).append(incoming)
-        except MailboxError as exc:
-            delivered = getattr(exc, "delivered", None) or []
-            self._record_copies(mailbox, source, batch[: len(delivered)], intents, delivered)
-            raise
-        self.steps.done(f"append {SIDE_NAMES[dest]}")
-        self._record_copies(mailbox, source, batch, intents, new_ids)
+        while batch:
+            incoming = [
+                Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch
+            ]
+            try:
+                new_ids: Sequence[str | None] = await self.box(dest).append(incoming)
+            except MessageRefused as exc:
+                # One message the store will not take: record those before it, report it (its
+                # intent stays, so every run tries it again), go on with the rest.
+                done = len(exc.delivered)
+                self._record_copies(mailbox, source, batch[:done], intents[:done], exc.delivered)
+                self.report.refused.append(str(exc))
+                self.log.warning("mailbox.message_refused", side=SIDE_NAMES[dest], error=str(exc))
+                batch, intents = batch[done + 1 :], intents[done + 1 :]
+                continue
+            except MailboxError as exc:
+                delivered = getattr(exc, "delivered", None) or []
+                self._record_copies(mailbox, source, batch[: len(delivered)], intents, delivered)
+                raise
+            self.steps.done(f"append {SIDE_NAMES[dest]}")
+            self._record_copies(mailbox, source, batch, intents, new_ids)
+            return
 
     def _record_copies(
         self,

@@ -32,6 +32,15 @@ class MailboxError(StoreError):
     """One mailbox failed; the rest of the account can go on."""
 
 
+class MessageRefused(MailboxError):
+    """The store refused one message of an append (the server said NO to it).  The messages
+    before it are stored, their ids in ``delivered``; the ones after it were not tried."""
+
+    def __init__(self, message: str, delivered: list[str | None]) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
 class UnsafeFolderName(StoreError):
     """A folder name that cannot be mapped safely (``..``, NUL, control characters)."""
 

@@ -24,6 +24,7 @@ from mailtide.stores.base import (
     Incoming,
     MailboxError,
     MailboxStatus,
+    MessageRefused,
     StoreError,
 )
 from mailtide.stores.imap.client import ImapClient, quote_astring
@@ -192,6 +193,7 @@ class ImapMailbox:
         *parts: str | bytes | Literal,
         on_untagged: OnUntagged | None = None,
         literal_plus: bool = False,
+        check: bool = True,
     ) -> Done:
         if self.read_only and parts[0] in _WRITES:
             raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
@@ -199,7 +201,7 @@ class ImapMailbox:
             await self.select()
         try:
             return await self._client.run(
-                *parts, on_untagged=on_untagged, literal_plus=literal_plus
+                *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
             )
         except StoreError as e:
             self._failed = True
@@ -430,7 +432,18 @@ class ImapMailbox:
             if message.internaldate is not None:
                 parts.append(aio.time2internaldate(message.internaldate))
             parts.append((message.body.size, message.body.chunks()))
-            done = await self._run(*parts, literal_plus=plus)
+            done = await self._run(*parts, literal_plus=plus, check=False)
+            if done.status == "NO":  # this message, not the connection: say so, go on without it
+                raise MessageRefused(
+                    f"mailbox {self.name!r}: the server refused a message "
+                    f"({message.identity.message_id or 'no Message-ID'}): {done.text}",
+                    out,
+                )
+            if not done.ok:
+                self._failed = True
+                raise MailboxError(
+                    f"mailbox {self.name!r}: APPEND failed: {done.status} {done.text}"
+                )
             uid: str | None = None
             if done.code == "APPENDUID":
                 fields = done.code_args.split()
