@@ -202,14 +202,6 @@ def test_a_local_message_the_server_refuses_does_not_block_the_others(
         assert report.failed and any("refused" in line for line in report.failures())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason=(
-        "the surrogate-escaped id reaches sqlite (state/db.py put) and the UnicodeEncodeError "
-        "escapes AccountSync.run, which catches only StoreError: the whole account stops"
-    ),
-)
 def test_a_local_file_name_that_is_not_utf8_fails_at_most_its_mailbox(fs_setup: Setup) -> None:
     """A file whose name is not UTF-8 (written by some tool under another locale) must not take
     down the whole account: every other mailbox still syncs."""
@@ -539,13 +531,6 @@ def test_message_moved_between_folders_locally(fs_setup: Setup) -> None:
 # ---- local Maildir oddities ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_scan keeps one entry per unique name (cur/ wins) and delete unlinks only that file; "
-        "the new/ twin reappears unrecorded next run and is uploaded again"
-    ),
-)
 def test_same_message_in_new_and_cur_is_not_resurrected(fs_setup: Setup) -> None:
     """A client crashed half-way through new/ -> cur/ and left the file in both (a hard link).
     The server then deletes the message: it must stay deleted on both sides."""

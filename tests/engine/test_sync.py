@@ -484,3 +484,29 @@ def test_a_folder_the_other_side_cannot_hold_is_skipped_and_the_rest_syncs(
     assert any("v1.2 notes" in w for w in report.warnings), report.warnings
     assert srv.message_id(4, "INBOX") in {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
     assert len(loc.messages(s.root, "fs", "v1.2 notes")) == 1
+
+
+def test_a_bug_in_one_mailbox_costs_only_that_mailbox(
+    fs_setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: planning one mailbox raises an unexpected error; every other mailbox
+    still syncs and the failure is reported as that mailbox's."""
+    from mailtide.engine.pair import PairSync
+
+    s = fs_setup
+    ids = fill_server(s, per_folder=2)
+    plan = PairSync._plan
+
+    async def broken(self: PairSync, *args: object) -> object:
+        if self.name == "Archive/2024":
+            raise RuntimeError("injected")
+        return await plan(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PairSync, "_plan", broken)
+    report = s.sync()
+    assert report.failed and report.error is None
+    (bad,) = [m for m in report.mailboxes if m.error]
+    assert bad.name == "Archive/2024" and "internal error: RuntimeError" in (bad.error or "")
+    for folder in FOLDERS:
+        if folder != "Archive/2024":
+            assert set(ids[folder]) == set(loc.by_message_id(s.root, "fs", folder)), folder

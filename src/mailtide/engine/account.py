@@ -8,6 +8,7 @@ fails is reported and the others go on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -164,6 +165,12 @@ class AccountSync:
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))
+        except (StoreError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug must cost one mailbox, not the account
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            report = PairReport(name, error=why)
+            self.log.error("mailbox.failed", mailbox=name, error=why, exc_info=True)
         finally:
             for box in boxes:
                 if box is not None:

@@ -122,14 +122,19 @@ async def sync_accounts(
     names = list(accounts or config.general.accounts)
     reports = []
     for name in names:
-        report = await sync_account(
-            config,
-            config.account(name),
-            folders=folders,
-            dry_run=dry_run,
-            allow_mass_delete=allow_mass_delete,
-            mode=mode,
-        )
+        try:
+            report = await sync_account(
+                config,
+                config.account(name),
+                folders=folders,
+                dry_run=dry_run,
+                allow_mass_delete=allow_mass_delete,
+                mode=mode,
+            )
+        except Exception as exc:  # a bug must cost one account, not the others
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("account.failed", account=name, error=why, exc_info=True)
+            report = AccountReport(name, error=why)
         _print_report(report, dry_run)
         reports.append(report)
     return reports

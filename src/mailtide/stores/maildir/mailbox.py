@@ -19,6 +19,7 @@ All disk work runs in worker threads, one ``asyncio.to_thread`` per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -99,13 +100,16 @@ class MaildirMailbox:
         self.path = path
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
+        self._twins: dict[str, list[Entry]] = {}  # ids found in both new/ and cur/
 
     # -- scanning ------------------------------------------------------------------------
 
     def _scan(self) -> dict[str, Entry]:
         """List new/ then cur/ (a file moved between the two listings is seen twice, never
-        missed; cur/ wins).  Dotfiles and anything not a regular file are skipped."""
+        missed; cur/ wins, and the other copy is remembered so a deletion removes both).
+        Dotfiles, anything not a regular file, and names that are not UTF-8 are skipped."""
         index: dict[str, Entry] = {}
+        twins: dict[str, list[Entry]] = {}
         for sub in ("new", "cur"):
             directory = os.path.join(self.path, sub)
             try:
@@ -122,9 +126,19 @@ class MaildirMailbox:
                             continue
                     except OSError:
                         continue
+                    if not filename.isascii() and not _utf8(filename):
+                        log.warning(
+                            "maildir.name_not_utf8",
+                            folder=self.path,
+                            file=filename.encode("utf-8", "surrogateescape").decode("latin-1"),
+                        )
+                        continue
                     unique, _ = split_name(filename)
+                    if unique in index:
+                        twins.setdefault(unique, []).append(index[unique])
                     index[unique] = (sub, filename)
         self._index = index
+        self._twins = twins
         return index
 
     def _with_file(self, msg_id: str, op: Callable[[Entry], T], attempt: _Attempt) -> T | None:
@@ -460,6 +474,10 @@ class MaildirMailbox:
                 os.unlink(self._file(entry))
                 self._index.pop(msg_id, None)
                 touched.add(entry[0])
+                for twin in self._twins.pop(msg_id, []):  # a copy left in new/ by a crash
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._file(twin))
+                        touched.add(twin[0])
 
             self._with_file(msg_id, unlink, attempt)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
@@ -535,6 +553,15 @@ def read_identity(path: str) -> tuple[Identity, float]:
                     found = header_section(header)
                     header = bytearray()
     return identity_of(found if found is not None else bytes(header), size + extra), mtime
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name decoded from the file system is real UTF-8 (no escaped bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def folder_id(folder: str, create: bool = True) -> str:
