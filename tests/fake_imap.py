@@ -1,7 +1,8 @@
 """A minimal IMAP server on 127.0.0.1 for what a real server will not do (an empty LIST).
 
 It runs in its own thread, so tests on any event loop (or none) can use it.  It greets,
-answers LIST with the given bytes, and answers every command with a tagged OK.
+answers LIST (and any command given in ``replies``) with the given bytes, and every command
+with a tagged OK.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def fake_imap(list_reply: bytes) -> Iterator[int]:
-    """Serve until the block ends; yields the port."""
+def fake_imap(list_reply: bytes, replies: dict[bytes, bytes] | None = None) -> Iterator[int]:
+    """Serve until the block ends; yields the port.  ``replies`` gives the untagged lines sent
+    before the tagged OK of other commands, by their first word (``b"SELECT"``, ``b"FETCH"``)."""
+    extra = replies or {}
 
     class Session(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -24,6 +27,8 @@ def fake_imap(list_reply: bytes) -> Iterator[int]:
                 verb = rest.split(b" ")[0].upper()
                 if verb == b"LIST":
                     self.wfile.write(list_reply)
+                elif verb in extra:
+                    self.wfile.write(extra[verb])
                 if verb == b"LOGOUT":
                     self.wfile.write(b"* BYE bye\r\n")
                 self.wfile.write(tag + b" OK done\r\n")

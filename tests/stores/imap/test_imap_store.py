@@ -13,7 +13,7 @@ import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
 from fake_imap import fake_imap
 from mailtide.core.identity import header_section, identity_of
-from mailtide.stores.base import BytesBody, FlagChange, Incoming, StoreError
+from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, StoreError
 from mailtide.stores.imap import ImapSettings, ImapStore
 from mailtide.stores.imap.client import ImapClient
 
@@ -268,3 +268,26 @@ async def test_25mb_message_byte_exact(imap_account) -> None:
         await box.close()
     finally:
         await store.close()
+
+
+async def test_a_listing_with_an_unparsable_line_fails_the_mailbox_not_the_messages() -> None:
+    """Skipping one FETCH line of a listing would make a recorded message look expunged (and
+    its local copy be deleted): the listing must be complete or fail."""
+    replies = {
+        b"SELECT": b"* 2 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\n* OK [UIDNEXT 3] ok\r\n",
+        b"FETCH": (
+            b"* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE 10)\r\n"
+            b"* 2 FETCH (UID two FLAGS (\\Seen) RFC822.SIZE 10)\r\n"
+        ),
+    }
+    with fake_imap(b'* LIST () "/" INBOX\r\n', replies) as port:
+        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        try:
+            await store.connect()
+            await store.list_folders()
+            box = await store.open("INBOX")
+            with pytest.raises(MailboxError, match="do not parse"):
+                await box.snapshot()
+            await box.close()
+        finally:
+            await store.close()

@@ -248,12 +248,19 @@ class ImapMailbox:
             if u.kind == "EXISTS" and u.number is not None:
                 self.exists = u.number
         out: list[MessageInfo] = []
-        on_fetch = self._on_fetch(lambda attrs: out.append(_message_info(attrs)))
+        bad: list[str] = []
+        on_fetch = self._on_fetch(lambda attrs: out.append(_message_info(attrs)), bad)
         if self.exists:
             for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
                 end = start + SNAPSHOT_CHUNK - 1
                 seq = f"{start}:*" if end >= self.exists else f"{start}:{end}"
                 await self._run("FETCH", seq, "(UID FLAGS RFC822.SIZE)", on_untagged=on_fetch)
+        if bad:
+            raise MailboxError(
+                f"mailbox {self.name!r}: the server's listing has {len(bad)} response(s) that do "
+                f"not parse (first: {bad[0]}); the mailbox is skipped rather than taking those "
+                "messages for deleted"
+            )
         # A message can be answered twice when new mail arrives mid-way ("n:*").
         unique = {m.id: m for m in out}
         return sorted(unique.values(), key=lambda m: int(m.id))
@@ -272,7 +279,7 @@ class ImapMailbox:
         changed: list[MessageInfo] = []
         vanished: list[tuple[int, int]] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: changed.append(_message_info(attrs)))
+        on_fetch = self._on_fetch(lambda attrs: changed.append(_message_info(attrs)), bad)
 
         def on_untagged(u: Untagged) -> bool:
             if u.kind != "VANISHED":
@@ -295,15 +302,18 @@ class ImapMailbox:
             on_untagged=on_untagged,
         )
         if bad:
-            # Expunges we cannot read: a full listing is the safe answer.
+            # A change we cannot read: a full listing is the safe answer.
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
             return None
         return Delta(changed, tuple(merge_ranges(vanished)))
 
-    def _on_fetch(self, take: Callable[[dict[str, Value]], bool | None]) -> OnUntagged:
+    def _on_fetch(
+        self, take: Callable[[dict[str, Value]], bool | None], bad: list[str] | None = None
+    ) -> OnUntagged:
         """A handler for FETCH responses: their attributes go to ``take`` (which returns False
         for a response that is not its business: it is kept as news).  A response that does
-        not parse is reported and skipped; the rest of the mailbox goes on."""
+        not parse is reported and skipped, and noted in ``bad``: a listing that skipped one is
+        incomplete, and must not be taken to say the message is gone."""
 
         def on_untagged(u: Untagged) -> bool:
             if u.kind != "FETCH":
@@ -311,12 +321,10 @@ class ImapMailbox:
             try:
                 return take(pairs(u.tokens().value())) is not False
             except (ParseError, KeyError, ValueError) as e:
-                log.warning(
-                    "imap.unparsable_fetch",
-                    mailbox=self.name,
-                    error=str(e),
-                    line=u.raw.first[:120].decode("ascii", "replace"),
-                )
+                line = u.raw.first[:120].decode("ascii", "replace")
+                log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e), line=line)
+                if bad is not None:
+                    bad.append(f"{e} in {line!r}")
                 return True
 
         return on_untagged
