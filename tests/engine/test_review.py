@@ -153,13 +153,6 @@ def test_odd_message_is_paired_after_lost_state(kind: str, origin: str, fs_setup
 # ---- content identity ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the content identity hashes only the header section (plus size), so two different "
-        "messages with equal headers and size pair as one and neither is copied"
-    ),
-)
 def test_same_headers_different_bodies_are_two_messages(fs_setup: Setup) -> None:
     """Two different messages with the same header section and the same size (a monitoring
     script's alert without Message-ID or Date, one per side) at the first sync: each side must

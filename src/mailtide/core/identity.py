@@ -44,11 +44,29 @@ def message_id_of(header: bytes) -> str:
     return m.group(1).decode("ascii", "replace") if m else ""
 
 
-def identity_of(header: bytes, crlf_size: int) -> Identity:
-    """Identity from a message's header section (either line-end form) and its CRLF size."""
+BODY_PREFIX = 4096  # bytes of the body (CRLF form) in an identity: IMAP BODY.PEEK[TEXT]<0.N>
+
+
+def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
+    """Identity from a message's header section (either line-end form), its CRLF size and the
+    start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body)."""
     lf = to_lf(header)
     return Identity(
         message_id=message_id_of(lf),
         size=crlf_size,
         header_digest=hashlib.sha256(lf).hexdigest(),
+        body_digest=hashlib.sha256(bytes(body_prefix[:BODY_PREFIX])).hexdigest()[:32],
     )
+
+
+def identity_of_message(data: bytes | bytearray | memoryview) -> Identity:
+    """Identity of a whole message in CRLF form held in memory (it is not copied: a 25 MB body
+    is only looked at, up to the end of its header and BODY_PREFIX bytes beyond)."""
+    view = memoryview(data)
+    ends = [at + 4 for at in (bytes(view[:65536]).find(b"\r\n\r\n"),) if at >= 0]
+    ends += [at + 2 for at in (bytes(view[:65536]).find(b"\n\n"),) if at >= 0]
+    if not ends:  # a header longer than 64 KiB: look further (rare, and still no full copy)
+        raw = bytes(view)
+        ends = [at + n for at, n in ((raw.find(b"\r\n\r\n"), 4), (raw.find(b"\n\n"), 2)) if at >= 0]
+    cut = min(ends) if ends else len(view)
+    return identity_of(bytes(view[:cut]), len(view), bytes(view[cut : cut + BODY_PREFIX]))

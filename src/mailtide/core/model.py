@@ -51,11 +51,16 @@ class Identity:
     ``header_digest`` is a SHA-256 (hex) of the header section with line ends
     normalised to LF, so the same message gives the same identity on both
     sides.  ``message_id`` is the Message-ID header, or "" when there is none.
+    ``body_digest`` covers the start of the body (``core.identity.BODY_PREFIX``
+    bytes in CRLF form), so that two messages with the same header section and
+    size (a cron mail without Message-ID or Date) stay two; the whole body is
+    not hashed, which would cost a server download per candidate.
     """
 
     message_id: str
     size: int
     header_digest: str
+    body_digest: str = ""  # of the first BODY_PREFIX bytes of the body, CRLF form
 
 
 @dataclass(frozen=True, slots=True)

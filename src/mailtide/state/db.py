@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mailtide.core.model import Identity, Record, Side
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # How a database of schema N becomes N + 1 (each step one transaction).
 _MIGRATIONS = {
@@ -30,6 +30,7 @@ _MIGRATIONS = {
         "ALTER TABLE mailbox ADD COLUMN far_digest TEXT",
         "ALTER TABLE mailbox ADD COLUMN near_digest TEXT",
     ),
+    2: ("ALTER TABLE record ADD COLUMN body_digest TEXT",),
 }
 
 _SCHEMA = """
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS record (
     far_id TEXT NOT NULL,
     near_id TEXT NOT NULL,
     flags TEXT NOT NULL,                 -- flag names separated by spaces, sorted
-    message_id TEXT, size INTEGER, header_digest TEXT
+    message_id TEXT, size INTEGER, header_digest TEXT, body_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
@@ -211,13 +212,17 @@ class StateDB:
 
     def records(self, mailbox: MailboxState) -> list[Record]:
         rows = self._db.execute(
-            "SELECT far_id, near_id, flags, message_id, size, header_digest"
+            "SELECT far_id, near_id, flags, message_id, size, header_digest, body_digest"
             " FROM record WHERE mailbox = ?",
             (mailbox.id,),
         )
         out = []
-        for far_id, near_id, flags, message_id, size, digest in rows:
-            identity = None if digest is None else Identity(message_id or "", size or 0, digest)
+        for far_id, near_id, flags, message_id, size, digest, body in rows:
+            identity = (
+                None
+                if digest is None
+                else Identity(message_id or "", size or 0, digest, body or "")
+            )
             out.append(Record((far_id, near_id), frozenset(flags.split()), identity))
         return out
 
@@ -225,7 +230,7 @@ class StateDB:
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO record (mailbox, far_id, near_id, flags, message_id, size,"
-                " header_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " header_digest, body_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         mailbox.id,
@@ -235,6 +240,7 @@ class StateDB:
                         r.identity.message_id if r.identity else None,
                         r.identity.size if r.identity else None,
                         r.identity.header_digest if r.identity else None,
+                        r.identity.body_digest if r.identity else None,
                     )
                     for r in records
                 ),

@@ -12,7 +12,7 @@ from aioimaplib import aioimaplib as aio
 import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
 from fake_imap import fake_imap
-from mailtide.core.identity import header_section, identity_of
+from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, StoreError
 from mailtide.stores.imap import ImapSettings, ImapStore
 from mailtide.stores.imap.client import ImapClient
@@ -30,7 +30,7 @@ async def connected(acct: ImapAccount, **kw: object) -> ImapStore:
 
 
 def incoming(data: bytes, flags: frozenset[str] = frozenset(), when: datetime | None = None):
-    return Incoming(flags, when, identity_of(header_section(data), len(data)), BytesBody(data))
+    return Incoming(flags, when, identity_of_message(data), BytesBody(data))
 
 
 # ---- connecting ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ async def test_25mb_message_byte_exact(imap_account) -> None:
         got = [f async for f in box.fetch([uid])]
         assert len(got) == 1 and got[0].body.size == len(big)
         assert b"".join([c async for c in got[0].body.chunks()]) == big
-        assert got[0].identity == identity_of(header_section(big), len(big))
+        assert got[0].identity == identity_of_message(big)
         await box.close()
     finally:
         await store.close()

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mailtide.core.identity import header_section, identity_of
+from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import Incoming
 
 
@@ -49,7 +49,7 @@ def incoming(
     return Incoming(
         flags=flags,
         internaldate=date,
-        identity=identity_of(header_section(data), len(data)),
+        identity=identity_of_message(data),
         body=ChunkedBody(data, sizes),
         hint=hint,
     )

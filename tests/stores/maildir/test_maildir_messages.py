@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailtide.core.identity import header_section, identity_of
+from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import FlagChange, Incoming, MailboxError
 from mailtide.stores.maildir import DeliveryError, MaildirMailbox, MaildirStore
 from mailtide.stores.maildir.delivery import Delivery, Staged
@@ -132,7 +132,7 @@ async def test_identify_matches_the_crlf_form(box: MaildirMailbox) -> None:
     # a file another client delivered (no ,S= in its name)
     Path(box.path, "cur", "1600000000.other.host:2,S").write_bytes(lf)
     [msg_id] = await deliver(box, [incoming(data)])
-    want = identity_of(header_section(data), len(data))
+    want = identity_of_message(data)
     got = await box.identify([msg_id, "1600000000.other.host", "gone"])
     assert got == {msg_id: want, "1600000000.other.host": want}
     assert want.message_id == "<m1@example.org>"

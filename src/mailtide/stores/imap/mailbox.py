@@ -14,7 +14,7 @@ from itertools import groupby
 import structlog
 from aioimaplib import aioimaplib as aio
 
-from mailtide.core.identity import header_section, identity_of
+from mailtide.core.identity import BODY_PREFIX, identity_of, identity_of_message
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
     BytesBody,
@@ -118,14 +118,6 @@ def _message_info(attrs: dict[str, Value]) -> MessageInfo:
     return MessageInfo(
         id=str(int(text_of(attrs["UID"]))), flags=_flags_of(attrs["FLAGS"]), size=int(size)
     )
-
-
-def _header_identity(body: bytes | bytearray, size: int) -> Identity:
-    # Look for the end of the header in place: the body may be 25 MB and must not be copied.
-    ends = [at + 4 for at in (body.find(b"\r\n\r\n"),) if at >= 0]
-    ends += [at + 2 for at in (body.find(b"\n\n"),) if at >= 0]
-    cut = min(ends) if ends else len(body)
-    return identity_of(header_section(memoryview(body)[:cut]), size)
 
 
 class ImapMailbox:
@@ -337,16 +329,23 @@ class ImapMailbox:
 
         def take(attrs: dict[str, Value]) -> None:
             header = attrs["BODY[HEADER]"]
-            if not isinstance(header, bytes | bytearray):
-                raise ParseError("BODY[HEADER] is not a string")
+            text = attrs.get("BODY[TEXT]<0>", b"")
+            if not isinstance(header, bytes | bytearray) or not isinstance(
+                text, bytes | bytearray | None
+            ):
+                raise ParseError("BODY[HEADER] or BODY[TEXT] is not a string")
             uid = str(int(text_of(attrs["UID"])))
-            out[uid] = identity_of(bytes(header), int(text_of(attrs["RFC822.SIZE"])))
+            size = int(text_of(attrs["RFC822.SIZE"]))
+            out[uid] = identity_of(bytes(header), size, bytes(text or b""))
 
         on_fetch = self._on_fetch(take)
 
         for uids in uid_sets(_uids(ids)):
             await self._run(
-                "UID FETCH", uids, "(UID RFC822.SIZE BODY.PEEK[HEADER])", on_untagged=on_fetch
+                "UID FETCH",
+                uids,
+                f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{BODY_PREFIX}>)",
+                on_untagged=on_fetch,
             )
         return out
 
@@ -393,7 +392,7 @@ class ImapMailbox:
                     id=str(int(text_of(attrs["UID"]))),
                     flags=_flags_of(attrs["FLAGS"]),
                     internaldate=parse_internaldate(text_of(date)) if date else None,
-                    identity=_header_identity(body, len(body)),
+                    identity=identity_of_message(body),
                     body=BytesBody(body),
                 )
             )

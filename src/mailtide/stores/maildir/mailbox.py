@@ -29,7 +29,7 @@ from typing import BinaryIO, TypeVar
 
 import structlog
 
-from mailtide.core.identity import header_section, identity_of
+from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
     Delta,
@@ -538,6 +538,7 @@ def read_identity(path: str) -> tuple[Identity, float]:
     """
     header = bytearray()
     found: bytes | None = None
+    body = bytearray()  # the body's first BODY_PREFIX bytes (LF form is never longer than CRLF)
     size = extra = 0
     after_cr = False
     with open(path, "rb") as f:
@@ -551,8 +552,15 @@ def read_identity(path: str) -> tuple[Identity, float]:
                 header += data
                 if header.find(b"\n\n", start) >= 0 or header.find(b"\r\n\r\n", start) >= 0:
                     found = header_section(header)
+                    body += header[len(found) : len(found) + BODY_PREFIX]
                     header = bytearray()
-    return identity_of(found if found is not None else bytes(header), size + extra), mtime
+            elif len(body) < BODY_PREFIX:
+                body += data[: BODY_PREFIX - len(body)]
+    # LF -> CRLF is local (an LF's fate depends only on the byte before it), so converting
+    # the first N bytes gives exactly the start of the converted whole.
+    prefix = LfToCrlf().feed(bytes(body))
+    head = found if found is not None else bytes(header)
+    return identity_of(head, size + extra, prefix), mtime
 
 
 def _utf8(name: str) -> bool:
