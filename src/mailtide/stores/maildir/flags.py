@@ -62,19 +62,27 @@ class Keywords:
                 return chr(ord("a") + i)
         return None
 
-    def extended(self, keywords: Iterable[str]) -> tuple[Keywords, list[str]]:
-        """This table with letters for ``keywords`` added; also the keywords that did not fit."""
+    def extended(
+        self, keywords: Iterable[str], reserved: Iterable[str] = ()
+    ) -> tuple[Keywords, list[str]]:
+        """This table with letters for ``keywords`` added; also the keywords that did not fit.
+        ``reserved`` letters (carried by files though the table does not name them) are never
+        given to a new keyword."""
         names = list(self.names)
+        for letter in reserved:
+            i = ord(letter) - ord("a")
+            names.extend([None] * (i + 1 - len(names)))
+        held = {ord(letter) - ord("a") for letter in reserved}
         dropped: list[str] = []
         for kw in sorted(set(keywords)):
             if _fold(kw) in _LETTER_OF_FLAG_FOLDED or not _storable(kw):
                 continue
             if any(n is not None and _fold(n) == _fold(kw) for n in names):
                 continue
-            try:
-                free = names.index(None)
+            free = next((i for i, n in enumerate(names) if n is None and i not in held), None)
+            if free is not None:
                 names[free] = kw
-            except ValueError:
+            else:
                 if len(names) >= MAX_KEYWORDS:
                     dropped.append(kw)
                     continue
@@ -139,11 +147,14 @@ def write_keywords(folder_dir: str, keywords: Keywords) -> None:
         raise
 
 
-def ensure_keywords(folder_dir: str, flags: Iterable[str]) -> Keywords:
-    """The folder's table, extended on disk with letters for any new keyword in ``flags``."""
+def ensure_keywords(
+    folder_dir: str, flags: Iterable[str], reserved: Iterable[str] = ()
+) -> Keywords:
+    """The folder's table, extended on disk with letters for any new keyword in ``flags``
+    (never one of the ``reserved`` letters)."""
     current = read_keywords(folder_dir)
     wanted = [f for f in flags if not f.startswith("\\") and f not in LETTER_OF_FLAG]
-    table, dropped = current.extended(wanted)
+    table, dropped = current.extended(wanted, reserved)
     if dropped:
         log.warning(
             "maildir.keywords_dropped",
@@ -154,6 +165,16 @@ def ensure_keywords(folder_dir: str, flags: Iterable[str]) -> Keywords:
     if table != current:
         write_keywords(folder_dir, table)
     return table
+
+
+def is_keyword(flag: str) -> bool:
+    """A keyword this store keeps as a letter a..z (not a system flag, not $Forwarded = P)."""
+    return not flag.startswith("\\") and _fold(flag) not in _LETTER_OF_FLAG_FOLDED
+
+
+def unnamed_letters(letters: str, keywords: Keywords) -> set[str]:
+    """The keyword letters among ``letters`` that the table does not name."""
+    return {c for c in letters if "a" <= c <= "z" and keywords.keyword_of(c) is None}
 
 
 def flags_of_letters(letters: str, keywords: Keywords) -> Flags:

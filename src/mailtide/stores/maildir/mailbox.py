@@ -47,8 +47,10 @@ from mailtide.stores.maildir.flags import (
     Keywords,
     ensure_keywords,
     flags_of_letters,
+    is_keyword,
     letters_of_flags,
     read_keywords,
+    unnamed_letters,
     unstorable,
 )
 
@@ -101,6 +103,7 @@ class MaildirMailbox:
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
         self._twins: dict[str, list[Entry]] = {}  # ids found in both new/ and cur/
+        self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -215,18 +218,35 @@ class MaildirMailbox:
         keywords = read_keywords(self.path)
         flags_cache: dict[str, Flags] = {}
         out: list[MessageInfo] = []
+        orphans: set[str] = set()
         for msg_id, entry in self._scan().items():
             letters = self._letters(entry)
             flags = flags_cache.get(letters)
             if flags is None:
                 flags = flags_cache[letters] = flags_of_letters(letters, keywords)
+                orphans |= unnamed_letters(letters, keywords)
             out.append(
                 MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0, hint=hint_of(msg_id))
             )
+        if orphans and not self._orphans:
+            log.warning(
+                "maildir.keyword_letters_unnamed",
+                folder=self.path,
+                letters="".join(sorted(orphans)),
+                detail="dovecot-keywords lost or damaged: this folder's keywords are left as "
+                "they were on the other side, and these letters are not given out again",
+            )
+        self._orphans = frozenset(orphans)
         return out
 
     async def cannot_hold(self, flags: Flags) -> Flags:
-        return unstorable(flags, read_keywords(self.path))
+        """Keywords beyond the table's 26; and, while files carry letters the table no longer
+        names, every keyword (what those letters meant is unknown, so nothing read here can
+        say a keyword was removed)."""
+        table = read_keywords(self.path)
+        if self._orphans:
+            return frozenset(f for f in flags if is_keyword(f))
+        return unstorable(flags, table)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """Never: listing cur/ and new/ is cheap (10k files in tens of ms) and a file rename
@@ -395,7 +415,7 @@ class MaildirMailbox:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         delivery.prepare()
-        return ensure_keywords(self.path, {f for m in messages for f in m.flags})
+        return ensure_keywords(self.path, {f for m in messages for f in m.flags}, self._orphans)
 
     def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
         unique = new_unique(message.hint)
@@ -432,7 +452,7 @@ class MaildirMailbox:
             await self._run(self._set_flags, list(changes))
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
-        keywords = ensure_keywords(self.path, {f for c in changes for f in c.add})
+        keywords = ensure_keywords(self.path, {f for c in changes for f in c.add}, self._orphans)
         attempt = _Attempt()
         touched: set[str] = set()
         for change in changes:
