@@ -475,16 +475,6 @@ def _read_env(root: Path) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def running(root: str | os.PathLike[str], **kwargs: object) -> Iterator[Dovecot]:
-    server = Dovecot(root, **kwargs)  # type: ignore[arg-type]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def private_dovecot(**options: object) -> Iterator[Dovecot]:
     """A private Dovecot on free ports on 127.0.0.1, removed afterwards (or the test skipped
     with the reason when Dovecot is not installed).  ``options`` go to ``Dovecot``."""

@@ -556,7 +556,6 @@ def test_plan_counts() -> None:
     assert isinstance(plan, Plan)
     assert summary(plan) == ["copy far:4 []", "delete far:1", "delete near:b", "delete near:c"]
     assert (plan.deletes_on(Side.FAR), plan.deletes_on(Side.NEAR)) == (1, 2)
-    assert (plan.copies_to(Side.FAR), plan.copies_to(Side.NEAR)) == (0, 1)
 
 
 def test_empty_plan() -> None:

@@ -24,8 +24,6 @@ ANSWERED = "\\Answered"
 FLAGGED = "\\Flagged"
 DRAFT = "\\Draft"
 DELETED = "\\Deleted"
-SYSTEM_FLAGS: Flags = frozenset({SEEN, ANSWERED, FLAGGED, DRAFT, DELETED})
-NO_FLAGS: Flags = frozenset()
 
 
 class Side(enum.IntEnum):
@@ -69,15 +67,13 @@ class MessageInfo:
 
     ``id`` is the side's own key: the UID (as a decimal string) on IMAP, the
     unique part of the file name on Maildir (stable across flag renames).
-    ``hint`` is the id on the *other* side this message claims to be a copy of
-    (a Maildir file named ``,U=<uid>``), or None.  ``identity`` is present when
+    ``identity`` is present when
     the side could give it cheaply or the engine asked for it.
     """
 
     id: str
     flags: Flags
     size: int = 0
-    hint: str | None = None
     identity: Identity | None = None
 
 
@@ -93,9 +89,6 @@ class Record:
     ids: tuple[str, str]
     flags: Flags
     identity: Identity | None = None
-
-    def id(self, side: Side) -> str:
-        return self.ids[side]
 
 
 def pair_ids(side: Side, this: str, that: str) -> tuple[str, str]:

@@ -39,9 +39,11 @@ The decisions, per message (``F`` far, ``N`` near, ``R`` record):
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mailtide.core.model import (
     SIDES,
@@ -51,6 +53,7 @@ from mailtide.core.model import (
     Record,
     Side,
     pair_ids,
+    spelled,
 )
 
 # --- the plan -------------------------------------------------------------------------
@@ -124,9 +127,6 @@ class Plan:
     def deletes_on(self, side: Side) -> int:
         return sum(1 for d in self.deletes if d.side is side)
 
-    def copies_to(self, side: Side) -> int:
-        return sum(1 for c in self.copies if c.source is side.other)
-
 
 @dataclass(frozen=True, slots=True)
 class NeedIdentities:
@@ -198,11 +198,17 @@ def reconcile(
     near: Iterable[MessageInfo],
 ) -> Plan | NeedIdentities:
     """The plan that brings both sides and the records into agreement (see the module doc)."""
+    # Flags ignore case, as in IMAP ($forwarded is $Forwarded): every flag of the pair is
+    # written one way, the far side's spelling first, then the records', then the near side's,
+    # so two spellings of one keyword never read as one removed and another added.
+    spelling: dict[str, str] = {}
+    far = [_spelled(m, spelling) for m in far]
+    records = [_spelled(r, spelling) for r in base]
+    near = [_spelled(m, spelling) for m in near]
     now: tuple[dict[str, MessageInfo], dict[str, MessageInfo]] = (
         {m.id: m for m in far},
         {m.id: m for m in near},
     )
-    records = list(base)
     recorded = [{r.ids[s] for r in records if r.ids[s]} for s in SIDES]
     unrecorded = tuple(
         _Unrecorded({i: m for i, m in now[s].items() if i not in recorded[s]}) for s in SIDES
@@ -295,6 +301,14 @@ def reconcile(
             copies.append(Copy(side, msg.id, msg.flags, msg.identity))
 
     return Plan(tuple(updates), tuple(copies), tuple(deletes), tuple(forgets))
+
+
+_Flagged = TypeVar("_Flagged", MessageInfo, Record)
+
+
+def _spelled(item: _Flagged, spelling: dict[str, str]) -> _Flagged:
+    flags = spelled(item.flags, spelling)
+    return item if flags == item.flags else dataclasses.replace(item, flags=flags)
 
 
 def _order(msg: MessageInfo) -> tuple[int, str]:

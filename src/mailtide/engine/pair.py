@@ -23,7 +23,6 @@ from mailtide.core.model import (
     Side,
     listing_digest,
     pair_ids,
-    spelled,
 )
 from mailtide.core.reconcile import (
     Copy,
@@ -92,19 +91,6 @@ class MassDeleteRefused(MailboxError):
     pass
 
 
-def _one_spelling(
-    records: list[Record], snapshots: list[list[MessageInfo]]
-) -> tuple[list[Record], list[list[MessageInfo]]]:
-    """Flags ignore case in IMAP (``$forwarded`` is ``$Forwarded``), so every flag of the pair is
-    written one way before merging: the remote side's spelling first, then the records', then
-    the local side's.  Otherwise two spellings of one keyword read as one removed, one added."""
-    spelling: dict[str, str] = {}
-    far = [dataclasses.replace(m, flags=spelled(m.flags, spelling)) for m in snapshots[Side.FAR]]
-    recs = [dataclasses.replace(r, flags=spelled(r.flags, spelling)) for r in records]
-    near = [dataclasses.replace(m, flags=spelled(m.flags, spelling)) for m in snapshots[Side.NEAR]]
-    return recs, [far, near]
-
-
 class PairSync:
     """One run over one mailbox pair.  ``boxes`` is indexed by Side; None = does not exist yet
     (dry run only)."""
@@ -155,7 +141,6 @@ class PairSync:
             )
             for side in SIDES
         ]
-        records, snapshots = _one_spelling(records, snapshots)
         plan = await self._plan(records, snapshots)
         self._guard(plan, snapshots)
         if self.options.dry_run:

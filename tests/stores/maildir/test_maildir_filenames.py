@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from mailtide.stores.maildir import filenames
-from mailtide.stores.maildir.filenames import hint_of, size_of, split_name
+from mailtide.stores.maildir.filenames import size_of, split_name
 
 
 def test_hostname_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,26 +16,24 @@ def test_hostname_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "unique", "letters", "hint", "size"),
+    ("name", "unique", "letters", "size"),
     [
-        ("1.M2P3Q4.host,U=17,S=120:2,FS", "1.M2P3Q4.host,U=17,S=120", "FS", "17", 120),
-        ("1.M2P3Q4.host", "1.M2P3Q4.host", None, None, None),
+        ("1.M2P3Q4.host,U=17,S=120:2,FS", "1.M2P3Q4.host,U=17,S=120", "FS", 120),
+        ("1.M2P3Q4.host", "1.M2P3Q4.host", None, None),
         (
             "1700000000.123_4.host,U=99,FMD5=abc:2,",
             "1700000000.123_4.host,U=99,FMD5=abc",
             "",
-            "99",
             None,
         ),
-        ("1.2.host,S=3,W=5:2,Sa", "1.2.host,S=3,W=5", "Sa", None, 3),
-        ("1.2.host,U=12x:2,S", "1.2.host,U=12x", "S", None, None),
+        ("1.2.host,S=3,W=5:2,Sa", "1.2.host,S=3,W=5", "Sa", 3),
+        ("1.2.host,U=12x:2,S", "1.2.host,U=12x", "S", None),
     ],
 )
 def test_names_of_other_clients(
-    name: str, unique: str, letters: str | None, hint: str | None, size: int | None
+    name: str, unique: str, letters: str | None, size: int | None
 ) -> None:
     assert split_name(name) == (unique, letters)
-    assert hint_of(unique) == hint
     assert size_of(unique) == size
 
 

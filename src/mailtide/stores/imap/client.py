@@ -16,7 +16,7 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.stores.base import StoreError
-from mailtide.stores.imap.parse import RawResponse, Tokens, status_text
+from mailtide.stores.imap.parse import RawResponse, status_text
 from mailtide.stores.imap.protocol import (
     CommandTimeout,
     Done,
@@ -162,7 +162,11 @@ class ImapClient:
             done = await self.authenticate_plain()
         else:
             done = await self.run(
-                "LOGIN", _quote(s.user), _quote(s.password), secret=s.password, check=False
+                "LOGIN",
+                quote_astring(s.user),
+                quote_astring(s.password),
+                secret=s.password,
+                check=False,
             )
         if not done.ok:
             raise StoreError(
@@ -237,16 +241,8 @@ class ImapClient:
                 protocol.transport.close()
 
 
-def _quote(text: str) -> str:
+def quote_astring(text: str) -> str:
     """An IMAP quoted string (the text must not hold CR, LF or NUL)."""
     if any(c in text for c in "\r\n\0"):
         raise StoreError("CR, LF or NUL in an IMAP string argument")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def quote_astring(text: str) -> str:
-    return _quote(text)
-
-
-def tokens_after_kind(raw: RawResponse) -> Tokens:
-    return Tokens(raw, 2)

@@ -40,9 +40,6 @@ class RawResponse:
     def first(self) -> bytes:
         return self.lines[0]
 
-    def wire_size(self) -> int:
-        return sum(len(x) for x in self.lines) + sum(len(x) for x in self.literals)
-
 
 def literal_size(line: bytes) -> int | None:
     """The size N if ``line`` ends with a literal marker ``{N}``/``{N+}``/``~{N}``, else None.

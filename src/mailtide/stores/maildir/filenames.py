@@ -16,7 +16,6 @@ import socket
 import time
 
 INFO = ":2,"
-_HINT = re.compile(r",U=(\d+)(?=,|$)")
 _SIZE = re.compile(r",S=(\d+)(?=,|$)")
 _counter = itertools.count(1)
 
@@ -27,11 +26,6 @@ def split_name(filename: str) -> tuple[str, str | None]:
     if not sep:
         return filename, None
     return unique, letters
-
-
-def hint_of(unique: str) -> str | None:
-    m = _HINT.search(unique)
-    return m.group(1) if m else None
 
 
 def size_of(unique: str) -> int | None:

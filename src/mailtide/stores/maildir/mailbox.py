@@ -42,7 +42,7 @@ from mailtide.stores.base import (
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
-from mailtide.stores.maildir.filenames import full_name, hint_of, new_unique, size_of, split_name
+from mailtide.stores.maildir.filenames import full_name, new_unique, size_of, split_name
 from mailtide.stores.maildir.flags import (
     Keywords,
     ensure_keywords,
@@ -195,22 +195,6 @@ class MaildirMailbox:
         validity = folder_id(self.path, create=not self.read_only)
         return MailboxStatus(validity=validity, count=len(self._scan()))
 
-    async def cursor(self) -> tuple[int, int]:
-        """(new/ mtime, cur/ mtime) in nanoseconds: unchanged means no message came or went.
-
-        A Maildir-only extra to the protocol, for the engine's quick syncs; an
-        mtime within the current second is not to be trusted (rescan then).
-        """
-        return await self._run(self._cursor)
-
-    def _cursor(self) -> tuple[int, int]:
-        try:
-            new = os.stat(os.path.join(self.path, "new")).st_mtime_ns
-            cur = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-        except OSError as err:
-            raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
-        return new, cur
-
     async def snapshot(self) -> list[MessageInfo]:
         return await self._run(self._snapshot)
 
@@ -225,9 +209,7 @@ class MaildirMailbox:
             if flags is None:
                 flags = flags_cache[letters] = flags_of_letters(letters, keywords)
                 orphans |= unnamed_letters(letters, keywords)
-            out.append(
-                MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0, hint=hint_of(msg_id))
-            )
+            out.append(MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0))
         if orphans and not self._orphans:
             log.warning(
                 "maildir.keyword_letters_unnamed",
