@@ -28,6 +28,11 @@ class StoreError(Exception):
     """A store could not do what was asked.  The message is for the user."""
 
 
+class ConnectionLost(StoreError):
+    """The connection broke, was refused or the server stopped answering: the same work may
+    succeed on a new connection, so the engine retries it (with backoff) before giving up."""
+
+
 class MailboxError(StoreError):
     """One mailbox failed; the rest of the account can go on."""
 

@@ -55,6 +55,10 @@ class ProtocolError(Exception):
     """The server's byte stream cannot be understood; the connection is unusable."""
 
 
+class ConnectionClosed(ProtocolError):
+    """The server (or the network) closed the connection: nothing malformed was seen."""
+
+
 class CommandTimeout(Exception):
     """The server sent nothing for ``timeout`` seconds while a command was in flight."""
 
@@ -216,7 +220,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             self._break(ProtocolError(str(e)))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._break(ProtocolError(f"connection closed by server{f': {exc}' if exc else ''}"))
+        self._break(ConnectionClosed(f"connection closed by server{f': {exc}' if exc else ''}"))
         super().connection_lost(exc)
 
     def _break(self, error: Exception) -> None:
@@ -396,7 +400,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
-            raise self._broken or ProtocolError("connection is closed")
+            raise self._broken or ConnectionClosed("connection is closed")
         self.transport.write(data)
 
     async def _drain(self) -> None:
