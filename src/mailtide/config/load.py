@@ -26,9 +26,12 @@ from mailtide.config.model import (
     DEFAULT_MASS_DELETE_FLOOR,
     DEFAULT_MASS_DELETE_SHARE,
     DEFAULT_PORTS,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
     DEFAULT_TIMEOUT,
     LAYOUTS,
     LOOPBACK_HOSTS,
+    MAX_RETRY_DELAY,
     TLS_MODES,
     Account,
     Config,
@@ -240,7 +243,11 @@ class _Checker:
         repositories: dict[str, Repository],
         declared: Table,
     ) -> Account | None:
-        self.known_keys(table, path, ("local", "remote", "mass_delete_share", "mass_delete_floor"))
+        self.known_keys(
+            table,
+            path,
+            ("local", "remote", "mass_delete_share", "mass_delete_floor", "retries", "retry_delay"),
+        )
         sides: dict[str, Repository | None] = {}
         for side in ("local", "remote"):
             target = self.string(table, path, side, required=True)
@@ -263,6 +270,15 @@ class _Checker:
         floor = self.integer(table, path, "mass_delete_floor")
         if floor is not None and floor < 0:
             self.problem((*path, "mass_delete_floor"), f"must be 0 or more, not {floor}")
+        retries = self.integer(table, path, "retries")
+        if retries is not None and not 0 <= retries <= 100:
+            self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
+        delay = self.number(table, path, "retry_delay")
+        if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY:
+            self.problem(
+                (*path, "retry_delay"),
+                f"must be from 0 to {MAX_RETRY_DELAY:g} seconds, not {delay:g}",
+            )
         local, remote = sides["local"], sides["remote"]
         if local is None or remote is None:
             return None
@@ -272,6 +288,8 @@ class _Checker:
             remote=remote,
             mass_delete_share=DEFAULT_MASS_DELETE_SHARE if share is None else share,
             mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
+            retries=DEFAULT_RETRIES if retries is None else retries,
+            retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
         )
 
     def repository(self, path: KeyPath, name: str, table: Table) -> Repository | None:

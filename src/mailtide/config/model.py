@@ -24,6 +24,9 @@ DEFAULT_PORTS: dict[Tls, int] = {"implicit": 993, "starttls": 143, "none": 143}
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MASS_DELETE_SHARE = 0.5
 DEFAULT_MASS_DELETE_FLOOR = 10
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAY = 2.0
+MAX_RETRY_DELAY = 60.0  # the backoff doubles up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,10 @@ class Account:
     The mass-delete guard refuses a run that would delete more than
     ``mass_delete_share`` of a mailbox's messages, unless it deletes no more
     than ``mass_delete_floor`` of them.
+
+    A lost connection (reset, refused, a server that stops answering) is retried on a new
+    connection up to ``retries`` times, the first after ``retry_delay`` seconds, each later
+    one after twice the delay before (at most ``MAX_RETRY_DELAY``).
     """
 
     name: str
@@ -73,6 +80,8 @@ class Account:
     remote: Repository
     mass_delete_share: float = DEFAULT_MASS_DELETE_SHARE
     mass_delete_floor: int = DEFAULT_MASS_DELETE_FLOOR
+    retries: int = DEFAULT_RETRIES
+    retry_delay: float = DEFAULT_RETRY_DELAY
 
 
 @dataclass(frozen=True, slots=True)
