@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from mailtide.core.model import Identity, Record
-from mailtide.state.db import Cursor, StateDB, StateError
+from mailtide.state.db import CorruptState, Cursor, StateDB, StateError
 
 ID = Identity("<a@x>", 120, "ab" * 32)
 
@@ -53,11 +54,54 @@ def test_dry_run_mailbox_is_not_created(tmp_path: Path) -> None:
     assert db.mailbox("INBOX").id != 0
 
 
-def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_garbage_file_is_corrupt_state(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StateError, match="cannot be used"):
+    with pytest.raises(CorruptState, match="not a database"):
         StateDB(path)
+
+
+def test_account_state_damaged_is_moved_aside_and_started_afresh(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    db = StateDB.for_account(state, "work")
+    db.put(db.mailbox("INBOX"), [Record(("1", "a"), frozenset(), ID)])
+    db.close()
+    path = state / "work.sqlite"
+    path.write_bytes(b"\0" * 100 + path.read_bytes()[100:])
+
+    db = StateDB.for_account(state, "work")
+    assert db.records(db.mailbox("INBOX")) == []
+    assert db.moved_aside is not None and "damaged" in db.moved_aside
+    db.close()
+    aside = [p for p in state.iterdir() if p.name.startswith("work.sqlite.corrupt-")]
+    assert len(aside) == 1 and aside[0].name in (db.moved_aside or "")
+    assert aside[0].read_bytes()[:100] == b"\0" * 100  # kept as it was, for a post-mortem
+
+    db = StateDB.for_account(state, "work")  # the fresh one is fine: nothing more moved
+    assert db.moved_aside is None
+    db.close()
+    assert len([p for p in state.iterdir() if ".corrupt-" in p.name]) == 1
+
+
+def test_newer_schema_is_an_error_not_damage(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    StateDB.for_account(state, "work").close()
+    raw = sqlite3.connect(state / "work.sqlite")
+    raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StateError, match="newer mailtide"):
+        StateDB.for_account(state, "work")
+    assert sorted(p.name for p in state.iterdir()) == ["work.lock", "work.sqlite"]
+
+
+def test_orphan_wal_is_not_replayed_into_a_new_database(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "work.sqlite-wal").write_bytes(b"stale" * 100)
+    db = StateDB.for_account(state, "work")
+    db.close()
+    assert [p.name for p in state.iterdir() if ".orphan-" in p.name] != []
 
 
 def test_second_sync_of_the_same_account_is_refused(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from mailtide.config.model import (
     Repository,
 )
 from mailtide.core.model import Side
-from mailtide.engine.account import AccountReport, AccountSync
+from mailtide.engine.account import AccountReport, AccountSync, Retry
 from mailtide.engine.pair import Options
 from mailtide.state.db import StateDB, StateError
 from mailtide.stores.base import Store, StoreError
@@ -81,16 +81,22 @@ async def sync_account(
             await open_store(account.local, read_only=dry_run),
         )
         state = StateDB.for_account(config.general.state_dir, account.name, dry_run=dry_run)
-        if not dry_run and not state.known_folders():
+        if not dry_run and not state.known_folders() and not state.moved_aside:
             _first_sync_roots(account)
     except (StoreError, StateError) as exc:
         return AccountReport(account.name, error=str(exc))
+    if state.moved_aside:
+        log.warning("state.moved_aside", account=account.name, message=state.moved_aside)
     filters = (account.remote.folders, account.local.folders)
     try:
-        sync = AccountSync(account.name, stores, filters, state, options, only=folders)
-        return await sync.run()
+        retry = Retry(account.retries, account.retry_delay)
+        sync = AccountSync(account.name, stores, filters, state, options, only=folders, retry=retry)
+        report = await sync.run()
     finally:
         state.close()
+    if state.moved_aside:
+        report.warnings.insert(0, state.moved_aside)
+    return report
 
 
 def _print_report(report: AccountReport, dry_run: bool) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,11 @@ class StateError(Exception):
     """The state database cannot be used (the message is for the user)."""
 
 
+class CorruptState(StateError):
+    """The database file is damaged: not a database, or pages that do not check out.  Unlike
+    every other ``StateError`` this one is repaired, by moving the file aside."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """One side's mailbox identity and progress markers."""
@@ -88,12 +94,22 @@ def _flags_text(flags: Iterable[str]) -> str:
 class StateDB:
     """The state of one account.  Not thread-safe: one engine task uses it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check: bool = False) -> None:
+        """Open (or create) the database at ``path``; with ``check``, read every page once
+        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged."""
         self.path = path
+        # Set by ``for_account`` when it moved a damaged database aside: what to tell the user.
+        self.moved_aside: str | None = None
+        conn: sqlite3.Connection | None = None
         try:
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = conn
+            if check:
+                problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    raise CorruptState("; ".join(str(p) for p in problems))
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -109,10 +125,16 @@ class StateDB:
                 )
             else:
                 self._migrate(int(row[0]))
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"state database {path} cannot be used: {exc}") from exc
-        except OSError as exc:
-            raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):
+                raise CorruptState(str(exc)) from exc
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StateError(f"state database {path} cannot be used: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
+            raise
         self._depth = 0
         self._lock: int | None = None
 
@@ -138,7 +160,23 @@ class StateDB:
             return cls(Path(":memory:"))
         lock = _lock(path.with_suffix(".lock"), account)
         try:
-            db = cls(path)
+            if not path.exists():
+                # A WAL without its database would be replayed into the new, empty one.
+                _move_aside(path, "orphan")
+            try:
+                db = cls(path, check=True)
+            except CorruptState as exc:
+                # Never fatal and never silent: the old file is kept for a post-mortem, and an
+                # empty state makes this run pair both sides again by content identity (no
+                # record means nothing is deleted, and what both sides hold is not copied).
+                aside = _move_aside(path, "corrupt")
+                db = cls(path)
+                db.moved_aside = (
+                    f"state database {path} was damaged ({exc}); moved it to {aside.name} and "
+                    "started afresh: this run pairs both sides again by content, so nothing is "
+                    "copied twice and nothing is deleted (a deletion made since the last sync "
+                    "comes back)"
+                )
         except BaseException:
             os.close(lock)
             raise
@@ -262,6 +300,37 @@ class StateDB:
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file, as opposed to a full disk, a lock or an I/O error (never moved aside)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def _move_aside(path: Path, why: str) -> Path:
+    """Rename ``path`` and its WAL and shared-memory files to ``<name>.<why>-<UTC time>``
+    (whichever exist); returns the new name of the database file."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.{why}-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.{why}-{stamp}.{n}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        try:
+            part.rename(aside.with_name(aside.name + suffix))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StateError(
+                f"state database {path} is damaged and cannot be moved aside: {exc}"
+            ) from exc
+    return aside
 
 
 def _lock(path: Path, account: str) -> int:
