@@ -4,25 +4,63 @@ Folders: a folder on one side only is created on the other, unless the state
 says it was synced before (then it was deleted on one side: it is reported and
 left alone, never re-created and never deleted wholesale).  A mailbox that
 fails is reported and the others go on.
+
+A lost connection (``ConnectionLost``: reset, refused, a server that stopped
+answering or restarted) is retried on a new connection with exponential
+backoff: connecting and the folder tree as one unit, then each mailbox pair on
+its own.  Retrying is safe because every durable step is already committed
+(intents before copies), so a retry is the same as a next run that starts
+where this one was cut.  A mailbox that runs out of retries fails; when the
+server cannot even be reached again after that, the account stops there.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import structlog
 
+from mailtide.config.model import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, MAX_RETRY_DELAY
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
 from mailtide.engine.steps import Steps
 from mailtide.state.db import StateDB
-from mailtide.stores.base import Mailbox, MailboxError, Store, StoreError, UnsafeFolderName
+from mailtide.stores.base import (
+    ConnectionLost,
+    Mailbox,
+    MailboxError,
+    Store,
+    StoreError,
+    UnsafeFolderName,
+)
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How a lost connection is retried: up to ``retries`` more attempts, the first after
+    ``delay`` seconds, each later one after twice the wait before, at most ``max_delay``."""
+
+    retries: int = DEFAULT_RETRIES
+    delay: float = DEFAULT_RETRY_DELAY
+    max_delay: float = MAX_RETRY_DELAY
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
+        return float(min(self.delay * 2 ** max(attempt - 2, 0), self.max_delay))
 
 
 @dataclass(slots=True)
@@ -63,8 +101,10 @@ class AccountSync:
         state: StateDB,
         options: Options,
         only: Sequence[str] | None = None,
+        retry: Retry = Retry(),
     ) -> None:
         self.name = name
+        self.retry = retry
         self.stores = stores
         self.filters = filters
         self.state = state
@@ -80,12 +120,15 @@ class AccountSync:
 
     async def run(self) -> AccountReport:
         try:
-            for store in self.stores:
-                await store.connect()
-            names = await self._folders()
+            names = await self._retrying(self._start, "account.retry")
             for name in names:
-                await self._mailbox(name)
-        except StoreError as exc:
+                try:
+                    await self._retrying(
+                        functools.partial(self._mailbox, name), "mailbox.retry", mailbox=name
+                    )
+                except _GaveUp as exc:
+                    await self._mailbox_gave_up(name, str(exc))
+        except StoreError as exc:  # _GaveUp too
             self.report.error = str(exc)
             self.log.error("account.failed", error=str(exc))
         finally:
@@ -95,6 +138,48 @@ class AccountSync:
                 except Exception as exc:  # closing must not hide the real outcome
                     self.log.debug("account.close_failed", error=str(exc))
         return self.report
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], event: str, **context: Any) -> T:
+        """``attempt()``, tried again after a lost connection as ``self.retry`` allows (each
+        retry logged as ``event``); ``_GaveUp`` when the retries ran out."""
+        warnings = len(self.report.warnings)
+        n = 1
+        while True:
+            try:
+                return await attempt()
+            except ConnectionLost as exc:
+                if n >= self.retry.attempts:
+                    raise _GaveUp(f"{exc}; gave up after {n} attempt{'s' * (n > 1)}") from None
+                n += 1
+                wait = self.retry.wait_before(n)
+                self.log.warning(
+                    event,
+                    attempt=n,
+                    attempts=self.retry.attempts,
+                    delay=wait,
+                    error=str(exc),
+                    **context,
+                )
+                # A retry starts over: what the failed attempt warned of is said again if true.
+                del self.report.warnings[warnings:]
+                await asyncio.sleep(wait)
+
+    async def _mailbox_gave_up(self, name: str, why: str) -> None:
+        """The mailbox is reported failed and the account goes on, unless the server cannot
+        even be reached again: then the account stops (each mailbox would only wait again)."""
+        line = f"mailbox {name!r}: {why}"
+        self.report.mailboxes.append(PairReport(name, error=line))
+        self.log.error("mailbox.failed", mailbox=name, error=line)
+        try:  # one bad mailbox must not stop the account, but a dead server does
+            for store in self.stores:
+                await store.connect()
+        except ConnectionLost as exc:
+            raise _GaveUp(f"{line}; then {exc}: the other mailboxes were not synced") from None
+
+    async def _start(self) -> list[str]:
+        for store in self.stores:
+            await store.connect()
+        return await self._folders()
 
     async def _folders(self) -> list[str]:
         """The mailbox pairs to sync, after creating folders that are new on one side."""
@@ -137,6 +222,8 @@ class AccountSync:
             else:
                 try:
                     await self.stores[side].create_folder(name)
+                except ConnectionLost:
+                    raise  # the connection, not the name: retried
                 except StoreError as exc:  # a name that side refuses: skip it, not the account
                     self.warn(
                         f"folder {name!r} cannot be made on the {SIDE_NAMES[side]} side: {exc}"
@@ -179,3 +266,7 @@ class AccountSync:
                     except StoreError as exc:
                         self.log.debug("mailbox.close_failed", mailbox=name, error=str(exc))
         self.report.mailboxes.append(report)
+
+
+class _GaveUp(StoreError):
+    """Retries ran out: the account stops with this line (not retried again)."""

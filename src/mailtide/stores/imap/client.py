@@ -1,7 +1,15 @@
 """One authenticated IMAP connection: TLS, login, capabilities, one command at a time.
 
 Errors are ``StoreError`` with a sentence for the user that names the user
-and ``host:port``, never the password.
+and ``host:port``, never the password.  They are sorted by what may help:
+
+- the connection broke, was reset or refused, or the server stopped answering
+  (``ConnectionClosed``, ``CommandTimeout``, a socket error while connecting):
+  ``ConnectionLost``, which the engine retries on a new connection;
+- a response that does not parse during a command: ``MailboxError`` (the
+  connection is dropped; the mailbox fails, the account goes on);
+- authentication refused, a certificate that does not verify, a server without
+  STARTTLS: a plain ``StoreError``, never retried (it would fail the same way).
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from typing import Literal as TypingLiteral
 import structlog
 from aioimaplib import aioimaplib as aio
 
-from mailtide.stores.base import StoreError
+from mailtide.stores.base import ConnectionLost, MailboxError, StoreError
 from mailtide.stores.imap.parse import RawResponse, status_text
 from mailtide.stores.imap.protocol import (
     CommandTimeout,
+    ConnectionClosed,
     Done,
     ImapProtocol,
     Literal,
@@ -69,6 +78,9 @@ class ImapClient:
         s = self.settings
         try:
             await asyncio.wait_for(self._connect(), s.timeout)
+        except MailboxError as e:  # an unreadable answer while logging in: no mailbox yet
+            await self.close()
+            raise StoreError(str(e)) from None
         except StoreError:
             await self.close()
             raise
@@ -77,22 +89,32 @@ class ImapClient:
             raise StoreError(
                 f"TLS certificate verify failed for {s.where}: {e.verify_message or e.reason}"
             ) from None
+        except ssl.SSLEOFError:  # the network or the server hung up mid-handshake
+            await self.close()
+            raise self.lost("closed during the TLS handshake") from None
         except ssl.SSLError as e:
             await self.close()
             raise StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}") from None
         except TimeoutError:
             await self.close()
-            raise StoreError(f"timed out after {s.timeout:g} s connecting to {s.where}") from None
-        except (CommandTimeout, ProtocolError) as e:
+            raise self.lost(f"timed out after {s.timeout:g} s while connecting") from None
+        except (CommandTimeout, ConnectionClosed) as e:
+            await self.close()
+            raise self.lost(f"{e} while connecting") from None
+        except ProtocolError as e:
             await self.close()
             raise StoreError(f"{s.where}: {e}") from None
         except ConnectionRefusedError:
             await self.close()
-            raise StoreError(f"connection refused by {s.where}") from None
+            raise ConnectionLost(f"connection refused by {s.where}") from None
         except OSError as e:
             await self.close()
-            raise StoreError(f"cannot connect to {s.where}: {e.strerror or e}") from None
+            raise self.lost(f"cannot connect: {e.strerror or e}") from None
         log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
+
+    def lost(self, why: str) -> ConnectionLost:
+        """The error for a connection that broke (``why`` must not hold the password)."""
+        return ConnectionLost(f"connection to {self.settings.where} lost: {why}")
 
     def _tls_context(self) -> ssl.SSLContext:
         # Certificate and host name verification stay on: create_default_context does both.
@@ -201,13 +223,19 @@ class ImapClient:
     ) -> Done:
         """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command."""
         if self.protocol is None:
-            raise StoreError(f"not connected to {self.settings.where}")
+            raise self.lost("the connection was closed")
         try:
             done = await self.protocol.run(
                 *parts, on_untagged=on_untagged, secret=secret, literal_plus=literal_plus
             )
-        except (CommandTimeout, ProtocolError) as e:
-            raise StoreError(f"{self.settings.where}: {e}") from None
+        except (CommandTimeout, ConnectionClosed) as e:
+            raise self.lost(str(e)) from None
+        except ProtocolError as e:
+            # The stream cannot be followed any more, so the connection is gone too (the
+            # protocol closed it), but a new one will most likely hit the same response.
+            raise MailboxError(f"{self.settings.where}: {e}") from None
+        except OSError as e:  # a write on a socket the kernel already knows is dead
+            raise self.lost(e.strerror or str(e)) from None
         if check and not done.ok:
             what = parts[0] if isinstance(parts[0], str) else "command"
             if secret is None and len(parts) > 1 and isinstance(parts[1], str):

@@ -18,6 +18,7 @@ from mailtide.core.identity import BODY_PREFIX, identity_of, identity_of_message
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
     BytesBody,
+    ConnectionLost,
     Delta,
     Fetched,
     FlagChange,
@@ -195,6 +196,9 @@ class ImapMailbox:
             return await self._client.run(
                 *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
             )
+        except ConnectionLost:  # not this mailbox's fault: the engine retries it
+            self._failed = True
+            raise
         except StoreError as e:
             self._failed = True
             raise MailboxError(f"mailbox {self.name!r}: {e}") from None

@@ -52,11 +52,22 @@ class ImapStore:
         return client
 
     async def connect(self) -> None:
-        if self._client is not None:
-            return
-        self._client = await self._new_client()
-        if "NAMESPACE" in self._client.capabilities:
-            await self._read_namespace(self._client)
+        await self._ready()
+
+    async def _ready(self) -> ImapClient:
+        """The store's own connection (folders, namespace), opened again if it broke: after a
+        lost connection the engine retries on this store, which must not reuse a dead one."""
+        client = self._client
+        if client is not None and client.usable:
+            return client
+        self._client = None
+        if client is not None:
+            await client.close()
+        client = await self._new_client()
+        if "NAMESPACE" in client.capabilities:
+            await self._read_namespace(client)
+        self._client = client
+        return client
 
     async def _read_namespace(self, client: ImapClient) -> None:
         done = await client.run("NAMESPACE", check=False)
@@ -72,11 +83,6 @@ class ImapStore:
                         self.separator = text_of(sep)
             except ParseError as e:
                 log.warning("imap.bad_namespace", error=str(e))
-
-    def _connected(self) -> ImapClient:
-        if self._client is None:
-            raise StoreError(f"not connected to {self.settings.where}")
-        return self._client
 
     # -- names ----------------------------------------------------------------------
 
@@ -113,7 +119,7 @@ class ImapStore:
     # -- folders --------------------------------------------------------------------
 
     async def list_folders(self) -> list[FolderInfo]:
-        client = self._connected()
+        client = await self._ready()
         if "LIST-STATUS" in client.capabilities:
             items = "UIDVALIDITY UIDNEXT MESSAGES"
             if "CONDSTORE" in client.capabilities:
@@ -192,7 +198,7 @@ class ImapStore:
     async def create_folder(self, name: str) -> None:
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
-        client = self._connected()
+        client = await self._ready()
         for each in [*parents(name), name]:
             if is_inbox(each):
                 continue
@@ -203,6 +209,7 @@ class ImapStore:
 
     async def open(self, name: str) -> ImapMailbox:
         server_name = self.server_name(name)
+        # Never hand out a connection that broke while it waited in the pool.
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
         client = self._idle.pop() if self._idle else await self._new_client()
@@ -230,7 +237,10 @@ class ImapStore:
         return mailbox
 
     async def _give_back(self, client: ImapClient) -> None:
-        self._idle.append(client)
+        if client.usable:
+            self._idle.append(client)
+        else:
+            await client.close()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
