@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from courier import Courier, private_courier
 from dovecot import Dovecot, ImapAccount, private_dovecot
 
 # ---- Dovecot --------------------------------------------------------------------------------
@@ -28,3 +29,12 @@ def imap_account(dovecot: Dovecot, request: pytest.FixtureRequest) -> ImapAccoun
     test = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
     user = f"u{os.getpid()}-{next(_user_counter)}-{test}".lower()
     return dovecot.account(user)
+
+
+# ---- Courier --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def courier() -> Iterator[Courier]:
+    """One private Courier-IMAP per test session (no UIDPLUS advertised; see tests/courier.py)."""
+    yield from private_courier()

@@ -185,8 +185,12 @@ class ImapStore:
         raw_name = text_of(raw)
         if not raw_name.isascii():
             raise BadFolderName(f"folder {raw_name!r} is 8-bit, not modified UTF-7")
-        if self.prefix and raw_name == self.prefix.rstrip(self.separator):
-            return None  # the namespace root itself ("INBOX" on Courier is also INBOX)
+        if (
+            self.prefix
+            and raw_name == self.prefix.rstrip(self.separator)
+            and not is_inbox(raw_name)
+        ):
+            return None  # the namespace root itself, unless it is INBOX (Courier's "INBOX.")
         flag_set = {text_of(f).upper() for f in flags}
         name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
         return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))

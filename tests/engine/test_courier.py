@@ -1,0 +1,416 @@
+"""Through a real Courier-IMAP 5.0 (tests/courier.py): another server's dialect ("INBOX."
+namespace, "." separator, its own keyword store) and no UIDPLUS advertised.
+
+Courier still answers APPEND with an APPENDUID code when UIDPLUS is not advertised, so every
+test also runs through a relay that strips that code from the server's replies
+(``no-appenduid``): then mailtide learns nothing of an upload's UID, and only the content
+identity of what it finds on the next run keeps it from uploading twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import imap_helpers as srv
+import maildir_helpers as loc
+from courier import Courier
+from dovecot import ImapAccount
+from engine_helpers import Setup, make_setup, write_config
+from mailtide.engine.steps import CRASH_ENV
+
+SEEN, ANSWERED, FLAGGED, DELETED = "\\Seen", "\\Answered", "\\Flagged", "\\Deleted"
+
+
+# ---- a server that never says which UID an APPEND got ---------------------------------------
+
+_APPENDUID = re.compile(rb"^(\S+ OK )\[APPENDUID [^\]]*\] ?")
+
+
+class WithoutAppendUid:
+    """A TCP relay to a real server that removes ``[APPENDUID ...]`` from tagged OK replies.
+    Server output is relayed a whole line at a time (a literal's bytes pass through as lines
+    too; the test messages never hold a line like a tagged reply)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stripped = 0
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target, timeout=60)
+            self._sockets += [client, server]
+            threading.Thread(target=self._up, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client), daemon=True).start()
+
+    def _up(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def _down(self, src: socket.socket, dst: socket.socket) -> None:
+        pending = b""
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                out = []
+                for line in lines:
+                    line, n = _APPENDUID.subn(rb"\1", line)
+                    self.stripped += n
+                    out.append(line + b"\n")
+                dst.sendall(b"".join(out))
+            dst.sendall(pending)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+@pytest.fixture(scope="module")
+def relay(courier: Courier) -> Iterator[WithoutAppendUid]:
+    r = WithoutAppendUid(courier.host, courier.port)
+    yield r
+    r.close()
+
+
+_users = itertools.count(1)
+
+
+@pytest.fixture(params=["appenduid", "no-appenduid"])
+def variant(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def account(courier: Courier, relay: WithoutAppendUid, variant: str, name: str) -> ImapAccount:
+    """A fresh Courier user, reached directly or through the relay."""
+    user = f"c{os.getpid()}-{next(_users)}-{name}"[:40]
+    acc = courier.account(user)
+    if variant == "no-appenduid":
+        return ImapAccount(acc.host, relay.port, 0, acc.user, acc.password, "")
+    return acc
+
+
+def fresh(courier: Courier, relay: WithoutAppendUid, variant: str, tmp: Path, name: str) -> Setup:
+    tmp.mkdir(parents=True)
+    return make_setup(account(courier, relay, variant, name), tmp, "fs")
+
+
+# ---- the server side in canonical names -----------------------------------------------------
+
+
+def on_server(folder: str) -> str:
+    """Courier's name of a canonical folder: "INBOX.Archive.2024" for "Archive/2024"."""
+    return "INBOX" if folder == "INBOX" else "INBOX." + folder.replace("/", ".")
+
+
+def canonical(name: str) -> str:
+    return "INBOX" if name == "INBOX" else name.removeprefix("INBOX.").replace(".", "/")
+
+
+def put_server(acc: ImapAccount, folder: str, numbers: list[int], flags: list[str]) -> None:
+    with srv.session(acc) as c:
+        if folder != "INBOX":
+            c.create(srv._quote(on_server(folder)))  # "already exists" is fine
+        for i in numbers:
+            srv._ok(
+                c.append(
+                    srv._quote(on_server(folder)),
+                    srv._flag_list(flags),
+                    None,
+                    srv.make_message(i, folder),
+                )
+            )
+
+
+def server_side(acc: ImapAccount) -> dict[str, list[srv.ServerMessage]]:
+    with srv.session(acc) as c:
+        return {
+            canonical(f): srv.fetch_all(acc, f, imap=c)
+            for f in srv.list_folders(acc, c, selectable=True)
+        }
+
+
+def server_flags(acc: ImapAccount, folder: str) -> dict[str, frozenset[str]]:
+    return {m.message_id: m.flags for m in server_side(acc).get(folder, [])}
+
+
+def local_flags(s: Setup, folder: str) -> dict[str, frozenset[str]]:
+    keywords = loc.keyword_names(s.root, s.layout, folder)
+    return {
+        m.message_id: loc.imap_flags(m, keywords) for m in loc.messages(s.root, s.layout, folder)
+    }
+
+
+def assert_same_everywhere(s: Setup) -> None:
+    """Both sides hold the same folders, each Message-ID once per folder, same flags, same
+    bytes (but line ends)."""
+    server = server_side(s.imap)
+    local = {f: loc.messages(s.root, s.layout, f) for f in loc.folders(s.root, s.layout)}
+    assert sorted(server) == sorted(local)
+    for folder in server:
+        r_ids = Counter(m.message_id for m in server[folder])
+        l_ids = Counter(m.message_id for m in local[folder])
+        assert [k for k, n in r_ids.items() if n > 1] == [], f"twice on the server in {folder}"
+        assert [k for k, n in l_ids.items() if n > 1] == [], f"twice locally in {folder}"
+        assert sorted(r_ids) == sorted(l_ids), folder
+        assert server_flags(s.imap, folder) == local_flags(s, folder), folder
+        by_id = {m.message_id: m.body for m in local[folder]}
+        for m in server[folder]:
+            assert m.body.replace(b"\r\n", b"\n") == by_id[m.message_id], m.message_id
+
+
+def quiet(s: Setup) -> None:
+    report = s.sync()
+    assert not report.failed, report
+    assert all(not any(m.summary().values()) for m in report.mailboxes), report
+
+
+def synced(s: Setup) -> None:
+    report = s.sync()
+    assert not report.failed, report
+
+
+# ---- (a) a two-way sync at all ----------------------------------------------------------------
+
+
+def test_two_way_sync(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    s = fresh(courier, relay, variant, tmp_path / "s", "twoway")
+    mid = srv.message_id
+    put_server(s.imap, "INBOX", [1, 2], [SEEN])
+    put_server(s.imap, "INBOX", [3], [FLAGGED, "Work"])
+    put_server(s.imap, "Archive/2024", [11, 12], [SEEN, "$Forwarded"])
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(21, "INBOX"), "S")
+    loc.deliver(s.root, "fs", "Lokal", srv.make_message(31, "Lokal"), "F")
+    loc.deliver(s.root, "fs", "Lokal", srv.make_message(32, "Lokal"), "")
+
+    synced(s)
+    synced(s)  # without APPENDUID the uploads are paired by identity on the next run
+    assert_same_everywhere(s)
+    assert server_flags(s.imap, "INBOX")[mid(3, "INBOX")] == {FLAGGED, "Work"}
+    assert sorted(server_flags(s.imap, "Lokal")) == [mid(31, "Lokal"), mid(32, "Lokal")]
+    assert local_flags(s, "Archive/2024")[mid(11, "Archive/2024")] == {SEEN, "$Forwarded"}
+    quiet(s)
+
+    # flags and keywords both ways
+    srv.set_flags(s.imap, on_server("INBOX"), mid(1, "INBOX"), [ANSWERED, "Later"])
+    srv.clear_flags(s.imap, on_server("INBOX"), mid(3, "INBOX"), ["Work"])
+    local = loc.by_message_id(s.root, "fs", "Archive/2024")
+    loc.set_letters(local[mid(12, "Archive/2024")], "FPS")
+    local = loc.by_message_id(s.root, "fs", "Lokal")
+    loc.set_letters(local[mid(31, "Lokal")], "S")
+    synced(s)
+    assert server_flags(s.imap, "INBOX")[mid(1, "INBOX")] == {SEEN, ANSWERED, "Later"}
+    assert local_flags(s, "INBOX")[mid(1, "INBOX")] == {SEEN, ANSWERED, "Later"}
+    assert local_flags(s, "INBOX")[mid(3, "INBOX")] == {FLAGGED}
+    assert server_flags(s.imap, "Archive/2024")[mid(12, "Archive/2024")] == {
+        SEEN,
+        FLAGGED,
+        "$Forwarded",
+    }
+    assert server_flags(s.imap, "Lokal")[mid(31, "Lokal")] == {SEEN}
+    assert_same_everywhere(s)
+    quiet(s)
+
+    # deletions both ways
+    srv.expunge(s.imap, on_server("INBOX"), mid(2, "INBOX"))
+    loc.by_message_id(s.root, "fs", "Lokal")[mid(32, "Lokal")].path.unlink()
+    synced(s)
+    assert mid(2, "INBOX") not in local_flags(s, "INBOX")
+    assert sorted(server_flags(s.imap, "Lokal")) == [mid(31, "Lokal")]
+    assert_same_everywhere(s)
+    quiet(s)
+
+
+# ---- (b) no duplicate uploads after a crash between APPEND and its record -------------------
+
+
+def mailtide(
+    config: Path, crash_after: int | None = None, verbose: bool = False
+) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash_after is not None:
+        env[CRASH_ENV] = str(crash_after)
+    args = [sys.executable, "-m", "mailtide", "sync", "-c", str(config)]
+    proc = subprocess.run(
+        args + (["-v"] if verbose else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=120,  # a hang guard only
+    )
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def steps_of(log: str) -> list[str]:
+    """What each durable step was, in order, from a ``-v`` log."""
+    steps: dict[int, str] = {}
+    for line in log.splitlines():
+        n = re.search(r"\bstep=(\d+)", line)
+        what = re.search(r"\bwhat=(?:'([^']*)'|\"([^\"]*)\"|(\S+))", line)
+        if "step.done" in line and n and what:
+            steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
+    assert sorted(steps) == list(range(1, len(steps) + 1)), steps
+    return [steps[i] for i in sorted(steps)]
+
+
+UPLOADS = {
+    "INBOX": [(1, "S"), (2, ""), (3, "FS")],
+    "Lokal": [(11, ""), (12, "R")],
+    "Lokal/Tief": [(21, "S")],
+}
+DOWNLOADS = {"INBOX": [5, 6]}
+
+
+def prepare_uploads(s: Setup) -> None:
+    """Local mail to upload (the point of the test) and a little server mail to download."""
+    for folder, msgs in UPLOADS.items():
+        for i, letters in msgs:
+            loc.deliver(s.root, "fs", folder, srv.make_message(i, folder), letters)
+    for folder, numbers in DOWNLOADS.items():
+        put_server(s.imap, folder, numbers, [SEEN])
+
+
+def local_names(s: Setup) -> dict[str, set[str]]:
+    """Every local message file by folder, by the unique part of its name."""
+    return {
+        f: {m.path.name.split(":2,", 1)[0] for m in loc.messages(s.root, "fs", f)}
+        for f in loc.folders(s.root, "fs")
+    }
+
+
+def check_uploaded_once(s: Setup, uploaded: dict[str, set[str]]) -> None:
+    """Every expected Message-ID once on each side, and every local file that was there before
+    the first run is still there under its own name (nothing came back as a new file)."""
+    want = {f: sorted(srv.message_id(i, f) for i, _ in msgs) for f, msgs in UPLOADS.items()}
+    for f, numbers in DOWNLOADS.items():
+        want[f] = sorted(want.get(f, []) + [srv.message_id(i, f) for i in numbers])
+    server = server_side(s.imap)
+    assert {f: sorted(m.message_id for m in msgs) for f, msgs in server.items()} == want
+    local = {f: loc.messages(s.root, "fs", f) for f in loc.folders(s.root, "fs")}
+    assert {f: sorted(m.message_id for m in msgs) for f, msgs in local.items()} == want
+    names = local_names(s)
+    for folder, before in uploaded.items():
+        downloads = len(DOWNLOADS.get(folder, []))
+        assert before <= names[folder] and len(names[folder]) == len(before) + downloads, folder
+    assert_same_everywhere(s)
+
+
+def test_no_duplicate_uploads_without_a_crash(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    s = fresh(courier, relay, variant, tmp_path / "s", "nocrash")
+    prepare_uploads(s)
+    uploaded = local_names(s)
+    stripped = relay.stripped
+    first = s.sync()
+    assert not first.failed, first
+    if variant == "no-appenduid":
+        assert relay.stripped - stripped == 6, "the relay did not hide every APPENDUID"
+    second = s.sync()
+    assert not second.failed, second
+    assert sum(m.copied[0] + m.copied[1] for m in second.mailboxes) == 0, second
+    if variant == "no-appenduid":  # the second run paired what the first uploaded
+        assert sum(m.paired for m in second.mailboxes) == 6, second
+    check_uploaded_once(s, uploaded)
+    quiet(s)
+
+
+def test_crash_after_every_step_uploads_nothing_twice(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    s = fresh(courier, relay, variant, tmp_path / "count", "count")
+    prepare_uploads(s)
+    code, out = mailtide(write_config(s), verbose=True)
+    assert code == 0, out
+    steps = steps_of(out)
+    assert "append remote" in steps, steps
+
+    def attempt(n: int) -> str | None:
+        t = fresh(courier, relay, variant, tmp_path / f"n{n}", f"n{n}")
+        prepare_uploads(t)
+        uploaded = local_names(t)
+        config = write_config(t)
+        try:
+            code, out = mailtide(config, crash_after=n)
+            assert code == -9, f"not killed (exit {code}):\n{out}"
+            code, out = mailtide(config)
+            assert code == 0, f"the run after the crash failed:\n{out}"
+            check_uploaded_once(t, uploaded)
+            quiet(t)
+        except AssertionError as exc:
+            return f"after step {n} ({steps[n - 1]}): {exc}"
+        return None
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(attempt, range(1, len(steps) + 1)) if f]
+    print(f"{variant}: {len(steps)} interruption points in {time.monotonic() - started:.1f} s")
+    assert not failures, "\n\n".join(failures)
+
+
+# ---- (c) deleting without UIDPLUS: never another client's \Deleted message -------------------
+
+
+def test_delete_leaves_other_clients_deleted_messages(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    s = fresh(courier, relay, variant, tmp_path / "s", "delete")
+    mid = srv.message_id
+    put_server(s.imap, "INBOX", list(range(6)), [SEEN])
+    synced(s)
+    assert sorted(local_flags(s, "INBOX")) == sorted(server_flags(s.imap, "INBOX"))
+
+    # nobody else has a \Deleted message: ours is expunged
+    loc.by_message_id(s.root, "fs", "INBOX")[mid(1, "INBOX")].path.unlink()
+    synced(s)
+    assert mid(1, "INBOX") not in server_flags(s.imap, "INBOX")
+
+    # another client marked one \Deleted and has not expunged it: it stays, and ours waits
+    srv.set_flags(s.imap, "INBOX", mid(2, "INBOX"), [DELETED])
+    loc.by_message_id(s.root, "fs", "INBOX")[mid(3, "INBOX")].path.unlink()
+    for _ in range(2):
+        synced(s)
+        server = server_flags(s.imap, "INBOX")
+        assert DELETED in server[mid(2, "INBOX")]
+        assert DELETED in server[mid(3, "INBOX")]
+        local = loc.by_message_id(s.root, "fs", "INBOX")
+        assert mid(3, "INBOX") not in local, "our deletion came back"
+        assert "T" in local[mid(2, "INBOX")].letters
+
+    # once that client changes its mind (unmarks its message), ours is expunged, theirs stays
+    srv.clear_flags(s.imap, "INBOX", mid(2, "INBOX"), [DELETED])
+    synced(s)
+    want = sorted(mid(i, "INBOX") for i in (0, 2, 4, 5))
+    assert sorted(server_flags(s.imap, "INBOX")) == want
+    assert_same_everywhere(s)
+    quiet(s)
