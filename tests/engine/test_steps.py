@@ -19,8 +19,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -34,7 +32,7 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot
-from engine_helpers import Setup, make_setup, write_config
+from engine_helpers import Setup, make_setup, run_forked, write_config
 from mailtide.engine.steps import CRASH_ENV
 
 SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
@@ -258,15 +256,7 @@ def mailtide(
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_after is not None:
         env[CRASH_ENV] = str(crash_after)
-    args = [sys.executable, "-m", "mailtide", "sync", "-c", str(config)]
-    proc = subprocess.run(
-        args + (["-v"] if verbose else []),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        timeout=120,  # a hang guard only
-    )
-    return proc.returncode, proc.stdout.decode(errors="replace")
+    return run_forked(config, *(["-v"] if verbose else []), env=env)
 
 
 def steps_of(log: str) -> list[str]:
