@@ -207,6 +207,10 @@ class ImapStore:
             if is_inbox(each):
                 continue
             done = await client.run("CREATE", quote_astring(self.server_name(each)), check=False)
+            if each != name:
+                # A parent that exists is refused without ALREADYEXISTS by some servers
+                # (Courier: "NO Cannot create this folder."); the folder's own CREATE tells.
+                continue
             if not done.ok and done.code != "ALREADYEXISTS" and "exist" not in done.text.lower():
                 raise StoreError(f"cannot create folder {each!r}: {done.status} {done.text}")
         log.debug("imap.folder_created", folder=name)
