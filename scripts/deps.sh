@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Usage: scripts/deps.sh [EXTRA-PACKAGE...]
 #   Makes sure the Debian packages the tests and the demo need are installed:
-#   dovecot-imapd, openssl, time, plus any EXTRA-PACKAGE (bench/run.sh adds isync),
+#   dovecot-imapd, openssl, time; isync (mbsync) and offlineimap3, whose Maildirs the
+#   tests adopt; the libraries of the private Courier-IMAP that tests/courier.py unpacks
+#   from .debs (courier-imap itself conflicts with dovecot-imapd, so it is not installed);
+#   plus any EXTRA-PACKAGE,
 #   plus python3-venv when $PYTHON (default python3) is Debian's and cannot make venvs.
 #   Everything present: prints one line and touches nothing (no apt at all).
 #   Something missing: as root, `apt-get update` then `apt-get install -y`;
@@ -9,7 +12,8 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
-wanted=(dovecot-imapd openssl time "$@")
+wanted=(dovecot-imapd openssl time isync offlineimap3
+  libcourier-unicode4 libidn12 libltdl7 libgamin0 libgdbm6 "$@")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "deps: not a Debian system; make sure these are installed: ${wanted[*]}" >&2
