@@ -82,6 +82,9 @@ def unpacked_debs(cache: Path = CACHE) -> Path:
             debs = work / "debs"
             debs.mkdir()
             got = _run(["apt-get", "download", *PACKAGES], cwd=debs)
+            if got.returncode != 0 and os.geteuid() == 0:  # no package lists yet
+                _run(["apt-get", "update", "-qq"])
+                got = _run(["apt-get", "download", *PACKAGES], cwd=debs)
             if got.returncode != 0:
                 raise CourierUnavailable(
                     "could not fetch the Courier packages with apt-get download: "
@@ -127,6 +130,7 @@ class Courier:
         self._lock = threading.Lock()
         self._pids: list[int] = []
         self._namespace: str | None = None
+        self._hash = ""  # the password, crypt(3)-style, for userdb
 
     # -- public ---------------------------------------------------------------
 
