@@ -392,15 +392,20 @@ class PairSync:
         by_id = {c.id: c for c in copies}
         batch: list[tuple[Copy, Fetched]] = []
         held = 0
-        async for fetched in self.box(source).fetch(list(by_id)):
-            copy = by_id.get(fetched.id)
-            if copy is None:
-                continue
-            batch.append((copy, fetched))
-            held += fetched.body.size
-            if held >= self.options.batch_bytes or len(batch) >= self.options.batch_count:
+        try:
+            async for fetched in self.box(source).fetch(list(by_id)):
+                copy = by_id.get(fetched.id)
+                if copy is None:
+                    continue
+                batch.append((copy, fetched))
+                held += fetched.body.size
+                if held >= self.options.batch_bytes or len(batch) >= self.options.batch_count:
+                    await self._deliver(mailbox, source, batch)
+                    batch, held = [], 0
+        except MailboxError:
+            if batch:  # read before the source failed (e.g. one unreadable message): keep them
                 await self._deliver(mailbox, source, batch)
-                batch, held = [], 0
+            raise
         if batch:
             await self._deliver(mailbox, source, batch)
 

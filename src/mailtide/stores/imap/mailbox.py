@@ -17,6 +17,7 @@ from aioimaplib import aioimaplib as aio
 from mailtide.core.identity import BODY_PREFIX, identity_of, identity_of_message
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
+    Body,
     BytesBody,
     ConnectionLost,
     Delta,
@@ -29,8 +30,18 @@ from mailtide.stores.base import (
     StoreError,
 )
 from mailtide.stores.imap.client import ImapClient, quote_astring
-from mailtide.stores.imap.parse import ParseError, Untagged, Value, pairs, status_text, text_of
-from mailtide.stores.imap.protocol import Done, Literal, OnUntagged
+from mailtide.stores.imap.parse import (
+    ParseError,
+    SpooledLiteral,
+    Untagged,
+    Value,
+    bytes_of,
+    number_of,
+    pairs,
+    status_text,
+    text_of,
+)
+from mailtide.stores.imap.protocol import Done, Literal, OnUntagged, ProtocolError
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +49,7 @@ SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
 UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
 BATCH_BYTES = 16 << 20  # bodies per FETCH, by RFC822.SIZE; a bigger message goes alone
 RECENT = "\\Recent"
+HEADER_SCAN = 8 << 20  # a header section is looked for in a message's first 8 MiB
 
 _MONTHS = {
     m: i
@@ -107,17 +119,77 @@ def parse_internaldate(text: str) -> datetime:
         raise ParseError(f"bad INTERNALDATE {text!r}") from None
 
 
-def _flags_of(value: Value) -> Flags:
+def fetch_attributes(u: Untagged) -> dict[str, Value]:
+    """The attributes of ``* n FETCH (...)``: the list must end the response (bytes after it
+    mean the server's parentheses do not match, and the values may belong elsewhere)."""
+    t = u.tokens()
+    attrs = pairs(t.value())
+    if not t.at_end():
+        raise ParseError("FETCH response goes on after its attribute list")
+    return attrs
+
+
+def flags_of(value: Value) -> Flags:
+    """A FETCH FLAGS list.  Anything in it that is not an atom of printable ASCII (a nested
+    list, a quoted string, NIL, a control character) makes the whole response unparsable:
+    dropping just that item would read as the user removing a flag."""
     if not isinstance(value, list):
         raise ParseError("FLAGS is not a list")
-    return frozenset(f for f in (text_of(v) for v in value) if f and f != RECENT)
+    flags = set()
+    for item in value:
+        if not isinstance(item, str) or not item or not item.isascii() or not item.isprintable():
+            raise ParseError(f"FLAGS holds {item!r}, which is not a flag"[:120])
+        if item != RECENT:
+            flags.add(item)
+    return frozenset(flags)
 
 
-def _message_info(attrs: dict[str, Value]) -> MessageInfo:
+def uid_of(attrs: dict[str, Value]) -> int:
+    """The UID of a FETCH response (a number >= 1)."""
+    if "UID" not in attrs:
+        raise ParseError("FETCH response without UID")
+    uid = number_of(attrs["UID"])
+    if uid == 0:
+        raise ParseError("FETCH response with UID 0")
+    return uid
+
+
+def message_info(attrs: dict[str, Value]) -> MessageInfo:
     """A message from the attributes of FETCH (UID FLAGS RFC822.SIZE)."""
-    size = text_of(attrs.get("RFC822.SIZE", "0"))
-    return MessageInfo(
-        id=str(int(text_of(attrs["UID"]))), flags=_flags_of(attrs["FLAGS"]), size=int(size)
+    if "FLAGS" not in attrs:
+        raise ParseError("FETCH response without FLAGS")
+    size = number_of(attrs.get("RFC822.SIZE", "0"))
+    return MessageInfo(id=str(uid_of(attrs)), flags=flags_of(attrs["FLAGS"]), size=size)
+
+
+def identity_of_spooled(body: SpooledLiteral) -> Identity:
+    """``identity_of_message`` for a body on disk: only its start is read back."""
+    head = body.read(0, min(body.size, HEADER_SCAN))
+    ends = [at + n for at, n in ((head.find(b"\r\n\r\n"), 4), (head.find(b"\n\n"), 2)) if at >= 0]
+    cut = min(ends) if ends else len(head)  # a header past HEADER_SCAN is cut there
+    prefix = body.read(cut, BODY_PREFIX)
+    return identity_of(head[:cut], body.size, prefix)
+
+
+def fetched_of(attrs: dict[str, Value]) -> Fetched:
+    """A message from the attributes of FETCH (UID FLAGS INTERNALDATE BODY[])."""
+    body = attrs["BODY[]"]
+    content: Body
+    if isinstance(body, SpooledLiteral):
+        if not body.complete:
+            raise ParseError("BODY[] literal is incomplete")
+        identity, content = identity_of_spooled(body), body
+    elif isinstance(body, bytes | bytearray):
+        identity, content = identity_of_message(body), BytesBody(body)
+    else:
+        raise ParseError("BODY[] is not a string")
+    date = attrs.get("INTERNALDATE")
+    return Fetched(
+        id=str(uid_of(attrs)),
+        flags=flags_of(attrs.get("FLAGS")),
+        internaldate=parse_internaldate(text_of(date)) if date else None,
+        identity=identity,
+        body=content,
     )
 
 
@@ -245,7 +317,7 @@ class ImapMailbox:
                 self.exists = u.number
         out: list[MessageInfo] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: out.append(_message_info(attrs)), bad)
+        on_fetch = self._on_fetch(lambda attrs: out.append(message_info(attrs)), bad)
         if self.exists:
             for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
                 end = start + SNAPSHOT_CHUNK - 1
@@ -275,7 +347,7 @@ class ImapMailbox:
         changed: list[MessageInfo] = []
         vanished: list[tuple[int, int]] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: changed.append(_message_info(attrs)), bad)
+        on_fetch = self._on_fetch(lambda attrs: changed.append(message_info(attrs)), bad)
 
         def on_untagged(u: Untagged) -> bool:
             if u.kind != "VANISHED":
@@ -315,7 +387,7 @@ class ImapMailbox:
             if u.kind != "FETCH":
                 return False
             try:
-                return take(pairs(u.tokens().value())) is not False
+                return take(fetch_attributes(u)) is not False
             except (ParseError, KeyError, ValueError) as e:
                 line = u.raw.first[:120].decode("ascii", "replace")
                 log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e), line=line)
@@ -334,13 +406,11 @@ class ImapMailbox:
         def take(attrs: dict[str, Value]) -> None:
             header = attrs["BODY[HEADER]"]
             text = attrs.get("BODY[TEXT]<0>", b"")
-            if not isinstance(header, bytes | bytearray) or not isinstance(
-                text, bytes | bytearray | None
-            ):
+            if isinstance(header, list) or isinstance(text, list | str):
                 raise ParseError("BODY[HEADER] or BODY[TEXT] is not a string")
-            uid = str(int(text_of(attrs["UID"])))
-            size = int(text_of(attrs["RFC822.SIZE"]))
-            out[uid] = identity_of(bytes(header), size, bytes(text or b""))
+            uid = str(uid_of(attrs))
+            size = number_of(attrs["RFC822.SIZE"])
+            out[uid] = identity_of(bytes_of(header, HEADER_SCAN), size, bytes_of(text, BODY_PREFIX))
 
         on_fetch = self._on_fetch(take)
 
@@ -357,7 +427,7 @@ class ImapMailbox:
         sizes: dict[int, int] = {}
 
         def take(attrs: dict[str, Value]) -> None:
-            sizes[int(text_of(attrs["UID"]))] = int(text_of(attrs["RFC822.SIZE"]))
+            sizes[uid_of(attrs)] = number_of(attrs["RFC822.SIZE"])
 
         on_fetch = self._on_fetch(take)
 
@@ -366,43 +436,55 @@ class ImapMailbox:
         return sizes
 
     async def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
-        """Bodies in batches of at most ``BATCH_BYTES`` (a bigger message alone)."""
+        """Bodies in batches of at most ``BATCH_BYTES`` (a bigger message alone).
+
+        A message whose FETCH response does not parse is skipped; the others are still
+        given, and then ``MailboxError`` names what could not be read (the caller keeps
+        what it got; the next run tries the skipped ones again)."""
         sizes = await self._sizes(ids)
+        unreadable: list[str] = []
         batch: list[int] = []
         budget = 0
         for uid in sorted(sizes):
             if batch and budget + sizes[uid] > BATCH_BYTES:
-                for item in await self._fetch_batch(batch):
+                for item in await self._fetch_batch(batch, budget, unreadable):
                     yield item
                 batch, budget = [], 0
             batch.append(uid)
             budget += sizes[uid]
         if batch:
-            for item in await self._fetch_batch(batch):
+            for item in await self._fetch_batch(batch, budget, unreadable):
                 yield item
+        if unreadable:
+            raise MailboxError(
+                f"mailbox {self.name!r}: {len(unreadable)} message(s) could not be read and "
+                f"were skipped: {'; '.join(unreadable[:5])}"
+            )
 
-    async def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
+    async def _fetch_batch(
+        self, uids: list[int], budget: int, unreadable: list[str]
+    ) -> list[Fetched]:
         got: list[Fetched] = []
+        received = 0
+        # A server may misstate RFC822.SIZE a little; one sending far more than it announced
+        # would fill the disk with spooled bodies of one command.
+        most = 2 * budget + BATCH_BYTES
 
         def take(attrs: dict[str, Value]) -> bool:
+            nonlocal received
             if "BODY[]" not in attrs:
                 return False  # a flag update for another message: keep it as news
-            body = attrs["BODY[]"]
-            if not isinstance(body, bytes | bytearray):
-                raise ParseError("BODY[] is not a string")
-            date = attrs.get("INTERNALDATE")
-            got.append(
-                Fetched(
-                    id=str(int(text_of(attrs["UID"]))),
-                    flags=_flags_of(attrs["FLAGS"]),
-                    internaldate=parse_internaldate(text_of(date)) if date else None,
-                    identity=identity_of_message(body),
-                    body=BytesBody(body),
+            fetched = fetched_of(attrs)
+            received += fetched.body.size
+            if received > most:
+                raise ProtocolError(
+                    f"server sent {received} bytes of messages where it announced {budget}"
                 )
-            )
+            got.append(fetched)
             return True
 
-        on_fetch = self._on_fetch(take)
+        bad: list[str] = []
+        on_fetch = self._on_fetch(take, bad)
 
         for uid_set in uid_sets(uids):
             await self._run(
@@ -410,6 +492,12 @@ class ImapMailbox:
                 uid_set,
                 "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
                 on_untagged=on_fetch,
+            )
+        if bad:
+            missing = sorted(set(uids) - {int(f.id) for f in got})
+            unreadable.append(
+                f"UID {', '.join(map(str, missing[:20])) or '?'}: {bad[0]}"
+                + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
             )
         return got
 

@@ -8,21 +8,86 @@ whole line, and keeps literals as the very objects the reader filled (a 25 MB
 body is not copied here).
 
 Values: an atom is ``str`` (``\\Seen``, ``FETCH``, ``BODY[HEADER]``, ``42``),
-a quoted string is ``bytes``, a literal is ``bytearray``, NIL is ``None``, a
-parenthesised list is ``list``.  Quoted strings and literals are both "strings"
-in IMAP; ``text_of`` accepts either.
+a quoted string is ``bytes``, a literal is ``bytearray`` (or a ``SpooledLiteral``
+when it is too big to hold in memory), NIL is ``None``, a parenthesised list is
+``list``.  Quoted strings and literals are both "strings" in IMAP; ``text_of``
+accepts either.
+
+Whatever the bytes, the functions here raise ``ParseError`` and nothing else: a
+hostile server must cost the response, never the process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-Value: TypeAlias = "str | bytes | bytearray | list[Value] | None"
+Value: TypeAlias = "str | bytes | bytearray | SpooledLiteral | list[Value] | None"
+
+MAX_DEPTH = 64  # nested parentheses; BODYSTRUCTURE needs a handful, recursion must not run away
+CHUNK = 1 << 20  # a spooled literal is read back in pieces of this size
 
 
 class ParseError(ValueError):
     """A response that does not follow the IMAP grammar."""
+
+
+class SpooledLiteral:
+    """A literal too big to keep in memory, in an anonymous temporary file.
+
+    The file has no name (``tempfile.TemporaryFile``), so its disk space comes back
+    when it is closed, when this object is garbage collected, or when the process dies
+    (even by SIGKILL).  It is also a ``Body`` (stores/base.py): ``size`` and ``chunks``,
+    read back by offset, so it may be read more than once.
+    """
+
+    __slots__ = ("__weakref__", "_file", "filled", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.filled = 0
+        # owned by this object: closed by close(), or when it is collected
+        self._file = tempfile.TemporaryFile(prefix="mailtide-literal-", buffering=0)  # noqa: SIM115
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"SpooledLiteral(size={self.size}, filled={self.filled})"
+
+    @property
+    def complete(self) -> bool:
+        return self.filled == self.size
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` (the reader never writes past ``size``).  May raise OSError."""
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError("short write to a temporary file")
+            view = view[written:]
+            self.filled += written
+
+    def read(self, offset: int, count: int) -> bytes:
+        """Up to ``count`` bytes from ``offset`` (fewer only at the end)."""
+        if self._file.closed:
+            raise ValueError("spooled literal already closed")
+        return os.pread(self._file.fileno(), count, offset)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for offset in range(0, self.filled, CHUNK):
+            yield await asyncio.to_thread(self.read, offset, min(CHUNK, self.filled - offset))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+LiteralData: TypeAlias = "bytearray | SpooledLiteral"
 
 
 @dataclass(slots=True)
@@ -34,7 +99,13 @@ class RawResponse:
     """
 
     lines: list[bytes]
-    literals: list[bytearray] = field(default_factory=list)
+    literals: list[LiteralData] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Give back the disk of spooled literals (a body handed on is closed by its reader)."""
+        for literal in self.literals:
+            if isinstance(literal, SpooledLiteral):
+                literal.close()
 
     @property
     def first(self) -> bytes:
@@ -137,10 +208,7 @@ class Tokens:
         return line[start:pos].decode("ascii", "replace")
 
     def number(self) -> int:
-        word = self.atom()
-        if not word.isdigit():
-            raise ParseError(f"expected a number, got {word!r}")
-        return int(word)
+        return number_of(self.atom())
 
     def _quoted(self) -> bytes:
         line = self._line
@@ -162,9 +230,13 @@ class Tokens:
             pos += 1
         raise ParseError(f"unterminated quoted string in {self._context()}")
 
-    def _literal(self) -> bytearray:
+    def _literal(self) -> LiteralData:
         size = literal_size(self._line[self._pos :])
-        if size is None or self._index >= len(self._literals):
+        if (
+            size is None
+            or self._index >= len(self._literals)
+            or self._index + 1 >= len(self._lines)
+        ):
             raise ParseError(f"literal marker not at end of line in {self._context()}")
         literal = self._literals[self._index]
         if len(literal) != size:
@@ -175,16 +247,28 @@ class Tokens:
         return literal
 
     def _list(self) -> list[Value]:
+        # Nesting is followed with an explicit stack: a line of a million "(" must be a
+        # ParseError, not a RecursionError.
         self._pos += 1  # (
-        items: list[Value] = []
+        stack: list[list[Value]] = [[]]
         while True:
             self._skip_spaces()
             if self._pos >= len(self._line):
                 raise ParseError(f"unterminated list in {self._context()}")
-            if self._line[self._pos] == 0x29:  # )
+            ch = self._line[self._pos]
+            if ch == 0x29:  # )
                 self._pos += 1
-                return items
-            items.append(self.value())
+                done = stack.pop()
+                if not stack:
+                    return done
+                stack[-1].append(done)
+            elif ch == 0x28:  # (
+                if len(stack) >= MAX_DEPTH:
+                    raise ParseError(f"lists nested deeper than {MAX_DEPTH} in {self._context()}")
+                self._pos += 1
+                stack.append([])
+            else:
+                stack[-1].append(self.value())
 
     def _context(self) -> str:
         return repr(self._line[:80])
@@ -201,6 +285,34 @@ def text_of(value: Value) -> str:
         return value
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, SpooledLiteral):
+        raise ParseError(f"a string of {value.size} bytes where a short value was expected")
+    raise ParseError(f"expected a string, got a list {value!r}"[:120])
+
+
+def number_of(value: Value) -> int:
+    """A non-negative number (ASCII digits only: ``int`` would also take "+5", " 5", "1_0")."""
+    text = text_of(value) if not isinstance(value, list) else None
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise ParseError(f"expected a number, got {value!r}"[:120])
+    return int(text)
+
+
+def bytes_of(value: Value, limit: int) -> bytes:
+    """A string value's bytes, read back from disk when spooled; ParseError past ``limit``."""
+    if isinstance(value, SpooledLiteral):
+        if value.size > limit:
+            raise ParseError(f"a string of {value.size} bytes (limit {limit})")
+        try:
+            return value.read(0, value.size)
+        except (OSError, ValueError) as e:
+            raise ParseError(f"spooled literal unreadable: {e}") from None
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode()
     raise ParseError(f"expected a string, got a list {value!r}"[:120])
 
 
@@ -234,11 +346,16 @@ class Untagged:
 
 
 def untagged(raw: RawResponse) -> Untagged:
-    """Classify an untagged response (``raw.first`` starts with ``* ``)."""
+    """Classify an untagged response (``raw.first`` starts with ``* ``).  One that does not
+    even start with a word (``* (``, ``* 7``) has the kind "": nobody asks for it, so it is
+    ignored like any other unknown response."""
     t = Tokens(raw, 2)
-    word = t.atom()
-    if word.isdigit():
-        return Untagged(t.atom().upper(), int(word), raw)
+    try:
+        word = t.atom()
+        if word.isascii() and word.isdigit() and len(word) <= 20:
+            return Untagged(t.atom().upper(), int(word), raw)
+    except ParseError:
+        return Untagged("", None, raw)
     return Untagged(word.upper(), None, raw)
 
 

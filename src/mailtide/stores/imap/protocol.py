@@ -35,8 +35,10 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.stores.imap.parse import (
+    LiteralData,
     ParseError,
     RawResponse,
+    SpooledLiteral,
     Untagged,
     literal_size,
     status_text,
@@ -46,7 +48,12 @@ from mailtide.stores.imap.parse import (
 log = structlog.get_logger(__name__)
 
 MAX_LINE = 8 << 20  # a longer line without a literal is not IMAP, it is a broken server
-MAX_LITERAL = 1 << 30
+MAX_LITERAL = 2 << 30  # a message bigger than 2 GiB is refused (a protocol error that says so)
+SPOOL_ABOVE = 1 << 20  # a bigger literal goes to a temporary file: it costs disk, not memory
+MAX_HELD = 16 << 20  # bytes of one response in memory (its lines and small literals)
+MAX_LITERALS = 100  # literals in one response; a real one has a few
+MAX_KEPT = 64 << 20  # bytes of untagged responses one command keeps (a LIST of 100k folders: 5 MB)
+MAX_UNSOLICITED = 1_000_000  # EXPUNGE / EXISTS / ... kept between two mailbox reads
 
 UNSOLICITED_KINDS = frozenset({"EXPUNGE", "VANISHED", "EXISTS", "FETCH"})
 
@@ -67,22 +74,41 @@ class ResponseReader:
     """Bytes in, complete ``RawResponse`` values out; linear in the bytes received.
 
     A partial line is kept as a list of pieces and only the newest piece is
-    searched for CRLF; a literal is read into a buffer of exactly its size.
+    searched for CRLF; a literal is read into a buffer of exactly its size, or,
+    above ``spool_above`` bytes, into a ``SpooledLiteral`` (a temporary file), so
+    what the reader holds in memory stays under ``MAX_HELD`` + ``MAX_LINE`` whatever
+    the server announces or sends.  Anything that is not IMAP raises ``ProtocolError``
+    (and only that); after it the reader is unusable, and ``close`` gives back its files.
     """
 
-    def __init__(self, max_literal: int = MAX_LITERAL) -> None:
+    def __init__(self, max_literal: int = MAX_LITERAL, spool_above: int = SPOOL_ABOVE) -> None:
         self._max_literal = max_literal
+        self._spool_above = spool_above
         self._pieces: list[bytes] = []  # the partial line so far
         self._pending_len = 0
         self._lines: list[bytes] = []  # complete lines of the response being read
-        self._literals: list[bytearray] = []
-        self._literal: bytearray | None = None
+        self._literals: list[LiteralData] = []
+        self._held = 0  # bytes of _lines and of in-memory literals
+        self._literal: LiteralData | None = None
         self._literal_fill = 0
 
     @property
     def idle(self) -> bool:
         """True when no partial response is buffered (safe point for STARTTLS)."""
         return not (self._pieces or self._lines or self._literal is not None)
+
+    @property
+    def held(self) -> int:
+        """Bytes of the response being read that are held in memory."""
+        return self._held + self._pending_len
+
+    def close(self) -> None:
+        """Give back the temporary files of a response that will never be complete."""
+        RawResponse(self._lines, self._literals).close()
+        if isinstance(self._literal, SpooledLiteral):
+            self._literal.close()
+        self._pieces, self._lines, self._literals, self._literal = [], [], [], None
+        self._pending_len = self._held = 0
 
     def feed(self, data: bytes) -> list[RawResponse]:
         out: list[RawResponse] = []
@@ -97,14 +123,28 @@ class ResponseReader:
             pos = 1
             self._line_done(line, out)
         while pos < n:
-            if self._literal is not None:
-                take = min(len(self._literal) - self._literal_fill, n - pos)
+            literal = self._literal
+            if isinstance(literal, SpooledLiteral):
+                take = min(literal.size - literal.filled, n - pos)
+                try:
+                    literal.write(view[pos : pos + take])
+                except OSError as e:
+                    raise ProtocolError(
+                        f"cannot keep a literal of {literal.size} bytes in a temporary file: {e}"
+                    ) from None
+                pos += take
+                if literal.complete:
+                    self._literals.append(literal)
+                    self._literal = None
+                continue
+            if literal is not None:
+                take = min(len(literal) - self._literal_fill, n - pos)
                 end = self._literal_fill + take
-                self._literal[self._literal_fill : end] = view[pos : pos + take]
+                literal[self._literal_fill : end] = view[pos : pos + take]
                 self._literal_fill = end
                 pos += take
-                if self._literal_fill == len(self._literal):
-                    self._literals.append(self._literal)
+                if self._literal_fill == len(literal):
+                    self._literals.append(literal)
                     self._literal = None
                 continue
             at = data.find(b"\r\n", pos)
@@ -120,6 +160,8 @@ class ResponseReader:
                 self._pending_len = 0
             else:
                 line = data[pos:at]
+            if len(line) > MAX_LINE:
+                raise ProtocolError(f"response line longer than {MAX_LINE} bytes")
             pos = at + 2
             self._line_done(line, out)
         return out
@@ -130,15 +172,31 @@ class ResponseReader:
         except ParseError as e:
             raise ProtocolError(str(e)) from None
         self._lines.append(line)
+        self._held += len(line)
+        if self._held > MAX_HELD:
+            raise ProtocolError(f"response longer than {MAX_HELD} bytes besides its literals")
         if size is None:
             out.append(RawResponse(self._lines, self._literals))
             self._lines = []
             self._literals = []
+            self._held = 0
             return
         if size > self._max_literal:
-            raise ProtocolError(f"server announced a literal of {size} bytes (limit {MAX_LITERAL})")
-        self._literal = bytearray(size)
-        self._literal_fill = 0
+            raise ProtocolError(
+                f"server announced a literal of {size:,} bytes, more than the limit of "
+                f"{self._max_literal:,} (a message that big is refused)"
+            )
+        if len(self._literals) >= MAX_LITERALS:
+            raise ProtocolError(f"response with more than {MAX_LITERALS} literals")
+        if size > self._spool_above or self._held + size > MAX_HELD:
+            try:
+                self._literal = SpooledLiteral(size)
+            except OSError as e:
+                raise ProtocolError(f"cannot open a temporary file for a literal: {e}") from None
+        else:
+            self._literal = bytearray(size)
+            self._literal_fill = 0
+            self._held += size
         if size == 0:
             self._literals.append(self._literal)
             self._literal = None
@@ -176,6 +234,14 @@ class _InFlight:
     untagged: list[Untagged] = field(default_factory=list)
     continuation: asyncio.Event = field(default_factory=asyncio.Event)
     lines_for_compat: list[Any] | None = None
+    kept: int = 0  # bytes held in ``untagged``
+
+
+def _held_bytes(raw: RawResponse) -> int:
+    """What a response costs in memory (a spooled literal costs a file, not memory)."""
+    return sum(map(len, raw.lines)) + sum(
+        len(lit) for lit in raw.literals if isinstance(lit, bytearray)
+    )
 
 
 class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
@@ -216,8 +282,13 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         try:
             for response in self.reader.feed(d):
                 self._dispatch(response)
+                if self._broken is not None:
+                    return  # e.g. BYE: what follows it is not for us
         except (ProtocolError, ParseError) as e:
             self._break(ProtocolError(str(e)))
+        except Exception as e:  # a bug in a response handler must not escape into asyncio
+            log.error("imap.handler_failed", error=f"{type(e).__name__}: {e}", exc_info=True)
+            self._break(ProtocolError(f"internal error reading a response: {type(e).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._break(ConnectionClosed(f"connection closed by server{f': {exc}' if exc else ''}"))
@@ -236,6 +307,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if current is not None and not current.done.done():
             current.done.set_exception(error)
             current.done.exception()
+        self.reader.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -281,7 +353,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
     def _untagged(self, item: Untagged, current: _InFlight | None) -> None:
         if item.kind == "BYE" and not self.closing:
-            log.info("imap.bye", text=status_text(item.raw.first[6:]).text)
+            # The server is about to hang up: say why now rather than wait for the close.
+            text = status_text(item.raw.first[6:]).text
+            log.info("imap.bye", text=text)
+            self._break(ConnectionClosed(f"server closed the connection (BYE {text})"[:300]))
+            return
         consumed = False
         if current is not None:
             if current.lines_for_compat is not None:
@@ -293,10 +369,18 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 consumed = current.on_untagged(item)
             if not consumed:
                 current.untagged.append(item)
+                current.kept += _held_bytes(item.raw)
+                if current.kept > MAX_KEPT:
+                    raise ProtocolError(
+                        f"server sent more than {MAX_KEPT} bytes of untagged responses to one "
+                        f"{current.name} command"
+                    )
         # A FETCH answering our own FETCH or STORE belongs to that command only;
         # anything else that changes the mailbox is news the mailbox must not miss.
         answers_command = current is not None and current.name in ("FETCH", "STORE")
         if item.kind in UNSOLICITED_KINDS and not (item.kind == "FETCH" and answers_command):
+            if len(self.unsolicited) >= MAX_UNSOLICITED:
+                raise ProtocolError(f"more than {MAX_UNSOLICITED} unsolicited responses")
             self.unsolicited.append(item)
 
     # -- outgoing -------------------------------------------------------------------
