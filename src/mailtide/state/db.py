@@ -131,7 +131,7 @@ class StateDB:
             if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):
                 raise CorruptState(str(exc)) from exc
             if isinstance(exc, sqlite3.DatabaseError):
-                raise StateError(f"state database {path} cannot be used: {exc}") from exc
+                raise StateError(_failure(path, "cannot be used", exc)) from exc
             if isinstance(exc, OSError):
                 raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
             raise
@@ -191,20 +191,35 @@ class StateDB:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes; the outermost transaction commits (durably) on exit."""
-        if self._depth == 0:
-            self._db.execute("BEGIN IMMEDIATE")
+        """Group writes; the outermost transaction commits (durably) on exit.  A database error
+        (a full disk) rolls it back and is raised as StateError."""
+        try:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StateError(_failure(self.path, "cannot be written", exc)) from exc
         self._depth += 1
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
             if self._depth == 0:
-                self._db.execute("ROLLBACK")
+                self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StateError(_failure(self.path, "cannot be written", exc)) from exc
             raise
         self._depth -= 1
         if self._depth == 0:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()  # a failed COMMIT may leave the transaction open
+                raise StateError(_failure(self.path, "cannot be written", exc)) from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     # --- folders ----------------------------------------------------------------------
 
@@ -300,6 +315,17 @@ class StateDB:
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
+
+
+def _failure(path: Path, what: str, exc: BaseException) -> str:
+    """The message for a database error, saying so when the cause is a full file system (SQLite
+    itself may only say "disk I/O error")."""
+    why = f"state database {path} {what}: {exc}"
+    try:
+        full = str(path) != ":memory:" and os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        full = False
+    return why + " (no space left on device in the state directory)" if full else why
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

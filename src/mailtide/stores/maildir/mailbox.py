@@ -171,7 +171,7 @@ class MaildirMailbox:
         except MailboxError:
             raise
         except OSError as err:
-            raise MailboxError(f"Maildir folder {self.path}: {err}") from err
+            raise MailboxError(f"Maildir folder {self.name} ({self.path}): {err}") from err
 
     def _letters(self, entry: Entry) -> str:
         sub, filename = entry
@@ -192,6 +192,14 @@ class MaildirMailbox:
     def _status(self) -> MailboxStatus:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
+        if not self.read_only and os.statvfs(self.path).f_flag & os.ST_RDONLY:
+            # Refused before either side changes: a file system that turned read-only (as ext4
+            # does after an I/O error) may be failing, so what it lists must not carry
+            # deletions or flag changes to the server, and half a pair's work is no help.
+            raise MailboxError(
+                f"Maildir folder {self.name} ({self.path}) is on a read-only file system: "
+                "not synced in either direction until it is writable again"
+            )
         validity = folder_id(self.path, create=not self.read_only)
         return MailboxStatus(validity=validity, count=len(self._scan()))
 
@@ -329,20 +337,13 @@ class MaildirMailbox:
             delivery.discard()
             raise
         except BaseException as err:
-            delivered = await self._commit_after_failure(delivery, pending)
-            raise DeliveryError(
-                f"delivery to {self.path} failed after {len(delivered)} of {len(messages)} "
-                f"messages: {err}",
-                delivered,
-            ) from err
+            done = await self._commit_after_failure(delivery, pending)
+            raise DeliveryError(self._failed(len(done), len(messages), err), done) from err
         try:
             ids = await _settled(delivery.commit)
         except OSError as err:
-            raise DeliveryError(
-                f"delivery to {self.path} failed after {len(delivery.delivered)} of "
-                f"{len(messages)} messages: {err}",
-                list(delivery.delivered),
-            ) from err
+            ids_done: list[str | None] = list(delivery.delivered)
+            raise DeliveryError(self._failed(len(ids_done), len(messages), err), ids_done) from err
         finally:
             self._remember(delivery)
         return list(ids)
@@ -410,6 +411,12 @@ class MaildirMailbox:
             mtime = date.timestamp()
         return Staged(unique, letters, mtime, delivery.tmp_path(unique))
 
+    def _failed(self, done: int, wanted: int, err: BaseException) -> str:
+        return (
+            f"delivery to Maildir folder {self.name} ({self.path}) failed after {done} of "
+            f"{wanted} messages: {err}"
+        )
+
     async def _commit_after_failure(
         self, delivery: Delivery, pending: list[tuple[Staged, list[bytes]]]
     ) -> list[str | None]:
@@ -417,7 +424,10 @@ class MaildirMailbox:
         try:
             if pending:  # complete small messages still in memory
                 await _settled(delivery.write_whole, pending)
-            await _settled(delivery.commit)
+        except OSError as err:  # (a full disk) what was staged before is still delivered
+            log.error("maildir.write_failed", folder=self.path, error=str(err))
+        try:
+            await _settled(delivery.commit)  # removes from tmp/ whatever it does not deliver
         except OSError as err:
             log.error("maildir.commit_failed", folder=self.path, error=str(err))
         self._remember(delivery)
