@@ -10,8 +10,9 @@ answering or restarted) is retried on a new connection with exponential
 backoff: connecting and the folder tree as one unit, then each mailbox pair on
 its own.  Retrying is safe because every durable step is already committed
 (intents before copies), so a retry is the same as a next run that starts
-where this one was cut.  A mailbox that runs out of retries fails; when the
-server cannot even be reached again after that, the account stops there.
+where this one was cut.  A mailbox that runs out of retries fails and the
+account goes on; when the next mailbox cannot reach the server either (it gets
+one attempt), the account stops there with one line saying why.
 """
 
 from __future__ import annotations
@@ -121,13 +122,27 @@ class AccountSync:
     async def run(self) -> AccountReport:
         try:
             names = await self._retrying(self._start, "account.retry")
+            failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
                 try:
                     await self._retrying(
-                        functools.partial(self._mailbox, name), "mailbox.retry", mailbox=name
+                        functools.partial(self._mailbox, name),
+                        "mailbox.retry",
+                        # Right after a mailbox gave up, one attempt tells whether the server
+                        # is reachable at all: if not, every mailbox would only wait again.
+                        attempts=1 if failed else None,
+                        mailbox=name,
                     )
+                    failed = None
                 except _GaveUp as exc:
-                    await self._mailbox_gave_up(name, str(exc))
+                    line = f"mailbox {name!r}: {exc}"
+                    if failed is not None:
+                        raise _GaveUp(
+                            f"{failed}; then {line} too, so the other mailboxes were not synced"
+                        ) from None
+                    failed = line
+                    self.report.mailboxes.append(PairReport(name, error=line))
+                    self.log.error("mailbox.failed", mailbox=name, error=line)
         except StoreError as exc:  # _GaveUp too
             self.report.error = str(exc)
             self.log.error("account.failed", error=str(exc))
@@ -139,23 +154,30 @@ class AccountSync:
                     self.log.debug("account.close_failed", error=str(exc))
         return self.report
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]], event: str, **context: Any) -> T:
-        """``attempt()``, tried again after a lost connection as ``self.retry`` allows (each
-        retry logged as ``event``); ``_GaveUp`` when the retries ran out."""
+    async def _retrying(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        event: str,
+        attempts: int | None = None,
+        **context: Any,
+    ) -> T:
+        """``attempt()``, tried again after a lost connection as ``self.retry`` allows (or at
+        most ``attempts`` times), each retry logged as ``event``; ``_GaveUp`` when they ran out."""
         warnings = len(self.report.warnings)
+        attempts = attempts or self.retry.attempts
         n = 1
         while True:
             try:
                 return await attempt()
             except ConnectionLost as exc:
-                if n >= self.retry.attempts:
+                if n >= attempts:
                     raise _GaveUp(f"{exc}; gave up after {n} attempt{'s' * (n > 1)}") from None
                 n += 1
                 wait = self.retry.wait_before(n)
                 self.log.warning(
                     event,
                     attempt=n,
-                    attempts=self.retry.attempts,
+                    attempts=attempts,
                     delay=wait,
                     error=str(exc),
                     **context,
@@ -163,18 +185,6 @@ class AccountSync:
                 # A retry starts over: what the failed attempt warned of is said again if true.
                 del self.report.warnings[warnings:]
                 await asyncio.sleep(wait)
-
-    async def _mailbox_gave_up(self, name: str, why: str) -> None:
-        """The mailbox is reported failed and the account goes on, unless the server cannot
-        even be reached again: then the account stops (each mailbox would only wait again)."""
-        line = f"mailbox {name!r}: {why}"
-        self.report.mailboxes.append(PairReport(name, error=line))
-        self.log.error("mailbox.failed", mailbox=name, error=line)
-        try:  # one bad mailbox must not stop the account, but a dead server does
-            for store in self.stores:
-                await store.connect()
-        except ConnectionLost as exc:
-            raise _GaveUp(f"{line}; then {exc}: the other mailboxes were not synced") from None
 
     async def _start(self) -> list[str]:
         for store in self.stores:

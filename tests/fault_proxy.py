@@ -1,0 +1,257 @@
+"""A TCP proxy on 127.0.0.1 that breaks connections on purpose, at an exact byte.
+
+It sits between mailtide and a server's plain port and forwards both ways
+(``up``: client -> server, ``down``: server -> client), counting every byte.
+A ``Fault`` says what to do once a number of bytes has passed in one direction:
+
+- ``cut``: close both sockets (the client sees an orderly end of stream);
+- ``reset``: close the client's socket with SO_LINGER 0, so it gets a TCP RST;
+- ``stall``: forward nothing more either way but keep both sockets open, as a
+  server that hangs or a network that silently drops everything does;
+- ``none``: no fault (only the ``then`` hook runs), e.g. to stop the server
+  behind the proxy at an exact point of a sync.
+
+Bytes are counted across the whole run (``Fault.connection`` None: the fault
+hits whichever connection carries byte ``after``, once) or on one connection
+(``connection=k``: the k-th connection, counted from 1, on its own bytes).
+Every other connection passes through untouched.  ``down()`` closes the
+listening socket (new connections are refused) and ``up()`` opens it again
+on the same port.  A clean run with ``record=True`` keeps every byte with its
+offset, so a test can find where a command or a literal starts and sweep the
+fault point across the whole run.
+
+Threads only (no event loop), so it serves code on any loop, or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["up", "down"]
+Kind = Literal["cut", "reset", "stall", "none"]
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: Kind
+    direction: Direction
+    after: int  # bytes in ``direction`` forwarded before the fault
+    connection: int | None = None  # None: bytes counted over every connection, fires once
+    then: Callable[[], None] | None = None  # run (in the proxy's thread) when the fault fires
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What a fault did: on which connection, after how many bytes in total."""
+
+    fault: Fault
+    connection: int
+    offset: int  # bytes that had passed in the fault's direction (as counted by the fault)
+    opened: int  # connections opened until then (more later: the client connected again)
+
+
+class _Link:
+    """One proxied connection: two sockets and a pump thread per direction."""
+
+    def __init__(self, proxy: FaultProxy, number: int, client: socket.socket) -> None:
+        self.proxy = proxy
+        self.number = number
+        self.client = client
+        self.server: socket.socket | None = None
+        self.sent = {"up": 0, "down": 0}  # this connection's own counts
+        self.stalled = False
+        self.closed = False
+
+    def start(self) -> None:
+        try:
+            self.server = socket.create_connection(self.proxy.target, timeout=10)
+            self.server.settimeout(None)
+        except OSError:
+            self.close()
+            return
+        for direction in ("up", "down"):
+            threading.Thread(target=self._pump, args=(direction,), daemon=True).start()
+
+    def _pump(self, direction: Direction) -> None:
+        assert self.server is not None
+        src, dst = (self.client, self.server) if direction == "up" else (self.server, self.client)
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if self.stalled:
+                continue  # read and drop: neither side hears anything more, neither blocks
+            passing, fault = self.proxy._admit(self, direction, data)
+            if fault is not None and fault.kind == "none":
+                passing = len(data)  # a hook only: the bytes still pass
+            if passing:
+                try:
+                    dst.sendall(data[:passing])
+                except OSError:
+                    break
+            if fault is not None:
+                self._apply(fault)
+        # One side hung up (or the fault closed both): so does the other.
+        self.close()
+
+    def _apply(self, fault: Fault) -> None:
+        if fault.kind == "stall":
+            self.stalled = True
+        elif fault.kind == "reset":
+            self.close(reset=True)
+        elif fault.kind == "cut":
+            self.close()
+        if fault.then is not None:
+            fault.then()
+
+    def close(self, reset: bool = False) -> None:
+        with self.proxy._lock:
+            if self.closed:
+                return
+            self.closed = True
+        if reset:
+            # No FIN first: SO_LINGER 0 makes close() send a RST.  SHUT_RD wakes a thread
+            # blocked reading this socket (and sends nothing), so the socket really goes now.
+            with contextlib.suppress(OSError):
+                self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.client.shutdown(socket.SHUT_RD)
+        for s in (self.client, self.server):
+            if s is None:
+                continue
+            if not (reset and s is self.client):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+class FaultProxy:
+    """Listen on 127.0.0.1 (a free port, kept across ``down``/``up``), forward to ``target``."""
+
+    def __init__(self, target_port: int, target_host: str = HOST, record: bool = False) -> None:
+        self.target = (target_host, target_port)
+        self.record = record
+        self.faults: list[Fault] = []
+        self.fired: list[Fired] = []
+        self.total = {"up": 0, "down": 0}
+        self.connections = 0
+        # (direction, offset of the first byte in that direction over the run, connection, data)
+        self.recorded: list[tuple[Direction, int, int, bytes]] = []
+        self._lock = threading.Lock()
+        self._links: list[_Link] = []
+        self._listener: socket.socket | None = None
+        self._stopping = False
+        self.port = 0
+        self.up()
+
+    # -- control --------------------------------------------------------------------
+
+    def arm(self, *faults: Fault) -> None:
+        """Replace the faults still to fire and reset the counts."""
+        with self._lock:
+            self.faults = list(faults)
+            self.fired = []
+            self.total = {"up": 0, "down": 0}
+            self.connections = 0
+            self.recorded = []
+
+    def up(self) -> None:
+        """Listen (again, on the same port once it was chosen)."""
+        if self._listener is not None:
+            return
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, self.port))
+        s.listen(64)
+        self.port = s.getsockname()[1]
+        self._listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def down(self) -> None:
+        """Stop listening: new connections are refused (those open stay as they are)."""
+        s, self._listener = self._listener, None
+        if s is not None:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._stopping = True
+        self.down()
+        for link in list(self._links):
+            link.close()
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            if self._stopping:
+                client.close()
+                return
+            with self._lock:
+                self.connections += 1
+                link = _Link(self, self.connections, client)
+                self._links = [x for x in self._links if not x.closed] + [link]
+            link.start()
+
+    def _admit(self, link: _Link, direction: Direction, data: bytes) -> tuple[int, Fault | None]:
+        """How many bytes of ``data`` may pass, and the fault that fires right after them."""
+        with self._lock:
+            passing, hit = len(data), None
+            for fault in self.faults:
+                if fault.direction != direction:
+                    continue
+                if fault.connection is None:
+                    count = self.total[direction]
+                elif fault.connection == link.number:
+                    count = link.sent[direction]
+                else:
+                    continue
+                room = max(fault.after - count, 0)
+                if room <= passing:  # it fires within this chunk (or right at its end)
+                    passing, hit = room, fault
+            if hit is not None:
+                self.faults.remove(hit)
+                count = self.total[direction] if hit.connection is None else link.sent[direction]
+                self.fired.append(Fired(hit, link.number, count + passing, self.connections))
+            if self.record and passing:
+                self.recorded.append(
+                    (direction, self.total[direction], link.number, data[:passing])
+                )
+            self.total[direction] += passing
+            link.sent[direction] += passing
+            return passing, hit
+
+    def stream(self, direction: Direction) -> bytes:
+        """Every byte recorded in ``direction`` (with ``record=True``), in the order it passed."""
+        with self._lock:
+            return b"".join(d for dr, _, _, d in self.recorded if dr == direction)
+
+
+@contextlib.contextmanager
+def fault_proxy(target_port: int, record: bool = False) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(target_port, record=record)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
