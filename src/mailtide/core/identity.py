@@ -47,10 +47,21 @@ def message_id_of(header: bytes) -> str:
 BODY_PREFIX = 4096  # bytes of the body (CRLF form) in an identity: IMAP BODY.PEEK[TEXT]<0.N>
 
 
+# A header another synchroniser adds to its own copy only, so the same message carries it on one
+# side and not the other: mbsync's X-TUID (its temporary id for finding an upload again).  A
+# Maildir made by mbsync has it in every message mbsync wrote there.
+_COPY_MARK = re.compile(rb"(?im)^x-tuid:[^\n]*\n")
+
+
 def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
     """Identity from a message's header section (either line-end form), its CRLF size and the
-    start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body)."""
+    start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body).
+    An mbsync X-TUID line counts in neither the header nor the size."""
     lf = to_lf(header)
+    marks = _COPY_MARK.findall(lf)
+    if marks:
+        lf = _COPY_MARK.sub(b"", lf)
+        crlf_size -= sum(len(m) + 1 for m in marks)  # each line's CRLF form
     return Identity(
         message_id=message_id_of(lf),
         size=crlf_size,
