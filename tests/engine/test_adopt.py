@@ -44,7 +44,7 @@ SERVER = {
 }
 
 
-# mbsync's mark in the header of every message it wrote to the Maildir
+# mbsync's mark in the header of every message it copied (to the Maildir or to the server)
 X_TUID = re.compile(rb"(?m)^X-TUID: [^\n]*\n")
 
 
@@ -85,7 +85,7 @@ def held(s: Setup) -> Held:
 
 def assert_same_everywhere(s: Setup, twins: frozenset[str] = frozenset()) -> None:
     """Both sides hold the same folders and messages (each once, but ``twins``: twice), with
-    the same flags and the same bytes but line ends."""
+    the same flags and the same bytes but line ends and mbsync's X-TUID (on either side)."""
     with srv.session(s.imap) as c:
         server = {
             f: srv.fetch_all(s.imap, f, imap=c)
@@ -100,7 +100,10 @@ def assert_same_everywhere(s: Setup, twins: frozenset[str] = frozenset()) -> Non
         assert r_ids == l_ids, folder
         for message_id, n in r_ids.items():
             assert n == (2 if message_id in twins else 1), (folder, message_id, n)
-        r = sorted((m.message_id, sorted(m.flags), m.body.replace(b"\r\n", b"\n")) for m in msgs)
+        r = sorted(
+            (m.message_id, sorted(m.flags), X_TUID.sub(b"", m.body.replace(b"\r\n", b"\n")))
+            for m in msgs
+        )
         lo = sorted(
             (m.message_id, sorted(local_flags_of(s, folder, m)), X_TUID.sub(b"", m.body))
             for m in lmsgs
@@ -264,11 +267,17 @@ def test_maildir_made_by_mbsync(imap_account: ImapAccount, tmp_path: Path, layou
     have("mbsync")
     s = make_setup(imap_account, tmp_path, layout)
     fill_server(s.imap)
+    # mail that mbsync uploads: the server's copy is the one mbsync may have marked
+    loc.deliver(s.root, layout, "INBOX", srv.make_message(9, "INBOX"), "S")
+    loc.deliver(s.root, layout, "Archive/2024", srv.make_message(19, "Archive/2024"), "")
     run_mbsync(s)
     # mbsync's own files are there, and the tree is what mailtide's layout expects
     inbox_dir = loc.folder_dir(s.root, layout, "INBOX")
     assert (inbox_dir / ".uidvalidity").exists() and (inbox_dir / ".mbsyncstate").exists()
     assert sorted(loc.folders(s.root, layout)) == sorted(SERVER)
+    on_server = {m.message_id: m for m in srv.fetch_all(s.imap, "INBOX")}
+    assert mid(9, "INBOX") in on_server, "mbsync did not upload"
+    assert any(X_TUID.search(m.body.replace(b"\r\n", b"\n")) for m in on_server.values())
     assert all(",U=" in m.path.name for m in loc.messages(s.root, layout, "INBOX"))
     first_sync_pairs(s, *change_both_sides(s))
 
