@@ -9,6 +9,7 @@ only the differences, and leave nothing for a second run to do.
 
 from __future__ import annotations
 
+import imaplib
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from courier import Courier
 from dovecot import ImapAccount
 from engine_helpers import Setup, make_setup
 
@@ -44,8 +46,32 @@ SERVER = {
 }
 
 
-# mbsync's mark in the header of every message it copied (to the Maildir or to the server)
-X_TUID = re.compile(rb"(?m)^X-TUID: [^\n]*\n")
+# the marks other synchronisers put in their copies: mbsync's in every message it copied (to the
+# Maildir or to the server), OfflineIMAP's in what it uploaded to a server without UIDPLUS
+COPY_MARKS = re.compile(rb"(?m)^(?:X-TUID|X-OfflineIMAP): [^\n]*\n")
+
+
+def dovecot_name(folder: str) -> str:
+    return folder
+
+
+def courier_name(folder: str) -> str:
+    """Courier's name of a folder: "INBOX.Archive.2024" for "Archive/2024"."""
+    return "INBOX" if folder == "INBOX" else "INBOX." + folder.replace("/", ".")
+
+
+def canonical(raw: str) -> str:
+    """A listed folder's canonical name on either server (Dovecot's names are canonical)."""
+    return raw[len("INBOX.") :].replace(".", "/") if raw.startswith("INBOX.") else raw
+
+
+def server_append(
+    c: imaplib.IMAP4, name: Callable[[str], str], folder: str, i: int, flags: list[str]
+) -> None:
+    if folder != "INBOX":
+        c.create(srv._quote(name(folder)))  # one that exists already is fine
+    message = srv.make_message(i, folder)
+    srv._ok(c.append(srv._quote(name(folder)), srv._flag_list(flags), None, message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +105,7 @@ def held(s: Setup) -> Held:
     with srv.session(s.imap) as c:
         for folder in srv.list_folders(s.imap, c, selectable=True):
             for sm in srv.fetch_all(s.imap, folder, imap=c):
-                server[(folder, sm.uid)] = sm.message_id
+                server[(canonical(folder), sm.uid)] = sm.message_id
     return Held(local, server)
 
 
@@ -88,7 +114,7 @@ def assert_same_everywhere(s: Setup, twins: frozenset[str] = frozenset()) -> Non
     the same flags and the same bytes but line ends and mbsync's X-TUID (on either side)."""
     with srv.session(s.imap) as c:
         server = {
-            f: srv.fetch_all(s.imap, f, imap=c)
+            canonical(f): srv.fetch_all(s.imap, f, imap=c)
             for f in srv.list_folders(s.imap, c, selectable=True)
         }
     local = {f: loc.messages(s.root, s.layout, f) for f in loc.folders(s.root, s.layout)}
@@ -101,11 +127,11 @@ def assert_same_everywhere(s: Setup, twins: frozenset[str] = frozenset()) -> Non
         for message_id, n in r_ids.items():
             assert n == (2 if message_id in twins else 1), (folder, message_id, n)
         r = sorted(
-            (m.message_id, sorted(m.flags), X_TUID.sub(b"", m.body.replace(b"\r\n", b"\n")))
+            (m.message_id, sorted(m.flags), COPY_MARKS.sub(b"", m.body.replace(b"\r\n", b"\n")))
             for m in msgs
         )
         lo = sorted(
-            (m.message_id, sorted(local_flags_of(s, folder, m)), X_TUID.sub(b"", m.body))
+            (m.message_id, sorted(local_flags_of(s, folder, m)), COPY_MARKS.sub(b"", m.body))
             for m in lmsgs
         )
         assert r == lo, folder
@@ -119,21 +145,23 @@ def quiet(s: Setup) -> None:
     assert held(s) == before, "a second run changed something"
 
 
-def fill_server(acc: ImapAccount) -> None:
+def fill_server(acc: ImapAccount, name: Callable[[str], str] = dovecot_name) -> None:
     with srv.session(acc) as c:
         for folder, msgs in SERVER.items():
             for i, flags in msgs:
-                srv.append(acc, folder, srv.make_message(i, folder), flags, imap=c)
+                server_append(c, name, folder, i, flags)
 
 
-def change_both_sides(s: Setup) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+def change_both_sides(
+    s: Setup, name: Callable[[str], str] = dovecot_name
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """After the other tool's last run: new mail on both sides, flags set on both sides (set
     only: without state a cleared flag cannot be told from one the other side set).  Returns
     (what must be uploaded, what must be downloaded) as (folder, Message-ID)."""
     with srv.session(s.imap) as c:
-        srv.append(s.imap, "INBOX", srv.make_message(7, "INBOX"), [], imap=c)
-        srv.append(s.imap, "INBOX", srv.make_message(8, "INBOX"), [SEEN], imap=c)
-        srv.append(s.imap, "Archive/2024", srv.make_message(14, "Archive/2024"), [SEEN], imap=c)
+        server_append(c, name, "INBOX", 7, [])
+        server_append(c, name, "INBOX", 8, [SEEN])
+        server_append(c, name, "Archive/2024", 14, [SEEN])
     srv.set_flags(s.imap, "INBOX", mid(3, "INBOX"), [FLAGGED])
     loc.deliver(s.root, s.layout, "INBOX", srv.make_message(31, "INBOX"), "")
     loc.deliver(s.root, s.layout, "INBOX", srv.make_message(32, "INBOX"), "S")
@@ -277,7 +305,7 @@ def test_maildir_made_by_mbsync(imap_account: ImapAccount, tmp_path: Path, layou
     assert sorted(loc.folders(s.root, layout)) == sorted(SERVER)
     on_server = {m.message_id: m for m in srv.fetch_all(s.imap, "INBOX")}
     assert mid(9, "INBOX") in on_server, "mbsync did not upload"
-    assert any(X_TUID.search(m.body.replace(b"\r\n", b"\n")) for m in on_server.values())
+    assert any(COPY_MARKS.search(m.body.replace(b"\r\n", b"\n")) for m in on_server.values())
     assert all(",U=" in m.path.name for m in loc.messages(s.root, layout, "INBOX"))
     first_sync_pairs(s, *change_both_sides(s))
 
@@ -285,7 +313,13 @@ def test_maildir_made_by_mbsync(imap_account: ImapAccount, tmp_path: Path, layou
 # ---- (b) a Maildir made by OfflineIMAP ----------------------------------------------------------
 
 
-def run_offlineimap(s: Setup) -> None:
+def run_offlineimap(s: Setup, courier: bool = False) -> None:
+    """OfflineIMAP with "/" as its local separator, so its tree is mailtide's "fs" layout; on
+    Courier with the usual nametrans that drops the "INBOX." namespace both ways."""
+    local_trans = remote_trans = ""
+    if courier:
+        local_trans = 'nametrans = lambda f: f if f == "INBOX" else "INBOX/" + f\n'
+        remote_trans = 'nametrans = lambda f: f[6:] if f.startswith("INBOX.") else f\n'
     rc = s.root.parent / "offlineimaprc"
     rc.write_text(
         f"""[general]
@@ -300,7 +334,7 @@ remoterepository = remote
 type = Maildir
 localfolders = {s.root}
 sep = /
-
+{local_trans}
 [Repository remote]
 type = IMAP
 remotehost = {s.imap.host}
@@ -309,7 +343,7 @@ remoteuser = {s.imap.user}
 remotepass = {s.imap.password}
 ssl = no
 starttls = no
-"""
+{remote_trans}"""
     )
     result = subprocess.run(
         ["offlineimap", "-c", str(rc), "-o", "-u", "basic"],
@@ -329,6 +363,23 @@ def test_maildir_made_by_offlineimap(imap_account: ImapAccount, tmp_path: Path) 
     names = [m.path.name for m in loc.messages(s.root, "fs", "INBOX")]
     assert names and all(",U=" in n and ",FMD5=" in n for n in names), names
     first_sync_pairs(s, *change_both_sides(s))
+
+
+def test_maildir_made_by_offlineimap_on_a_server_without_uidplus(
+    courier: Courier, tmp_path: Path
+) -> None:
+    """OfflineIMAP marks what it uploads to a server without UIDPLUS (X-OfflineIMAP in the
+    server's copy only); those messages pair all the same."""
+    have("offlineimap")
+    s = make_setup(courier.account(f"adopt{os.getpid()}"), tmp_path, "fs")
+    fill_server(s.imap, courier_name)
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(9, "INBOX"), "S")
+    loc.deliver(s.root, "fs", "Archive/2024", srv.make_message(19, "Archive/2024"), "")
+    run_offlineimap(s, courier=True)
+    assert sorted(loc.folders(s.root, "fs")) == sorted(SERVER)
+    uploaded = {m.message_id: m.body for m in srv.fetch_all(s.imap, "INBOX")}[mid(9, "INBOX")]
+    assert b"\r\nX-OfflineIMAP: " in uploaded, "OfflineIMAP did not mark its upload"
+    first_sync_pairs(s, *change_both_sides(s, courier_name))
 
 
 # ---- (c) a server and a Maildir filled independently -----------------------------------------

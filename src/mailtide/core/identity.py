@@ -48,15 +48,16 @@ BODY_PREFIX = 4096  # bytes of the body (CRLF form) in an identity: IMAP BODY.PE
 
 
 # A header another synchroniser adds to its own copy only, so the same message carries it on one
-# side and not the other: mbsync's X-TUID (its temporary id for finding an upload again).  A
-# Maildir made by mbsync has it in every message mbsync wrote there.
-_COPY_MARK = re.compile(rb"(?im)^x-tuid:[^\n]*\n")
+# side and not the other: mbsync's X-TUID (its temporary id for finding an upload again; in every
+# message mbsync copied, either way) and OfflineIMAP's X-OfflineIMAP (in the server's copy of
+# what it uploaded to a server without UIDPLUS).
+_COPY_MARK = re.compile(rb"(?im)^(?:x-tuid|x-offlineimap):[^\n]*\n")
 
 
 def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
     """Identity from a message's header section (either line-end form), its CRLF size and the
     start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body).
-    An mbsync X-TUID line counts in neither the header nor the size."""
+    An X-TUID or X-OfflineIMAP line counts in neither the header nor the size."""
     lf = to_lf(header)
     marks = _COPY_MARK.findall(lf)
     if marks:
