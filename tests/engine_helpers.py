@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -104,15 +107,30 @@ _FORKS.set_forkserver_preload(
 
 
 def _cli_in_child(argv: list[str], env: dict[str, str], output: str) -> None:
-    os.environ.clear()
-    os.environ.update(env)
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    from mailtide.cli import main
+    # mailtide runs in a grandchild whose exit status this child writes down itself: the fork
+    # server's own report of a child's status was seen lost (exit code 255) under load.
+    pid = os.fork()
+    if pid:
+        Path(output + ".pid").write_text(str(pid))
+        _, status = os.waitpid(pid, 0)
+        Path(output + ".status").write_text(str(status))
+        os._exit(0)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        from mailtide.cli import main
 
-    sys.exit(main(argv))
+        code = main(argv)
+    except BaseException:
+        traceback.print_exc()
+        code = 99
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_forked(
@@ -120,16 +138,23 @@ def run_forked(
 ) -> tuple[int, str]:
     """``mailtide sync -c config *args`` in a forked process; (exit code, output).  The exit code
     is negative for a signal (-9: SIGKILL).  ``env`` is the process's whole environment
-    (default: this one's).  ``timeout`` is a hang guard: the process is killed and it fails."""
-    with tempfile.NamedTemporaryFile(prefix="mailtide-run-", suffix=".log") as output:
+    (default: this one's).  ``timeout`` is a hang guard: the run is killed and it fails."""
+    with tempfile.TemporaryDirectory(prefix="mailtide-run-") as tmp:
+        output = os.path.join(tmp, "output")
         proc = _FORKS.Process(
             target=_cli_in_child,
-            args=(["sync", "-c", str(config), *args], dict(env or os.environ), output.name),
+            args=(["sync", "-c", str(config), *args], dict(env or os.environ), output),
         )
         proc.start()
         proc.join(timeout)
         if proc.exitcode is None:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(Path(output + ".pid").read_text()), signal.SIGKILL)
             proc.kill()
             proc.join()
             raise AssertionError(f"mailtide sync still running after {timeout} s")
-        return proc.exitcode, Path(output.name).read_bytes().decode(errors="replace")
+        text = Path(output).read_bytes().decode(errors="replace") if Path(output).exists() else ""
+        status = Path(output + ".status")
+        if not status.exists():
+            raise AssertionError(f"the forked run left no exit status ({proc.exitcode}):\n{text}")
+        return os.waitstatus_to_exitcode(int(status.read_text())), text
