@@ -173,7 +173,7 @@ def identity_of_spooled(body: SpooledLiteral) -> Identity:
 
 def fetched_of(attrs: dict[str, Value]) -> Fetched:
     """A message from the attributes of FETCH (UID FLAGS INTERNALDATE BODY[])."""
-    body = attrs["BODY[]"]
+    body = attrs.get("BODY[]")
     content: Body
     if isinstance(body, SpooledLiteral):
         if not body.complete:
