@@ -123,6 +123,23 @@ def fresh(courier: Courier, relay: WithoutAppendUid, variant: str, tmp: Path, na
     return make_setup(account(courier, relay, variant, name), tmp, "fs")
 
 
+def test_the_server_is_courier_without_uidplus(courier: Courier, relay: WithoutAppendUid) -> None:
+    """What the other tests rely on: Courier's dialect, no UIDPLUS (nor CONDSTORE, QRESYNC,
+    MOVE) advertised, an APPENDUID all the same, and none through the relay."""
+    direct = courier.account(f"c{os.getpid()}-dialect")
+    relayed = ImapAccount(direct.host, relay.port, 0, direct.user, direct.password, "")
+    for acc, code in ((direct, True), (relayed, False)):
+        with srv.session(acc) as c:
+            caps = set(c.capabilities)
+            assert "IMAP4REV1" in caps and "NAMESPACE" in caps, caps
+            assert not caps & {"UIDPLUS", "CONDSTORE", "QRESYNC", "MOVE"}, caps
+            typ, namespace = c.namespace()
+            assert namespace[0].startswith(b'(("INBOX." "."))'), namespace
+            typ, data = c.append("INBOX", "()", None, srv.make_message(1, "INBOX"))
+            assert typ == "OK"
+            assert (b"[APPENDUID " in b" ".join(d for d in data if isinstance(d, bytes))) == code
+
+
 # ---- the server side in canonical names -----------------------------------------------------
 
 
