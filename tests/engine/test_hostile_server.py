@@ -121,14 +121,15 @@ def truncated_then_close(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
     return Act.CLOSE
 
 
-def shorter_than_announced(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
-    out.write(body_head(seq, msg, msg.length + 100) + msg.body + b")\r\n")
-    return Act.GO_ON
+def wrong_length(delta: int) -> Fault:
+    """The literal announced ``delta`` bytes longer (or shorter) than the body that follows:
+    the reader takes bytes of the next response as body, or body bytes as the next line."""
 
+    def fault(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
+        out.write(body_head(seq, msg, msg.length + delta) + msg.body + b")\r\n")
+        return Act.GO_ON
 
-def longer_than_announced(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
-    out.write(body_head(seq, msg, msg.length - 7) + msg.body + b")\r\n")
-    return Act.GO_ON
+    return fault
 
 
 def replaced(line: bytes) -> Fault:
@@ -181,9 +182,23 @@ class Case:
 
 
 CASES = [
-    Case("truncated literal then close", "body", truncated_then_close, "mailbox", "closed"),
-    Case("literal shorter than announced", "body", shorter_than_announced, "mailbox"),
-    Case("literal longer than announced", "body", longer_than_announced, "mailbox"),
+    Case(
+        "truncated literal then close",
+        "body",
+        truncated_then_close,
+        "mailbox",
+        "closed by server in the middle of a literal (353 of 707 bytes received)",
+    ),
+    *(
+        Case(
+            f"literal {abs(d)} byte{'s' * (abs(d) > 1)} {'shorter' if d > 0 else 'longer'} "
+            "than announced",
+            "body",
+            wrong_length(d),
+            "mailbox",
+        )
+        for d in (1, 5, 100, -1, -7, -300)
+    ),
     Case(
         "unknown FETCH items are ignored",
         "body",

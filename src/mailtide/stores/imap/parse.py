@@ -325,7 +325,10 @@ def pairs(items: Value) -> dict[str, Value]:
         name = items[i]
         if not isinstance(name, str):
             raise ParseError(f"FETCH attribute name {name!r} is not an atom"[:120])
-        out[name.upper()] = items[i + 1]
+        key = name.upper()
+        if key in out:  # no server repeats one: the response is out of step with itself
+            raise ParseError(f"FETCH attribute {key} given twice"[:120])
+        out[key] = items[i + 1]
     return out
 
 

@@ -98,6 +98,15 @@ class ResponseReader:
         return not (self._pieces or self._lines or self._literal is not None)
 
     @property
+    def waiting(self) -> str:
+        """What the reader still waits for, as words to add to an error ("" when idle)."""
+        literal = self._literal
+        if literal is None:
+            return " in the middle of a response line" if self._pieces or self._lines else ""
+        got = literal.filled if isinstance(literal, SpooledLiteral) else self._literal_fill
+        return f" in the middle of a literal ({got:,} of {len(literal):,} bytes received)"
+
+    @property
     def held(self) -> int:
         """Bytes of the response being read that are held in memory."""
         return self._held + self._pending_len
@@ -291,7 +300,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             self._break(ProtocolError(f"internal error reading a response: {type(e).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._break(ConnectionClosed(f"connection closed by server{f': {exc}' if exc else ''}"))
+        why = f": {exc}" if exc else ""
+        self._break(ConnectionClosed(f"connection closed by server{why}{self.reader.waiting}"))
         super().connection_lost(exc)
 
     def _break(self, error: Exception) -> None:
@@ -335,7 +345,10 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             return
         tag, _, rest = first.partition(b" ")
         if current is None or tag != current.tag:
-            raise ProtocolError(f"tagged response for an unknown command: {first[:80]!r}")
+            raise ProtocolError(
+                f"response out of step with the commands sent: {first[:80]!r} (the server's "
+                "responses before it did not add up, e.g. a literal of the wrong length)"
+            )
         status, _, text = rest.partition(b" ")
         st = status_text(text)
         if current.lines_for_compat is not None:
@@ -507,7 +520,9 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         while True:
             remaining = self._last_activity + self.timeout - time.monotonic()
             if remaining <= 0:
-                error = CommandTimeout(f"no answer from server for {self.timeout:g} s ({what})")
+                error = CommandTimeout(
+                    f"no answer from server for {self.timeout:g} s ({what}){self.reader.waiting}"
+                )
                 self._break(error)
                 raise error
             try:
