@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -357,37 +357,106 @@ def test_no_duplicate_uploads_without_a_crash(
     quiet(s)
 
 
-def test_crash_after_every_step_uploads_nothing_twice(
-    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
-) -> None:
-    s = fresh(courier, relay, variant, tmp_path / "count", "count")
-    prepare_uploads(s)
+def crash_sweep(
+    courier: Courier,
+    relay: WithoutAppendUid,
+    variant: str,
+    tmp: Path,
+    prepare: Callable[[Setup], Callable[[Setup], None]],
+) -> list[str]:
+    """For every durable step N of a run: a fresh account prepared by ``prepare`` (which returns
+    the check of the outcome), ``mailtide sync`` killed right after step N, a complete run, the
+    check, and a further run that changes nothing.  One uninterrupted run counts the steps."""
+    s = fresh(courier, relay, variant, tmp / "count", "count")
+    check = prepare(s)
     code, out = mailtide(write_config(s), verbose=True)
     assert code == 0, out
+    check(s)
     steps = steps_of(out)
-    assert "append remote" in steps, steps
 
     def attempt(n: int) -> str | None:
-        t = fresh(courier, relay, variant, tmp_path / f"n{n}", f"n{n}")
-        prepare_uploads(t)
-        uploaded = local_names(t)
+        t = fresh(courier, relay, variant, tmp / f"n{n}", f"n{n}")
+        check = prepare(t)
         config = write_config(t)
         try:
             code, out = mailtide(config, crash_after=n)
             assert code == -9, f"not killed (exit {code}):\n{out}"
             code, out = mailtide(config)
             assert code == 0, f"the run after the crash failed:\n{out}"
-            check_uploaded_once(t, uploaded)
+            check(t)
             quiet(t)
         except AssertionError as exc:
             return f"after step {n} ({steps[n - 1]}): {exc}"
         return None
 
     started = time.monotonic()
+    # each point is its own server user and directory; two at a time roughly halve the wall time
     with ThreadPoolExecutor(max_workers=2) as pool:
         failures = [f for f in pool.map(attempt, range(1, len(steps) + 1)) if f]
     print(f"{variant}: {len(steps)} interruption points in {time.monotonic() - started:.1f} s")
     assert not failures, "\n\n".join(failures)
+    return steps
+
+
+def test_crash_after_every_step_uploads_nothing_twice(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    def prepare(s: Setup) -> Callable[[Setup], None]:
+        prepare_uploads(s)
+        uploaded = local_names(s)
+        return lambda t: check_uploaded_once(t, uploaded)
+
+    steps = crash_sweep(courier, relay, variant, tmp_path, prepare)
+    assert "append remote" in steps, steps
+
+
+WC = "Work/Clients"
+
+
+def prepare_changes(s: Setup) -> Callable[[Setup], None]:
+    """A synced account, then new mail, flags and deletions on both sides and a new folder."""
+    mid = srv.message_id
+    put_server(s.imap, "INBOX", [1, 2], [SEEN])
+    put_server(s.imap, "INBOX", [3, 4], [FLAGGED])
+    put_server(s.imap, WC, [11, 12, 13], [SEEN])
+    synced(s)
+    put_server(s.imap, "INBOX", [5], [ANSWERED])
+    srv.set_flags(s.imap, "INBOX", mid(3, "INBOX"), [SEEN, "$Junk"])
+    srv.clear_flags(s.imap, "INBOX", mid(4, "INBOX"), [FLAGGED])
+    srv.expunge(s.imap, on_server(WC), mid(12, WC))
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(6, "INBOX"), "S")
+    loc.deliver(s.root, "fs", WC, srv.make_message(14, WC), "")
+    loc.deliver(s.root, "fs", "Lokal", srv.make_message(61, "Lokal"), "F")
+    inbox = loc.by_message_id(s.root, "fs", "INBOX")
+    loc.set_letters(inbox[mid(1, "INBOX")], "FS")
+    inbox[mid(2, "INBOX")].path.unlink()
+    loc.by_message_id(s.root, "fs", WC)[mid(11, WC)].path.unlink()
+    want = {
+        "INBOX": {
+            mid(1, "INBOX"): {SEEN, FLAGGED},
+            mid(3, "INBOX"): {SEEN, FLAGGED, "$Junk"},
+            mid(4, "INBOX"): set(),
+            mid(5, "INBOX"): {ANSWERED},
+            mid(6, "INBOX"): {SEEN},
+        },
+        WC: {mid(13, WC): {SEEN}, mid(14, WC): set()},
+        "Lokal": {mid(61, "Lokal"): {FLAGGED}},
+    }
+
+    def check(t: Setup) -> None:
+        for folder, flags in want.items():
+            assert server_flags(t.imap, folder) == flags, folder
+        assert_same_everywhere(t)
+
+    return check
+
+
+@pytest.mark.slow
+def test_crash_after_every_step_with_changes_on_both_sides(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    steps = crash_sweep(courier, relay, variant, tmp_path, prepare_changes)
+    assert {"delete remote", "delete local", "append remote", "append local"} <= set(steps)
 
 
 # ---- (c) deleting without UIDPLUS: never another client's \Deleted message -------------------
