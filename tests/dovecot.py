@@ -258,7 +258,7 @@ class Dovecot:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.02)
         for pid in pids:

@@ -16,6 +16,7 @@ fired, and that a further run changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from dovecot import Dovecot, private_dovecot
 from engine_helpers import Setup, make_setup
 from fault_proxy import Direction, Fault, FaultProxy, Kind
 from mailtide.engine.account import AccountReport
+from mailtide.engine.run import sync_account
 
 SEEN, ANSWERED, FLAGGED = "\\Seen", "\\Answered", "\\Flagged"
 Flags = frozenset[str]
@@ -146,8 +148,12 @@ def check_converged(s: Setup, want: Mailboxes = EXPECTED) -> None:
         r_ids = Counter(m.message_id for m in server[folder])
         l_ids = Counter(m.message_id for m in local[folder])
         missing = (sorted(set(messages) - set(r_ids)), sorted(set(messages) - set(l_ids)))
-        twice = [k for k, n in r_ids.items() if n > 1]
-        assert twice == [], f"twice on the server in {folder}: {twice}; missing: {missing}"
+        twice = [
+            (k, [m.uid for m in server[folder] if m.message_id == k])
+            for k, n in r_ids.items()
+            if n > 1
+        ]
+        assert twice == [], f"twice on the server in {folder} (UIDs): {twice}; missing: {missing}"
         twice = [k for k, n in l_ids.items() if n > 1]
         assert twice == [], f"twice locally in {folder}: {twice}; missing: {missing}"
         assert sorted(r_ids) == sorted(messages), f"server messages in {folder}"
@@ -176,7 +182,7 @@ def holdings(s: Setup) -> tuple[dict[str, list[tuple[int, Flags]]], set[str]]:
 def check_idempotent(s: Setup) -> None:
     """A further (clean) run finds nothing to do and changes nothing."""
     before = holdings(s)
-    report = s.sync()
+    report = sync(s)
     assert not report.failed, report.failures()
     assert all(not any(m.summary().values()) for m in report.mailboxes), [
         (m.name, m.summary()) for m in report.mailboxes
@@ -228,9 +234,15 @@ def template(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Temp
     return Template(dovecot, user, tmp)
 
 
+def sync(s: Setup) -> AccountReport:
+    """One run, with a hang guard far above any retry schedule here (every wait in mailtide
+    has its own timeout; this only turns a hang into a failure)."""
+    return asyncio.run(asyncio.wait_for(sync_account(s.config, s.account), 120))
+
+
 def run_with(s: Setup, proxy: FaultProxy, *faults: Fault) -> AccountReport:
     proxy.arm(*faults)
-    return s.sync()
+    return sync(s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,13 +273,24 @@ def literal_points(m: Measure) -> list[tuple[Direction, int]]:
     return [("up", up_at + 500), ("down", down_at + 500), ("up", up_at), ("down", down_at)]
 
 
+def folder_points(m: Measure) -> list[tuple[Direction, int]]:
+    """Offsets inside the folder listing and the folder creation, on the store's own first
+    connection (a retry must not reuse it once it broke)."""
+    return [
+        ("up", m.up.index(b" LIST ") + 3),
+        ("down", m.down.index(b"* LIST ") + 4),
+        ("up", m.up.index(b" CREATE ") + 4),
+        ("down", m.down.index(b" OK ", m.down.index(b"* LIST ")) + 2),
+    ]
+
+
 def sweep_points(m: Measure) -> list[tuple[Direction, int]]:
     points: list[tuple[Direction, int]] = []
     for direction in ("up", "down"):
         total = m.total[direction]
         step = total / POINTS_PER_DIRECTION
         points += [(direction, int(k * step)) for k in range(POINTS_PER_DIRECTION)]
-    return points + literal_points(m)
+    return points + literal_points(m) + folder_points(m)
 
 
 def trial(
@@ -364,7 +387,35 @@ def test_retries_run_out_then_the_next_run_converges(
         assert "secret" not in lines[0]
         proxy.up()
         proxy.arm()
-        report = s.sync()
+        report = sync(s)
+        assert not report.failed, report.failures()
+        check_converged(s)
+        check_idempotent(s)
+
+
+def test_every_connection_cut_then_the_next_run_converges(
+    template: Template, measured: Measure, tmp_path: Path
+) -> None:
+    # Every connection is cut once 1,500 bytes came down it (after the folder listing, in the
+    # middle of a mailbox's first FETCH): no attempt gets further, so the retries run out.
+    attempts = RETRY["retries"] + 1
+    with FaultProxy(template.dovecot.port) as proxy:
+        s = clone(template, tmp_path, proxy)
+        faults = [Fault("cut", "down", 1500, connection=k) for k in range(1, 40)]
+        report = run_with(s, proxy, *faults)
+        assert len(proxy.fired) >= attempts  # the store's own first connection carries less
+        lines = report.failures()
+        assert len(lines) == 1, lines
+        assert f"connection to 127.0.0.1:{proxy.port} lost" in lines[0], lines[0]
+        assert f"gave up after {attempts} attempts" in lines[0], lines[0]
+        proxy.arm()
+        report = sync(s)
+        assert not report.failed, report.failures()
+        check_converged(s)
+        check_idempotent(s)
+        proxy.up()
+        proxy.arm()
+        report = sync(s)
         assert not report.failed, report.failures()
         check_converged(s)
         check_idempotent(s)
@@ -403,7 +454,7 @@ def test_server_restart_mid_sync(own_dovecot: Dovecot, tmp_path: Path, held_down
         # The server goes away after the first body was sent to it (mid-sync, both ways busy).
         measure = clone(t, tmp_path, proxy)
         proxy.arm()
-        assert not measure.sync().failed
+        assert not sync(measure).failed
         down = proxy.stream("down")
         at = down.index(b"BODY[] {") + 200
         report = run_with(s, proxy, Fault("none", "down", at, then=stop_then_start))
@@ -417,7 +468,29 @@ def test_server_restart_mid_sync(own_dovecot: Dovecot, tmp_path: Path, held_down
             assert "gave up after 3 attempts" in line, line
             own_dovecot.start()
             proxy.arm()
-            report = s.sync()
+            report = sync(s)
         assert not report.failed, report.failures()
         check_converged(s)
         check_idempotent(s)
+
+
+# ---- what is never retried ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["password", "certificate"])
+def test_permanent_failures_are_not_retried(template: Template, tmp_path: Path, what: str) -> None:
+    """A wrong password or a certificate that does not verify fails at once, on one
+    connection: retrying would only fail the same way (and could lock the account)."""
+    port = template.dovecot.port if what == "password" else template.dovecot.imaps_port
+    with FaultProxy(port) as proxy:
+        s = clone(template, tmp_path, proxy)
+        if what == "password":
+            s = s.with_account(remote=replace(s.account.remote, password="wrong-Pa55"))
+            expected = "authentication failed for user"
+        else:
+            s = s.with_account(remote=replace(s.account.remote, tls="implicit"))  # no ca_file
+            expected = "certificate verify failed"
+        report = run_with(s, proxy)
+        (line,) = report.failures()
+        assert expected in line and "wrong-Pa55" not in line, line
+        assert proxy.connections == 1, "a permanent failure was retried"
