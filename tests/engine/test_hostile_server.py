@@ -16,11 +16,14 @@ in bounded memory (the body goes through a temporary file, not through RAM).
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from fake_imap import Act, FakeMessage, FakeServer, Fault, fetch_response, serve
 from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
 from mailtide.engine.account import AccountReport
 from mailtide.engine.run import sync_account
+from mailtide.stores.imap.parse import SpooledLiteral
 
 TIMEOUT = 2.0  # the IMAP command timeout of these runs (seconds of silence)
 GUARD = 60.0  # a run that takes longer than this hangs
@@ -159,6 +163,17 @@ def gigabyte(then: Act) -> Fault:
     return fault
 
 
+def trickle(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
+    """A 1 GB literal at 1 KB/s: never silent, never done."""
+    out.write(body_head(seq, msg, 1_000_000_000))
+    try:
+        while True:
+            out.write(b"y" * 100)
+            time.sleep(0.1)
+    except OSError:  # the client gave up
+        return Act.CLOSE
+
+
 def silent_mid_fetch(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
     out.write(b"".join(fetch_response(seq, msg, "UID FLAGS BODY.PEEK[]"))[:200])
     return Act.HANG
@@ -263,6 +278,13 @@ CASES = [
         "1 GB literal announced, then silence", "body", gigabyte(Act.HANG), "mailbox", "no answer"
     ),
     Case("1 GB literal announced, then close", "body", gigabyte(Act.CLOSE), "mailbox", "closed"),
+    Case(
+        "1 GB literal trickled at 1 KB/s",
+        "body",
+        trickle,
+        "mailbox",
+        "no answer from server for 2 s (FETCH command) in the middle of a literal",
+    ),
     Case("server silent mid-FETCH", "body", silent_mid_fetch, "mailbox", "no answer"),
     Case("3 GiB literal announced", "body", three_gib, "mailbox", "limit"),
 ]
@@ -327,6 +349,35 @@ def test_unknown_untagged_responses_anywhere_are_ignored(tmp_path: Path) -> None
     assert not outcome.report.failed, outcome.report.failures()
     for name in boxes:
         assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])
+
+
+def test_spooled_bodies_are_released_once_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies above 1 MiB travel in temporary files: each is let go (its disk given back)
+    as soon as its batch is delivered, without waiting for a garbage collection."""
+    made: list[weakref.ref[SpooledLiteral]] = []
+    init = SpooledLiteral.__init__
+
+    def recording_init(self: SpooledLiteral, size: int) -> None:
+        init(self, size)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(SpooledLiteral, "__init__", recording_init)
+    boxes = {"INBOX": [message(i, "INBOX", size=3 * MiB) for i in range(1, 9)]}
+    server = FakeServer(boxes)
+    gc.disable()
+    try:
+        with serve(server):
+            outcome = run_sync(config_for(tmp_path, server.port))
+        alive = [ref() for ref in made if ref() is not None]
+    finally:
+        gc.enable()
+    assert not outcome.report.failed, outcome.report.failures()
+    assert local_bodies(tmp_path / "Mail", "INBOX") == sorted(lf(m) for m in boxes["INBOX"])
+    assert len(made) == 8  # every body went through a file
+    assert alive == []
+    assert outcome.peak < 32 * MiB, f"peak traced memory {outcome.peak / MiB:.0f} MiB"
 
 
 # ---- a ~300 MB message, end to end, as a process --------------------------------------------

@@ -19,8 +19,9 @@ literals) in one linear pass without recursion; each response goes to the one
 command in flight (commands are serialised by a lock), whose callback may
 consume it at once (streaming FETCH); EXPUNGE / VANISHED / EXISTS and
 unrequested FETCH responses are also kept in ``unsolicited``.  Every wait has
-a timeout that restarts whenever the server sends something, so a slow but
-live 25 MB transfer is not cut off while a silent server is.
+a timeout that restarts whenever the server sends something (inside a
+literal: every ``LITERAL_PROGRESS`` bytes), so a slow but live 25 MB transfer
+is not cut off while a silent or trickling server is.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ MAX_HELD = 16 << 20  # bytes of one response in memory (its lines and small lite
 MAX_LITERALS = 100  # literals in one response; a real one has a few
 MAX_KEPT = 64 << 20  # bytes of untagged responses one command keeps (a LIST of 100k folders: 5 MB)
 MAX_UNSOLICITED = 1_000_000  # EXPUNGE / EXISTS / ... kept between two mailbox reads
+LITERAL_PROGRESS = 64 << 10  # bytes of a literal that restart the timeout (60 s: ~1 KiB/s)
 
 UNSOLICITED_KINDS = frozenset({"EXPUNGE", "VANISHED", "EXISTS", "FETCH"})
 
@@ -96,6 +98,11 @@ class ResponseReader:
     def idle(self) -> bool:
         """True when no partial response is buffered (safe point for STARTTLS)."""
         return not (self._pieces or self._lines or self._literal is not None)
+
+    @property
+    def in_literal(self) -> bool:
+        """True while the bytes of a literal are expected."""
+        return self._literal is not None
 
     @property
     def waiting(self) -> str:
@@ -280,12 +287,18 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self._current: _InFlight | None = None
         self._broken: Exception | None = None
         self._last_activity = time.monotonic()
+        self._trickled = 0  # bytes of a literal received since the timeout last restarted
         self.closing = False  # set before LOGOUT: the server hanging up is then expected
 
     # -- incoming -------------------------------------------------------------------
 
     def data_received(self, d: bytes) -> None:
-        self._last_activity = time.monotonic()
+        # Inside a literal the timeout restarts only per LITERAL_PROGRESS bytes: a server
+        # trickling a 1 GB literal a byte at a time must not hold the command for ever.
+        self._trickled += len(d)
+        if self._trickled >= LITERAL_PROGRESS or not self.reader.in_literal:
+            self._last_activity = time.monotonic()
+            self._trickled = 0
         if self._broken is not None:
             return
         try:
@@ -293,6 +306,9 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 self._dispatch(response)
                 if self._broken is not None:
                     return  # e.g. BYE: what follows it is not for us
+            if not self.reader.in_literal:
+                self._last_activity = time.monotonic()
+                self._trickled = 0
         except (ProtocolError, ParseError) as e:
             self._break(ProtocolError(str(e)))
         except Exception as e:  # a bug in a response handler must not escape into asyncio
