@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailtide.core.identity import identity_of_message
+from mailtide.stores.imap import protocol
 from mailtide.stores.imap.mailbox import (
     fetch_attributes,
     fetched_of,
@@ -123,3 +124,49 @@ def test_identity_of_a_big_spooled_body_reads_only_its_start() -> None:
     body = raw.literals[0]
     assert isinstance(body, SpooledLiteral)
     assert identity_of_spooled(body) == identity_of_message(message)
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "says"),
+    [
+        ("SELECT", b"* XYZZY %d plugh plugh plugh\r\n", "untagged responses to one SELECT"),
+        (None, b"* %d EXPUNGE\r\n", "unsolicited"),  # between commands
+    ],
+)
+def test_a_flood_of_responses_is_cut_off(
+    monkeypatch: pytest.MonkeyPatch, name: str | None, line: bytes, says: str
+) -> None:
+    """Responses a command keeps (unknown ones, news like EXPUNGE) cost memory: past a cap the
+    connection is dropped instead of growing without end."""
+    monkeypatch.setattr(protocol, "MAX_KEPT", 64 << 10)
+    loop = asyncio.new_event_loop()
+    try:
+        proto = protocol.ImapProtocol(loop, timeout=5)
+        proto.transport = _Transport()
+        proto.data_received(b"* OK hi\r\n")
+        if name is not None:
+            proto._current = protocol._InFlight(b"A1", name, None, loop.create_future())
+        for i in range(20_000):
+            proto.data_received(line % i)
+            if proto._broken is not None:
+                break
+        assert isinstance(proto._broken, protocol.ProtocolError)
+        assert says in str(proto._broken)
+        assert i < 10_000  # cut off near the cap, not at the end
+    finally:
+        loop.close()

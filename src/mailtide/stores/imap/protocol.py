@@ -280,6 +280,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self.timeout = timeout
         self.reader = ResponseReader()
         self.unsolicited: list[Untagged] = []
+        self._unsolicited_bytes = 0
         self.greeting: asyncio.Future[RawResponse] = (
             loop or asyncio.get_running_loop()
         ).create_future()
@@ -408,8 +409,13 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         # anything else that changes the mailbox is news the mailbox must not miss.
         answers_command = current is not None and current.name in ("FETCH", "STORE")
         if item.kind in UNSOLICITED_KINDS and not (item.kind == "FETCH" and answers_command):
-            if len(self.unsolicited) >= MAX_UNSOLICITED:
-                raise ProtocolError(f"more than {MAX_UNSOLICITED} unsolicited responses")
+            if not self.unsolicited:  # a reader emptied it
+                self._unsolicited_bytes = 0
+            self._unsolicited_bytes += _held_bytes(item.raw)
+            if len(self.unsolicited) >= MAX_UNSOLICITED or self._unsolicited_bytes > MAX_KEPT:
+                raise ProtocolError(
+                    f"more than {MAX_UNSOLICITED} unsolicited responses or {MAX_KEPT} bytes of them"
+                )
             self.unsolicited.append(item)
 
     # -- outgoing -------------------------------------------------------------------
