@@ -163,6 +163,9 @@ def change_both_sides(
         server_append(c, name, "INBOX", 8, [SEEN])
         server_append(c, name, "Archive/2024", 14, [SEEN])
     srv.set_flags(s.imap, "INBOX", mid(3, "INBOX"), [FLAGGED])
+    # another client deleted one on the server: without state nothing says it was a deletion,
+    # so the local copy (with mbsync's mark when mbsync wrote it) goes up again
+    srv.expunge(s.imap, name("Archive/2024"), mid(13, "Archive/2024"))
     loc.deliver(s.root, s.layout, "INBOX", srv.make_message(31, "INBOX"), "")
     loc.deliver(s.root, s.layout, "INBOX", srv.make_message(32, "INBOX"), "S")
     loc.deliver(s.root, s.layout, "Lists/Debian", srv.make_message(33, "Lists/Debian"), "S")
@@ -175,6 +178,7 @@ def change_both_sides(
         ("INBOX", mid(32, "INBOX")),
         ("Lists/Debian", mid(33, "Lists/Debian")),
         ("Lokal", mid(41, "Lokal")),
+        ("Archive/2024", mid(13, "Archive/2024")),
     }
     downloads = {
         ("INBOX", mid(7, "INBOX")),

@@ -57,15 +57,17 @@ _COPY_MARK = re.compile(rb"(?im)^(?:x-tuid|x-offlineimap):[^\n]*\n")
 def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
     """Identity from a message's header section (either line-end form), its CRLF size and the
     start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body).
-    An X-TUID or X-OfflineIMAP line counts in neither the header nor the size."""
+    An X-TUID or X-OfflineIMAP line counts in neither the header nor the size (``marks``
+    says how long they were)."""
     lf = to_lf(header)
-    marks = _COPY_MARK.findall(lf)
-    if marks:
+    found = _COPY_MARK.findall(lf)
+    marks = sum(len(m) + 1 for m in found)  # each line's CRLF form
+    if found:
         lf = _COPY_MARK.sub(b"", lf)
-        crlf_size -= sum(len(m) + 1 for m in marks)  # each line's CRLF form
     return Identity(
         message_id=message_id_of(lf),
-        size=crlf_size,
+        size=crlf_size - marks,
+        marks=marks,
         header_digest=hashlib.sha256(lf).hexdigest(),
         body_digest=hashlib.sha256(bytes(body_prefix[:BODY_PREFIX])).hexdigest()[:32],
     )

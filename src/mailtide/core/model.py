@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Flags = frozenset[str]
 
@@ -59,6 +59,10 @@ class Identity:
     size: int
     header_digest: str
     body_digest: str = ""  # of the first BODY_PREFIX bytes of the body, CRLF form
+    # Bytes (CRLF form) of other synchronisers' marks (mbsync's X-TUID, ...) that the header
+    # digest and ``size`` leave out, so the copy without them is the same message; the stored
+    # message is ``size + marks`` long.  Not part of what the message is: not compared.
+    marks: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

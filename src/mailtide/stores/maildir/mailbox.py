@@ -282,7 +282,7 @@ class MaildirMailbox:
                     flags=flags_of_letters(self._letters(entry), keywords),
                     internaldate=datetime.fromtimestamp(mtime, tz=UTC),
                     identity=identity,
-                    body=MaildirBody(self, msg_id, identity.size),
+                    body=MaildirBody(self, msg_id, identity.size + identity.marks),
                 )
             )
         return out
