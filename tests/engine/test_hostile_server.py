@@ -253,6 +253,13 @@ CASES = [
         "UID 2",
     ),
     Case(
+        "a size that is not a number",
+        "sizes",
+        replaced(b"* {seq} FETCH (UID 2 RFC822.SIZE big)\r\n"),
+        "message",
+        "UID 2",
+    ),
+    Case(
         "odd atoms in FLAGS of the listing",
         "listing",
         replaced(b"* {seq} FETCH (UID 2 FLAGS " + ODD_FLAGS + b" RFC822.SIZE 700)\r\n"),
@@ -476,3 +483,35 @@ timeout = 30
     assert files[-1].stat().st_size == size
     assert file_digest(files[-1]) == digest
     assert rss_mb < 120, f"peak RSS {rss_mb:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        replaced(b"* {seq} FETCH (UID 2 BODY[HEADER] NIL RFC822.SIZE x)\r\n"),
+        replaced(b"* {seq} FETCH (UID 2 RFC822.SIZE 700 BODY[HEADER] (a b))\r\n"),
+        replaced(b"* {seq} XFETCH garbage\r\n"),
+    ],
+    ids=["garbage values", "a list for a header", "no FETCH at all"],
+)
+def test_an_unreadable_identity_never_uploads_a_duplicate(tmp_path: Path, fault: Fault) -> None:
+    """Both sides hold the same three messages and no state: they are paired by content.  When
+    the server's answer for one of them does not parse, that message must not be taken for
+    new on the local side (uploaded again) nor for gone (deleted)."""
+    boxes = mailboxes()
+    root = tmp_path / "Mail"
+    for m in boxes["Bad"]:
+        loc.deliver(root, "fs", "Bad", m.body, "S")
+    server = FakeServer(boxes)
+    server.faults[("Bad", 2, "identify")] = fault
+    with serve(server):
+        config = config_for(tmp_path, server.port)
+        first = run_sync(config).report
+        assert [m.uid for m in boxes["Bad"]] == [1, 2, 3], "a message was uploaded twice"
+        assert local_bodies(root, "Bad") == sorted(lf(m) for m in boxes["Bad"])
+        server.faults.clear()
+        second = run_sync(config).report
+    assert first.error is None
+    assert not second.failed, second.failures()
+    assert [m.uid for m in boxes["Bad"]] == [1, 2, 3]
+    assert local_bodies(root, "Bad") == sorted(lf(m) for m in boxes["Bad"])

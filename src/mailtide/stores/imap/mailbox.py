@@ -401,35 +401,50 @@ class ImapMailbox:
         return frozenset(f for f in flags if f == RECENT or not is_flag_atom(f))
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
+        """Content identities.  A message left out here is taken for gone by the caller, and
+        its twin on the other side for new (copied again): so an answer that does not parse,
+        or no answer for a message the server still holds, fails the mailbox instead."""
         out: dict[str, Identity] = {}
 
         def take(attrs: dict[str, Value]) -> None:
-            header = attrs["BODY[HEADER]"]
+            header = attrs.get("BODY[HEADER]")
             text = attrs.get("BODY[TEXT]<0>", b"")
-            if isinstance(header, list) or isinstance(text, list | str):
+            if header is None or isinstance(header, list) or isinstance(text, list | str):
                 raise ParseError("BODY[HEADER] or BODY[TEXT] is not a string")
             uid = str(uid_of(attrs))
-            size = number_of(attrs["RFC822.SIZE"])
+            size = number_of(attrs.get("RFC822.SIZE"))
             out[uid] = identity_of(bytes_of(header, HEADER_SCAN), size, bytes_of(text, BODY_PREFIX))
 
-        on_fetch = self._on_fetch(take)
-
-        for uids in uid_sets(_uids(ids)):
+        bad: list[str] = []
+        on_fetch = self._on_fetch(take, bad)
+        wanted = _uids(ids)
+        for uids in uid_sets(wanted):
             await self._run(
                 "UID FETCH",
                 uids,
                 f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{BODY_PREFIX}>)",
                 on_untagged=on_fetch,
             )
+        if not bad:
+            missing = [str(u) for u in wanted if str(u) not in out]
+            held = await self._sizes(missing, bad) if missing else {}
+            if held:
+                bad.append(f"no answer for UID {', '.join(map(str, sorted(held)[:20]))}")
+        if bad:
+            raise MailboxError(
+                f"mailbox {self.name!r}: the server's answer for {len(bad)} message(s) cannot be "
+                f"read (first: {bad[0]}); the mailbox is skipped rather than taking them for "
+                "gone and their copies here for new"
+            )
         return out
 
-    async def _sizes(self, ids: Sequence[str]) -> dict[int, int]:
+    async def _sizes(self, ids: Sequence[str], bad: list[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
 
         def take(attrs: dict[str, Value]) -> None:
-            sizes[uid_of(attrs)] = number_of(attrs["RFC822.SIZE"])
+            sizes[uid_of(attrs)] = number_of(attrs.get("RFC822.SIZE"))
 
-        on_fetch = self._on_fetch(take)
+        on_fetch = self._on_fetch(take, bad)
 
         for uids in uid_sets(_uids(ids)):
             await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
@@ -441,8 +456,9 @@ class ImapMailbox:
         A message whose FETCH response does not parse is skipped; the others are still
         given, and then ``MailboxError`` names what could not be read (the caller keeps
         what it got; the next run tries the skipped ones again)."""
-        sizes = await self._sizes(ids)
-        unreadable: list[str] = []
+        bad: list[str] = []
+        sizes = await self._sizes(ids, bad)
+        unreadable = [f"a size: {why}" for why in bad]
         batch: list[int] = []
         budget = 0
         for uid in sorted(sizes):
