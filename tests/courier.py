@@ -175,7 +175,10 @@ exec /usr/bin/env -i PATH=/usr/bin:/bin /bin/sh -c '. {env}; \
 """
         result = _run(["unshare", "-m", "--propagation", "private", "sh", "-c", script])
         if result.returncode != 0:
-            raise RuntimeError(f"courier did not start: {result.stderr.strip()}")
+            why = result.stderr.strip()
+            if "ermission denied" in why or "not permitted" in why:  # a container without mounts
+                raise CourierUnavailable(f"no private mount namespace here: {why}")
+            raise RuntimeError(f"courier did not start: {why}")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             self._pids = self._read_pids()
