@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import threading
 import time
 from collections import Counter
@@ -33,7 +32,7 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot
-from engine_helpers import Setup, make_setup, run_forked, write_config
+from engine_helpers import Setup, clone_into, make_setup, run_forked, write_config
 from mailtide.engine.steps import CRASH_ENV
 
 SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
@@ -553,22 +552,8 @@ def fresh(dovecot: Dovecot, tmp: Path, name: str) -> Setup:
 
 
 def clone(dovecot: Dovecot, template: Setup, tmp: Path, name: str) -> Setup:
-    """A fresh account holding exactly what ``template`` holds: the server user's storage is
-    copied under a new user name (Dovecot reads it as it finds it at the first login), the
-    local tree and the state directory alongside.  Preparing every point of a sweep from
-    scratch cost a third of its time."""
     s = fresh(dovecot, tmp, name)
-    home = dovecot.maildir(template.imap.user).parent
-    if home.exists():
-        copy = dovecot.maildir(s.imap.user).parent
-        shutil.copytree(home, copy, symlinks=True)
-        owner = home.stat()
-        for path in [copy, *copy.rglob("*")]:
-            os.lchown(path, owner.st_uid, owner.st_gid)
-    shutil.copytree(template.root, s.root, symlinks=True, dirs_exist_ok=True)
-    state = template.config.general.state_dir
-    if state.exists():
-        shutil.copytree(state, s.config.general.state_dir)
+    clone_into(dovecot, template, s)
     return s
 
 
