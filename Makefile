@@ -10,11 +10,12 @@ export PIP_ROOT_USER_ACTION := ignore
 export PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv test lint typecheck pytest demo bench clean
+.PHONY: help deps venv test lint typecheck pytest torture demo bench clean
 
 help:
 	@echo "make demo       private Dovecot + sample mail, synced into ./demo/Mail"
 	@echo "make test       deps + venv, then lint, typecheck and the test suite (what CI runs)"
+	@echo "make torture    the slow tiers make test leaves out (pytest -m slow), e.g. 1,000 kill -9 trials"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy"
 	@echo "make bench      benchmark against mbsync (needs ../shared/lab; see bench/README.md)"
@@ -53,6 +54,13 @@ typecheck: venv
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 pytest: venv
 	@rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+# The slow tiers `make test` leaves out (pytest -m slow), with their counts printed (-s);
+# MAILTIDE_TORTURE_TRIALS=N sets the number of kill -9 trials (default 1000).
+torture: venv
+	@rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m slow -s || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure" >&2; exit 1; fi; \
 	exit $$rc
 
