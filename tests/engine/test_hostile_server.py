@@ -515,3 +515,25 @@ def test_an_unreadable_identity_never_uploads_a_duplicate(tmp_path: Path, fault:
     assert not second.failed, second.failures()
     assert [m.uid for m in boxes["Bad"]] == [1, 2, 3]
     assert local_bodies(root, "Bad") == sorted(lf(m) for m in boxes["Bad"])
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [replaced(b""), replaced(b"* {seq} FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE 700\r\n")],
+    ids=["left out", "unparsable"],
+)
+def test_a_listing_that_misses_a_message_deletes_nothing(tmp_path: Path, fault: Fault) -> None:
+    """After a complete sync, a listing without message 2 (no answer for it, or one that does not
+    parse) must not read as message 2 expunged: its local copy stays."""
+    boxes = mailboxes()
+    server = FakeServer(boxes)
+    root = tmp_path / "Mail"
+    with serve(server):
+        config = config_for(tmp_path, server.port)
+        assert not run_sync(config).report.failed
+        server.faults[("Bad", 2, "listing")] = fault
+        report = run_sync(config).report
+    assert local_bodies(root, "Bad") == sorted(lf(m) for m in boxes["Bad"])
+    assert [m.uid for m in boxes["Bad"]] == [1, 2, 3]
+    bad = {m.name: m for m in report.mailboxes}["Bad"]
+    assert bad.error is not None and "'Bad'" in bad.error

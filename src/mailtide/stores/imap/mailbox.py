@@ -311,13 +311,24 @@ class ImapMailbox:
         )
 
     async def snapshot(self) -> list[MessageInfo]:
+        """Every message, by ``FETCH 1:*``.  A message the server leaves out of its answer would
+        read as expunged (and its local copy be deleted), so every sequence number up to the
+        count the server gave must be answered, and parse, or the mailbox fails."""
         await self._run("NOOP")  # learn of new messages (EXISTS) before counting
-        for u in self.unsolicited:
-            if u.kind == "EXISTS" and u.number is not None:
-                self.exists = u.number
+        self.exists = self._count_after_news()
         out: list[MessageInfo] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: out.append(message_info(attrs)), bad)
+        answered: set[int] = set()
+
+        listing = self._on_fetch(lambda attrs: out.append(message_info(attrs)), bad)
+
+        def on_fetch(u: Untagged) -> bool:
+            before = len(out)
+            consumed = listing(u)
+            if len(out) > before and u.number is not None:
+                answered.add(u.number)
+            return consumed
+
         if self.exists:
             for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
                 end = start + SNAPSHOT_CHUNK - 1
@@ -329,9 +340,35 @@ class ImapMailbox:
                 f"not parse (first: {bad[0]}); the mailbox is skipped rather than taking those "
                 "messages for deleted"
             )
+        unanswered = self.exists - len(answered & set(range(1, self.exists + 1)))
+        if unanswered:
+            raise MailboxError(
+                f"mailbox {self.name!r}: the server's listing left out {unanswered} of its "
+                f"{self.exists} messages; the mailbox is skipped rather than taking them for "
+                "deleted"
+            )
         # A message can be answered twice when new mail arrives mid-way ("n:*").
         unique = {m.id: m for m in out}
         return sorted(unique.values(), key=lambda m: int(m.id))
+
+    def _count_after_news(self) -> int:
+        """The message count after the news the server sent since SELECT, in order."""
+        count = self.exists
+        for u in self.unsolicited:
+            if u.kind == "EXISTS" and u.number is not None:
+                count = u.number
+            elif u.kind == "EXPUNGE":
+                count -= 1
+            elif u.kind == "VANISHED":
+                try:
+                    t = u.tokens()
+                    value = t.value()
+                    if isinstance(value, list):  # (EARLIER): not news of this session
+                        continue
+                    count -= sum(b - a + 1 for a, b in uid_ranges(text_of(value)))
+                except (ParseError, ValueError):
+                    continue
+        return max(count, 0)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """With QRESYNC: the messages whose MODSEQ passed ``since.highestmodseq`` (new ones
