@@ -3,7 +3,8 @@
 Each scenario is data: a function that prepares a fresh server account and a
 fresh local Maildir (setup syncs included, then the changes to carry), and the
 mailboxes both sides must hold afterwards.  For a scenario with S durable steps
-(counted by one uninterrupted run) and every N in 1..S, on a fresh preparation:
+(counted by one uninterrupted run) and every N in 1..S, on a copy of the prepared
+account (the server user's storage, the local tree and the state copied):
 
 1. ``mailtide sync`` with ``MAILTIDE_CRASH_AFTER_STEP=N`` dies by SIGKILL right
    after step N;
@@ -12,6 +13,13 @@ mailboxes both sides must hold afterwards.  For a scenario with S durable steps
    message that was on a side after the crash is still the same file / UID
    (nothing downloaded or uploaded again, nothing replaced);
 3. a further run changes nothing.
+
+Scenarios: initial sync; changes both ways; deletions both ways; new folders both
+ways; moves both ways; keywords both ways; UIDVALIDITY change; lost state.  A new
+scenario is one more entry in ``SCENARIOS``.  The runs are forks of a process that
+imported mailtide once (``engine_helpers.run_forked``).  The default tier sweeps
+every point except for the scenarios in ``THINNED`` (a spread of their points);
+``make torture`` sweeps those at every point too.
 """
 
 from __future__ import annotations
