@@ -4,9 +4,19 @@ Ids are the unique part of the file name (before ``:2,``), stable across
 flag renames and new/ -> cur/ moves.  We keep an index id -> (subdir, file
 name) from the last scan; another mail client may rename or delete files at
 any moment, so every file operation tolerates FileNotFoundError for the
-message concerned: rescan (once per call), then skip it.  A vanished message
-is never an error for the mailbox; a vanished *folder* is (an empty listing
-must never be mistaken for "everything was deleted").
+message concerned: rescan and find it by its id under its new name (a few
+times per message), and only when a fresh scan no longer lists it is it
+skipped as vanished.  A vanished message is never an error for the mailbox; a
+vanished *folder* is (an empty listing must never be mistaken for "everything
+was deleted").
+
+A scan must not miss a message another client renames while we list the
+directory (readdir may then return neither name, and a recorded message
+missing from a listing reads as deleted, which the sync would carry to the
+server).  So a listing counts only if new/ and cur/ did not change while it
+ran; otherwise it is repeated, and every pass's messages are kept (a file
+deleted meanwhile then looks present for this run, which is harmless: it is
+skipped as vanished, and its deletion is seen next run).
 
 Sizes in ``snapshot`` come from ``,S=<size>`` in the file name (our own
 files and Dovecot's carry it) and are 0 when absent: a stat per file would
@@ -20,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,11 +92,17 @@ class DeliveryError(MailboxError):
         self.delivered = delivered
 
 
+SCAN_PASSES = 5  # listings at most per scan while another client keeps changing the folder
+STILL = 0.05  # s: a directory changed more recently than this may change unseen (coarse mtime)
+FILE_TRIES = 4  # times a message is looked for under a new name when its file moved
+
+
 @dataclass(slots=True)
 class _Attempt:
-    """One batch operation's allowance of rescans (one)."""
+    """One batch operation: the scan generation it started from.  A message missing from the
+    index is rescanned for only if no scan ran since (then a fresh scan did not list it)."""
 
-    rescanned: bool = False
+    generation: int
 
 
 class MaildirMailbox:
@@ -102,14 +120,43 @@ class MaildirMailbox:
         self.path = path
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
+        self._generation = 0  # scans so far (see _Attempt)
         self._twins: dict[str, list[Entry]] = {}  # ids found in both new/ and cur/
         self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
 
     # -- scanning ------------------------------------------------------------------------
 
     def _scan(self) -> dict[str, Entry]:
-        """List new/ then cur/ (a file moved between the two listings is seen twice, never
-        missed; cur/ wins, and the other copy is remembered so a deletion removes both).
+        """List new/ then cur/ until a listing ran while neither changed (see the module
+        docstring); every pass's messages are kept, the latest name of each winning."""
+        index: dict[str, Entry] = {}
+        twins: dict[str, list[Entry]] = {}
+        for _ in range(SCAN_PASSES):
+            before = self._stamps()
+            listed, twins = self._list()
+            after = self._stamps()
+            index.update(listed)
+            if before == after and time.time() - max(after) > STILL:
+                break
+        self._index = index
+        self._twins = twins
+        self._generation += 1
+        return index
+
+    def _stamps(self) -> tuple[float, ...]:
+        """The modification and change times of new/ and cur/ (a rename in or out sets both)."""
+        out: list[float] = []
+        for sub in ("new", "cur"):
+            try:
+                st = os.stat(os.path.join(self.path, sub))
+            except OSError as err:
+                raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
+            out += (st.st_mtime, st.st_ctime)
+        return tuple(out)
+
+    def _list(self) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
+        """One listing of new/ then cur/ (a file moved between the two listings is seen twice,
+        never missed; cur/ wins, and the other copy is remembered so a deletion removes both).
         Dotfiles, anything not a regular file, and names that are not UTF-8 are skipped."""
         index: dict[str, Entry] = {}
         twins: dict[str, list[Entry]] = {}
@@ -140,27 +187,25 @@ class MaildirMailbox:
                     if unique in index:
                         twins.setdefault(unique, []).append(index[unique])
                     index[unique] = (sub, filename)
-        self._index = index
-        self._twins = twins
-        return index
+        return index, twins
+
+    def _attempt(self) -> _Attempt:
+        return _Attempt(self._generation)
 
     def _with_file(self, msg_id: str, op: Callable[[Entry], T], attempt: _Attempt) -> T | None:
-        """Run ``op`` on the message's current file; None when the message vanished."""
-        for _ in range(2):
+        """Run ``op`` on the message's current file; None when the message vanished (a scan
+        since ``attempt`` began does not list it) or kept moving away (still in the index)."""
+        for _ in range(FILE_TRIES):
             entry = self._index.get(msg_id)
             if entry is None:
-                if attempt.rescanned:
-                    break
+                if self._generation != attempt.generation:
+                    break  # a scan since this operation began does not list it: gone
                 self._scan()
-                attempt.rescanned = True
                 continue
             try:
                 return op(entry)
             except FileNotFoundError:
-                if attempt.rescanned:
-                    break
-                self._scan()
-                attempt.rescanned = True
+                self._scan()  # renamed (flags, new/ -> cur/) or deleted: look again by its id
         log.info("maildir.message_vanished", folder=self.path, id=msg_id)
         return None
 
@@ -247,7 +292,7 @@ class MaildirMailbox:
         return await self._run(self._identify, list(ids))
 
     def _identify(self, ids: list[str]) -> dict[str, Identity]:
-        attempt = _Attempt()
+        attempt = self._attempt()
         out: dict[str, Identity] = {}
         for msg_id in ids:
             found = self._with_file(msg_id, lambda e: read_identity(self._file(e)), attempt)
@@ -263,42 +308,53 @@ class MaildirMailbox:
                 yield fetched
 
     def _fetch_meta(self, ids: list[str]) -> list[Fetched]:
-        attempt = _Attempt()
+        """Each message's flags, date and identity, its file already opened: a message another
+        client renames or deletes before its body is sent is still read whole (a small one is
+        held in memory, a bigger one by its open file), instead of failing the copy."""
+        attempt = self._attempt()
         keywords = read_keywords(self.path)
         out: list[Fetched] = []
         for msg_id in ids:
 
-            def meta(entry: Entry) -> tuple[Entry, Identity, float]:
-                identity, mtime = read_identity(self._file(entry))
-                return entry, identity, mtime
+            def meta(
+                entry: Entry, msg_id: str = msg_id
+            ) -> tuple[Entry, Identity, float, MaildirBody]:
+                f = open(self._file(entry), "rb")  # noqa: SIM115 - handed to the body
+                try:
+                    st = os.fstat(f.fileno())
+                    if st.st_size <= SMALL_BODY:
+                        data = f.read()
+                        f.close()
+                        identity = identity_of_stream(io.BytesIO(data))
+                        body = MaildirBody(self, msg_id, identity.size + identity.marks, data=data)
+                    else:
+                        identity = identity_of_stream(f)
+                        body = MaildirBody(self, msg_id, identity.size + identity.marks, file=f)
+                except BaseException:
+                    f.close()
+                    raise
+                return entry, identity, st.st_mtime, body
 
             found = self._with_file(msg_id, meta, attempt)
             if found is None:
                 continue
-            entry, identity, mtime = found
+            entry, identity, mtime, body = found
             out.append(
                 Fetched(
                     id=msg_id,
                     flags=flags_of_letters(self._letters(entry), keywords),
                     internaldate=datetime.fromtimestamp(mtime, tz=UTC),
                     identity=identity,
-                    body=MaildirBody(self, msg_id, identity.size + identity.marks),
+                    body=body,
                 )
             )
         return out
 
-    def _open_and_read(self, msg_id: str) -> tuple[BinaryIO | None, bytes]:
-        """Open the message and read its first chunk; the file is closed when that was all."""
+    def _open_again(self, msg_id: str) -> BinaryIO:
+        def reopen(entry: Entry) -> BinaryIO:
+            return open(self._file(entry), "rb")
 
-        def first(entry: Entry) -> tuple[BinaryIO | None, bytes]:
-            f = open(self._file(entry), "rb")  # noqa: SIM115 - handed to the body reader
-            data = f.read(CHUNK)
-            if len(data) < CHUNK:
-                f.close()
-                return None, data
-            return f, data
-
-        found = self._with_file(msg_id, first, _Attempt())
+        found = self._with_file(msg_id, reopen, self._attempt())
         if found is None:
             raise MailboxError(f"message {msg_id} vanished from {self.path} while being read")
         return found
@@ -438,51 +494,68 @@ class MaildirMailbox:
             self._index[message.id] = (message.subdir, message.final_name)
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
-        """Rename each message into cur/ with its new info; vanished messages are skipped."""
+        """Rename each message into cur/ with its new info; vanished messages are skipped.
+
+        A message still listed whose file kept moving away under another client's renames
+        raises MailboxError (after the others are done): skipping it silently would let the
+        caller record flags the file does not carry, and the next sync would take the
+        difference for a change made here."""
         self._writable()
         if changes:
             await self._run(self._set_flags, list(changes))
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
         keywords = ensure_keywords(self.path, {f for c in changes for f in c.add}, self._orphans)
-        attempt = _Attempt()
+        attempt = self._attempt()
         touched: set[str] = set()
+        missed: list[str] = []
         for change in changes:
 
-            def rename(entry: Entry, change: FlagChange = change) -> None:
+            def rename(entry: Entry, change: FlagChange = change) -> bool:
                 sub, filename = entry
                 letters = self._letters(entry)
                 flags = (flags_of_letters(letters, keywords) | change.add) - change.remove
                 new_letters = letters_of_flags(flags, keywords, keep=letters)
                 if sub == "new" and not new_letters:
-                    return  # still unflagged: leave it in new/ for the mail reader
+                    return True  # still unflagged: leave it in new/ for the mail reader
                 target = full_name(change.id, new_letters)
                 if sub == "cur" and target == filename:
-                    return
+                    return True
                 dest = os.path.join(self.path, "cur", target)
                 if os.path.lexists(dest):
                     log.warning("maildir.rename_target_exists", folder=self.path, file=target)
-                    return
+                    return True
                 os.rename(self._file(entry), dest)
                 self._index[change.id] = ("cur", target)
                 touched.update((sub, "cur"))
+                return True
 
-            self._with_file(change.id, rename, attempt)
+            if not self._with_file(change.id, rename, attempt) and change.id in self._index:
+                missed.append(change.id)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
+        if missed:
+            raise MailboxError(
+                f"Maildir folder {self.name} ({self.path}): {len(missed)} message(s) kept being "
+                f"renamed by another client while their flags were set (first {missed[0]}); "
+                "the next sync sets them"
+            )
 
     async def delete(self, ids: Sequence[str]) -> set[str]:
-        """Unlink exactly these messages; vanished ones are skipped (and count as gone)."""
+        """Unlink exactly these messages; returns those gone now (vanished ones count as gone;
+        one still listed whose file kept moving away under another client's renames does
+        not, so the caller keeps its record and asks again next time)."""
         self._writable()
-        if ids:
-            await self._run(self._delete, list(ids))
-        return set(ids)
+        if not ids:
+            return set()
+        return await self._run(self._delete, list(ids))
 
-    def _delete(self, ids: list[str]) -> None:
-        attempt = _Attempt()
+    def _delete(self, ids: list[str]) -> set[str]:
+        attempt = self._attempt()
         touched: set[str] = set()
+        gone: set[str] = set()
         for msg_id in ids:
 
-            def unlink(entry: Entry, msg_id: str = msg_id) -> None:
+            def unlink(entry: Entry, msg_id: str = msg_id) -> bool:
                 os.unlink(self._file(entry))
                 self._index.pop(msg_id, None)
                 touched.add(entry[0])
@@ -490,9 +563,12 @@ class MaildirMailbox:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self._file(twin))
                         touched.add(twin[0])
+                return True
 
-            self._with_file(msg_id, unlink, attempt)
+            if self._with_file(msg_id, unlink, attempt) or msg_id not in self._index:
+                gone.add(msg_id)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
+        return gone
 
     async def close(self) -> None:
         self._index = {}
@@ -514,34 +590,59 @@ async def _settled(fn: Callable[..., T], *args: object) -> T:
         raise
 
 
-@dataclass(frozen=True, slots=True)
 class MaildirBody:
-    """A message file read back in CRLF form, in chunks of about 1 MiB."""
+    """A message file read back in CRLF form: held in memory (``data``, a small message) or
+    read from its file opened when it was listed (``file``), in chunks of about 1 MiB.  The
+    file is closed once read to the end; a second reading opens the message again by its id
+    (and fails with MailboxError if it is gone by then)."""
 
-    mailbox: MaildirMailbox
-    id: str
-    crlf_size: int
+    __slots__ = ("_data", "_file", "crlf_size", "id", "mailbox")
+
+    def __init__(
+        self,
+        mailbox: MaildirMailbox,
+        id: str,
+        crlf_size: int,
+        data: bytes | None = None,
+        file: BinaryIO | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.id = id
+        self.crlf_size = crlf_size
+        self._data = data
+        self._file = file
 
     @property
     def size(self) -> int:
         return self.crlf_size
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        f, data = await self.mailbox._run(self.mailbox._open_and_read, self.id)
         to_crlf = LfToCrlf()
+        if self._data is not None:
+            view = memoryview(self._data)
+            for start in range(0, len(view), CHUNK):
+                yield to_crlf.feed(bytes(view[start : start + CHUNK]))
+            return
+        f = self._file
+        if f is None or f.closed:
+            f = await self.mailbox._run(self.mailbox._open_again, self.id)
         try:
-            while data:
+            await asyncio.to_thread(f.seek, 0)
+            while data := await asyncio.to_thread(f.read, CHUNK):
                 yield to_crlf.feed(data)
-                if f is None:
-                    break
-                data = await asyncio.to_thread(f.read, CHUNK)
         finally:
-            if f is not None:
-                f.close()
+            f.close()
 
 
 def read_identity(path: str) -> tuple[Identity, float]:
-    """The content identity of a message file (one streaming pass) and its mtime.
+    """The content identity of a message file (one streaming pass) and its mtime."""
+    with open(path, "rb") as f:
+        mtime = os.fstat(f.fileno()).st_mtime
+        return identity_of_stream(f), mtime
+
+
+def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
+    """The content identity of a message read from ``f`` to its end (LF or CRLF form).
 
     The header section is gathered until the first empty line; the CRLF size
     is the file length plus the LFs not preceded by CR.  A file without an
@@ -553,26 +654,24 @@ def read_identity(path: str) -> tuple[Identity, float]:
     body = bytearray()  # the body's first BODY_PREFIX bytes (LF form is never longer than CRLF)
     size = extra = 0
     after_cr = False
-    with open(path, "rb") as f:
-        mtime = os.fstat(f.fileno()).st_mtime
-        while data := f.read(CHUNK):
-            size += len(data)
-            extra += bare_lf_count(data, after_cr)
-            after_cr = data.endswith(b"\r")
-            if found is None:
-                start = max(0, len(header) - 3)
-                header += data
-                if header.find(b"\n\n", start) >= 0 or header.find(b"\r\n\r\n", start) >= 0:
-                    found = header_section(header)
-                    body += header[len(found) : len(found) + BODY_PREFIX]
-                    header = bytearray()
-            elif len(body) < BODY_PREFIX:
-                body += data[: BODY_PREFIX - len(body)]
+    while data := f.read(CHUNK):
+        size += len(data)
+        extra += bare_lf_count(data, after_cr)
+        after_cr = data.endswith(b"\r")
+        if found is None:
+            start = max(0, len(header) - 3)
+            header += data
+            if header.find(b"\n\n", start) >= 0 or header.find(b"\r\n\r\n", start) >= 0:
+                found = header_section(header)
+                body += header[len(found) : len(found) + BODY_PREFIX]
+                header = bytearray()
+        elif len(body) < BODY_PREFIX:
+            body += data[: BODY_PREFIX - len(body)]
     # LF -> CRLF is local (an LF's fate depends only on the byte before it), so converting
     # the first N bytes gives exactly the start of the converted whole.
     prefix = LfToCrlf().feed(bytes(body))
     head = found if found is not None else bytes(header)
-    return identity_of(head, size + extra, prefix), mtime
+    return identity_of(head, size + extra, prefix)
 
 
 def _utf8(name: str) -> bool:
