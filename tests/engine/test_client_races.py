@@ -50,7 +50,7 @@ _MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*(<[^>\r\n]*>)")
 # The messages, in units: the base corpus per folder, and per round per folder: new on the
 # server, new locally, flagged on the server, expunged on the server.
 Sizes = tuple[int, int, int, int, int]
-FAST: Sizes = (300, 80, 30, 20, 8)
+FAST: Sizes = (200, 60, 25, 15, 6)
 SLOW: Sizes = (600, 150, 60, 40, 15)
 
 
@@ -429,9 +429,9 @@ def run_seed(s: Setup, seed: int, rounds: int, sizes: Sizes) -> list[Client]:
 def test_client_renames_moves_deletes_and_delivers_during_the_sync(
     seed: int, fs_setup: Setup
 ) -> None:
-    clients = run_seed(fs_setup, seed, 2, FAST)
+    clients = run_seed(fs_setup, seed, 1, FAST)
     acted = sum(len(c.log) for c in clients)
-    assert acted >= 50, [c.log for c in clients]
+    assert acted >= 50, [c.log for c in clients]  # the client really worked during the sync
 
 
 @pytest.mark.slow

@@ -133,6 +133,10 @@ def settle(s: Setup) -> None:
     assert all(not any(m.summary().values()) for m in again.mailboxes), again
 
 
+def local_letters(s: Setup, i: int) -> str:
+    return loc.by_message_id(s.root, s.layout, BOX)[srv.message_id(i, BOX)].letters
+
+
 def put_server(s: Setup, folder: str, numbers: range, size: int = 2000) -> None:
     srv.append_many(s.imap, folder, [srv.make_message(i, folder, size) for i in numbers])
 
@@ -229,6 +233,8 @@ def test_keyword_table_and_flag_renames_on_a_full_disk(fs_setup: Setup, mount: M
     assert (inbox / "dovecot-keywords").read_bytes() == table
     assert_no_leftovers(s)
     assert_records_true(s, BOX)
+    # a flag that needs no new keyword is a rename, which takes no space: it is made already
+    assert local_letters(s, 3) == "RS"
 
     filler.unlink()
     settle(s)

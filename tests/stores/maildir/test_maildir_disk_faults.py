@@ -19,7 +19,7 @@ from mailtide.stores.maildir import DeliveryError, MaildirMailbox, MaildirSettin
 from stores.maildir.mdstore_helpers import incoming, message
 from stores.maildir.tmpfs import PAGE, fill, read_only, tmpfs
 
-SEEN = "\\Seen"
+SEEN, FLAGGED = "\\Seen", "\\Flagged"
 PAGES = 128
 
 
@@ -115,18 +115,25 @@ async def test_source_fails_while_the_disk_is_full(box: MaildirMailbox) -> None:
 
 async def test_keyword_table_is_never_damaged_on_a_full_disk(box: MaildirMailbox) -> None:
     """A new keyword needs a bigger ``dovecot-keywords``; on a full disk it is rewritten by a
-    new file and a rename, so the old table stays whole and no temporary file is left."""
-    (msg_id,) = await box.append([incoming(message(1), flags=frozenset({SEEN, "Work"}))])
+    new file and a rename, so the old table stays whole and no temporary file is left.  The
+    other flag changes of the same call, renames that need no space, are still made."""
+    ids = await box.append([incoming(message(i), flags=frozenset({SEEN, "Work"})) for i in (1, 2)])
+    a, b = (str(i) for i in ids)
     table = Path(box.path) / "dovecot-keywords"
     before = table.read_bytes()
     assert before == b"0 Work\n"
     fill(Path(box.path))
     with pytest.raises(MailboxError, match="No space left on device"):
-        await box.set_flags([FlagChange(str(msg_id), frozenset({"Urgent"}), frozenset())])
+        await box.set_flags(
+            [
+                FlagChange(a, frozenset({"Urgent"}), frozenset()),
+                FlagChange(b, frozenset({FLAGGED}), frozenset({"Work"})),
+            ]
+        )
     assert table.read_bytes() == before
     assert [n for n in os.listdir(box.path) if n.endswith(".tmp")] == []
-    (info,) = await box.snapshot()
-    assert info.flags == {SEEN, "Work"}
+    flags = {m.id: m.flags for m in await box.snapshot()}
+    assert flags == {a: {SEEN, "Work"}, b: {SEEN, FLAGGED}}
 
 
 async def test_flag_renames_need_no_space(box: MaildirMailbox) -> None:

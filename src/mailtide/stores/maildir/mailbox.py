@@ -505,11 +505,27 @@ class MaildirMailbox:
             await self._run(self._set_flags, list(changes))
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
-        keywords = ensure_keywords(self.path, {f for c in changes for f in c.add}, self._orphans)
+        full: OSError | None = None
+        try:
+            keywords = ensure_keywords(
+                self.path, {f for c in changes for f in c.add}, self._orphans
+            )
+        except OSError as err:
+            # The keyword table cannot grow (a full disk): the table on disk is intact (it is
+            # replaced by rename), and the changes that need no new letter are renames, which
+            # take no space, so they still go; the others wait for the next sync.
+            full = err
+            keywords = read_keywords(self.path)
         attempt = self._attempt()
         touched: set[str] = set()
         missed: list[str] = []
+        waiting = 0
         for change in changes:
+            if full is not None and any(
+                is_keyword(f) and keywords.letter_of(f) is None for f in change.add
+            ):
+                waiting += 1
+                continue
 
             def rename(entry: Entry, change: FlagChange = change) -> bool:
                 sub, filename = entry
@@ -533,6 +549,11 @@ class MaildirMailbox:
             if not self._with_file(change.id, rename, attempt) and change.id in self._index:
                 missed.append(change.id)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
+        if full is not None:
+            raise MailboxError(
+                f"Maildir folder {self.name} ({self.path}): the keyword table cannot grow: "
+                f"{full}; {waiting} flag change(s) wait for the next sync"
+            )
         if missed:
             raise MailboxError(
                 f"Maildir folder {self.name} ({self.path}): {len(missed)} message(s) kept being "
