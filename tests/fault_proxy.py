@@ -20,7 +20,9 @@ on the same port.  A clean run with ``record=True`` keeps every byte with its
 offset, so a test can find where a command or a literal starts and sweep the
 fault point across the whole run.
 
-Threads only (no event loop), so it serves code on any loop, or none.
+Either side ending its stream ends the connection both ways (IMAP never
+half-closes).  Threads only (no event loop), so it serves code on any loop,
+or none.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ Flags = frozenset[str]
 Mailboxes = Mapping[str, Mapping[str, Flags]]
 
 RETRY = {"retries": 3, "retry_delay": 0.01}
-POINTS_PER_DIRECTION = 26  # evenly spread over the run, plus the literal points
+POINTS_PER_DIRECTION = 25  # evenly spread over the run, plus the literal and folder points
+SLOW_POINTS_PER_DIRECTION = 300  # `make torture` (the slow marker)
 
 
 def mid(i: int, folder: str) -> str:
@@ -284,12 +285,11 @@ def folder_points(m: Measure) -> list[tuple[Direction, int]]:
     ]
 
 
-def sweep_points(m: Measure) -> list[tuple[Direction, int]]:
+def sweep_points(m: Measure, per_direction: int) -> list[tuple[Direction, int]]:
     points: list[tuple[Direction, int]] = []
     for direction in ("up", "down"):
-        total = m.total[direction]
-        step = total / POINTS_PER_DIRECTION
-        points += [(direction, int(k * step)) for k in range(POINTS_PER_DIRECTION)]
+        step = m.total[direction] / per_direction
+        points += [(direction, int(k * step)) for k in range(per_direction)]
     return points + literal_points(m) + folder_points(m)
 
 
@@ -329,21 +329,37 @@ def run_trials(
 # ---- the tests ----------------------------------------------------------------------------
 
 
-def test_connection_cut_at_any_byte_is_retried_within_the_run(
-    template: Template, measured: Measure, tmp_path: Path
+def sweep(
+    kind: Kind, points: list[tuple[Direction, int]], t: Template, tmp: Path, m: Measure
 ) -> None:
-    points = sweep_points(measured)
-    assert len(points) >= 2 * 25
     started = time.monotonic()
-    failures, retried = run_trials([("cut", d, n) for d, n in points], template, tmp_path)
+    timeout = {"timeout": 1.0} if kind == "stall" else {}
+    failures, retried = run_trials([(kind, d, n) for d, n in points], t, tmp, **timeout)
     print(
-        f"cut: {len(points)} fault trials ({retried} retried within the run) over "
-        f"{measured.total['up']} bytes up and {measured.total['down']} down "
+        f"{kind}: {len(points)} fault trials ({retried} retried within the run) over "
+        f"{m.total['up']} bytes up and {m.total['down']} down "
         f"in {time.monotonic() - started:.1f} s"
     )
     assert not failures, "\n".join(failures)
-    # only a cut in the final LOGOUT (the last sweep point of each direction) needs no retry
+    # only a fault in the final LOGOUT (the last point of each direction) needs no retry
     assert retried >= len(points) - 2, retried
+
+
+def test_connection_cut_at_any_byte_is_retried_within_the_run(
+    template: Template, measured: Measure, tmp_path: Path
+) -> None:
+    points = sweep_points(measured, POINTS_PER_DIRECTION)
+    assert len(points) >= 2 * 25
+    sweep("cut", points, template, tmp_path, measured)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["cut", "reset", "stall"])
+def test_fault_at_any_byte_torture(
+    template: Template, measured: Measure, tmp_path: Path, kind: Kind
+) -> None:
+    per_direction = SLOW_POINTS_PER_DIRECTION // (10 if kind == "stall" else 1)
+    sweep(kind, sweep_points(measured, per_direction), template, tmp_path, measured)
 
 
 def test_reset_and_stall_are_retried(template: Template, measured: Measure, tmp_path: Path) -> None:

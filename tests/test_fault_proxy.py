@@ -1,0 +1,136 @@
+"""The fault proxy itself: faults land at the exact byte, in the right way, on the right
+connection (the network-fault tests rely on it, so it is checked against plain sockets)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from fault_proxy import Fault, FaultProxy
+
+GREETING = bytes(range(256)) * 8  # 2048 bytes the server sends first
+
+
+@contextlib.contextmanager
+def server() -> Iterator[tuple[int, list[bytes]]]:
+    """Sends GREETING to each connection, then keeps what it receives (one entry a client)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    received: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.sendall(GREETING)
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    data += chunk
+            received.append(data)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+
+
+def read_all(s: socket.socket) -> tuple[bytes, str]:
+    """Everything until the end, and how it ended ("eof", "reset" or "timeout")."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return data, "reset"
+        except TimeoutError:
+            return data, "timeout"
+        if not chunk:
+            return data, "eof"
+        data += chunk
+
+
+def client(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.settimeout(0.3)
+    return s
+
+
+@pytest.mark.parametrize("after", [0, 1, 700, 2047])
+def test_cut_down_after_exactly_n_bytes(after: int) -> None:
+    with server() as (port, _), FaultProxy(port) as proxy:
+        proxy.arm(Fault("cut", "down", after))
+        with client(proxy.port) as s:
+            data, end = read_all(s)
+        assert (data, end) == (GREETING[:after], "eof")
+        assert [(f.connection, f.offset) for f in proxy.fired] == [(1, after)]
+
+
+def test_cut_up_after_n_bytes_and_the_next_connection_passes() -> None:
+    with server() as (port, received), FaultProxy(port) as proxy:
+        proxy.arm(Fault("cut", "up", 10))
+        with client(proxy.port) as s:
+            s.sendall(b"0123456789abcdef")
+            read_all(s)
+        with client(proxy.port) as s:
+            s.sendall(b"whole")
+            assert read_all(s) == (GREETING, "timeout")  # the server keeps it open
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            threading.Event().wait(0.02)
+        assert sorted(received) == [b"0123456789", b"whole"]
+        assert proxy.connections == 2 and len(proxy.fired) == 1
+
+
+def test_reset_is_a_tcp_rst() -> None:
+    with server() as (port, _), FaultProxy(port) as proxy:
+        proxy.arm(Fault("reset", "down", 100))
+        with client(proxy.port) as s:
+            threading.Event().wait(0.2)  # the RST arrives after the bytes
+            _, end = read_all(s)
+        assert end == "reset"
+
+
+def test_stall_keeps_the_connection_open_and_silent() -> None:
+    with server() as (port, _), FaultProxy(port) as proxy:
+        proxy.arm(Fault("stall", "down", 100))
+        with client(proxy.port) as s:
+            assert read_all(s) == (GREETING[:100], "timeout")
+
+
+def test_global_count_spans_connections_and_per_connection_faults() -> None:
+    with server() as (port, _), FaultProxy(port) as proxy:
+        # byte 3000 of the run is byte 952 of the second connection
+        proxy.arm(Fault("cut", "down", 3000), Fault("cut", "down", 5, connection=3))
+        results = []
+        for _ in range(4):
+            with client(proxy.port) as s:
+                results.append(read_all(s)[0])
+        assert results == [GREETING, GREETING[:952], GREETING[:5], GREETING]
+
+
+def test_down_refuses_and_up_listens_again_on_the_same_port() -> None:
+    with server() as (port, _), FaultProxy(port) as proxy:
+        listening = proxy.port
+        proxy.down()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", listening), timeout=5)
+        proxy.up()
+        assert proxy.port == listening
+        with client(proxy.port) as s:
+            assert read_all(s) == (GREETING, "timeout")  # the server keeps it open
