@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 import imap_helpers as srv
 import maildir_helpers as loc
@@ -393,9 +394,13 @@ def test_retries_run_out_then_the_next_run_converges(
         s = clone(template, tmp_path, proxy)
         # mid-run the network goes away: every later connection is refused
         after = measured.total[direction] // 2
-        report = run_with(s, proxy, Fault("cut", direction, after, then=proxy.down))
+        with structlog.testing.capture_logs() as logs:
+            report = run_with(s, proxy, Fault("cut", direction, after, then=proxy.down))
         assert len(proxy.fired) == 1
         assert report.failed
+        # each retry is logged with its attempt and its wait, which doubles
+        retries = [(e["attempt"], e["delay"]) for e in logs if e["event"] == "mailbox.retry"]
+        assert retries == [(2, 0.01), (3, 0.02), (4, 0.04)], retries
         lines = report.failures()
         assert len(lines) == 1, lines
         assert f"connection refused by 127.0.0.1:{proxy.port}" in lines[0], lines[0]
