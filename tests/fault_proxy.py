@@ -14,7 +14,8 @@ A ``Fault`` says what to do once a number of bytes has passed in one direction:
 Bytes are counted across the whole run (``Fault.connection`` None: the fault
 hits whichever connection carries byte ``after``, once) or on one connection
 (``connection=k``: the k-th connection, counted from 1, on its own bytes).
-Every other connection passes through untouched.  ``down()`` closes the
+Every other connection passes through untouched.  ``Fault.before`` instead
+hits every connection right before given bytes (say a SELECT of one mailbox).  ``down()`` closes the
 listening socket (new connections are refused) and ``up()`` opens it again
 on the same port.  A clean run with ``record=True`` keeps every byte with its
 offset, so a test can find where a command or a literal starts and sweep the
@@ -44,9 +45,12 @@ HOST = "127.0.0.1"
 class Fault:
     kind: Kind
     direction: Direction
-    after: int  # bytes in ``direction`` forwarded before the fault
+    after: int = 0  # bytes in ``direction`` forwarded before the fault
     connection: int | None = None  # None: bytes counted over every connection, fires once
     then: Callable[[], None] | None = None  # run (in the proxy's thread) when the fault fires
+    # Instead of a count: on every connection, right before these bytes would pass (e.g. a
+    # command naming one mailbox); such a fault is never used up.
+    before: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class _Link:
         self.client = client
         self.server: socket.socket | None = None
         self.sent = {"up": 0, "down": 0}  # this connection's own counts
+        self.tail = {"up": b"", "down": b""}  # the last bytes passed, for ``Fault.before``
         self.stalled = False
         self.closed = False
 
@@ -220,8 +225,14 @@ class FaultProxy:
         """How many bytes of ``data`` may pass, and the fault that fires right after them."""
         with self._lock:
             passing, hit = len(data), None
+            tail = link.tail[direction]
             for fault in self.faults:
                 if fault.direction != direction:
+                    continue
+                if fault.before is not None:
+                    at = (tail + data).find(fault.before) - len(tail)  # < 0: began in tail
+                    if -len(tail) <= at <= passing:
+                        passing, hit = max(at, 0), fault
                     continue
                 if fault.connection is None:
                     count = self.total[direction]
@@ -232,8 +243,11 @@ class FaultProxy:
                 room = max(fault.after - count, 0)
                 if room <= passing:  # it fires within this chunk (or right at its end)
                     passing, hit = room, fault
-            if hit is not None:
+            keep = max((len(f.before) - 1 for f in self.faults if f.before), default=0)
+            link.tail[direction] = (tail + data[:passing])[-keep:] if keep else b""
+            if hit is not None and hit.before is None:
                 self.faults.remove(hit)
+            if hit is not None:
                 count = self.total[direction] if hit.connection is None else link.sent[direction]
                 self.fired.append(Fired(hit, link.number, count + passing, self.connections))
             if self.record and passing:

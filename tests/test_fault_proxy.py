@@ -134,3 +134,23 @@ def test_down_refuses_and_up_listens_again_on_the_same_port() -> None:
         assert proxy.port == listening
         with client(proxy.port) as s:
             assert read_all(s) == (GREETING, "timeout")  # the server keeps it open
+
+
+def test_before_hits_every_connection_right_before_the_bytes() -> None:
+    with server() as (port, received), FaultProxy(port) as proxy:
+        proxy.arm(Fault("cut", "up", before=b"SELECT B"))
+        for text in (b"a SELECT A\r\n", b"b SEL", b"c SELECT B\r\n"):
+            with client(proxy.port) as s:
+                s.sendall(text)
+                read_all(s)
+        with client(proxy.port) as s:  # split across two reads
+            s.sendall(b"d SELE")
+            threading.Event().wait(0.1)
+            s.sendall(b"CT B\r\n")
+            read_all(s)
+        for _ in range(100):
+            if len(received) == 4:
+                break
+            threading.Event().wait(0.02)
+        assert sorted(received) == [b"a SELECT A\r\n", b"b SEL", b"c ", b"d SELE"]
+        assert len(proxy.fired) == 2

@@ -414,6 +414,32 @@ def test_retries_run_out_then_the_next_run_converges(
         check_idempotent(s)
 
 
+def test_a_mailbox_out_of_retries_does_not_stop_the_account(
+    template: Template, tmp_path: Path
+) -> None:
+    # Every connection is cut as it selects Archive (a mailbox that always breaks the server's
+    # process, say): Archive fails after its retries, INBOX before it and Lokal after it sync.
+    with FaultProxy(template.dovecot.port) as proxy:
+        s = clone(template, tmp_path, proxy)
+        report = run_with(s, proxy, Fault("cut", "up", before=b'SELECT "Archive"'))
+        assert len(proxy.fired) == RETRY["retries"] + 1
+        (line,) = report.failures()
+        assert line.startswith("account test: mailbox 'Archive': connection to 127.0.0.1:")
+        assert line.endswith(f"gave up after {RETRY['retries'] + 1} attempts"), line
+        assert {m.name: m.error for m in report.mailboxes} == {
+            "INBOX": None,
+            "Archive": line.removeprefix("account test: "),
+            "Lokal": None,
+        }
+        lokal = srv.fetch_all(s.imap, "Lokal")
+        assert sorted(m.message_id for m in lokal) == sorted(EXPECTED["Lokal"])
+        proxy.arm()
+        report = sync(s)
+        assert not report.failed, report.failures()
+        check_converged(s)
+        check_idempotent(s)
+
+
 def test_every_connection_cut_then_the_next_run_converges(
     template: Template, measured: Measure, tmp_path: Path
 ) -> None:
