@@ -406,6 +406,11 @@ def crash_sweep(
     return steps
 
 
+# Directly (with Courier's APPENDUID) this is much the path test_steps.py sweeps on Dovecot:
+# only in the slow tier.  Without APPENDUID nothing else sweeps it.
+@pytest.mark.parametrize(
+    "variant", [pytest.param("appenduid", marks=pytest.mark.slow), "no-appenduid"]
+)
 def test_crash_after_every_step_uploads_nothing_twice(
     courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
 ) -> None:
