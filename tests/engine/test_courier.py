@@ -406,6 +406,27 @@ def crash_sweep(
     return steps
 
 
+def test_identical_local_copies_go_up_once_each(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    """Two files with the same bytes (a Maildir another tool filled with duplicates): both go
+    up, once each; without APPENDUID the next run pairs two intents with two server twins of
+    one identity and copies nothing more."""
+    s = fresh(courier, relay, variant, tmp_path / "s", "twins")
+    twin = srv.make_message(1, "INBOX")
+    for _ in range(2):
+        loc.deliver(s.root, "fs", "INBOX", twin, "S")
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(2, "INBOX"), "")
+    before = local_names(s)
+    for _ in range(2):
+        synced(s)
+    want = Counter({srv.message_id(1, "INBOX"): 2, srv.message_id(2, "INBOX"): 1})
+    assert Counter(m.message_id for m in server_side(s.imap)["INBOX"]) == want
+    assert Counter(m.message_id for m in loc.messages(s.root, "fs", "INBOX")) == want
+    assert local_names(s) == before
+    quiet(s)
+
+
 # Directly (with Courier's APPENDUID) this is much the path test_steps.py sweeps on Dovecot:
 # only in the slow tier.  Without APPENDUID nothing else sweeps it.
 @pytest.mark.parametrize(
