@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailtide.core.model import Identity, Record
+from mailtide.core.model import Identity, PendingFlags, Record, Side
 from mailtide.state.db import CorruptState, Cursor, StateDB, StateError
 
 ID = Identity("<a@x>", 120, "ab" * 32)
@@ -145,3 +145,23 @@ def test_schema_1_database_is_migrated_keeping_its_records(tmp_path: Path) -> No
     ]
     state.set_cursors(box, (Cursor("77", 9, 6, 1, "d1"), Cursor("x", digest="d2")))
     assert state.mailbox("INBOX").cursors[1].digest == "d2"
+
+
+def test_pending_flag_update_is_journalled_and_cleared_by_the_next_record(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    old = Record(("7", "n7"), frozenset({"\\Seen"}), ID)
+    other = Record(("8", "n8"), frozenset(), ID)
+    db.put(box, [old, other])
+    pending = PendingFlags(frozenset({"\\Seen", "\\Answered"}), frozenset({Side.NEAR}))
+    db.set_pending(box, [(old, pending)])
+    db.close()
+
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    by_id = {r.ids: r for r in db.records(box)}
+    assert by_id[("7", "n7")].pending == pending
+    assert by_id[("8", "n8")].pending is None
+    done = Record(("7", "n7"), pending.flags, ID)
+    db.replace(box, [by_id[("7", "n7")]], [done])
+    assert {r.ids: r for r in db.records(box)}[("7", "n7")] == done

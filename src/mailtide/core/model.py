@@ -82,17 +82,29 @@ class MessageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFlags:
+    """A flag update being carried, made durable before the first side is changed: both sides
+    are to hold ``flags``; ``sides`` are the ones being changed.  The record that follows the
+    update clears it; a run that dies in between leaves it for the next (``settle_pending``)."""
+
+    flags: Flags
+    sides: frozenset[Side]
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """What the last sync agreed on for one message present on both sides.
 
     ``ids[Side.FAR]`` and ``ids[Side.NEAR]`` are the two sides' keys.  A record
     with an empty id on one side is a *pending upload/download*: the intent was
-    recorded, the result was not (see the engine's journal).
+    recorded, the result was not (see the engine's journal).  ``pending`` is a
+    flag update that was being carried when the record was last written.
     """
 
     ids: tuple[str, str]
     flags: Flags
     identity: Identity | None = None
+    pending: PendingFlags | None = None
 
 
 def pair_ids(side: Side, this: str, that: str) -> tuple[str, str]:

@@ -52,6 +52,7 @@ from mailtide.core.model import (
     MessageInfo,
     Record,
     Side,
+    fold_flag,
     pair_ids,
     spelled,
 )
@@ -152,6 +153,26 @@ def merge_flags(base: Flags, far: Flags, near: Flags) -> Flags:
         if now:
             merged.add(flag)
     return frozenset(merged)
+
+
+def settle_pending(record: Record, held: Sequence[Flags | None]) -> Record:
+    """The record to merge from, for one whose flag update (``record.pending``) a run was
+    carrying when it died; ``held[side]``: the flags each side holds now (None: not there).
+
+    When every side being changed holds the update, it was carried, and the update is the base:
+    a change a user made since, on either side, reads as a change (without this, a carried
+    update the user then undid on the side it came from read as the other side's change and
+    came back).  Otherwise the old flags stay the base, so the update is planned again, unless a
+    user changed those flags since, which then wins as any change does."""
+    pending = record.pending
+    if pending is None:
+        return record
+    target = {fold_flag(f) for f in pending.flags}
+    carried = all(
+        (now := held[side]) is not None and {fold_flag(f) for f in now} == target
+        for side in pending.sides
+    )
+    return Record(record.ids, pending.flags if carried else record.flags, record.identity)
 
 
 def _edits(ids: tuple[str, str], have: tuple[Flags, Flags], want: Flags) -> tuple[FlagEdit, ...]:

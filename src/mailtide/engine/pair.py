@@ -19,6 +19,7 @@ import structlog
 from mailtide.core.model import (
     SIDES,
     MessageInfo,
+    PendingFlags,
     Record,
     Side,
     listing_digest,
@@ -30,6 +31,7 @@ from mailtide.core.reconcile import (
     Plan,
     mass_deletes,
     reconcile,
+    settle_pending,
 )
 from mailtide.engine.steps import Steps
 from mailtide.state.db import Cursor, MailboxState, StateDB
@@ -141,6 +143,7 @@ class PairSync:
             )
             for side in SIDES
         ]
+        records = self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
         self._guard(plan, snapshots)
         if self.options.dry_run:
@@ -258,6 +261,28 @@ class PairSync:
             for m in messages
         ]
 
+    def _settle(
+        self, mailbox: MailboxState, records: list[Record], snapshots: list[list[MessageInfo]]
+    ) -> list[Record]:
+        """Records whose flag update a killed run was carrying get the base that update left
+        (``settle_pending``), made durable so the journal entry is used once."""
+        if not any(r.pending for r in records):
+            return records
+        held = [{m.id: m.flags for m in snapshot} for snapshot in snapshots]
+        out, old, new = [], [], []
+        for r in records:
+            if r.pending is not None:
+                now = [held[side].get(r.ids[side]) if r.ids[side] else None for side in SIDES]
+                settled = settle_pending(r, now)
+                old.append(r)
+                new.append(settled)
+                r = settled
+            out.append(r)
+        if not self.options.dry_run:
+            self.state.replace(mailbox, old, new)
+            self.steps.done("settle flags")
+        return out
+
     async def _plan(self, records: list[Record], snapshots: list[list[MessageInfo]]) -> Plan:
         lists = [list(s) for s in snapshots]
         for _ in range(4):
@@ -348,6 +373,16 @@ class PairSync:
                 await self._copy(mailbox, side, copies)
 
     async def _apply_updates(self, mailbox: MailboxState, plan: Plan) -> None:
+        # The journal: a run killed after carrying a flag but before recording it must not
+        # leave the old flags as the base (see ``settle_pending``).
+        journal = [
+            (u.old, PendingFlags(u.new.flags, frozenset(e.side for e in u.edits)))
+            for u in plan.updates
+            if u.old is not None and u.edits and u.old.ids == u.new.ids
+        ]
+        if journal:
+            self.state.set_pending(mailbox, journal)
+            self.steps.done("flag intent")
         for side in SIDES:
             changes = [
                 FlagChange(e.id, e.add, e.remove)

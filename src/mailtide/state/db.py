@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailtide.core.model import Identity, Record, Side
+from mailtide.core.model import Identity, PendingFlags, Record, Side
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # How a database of schema N becomes N + 1 (each step one transaction).
 _MIGRATIONS = {
@@ -32,6 +32,10 @@ _MIGRATIONS = {
         "ALTER TABLE mailbox ADD COLUMN near_digest TEXT",
     ),
     2: ("ALTER TABLE record ADD COLUMN body_digest TEXT",),
+    3: (
+        "ALTER TABLE record ADD COLUMN pending_flags TEXT",
+        "ALTER TABLE record ADD COLUMN pending_sides INTEGER",
+    ),
 }
 
 _SCHEMA = """
@@ -53,7 +57,9 @@ CREATE TABLE IF NOT EXISTS record (
     far_id TEXT NOT NULL,
     near_id TEXT NOT NULL,
     flags TEXT NOT NULL,                 -- flag names separated by spaces, sorted
-    message_id TEXT, size INTEGER, header_digest TEXT, body_digest TEXT
+    message_id TEXT, size INTEGER, header_digest TEXT, body_digest TEXT,
+    pending_flags TEXT,                  -- a flag update being carried (core.model.PendingFlags)
+    pending_sides INTEGER                -- its sides: bit 1 far, bit 2 near
 );
 CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
@@ -265,25 +271,34 @@ class StateDB:
 
     def records(self, mailbox: MailboxState) -> list[Record]:
         rows = self._db.execute(
-            "SELECT far_id, near_id, flags, message_id, size, header_digest, body_digest"
-            " FROM record WHERE mailbox = ?",
+            "SELECT far_id, near_id, flags, message_id, size, header_digest, body_digest,"
+            " pending_flags, pending_sides FROM record WHERE mailbox = ?",
             (mailbox.id,),
         )
         out = []
-        for far_id, near_id, flags, message_id, size, digest, body in rows:
+        for far_id, near_id, flags, message_id, size, digest, body, p_flags, p_sides in rows:
             identity = (
                 None
                 if digest is None
                 else Identity(message_id or "", size or 0, digest, body or "")
             )
-            out.append(Record((far_id, near_id), frozenset(flags.split()), identity))
+            pending = (
+                None
+                if p_flags is None
+                else PendingFlags(
+                    frozenset(p_flags.split()),
+                    frozenset(s for s in Side if p_sides & (1 << s)),
+                )
+            )
+            out.append(Record((far_id, near_id), frozenset(flags.split()), identity, pending))
         return out
 
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO record (mailbox, far_id, near_id, flags, message_id, size,"
-                " header_digest, body_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " header_digest, body_digest, pending_flags, pending_sides)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         mailbox.id,
@@ -294,8 +309,31 @@ class StateDB:
                         r.identity.size if r.identity else None,
                         r.identity.header_digest if r.identity else None,
                         r.identity.body_digest if r.identity else None,
+                        _flags_text(r.pending.flags) if r.pending else None,
+                        _sides_bits(r.pending.sides) if r.pending else None,
                     )
                     for r in records
+                ),
+            )
+
+    def set_pending(
+        self, mailbox: MailboxState, pending: Iterable[tuple[Record, PendingFlags]]
+    ) -> None:
+        """Journal flag updates before they are carried (one row per record, as ``drop``)."""
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE record SET pending_flags = ?, pending_sides = ? WHERE rowid IN"
+                " (SELECT rowid FROM record WHERE mailbox = ? AND far_id = ? AND near_id = ?"
+                " LIMIT 1)",
+                (
+                    (
+                        _flags_text(p.flags),
+                        _sides_bits(p.sides),
+                        mailbox.id,
+                        r.ids[Side.FAR],
+                        r.ids[Side.NEAR],
+                    )
+                    for r, p in pending
                 ),
             )
 
@@ -377,6 +415,10 @@ def _lock(path: Path, account: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _sides_bits(sides: Iterable[Side]) -> int:
+    return sum(1 << s for s in sides)
 
 
 def _cursor_row(
