@@ -12,10 +12,9 @@ the end bodies are compared too, and one more run must change nothing.
 
 Conflicting changes (one message changed on both sides before a sync) are avoided by
 construction: each message has an owner side, the only side that changes or deletes it.  So
-are two outcomes of a kill that the next run cannot tell from a user's change: a copy the
-killed run made but did not record, deleted on the side it was copied to before the next
-run, is copied again (``World.deletable``); and a flag carried but not recorded, changed again
-before the next run, comes back (a bug, ``World.flaggable``).
+is the one outcome of a kill that the next run cannot tell from a user's change: a copy the
+killed run made but did not record, deleted on the side it was copied to before the next run,
+is copied again (``World.deletable``).
 
 ``make test`` runs 50 kills over ~1,000 messages, ``make torture`` 1,000 over ~2,000;
 ``MAILTIDE_TORTURE_TRIALS`` overrides either count.
@@ -82,7 +81,6 @@ class World:
     origin: dict[str, str] = field(default_factory=dict)
     folder_of: dict[str, str] = field(default_factory=dict)
     settled: set[str] = field(default_factory=set)
-    flagged: set[str] = field(default_factory=set)  # flags changed since the last settle
     next_number: int = 0
     changes: Counter[str] = field(default_factory=Counter)
 
@@ -104,15 +102,8 @@ class World:
         the side it was new on, or once a complete run has settled it."""
         return mid in self.settled or self.origin[mid] == side
 
-    def flaggable(self, mid: str) -> bool:
-        """Once per settle: a run killed after carrying a flag change but before recording it
-        makes a second change of that flag read as the other side's (a known bug, pinned by
-        test_steps.py::test_flag_undone_after_a_crash_that_carried_it_stays_undone)."""
-        return mid not in self.flagged
-
     def settle(self) -> None:
         self.settled = {mid for msgs in self.expected.values() for mid in msgs}
-        self.flagged.clear()
 
     def owned_by(self, side: str, folder: str, present: Iterable[str]) -> list[str]:
         return sorted(
@@ -253,18 +244,14 @@ def change_server(s: Setup, world: World) -> None:
                 srv._ok(c.uid("EXPUNGE", str(held[mid])))
                 world.gone(mid)
                 world.changes["deleted on the server"] += 1
-            elif not world.flaggable(mid):
-                continue
             elif flag in flags:
                 srv._ok(c.uid("STORE", str(held[mid]), "-FLAGS.SILENT", f"({flag})"))
                 world.expected[folder][mid] = flags - {flag}
                 world.changes["flag cleared on the server"] += 1
-                world.flagged.add(mid)
             else:
                 srv._ok(c.uid("STORE", str(held[mid]), "+FLAGS.SILENT", f"({flag})"))
                 world.expected[folder][mid] = flags | {flag}
                 world.changes["flag set on the server"] += 1
-                world.flagged.add(mid)
 
 
 def change_local(s: Setup, world: World) -> None:
@@ -292,18 +279,14 @@ def change_local(s: Setup, world: World) -> None:
             msg.path.unlink()
             world.gone(mid)
             world.changes["deleted locally"] += 1
-        elif not world.flaggable(mid):
-            continue
         elif flag in flags:
             loc.set_letters(msg, msg.letters.replace(LETTER[flag], ""))
             world.expected[folder][mid] = flags - {flag}
             world.changes["flag cleared locally"] += 1
-            world.flagged.add(mid)
         else:
             loc.set_letters(msg, msg.letters + LETTER[flag])
             world.expected[folder][mid] = flags | {flag}
             world.changes["flag set locally"] += 1
-            world.flagged.add(mid)
 
 
 # ---- running and checking ----------------------------------------------------------------------
