@@ -1,25 +1,33 @@
 """A mail client working on the Maildir while `mailtide sync` runs, against the real Dovecot.
 
 Each round: the server gets new mail, flag changes and expunges, the Maildir gets
-new mail, then `mailtide sync` runs as a process while a client thread acts like
-mutt on the same Maildir at random (seeded) instants until the sync ends: it
-changes flags by renaming (S, F, R, T letters), moves messages between folders
-(a rename into the other folder's cur/), deletes, delivers new mail (tmp/ then
-new/) and moves new/ to cur/.  Every action is logged.  Then two complete runs,
-and the checks:
+new mail, then `mailtide sync` runs as a process while two client threads work on
+the same Maildir until the sync ends.  One acts like mutt at random (seeded)
+instants: it changes flags by renaming (F, S, T letters), moves messages between
+folders (a rename into the other folder's cur/), deletes, delivers new mail (tmp/
+then new/) and moves new/ to cur/.  The other, a "flag storm", toggles R by renames
+as fast as it can, so that renames land inside the sync's own directory listings.
+Half of all picks are among the files the sync works on in that round (messages the
+server flags, new local ones).  Every action is logged.  Then two complete runs, a
+third that must find nothing to do, and the checks:
 
+- the racing run itself failed nowhere (a race costs no mailbox its run);
 - no message lost: every Message-ID the client did not delete is on both sides,
   once per side, in the folder the client left it in (a moved message is in its
   new folder and not in the old one);
 - no resurrected deletion: what the client deleted is gone from both sides;
 - every flag the client set or cleared is so on the server (the server's own flag
-  change on the same message, a different flag, is kept too);
-- both sides hold the same flags everywhere, nothing is left in any tmp/, and a
-  further run has nothing to do.
+  change on the same message, a different flag, is kept too).  T is the Maildir
+  letter of \\Deleted: it travels as a flag like the others and nobody expunges
+  or unlinks for it;
+- nothing was deleted and copied again (every message the client did not move or
+  delete keeps its server UID);
+- both sides hold the same flags everywhere and nothing is left in any tmp/.
 
 The client leaves alone the messages the server expunges in that round (a
 deletion racing a change there is a conflict with no single right answer), and
-does not move or delete those whose flags the server changes.
+does not move or delete those whose flags the server changes, nor toggle the flag
+the server sets on them.
 """
 
 from __future__ import annotations
@@ -39,19 +47,24 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from engine_helpers import Setup, write_config
+from dovecot import Dovecot
+from engine_helpers import Setup, clone_into, make_setup, write_config
 
 FOLDERS = ("INBOX", "Work", "Archive")
 CLIENT_LETTERS = "FRST"
 STORM_LETTERS = "R"
+STORM_OWNS = 600  # messages in the big folder the renamer process renames (only it)
 FLAG_OF = {"F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
 SERVER_FLAG = "F"  # what the server sets on the messages it changes in a round
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*(<[^>\r\n]*>)")
-# The messages, in units: the base corpus per folder, and per round per folder: new on the
-# server, new locally, flagged on the server, expunged on the server.
-Sizes = tuple[int, int, int, int, int]
-FAST: Sizes = (200, 60, 25, 15, 6)
-SLOW: Sizes = (600, 150, 60, 40, 15)
+BIG = "Archive"
+# The messages: the base corpus per folder and in the big folder, and per round per folder:
+# new on the server, new locally, flagged on the server, expunged on the server.  The big
+# folder matters: a directory small enough for one getdents() buffer (about 500 of these
+# names) is listed atomically, so only a bigger one can lose a file renamed mid-listing.
+Sizes = tuple[int, int, int, int, int, int]
+FAST: Sizes = (150, 1200, 50, 20, 15, 5)
+SLOW: Sizes = (600, 1500, 150, 60, 40, 15)
 
 
 def letters_of(name: str) -> str:
@@ -220,6 +233,29 @@ class Client:
         self.log.append(f"read {folder} {mid} +S")
 
 
+# A second process renaming its own messages' R letter as fast as it can (it keeps their
+# names, so it needs no listing, and has a core of its own): renames then land inside the
+# sync's directory listings, where readdir may return neither name of a file.
+RENAMER = r"""
+import os, random, signal, sys
+rng = random.Random(int(sys.argv[1]))
+paths = sys.argv[2:]
+running = True
+def stop(*_):
+    global running
+    running = False
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while running:
+    i = rng.randrange(len(paths))
+    folder, name = os.path.split(os.path.dirname(paths[i]))[0], os.path.basename(paths[i])
+    base, _, letters = name.partition(":2,")
+    target = os.path.join(folder, "cur", base + ":2," + "".join(sorted(set(letters) ^ {"R"})))
+    os.rename(paths[i], target)
+    paths[i] = target
+"""
+
+
 # ---- one round ---------------------------------------------------------------------------------
 
 
@@ -250,7 +286,7 @@ def server_uids(s: Setup) -> dict[str, tuple[str, int]]:
 
 def prepare_round(s: Setup, rng: random.Random, n: int, sizes: Sizes) -> tuple[set[str], ...]:
     """The round's changes on both sides; returns (expunged, flagged) Message-IDs."""
-    _, new_remote, new_local, flagged, expunged = sizes
+    _, _, new_remote, new_local, flagged, expunged = sizes
     server, _ = everywhere(s)
     by_folder: dict[str, list[str]] = {f: [] for f in FOLDERS}
     for mid, copies in server.items():
@@ -284,9 +320,14 @@ def prepare_round(s: Setup, rng: random.Random, n: int, sizes: Sizes) -> tuple[s
     return gone, changed
 
 
-def race(s: Setup, client: Client) -> tuple[int, str]:
+def race(s: Setup, client: Client, owned: list[Path]) -> tuple[int, str]:
     """`mailtide sync` as a process while the client acts (two threads: the mutt-like one,
     and the flag storm); the mutt-like thread's action count and the sync's output."""
+    renamer = subprocess.Popen(
+        [sys.executable, "-c", RENAMER, str(client.rng.randrange(1 << 30)), *map(str, owned)],
+        stdout=subprocess.PIPE,
+    )
+    assert renamer.stdout is not None and renamer.stdout.readline() == b"ready\n"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailtide", "sync", "-c", str(write_config(s))],
         stdout=subprocess.PIPE,
@@ -316,8 +357,11 @@ def race(s: Setup, client: Client) -> tuple[int, str]:
         done.set()
         for thread in threads:
             thread.join(timeout=30)
+        renamer.terminate()
+        renamer.wait(timeout=30)
         if proc.poll() is None:
             proc.kill()
+    assert renamer.returncode == 0, "the renamer process failed"
     return actions, out.decode(errors="replace")
 
 
@@ -326,12 +370,21 @@ def run_round(s: Setup, seed: int, n: int, sizes: Sizes) -> Client:
     gone, changed = prepare_round(s, rng, n, sizes)
     server, local = everywhere(s)
     uids = server_uids(s)
-    client = Client(s.root, rng, f"{seed}.{n}", untouchable=gone, keep_place=changed)
+    client = Client(s.root, rng, f"{seed}.{n}", untouchable=set(gone), keep_place=changed)
+    quiet_ones = []
     for folder in FOLDERS:
         for m in loc.messages(s.root, "fs", folder):
             if m.message_id in changed or m.message_id not in server:
                 client.hot[m.path.name.split(":2,", 1)[0]] = folder
-    actions, output = race(s, client)
+            elif m.message_id not in gone and folder == BIG:
+                quiet_ones.append(m)
+    owned = rng.sample(quiet_ones, min(STORM_OWNS, len(quiet_ones)))
+    client.untouchable |= {m.message_id for m in owned}
+    actions, output = race(s, client, [m.path for m in owned])
+    # the renamer's flags are as it left its files
+    now = {m.message_id: m for f in FOLDERS for m in loc.messages(s.root, "fs", f)}
+    for m in owned:
+        client.flags[m.message_id] = {"R": "R" in now[m.message_id].letters}
     assert actions > 0
     # a race costs nothing: no mailbox of the racing run fails because of the client
     failed = [line for line in output.splitlines() if "mailbox.failed" in line]
@@ -410,10 +463,10 @@ def check(
     assert sorted(Counter(c[0][0] for c in server.values())) == sorted(FOLDERS)
 
 
-def corpus(s: Setup, base: int) -> None:
+def corpus(s: Setup, sizes: Sizes) -> None:
     with srv.session(s.imap) as c:
         for folder in FOLDERS:
-            for i in range(base):
+            for i in range(sizes[1] if folder == BIG else sizes[0]):
                 flags = ["\\Seen"] if i % 3 else []
                 srv.append(s.imap, folder, srv.make_message(i, folder, 1500), flags, imap=c)
     report = s.sync()
@@ -421,20 +474,30 @@ def corpus(s: Setup, base: int) -> None:
 
 
 def run_seed(s: Setup, seed: int, rounds: int, sizes: Sizes) -> list[Client]:
-    corpus(s, sizes[0])
     return [run_round(s, seed, n, sizes) for n in range(1, rounds + 1)]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.fixture(scope="module")
+def synced(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    """The FAST corpus, synced once; each test works on a copy (``clone_into``)."""
+    account = dovecot.account(f"races-{os.getpid()}-template")
+    s = make_setup(account, tmp_path_factory.mktemp("races-template"), "fs")
+    corpus(s, FAST)
+    return s
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_client_renames_moves_deletes_and_delivers_during_the_sync(
-    seed: int, fs_setup: Setup
+    seed: int, synced: Setup, dovecot: Dovecot, fs_setup: Setup
 ) -> None:
+    clone_into(dovecot, synced, fs_setup)
     clients = run_seed(fs_setup, seed, 1, FAST)
     acted = sum(len(c.log) for c in clients)
     assert acted >= 50, [c.log for c in clients]  # the client really worked during the sync
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(3, 11))
+@pytest.mark.parametrize("seed", range(4, 12))
 def test_client_races_many_seeds(seed: int, fs_setup: Setup) -> None:
+    corpus(fs_setup, SLOW)
     run_seed(fs_setup, seed, 4, SLOW)
