@@ -112,6 +112,7 @@ class FakeServer:
     mailboxes: dict[str, list[FakeMessage]]
     faults: dict[tuple[str, int, str], Fault] = field(default_factory=dict)
     chatter: bytes = b""  # sent before every response line group
+    exists: dict[str, int] = field(default_factory=dict)  # a false EXISTS count, by mailbox
     capabilities: str = "IMAP4rev1 LITERAL+ UIDPLUS"
     port: int = 0
     connections: int = 0  # connections accepted so far
@@ -185,6 +186,8 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
     open_sockets: set[socket.socket] = set()
 
     class Session(socketserver.StreamRequestHandler):
+        disable_nagle_algorithm = True  # responses go out in pieces: no 40 ms waits for ACKs
+
         def handle(self) -> None:
             with lock:
                 server.connections += 1
@@ -249,8 +252,9 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                 self.selected = name
                 msgs = boxes[name]
                 uidnext = max((m.uid for m in msgs), default=0) + 1
+                count = server.exists.get(name, len(msgs))
                 self.send(
-                    f"* {len(msgs)} EXISTS\r\n* OK [UIDVALIDITY {UIDVALIDITY}] v\r\n"
+                    f"* {count} EXISTS\r\n* OK [UIDVALIDITY {UIDVALIDITY}] v\r\n"
                     f"* OK [UIDNEXT {uidnext}] n\r\n".encode()
                 )
             elif verb == "STATUS":

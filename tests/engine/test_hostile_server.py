@@ -537,3 +537,18 @@ def test_a_listing_that_misses_a_message_deletes_nothing(tmp_path: Path, fault: 
     assert [m.uid for m in boxes["Bad"]] == [1, 2, 3]
     bad = {m.name: m for m in report.mailboxes}["Bad"]
     assert bad.error is not None and "'Bad'" in bad.error
+
+
+def test_a_false_message_count_fails_its_mailbox_quickly(tmp_path: Path) -> None:
+    """``* 4294967295 EXISTS`` for a mailbox of three: not 858,994 FETCH commands of 5,000
+    messages each, and not a listing that takes the missing ones for deleted."""
+    boxes = mailboxes()
+    server = FakeServer(boxes, exists={"Bad": 4294967295})
+    with serve(server):
+        outcome = run_sync(config_for(tmp_path, server.port))
+    bad = {m.name: m for m in outcome.report.mailboxes}["Bad"]
+    assert bad.error is not None and "left out 4294967292 of its 4294967295" in bad.error
+    assert outcome.peak < 64 * MiB, f"peak traced memory {outcome.peak / MiB:.0f} MiB"
+    assert sum(c == "Bad FETCH" for c in server.commands) < 5
+    for name in ("INBOX", "Later"):
+        assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])

@@ -149,8 +149,8 @@ def uid_of(attrs: dict[str, Value]) -> int:
     if "UID" not in attrs:
         raise ParseError("FETCH response without UID")
     uid = number_of(attrs["UID"])
-    if uid == 0:
-        raise ParseError("FETCH response with UID 0")
+    if not 0 < uid < 1 << 32:
+        raise ParseError(f"FETCH response with UID {uid}, not a 32-bit number above 0")
     return uid
 
 
@@ -333,14 +333,17 @@ class ImapMailbox:
             for start in range(1, self.exists + 1, SNAPSHOT_CHUNK):
                 end = start + SNAPSHOT_CHUNK - 1
                 seq = f"{start}:*" if end >= self.exists else f"{start}:{end}"
+                before = len(answered)
                 await self._run("FETCH", seq, "(UID FLAGS RFC822.SIZE)", on_untagged=on_fetch)
+                if len(answered) == before:
+                    break  # fewer messages than counted: no need to ask on up to a false count
         if bad:
             raise MailboxError(
                 f"mailbox {self.name!r}: the server's listing has {len(bad)} response(s) that do "
                 f"not parse (first: {bad[0]}); the mailbox is skipped rather than taking those "
                 "messages for deleted"
             )
-        unanswered = self.exists - len(answered & set(range(1, self.exists + 1)))
+        unanswered = self.exists - sum(1 for n in answered if 1 <= n <= self.exists)
         if unanswered:
             raise MailboxError(
                 f"mailbox {self.name!r}: the server's listing left out {unanswered} of its "
