@@ -430,5 +430,6 @@ def test_sigkill_torture(dovecot: Dovecot, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60 + 5 * trials(1_000))  # the hang guard, scaled (about 1.3 s a trial)
 def test_sigkill_torture_long(dovecot: Dovecot, tmp_path: Path) -> None:
     torture(dovecot, tmp_path, Tier(trials(1_000), 2_000), seed_value=4_1000)
