@@ -552,3 +552,20 @@ def test_a_false_message_count_fails_its_mailbox_quickly(tmp_path: Path) -> None
     assert sum(c == "Bad FETCH" for c in server.commands) < 5
     for name in ("INBOX", "Later"):
         assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])
+
+
+def test_a_server_sending_far_more_than_it_announced_fails_the_mailbox(tmp_path: Path) -> None:
+    """Batches of bodies are bounded by the sizes the server announced; one that announces
+    10 bytes and sends 20 MB is cut off, rather than filling the disk with spooled bodies."""
+    boxes = mailboxes()
+    boxes["Bad"][1] = message(2, "Bad", size=20 * MiB)
+    server = FakeServer(boxes)
+    server.faults[("Bad", 2, "sizes")] = replaced(b"* {seq} FETCH (UID 2 RFC822.SIZE 10)\r\n")
+    with serve(server):
+        outcome = run_sync(config_for(tmp_path, server.port))
+    bad = {m.name: m for m in outcome.report.mailboxes}["Bad"]
+    assert bad.error is not None and "where it announced" in bad.error, bad.error
+    stored = local_bodies(tmp_path / "Mail", "Bad") if (tmp_path / "Mail" / "Bad").exists() else []
+    assert set(stored) <= {lf(m) for m in boxes["Bad"] if m.uid != 2}
+    for name in ("INBOX", "Later"):
+        assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])

@@ -355,9 +355,11 @@ class ImapMailbox:
         return sorted(unique.values(), key=lambda m: int(m.id))
 
     def _count_after_news(self) -> int:
-        """The message count after the news the server sent since SELECT, in order."""
+        """The message count after the news the server sent since SELECT (or since the last
+        count), in order; the news is used up."""
         count = self.exists
-        for u in self.unsolicited:
+        news = self.unsolicited
+        for u in news:
             if u.kind == "EXISTS" and u.number is not None:
                 count = u.number
             elif u.kind == "EXPUNGE":
@@ -371,6 +373,7 @@ class ImapMailbox:
                     count -= sum(b - a + 1 for a, b in uid_ranges(text_of(value)))
                 except (ParseError, ValueError):
                     continue
+        news.clear()
         return max(count, 0)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
