@@ -486,7 +486,7 @@ def synced(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Setup:
     return s
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_client_renames_moves_deletes_and_delivers_during_the_sync(
     seed: int, synced: Setup, dovecot: Dovecot, fs_setup: Setup
 ) -> None:
@@ -497,7 +497,7 @@ def test_client_renames_moves_deletes_and_delivers_during_the_sync(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(4, 12))
+@pytest.mark.parametrize("seed", range(3, 11))
 def test_client_races_many_seeds(seed: int, fs_setup: Setup) -> None:
     corpus(fs_setup, SLOW)
     run_seed(fs_setup, seed, 4, SLOW)
