@@ -332,6 +332,8 @@ def test_state_directory_on_a_full_disk(free_pages: int, fs_setup: Setup, mount:
     assert report.failed
     text = " ".join(report.failures())
     assert f"state database {state_dir}" in text and "no space left on device" in text, text
+    # The account stops there: every further mailbox would fail the same way.
+    assert report.error is not None and "internal error" not in text, text
     assert_no_leftovers(s)
 
     filler.unlink()

@@ -31,7 +31,7 @@ from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
 from mailtide.engine.steps import Steps
-from mailtide.state.db import StateDB
+from mailtide.state.db import StateDB, StateError
 from mailtide.stores.base import (
     ConnectionLost,
     Mailbox,
@@ -143,7 +143,8 @@ class AccountSync:
                     failed = line
                     self.report.mailboxes.append(PairReport(name, error=line))
                     self.log.error("mailbox.failed", mailbox=name, error=line)
-        except StoreError as exc:  # _GaveUp too
+        except (StoreError, StateError) as exc:  # _GaveUp too
+            # The state cannot be written (a full disk): every further mailbox would fail alike.
             self.report.error = str(exc)
             self.log.error("account.failed", error=str(exc))
         finally:
@@ -262,7 +263,7 @@ class AccountSync:
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))
-        except (StoreError, asyncio.CancelledError):
+        except (StoreError, StateError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug must cost one mailbox, not the account
             why = f"internal error: {type(exc).__name__}: {exc}"
