@@ -60,7 +60,7 @@ pytest: venv
 # The slow tiers `make test` leaves out (pytest -m slow), with their counts printed (-s);
 # MAILTIDE_TORTURE_TRIALS=N sets the number of kill -9 trials (default 1000).
 torture: venv
-	@rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m slow -s || rc=$$?; \
+	@rc=0; MAILTIDE_REQUIRE_SERVERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow -s --timeout=14400 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure" >&2; exit 1; fi; \
 	exit $$rc
 
