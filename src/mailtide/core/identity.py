@@ -15,19 +15,17 @@ from mailtide.core.model import Identity
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^>\r\n]*>|[^\s]+)")
 
 
+def header_end(data: bytes) -> int | None:
+    """Where the header section of ``data`` ends: just past its empty line (CRLF or LF form,
+    whichever comes first), or None when ``data`` holds no empty line."""
+    ends = [at + n for at, n in ((data.find(b"\r\n\r\n"), 4), (data.find(b"\n\n"), 2)) if at >= 0]
+    return min(ends) if ends else None
+
+
 def header_section(data: bytes | bytearray | memoryview) -> bytes:
     """The header section of a message, up to and including the empty line (or all of it)."""
     raw = bytes(data)
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        at = raw.find(sep)
-        if at >= 0:
-            cut = at + len(sep)
-            other = b"\n\n" if sep == b"\r\n\r\n" else b"\r\n\r\n"
-            at2 = raw.find(other)
-            if 0 <= at2 < at:
-                cut = at2 + len(other)
-            return raw[:cut]
-    return raw
+    return raw[: header_end(raw) or len(raw)]
 
 
 def to_lf(data: bytes) -> bytes:
@@ -77,10 +75,9 @@ def identity_of_message(data: bytes | bytearray | memoryview) -> Identity:
     """Identity of a whole message in CRLF form held in memory (it is not copied: a 25 MB body
     is only looked at, up to the end of its header and BODY_PREFIX bytes beyond)."""
     view = memoryview(data)
-    ends = [at + 4 for at in (bytes(view[:65536]).find(b"\r\n\r\n"),) if at >= 0]
-    ends += [at + 2 for at in (bytes(view[:65536]).find(b"\n\n"),) if at >= 0]
-    if not ends:  # a header longer than 64 KiB: look further (rare, and still no full copy)
-        raw = bytes(view)
-        ends = [at + n for at, n in ((raw.find(b"\r\n\r\n"), 4), (raw.find(b"\n\n"), 2)) if at >= 0]
-    cut = min(ends) if ends else len(view)
+    cut = header_end(bytes(view[:65536]))
+    if cut is None and len(view) > 65536:  # a header over 64 KiB: look further (no full copy)
+        cut = header_end(bytes(view))
+    if cut is None:
+        cut = len(view)
     return identity_of(bytes(view[:cut]), len(view), bytes(view[cut : cut + BODY_PREFIX]))

@@ -14,7 +14,7 @@ from itertools import groupby
 import structlog
 from aioimaplib import aioimaplib as aio
 
-from mailtide.core.identity import BODY_PREFIX, identity_of, identity_of_message
+from mailtide.core.identity import BODY_PREFIX, header_end, identity_of, identity_of_message
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.stores.base import (
     Body,
@@ -68,6 +68,35 @@ def uid_ranges(text: str) -> list[tuple[int, int]]:
         a, b = int(lo), int(hi or lo)
         spans.append((min(a, b), max(a, b)))
     return merge_ranges(spans)
+
+
+def vanished_of(u: Untagged) -> tuple[bool, list[tuple[int, int]]]:
+    """``* VANISHED [(EARLIER)] uid-set``: whether it says EARLIER (then it is not news of this
+    session, but the answer to a QRESYNC question), and its UID ranges."""
+    t = u.tokens()
+    value = t.value()
+    earlier = isinstance(value, list)
+    if earlier:
+        value = t.value()
+    return earlier, uid_ranges(text_of(value))
+
+
+def status_items(capabilities: frozenset[str]) -> str:
+    """The STATUS items a sync needs (HIGHESTMODSEQ where the server has CONDSTORE)."""
+    return "UIDVALIDITY UIDNEXT MESSAGES" + (
+        " HIGHESTMODSEQ" if "CONDSTORE" in capabilities else ""
+    )
+
+
+def status_of(u: Untagged) -> tuple[Value, dict[str, int]]:
+    """``* STATUS name (UIDVALIDITY 7 UIDNEXT 9 ...)``: the name as sent, and the items that
+    are numbers."""
+    t = u.tokens()
+    name = t.value()
+    attrs = t.value()
+    if not isinstance(attrs, list):
+        return name, {}
+    return name, {k: int(v) for k, v in pairs(attrs).items() if isinstance(v, str) and v.isdigit()}
 
 
 def merge_ranges(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -165,8 +194,7 @@ def message_info(attrs: dict[str, Value]) -> MessageInfo:
 def identity_of_spooled(body: SpooledLiteral) -> Identity:
     """``identity_of_message`` for a body on disk: only its start is read back."""
     head = body.read(0, min(body.size, HEADER_SCAN))
-    ends = [at + n for at, n in ((head.find(b"\r\n\r\n"), 4), (head.find(b"\n\n"), 2)) if at >= 0]
-    cut = min(ends) if ends else len(head)  # a header past HEADER_SCAN is cut there
+    cut = header_end(head) or len(head)  # a header past HEADER_SCAN is cut there
     prefix = body.read(cut, BODY_PREFIX)
     return identity_of(head[:cut], body.size, prefix)
 
@@ -287,21 +315,12 @@ class ImapMailbox:
             return MailboxStatus(
                 str(self.uidvalidity), self.uidnext, self.highestmodseq, self.exists
             )
-        items = "UIDVALIDITY UIDNEXT MESSAGES"
-        if "CONDSTORE" in self._client.capabilities:
-            items += " HIGHESTMODSEQ"
+        items = status_items(self._client.capabilities)
         done = await self._run("STATUS", self._quoted, f"({items})")
         values: dict[str, int] = {}
         for u in done.untagged:
-            if u.kind != "STATUS":
-                continue
-            t = u.tokens()
-            t.value()  # the mailbox name
-            attrs = t.value()
-            if isinstance(attrs, list):
-                for k, v in pairs(attrs).items():
-                    if isinstance(v, str) and v.isdigit():
-                        values[k] = int(v)
+            if u.kind == "STATUS":
+                values.update(status_of(u)[1])
         validity = values.get("UIDVALIDITY", self.uidvalidity)
         return MailboxStatus(
             validity=str(validity),
@@ -366,13 +385,11 @@ class ImapMailbox:
                 count -= 1
             elif u.kind == "VANISHED":
                 try:
-                    t = u.tokens()
-                    value = t.value()
-                    if isinstance(value, list):  # (EARLIER): not news of this session
-                        continue
-                    count -= sum(b - a + 1 for a, b in uid_ranges(text_of(value)))
+                    earlier, ranges = vanished_of(u)
                 except (ParseError, ValueError):
                     continue
+                if not earlier:  # EARLIER is not news of this session
+                    count -= sum(b - a + 1 for a, b in ranges)
         news.clear()
         return max(count, 0)
 
@@ -396,11 +413,7 @@ class ImapMailbox:
             if u.kind != "VANISHED":
                 return on_fetch(u)
             try:
-                t = u.tokens()
-                value = t.value()
-                if isinstance(value, list):  # (EARLIER)
-                    value = t.value()
-                vanished.extend(uid_ranges(text_of(value)))
+                vanished.extend(vanished_of(u)[1])
             except (ParseError, ValueError) as e:
                 bad.append(str(e))
             return True

@@ -16,8 +16,8 @@ from mailtide.core import mutf7
 from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox, parents
 from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
-from mailtide.stores.imap.mailbox import ImapMailbox
-from mailtide.stores.imap.parse import ParseError, Untagged, pairs, text_of
+from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
+from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 
 log = structlog.get_logger(__name__)
 
@@ -121,9 +121,7 @@ class ImapStore:
     async def list_folders(self) -> list[FolderInfo]:
         client = await self._ready()
         if "LIST-STATUS" in client.capabilities:
-            items = "UIDVALIDITY UIDNEXT MESSAGES"
-            if "CONDSTORE" in client.capabilities:
-                items += " HIGHESTMODSEQ"
+            items = status_items(client.capabilities)
             done = await client.run("LIST", '""', '"*"', f"RETURN (STATUS ({items}))")
         else:
             done = await client.run("LIST", '""', '"*"')
@@ -158,13 +156,8 @@ class ImapStore:
     def _remember_status(self, u: Untagged) -> None:
         """``* STATUS name (UIDVALIDITY 7 UIDNEXT 9 ...)`` from LIST-STATUS, by canonical name."""
         try:
-            t = u.tokens()
-            raw = t.value()
-            attrs = t.value()
+            raw, values = status_of(u)
             name = self.canonical_name(text_of(raw), None)
-            values = {
-                k: int(v) for k, v in pairs(attrs).items() if isinstance(v, str) and v.isdigit()
-            }
         except (ParseError, BadFolderName, ValueError):
             return  # the mailbox will be selected and its status read then
         if "UIDVALIDITY" in values and "UIDNEXT" in values:

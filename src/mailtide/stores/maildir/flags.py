@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags
+from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, fold_flag
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -33,11 +33,7 @@ LETTER_OF_FLAG: dict[str, str] = {
     FORWARDED: "P",
 }
 FLAG_OF_LETTER: dict[str, str] = {v: k for k, v in LETTER_OF_FLAG.items()}
-_LETTER_OF_FLAG_FOLDED = {k.lower(): v for k, v in LETTER_OF_FLAG.items()}
-
-
-def _fold(keyword: str) -> str:
-    return keyword.lower()  # IMAP keywords compare case-insensitively
+_LETTER_OF_FLAG_FOLDED = {fold_flag(k): v for k, v in LETTER_OF_FLAG.items()}
 
 
 def _storable(keyword: str) -> bool:
@@ -56,9 +52,9 @@ class Keywords:
         return self.names[i] if 0 <= i < len(self.names) else None
 
     def letter_of(self, keyword: str) -> str | None:
-        folded = _fold(keyword)
+        folded = fold_flag(keyword)
         for i, name in enumerate(self.names):
-            if name is not None and _fold(name) == folded:
+            if name is not None and fold_flag(name) == folded:
                 return chr(ord("a") + i)
         return None
 
@@ -75,9 +71,9 @@ class Keywords:
         held = {ord(letter) - ord("a") for letter in reserved}
         dropped: list[str] = []
         for kw in sorted(set(keywords)):
-            if _fold(kw) in _LETTER_OF_FLAG_FOLDED or not _storable(kw):
+            if fold_flag(kw) in _LETTER_OF_FLAG_FOLDED or not _storable(kw):
                 continue
-            if any(n is not None and _fold(n) == _fold(kw) for n in names):
+            if any(n is not None and fold_flag(n) == fold_flag(kw) for n in names):
                 continue
             free = next((i for i, n in enumerate(names) if n is None and i not in held), None)
             if free is not None:
@@ -96,7 +92,7 @@ def unstorable(flags: Iterable[str], table: Keywords) -> frozenset[str]:
     free = MAX_KEYWORDS - sum(1 for n in table.names if n is not None)
     out = set()
     for flag in sorted(flags):
-        if flag.startswith("\\") or _fold(flag) in _LETTER_OF_FLAG_FOLDED:
+        if flag.startswith("\\") or fold_flag(flag) in _LETTER_OF_FLAG_FOLDED:
             continue
         if not _storable(flag):
             out.add(flag)
@@ -169,7 +165,7 @@ def ensure_keywords(
 
 def is_keyword(flag: str) -> bool:
     """A keyword this store keeps as a letter a..z (not a system flag, not $Forwarded = P)."""
-    return not flag.startswith("\\") and _fold(flag) not in _LETTER_OF_FLAG_FOLDED
+    return not flag.startswith("\\") and fold_flag(flag) not in _LETTER_OF_FLAG_FOLDED
 
 
 def unnamed_letters(letters: str, keywords: Keywords) -> set[str]:
@@ -197,7 +193,7 @@ def letters_of_flags(flags: Iterable[str], keywords: Keywords, keep: str = "") -
     """
     letters = {c for c in keep if not _known_letter(c, keywords)}
     for flag in flags:
-        letter = LETTER_OF_FLAG.get(flag) or _LETTER_OF_FLAG_FOLDED.get(_fold(flag))
+        letter = LETTER_OF_FLAG.get(flag) or _LETTER_OF_FLAG_FOLDED.get(fold_flag(flag))
         if letter is None and not flag.startswith("\\"):
             letter = keywords.letter_of(flag)
         if letter is not None:
