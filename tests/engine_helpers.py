@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -19,6 +20,7 @@ from dovecot import Dovecot, ImapAccount
 from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
 from mailtide.engine.account import AccountReport
 from mailtide.engine.run import sync_account
+from mailtide.engine.steps import CRASH_ENV
 
 
 @dataclass
@@ -177,3 +179,28 @@ def clone_into(dovecot: Dovecot, template: Setup, fresh: Setup) -> None:
     state = template.config.general.state_dir
     if state.exists():
         shutil.copytree(state, fresh.config.general.state_dir)
+
+
+def run_sync(
+    config: Path, crash_after: int | None = None, verbose: bool = False
+) -> tuple[int, str]:
+    """``mailtide sync`` of ``config`` in a forked process, killed after its durable step
+    ``crash_after`` when given, with ``-v`` (the step log) when ``verbose``: (exit code, output)."""
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash_after is not None:
+        env[CRASH_ENV] = str(crash_after)
+    return run_forked(config, *(["-v"] if verbose else []), env=env)
+
+
+def steps_of(log: str) -> list[str]:
+    """What each durable step was, in order, from a ``-v`` log."""
+    steps: dict[int, str] = {}
+    for line in log.splitlines():
+        if "step.done" not in line:
+            continue
+        n = re.search(r"\bstep=(\d+)", line)
+        what = re.search(r"\bwhat=(?:'([^']*)'|\"([^\"]*)\"|(\S+))", line)
+        assert n and what, line
+        steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
+    assert sorted(steps) == list(range(1, len(steps) + 1)), steps
+    return [steps[i] for i in sorted(steps)]

@@ -8,6 +8,7 @@ Each call opens its own connection unless given one from ``session``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import imaplib
@@ -313,3 +314,23 @@ def make_message(i: int, folder: str, size: int | None = None) -> bytes:
         rest = missing % len(line)
         data += line * (missing // len(line)) + (b"." * (rest - 2) + b"\r\n" if rest >= 2 else b"")
     return data
+
+
+class NullTransport(asyncio.Transport):
+    """A transport for feeding an ``ImapProtocol`` bytes by hand: writes go nowhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0

@@ -14,8 +14,6 @@ import itertools
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,8 +27,7 @@ import imap_helpers as srv
 import maildir_helpers as loc
 from courier import Courier
 from dovecot import ImapAccount
-from engine_helpers import Setup, make_setup, write_config
-from mailtide.engine.steps import CRASH_ENV
+from engine_helpers import Setup, make_setup, run_sync, steps_of, write_config
 
 SEEN, ANSWERED, FLAGGED, DELETED = "\\Seen", "\\Answered", "\\Flagged", "\\Deleted"
 
@@ -280,35 +277,6 @@ def test_two_way_sync(
 # ---- (b) no duplicate uploads after a crash between APPEND and its record -------------------
 
 
-def mailtide(
-    config: Path, crash_after: int | None = None, verbose: bool = False
-) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash_after is not None:
-        env[CRASH_ENV] = str(crash_after)
-    args = [sys.executable, "-m", "mailtide", "sync", "-c", str(config)]
-    proc = subprocess.run(
-        args + (["-v"] if verbose else []),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        timeout=120,  # a hang guard only
-    )
-    return proc.returncode, proc.stdout.decode(errors="replace")
-
-
-def steps_of(log: str) -> list[str]:
-    """What each durable step was, in order, from a ``-v`` log."""
-    steps: dict[int, str] = {}
-    for line in log.splitlines():
-        n = re.search(r"\bstep=(\d+)", line)
-        what = re.search(r"\bwhat=(?:'([^']*)'|\"([^\"]*)\"|(\S+))", line)
-        if "step.done" in line and n and what:
-            steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
-    assert sorted(steps) == list(range(1, len(steps) + 1)), steps
-    return [steps[i] for i in sorted(steps)]
-
-
 UPLOADS = {"INBOX": [(1, "S"), (2, ""), (3, "FS")], "Lokal": [(11, ""), (12, "R"), (13, "S")]}
 DOWNLOADS = {"INBOX": [5, 6]}
 
@@ -377,7 +345,7 @@ def crash_sweep(
     check, and a further run that changes nothing.  One uninterrupted run counts the steps."""
     s = fresh(courier, relay, variant, tmp / "count", "count")
     check = prepare(s)
-    code, out = mailtide(write_config(s), verbose=True)
+    code, out = run_sync(write_config(s), verbose=True)
     assert code == 0, out
     check(s)
     steps = steps_of(out)
@@ -387,9 +355,9 @@ def crash_sweep(
         check = prepare(t)
         config = write_config(t)
         try:
-            code, out = mailtide(config, crash_after=n)
+            code, out = run_sync(config, crash_after=n)
             assert code == -9, f"not killed (exit {code}):\n{out}"
-            code, out = mailtide(config)
+            code, out = run_sync(config)
             assert code == 0, f"the run after the crash failed:\n{out}"
             check(t)
             quiet(t)

@@ -242,6 +242,15 @@ def sync(s: Setup) -> AccountReport:
     return asyncio.run(asyncio.wait_for(sync_account(s.config, s.account), 120))
 
 
+def converges_without_faults(s: Setup, proxy: FaultProxy) -> None:
+    """With the faults gone, a run converges and a further one changes nothing."""
+    proxy.arm()
+    report = sync(s)
+    assert not report.failed, report.failures()
+    check_converged(s)
+    check_idempotent(s)
+
+
 def run_with(s: Setup, proxy: FaultProxy, *faults: Fault) -> AccountReport:
     proxy.arm(*faults)
     return sync(s)
@@ -407,11 +416,7 @@ def test_retries_run_out_then_the_next_run_converges(
         assert f"gave up after {RETRY['retries'] + 1} attempts" in lines[0], lines[0]
         assert "secret" not in lines[0]
         proxy.up()
-        proxy.arm()
-        report = sync(s)
-        assert not report.failed, report.failures()
-        check_converged(s)
-        check_idempotent(s)
+        converges_without_faults(s, proxy)
 
 
 def test_a_mailbox_out_of_retries_does_not_stop_the_account(
@@ -433,11 +438,7 @@ def test_a_mailbox_out_of_retries_does_not_stop_the_account(
         }
         lokal = srv.fetch_all(s.imap, "Lokal")
         assert sorted(m.message_id for m in lokal) == sorted(EXPECTED["Lokal"])
-        proxy.arm()
-        report = sync(s)
-        assert not report.failed, report.failures()
-        check_converged(s)
-        check_idempotent(s)
+        converges_without_faults(s, proxy)
 
 
 def test_every_connection_cut_then_the_next_run_converges(
@@ -455,17 +456,7 @@ def test_every_connection_cut_then_the_next_run_converges(
         assert len(lines) == 1, lines
         assert f"connection to 127.0.0.1:{proxy.port} lost" in lines[0], lines[0]
         assert f"gave up after {attempts} attempts" in lines[0], lines[0]
-        proxy.arm()
-        report = sync(s)
-        assert not report.failed, report.failures()
-        check_converged(s)
-        check_idempotent(s)
-        proxy.up()
-        proxy.arm()
-        report = sync(s)
-        assert not report.failed, report.failures()
-        check_converged(s)
-        check_idempotent(s)
+        converges_without_faults(s, proxy)
 
 
 # ---- server restart -----------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import threading
 import time
 from collections import Counter
@@ -40,8 +39,7 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot
-from engine_helpers import Setup, clone_into, make_setup, run_forked, write_config
-from mailtide.engine.steps import CRASH_ENV
+from engine_helpers import Setup, clone_into, make_setup, run_sync, steps_of, write_config
 
 SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
 
@@ -438,32 +436,6 @@ KEYWORDS = Scenario(
 )
 
 
-# ---- running mailtide -------------------------------------------------------------------
-
-
-def mailtide(
-    config: Path, crash_after: int | None = None, verbose: bool = False
-) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash_after is not None:
-        env[CRASH_ENV] = str(crash_after)
-    return run_forked(config, *(["-v"] if verbose else []), env=env)
-
-
-def steps_of(log: str) -> list[str]:
-    """What each durable step was, in order, from a ``-v`` log."""
-    steps: dict[int, str] = {}
-    for line in log.splitlines():
-        if "step.done" not in line:
-            continue
-        n = re.search(r"\bstep=(\d+)", line)
-        what = re.search(r"\bwhat=(?:'([^']*)'|\"([^\"]*)\"|(\S+))", line)
-        assert n and what, line
-        steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
-    assert sorted(steps) == list(range(1, len(steps) + 1)), steps
-    return [steps[i] for i in sorted(steps)]
-
-
 # ---- what both sides hold ------------------------------------------------------------------
 
 
@@ -570,10 +542,10 @@ def interrupted_at(
 ) -> None:
     s = clone(dovecot, template, tmp, f"n{n}")
     config = write_config(s)
-    code, out = mailtide(config, crash_after=n)
+    code, out = run_sync(config, crash_after=n)
     assert code == -9, f"not killed after step {n} (exit {code}):\n{out}"
     after_crash = sides(s)
-    code, out = mailtide(config)
+    code, out = run_sync(config)
     assert code == 0, f"the run after the crash failed:\n{out}"
     check_expected(s, scenario.expected)
     check_kept(after_crash, sides(s), scenario.expected)
@@ -624,7 +596,7 @@ def test_interrupted_after_every_step_then_converges(
     scenario.prepare(template)
     # one complete run counts the steps (and must itself reach the expected result)
     s = clone(dovecot, template, tmp_path / "count", name)
-    code, out = mailtide(write_config(s), verbose=True)
+    code, out = run_sync(write_config(s), verbose=True)
     assert code == 0, out
     check_expected(s, scenario.expected)
     steps = steps_of(out)
@@ -670,19 +642,19 @@ def test_flag_undone_after_a_crash_that_carried_it_stays_undone(
             change_letters(s, "INBOX", 1, add="R")
         return s
 
-    code, out = mailtide(write_config(answered("count")), verbose=True)
+    code, out = run_sync(write_config(answered("count")), verbose=True)
     n = steps_of(out).index("flags local" if changer == "server" else "flags remote") + 1
     # killed right after the flag was carried to the other side, before it was recorded
     s = answered("undo")
     config = write_config(s)
-    code, out = mailtide(config, crash_after=n)
+    code, out = run_sync(config, crash_after=n)
     assert code == -9, out
     # the user takes the flag back where they set it; the next run must carry that
     if changer == "server":
         srv.clear_flags(s.imap, "INBOX", mid(1, "INBOX"), [ANSWERED])
     else:
         change_letters(s, "INBOX", 1, remove="R")
-    code, out = mailtide(config)
+    code, out = run_sync(config)
     assert code == 0, out
     check_expected(s, {"INBOX": {mid(1, "INBOX"): frozenset({SEEN}), mid(2, "INBOX"): frozenset()}})
 
@@ -709,17 +681,17 @@ def test_unrecorded_copy_deleted_before_the_next_run_stays_deleted(
             srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), [SEEN])
         return s
 
-    code, out = mailtide(write_config(with_new_message("count")), verbose=True)
+    code, out = run_sync(write_config(with_new_message("count")), verbose=True)
     n = steps_of(out).index("append remote" if copied_to == "server" else "append local") + 1
     s = with_new_message("copied")
     config = write_config(s)
-    code, out = mailtide(config, crash_after=n)
+    code, out = run_sync(config, crash_after=n)
     assert code == -9, out
     # the user deletes the copy where it arrived
     if copied_to == "server":
         srv.expunge(s.imap, "INBOX", mid(2, "INBOX"))
     else:
         local_msg(s, "INBOX", 2).path.unlink()
-    code, out = mailtide(config)
+    code, out = run_sync(config)
     assert code == 0, out
     check_expected(s, {"INBOX": {mid(1, "INBOX"): frozenset({SEEN})}})

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import imap_helpers as srv
 from mailtide.core.identity import identity_of_message
 from mailtide.stores.imap import protocol
 from mailtide.stores.imap.mailbox import (
@@ -126,21 +127,6 @@ def test_identity_of_a_big_spooled_body_reads_only_its_start() -> None:
     assert identity_of_spooled(body) == identity_of_message(message)
 
 
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-
 @pytest.mark.parametrize(
     ("name", "line", "says"),
     [
@@ -157,7 +143,7 @@ def test_a_flood_of_responses_is_cut_off(
     loop = asyncio.new_event_loop()
     try:
         proto = protocol.ImapProtocol(loop, timeout=5)
-        proto.transport = _Transport()
+        proto.transport = srv.NullTransport()
         proto.data_received(b"* OK hi\r\n")
         if name is not None:
             proto._current = protocol._InFlight(b"A1", name, None, loop.create_future())

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import imap_helpers as srv
 from mailtide.stores.imap import protocol
 from mailtide.stores.imap.mailbox import (
     fetch_attributes,
@@ -127,24 +128,6 @@ def test_any_bytes_give_responses_or_a_protocol_error(
         reader.close()
 
 
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
 @FAST
 @given(data=stream, points=st.lists(st.integers(min_value=0), max_size=12))
 def test_the_protocol_survives_any_bytes(data: bytes, points: list[int]) -> None:
@@ -152,7 +135,7 @@ def test_the_protocol_survives_any_bytes(data: bytes, points: list[int]) -> None
     loop = asyncio.new_event_loop()
     try:
         proto = ImapProtocol(loop, timeout=5)
-        proto.transport = _Transport()
+        proto.transport = srv.NullTransport()
         proto.data_received(b"* OK hi\r\n")
         assert proto.state != "CONNECTED"
 
