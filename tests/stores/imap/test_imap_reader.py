@@ -14,13 +14,14 @@ from collections.abc import Callable
 import pytest
 from aioimaplib import aioimaplib as aio
 
+import imap_helpers as srv
 from mailtide.stores.imap.parse import RawResponse, Tokens, pairs
 from mailtide.stores.imap.protocol import ImapProtocol, ProtocolError, ResponseReader
 
 Reply = Callable[[bytes], list[bytes]]  # tag -> chunks the server sends
 
 
-class FakeServer(asyncio.Transport):
+class FakeServer(srv.NullTransport):
     """Answers each command line with scripted chunks, one chunk per loop iteration."""
 
     def __init__(self, protocol: asyncio.Protocol, reply: Reply) -> None:
@@ -28,7 +29,6 @@ class FakeServer(asyncio.Transport):
         self.protocol = protocol
         self.reply = reply
         self.received = b""
-        self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.received += bytes(data)
@@ -62,15 +62,6 @@ class FakeServer(asyncio.Transport):
         worker.start()
         worker.join()
         return not failed
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_write_buffer_size(self) -> int:
-        return 0
 
 
 def stock(loop: asyncio.AbstractEventLoop) -> aio.IMAP4ClientProtocol:
