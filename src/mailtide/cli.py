@@ -1,8 +1,10 @@
 """The ``mailtide`` command line.
 
 Exit codes: 0 success; 1 a sync or a store failed; 2 a usage or configuration
-mistake; 70 an internal error (a bug: run with -v for the traceback).  A user
-mistake is reported in one line per problem, never with a traceback.
+mistake; 3 the sync completed but some mail stays on one side (a folder or a
+message the other side cannot hold); 70 an internal error (a bug: run with -v
+for the traceback).  A user mistake is reported in one line per problem, never
+with a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import mailtide
 from mailtide.config import Config, ConfigError, ImapRepository, MaildirRepository, load_config
@@ -21,8 +24,12 @@ from mailtide.config.model import Repository
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
+if TYPE_CHECKING:
+    from mailtide.engine.account import AccountReport
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_STRANDED = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130
 
@@ -120,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let a run delete more than the account's mass_delete_share of a mailbox",
     )
+    sync.add_argument(
+        "--restore-deleted",
+        action="store_true",
+        help="copy messages deleted on one side since the last sync back from the other side, "
+        "instead of deleting them there (the way back from a mass deletion made by mistake)",
+    )
     sync.set_defaults(run=_sync)
     return parser
 
@@ -177,13 +190,29 @@ def _sync(args: argparse.Namespace) -> int:
             folders=folders,
             dry_run=args.dry_run,
             allow_mass_delete=args.allow_mass_delete,
+            restore_deleted=args.restore_deleted,
             mode="full" if args.full else "quick",
         )
     )
-    failures = [line for report in reports for line in report.failures()]
-    for line in failures:
-        _error(redact(line))
-    return EXIT_FAILED if failures else 0
+    return _outcome(reports)
+
+
+def _outcome(reports: Sequence[AccountReport]) -> int:
+    """Say on stderr what went wrong, one line each, and pick the exit status: a usage
+    mistake, else a failure, else mail left on one side, else 0."""
+    for report in reports:
+        for line in report.failures():
+            _error(redact(line))
+    for report in reports:
+        for line in report.stranded_lines():
+            _error(redact(line))
+    if any(r.usage for r in reports):
+        return EXIT_USAGE
+    if any(r.failed for r in reports):
+        return EXIT_FAILED
+    if any(r.stranded_lines() for r in reports):
+        return EXIT_STRANDED
+    return 0
 
 
 def _error(message: str) -> None:

@@ -646,3 +646,33 @@ def test_mass_delete_of_a_real_plan() -> None:
     assert isinstance(plan, Plan)
     assert mass_deletes(plan, (10, 2), 0.5, 5) == [MassDelete(Side.FAR, 8, 10)]
     assert mass_deletes(plan, (10, 2), 0.5, 8) == []
+
+
+# --- restore_deleted: the way back from a deletion made by mistake -----------------------------
+
+
+def test_restore_deleted_turns_every_deletion_into_a_copy_back_on_both_sides() -> None:
+    from mailtide.core.reconcile import restore_deleted
+
+    base = [rec("1", "a", "\\Seen", "one"), rec("2", "b", "", "two"), rec("3", "c", "", "three")]
+    # "1" gone from near, "b" gone from far, "3"/"c" still on both sides
+    plan = reconcile(
+        base,
+        [msg("1", "\\Seen", "one"), msg("3", "", "three")],
+        [msg("b", "", "two"), msg("c", "", "three")],
+    )
+    assert isinstance(plan, Plan)
+    assert {(d.side, d.id) for d in plan.deletes} == {(Side.FAR, "1"), (Side.NEAR, "b")}
+    back = restore_deleted(plan)
+    assert back.deletes == ()
+    assert {(c.source, c.id) for c in back.copies} == {(Side.FAR, "1"), (Side.NEAR, "b")}
+    assert {f.record.ids for f in back.forgets} == {("1", "a"), ("2", "b")}
+    # applied: the copies recreate each message on the side it was deleted from, and the
+    # plan of the next run pairs nothing twice (each copy is an unrecorded message now)
+    again = reconcile(
+        [r for r in base if r.ids == ("3", "c")],
+        [msg("1", "\\Seen", "one"), msg("3", "", "three"), msg("9", "", "two")],
+        [msg("b", "", "two"), msg("c", "", "three"), msg("z", "\\Seen", "one")],
+    )
+    assert isinstance(again, Plan) and not again.copies and not again.deletes
+    assert restore_deleted(Plan()) == Plan()

@@ -192,8 +192,11 @@ def test_a_local_message_the_server_refuses_does_not_block_the_others(
     on_server = {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
     assert {"<first@review.test>", "<later@review.test>"} <= on_server
     assert bad_path.exists()
-    if not bad:  # refused: said on every run, never silently dropped
-        assert report.failed and any("refused" in line for line in report.failures())
+    if not bad:  # refused: said on every run, naming the folder and the file, never dropped
+        assert not report.failed, report.failures()
+        (line,) = report.stranded_lines()
+        assert "folder 'INBOX'" in line and str(bad_path) in line, line
+        assert "refused" in line and "zero byte" in line, line
 
 
 def test_a_local_file_name_that_is_not_utf8_fails_at_most_its_mailbox(fs_setup: Setup) -> None:
@@ -467,7 +470,7 @@ def test_folder_renamed_on_the_server(fs_setup: Setup) -> None:
     for _ in range(2):
         report = s.sync()
         assert not report.failed, report
-        assert any("'Old'" in w for w in report.warnings)
+        assert any("'Old'" in w for w in report.stranded)
     assert len(loc.messages(s.root, "fs", "Old")) == 3
     remote, local = bodies(s, "New")
     assert remote == local and set(remote.values()) == {1} and len(remote) == 3

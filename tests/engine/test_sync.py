@@ -271,7 +271,7 @@ def test_hostile_local_folder_names_are_refused_and_the_rest_syncs(fs_setup: Set
     loc.deliver(s.root, "fs", "tab\there", srv.make_message(1, "x"), "S")
     report = s.sync()
     assert not report.failed, report
-    refused = " ".join(report.warnings)
+    refused = " ".join(report.stranded_lines())
     assert "escape" in refused and "tab" in refused and "bell" in refused
     server = srv.list_folders(s.imap)
     assert not any("escape" in f or "tab" in f or "bell" in f for f in server)
@@ -409,7 +409,7 @@ def test_folder_gone_from_one_side_is_neither_recreated_nor_deleted(fs_setup: Se
     for _ in range(2):
         report = s.sync()
         assert not report.failed, report
-        said = " ".join(report.warnings)
+        said = " ".join(report.stranded)
         assert "'Project Alpha' is gone from the local side" in said
         assert "'Entwürfe' is gone from the remote side" in said
     assert not (s.root / "Project Alpha").exists()
@@ -472,7 +472,7 @@ def test_a_folder_the_other_side_cannot_hold_is_skipped_and_the_rest_syncs(
     for _ in range(2):
         report = s.sync()
         assert not report.failed, report
-        assert any("Projekte/new" in w for w in report.warnings), report.warnings
+        assert any("Projekte/new" in w for w in report.stranded), report.stranded
     assert srv.message_id(2, "INBOX") in loc.by_message_id(s.root, "fs", "INBOX")
     assert len(srv.fetch_all(s.imap, "Projekte/new")) == 1
     assert not (s.root / "Projekte" / "new" / "cur").exists()
@@ -481,7 +481,7 @@ def test_a_folder_the_other_side_cannot_hold_is_skipped_and_the_rest_syncs(
     loc.deliver(s.root, "fs", "INBOX", srv.make_message(4, "INBOX"), "S")
     report = s.sync()
     assert not report.failed, report
-    assert any("v1.2 notes" in w for w in report.warnings), report.warnings
+    assert any("v1.2 notes" in w for w in report.stranded), report.stranded
     assert srv.message_id(4, "INBOX") in {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
     assert len(loc.messages(s.root, "fs", "v1.2 notes")) == 1
 

@@ -337,6 +337,22 @@ def _order(msg: MessageInfo) -> tuple[int, str]:
     return (int(msg.id), "") if msg.id.isdigit() else (1 << 62, msg.id)
 
 
+def restore_deleted(plan: Plan) -> Plan:
+    """``plan`` with every deletion turned back: a message gone from one side since the record
+    is copied back from the side that still has it, instead of being deleted there (the way
+    back after a mass deletion made by mistake).  Its record is forgotten first, so the copy is
+    an ordinary new message on that side (a new intent, found again by identity after a crash)."""
+    if not plan.deletes:
+        return plan
+    return dataclasses.replace(
+        plan,
+        deletes=(),
+        forgets=plan.forgets + tuple(Forget(d.record) for d in plan.deletes),
+        copies=plan.copies
+        + tuple(Copy(d.side, d.id, d.record.flags, d.record.identity) for d in plan.deletes),
+    )
+
+
 # --- the mass-delete guard -----------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ one attempt), the account stops there with one line saying why.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,25 +67,39 @@ class Retry:
 
 @dataclass(slots=True)
 class AccountReport:
+    """What one run over an account did.  Three kinds of trouble, from worst: ``error`` (the
+    account stopped; ``usage`` when the request named what does not exist), mailboxes that
+    failed (``PairReport.error``), and ``stranded`` mail: the run completed, but some mail stays
+    on one side because the other cannot hold it (a folder name it refuses, a message the
+    server refuses)."""
+
     name: str
     mailboxes: list[PairReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stranded: list[str] = field(default_factory=list)
     error: str | None = None
+    usage: bool = False
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or any(m.error or m.refused for m in self.mailboxes)
+        return self.error is not None or any(m.error for m in self.mailboxes)
 
     def failures(self) -> list[str]:
         """One line per failure, naming the account (and the mailbox)."""
         if self.error is not None:
             return [f"account {self.name}: {self.error}"]
-        lines = []
-        for m in self.mailboxes:
-            lines += [f"account {self.name}: {why}" for why in m.refused]
-            if m.error:
-                lines.append(f"account {self.name}: {m.error}")
-        return lines
+        return [f"account {self.name}: {m.error}" for m in self.mailboxes if m.error]
+
+    def stranded_lines(self) -> list[str]:
+        """One line per folder or message that stays on one side, naming the account."""
+        return [
+            f"account {self.name}: {why}"
+            for why in [*self.stranded, *(w for m in self.mailboxes for w in m.refused)]
+        ]
+
+
+# Rounds of listing and creating folders: one more for each level of parents a side may create.
+_FOLDER_ROUNDS = 4
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -119,6 +134,11 @@ class AccountSync:
         self.report.warnings.append(message)
         self.log.warning("account.warning", message=message)
 
+    def strand(self, message: str) -> None:
+        """Some mail stays on one side: a warning that also sets the run's exit status."""
+        self.report.stranded.append(message)
+        self.log.warning("account.stranded", message=message)
+
     async def run(self) -> AccountReport:
         try:
             names = await self._retrying(self._start, "account.retry")
@@ -146,6 +166,7 @@ class AccountSync:
         except (StoreError, StateError) as exc:  # _GaveUp too
             # The state cannot be written (a full disk): every further mailbox would fail alike.
             self.report.error = str(exc)
+            self.report.usage = isinstance(exc, NoSuchFolder)
             self.log.error("account.failed", error=str(exc))
         finally:
             for store in self.stores:
@@ -164,7 +185,7 @@ class AccountSync:
     ) -> T:
         """``attempt()``, tried again after a lost connection as ``self.retry`` allows (or at
         most ``attempts`` times), each retry logged as ``event``; ``_GaveUp`` when they ran out."""
-        warnings = len(self.report.warnings)
+        warnings, stranded = len(self.report.warnings), len(self.report.stranded)
         attempts = attempts or self.retry.attempts
         n = 1
         while True:
@@ -185,6 +206,7 @@ class AccountSync:
                 )
                 # A retry starts over: what the failed attempt warned of is said again if true.
                 del self.report.warnings[warnings:]
+                del self.report.stranded[stranded:]
                 await asyncio.sleep(wait)
 
     async def _start(self) -> list[str]:
@@ -193,60 +215,116 @@ class AccountSync:
         return await self._folders()
 
     async def _folders(self) -> list[str]:
-        """The mailbox pairs to sync, after creating folders that are new on one side."""
-        present: list[set[str]] = []
+        """The mailbox pairs to sync, after creating folders that are new on one side.
+
+        Creating a nested folder may create its parents on that side too (a server makes
+        ``A`` for ``A/B``), so the tree is listed again after a round that created folders,
+        and what appeared is carried in the same run."""
+        chosen: list[str] = []
+        decided: set[str] = set()
+        present: list[set[str]] = [set(), set()]
         parent_only: set[str] = set()
-        for side in SIDES:
-            store = self.stores[side]
-            folders = await store.list_folders()
-            for raw, why in store.refused:
-                self.warn(f"{SIDE_NAMES[side]} folder {raw!r} skipped: {why}")
-            present.append({f.name for f in folders if f.selectable})
-            parent_only |= {f.name for f in folders if not f.selectable}
-        wanted = {
-            n
-            for n in present[Side.FAR] | present[Side.NEAR]
-            if all(f.selects(n) for f in self.filters) and (self.only is None or n in self.only)
-        }
-        if self.only:
-            for n in sorted(self.only - wanted):
-                self.warn(f"folder {n!r} was asked for but exists on neither side (or is filtered)")
-        known = self.state.known_folders()
-        chosen = []
-        for name in sorted(wanted, key=_order):
-            missing = [s for s in SIDES if name not in present[s]]
-            if not missing:
-                chosen.append(name)
-                continue
-            side = missing[0]
-            if name in known:
-                self.warn(
-                    f"folder {name!r} is gone from the {SIDE_NAMES[side]} side; it was synced "
-                    "before, so it is neither re-created nor deleted on the other side"
-                )
-                continue
-            if name in parent_only:
-                self.warn(f"folder {name!r} holds no messages on one side; skipped")
-                continue
-            if self.options.dry_run:
-                self.log.info("folder.would_create", folder=name, side=SIDE_NAMES[side])
-            else:
-                try:
-                    await self.stores[side].create_folder(name)
-                except ConnectionLost:
-                    raise  # the connection, not the name: retried
-                except StoreError as exc:  # a name that side refuses: skip it, not the account
-                    self.warn(
-                        f"folder {name!r} cannot be made on the {SIDE_NAMES[side]} side: {exc}"
-                    )
-                    continue
-                present[side].add(name)
-                self.log.info("folder.created", folder=name, side=SIDE_NAMES[side])
-                self.steps.done("create folder")
-            chosen.append(name)
+        changed = set(SIDES)
+        for round_ in range(_FOLDER_ROUNDS):
+            await self._list(changed, present, parent_only, warn=round_ == 0)
+            wanted = {
+                n
+                for n in present[Side.FAR] | present[Side.NEAR]
+                if all(f.selects(n) for f in self.filters) and (self.only is None or n in self.only)
+            }
+            if round_ == 0 and self.only:
+                self._check_only(wanted, present)
+            changed = set()
+            for name in sorted(wanted - decided, key=_order):
+                decided.add(name)
+                made = await self._place(name, present, parent_only)
+                if made is not None:
+                    chosen.append(name)
+                    changed |= made
+            if not changed or self.options.dry_run:
+                break
+        chosen.sort(key=_order)
         if not self.options.dry_run:
             self.state.add_folders(chosen)
         return chosen
+
+    async def _list(
+        self, sides: set[Side], present: list[set[str]], parent_only: set[str], warn: bool
+    ) -> None:
+        """List the folders of ``sides`` into ``present`` (selectable, by Side) and
+        ``parent_only`` (names a side holds only as a parent, no messages); a folder a side
+        cannot map is stranded there (said once per run)."""
+        for side in sorted(sides):
+            store = self.stores[side]
+            folders = await store.list_folders()
+            if warn:
+                for raw, why in store.refused:
+                    self.strand(
+                        f"{SIDE_NAMES[side]} folder {raw!r} is not synced "
+                        f"(its mail stays on the {SIDE_NAMES[side]} side): {why}"
+                    )
+            present[side] = {f.name for f in folders if f.selectable}
+            parent_only |= {f.name for f in folders if not f.selectable}
+
+    def _check_only(self, wanted: set[str], present: list[set[str]]) -> None:
+        """``-f`` names that match no folder are a usage mistake: nothing is synced."""
+        missing = sorted(self.only - wanted) if self.only else []
+        if not missing:
+            return
+        anywhere = present[Side.FAR] | present[Side.NEAR]
+        known = sorted(n for n in anywhere if all(f.selects(n) for f in self.filters))
+        lines = []
+        for name in missing:
+            if name in anywhere:
+                lines.append(f'folder "{name}" is left out by the folders.include/exclude rules')
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            lines.append(f'no folder "{name}" on either side{hint}')
+        raise NoSuchFolder("; ".join(lines))
+
+    async def _place(
+        self, name: str, present: list[set[str]], parent_only: set[str]
+    ) -> set[Side] | None:
+        """Make ``name`` exist on both sides: None when it cannot be synced (stranded), else
+        the sides a folder was created on."""
+        missing = [s for s in SIDES if name not in present[s]]
+        if not missing:
+            return set()
+        side = missing[0]
+        other = SIDE_NAMES[side.other]
+        if name in self.state.known_folders():
+            self.strand(
+                f"folder {name!r} is gone from the {SIDE_NAMES[side]} side; it was synced "
+                f"before, so it is neither re-created nor deleted on the {other} side "
+                f"(its mail stays there)"
+            )
+            return None
+        if name in parent_only:
+            self.strand(
+                f"folder {name!r} holds no messages on the {SIDE_NAMES[side]} side (it is only "
+                f"a parent there), so the mail in it on the {other} side is not synced"
+            )
+            return None
+        store = self.stores[side]
+        try:
+            store.check_name(name)
+            if self.options.dry_run:
+                self.log.info("folder.would_create", folder=name, side=SIDE_NAMES[side])
+                return set()
+            await store.create_folder(name)
+        except ConnectionLost:
+            raise  # the connection, not the name: retried
+        except StoreError as exc:  # a name that side refuses: skip it, not the account
+            self.strand(
+                f"folder {name!r} cannot be made on the {SIDE_NAMES[side]} side, so its mail "
+                f"stays on the {other} side: {exc}"
+            )
+            return None
+        present[side].add(name)
+        self.log.info("folder.created", folder=name, side=SIDE_NAMES[side])
+        self.steps.done("create folder")
+        return {side}
 
     async def _mailbox(self, name: str) -> None:
         boxes: list[Mailbox | None] = [None, None]
@@ -277,6 +355,10 @@ class AccountSync:
                     except StoreError as exc:
                         self.log.debug("mailbox.close_failed", mailbox=name, error=str(exc))
         self.report.mailboxes.append(report)
+
+
+class NoSuchFolder(StoreError):
+    """``-f`` named a folder that exists on neither side: a usage mistake, nothing synced."""
 
 
 class _GaveUp(StoreError):

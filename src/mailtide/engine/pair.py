@@ -31,6 +31,7 @@ from mailtide.core.reconcile import (
     Plan,
     mass_deletes,
     reconcile,
+    restore_deleted,
     settle_pending,
 )
 from mailtide.engine.steps import Steps
@@ -59,6 +60,7 @@ class Options:
     mode: Literal["full", "quick"] = "quick"
     dry_run: bool = False
     allow_mass_delete: bool = False
+    restore_deleted: bool = False  # copy back what one side deleted instead of deleting it
     mass_delete_share: float = 0.5
     mass_delete_floor: int = 10
     batch_bytes: int = 16 << 20  # bodies held at once while copying
@@ -145,6 +147,8 @@ class PairSync:
         ]
         records = self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
+        if self.options.restore_deleted:
+            plan = restore_deleted(plan)
         self._guard(plan, snapshots)
         if self.options.dry_run:
             self._report_dry(plan)
@@ -317,9 +321,16 @@ class PairSync:
             plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
         )
         if tripped and not self.options.allow_mass_delete:
-            why = "; ".join(str(t) for t in tripped)
+            why = "; ".join(
+                f"{t} (gone from the {SIDE_NAMES[t.side.other]} side)" for t in tripped
+            )
+            where = " and ".join(SIDE_NAMES[t.side.other] for t in tripped)
+            source = SIDE_NAMES[tripped[0].side]
             raise MassDeleteRefused(
-                f"{self.name}: refused: {why} (run with --allow-mass-delete if that is intended)"
+                f"{self.name}: refused: {why}. If that is intended, sync again with "
+                f"--allow-mass-delete. If it was a mistake, put the messages back on the {where} "
+                f"side (the same files, e.g. from a backup) and sync again, or sync with "
+                f"--restore-deleted to copy them back from the {source} side"
             )
 
     def _report_dry(self, plan: Plan) -> None:
@@ -466,8 +477,9 @@ class PairSync:
                 # intent stays, so every run tries it again), go on with the rest.
                 done = len(exc.delivered)
                 self._record_copies(mailbox, source, batch[:done], intents[:done], exc.delivered)
-                self.report.refused.append(str(exc))
-                self.log.warning("mailbox.message_refused", side=SIDE_NAMES[dest], error=str(exc))
+                why = self._refusal(source, batch[done][1], exc)
+                self.report.refused.append(why)
+                self.log.warning("mailbox.message_refused", side=SIDE_NAMES[dest], error=why)
                 batch, intents = batch[done + 1 :], intents[done + 1 :]
                 continue
             except MailboxError as exc:
@@ -477,6 +489,16 @@ class PairSync:
             self.steps.done(f"append {SIDE_NAMES[dest]}")
             self._record_copies(mailbox, source, batch, intents, new_ids)
             return
+
+    def _refusal(self, source: Side, message: Fetched, exc: MessageRefused) -> str:
+        """One line naming the folder, the message (where it is, its Message-ID) and why."""
+        origin = message.origin or f"id {message.id}"
+        mid = message.identity.message_id or "no Message-ID"
+        return (
+            f"folder {self.name!r}: the {SIDE_NAMES[source.other]} side refused the "
+            f"{SIDE_NAMES[source]} message {origin} ({mid}), so it stays on the "
+            f"{SIDE_NAMES[source]} side only: {exc.reason}"
+        )
 
     def _record_copies(
         self,

@@ -65,6 +65,7 @@ async def sync_account(
     folders: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
+    restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
 ) -> AccountReport:
     """Sync one account (all its folders, or only ``folders``), in ``mode`` (see ``Options``)."""
@@ -72,6 +73,7 @@ async def sync_account(
         mode=mode,
         dry_run=dry_run,
         allow_mass_delete=allow_mass_delete,
+        restore_deleted=restore_deleted,
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
     )
@@ -101,15 +103,16 @@ async def sync_account(
 
 def _print_report(report: AccountReport, dry_run: bool) -> None:
     """The account's totals (each mailbox logged its own line; failures were logged where they
-    happened)."""
+    happened).  ``failed`` and ``stranded`` are what the exit status is made of."""
     if report.error:
         return
     total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
-    log.info(
+    (log.warning if report.failed or report.stranded_lines() else log.info)(
         "account.done",
         account=report.name,
         mailboxes=len(report.mailboxes),
         failed=sum(1 for m in report.mailboxes if m.error),
+        stranded=len(report.stranded_lines()),
         new_remote=total[Side.FAR],
         new_local=total[Side.NEAR],
         dry_run=dry_run,
@@ -122,6 +125,7 @@ async def sync_accounts(
     folders: Sequence[str] | None = None,
     dry_run: bool = False,
     allow_mass_delete: bool = False,
+    restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
 ) -> list[AccountReport]:
     """Sync the named accounts (default: ``general.accounts``) one after the other."""
@@ -135,6 +139,7 @@ async def sync_accounts(
                 folders=folders,
                 dry_run=dry_run,
                 allow_mass_delete=allow_mass_delete,
+                restore_deleted=restore_deleted,
                 mode=mode,
             )
         except Exception as exc:  # a bug must cost one account, not the others

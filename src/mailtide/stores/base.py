@@ -41,9 +41,10 @@ class MessageRefused(MailboxError):
     """The store refused one message of an append (the server said NO to it).  The messages
     before it are stored, their ids in ``delivered``; the ones after it were not tried."""
 
-    def __init__(self, message: str, delivered: list[str | None]) -> None:
+    def __init__(self, message: str, delivered: list[str | None], reason: str = "") -> None:
         super().__init__(message)
         self.delivered = delivered
+        self.reason = reason or message  # the store's (server's) own words, for the report
 
 
 class UnsafeFolderName(StoreError):
@@ -110,6 +111,7 @@ class Fetched:
     internaldate: datetime | None
     identity: Identity
     body: Body
+    origin: str = ""  # where it is, for a person: a file's path, "UID 42"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,11 @@ class Store(Protocol):
     @property
     def refused(self) -> list[tuple[str, str]]:
         """(raw name, reason) for folders the last ``list_folders`` could not map safely."""
+        ...
+
+    def check_name(self, name: str) -> None:
+        """Raise ``UnsafeFolderName`` when this store could not hold a folder called ``name``
+        (no I/O: a dry run asks this instead of creating the folder)."""
         ...
 
     async def create_folder(self, name: str) -> None: ...

@@ -218,6 +218,7 @@ def fetched_of(attrs: dict[str, Value]) -> Fetched:
         internaldate=parse_internaldate(text_of(date)) if date else None,
         identity=identity,
         body=content,
+        origin=f"UID {uid_of(attrs)}",
     )
 
 
@@ -609,6 +610,7 @@ class ImapMailbox:
                     f"mailbox {self.name!r}: the server refused a message "
                     f"({message.identity.message_id or 'no Message-ID'}): {done.text}",
                     out,
+                    reason=f"the server said: {done.status} {done.text}",
                 )
             if not done.ok:
                 self._failed = True

@@ -101,6 +101,9 @@ class ImapStore:
             )
         return self.prefix + self.separator.join(mutf7.encode(p) for p in parts)
 
+    def check_name(self, name: str) -> None:
+        self.server_name(name)
+
     def canonical_name(self, raw: str, separator: str | None) -> str:
         """The canonical name for a server name; BadFolderName with the reason if none."""
         sep = separator or self.separator

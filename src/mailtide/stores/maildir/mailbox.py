@@ -346,6 +346,7 @@ class MaildirMailbox:
                     internaldate=datetime.fromtimestamp(mtime, tz=UTC),
                     identity=identity,
                     body=body,
+                    origin=self._file(entry),
                 )
             )
         return out

@@ -88,6 +88,9 @@ class MaildirStore:
             raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root {self.root}")
         return path
 
+    def check_name(self, name: str) -> None:
+        self._layout.relative(name)
+
     async def create_folder(self, name: str) -> None:
         """Create the folder (cur/, new/, tmp/; parents as plain directories) durably."""
         if self.read_only:
