@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import imap_helpers as srv
+import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount
 from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
 from mailtide.engine.account import AccountReport
@@ -66,6 +68,26 @@ def make_setup(imap: ImapAccount, tmp: Path, layout: str = "fs", **imap_changes:
         repositories=(local, remote),
     )
     return Setup(imap, root, layout, config)
+
+
+def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
+    """Both sides hold the same folders, the same messages (by Message-ID, once each), the same
+    system flags, and byte-identical bodies modulo line ends."""
+    server_folders = set(srv.list_folders(setup.imap, selectable=True))
+    local_folders = set(loc.folders(setup.root, setup.layout)) - ignore
+    assert local_folders <= server_folders, local_folders - server_folders
+    for folder in sorted(server_folders):
+        remote = srv.fetch_all(setup.imap, folder)
+        local = loc.messages(setup.root, setup.layout, folder) if folder in local_folders else []
+        r_ids = sorted(m.message_id for m in remote)
+        l_ids = sorted(m.message_id for m in local)
+        assert r_ids == l_ids, folder
+        assert len(set(r_ids)) == len(r_ids), f"duplicate on the server in {folder}"
+        by_id = {m.message_id: m for m in local}
+        for m in remote:
+            here = by_id[m.message_id]
+            assert m.flags & set(loc.LETTERS.values()) == here.system_flags, (folder, m.message_id)
+            assert m.body.replace(b"\r\n", b"\n") == here.body, (folder, m.message_id)
 
 
 def write_config(s: Setup) -> Path:

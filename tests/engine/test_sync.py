@@ -9,7 +9,7 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import ImapAccount
-from engine_helpers import Setup, make_setup
+from engine_helpers import Setup, assert_in_sync, make_setup
 
 FOLDERS = ["INBOX", "Archive/2024", "Entwürfe", "Project Alpha", "日本語", "Work/Clients/Acme & Co"]
 
@@ -29,26 +29,6 @@ def fill_server(setup: Setup, per_folder: int = 3) -> dict[str, list[str]]:
                 )
                 ids[folder].append(srv.message_id(100 * f_index + i, folder))
     return ids
-
-
-def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
-    """Both sides hold the same folders, the same messages (by Message-ID, once each), the same
-    system flags, and byte-identical bodies modulo line ends."""
-    server_folders = set(srv.list_folders(setup.imap, selectable=True))
-    local_folders = set(loc.folders(setup.root, setup.layout)) - ignore
-    assert local_folders <= server_folders, local_folders - server_folders
-    for folder in sorted(server_folders):
-        remote = srv.fetch_all(setup.imap, folder)
-        local = loc.messages(setup.root, setup.layout, folder) if folder in local_folders else []
-        r_ids = sorted(m.message_id for m in remote)
-        l_ids = sorted(m.message_id for m in local)
-        assert r_ids == l_ids, folder
-        assert len(set(r_ids)) == len(r_ids), f"duplicate on the server in {folder}"
-        by_id = {m.message_id: m for m in local}
-        for m in remote:
-            here = by_id[m.message_id]
-            assert m.flags & set(loc.LETTERS.values()) == here.system_flags, (folder, m.message_id)
-            assert m.body.replace(b"\r\n", b"\n") == here.body, (folder, m.message_id)
 
 
 def snapshot_both(setup: Setup) -> tuple[dict[str, list[tuple[int, frozenset[str]]]], set[str]]:

@@ -18,6 +18,7 @@ one attempt), the account stops there with one line saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,8 +32,9 @@ from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
-from mailtide.engine.steps import Steps
-from mailtide.state.db import StateDB, StateError
+from mailtide.engine.steps import Steps, StopRequested
+from mailtide.state.db import StateError
+from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     ConnectionLost,
     Mailbox,
@@ -79,6 +81,7 @@ class AccountReport:
     stranded: list[str] = field(default_factory=list)
     error: str | None = None
     usage: bool = False
+    stopped: bool = False  # a stop was asked for: the run ended after a durable step
 
     @property
     def failed(self) -> bool:
@@ -114,10 +117,11 @@ class AccountSync:
         name: str,
         stores: tuple[Store, Store],
         filters: tuple[FolderFilter, FolderFilter],
-        state: StateDB,
+        state: OffLoopState,
         options: Options,
         only: Sequence[str] | None = None,
         retry: Retry = Retry(),
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -126,7 +130,7 @@ class AccountSync:
         self.state = state
         self.options = options
         self.only = {canonical(n) for n in only} if only else None
-        self.steps = Steps()
+        self.steps = Steps(stop)
         self.report = AccountReport(name)
         self.log = log.bind(account=name)
 
@@ -141,9 +145,11 @@ class AccountSync:
 
     async def run(self) -> AccountReport:
         try:
+            self.steps.check()
             names = await self._retrying(self._start, "account.retry")
             failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
+                self.steps.check()
                 try:
                     await self._retrying(
                         functools.partial(self._mailbox, name),
@@ -163,6 +169,9 @@ class AccountSync:
                     failed = line
                     self.report.mailboxes.append(PairReport(name, error=line))
                     self.log.error("mailbox.failed", mailbox=name, error=line)
+        except StopRequested:
+            self.report.stopped = True
+            self.log.info("account.stopped", steps=self.steps.count)
         except (StoreError, StateError) as exc:  # _GaveUp too
             # The state cannot be written (a full disk): every further mailbox would fail alike.
             self.report.error = str(exc)
@@ -207,7 +216,17 @@ class AccountSync:
                 # A retry starts over: what the failed attempt warned of is said again if true.
                 del self.report.warnings[warnings:]
                 del self.report.stranded[stranded:]
-                await asyncio.sleep(wait)
+                await self._pause(wait)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry; a stop asked for meanwhile ends the wait (and the run)."""
+        stop = self.steps.stop
+        if stop is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        self.steps.check()
 
     async def _start(self) -> list[str]:
         for store in self.stores:
@@ -245,7 +264,7 @@ class AccountSync:
                 break
         chosen.sort(key=_order)
         if not self.options.dry_run:
-            self.state.add_folders(chosen)
+            await self.state.add_folders(chosen)
         return chosen
 
     async def _list(
@@ -293,7 +312,7 @@ class AccountSync:
             return set()
         side = missing[0]
         other = SIDE_NAMES[side.other]
-        if name in self.state.known_folders():
+        if name in await self.state.known_folders():
             self.strand(
                 f"folder {name!r} is gone from the {SIDE_NAMES[side]} side; it was synced "
                 f"before, so it is neither re-created nor deleted on the {other} side "
@@ -341,7 +360,7 @@ class AccountSync:
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))
-        except (StoreError, StateError, asyncio.CancelledError):
+        except (StoreError, StateError, StopRequested, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug must cost one mailbox, not the account
             why = f"internal error: {type(exc).__name__}: {exc}"

@@ -35,7 +35,8 @@ from mailtide.core.reconcile import (
     settle_pending,
 )
 from mailtide.engine.steps import Steps
-from mailtide.state.db import Cursor, MailboxState, StateDB
+from mailtide.state.db import Cursor, MailboxState
+from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     Delta,
     Fetched,
@@ -103,7 +104,7 @@ class PairSync:
         self,
         name: str,
         boxes: tuple[Mailbox | None, Mailbox | None],
-        state: StateDB,
+        state: OffLoopState,
         steps: Steps,
         options: Options,
     ) -> None:
@@ -126,7 +127,7 @@ class PairSync:
 
     async def run(self) -> PairReport:
         statuses = [await b.status() if b else None for b in self.boxes]
-        mailbox = self.state.mailbox(self.name, create=not self.options.dry_run)
+        mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
         void = [
             side
             for side in SIDES
@@ -136,16 +137,16 @@ class PairSync:
         if not void and await self._unchanged(mailbox):
             self.log.debug("mailbox.unchanged")
             return self.report
-        records = self.state.records(mailbox)
+        records = await self.state.records(mailbox)
         if void:
-            records = self._void_ids(mailbox, records, void)
+            records = await self._void_ids(mailbox, records, void)
         snapshots = [
             await self._held_as_recorded(
                 side, await self._snapshot(side, mailbox, records), records
             )
             for side in SIDES
         ]
-        records = self._settle(mailbox, records, snapshots)
+        records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
@@ -155,16 +156,16 @@ class PairSync:
             return self.report
         if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
             # Until this plan is carried out, the next run must not skip anything.
-            self._save_cursors(mailbox, statuses)
+            await self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
-        self._save_cursors(mailbox, statuses, complete=True, settled=plan.empty)
+        await self._save_cursors(mailbox, statuses, complete=True, settled=plan.empty)
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
 
     # --- planning ---------------------------------------------------------------------
 
-    def _void_ids(
+    async def _void_ids(
         self, mailbox: MailboxState, records: list[Record], void: list[Side]
     ) -> list[Record]:
         """A side's validity changed: its ids mean nothing now.  Keep the records as half
@@ -184,9 +185,7 @@ class PairSync:
             if any(ids) and r.identity is not None:
                 kept.append(Record((ids[0], ids[1]), r.flags, r.identity))
         if not self.options.dry_run:
-            with self.state.transaction():
-                self.state.drop_all(mailbox)
-                self.state.put(mailbox, kept)
+            await self.state.replace_all(mailbox, kept)
             self.steps.done("void ids")
         return kept
 
@@ -265,7 +264,7 @@ class PairSync:
             for m in messages
         ]
 
-    def _settle(
+    async def _settle(
         self, mailbox: MailboxState, records: list[Record], snapshots: list[list[MessageInfo]]
     ) -> list[Record]:
         """Records whose flag update a killed run was carrying get the base that update left
@@ -283,7 +282,7 @@ class PairSync:
                 r = settled
             out.append(r)
         if not self.options.dry_run:
-            self.state.replace(mailbox, old, new)
+            await self.state.replace(mailbox, old, new)
             self.steps.done("settle flags")
         return out
 
@@ -345,7 +344,7 @@ class PairSync:
             r.deleted[d.side] += 1
         self.log.info("mailbox.would_sync", **r.summary())
 
-    def _save_cursors(
+    async def _save_cursors(
         self,
         mailbox: MailboxState,
         statuses: Sequence[MailboxStatus | None],
@@ -367,14 +366,14 @@ class PairSync:
                 full = self._deltas.get(side) is None and side in self._listings
                 digest = listing_digest(self._listings[side]) if settled and full else None
                 cursors.append(Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest))
-        self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
+        await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
 
     # --- carrying out -----------------------------------------------------------------
 
     async def _apply(self, mailbox: MailboxState, plan: Plan) -> None:
         if plan.forgets:
-            self.state.drop(mailbox, [f.record for f in plan.forgets])
+            await self.state.drop(mailbox, [f.record for f in plan.forgets])
             self.steps.done("forget")
         await self._apply_updates(mailbox, plan)
         await self._apply_deletes(mailbox, plan)
@@ -392,7 +391,7 @@ class PairSync:
             if u.old is not None and u.edits and u.old.ids == u.new.ids
         ]
         if journal:
-            self.state.set_pending(mailbox, journal)
+            await self.state.set_pending(mailbox, journal)
             self.steps.done("flag intent")
         for side in SIDES:
             changes = [
@@ -406,7 +405,7 @@ class PairSync:
                 self.report.flagged[side] += len(changes)
                 self.steps.done(f"flags {SIDE_NAMES[side]}")
         if plan.updates:
-            self.state.replace(
+            await self.state.replace(
                 mailbox,
                 [u.old for u in plan.updates if u.old is not None],
                 [u.new for u in plan.updates],
@@ -430,7 +429,7 @@ class PairSync:
                 )
             self.report.deleted[side] += len(done)
             if done:
-                self.state.drop(mailbox, [d.record for d in done])
+                await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
@@ -464,7 +463,7 @@ class PairSync:
         ]
         fresh = [i for (c, _), i in zip(batch, intents, strict=True) if c.record is None]
         if fresh:
-            self.state.put(mailbox, fresh)
+            await self.state.put(mailbox, fresh)
             self.steps.done("intent")
         while batch:
             incoming = [
@@ -476,7 +475,9 @@ class PairSync:
                 # One message the store will not take: record those before it, report it (its
                 # intent stays, so every run tries it again), go on with the rest.
                 done = len(exc.delivered)
-                self._record_copies(mailbox, source, batch[:done], intents[:done], exc.delivered)
+                await self._record_copies(
+                    mailbox, source, batch[:done], intents[:done], exc.delivered
+                )
                 why = self._refusal(source, batch[done][1], exc)
                 self.report.refused.append(why)
                 self.log.warning("mailbox.message_refused", side=SIDE_NAMES[dest], error=why)
@@ -484,10 +485,12 @@ class PairSync:
                 continue
             except MailboxError as exc:
                 delivered = getattr(exc, "delivered", None) or []
-                self._record_copies(mailbox, source, batch[: len(delivered)], intents, delivered)
+                await self._record_copies(
+                    mailbox, source, batch[: len(delivered)], intents, delivered
+                )
                 raise
             self.steps.done(f"append {SIDE_NAMES[dest]}")
-            self._record_copies(mailbox, source, batch, intents, new_ids)
+            await self._record_copies(mailbox, source, batch, intents, new_ids)
             return
 
     def _refusal(self, source: Side, message: Fetched, exc: MessageRefused) -> str:
@@ -500,7 +503,7 @@ class PairSync:
             f"{SIDE_NAMES[source]} side only: {exc.reason}"
         )
 
-    def _record_copies(
+    async def _record_copies(
         self,
         mailbox: MailboxState,
         source: Side,
@@ -516,5 +519,5 @@ class PairSync:
             new.append(Record(pair_ids(source, f.id, new_id), f.flags, f.identity))
         self.report.copied[source.other] += len(new_ids)
         if new:
-            self.state.replace(mailbox, old, new)
+            await self.state.replace(mailbox, old, new)
             self.steps.done("records")

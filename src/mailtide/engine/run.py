@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
@@ -18,6 +19,7 @@ from mailtide.core.model import Side
 from mailtide.engine.account import AccountReport, AccountSync, Retry
 from mailtide.engine.pair import Options
 from mailtide.state.db import StateDB, StateError
+from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -67,6 +69,7 @@ async def sync_account(
     allow_mass_delete: bool = False,
     restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
+    stop: asyncio.Event | None = None,
 ) -> AccountReport:
     """Sync one account (all its folders, or only ``folders``), in ``mode`` (see ``Options``)."""
     options = Options(
@@ -82,8 +85,12 @@ async def sync_account(
             await open_store(account.remote, read_only=dry_run),
             await open_store(account.local, read_only=dry_run),
         )
-        state = StateDB.for_account(config.general.state_dir, account.name, dry_run=dry_run)
-        if not dry_run and not state.known_folders() and not state.moved_aside:
+        state = OffLoopState(
+            await asyncio.to_thread(
+                StateDB.for_account, config.general.state_dir, account.name, dry_run
+            )
+        )
+        if not dry_run and not await state.known_folders() and not state.moved_aside:
             _first_sync_roots(account)
     except (StoreError, StateError) as exc:
         return AccountReport(account.name, error=str(exc))
@@ -92,10 +99,12 @@ async def sync_account(
     filters = (account.remote.folders, account.local.folders)
     try:
         retry = Retry(account.retries, account.retry_delay)
-        sync = AccountSync(account.name, stores, filters, state, options, only=folders, retry=retry)
+        sync = AccountSync(
+            account.name, stores, filters, state, options, only=folders, retry=retry, stop=stop
+        )
         report = await sync.run()
     finally:
-        state.close()
+        await state.close()
     if state.moved_aside:
         report.warnings.insert(0, state.moved_aside)
     return report

@@ -4,10 +4,15 @@ A step is a committed state transaction or a finished side effect on a store.
 Counting them in one place lets the crash tests stop a sync dead right after
 step N (``MAILTIDE_CRASH_AFTER_STEP=N``, read nowhere else) and check that
 the next run converges.
+
+It is also where a sync stops when asked to (the daemon's SIGTERM): right after
+a step, never inside one, so what is written is whole and recorded, and the
+next run starts from there exactly as after a crash at that step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -18,9 +23,16 @@ log = structlog.get_logger(__name__)
 CRASH_ENV = "MAILTIDE_CRASH_AFTER_STEP"
 
 
+class StopRequested(Exception):
+    """A stop was asked for; raised between durable steps only."""
+
+
 class Steps:
-    def __init__(self) -> None:
+    """``stop``: when set, the sync ends after the step in flight (``StopRequested``)."""
+
+    def __init__(self, stop: asyncio.Event | None = None) -> None:
         self.count = 0
+        self.stop = stop
         raw = os.environ.get(CRASH_ENV, "")
         self._crash_at = int(raw) if raw.isdigit() else None
 
@@ -30,3 +42,9 @@ class Steps:
         if self._crash_at is not None and self.count >= self._crash_at:
             log.warning("crash.injected", step=self.count, what=what)
             os.kill(os.getpid(), signal.SIGKILL)
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``StopRequested`` if a stop was asked for (call only between steps)."""
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested

@@ -1,0 +1,83 @@
+"""The state database as the event loop uses it: every call runs on one worker thread.
+
+A commit with ``synchronous=FULL`` waits for an fsync (milliseconds on a good disk, seconds on
+a busy or failing one).  Run on the event loop, that wait would stall every other account's
+IDLE, timers and signals in a daemon; here it stalls only the coroutine that asked.  One thread
+per database keeps SQLite's calls in order (a transaction is never interleaved with another
+call), and the caller awaits each call, so the order of durable steps is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from mailtide.core.model import PendingFlags, Record
+from mailtide.state.db import Cursor, MailboxState, StateDB
+
+T = TypeVar("T")
+
+
+class OffLoopState:
+    """``StateDB``'s operations as coroutines, each run on this state's own worker thread."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailtide-state")
+
+    @property
+    def moved_aside(self) -> str | None:
+        return self.db.moved_aside
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def close(self) -> None:
+        """Close the database (and release the account's lock), then the worker thread."""
+        try:
+            await self._run(self.db.close)
+        finally:
+            self._worker.shutdown(wait=False)
+
+    async def known_folders(self) -> set[str]:
+        return await self._run(self.db.known_folders)
+
+    async def add_folders(self, names: Iterable[str]) -> None:
+        await self._run(self.db.add_folders, list(names))
+
+    async def mailbox(self, name: str, create: bool = True) -> MailboxState:
+        return await self._run(self.db.mailbox, name, create)
+
+    async def set_cursors(self, mailbox: MailboxState, cursors: tuple[Cursor, Cursor]) -> None:
+        await self._run(self.db.set_cursors, mailbox, cursors)
+
+    async def records(self, mailbox: MailboxState) -> list[Record]:
+        return await self._run(self.db.records, mailbox)
+
+    async def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
+        await self._run(self.db.put, mailbox, list(records))
+
+    async def set_pending(
+        self, mailbox: MailboxState, updates: Iterable[tuple[Record, PendingFlags]]
+    ) -> None:
+        await self._run(self.db.set_pending, mailbox, list(updates))
+
+    async def drop(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
+        await self._run(self.db.drop, mailbox, list(records))
+
+    async def replace(
+        self, mailbox: MailboxState, old: Iterable[Record], new: Iterable[Record]
+    ) -> None:
+        await self._run(self.db.replace, mailbox, list(old), list(new))
+
+    async def replace_all(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
+        """Drop every record of ``mailbox`` and put ``records``, in one transaction."""
+
+        def both(kept: list[Record]) -> None:
+            with self.db.transaction():
+                self.db.drop_all(mailbox)
+                self.db.put(mailbox, kept)
+
+        await self._run(both, list(records))
