@@ -16,7 +16,7 @@ help:
 	@echo "make demo       private Dovecot + sample mail, synced into ./demo/Mail"
 	@echo "make test       deps + venv, then lint, typecheck and the test suite (what CI runs)"
 	@echo "make torture    the slow tiers make test leaves out (pytest -m slow), e.g. 1,000 kill -9 trials"
-	@echo "make lint       ruff check"
+	@echo "make lint       ruff check, and the import layering (lint-imports)"
 	@echo "make typecheck  mypy"
 	@echo "make bench      benchmark against mbsync (needs ../shared/lab; see bench/README.md)"
 	@echo "make deps       install the Debian packages the tests need (as root)"
@@ -45,8 +45,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
+# lint-imports: the layering contract of design.md, kept in pyproject.toml [tool.importlinter].
 lint: venv
 	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy
