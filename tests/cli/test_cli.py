@@ -125,6 +125,26 @@ def test_sync_unknown_account_is_exit_2(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("command", ["check-config", "sync"])
+def test_two_accounts_on_one_maildir_is_exit_2(tmp_path: Path, command: str) -> None:
+    make_origin(tmp_path)
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "origin")
+    text = GOOD + '\n[account.other]\nlocal = "alias"\nremote = "server"\n'
+    text += '\n[repository.alias]\ntype = "maildir"\npath = "elsewhere/"\n'
+    file = write(tmp_path, text)
+    before = sorted(tmp_path.rglob("*"))
+    result = run(command, "-c", file)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mailtide: {file}:25: account.other.local: Maildir {tmp_path}/origin (repository"
+        f' "alias") is also the Maildir of account "mirror" (repository "origin"): two accounts'
+        " on one Maildir tree mix their mail (each would upload the other's to its server);"
+        " give each account its own directory, side by side"
+    ]
+    assert sorted(tmp_path.rglob("*")) == before  # no state, no Maildir written
+
+
 def make_origin(tmp_path: Path) -> None:
     for sub in ("cur", "new", "tmp"):
         (tmp_path / "origin/INBOX" / sub).mkdir(parents=True)

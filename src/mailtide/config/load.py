@@ -42,6 +42,7 @@ from mailtide.config.model import (
     Repository,
     Tls,
 )
+from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 
 
@@ -164,6 +165,7 @@ class _Checker:
         self.base_dir = base_dir
         self.found: list[tuple[int, str]] = []
         self.unknown: dict[KeyPath, list[str]] = {}  # unknown keys seen, per table
+        self.maildir_sides: list[MaildirSide] = []  # of every account, even one with mistakes
 
     @property
     def problems(self) -> list[str]:
@@ -175,6 +177,10 @@ class _Checker:
         where = f"{self.file}:{line}" if line is not None else self.file
         text = f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
         self.found.append((line or 0, text))
+
+    def report(self, clashes: Iterable[Clash]) -> None:
+        for clash in clashes:
+            self.problem(clash.key, clash.message)
 
     # -- the file, section by section --------------------------------------------------
 
@@ -193,9 +199,13 @@ class _Checker:
                     repositories[name] = repository
 
         accounts: dict[str, Account] = {}
+        named: list[str] = []  # the account names that can be checked further
         for name, value in accounts_table.items():
             path = ("account", name)
-            if self.name_ok(path, "account", name) and self.is_table(path, value):
+            if not self.name_ok(path, "account", name):
+                continue
+            named.append(name)
+            if self.is_table(path, value):
                 account = self.account(path, name, value, repositories, repositories_table)
                 if account is not None:
                     accounts[name] = account
@@ -203,6 +213,10 @@ class _Checker:
             self.problem((), "no [account.NAME] table: there is nothing to sync")
 
         general = self.general(("general",), general_table, accounts_table)
+        self.report(state_file_clashes(named))
+        state_dir_key = ("general", "state_dir") if "state_dir" in general_table else None
+        state_dir = general.state_dir if general is not None else None
+        self.report(maildir_clashes(self.maildir_sides, state_dir, state_dir_key))
         if self.problems or general is None:
             return None
         return Config(
@@ -259,7 +273,9 @@ class _Checker:
                     (*path, side),
                     f"no repository named {_show(target)}{_suggest(target, declared)}",
                 )
-            sides[side] = repositories.get(target)
+            sides[side] = repository = repositories.get(target)
+            if isinstance(repository, MaildirRepository):
+                self.maildir_sides.append(MaildirSide(name, side, repository))
         if table.get("local") == table.get("remote") and isinstance(table.get("local"), str):
             self.problem((*path, "remote"), "must not be the same repository as local")
         share = self.number(table, path, "mass_delete_share")
