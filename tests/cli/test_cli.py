@@ -145,6 +145,42 @@ def test_two_accounts_on_one_maildir_is_exit_2(tmp_path: Path, command: str) -> 
     assert sorted(tmp_path.rglob("*")) == before  # no state, no Maildir written
 
 
+def readable_password_config(tmp_path: Path, mode: int) -> str:
+    file = write(
+        tmp_path, GOOD.replace('password_command = ["pass", "show", "mail"]', 'password = "Pw-9x"')
+    )
+    Path(file).chmod(mode)
+    return file
+
+
+READABLE = "the file holds a password and can be read by other users"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_check_config_prints_a_readable_password_warning(tmp_path: Path, mode: int) -> None:
+    file = readable_password_config(tmp_path, mode)
+    result = run("check-config", "-c", file)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{file}: ok"
+    warning = (
+        f"warning: {file}:22: repository.server.password: {READABLE} (mode 0644): run chmod 600"
+        f" {file}, or use password_command instead"
+    )
+    assert lines[1:2] == ([warning] if mode == 0o644 else [f"state: {tmp_path}/state"])
+    assert READABLE not in result.stderr
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_sync_logs_a_readable_password_warning_once(tmp_path: Path, mode: int) -> None:
+    make_origin(tmp_path)
+    (tmp_path / "copy").mkdir()
+    result = run("sync", "-c", readable_password_config(tmp_path, mode), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(READABLE) == (1 if mode == 0o644 else 0)
+    assert "Pw-9x" not in result.stderr + result.stdout
+
+
 def make_origin(tmp_path: Path) -> None:
     for sub in ("cur", "new", "tmp"):
         (tmp_path / "origin/INBOX" / sub).mkdir(parents=True)

@@ -18,9 +18,11 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from mailtide.config.exposure import exposed_password, exposure_warning
 from mailtide.config.lines import KeyPath, key_lines, line_of
 from mailtide.config.model import (
     DEFAULT_MASS_DELETE_FLOOR,
@@ -79,7 +81,9 @@ def load_config(path: str | None) -> Config:
     file = Path(path) if path is not None else default_config_path()
     shown = path if path is not None else str(file)
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as opened:
+            raw = opened.read()
+            mode = os.fstat(opened.fileno()).st_mode
     except OSError as e:
         reason = e.strerror or str(e)
         hint = "" if path is not None else " (write one, see config.example.toml, or use -c FILE)"
@@ -99,7 +103,10 @@ def load_config(path: str | None) -> Config:
     config = checker.config(data, file.absolute())
     if checker.problems or config is None:
         raise ConfigError(checker.problems)
-    return config
+    exposed = exposed_password(mode, config.repositories)
+    if exposed is None:
+        return config
+    return replace(config, warnings=(checker.located(exposed, exposure_warning(shown, mode)),))
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -173,10 +180,13 @@ class _Checker:
         return [text for _, text in sorted(self.found, key=lambda found: found[0])]
 
     def problem(self, path: KeyPath, message: str) -> None:
+        self.found.append((line_of(self.lines, path) or 0, self.located(path, message)))
+
+    def located(self, path: KeyPath, message: str) -> str:
+        """``FILE:LINE: KEY.PATH: message``, as far as the key is found."""
         line = line_of(self.lines, path)
         where = f"{self.file}:{line}" if line is not None else self.file
-        text = f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
-        self.found.append((line or 0, text))
+        return f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
 
     def report(self, clashes: Iterable[Clash]) -> None:
         for clash in clashes:
