@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_password, exposure_warning
 from mailtide.config.lines import KeyPath, key_lines, line_of
 from mailtide.config.model import (
@@ -142,8 +143,6 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {_show(close[0])}?)" if close else ""
 
-
-_UNSET_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 _MAILDIR_KEYS = ("type", "path", "layout", "folders")
 _IMAP_KEYS = (
@@ -536,9 +535,8 @@ class _Checker:
         value = self.string(table, path, key, required=required, nonempty=True)
         if value is None:
             return None
-        unset = [a or b for a, b in _UNSET_VAR.findall(value) if (a or b) not in os.environ]
-        if unset:
-            self.problem((*path, key), f"environment variable ${unset[0]} is not set")
+        try:
+            return expand_path(value, self.base_dir)
+        except BadPath as e:
+            self.problem((*path, key), str(e))
             return None
-        expanded = Path(os.path.expandvars(os.path.expanduser(value)))
-        return expanded if expanded.is_absolute() else self.base_dir / expanded
