@@ -116,13 +116,26 @@ def test_sync_config_error_is_exit_2(tmp_path: Path) -> None:
     assert 'account.mirror.lokal: unknown key (did you mean "local"?)' in result.stderr
 
 
-def test_sync_unknown_account_is_exit_2(tmp_path: Path) -> None:
-    result = run("sync", "-c", write(tmp_path, GOOD), "-a", "mirror,mirorr")
+@pytest.mark.parametrize(
+    ("accounts", "unknown", "hint"),
+    [
+        ("mirror,mirorr", "mirorr", ' (did you mean "mirror"?)'),
+        ("Mirror", "Mirror", ' (did you mean "mirror"?)'),
+        ("NoSuchAccount", "NoSuchAccount", ""),
+    ],
+)
+def test_sync_unknown_account_is_exit_2(
+    tmp_path: Path, accounts: str, unknown: str, hint: str
+) -> None:
+    make_origin(tmp_path)
+    file = write(tmp_path, GOOD)
+    before = sorted(tmp_path.rglob("*"))
+    result = run("sync", "-c", file, "-a", accounts)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f'mailtide: no account named "mirorr" in {tmp_path}/config.toml (did you mean "mirror"?);'
-        " accounts: mirror"
+        f'mailtide: no account named "{unknown}" in {file}{hint}; accounts: mirror'
     ]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing synced, no state written
 
 
 @pytest.mark.parametrize("command", ["check-config", "sync"])
