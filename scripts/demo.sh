@@ -83,6 +83,7 @@ ca_file = $(toml_str "$CERT")
 user = $(toml_str "$IMAP_USER")
 password = $(toml_str "$IMAP_PASS")
 EOF
+chmod 600 "$DEMO/config.toml" # it holds a password: mailtide warns while others can read it
 say "wrote demo/config.toml"
 sed 's/^password = .*/password = "…"/' "$DEMO/config.toml"
 

@@ -117,6 +117,7 @@ password = "{s.imap.password}"
 """,
         encoding="utf-8",
     )
+    path.chmod(0o600)  # it holds a password: readable by others, mailtide would warn
     return path
 
 

@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import structlog
+
 import mailtide
 from mailtide.config import Config, ConfigError, ImapRepository, MaildirRepository, load_config
 from mailtide.config.model import Repository
@@ -26,6 +28,8 @@ from mailtide.ui.log import redact, register_secret, setup_logging
 
 if TYPE_CHECKING:
     from mailtide.engine.account import AccountReport
+
+log = structlog.get_logger("mailtide.cli")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -150,6 +154,9 @@ def _describe(repository: Repository) -> str:
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(f"{config.path}: ok")
+    # Its report is the place for them, so they are printed here rather than logged.
+    for warning in config.warnings:
+        print(f"warning: {warning}")
     print(f"state: {config.general.state_dir}")
     for account in config.accounts:
         synced = "" if account.name in config.general.accounts else " (only with -a)"
@@ -180,6 +187,8 @@ def _sync(args: argparse.Namespace) -> int:
     for repository in config.repositories:
         if isinstance(repository, ImapRepository) and repository.password is not None:
             register_secret(repository.password)
+    for warning in config.warnings:
+        log.warning("config.warning", detail=warning)
     # Imported here so that check-config works whatever state the engine is in.
     from mailtide.engine.run import sync_accounts
 

@@ -116,13 +116,82 @@ def test_sync_config_error_is_exit_2(tmp_path: Path) -> None:
     assert 'account.mirror.lokal: unknown key (did you mean "local"?)' in result.stderr
 
 
-def test_sync_unknown_account_is_exit_2(tmp_path: Path) -> None:
-    result = run("sync", "-c", write(tmp_path, GOOD), "-a", "mirror,mirorr")
+@pytest.mark.parametrize(
+    ("accounts", "unknown", "hint"),
+    [
+        ("mirror,mirorr", "mirorr", ' (did you mean "mirror"?)'),
+        ("Mirror", "Mirror", ' (did you mean "mirror"?)'),
+        ("NoSuchAccount", "NoSuchAccount", ""),
+    ],
+)
+def test_sync_unknown_account_is_exit_2(
+    tmp_path: Path, accounts: str, unknown: str, hint: str
+) -> None:
+    make_origin(tmp_path)
+    file = write(tmp_path, GOOD)
+    before = sorted(tmp_path.rglob("*"))
+    result = run("sync", "-c", file, "-a", accounts)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f'mailtide: no account named "mirorr" in {tmp_path}/config.toml (did you mean "mirror"?);'
-        " accounts: mirror"
+        f'mailtide: no account named "{unknown}" in {file}{hint}; accounts: mirror'
     ]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing synced, no state written
+
+
+@pytest.mark.parametrize("command", ["check-config", "sync"])
+def test_two_accounts_on_one_maildir_is_exit_2(tmp_path: Path, command: str) -> None:
+    make_origin(tmp_path)
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "origin")
+    text = GOOD + '\n[account.other]\nlocal = "alias"\nremote = "server"\n'
+    text += '\n[repository.alias]\ntype = "maildir"\npath = "elsewhere/"\n'
+    file = write(tmp_path, text)
+    before = sorted(tmp_path.rglob("*"))
+    result = run(command, "-c", file)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mailtide: {file}:25: account.other.local: Maildir {tmp_path}/origin (repository"
+        f' "alias") is also the Maildir of account "mirror" (repository "origin"): two accounts'
+        " on one Maildir tree mix their mail (each would upload the other's to its server);"
+        " give each account its own directory, side by side"
+    ]
+    assert sorted(tmp_path.rglob("*")) == before  # no state, no Maildir written
+
+
+def readable_password_config(tmp_path: Path, mode: int) -> str:
+    file = write(
+        tmp_path, GOOD.replace('password_command = ["pass", "show", "mail"]', 'password = "Pw-9x"')
+    )
+    Path(file).chmod(mode)
+    return file
+
+
+READABLE = "the file holds a password and can be read by other users"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_check_config_prints_a_readable_password_warning(tmp_path: Path, mode: int) -> None:
+    file = readable_password_config(tmp_path, mode)
+    result = run("check-config", "-c", file)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{file}: ok"
+    warning = (
+        f"warning: {file}:22: repository.server.password: {READABLE} (mode 0644): run chmod 600"
+        f" {file}, or use password_command instead"
+    )
+    assert lines[1:2] == ([warning] if mode == 0o644 else [f"state: {tmp_path}/state"])
+    assert READABLE not in result.stderr
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_sync_logs_a_readable_password_warning_once(tmp_path: Path, mode: int) -> None:
+    make_origin(tmp_path)
+    (tmp_path / "copy").mkdir()
+    result = run("sync", "-c", readable_password_config(tmp_path, mode), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(READABLE) == (1 if mode == 0o644 else 0)
+    assert "Pw-9x" not in result.stderr + result.stdout
 
 
 def make_origin(tmp_path: Path) -> None:

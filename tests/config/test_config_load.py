@@ -64,7 +64,8 @@ def test_good_config_gets_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_defaults_without_general(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     text = GOOD.replace('accounts = ["work"]\nstate_dir = "state"\n', "")
-    text += '\n[account.second]\nlocal = "work-remote"\nremote = "work-local"\n'
+    text += '\n[account.second]\nlocal = "work-remote"\nremote = "second-local"\n'
+    text += '\n[repository.second-local]\ntype = "maildir"\npath = "~/Mail/second"\n'
     config = load_config(write(tmp_path, text))
     assert config.general.accounts == ("work", "second")  # file order
     assert config.general.state_dir == tmp_path / "xdg-state/mailtide"

@@ -283,6 +283,7 @@ def test_no_password_in_debug_logs(password_line: str, fs_setup: Setup, tmp_path
         f'[repository.r]\ntype = "imap"\nhost = "{s.imap.host}"\nport = {s.imap.port}\n'
         f'tls = "none"\nuser = "{s.imap.user}"\n{password_line}\n'
     )
+    config.chmod(0o600)  # else the warning about a readable password names the file
     out = subprocess.run(
         [sys.executable, "-m", "mailtide", "-vv", "sync", "-c", str(config)],
         capture_output=True,

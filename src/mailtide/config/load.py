@@ -18,9 +18,12 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from mailtide.config.expand import BadPath, expand_path
+from mailtide.config.exposure import exposed_password, exposure_warning
 from mailtide.config.lines import KeyPath, key_lines, line_of
 from mailtide.config.model import (
     DEFAULT_MASS_DELETE_FLOOR,
@@ -42,6 +45,7 @@ from mailtide.config.model import (
     Repository,
     Tls,
 )
+from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 
 
@@ -78,7 +82,9 @@ def load_config(path: str | None) -> Config:
     file = Path(path) if path is not None else default_config_path()
     shown = path if path is not None else str(file)
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as opened:
+            raw = opened.read()
+            mode = os.fstat(opened.fileno()).st_mode
     except OSError as e:
         reason = e.strerror or str(e)
         hint = "" if path is not None else " (write one, see config.example.toml, or use -c FILE)"
@@ -98,7 +104,10 @@ def load_config(path: str | None) -> Config:
     config = checker.config(data, file.absolute())
     if checker.problems or config is None:
         raise ConfigError(checker.problems)
-    return config
+    exposed = exposed_password(mode, config.repositories)
+    if exposed is None:
+        return config
+    return replace(config, warnings=(checker.located(exposed, exposure_warning(shown, mode)),))
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -135,8 +144,6 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {_show(close[0])}?)" if close else ""
 
 
-_UNSET_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
 _MAILDIR_KEYS = ("type", "path", "layout", "folders")
 _IMAP_KEYS = (
     "type",
@@ -164,6 +171,7 @@ class _Checker:
         self.base_dir = base_dir
         self.found: list[tuple[int, str]] = []
         self.unknown: dict[KeyPath, list[str]] = {}  # unknown keys seen, per table
+        self.maildir_sides: list[MaildirSide] = []  # of every account, even one with mistakes
 
     @property
     def problems(self) -> list[str]:
@@ -171,10 +179,17 @@ class _Checker:
         return [text for _, text in sorted(self.found, key=lambda found: found[0])]
 
     def problem(self, path: KeyPath, message: str) -> None:
+        self.found.append((line_of(self.lines, path) or 0, self.located(path, message)))
+
+    def located(self, path: KeyPath, message: str) -> str:
+        """``FILE:LINE: KEY.PATH: message``, as far as the key is found."""
         line = line_of(self.lines, path)
         where = f"{self.file}:{line}" if line is not None else self.file
-        text = f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
-        self.found.append((line or 0, text))
+        return f"{where}: {_show_key(path)}: {message}" if path else f"{where}: {message}"
+
+    def report(self, clashes: Iterable[Clash]) -> None:
+        for clash in clashes:
+            self.problem(clash.key, clash.message)
 
     # -- the file, section by section --------------------------------------------------
 
@@ -193,9 +208,13 @@ class _Checker:
                     repositories[name] = repository
 
         accounts: dict[str, Account] = {}
+        named: list[str] = []  # the account names that can be checked further
         for name, value in accounts_table.items():
             path = ("account", name)
-            if self.name_ok(path, "account", name) and self.is_table(path, value):
+            if not self.name_ok(path, "account", name):
+                continue
+            named.append(name)
+            if self.is_table(path, value):
                 account = self.account(path, name, value, repositories, repositories_table)
                 if account is not None:
                     accounts[name] = account
@@ -203,6 +222,10 @@ class _Checker:
             self.problem((), "no [account.NAME] table: there is nothing to sync")
 
         general = self.general(("general",), general_table, accounts_table)
+        self.report(state_file_clashes(named))
+        state_dir_key = ("general", "state_dir") if "state_dir" in general_table else None
+        state_dir = general.state_dir if general is not None else None
+        self.report(maildir_clashes(self.maildir_sides, state_dir, state_dir_key))
         if self.problems or general is None:
             return None
         return Config(
@@ -259,7 +282,9 @@ class _Checker:
                     (*path, side),
                     f"no repository named {_show(target)}{_suggest(target, declared)}",
                 )
-            sides[side] = repositories.get(target)
+            sides[side] = repository = repositories.get(target)
+            if isinstance(repository, MaildirRepository):
+                self.maildir_sides.append(MaildirSide(name, side, repository))
         if table.get("local") == table.get("remote") and isinstance(table.get("local"), str):
             self.problem((*path, "remote"), "must not be the same repository as local")
         share = self.number(table, path, "mass_delete_share")
@@ -510,9 +535,8 @@ class _Checker:
         value = self.string(table, path, key, required=required, nonempty=True)
         if value is None:
             return None
-        unset = [a or b for a, b in _UNSET_VAR.findall(value) if (a or b) not in os.environ]
-        if unset:
-            self.problem((*path, key), f"environment variable ${unset[0]} is not set")
+        try:
+            return expand_path(value, self.base_dir)
+        except BadPath as e:
+            self.problem((*path, key), str(e))
             return None
-        expanded = Path(os.path.expandvars(os.path.expanduser(value)))
-        return expanded if expanded.is_absolute() else self.base_dir / expanded

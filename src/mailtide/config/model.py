@@ -92,10 +92,17 @@ class General:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """A checked configuration.
+
+    ``warnings`` are lines for the user about a config that works but should change (each
+    says what to do); loading only collects them, the command shows each once.
+    """
+
     path: Path  # the file it was read from
     general: General
     accounts: tuple[Account, ...]  # every [account.*], in file order
     repositories: tuple[Repository, ...]  # every [repository.*], in file order
+    warnings: tuple[str, ...] = ()
 
     def account(self, name: str) -> Account:
         """The account called ``name``; KeyError when there is none."""
