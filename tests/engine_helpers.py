@@ -21,8 +21,8 @@ import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount
 from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
 from mailtide.engine.account import AccountReport
-from mailtide.engine.run import sync_account
 from mailtide.engine.steps import CRASH_ENV
+from mailtide.wiring import sync_account
 
 
 @dataclass
@@ -128,7 +128,7 @@ password = "{s.imap.password}"
 # dominate a short sync (the crash tests run hundreds).
 _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload(
-    ["mailtide.cli", "mailtide.engine.run", "mailtide.stores.imap", "mailtide.stores.maildir"]
+    ["mailtide.cli", "mailtide.wiring", "mailtide.stores.imap", "mailtide.stores.maildir"]
 )
 
 

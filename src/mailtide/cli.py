@@ -190,7 +190,7 @@ def _sync(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("config.warning", detail=warning)
     # Imported here so that check-config works whatever state the engine is in.
-    from mailtide.engine.run import sync_accounts
+    from mailtide.wiring import sync_accounts
 
     reports = asyncio.run(
         sync_accounts(

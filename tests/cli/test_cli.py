@@ -242,12 +242,12 @@ def test_split_list() -> None:
 
 
 def failing_engine(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    import mailtide.engine.run as engine_run
+    import mailtide.wiring as wiring
 
     async def sync_accounts(*_args: object, **_kwargs: object) -> int:
         raise error
 
-    monkeypatch.setattr(engine_run, "sync_accounts", sync_accounts)
+    monkeypatch.setattr(wiring, "sync_accounts", sync_accounts)
 
 
 def test_store_error_is_one_line(

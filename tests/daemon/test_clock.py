@@ -85,7 +85,7 @@ async def test_the_slept_file_simulates_a_resume_through_the_real_clock(
         assert resumes.empty()
         slept_file.write_text("3600\n")
         slept = await asyncio.wait_for(resumes.get(), 2)
-        assert 3600 <= slept < 3601
+        assert 3599.9 < slept < 3601  # the two clocks drift by nanoseconds between reads
     finally:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):

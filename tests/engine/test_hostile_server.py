@@ -36,8 +36,8 @@ import maildir_helpers as loc
 from fake_imap import Act, FakeMessage, FakeServer, Fault, fetch_response, serve
 from mailtide.config.model import Account, Config, General, ImapRepository, MaildirRepository
 from mailtide.engine.account import AccountReport
-from mailtide.engine.run import sync_account
 from mailtide.stores.imap.parse import SpooledLiteral
+from mailtide.wiring import sync_account
 
 TIMEOUT = 2.0  # the IMAP command timeout of these runs (seconds of silence)
 GUARD = 60.0  # a run that takes longer than this hangs

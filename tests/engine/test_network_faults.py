@@ -37,7 +37,7 @@ from dovecot import Dovecot, private_dovecot
 from engine_helpers import Setup, make_setup
 from fault_proxy import Direction, Fault, FaultProxy, Kind
 from mailtide.engine.account import AccountReport
-from mailtide.engine.run import sync_account
+from mailtide.wiring import sync_account
 
 SEEN, ANSWERED, FLAGGED = "\\Seen", "\\Answered", "\\Flagged"
 Flags = frozenset[str]

@@ -9,7 +9,7 @@ import pytest
 
 import imap_helpers as srv
 from engine_helpers import Setup, assert_in_sync
-from mailtide.engine.run import sync_account
+from mailtide.wiring import sync_account
 
 
 class StopAfter(asyncio.Event):

@@ -343,7 +343,7 @@ def test_cancelled_runs_leave_nothing_half_done(fs_setup: Setup) -> None:
     import asyncio
     import random
 
-    from mailtide.engine.run import sync_account
+    from mailtide.wiring import sync_account
 
     s = fs_setup
     rng = random.Random(7)

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from mailtide.config.model import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, MAX_RETRY_DELAY
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
@@ -54,9 +53,9 @@ class Retry:
     """How a lost connection is retried: up to ``retries`` more attempts, the first after
     ``delay`` seconds, each later one after twice the wait before, at most ``max_delay``."""
 
-    retries: int = DEFAULT_RETRIES
-    delay: float = DEFAULT_RETRY_DELAY
-    max_delay: float = MAX_RETRY_DELAY
+    retries: int = 3
+    delay: float = 2.0
+    max_delay: float = 60.0  # the configured delay is at most this (config checks it)
 
     @property
     def attempts(self) -> int:
@@ -122,6 +121,7 @@ class AccountSync:
         only: Sequence[str] | None = None,
         retry: Retry = Retry(),
         stop: asyncio.Event | None = None,
+        first_sync: bool = False,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -131,6 +131,7 @@ class AccountSync:
         self.options = options
         self.only = {canonical(n) for n in only} if only else None
         self.steps = Steps(stop)
+        self.first_sync = first_sync
         self.report = AccountReport(name)
         self.log = log.bind(account=name)
 
@@ -177,12 +178,6 @@ class AccountSync:
             self.report.error = str(exc)
             self.report.usage = isinstance(exc, NoSuchFolder)
             self.log.error("account.failed", error=str(exc))
-        finally:
-            for store in self.stores:
-                try:
-                    await store.close()
-                except Exception as exc:  # closing must not hide the real outcome
-                    self.log.debug("account.close_failed", error=str(exc))
         return self.report
 
     async def _retrying(
@@ -230,7 +225,7 @@ class AccountSync:
 
     async def _start(self) -> list[str]:
         for store in self.stores:
-            await store.connect()
+            await store.connect(first_sync=self.first_sync)
         return await self._folders()
 
     async def _folders(self) -> list[str]:

@@ -1,160 +1,55 @@
-"""Run syncs from a configuration: the entry point the CLI (and later the daemon) calls."""
+"""The engine's entry point: one run over one account, given its stores, state and policy.
+
+The engine never reads the configuration (``mailtide.wiring`` builds what it is handed), and
+never opens or closes the stores and the state it is given: a one-shot sync closes them after
+the run, a daemon may keep them (and their connections) open between runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Literal
 
 import structlog
 
-from mailtide.config.model import (
-    Account,
-    Config,
-    ImapRepository,
-    MaildirRepository,
-    Repository,
-)
-from mailtide.core.model import Side
+from mailtide.core.folder_filter import FolderFilter
 from mailtide.engine.account import AccountReport, AccountSync, Retry
 from mailtide.engine.pair import Options
-from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
-from mailtide.stores.base import Store, StoreError
+from mailtide.stores.base import Store
 
 log = structlog.get_logger(__name__)
 
 
-async def open_store(repo: Repository, read_only: bool = False) -> Store:
-    """A store for a configured repository (not yet connected); ``read_only`` for a dry run."""
-    if isinstance(repo, ImapRepository):
-        from mailtide.auth.password import resolve_password
-        from mailtide.stores.imap import ImapSettings, ImapStore
-
-        password = await resolve_password(repo)
-        return ImapStore(
-            ImapSettings(
-                host=repo.host,
-                port=repo.port,
-                user=repo.user,
-                password=password,
-                tls=repo.tls,
-                ca_file=str(repo.ca_file) if repo.ca_file else None,
-                timeout=repo.timeout,
-            ),
-            read_only=read_only,
-        )
-    from mailtide.stores.maildir import MaildirSettings, MaildirStore
-
-    return MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=read_only)
-
-
-def _first_sync_roots(account: Account) -> None:
-    """An account that has never synced may create its Maildir root.  After that a missing
-    root is an error (an unmounted disk must never look like "every message was deleted")."""
-    from mailtide.stores.maildir import MaildirSettings, MaildirStore
-
-    for repo in (account.local, account.remote):
-        if isinstance(repo, MaildirRepository) and not repo.path.exists():
-            MaildirStore(MaildirSettings(str(repo.path), repo.layout)).create_root()
-            log.info("maildir.root_created", account=account.name, path=str(repo.path))
-
-
-async def sync_account(
-    config: Config,
-    account: Account,
+async def sync_stores(
+    name: str,
+    stores: tuple[Store, Store],
+    filters: tuple[FolderFilter, FolderFilter],
+    state: OffLoopState,
+    options: Options,
+    retry: Retry,
     *,
     folders: Sequence[str] | None = None,
-    dry_run: bool = False,
-    allow_mass_delete: bool = False,
-    restore_deleted: bool = False,
-    mode: Literal["full", "quick"] = "quick",
     stop: asyncio.Event | None = None,
 ) -> AccountReport:
-    """Sync one account (all its folders, or only ``folders``), in ``mode`` (see ``Options``)."""
-    options = Options(
-        mode=mode,
-        dry_run=dry_run,
-        allow_mass_delete=allow_mass_delete,
-        restore_deleted=restore_deleted,
-        mass_delete_share=account.mass_delete_share,
-        mass_delete_floor=account.mass_delete_floor,
-    )
-    try:
-        stores = (
-            await open_store(account.remote, read_only=dry_run),
-            await open_store(account.local, read_only=dry_run),
-        )
-        state = OffLoopState(
-            await asyncio.to_thread(
-                StateDB.for_account, config.general.state_dir, account.name, dry_run
-            )
-        )
-        if not dry_run and not await state.known_folders() and not state.moved_aside:
-            _first_sync_roots(account)
-    except (StoreError, StateError) as exc:
-        return AccountReport(account.name, error=str(exc))
+    """Sync account ``name`` (all its folders, or only ``folders``) between ``stores`` (indexed
+    by Side: FAR, NEAR).  An account that has never synced (no known folder, no state moved
+    aside) is a first sync: a store may then create its missing root (``Store.connect``)."""
+    first_sync = not options.dry_run and not state.moved_aside and not await state.known_folders()
     if state.moved_aside:
-        log.warning("state.moved_aside", account=account.name, message=state.moved_aside)
-    filters = (account.remote.folders, account.local.folders)
-    try:
-        retry = Retry(account.retries, account.retry_delay)
-        sync = AccountSync(
-            account.name, stores, filters, state, options, only=folders, retry=retry, stop=stop
-        )
-        report = await sync.run()
-    finally:
-        await state.close()
+        log.warning("state.moved_aside", account=name, message=state.moved_aside)
+    sync = AccountSync(
+        name,
+        stores,
+        filters,
+        state,
+        options,
+        only=folders,
+        retry=retry,
+        stop=stop,
+        first_sync=first_sync,
+    )
+    report = await sync.run()
     if state.moved_aside:
         report.warnings.insert(0, state.moved_aside)
     return report
-
-
-def _print_report(report: AccountReport, dry_run: bool) -> None:
-    """The account's totals (each mailbox logged its own line; failures were logged where they
-    happened).  ``failed`` and ``stranded`` are what the exit status is made of."""
-    if report.error:
-        return
-    total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
-    (log.warning if report.failed or report.stranded_lines() else log.info)(
-        "account.done",
-        account=report.name,
-        mailboxes=len(report.mailboxes),
-        failed=sum(1 for m in report.mailboxes if m.error),
-        stranded=len(report.stranded_lines()),
-        new_remote=total[Side.FAR],
-        new_local=total[Side.NEAR],
-        dry_run=dry_run,
-    )
-
-
-async def sync_accounts(
-    config: Config,
-    accounts: Sequence[str] | None = None,
-    folders: Sequence[str] | None = None,
-    dry_run: bool = False,
-    allow_mass_delete: bool = False,
-    restore_deleted: bool = False,
-    mode: Literal["full", "quick"] = "quick",
-) -> list[AccountReport]:
-    """Sync the named accounts (default: ``general.accounts``) one after the other."""
-    names = list(accounts or config.general.accounts)
-    reports = []
-    for name in names:
-        try:
-            report = await sync_account(
-                config,
-                config.account(name),
-                folders=folders,
-                dry_run=dry_run,
-                allow_mass_delete=allow_mass_delete,
-                restore_deleted=restore_deleted,
-                mode=mode,
-            )
-        except Exception as exc:  # a bug must cost one account, not the others
-            why = f"internal error: {type(exc).__name__}: {exc}"
-            log.error("account.failed", account=name, error=why, exc_info=True)
-            report = AccountReport(name, error=why)
-        _print_report(report, dry_run)
-        reports.append(report)
-    return reports

@@ -204,8 +204,11 @@ class Mailbox(Protocol):
 class Store(Protocol):
     """One repository (an IMAP account, a Maildir tree)."""
 
-    async def connect(self) -> None:
-        """Open connections / check the root exists.  Raises ``StoreError`` with a clear reason."""
+    async def connect(self, first_sync: bool = False) -> None:
+        """Open connections / check the root exists.  Raises ``StoreError`` with a clear reason.
+
+        ``first_sync``: the account has never synced, so a store may set itself up (a Maildir
+        creates its missing root); after that a missing root is an error, never "empty"."""
         ...
 
     async def list_folders(self) -> list[FolderInfo]:

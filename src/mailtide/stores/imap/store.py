@@ -51,7 +51,7 @@ class ImapStore:
         await client.connect()
         return client
 
-    async def connect(self) -> None:
+    async def connect(self, first_sync: bool = False) -> None:
         await self._ready()
 
     async def _ready(self) -> ImapClient:

@@ -69,7 +69,10 @@ class MaildirStore:
         except OSError as err:
             raise StoreError(f"cannot create Maildir root {self.root}: {err}") from err
 
-    async def connect(self) -> None:
+    async def connect(self, first_sync: bool = False) -> None:
+        if first_sync and not self.read_only and not os.path.exists(self.root):
+            await asyncio.to_thread(self.create_root)
+            log.info("maildir.root_created", path=self.root)
         await asyncio.to_thread(self._checked_root)
 
     async def list_folders(self) -> list[FolderInfo]:

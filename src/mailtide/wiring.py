@@ -1,0 +1,181 @@
+"""From the configuration to engine runs: the one place that turns config values into stores,
+state and policy, so that the engine (how to sync) and the daemon (when to sync) never read the
+configuration themselves.
+
+The command line's one-shot sync and the daemon both start here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from mailtide.config.model import Account, Config, ImapRepository, Repository
+from mailtide.core.folder_filter import FolderFilter
+from mailtide.core.model import Side
+from mailtide.engine.account import AccountReport, Retry
+from mailtide.engine.pair import Options
+from mailtide.engine.run import sync_stores
+from mailtide.state.db import StateDB, StateError
+from mailtide.state.offloop import OffLoopState
+from mailtide.stores.base import Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+
+async def open_store(repo: Repository, read_only: bool = False) -> Store:
+    """A store for a configured repository (not yet connected); ``read_only`` for a dry run."""
+    if isinstance(repo, ImapRepository):
+        from mailtide.auth.password import resolve_password
+        from mailtide.stores.imap import ImapSettings, ImapStore
+
+        password = await resolve_password(repo)
+        return ImapStore(
+            ImapSettings(
+                host=repo.host,
+                port=repo.port,
+                user=repo.user,
+                password=password,
+                tls=repo.tls,
+                ca_file=str(repo.ca_file) if repo.ca_file else None,
+                timeout=repo.timeout,
+            ),
+            read_only=read_only,
+        )
+    from mailtide.stores.maildir import MaildirSettings, MaildirStore
+
+    return MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=read_only)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What one run is asked to do (the command line's options, or a daemon trigger)."""
+
+    folders: Sequence[str] | None = None
+    mode: Literal["full", "quick"] = "quick"
+    dry_run: bool = False
+    allow_mass_delete: bool = False
+    restore_deleted: bool = False
+
+
+def options_for(account: Account, request: Request) -> Options:
+    return Options(
+        mode=request.mode,
+        dry_run=request.dry_run,
+        allow_mass_delete=request.allow_mass_delete,
+        restore_deleted=request.restore_deleted,
+        mass_delete_share=account.mass_delete_share,
+        mass_delete_floor=account.mass_delete_floor,
+    )
+
+
+def filters_of(account: Account) -> tuple[FolderFilter, FolderFilter]:
+    """The folder filters, indexed by Side (FAR: the remote repository)."""
+    return (account.remote.folders, account.local.folders)
+
+
+def retry_of(account: Account) -> Retry:
+    return Retry(account.retries, account.retry_delay)
+
+
+async def open_state(config: Config, account: Account, dry_run: bool = False) -> OffLoopState:
+    """The account's state, locked against a second mailtide syncing it (``StateError``)."""
+    db = await asyncio.to_thread(
+        StateDB.for_account, config.general.state_dir, account.name, dry_run
+    )
+    return OffLoopState(db)
+
+
+async def sync_account(
+    config: Config,
+    account: Account,
+    *,
+    folders: Sequence[str] | None = None,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    restore_deleted: bool = False,
+    mode: Literal["full", "quick"] = "quick",
+    stop: asyncio.Event | None = None,
+) -> AccountReport:
+    """One run over one account, from opening its stores and state to closing them."""
+    request = Request(folders, mode, dry_run, allow_mass_delete, restore_deleted)
+    try:
+        stores = (
+            await open_store(account.remote, read_only=dry_run),
+            await open_store(account.local, read_only=dry_run),
+        )
+        state = await open_state(config, account, dry_run)
+    except (StoreError, StateError) as exc:
+        return AccountReport(account.name, error=str(exc))
+    try:
+        return await sync_stores(
+            account.name,
+            stores,
+            filters_of(account),
+            state,
+            options_for(account, request),
+            retry_of(account),
+            folders=folders,
+            stop=stop,
+        )
+    finally:
+        await state.close()
+        for store in stores:
+            try:
+                await store.close()
+            except Exception as exc:  # closing must not hide the real outcome
+                log.debug("account.close_failed", account=account.name, error=str(exc))
+
+
+def _print_report(report: AccountReport, dry_run: bool) -> None:
+    """The account's totals (each mailbox logged its own line; failures were logged where they
+    happened).  ``failed`` and ``stranded`` are what the exit status is made of."""
+    if report.error:
+        return
+    total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
+    (log.warning if report.failed or report.stranded_lines() else log.info)(
+        "account.done",
+        account=report.name,
+        mailboxes=len(report.mailboxes),
+        failed=sum(1 for m in report.mailboxes if m.error),
+        stranded=len(report.stranded_lines()),
+        new_remote=total[Side.FAR],
+        new_local=total[Side.NEAR],
+        dry_run=dry_run,
+    )
+
+
+async def sync_accounts(
+    config: Config,
+    accounts: Sequence[str] | None = None,
+    folders: Sequence[str] | None = None,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    restore_deleted: bool = False,
+    mode: Literal["full", "quick"] = "quick",
+) -> list[AccountReport]:
+    """Sync the named accounts (default: ``general.accounts``) one after the other."""
+    names = list(accounts or config.general.accounts)
+    reports = []
+    for name in names:
+        try:
+            report = await sync_account(
+                config,
+                config.account(name),
+                folders=folders,
+                dry_run=dry_run,
+                allow_mass_delete=allow_mass_delete,
+                restore_deleted=restore_deleted,
+                mode=mode,
+            )
+        except Exception as exc:  # a bug must cost one account, not the others
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("account.failed", account=name, error=why, exc_info=True)
+            report = AccountReport(name, error=why)
+        _print_report(report, dry_run)
+        reports.append(report)
+    return reports
