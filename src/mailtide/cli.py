@@ -138,6 +138,22 @@ def _parser() -> argparse.ArgumentParser:
         "instead of deleting them there (the way back from a mass deletion made by mistake)",
     )
     sync.set_defaults(run=_sync)
+
+    daemon = commands.add_parser(
+        "daemon",
+        parents=[verbosity, config],
+        help="keep accounts in sync until stopped (what the systemd units run)",
+        description="Keep the accounts in sync as they change, until SIGTERM. SIGUSR1: sync "
+        "every account now; SIGUSR2: finish the syncs in flight, then exit.",
+    )
+    daemon.add_argument(
+        "-a",
+        "--account",
+        metavar="ACCOUNT,...",
+        action="append",
+        help="only these accounts (default: general.accounts, else all)",
+    )
+    daemon.set_defaults(run=_daemon)
     return parser
 
 
@@ -184,11 +200,7 @@ def _sync(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     accounts = _chosen_accounts(config, _split_list(args.account))
     folders = _split_list(args.folder)
-    for repository in config.repositories:
-        if isinstance(repository, ImapRepository) and repository.password is not None:
-            register_secret(repository.password)
-    for warning in config.warnings:
-        log.warning("config.warning", detail=warning)
+    _prepare(config)
     # Imported here so that check-config works whatever state the engine is in.
     from mailtide.wiring import sync_accounts
 
@@ -204,6 +216,33 @@ def _sync(args: argparse.Namespace) -> int:
         )
     )
     return _outcome(reports)
+
+
+def _prepare(config: Config) -> None:
+    """Before a command that connects: the secrets to keep out of logs, the config's warnings."""
+    for repository in config.repositories:
+        if isinstance(repository, ImapRepository) and repository.password is not None:
+            register_secret(repository.password)
+    for warning in config.warnings:
+        log.warning("config.warning", detail=warning)
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    accounts = _chosen_accounts(config, _split_list(args.account))
+    _prepare(config)
+    from mailtide.daemon.supervisor import Supervisor
+    from mailtide.wiring import daemon_accounts
+
+    async def run() -> int:
+        runners = daemon_accounts(config, accounts)
+        return await Supervisor(runners, max_sync_accounts=_max_sync_accounts(config)).run()
+
+    return asyncio.run(run())
+
+
+def _max_sync_accounts(config: Config) -> int:
+    return int(getattr(config.general, "max_sync_accounts", 2))
 
 
 def _outcome(reports: Sequence[AccountReport]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -124,11 +124,7 @@ async def sync_account(
         )
     finally:
         await state.close()
-        for store in stores:
-            try:
-                await store.close()
-            except Exception as exc:  # closing must not hide the real outcome
-                log.debug("account.close_failed", account=account.name, error=str(exc))
+        await _close_stores(account.name, stores)
 
 
 def _print_report(report: AccountReport, dry_run: bool) -> None:
@@ -179,3 +175,101 @@ async def sync_accounts(
         _print_report(report, dry_run)
         reports.append(report)
     return reports
+
+
+# --- the daemon's accounts -------------------------------------------------------------------
+
+
+class WiredAccount:
+    """An account as the daemon drives it (``daemon.runner.AccountRunner``).
+
+    The state database is opened at the first sync and held until ``close``: its lock keeps a
+    second mailtide off the account while the daemon runs.  The stores are opened for each
+    sync and closed after it, unless the schedule holds connections open."""
+
+    def __init__(self, config: Config, account: Account, schedule: Any) -> None:
+        self.config = config
+        self.account = account
+        self.schedule = schedule
+        self._state: OffLoopState | None = None
+        self._stores: tuple[Store, Store] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    async def sync(
+        self, mailboxes: frozenset[str] | None, full: bool, stop: asyncio.Event
+    ) -> AccountReport:
+        request = Request(sorted(mailboxes) if mailboxes else None, "full" if full else "quick")
+        try:
+            if self._state is None:
+                self._state = await open_state(self.config, self.account)
+            stores = self._stores or (
+                await open_store(self.account.remote),
+                await open_store(self.account.local),
+            )
+        except (StoreError, StateError) as exc:
+            report = AccountReport(self.name, error=str(exc))
+            return report
+        try:
+            report = await sync_stores(
+                self.name,
+                stores,
+                filters_of(self.account),
+                self._state,
+                options_for(self.account, request),
+                retry_of(self.account),
+                folders=request.folders,
+                stop=stop,
+            )
+        finally:
+            if getattr(self.schedule, "hold_connection_open", False) and not stop.is_set():
+                self._stores = stores
+            else:
+                self._stores = None
+                await _close_stores(self.name, stores)
+        _print_report(report, dry_run=False)
+        return report
+
+    def push_sources(self) -> list[Any]:
+        return []
+
+    async def close(self) -> None:
+        if self._stores is not None:
+            stores, self._stores = self._stores, None
+            await _close_stores(self.name, stores)
+        if self._state is not None:
+            state, self._state = self._state, None
+            await state.close()
+
+
+async def _close_stores(account: str, stores: tuple[Store, Store]) -> None:
+    for store in stores:
+        try:
+            await store.close()
+        except Exception as exc:  # closing must not hide the real outcome
+            log.debug("account.close_failed", account=account, error=str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    autorefresh: float = 15 * 60.0
+    quick: int = 10
+    debounce: float = 0.3
+    max_delay: float = 5.0
+    watch_maildir: bool = True
+    rescan: float = 15 * 60.0
+    hold_connection_open: bool = False
+
+
+def daemon_accounts(config: Config, names: Sequence[str] | None = None) -> list[WiredAccount]:
+    """The accounts a daemon drives: ``names``, else ``general.accounts``."""
+    return [
+        WiredAccount(
+            config,
+            config.account(name),
+            getattr(config.account(name), "daemon", None) or _Schedule(),
+        )
+        for name in (names or config.general.accounts)
+    ]

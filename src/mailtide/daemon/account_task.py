@@ -1,0 +1,268 @@
+"""One account in the daemon: triggers in, engine runs out, one at a time.
+
+The task waits on its ``TriggerQueue`` and syncs what each merged request names.  Triggers come
+from the account's push sources (the Maildir watcher, IMAP push), from its timers (autorefresh
+with OfflineIMAP's ``quick`` rule; a periodic rescan when the Maildir is watched), and from the
+supervisor (SIGUSR1, a control request, a resume from suspend).
+
+- The first sync after start-up is full, of every mailbox.
+- An account-level failure (the server unreachable, a refused login) backs off alone, with
+  jitter, from 1 s to 5 min; ``retry_now`` (SIGUSR1, a resume) cuts the wait short.  The same
+  failure is logged once per backoff period, not once per attempt.
+- ``stop`` (SIGTERM) ends a sync in flight after its current durable step, and the task;
+  ``finish`` (SIGUSR2) lets the sync in flight end, then ends the task.
+- A push source that fails is restarted after its own backoff; the account goes on meanwhile
+  on timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from mailtide.daemon.backoff import Backoff
+from mailtide.daemon.runner import AccountRunner, PushSource
+from mailtide.daemon.status import AccountStatus, LastSync, State
+from mailtide.daemon.triggers import Cause, SyncRequest, Trigger, TriggerQueue
+from mailtide.engine.account import AccountReport
+
+log = structlog.get_logger(__name__)
+
+
+class AccountTask:
+    def __init__(
+        self,
+        runner: AccountRunner,
+        gate: asyncio.Semaphore,
+        stop: asyncio.Event,
+        finish: asyncio.Event,
+        changed: asyncio.Event | None = None,
+    ) -> None:
+        self.runner = runner
+        self.changed = changed or asyncio.Event()  # set whenever the status changed
+        self.gate = gate  # at most max_sync_accounts syncing at once
+        self.stop = stop
+        self.finish = finish
+        schedule = runner.schedule
+        self.queue = TriggerQueue(schedule.debounce, schedule.max_delay)
+        self.status = AccountStatus(runner.name, on_change=self.changed.set)
+        self.backoff = Backoff()
+        self.log = log.bind(account=runner.name)
+        self._quick_left = 0  # timer syncs that may still be quick before the next full one
+        self._next_refresh: float | None = None  # monotonic
+        self._next_rescan: float | None = None
+        self._said: str | None = None  # the failure last logged, said again once per backoff
+
+    # --- triggers from outside -----------------------------------------------------------
+
+    def trigger(
+        self,
+        cause: Cause,
+        mailboxes: frozenset[str] | None = None,
+        full: bool = False,
+        waiter: asyncio.Future[object] | None = None,
+    ) -> None:
+        self.queue.put(Trigger(cause, mailboxes, full, waiter))
+
+    def retry_now(self) -> None:
+        self.backoff.retry_now()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sources = [
+            asyncio.create_task(self._keep_running(s), name=f"{self.runner.name}:{s.name}")
+            for s in self.runner.push_sources()
+        ]
+        self.status.push = [s.name for s in self.runner.push_sources()]
+        self.trigger(Cause.TIMER, None, full=True)  # the first sync is full
+        try:
+            while not (self.stop.is_set() or self.finish.is_set()):
+                request = await self._next_request()
+                if request is None:
+                    break
+                await self._serve(request)
+                if self.backoff.failures:
+                    await self._back_off()
+        finally:
+            for task in sources:
+                task.cancel()
+            for task in sources:
+                with contextlib.suppress(BaseException):
+                    await task
+            self.queue.discard(RuntimeError("the daemon is stopping"))
+            self.status.state = State.STOPPED
+            self.status.next_refresh = None
+            await self.runner.close()
+
+    async def _next_request(self) -> SyncRequest | None:
+        """The next merged request, or a timer's trigger when a timer falls due first; None
+        when the task is to end."""
+        ending = asyncio.ensure_future(_first_set(self.stop, self.finish))
+        try:
+            while True:
+                self.status.state = State.IDLE
+                self.status.alive()
+                now = time.monotonic()
+                due = self._due_timer(now)
+                waiting = asyncio.ensure_future(self.queue.next_batch())
+                timeout = None if due is None else max(0.0, due - now)
+                done, _ = await asyncio.wait(
+                    {waiting, ending}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiting in done:
+                    return waiting.result()
+                waiting.cancel()  # cancelling next_batch loses no trigger
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+                if ending in done:
+                    return None
+                self._fire_timers(time.monotonic())
+        finally:
+            ending.cancel()
+
+    def _due_timer(self, now: float) -> float | None:
+        dues = [t for t in (self._next_refresh, self._next_rescan) if t is not None]
+        return min(dues) if dues else None
+
+    def _fire_timers(self, now: float) -> None:
+        if self._next_refresh is not None and now >= self._next_refresh:
+            self._next_refresh = None
+            self.trigger(Cause.TIMER, None, full=self._timer_wants_full())
+        if self._next_rescan is not None and now >= self._next_rescan:
+            self._next_rescan = None
+            self.trigger(Cause.TIMER, None)
+
+    def _timer_wants_full(self) -> bool:
+        """OfflineIMAP's ``quick``: N quick syncs between full ones; -1 always quick."""
+        quick = self.runner.schedule.quick
+        if quick < 0:
+            return False
+        if self._quick_left > 0:
+            self._quick_left -= 1
+            return False
+        return True
+
+    def _arm_timers(self) -> None:
+        schedule = self.runner.schedule
+        now = time.monotonic()
+        if schedule.autorefresh > 0:
+            self._next_refresh = now + schedule.autorefresh
+            self.status.next_refresh = time.time() + schedule.autorefresh
+        if schedule.watch_maildir and schedule.rescan > 0 and self._next_rescan is None:
+            self._next_rescan = now + schedule.rescan
+
+    async def _serve(self, request: SyncRequest) -> None:
+        names = sorted(request.mailboxes) if request.mailboxes is not None else None
+        mode = "full" if request.full else "quick"
+        self.status.state = State.SYNCING
+        self.status.alive()
+        started = time.time()
+        try:
+            async with self.gate:
+                report = await self.runner.sync(request.mailboxes, request.full, self.stop)
+        except Exception as exc:  # a bug must cost this sync, not the daemon
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            self.log.error("daemon.sync_crashed", error=why, exc_info=True)
+            report = AccountReport(self.runner.name, error=why)
+        request.settle(report)
+        if request.full and self.runner.schedule.quick > 0:
+            self._quick_left = self.runner.schedule.quick
+        self.status.syncs += 1
+        self.status.last = LastSync(
+            started, time.time(), mode, names, _result(report), _counts(report), _errors(report)
+        )
+        self.status.alive()
+        if report.error is not None and not report.usage:
+            self._failed(report.error)
+        else:
+            self._recovered()
+        self._arm_timers()
+
+    def _failed(self, error: str) -> None:
+        delay = self.backoff.failed()
+        self.status.error = error
+        self.status.retry_at = time.time() + delay
+        if error != self._said or self.backoff.failures == 1:
+            self.log.warning("daemon.account_failing", error=error, retry_in=round(delay, 1))
+            self._said = error
+        else:
+            self.log.debug("daemon.account_failing", error=error, retry_in=round(delay, 1))
+        # What the failed sync was asked for is still wanted: try it again after the wait.
+        self.trigger(Cause.TIMER, None)
+
+    def _recovered(self) -> None:
+        if self.backoff.failures:
+            self.log.info("daemon.account_recovered")
+        self.backoff.succeeded()
+        self.status.error = None
+        self.status.retry_at = None
+        self._said = None
+
+    async def _back_off(self) -> None:
+        self.status.state = State.WAITING
+        self.status.alive()
+        waiting = asyncio.ensure_future(self.backoff.wait())
+        ending = asyncio.ensure_future(_first_set(self.stop, self.finish))
+        try:
+            await asyncio.wait({waiting, ending}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in (waiting, ending):
+                f.cancel()
+        self.status.retry_at = None
+
+    async def _keep_running(self, source: PushSource) -> None:
+        """Run a push source; restart it after a backoff when it fails."""
+        backoff = Backoff()
+        cause = Cause.SERVER_PUSH if getattr(source, "server", False) else Cause.MAILDIR_PUSH
+
+        def changed(mailboxes: frozenset[str] | None) -> None:
+            self.trigger(cause, mailboxes)
+
+        while True:
+            try:
+                await source.run(changed)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.failed()
+                self.log.warning(
+                    "daemon.push_failed", source=source.name, error=str(exc), retry_in=delay
+                )
+                self.trigger(cause, None)  # what it may have missed meanwhile
+                await backoff.wait()
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+def _result(report: AccountReport) -> str:
+    if report.stopped:
+        return "stopped"
+    if report.failed:
+        return "failed"
+    if report.stranded_lines():
+        return "stranded"
+    return "ok"
+
+
+def _counts(report: AccountReport) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for m in report.mailboxes:
+        for key, n in m.summary().items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+def _errors(report: AccountReport) -> list[str]:
+    return report.failures() + report.stranded_lines()

@@ -1,0 +1,78 @@
+"""What the daemon is handed for each account: the daemon decides *when*, never *how*.
+
+The daemon does not read the configuration (``mailtide.wiring`` does) and does not build stores;
+it gets, per account, an ``AccountRunner``: a name, its ``Schedule`` (plain values), a way to
+run one sync of some or all mailboxes, and the sources of push events.  Anything that has these
+attributes serves (the configuration's own value type does, structurally).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from mailtide.engine.account import AccountReport
+
+
+class Schedule(Protocol):
+    """When an account syncs.  Durations are seconds."""
+
+    @property
+    def autorefresh(self) -> float: ...  # 0: push and signals only
+
+    @property
+    def quick(self) -> int: ...  # N quick syncs between full ones; -1 always quick; 0 never
+
+    @property
+    def debounce(self) -> float: ...
+
+    @property
+    def max_delay(self) -> float: ...
+
+    @property
+    def watch_maildir(self) -> bool: ...
+
+    @property
+    def rescan(self) -> float: ...
+
+
+# A push source calls back with the canonical names of the mailboxes that changed (None:
+# possibly any) and returns a coroutine that runs until cancelled.
+PushCallback = Callable[[frozenset[str] | None], None]
+
+
+class PushSource(Protocol):
+    """Something that reports changes as they happen (a Maildir watcher, an IDLE connection)."""
+
+    name: str  # for the status: "inotify", "IDLE on INBOX", ...
+
+    async def run(self, changed: PushCallback) -> None:
+        """Report changes through ``changed`` until cancelled; raise on a failure the account
+        task should see (it restarts the source after a backoff)."""
+        ...
+
+
+class AccountRunner(Protocol):
+    """One account as the daemon drives it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schedule(self) -> Schedule: ...
+
+    async def sync(
+        self, mailboxes: frozenset[str] | None, full: bool, stop: asyncio.Event
+    ) -> AccountReport:
+        """One run of the engine over ``mailboxes`` (None: all), ending early (after a durable
+        step) when ``stop`` is set."""
+        ...
+
+    def push_sources(self) -> Sequence[PushSource]:
+        """The account's push sources (may be empty: then only timers and signals)."""
+        ...
+
+    async def close(self) -> None:
+        """Give back what the runner holds between syncs (connections, the state's lock)."""
+        ...

@@ -1,0 +1,152 @@
+"""The daemon: one task per account, signals, systemd's notifications, resume detection.
+
+- ``SIGUSR1``: sync every account now (and retry a failing one at once).
+- ``SIGTERM`` / ``SIGINT``: every sync in flight ends after its current durable step; the
+  daemon logs out and exits 0.  A second one while stopping exits at once (status 130).
+- ``SIGUSR2``: the syncs in flight finish, then the daemon exits 0.
+- Under systemd (``Type=notify``): ``READY=1`` once the account tasks are started (not after
+  the first sync, which may be long), ``STATUS=`` a line per change, ``WATCHDOG=1`` only while
+  the loop runs and no account task has hung, ``STOPPING=1`` on the way out.
+- A jump between the boot clock and the monotonic clock means the machine slept: every account
+  syncs again (connections are suspect) and a failing one retries at once.
+
+One failing account never stops the others, nor the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from mailtide.daemon.account_task import AccountTask
+from mailtide.daemon.clock import watch_resumes
+from mailtide.daemon.runner import AccountRunner
+from mailtide.daemon.sdnotify import Notifier, Watchdog
+from mailtide.daemon.status import State
+from mailtide.daemon.triggers import Cause
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT = 5.0  # seconds between status checks (and watchdog pings, unless systemd wants more)
+STALL_LIMIT = 30 * 60.0  # a sync with no sign of life for this long has hung
+
+
+class Supervisor:
+    def __init__(
+        self,
+        runners: Sequence[AccountRunner],
+        max_sync_accounts: int = 2,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.stop = asyncio.Event()
+        self.finish = asyncio.Event()
+        self.gate = asyncio.Semaphore(max_sync_accounts)
+        self.changed = asyncio.Event()  # an account's status changed
+        self.tasks = [
+            AccountTask(r, self.gate, self.stop, self.finish, self.changed) for r in runners
+        ]
+        self.notifier = notifier or Notifier.from_environment()
+        self.watchdog = Watchdog.from_environment()
+        self._signals = 0
+
+    def task(self, name: str) -> AccountTask:
+        for t in self.tasks:
+            if t.runner.name == name:
+                return t
+        raise KeyError(name)
+
+    def sync_now(self, names: Sequence[str] | None = None) -> None:
+        """SIGUSR1: sync these accounts (default all) now, a failing one included."""
+        for t in self.tasks:
+            if names is None or t.runner.name in names:
+                t.retry_now()
+                t.trigger(Cause.SIGNAL, None)
+
+    def request_stop(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("daemon.killed", why="a second stop signal while stopping")
+            os._exit(130)
+        log.info("daemon.stopping")
+        self.notifier.stopping()
+        self.stop.set()
+
+    def request_finish(self) -> None:
+        log.info("daemon.finishing")
+        self.notifier.stopping()
+        self.finish.set()
+
+    def resumed(self, slept: float) -> None:
+        log.info("daemon.resumed", slept=round(slept))
+        for t in self.tasks:
+            t.retry_now()
+            t.trigger(Cause.RESUME, None)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGUSR1: self.sync_now,
+            signal.SIGUSR2: self.request_finish,
+        }
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+        accounts = [asyncio.create_task(t.run(), name=t.runner.name) for t in self.tasks]
+        helpers = [
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(watch_resumes(self.resumed), name="resume"),
+        ]
+        log.info("daemon.started", accounts=[t.runner.name for t in self.tasks], pid=os.getpid())
+        self.notifier.ready()
+        try:
+            results = await asyncio.gather(*accounts, return_exceptions=True)
+            for t, result in zip(self.tasks, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error(
+                        "daemon.account_task_crashed",
+                        account=t.runner.name,
+                        error=f"{type(result).__name__}: {result}",
+                    )
+        finally:
+            for h in helpers:
+                h.cancel()
+            for h in helpers:
+                with contextlib.suppress(BaseException):
+                    await h
+            for sig in handlers:
+                loop.remove_signal_handler(sig)
+        log.info("daemon.stopped")
+        return 0
+
+    async def _heartbeat(self) -> None:
+        said = ""
+        interval = HEARTBEAT
+        if self.watchdog is not None:
+            interval = min(interval, self.watchdog.interval)
+        while True:
+            line = " | ".join(t.status.line() for t in self.tasks)
+            if line != said:
+                self.notifier.status(line)
+                said = line
+            if self.watchdog is not None and self.healthy():
+                self.notifier.watchdog()
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), interval)
+
+    def healthy(self) -> bool:
+        """No account task has hung: each is waiting, or its sync showed a sign of life
+        within ``STALL_LIMIT``."""
+        now = time.monotonic()
+        for t in self.tasks:
+            status = t.status
+            if status.state is State.SYNCING and now - status.progress > STALL_LIMIT:
+                return False
+        return True
