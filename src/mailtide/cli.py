@@ -16,7 +16,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -73,18 +73,21 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="only warnings and errors",
     )
+    # SUPPRESS: given before the command or after it (mailtide -c F sync, mailtide sync -c F),
+    # the subcommand's parser must not overwrite the value with its default.
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument(
         "-c",
         "--config",
         metavar="FILE",
+        default=argparse.SUPPRESS,
         help="the config file (default: $XDG_CONFIG_HOME/mailtide/config.toml)",
     )
 
     parser = argparse.ArgumentParser(
         prog="mailtide",
         description="Two-way IMAP <-> Maildir mail synchroniser.",
-        parents=[verbosity],
+        parents=[verbosity, config],
     )
     parser.add_argument("--version", action="version", version=f"mailtide {mailtide.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -137,7 +140,22 @@ def _parser() -> argparse.ArgumentParser:
         help="copy messages deleted on one side since the last sync back from the other side, "
         "instead of deleting them there (the way back from a mass deletion made by mistake)",
     )
+    sync.add_argument(
+        "--now",
+        action="store_true",
+        help="have the running daemon sync at once and wait for its result (what a plain sync "
+        "does anyway for the accounts a daemon holds); without a daemon, sync here",
+    )
     sync.set_defaults(run=_sync)
+
+    status = commands.add_parser(
+        "status",
+        parents=[verbosity, config],
+        help="what the running daemons are doing",
+        description="Ask every running mailtide daemon of this user what its accounts are doing.",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document (see README)")
+    status.set_defaults(run=_status)
 
     daemon = commands.add_parser(
         "daemon",
@@ -168,7 +186,7 @@ def _describe(repository: Repository) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(getattr(args, "config", None))
     print(f"{config.path}: ok")
     # Its report is the place for them, so they are printed here rather than logged.
     for warning in config.warnings:
@@ -197,25 +215,113 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
 
 
 def _sync(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     folders = _split_list(args.folder)
     _prepare(config)
-    # Imported here so that check-config works whatever state the engine is in.
-    from mailtide.wiring import sync_accounts
+    names = list(accounts or config.general.accounts)
+    handed: list[dict[str, object]] = []
+    if not args.dry_run:
+        # The accounts a running daemon holds (their lock is its) are synced by it, at once.
+        names, handed = _hand_over(names, folders, args)
+    reports: list[AccountReport] = []
+    if names:
+        # Imported here so that check-config works whatever state the engine is in.
+        from mailtide.wiring import sync_accounts
 
-    reports = asyncio.run(
-        sync_accounts(
-            config,
-            accounts=accounts,
-            folders=folders,
-            dry_run=args.dry_run,
-            allow_mass_delete=args.allow_mass_delete,
-            restore_deleted=args.restore_deleted,
-            mode="full" if args.full else "quick",
+        reports = asyncio.run(
+            sync_accounts(
+                config,
+                accounts=names,
+                folders=folders,
+                dry_run=args.dry_run,
+                allow_mass_delete=args.allow_mass_delete,
+                restore_deleted=args.restore_deleted,
+                mode="full" if args.full else "quick",
+            )
         )
-    )
-    return _outcome(reports)
+    return _outcome(reports, handed)
+
+
+def _hand_over(
+    names: list[str], folders: list[str] | None, args: argparse.Namespace
+) -> tuple[list[str], list[dict[str, object]]]:
+    """Ask the running daemons to sync those of ``names`` they hold and wait for their reports;
+    returns the names left to sync here and the daemons' reports."""
+    from mailtide.daemon.control import ControlError, ask, peers
+
+    left = list(names)
+    reports: list[dict[str, object]] = []
+    for peer in peers():
+        try:
+            held = [a["account"] for a in ask(peer, {"op": "status"}).get("accounts", [])]
+        except ControlError as exc:
+            log.warning("daemon.unreachable", pid=peer.pid, error=str(exc))
+            continue
+        mine = [n for n in left if n in held]
+        if not mine:
+            continue
+        log.info("sync.handed_over", pid=peer.pid, accounts=mine)
+        answer = ask(
+            peer,
+            {
+                "op": "sync",
+                "accounts": mine,
+                "folders": folders,
+                "full": args.full,
+                "allow_mass_delete": args.allow_mass_delete,
+                "restore_deleted": args.restore_deleted,
+                "wait": True,
+            },
+            timeout=None,
+        )
+        if not answer.get("ok"):
+            raise StoreError(f"the daemon (pid {peer.pid}) could not sync: {answer.get('error')}")
+        reports += answer.get("reports", [])
+        left = [n for n in left if n not in mine]
+    return left, reports
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from mailtide.daemon.control import ControlError, ask, peers
+
+    daemons = []
+    for peer in peers():
+        try:
+            daemons.append(ask(peer, {"op": "status"}))
+        except ControlError as exc:
+            _error(str(exc))
+    if args.json:
+        print(json.dumps({"daemons": daemons}, indent=2))
+        return 0 if daemons else 1
+    if not daemons:
+        print("no mailtide daemon is running")
+        return 1
+    for daemon in daemons:
+        print(f"daemon pid {daemon.get('pid')}")
+        for a in daemon.get("accounts", []):
+            print(
+                f"  {a['account']}: {a['state']}" + (f" ({a['error']})" if a.get("error") else "")
+            )
+            if a.get("push"):
+                print(f"    push: {', '.join(a['push'])}")
+            last = a.get("last_sync")
+            if last:
+                counts = ", ".join(f"{k} {v}" for k, v in last["counts"].items() if v)
+                print(
+                    f"    last sync: {last['ended']} ({last['mode']}, {last['result']}"
+                    + (f", {counts}" if counts else "")
+                    + ")"
+                )
+                for line in last.get("errors", []):
+                    print(f"      {line}")
+            if a.get("next_sync"):
+                print(f"    next sync: {a['next_sync']}")
+            if a.get("retry_at"):
+                print(f"    retry at: {a['retry_at']}")
+    return 0
 
 
 def _prepare(config: Config) -> None:
@@ -228,7 +334,7 @@ def _prepare(config: Config) -> None:
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     _prepare(config)
     from mailtide.daemon.supervisor import Supervisor
@@ -245,20 +351,21 @@ def _max_sync_accounts(config: Config) -> int:
     return int(getattr(config.general, "max_sync_accounts", 2))
 
 
-def _outcome(reports: Sequence[AccountReport]) -> int:
+def _outcome(reports: Sequence[AccountReport], handed: Sequence[dict[str, Any]] = ()) -> int:
     """Say on stderr what went wrong, one line each, and pick the exit status: a usage
-    mistake, else a failure, else mail left on one side, else 0."""
-    for report in reports:
-        for line in report.failures():
-            _error(redact(line))
-    for report in reports:
-        for line in report.stranded_lines():
-            _error(redact(line))
-    if any(r.usage for r in reports):
+    mistake, else a failure, else mail left on one side, else 0.  ``handed``: the reports of
+    the syncs a daemon ran (``daemon.control``'s JSON form)."""
+    failures = [line for r in reports for line in r.failures()]
+    failures += [line for h in handed for line in h.get("failures", [])]
+    stranded = [line for r in reports for line in r.stranded_lines()]
+    stranded += [line for h in handed for line in h.get("stranded", [])]
+    for line in failures + stranded:
+        _error(redact(line))
+    if any(r.usage for r in reports) or any(h.get("usage") for h in handed):
         return EXIT_USAGE
-    if any(r.failed for r in reports):
+    if failures or any(h.get("result") == "failed" for h in handed):
         return EXIT_FAILED
-    if any(r.stranded_lines() for r in reports):
+    if stranded:
         return EXIT_STRANDED
     return 0
 

@@ -198,10 +198,24 @@ class WiredAccount:
     def name(self) -> str:
         return self.account.name
 
+    async def start(self) -> None:
+        if self._state is None:
+            self._state = await open_state(self.config, self.account)
+
     async def sync(
-        self, mailboxes: frozenset[str] | None, full: bool, stop: asyncio.Event
+        self,
+        mailboxes: frozenset[str] | None,
+        full: bool,
+        stop: asyncio.Event,
+        allow_mass_delete: bool = False,
+        restore_deleted: bool = False,
     ) -> AccountReport:
-        request = Request(sorted(mailboxes) if mailboxes else None, "full" if full else "quick")
+        request = Request(
+            sorted(mailboxes) if mailboxes else None,
+            "full" if full else "quick",
+            allow_mass_delete=allow_mass_delete,
+            restore_deleted=restore_deleted,
+        )
         try:
             if self._state is None:
                 self._state = await open_state(self.config, self.account)

@@ -3,6 +3,7 @@ SIGTERM when idle and in the middle of a large first sync, SIGUSR2, and systemd'
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,15 +21,34 @@ from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 
 
+def private_env(config: Path) -> dict[str, str]:
+    """The environment of a daemon and its clients: a runtime dir of this test's own, so that
+    the control sockets of other tests' daemons are never seen."""
+    run = config.parent / "run"
+    run.mkdir(mode=0o700, exist_ok=True)
+    return {**os.environ, "XDG_RUNTIME_DIR": str(run)}
+
+
+def cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailtide", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=private_env(config),
+    )
+
+
 class Daemon:
     def __init__(self, config: Path, env: dict[str, str] | None = None, *args: str) -> None:
+        self.config = config
         self.log = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailtide", "daemon", "-c", str(config), "-v", *args],
             stdout=self._out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**private_env(config), **(env or {})},
         )
 
     @property
@@ -125,12 +145,7 @@ def test_sigterm_in_a_large_first_sync_exits_at_once_and_the_next_run_converges(
     held = len(local_ids(s)) + len(local_ids(s, "Archive"))
     assert held < 1200, "the sync had finished before the stop: no test"
     # the next run (a one-shot sync) converges: nothing lost, nothing twice
-    result = subprocess.run(
-        [sys.executable, "-m", "mailtide", "sync", "-c", str(write_config(s))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli(d.config, "sync", "-c", str(d.config))
     assert result.returncode == 0, result.stderr
     assert_in_sync(s)
 
@@ -176,3 +191,57 @@ def test_ready_and_status_reach_systemd(
         assert "STOPPING=1" in rest, rest
     finally:
         sock.close()
+
+
+def test_status_sync_now_and_a_plain_sync_go_through_the_running_daemon(
+    setup: Setup, start: Callable[..., Daemon]
+) -> None:
+    s = setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen"])
+    d = start()
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    out = cli(d.config, "status", "--json")
+    assert out.returncode == 0, out.stderr
+    (daemon,) = json.loads(out.stdout)["daemons"]
+    assert daemon["pid"] == d.proc.pid
+    (account,) = daemon["accounts"]
+    assert account["account"] == "test" and account["state"] == "idle", account
+    assert account["last_sync"]["mode"] == "full" and account["last_sync"]["result"] == "ok"
+    assert account["last_sync"]["counts"]["new_local"] == 1
+    text = cli(d.config, "status")
+    assert text.returncode == 0 and "test: idle" in text.stdout, text.stdout
+    # sync --now: the daemon syncs at once and the caller gets its result
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    now = cli(d.config, "-c", str(d.config), "sync", "--now", "-v")
+    assert now.returncode == 0, now.stderr
+    assert "sync.handed_over" in now.stderr, now.stderr
+    assert srv.message_id(2, "INBOX") in local_ids(s)
+    # a plain sync while the daemon holds the account's lock is handed over too, and its
+    # outcome is the daemon's: a folder that does not exist is a usage mistake (exit 2)
+    srv.append(s.imap, "INBOX", srv.make_message(3, "INBOX"), ["\\Seen"])
+    plain = cli(d.config, "sync", "-c", str(d.config))
+    assert plain.returncode == 0, plain.stderr
+    assert srv.message_id(3, "INBOX") in local_ids(s)
+    wrong = cli(d.config, "sync", "-c", str(d.config), "-f", "INBX")
+    assert wrong.returncode == 2 and 'did you mean "INBOX"' in wrong.stderr, wrong.stderr
+    assert d.proc.poll() is None, "the daemon keeps running after a bad request"
+
+
+def test_a_second_daemon_for_the_same_account_refuses_to_start(
+    setup: Setup, start: Callable[..., Daemon]
+) -> None:
+    first = start()
+    eventually(lambda: "event=daemon.started" in first.output, 20, "first daemon", first)
+    second = start()
+    code, _ = second.wait_exit(20)
+    assert code == 1, second.output
+    assert f"{first.proc.pid}" in second.output and "daemon.cannot_start" in second.output
+    assert first.proc.poll() is None
+    assert cli(first.config, "status").returncode == 0
+
+
+def test_status_without_a_daemon(setup: Setup) -> None:
+    config = write_config(setup)
+    out = cli(config, "status")
+    assert out.returncode == 1 and "no mailtide daemon is running" in out.stdout
+    assert json.loads(cli(config, "status", "--json").stdout) == {"daemons": []}

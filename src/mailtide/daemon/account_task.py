@@ -55,6 +55,7 @@ class AccountTask:
         self._next_refresh: float | None = None  # monotonic
         self._next_rescan: float | None = None
         self._said: str | None = None  # the failure last logged, said again once per backoff
+        self._exclusive: asyncio.Queue[tuple[SyncRequest, dict[str, bool]]] = asyncio.Queue()
 
     # --- triggers from outside -----------------------------------------------------------
 
@@ -81,10 +82,10 @@ class AccountTask:
         self.trigger(Cause.TIMER, None, full=True)  # the first sync is full
         try:
             while not (self.stop.is_set() or self.finish.is_set()):
-                request = await self._next_request()
-                if request is None:
+                next_ = await self._next_request()
+                if next_ is None:
                     break
-                await self._serve(request)
+                await self._serve(*next_)
                 if self.backoff.failures:
                     await self._back_off()
         finally:
@@ -98,23 +99,37 @@ class AccountTask:
             self.status.next_refresh = None
             await self.runner.close()
 
-    async def _next_request(self) -> SyncRequest | None:
-        """The next merged request, or a timer's trigger when a timer falls due first; None
-        when the task is to end."""
+    def exclusive(self, request: SyncRequest, options: dict[str, bool]) -> None:
+        """A request with options that must not widen to other triggers' mailboxes (the
+        mass-delete guard lifted, deletions restored): run alone, before the next batch."""
+        self._exclusive.put_nowait((request, options))
+
+    async def _next_request(self) -> tuple[SyncRequest, dict[str, bool]] | None:
+        """The next request (merged triggers, or an exclusive one), or a timer's trigger when
+        a timer falls due first; None when the task is to end."""
         ending = asyncio.ensure_future(_first_set(self.stop, self.finish))
         try:
             while True:
+                if not self._exclusive.empty():
+                    return self._exclusive.get_nowait()
                 self.status.state = State.IDLE
                 self.status.alive()
                 now = time.monotonic()
                 due = self._due_timer(now)
                 waiting = asyncio.ensure_future(self.queue.next_batch())
+                special = asyncio.ensure_future(self._exclusive.get())
                 timeout = None if due is None else max(0.0, due - now)
                 done, _ = await asyncio.wait(
-                    {waiting, ending}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    {waiting, ending, special},
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if special in done:
+                    self._exclusive.put_nowait(special.result())  # taken next round, first
+                else:
+                    special.cancel()
                 if waiting in done:
-                    return waiting.result()
+                    return waiting.result(), {}
                 waiting.cancel()  # cancelling next_batch loses no trigger
                 with contextlib.suppress(asyncio.CancelledError):
                     await waiting
@@ -155,7 +170,7 @@ class AccountTask:
         if schedule.watch_maildir and schedule.rescan > 0 and self._next_rescan is None:
             self._next_rescan = now + schedule.rescan
 
-    async def _serve(self, request: SyncRequest) -> None:
+    async def _serve(self, request: SyncRequest, options: dict[str, bool]) -> None:
         names = sorted(request.mailboxes) if request.mailboxes is not None else None
         mode = "full" if request.full else "quick"
         self.status.state = State.SYNCING
@@ -163,7 +178,9 @@ class AccountTask:
         started = time.time()
         try:
             async with self.gate:
-                report = await self.runner.sync(request.mailboxes, request.full, self.stop)
+                report = await self.runner.sync(
+                    request.mailboxes, request.full, self.stop, **options
+                )
         except Exception as exc:  # a bug must cost this sync, not the daemon
             why = f"internal error: {type(exc).__name__}: {exc}"
             self.log.error("daemon.sync_crashed", error=why, exc_info=True)

@@ -63,10 +63,20 @@ class AccountRunner(Protocol):
     def schedule(self) -> Schedule: ...
 
     async def sync(
-        self, mailboxes: frozenset[str] | None, full: bool, stop: asyncio.Event
+        self,
+        mailboxes: frozenset[str] | None,
+        full: bool,
+        stop: asyncio.Event,
+        allow_mass_delete: bool = False,
+        restore_deleted: bool = False,
     ) -> AccountReport:
         """One run of the engine over ``mailboxes`` (None: all), ending early (after a durable
         step) when ``stop`` is set."""
+        ...
+
+    async def start(self) -> None:
+        """Take hold of the account (its state's lock) before the first sync; raises an
+        exception whose message says who holds it."""
         ...
 
     def push_sources(self) -> Sequence[PushSource]:

@@ -21,15 +21,18 @@ import os
 import signal
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
 from mailtide.daemon.account_task import AccountTask
 from mailtide.daemon.clock import watch_resumes
+from mailtide.daemon.control import ControlError, ControlServer, report_json
 from mailtide.daemon.runner import AccountRunner
 from mailtide.daemon.sdnotify import Notifier, Watchdog
 from mailtide.daemon.status import State
-from mailtide.daemon.triggers import Cause
+from mailtide.daemon.triggers import Cause, Trigger, merge
+from mailtide.engine.account import AccountReport
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +91,82 @@ class Supervisor:
             t.retry_now()
             t.trigger(Cause.RESUME, None)
 
+    async def _take_hold(self) -> bool:
+        """Every account's state (and its lock) before anything starts: a second daemon for
+        the same account refuses to start, naming the process that holds it."""
+        for t in self.tasks:
+            try:
+                await t.runner.start()
+            except Exception as exc:
+                log.error("daemon.cannot_start", account=t.runner.name, error=str(exc))
+                for other in self.tasks:
+                    await other.runner.close()
+                return False
+        return True
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A control request (see ``daemon.control``)."""
+        op = request.get("op")
+        if op == "status":
+            return {
+                "ok": True,
+                "pid": os.getpid(),
+                "accounts": [t.status.as_json() for t in self.tasks],
+            }
+        if op != "sync":
+            return {"ok": False, "error": f"unknown op {op!r}"}
+        wanted = request.get("accounts")
+        folders = request.get("folders")
+        mailboxes = frozenset(folders) if folders else None
+        options = {
+            k: bool(request.get(k))
+            for k in ("allow_mass_delete", "restore_deleted")
+            if request.get(k)
+        }
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for t in self.tasks:
+            if wanted is not None and t.runner.name not in wanted:
+                continue
+            waiter: asyncio.Future[object] = loop.create_future()
+            waiters.append(waiter)
+            t.retry_now()
+            if options:
+                t.exclusive(
+                    merge([Trigger(Cause.CONTROL, mailboxes, bool(request.get("full")), waiter)]),
+                    options,
+                )
+            else:
+                t.trigger(Cause.CONTROL, mailboxes, bool(request.get("full")), waiter)
+        if not request.get("wait", True):
+            return {"ok": True, "pid": os.getpid(), "reports": []}
+        reports = []
+        for waiter in waiters:
+            try:
+                result = await waiter
+            except Exception as exc:  # the daemon stopped before serving it
+                return {"ok": False, "error": str(exc)}
+            assert isinstance(result, AccountReport)
+            reports.append(report_json(result))
+        return {"ok": True, "pid": os.getpid(), "reports": reports}
+
     async def run(self) -> int:
+        if not await self._take_hold():
+            return 1
+        control = ControlServer(self.handle)
+        try:
+            await control.start()
+        except (OSError, ControlError) as exc:
+            log.error("daemon.control_socket_failed", path=str(control.path), error=str(exc))
+            for t in self.tasks:
+                await t.runner.close()
+            return 1
+        try:
+            return await self._run()
+        finally:
+            await control.close()
+
+    async def _run(self) -> int:
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self.request_stop,

@@ -1,0 +1,205 @@
+"""The daemon's control socket: ``mailtide status`` and ``mailtide sync`` talk to it.
+
+Each daemon listens on a Unix stream socket of its own, ``<runtime dir>/daemon-<pid>.sock``,
+where the runtime dir is ``$XDG_RUNTIME_DIR/mailtide`` (else ``<tmp>/mailtide-<uid>``), mode
+0700 and owned by the user; the socket is 0600.  A client asks every socket there (one daemon
+per account under ``mailtide@ACCOUNT.service``, or one for all accounts) and skips the stale
+ones of daemons that are gone.
+
+The protocol is one JSON object per line each way:
+
+    {"op": "status"}
+      -> {"ok": true, "pid": 123, "accounts": [<AccountStatus.as_json()>, ...]}
+    {"op": "sync", "accounts": ["work"] | null, "folders": [...] | null, "full": false,
+     "allow_mass_delete": false, "restore_deleted": false, "wait": true}
+      -> {"ok": true, "pid": 123, "reports": [<report>, ...]}   (after the syncs, with wait)
+    errors: {"ok": false, "error": "..."}
+
+A report: {"account", "result" ("ok" | "stranded" | "failed" | "stopped"), "usage" (bool),
+"failures": [line, ...], "stranded": [line, ...], "counts": {...}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mailtide.engine.account import AccountReport
+
+log = structlog.get_logger(__name__)
+
+MAX_REQUEST = 64 << 10
+
+
+class ControlError(Exception):
+    """A control socket cannot be used (the message is for the user)."""
+
+
+def runtime_dir() -> Path:
+    """The directory of the control sockets (created 0700 on demand by ``listen``)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "mailtide"
+    return Path(tempfile.gettempdir()) / f"mailtide-{os.getuid()}"
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` as a directory only this user can enter (refused if someone else owns it)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise ControlError(f"{path} is not a directory of this user: refusing to use it")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def report_json(report: AccountReport) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for m in report.mailboxes:
+        for key, n in m.summary().items():
+            counts[key] = counts.get(key, 0) + n
+    if report.stopped:
+        result = "stopped"
+    elif report.failed:
+        result = "failed"
+    elif report.stranded_lines():
+        result = "stranded"
+    else:
+        result = "ok"
+    return {
+        "account": report.name,
+        "result": result,
+        "usage": report.usage,
+        "failures": report.failures(),
+        "stranded": report.stranded_lines(),
+        "counts": counts,
+    }
+
+
+Handler = Callable[[dict[str, Any]], Any]  # returns the answer (a dict), or an awaitable of it
+
+
+class ControlServer:
+    """Serves ``handler`` on this daemon's socket until ``close``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.path = _private_dir(runtime_dir()) / f"daemon-{os.getpid()}.sock"
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            if len(line) > MAX_REQUEST:
+                answer: Any = {"ok": False, "error": "request too long"}
+            else:
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("not an object")
+                except ValueError as exc:
+                    answer = {"ok": False, "error": f"not a JSON request: {exc}"}
+                else:
+                    answer = self.handler(request)
+                    if asyncio.iscoroutine(answer):
+                        answer = await answer
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:  # a bad request must not take the daemon down
+            log.error("control.failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A running daemon's socket."""
+
+    path: Path
+    pid: int
+
+
+def peers() -> Iterator[Peer]:
+    """The sockets of the daemons of this user that are still running (stale ones removed)."""
+    directory = runtime_dir()
+    try:
+        st = directory.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return
+    for path in sorted(directory.glob("daemon-*.sock")):
+        try:
+            pid = int(path.stem.removeprefix("daemon-"))
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        except PermissionError:
+            continue
+        yield Peer(path, pid)
+
+
+def ask(peer: Peer, request: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
+    """Send one request to a daemon and return its answer (blocking: for the command line)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(peer.path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            raise ControlError(f"the daemon (pid {peer.pid}) did not answer in time") from None
+        except OSError as exc:
+            raise ControlError(f"cannot reach the daemon (pid {peer.pid}): {exc}") from None
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise ControlError(f"the daemon (pid {peer.pid}) gave no answer") from None
+    if not isinstance(answer, dict):
+        raise ControlError(f"the daemon (pid {peer.pid}) gave a malformed answer")
+    return answer
