@@ -338,17 +338,17 @@ def _daemon(args: argparse.Namespace) -> int:
     accounts = _chosen_accounts(config, _split_list(args.account))
     _prepare(config)
     from mailtide.daemon.supervisor import Supervisor
-    from mailtide.wiring import daemon_accounts
+    from mailtide.wiring import daemon_accounts, daemon_loader, max_sync_accounts
 
     async def run() -> int:
-        runners = daemon_accounts(config, accounts)
-        return await Supervisor(runners, max_sync_accounts=_max_sync_accounts(config)).run()
+        supervisor = Supervisor(
+            daemon_accounts(config, accounts),
+            max_sync_accounts=max_sync_accounts(config),
+            loader=daemon_loader(getattr(args, "config", None), accounts),
+        )
+        return await supervisor.run()
 
     return asyncio.run(run())
-
-
-def _max_sync_accounts(config: Config) -> int:
-    return int(getattr(config.general, "max_sync_accounts", 2))
 
 
 def _outcome(reports: Sequence[AccountReport], handed: Sequence[dict[str, Any]] = ()) -> int:

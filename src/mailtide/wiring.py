@@ -8,12 +8,13 @@ The command line's one-shot sync and the daemon both start here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
+from mailtide.config import ConfigError, load_config
 from mailtide.config.model import Account, Config, ImapRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import Side
@@ -198,6 +199,10 @@ class WiredAccount:
     def name(self) -> str:
         return self.account.name
 
+    @property
+    def key(self) -> object:
+        return (self.account, self.schedule, self.config.general.state_dir)
+
     async def start(self) -> None:
         if self._state is None:
             self._state = await open_state(self.config, self.account)
@@ -277,13 +282,35 @@ class _Schedule:
     hold_connection_open: bool = False
 
 
+def daemon_loader(
+    path: str | None, names: Sequence[str] | None
+) -> Callable[[], tuple[list[WiredAccount], int]]:
+    """What the daemon calls on SIGHUP: the configuration read again (``names``: the accounts
+    it was started with, else ``general.accounts``), or an exception listing what is wrong."""
+
+    def load() -> tuple[list[WiredAccount], int]:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            raise ValueError("\n".join(exc.problems)) from None
+        return daemon_accounts(config, names), max_sync_accounts(config)
+
+    return load
+
+
+def max_sync_accounts(config: Config) -> int:
+    return int(getattr(config.general, "max_sync_accounts", 2))
+
+
 def daemon_accounts(config: Config, names: Sequence[str] | None = None) -> list[WiredAccount]:
-    """The accounts a daemon drives: ``names``, else ``general.accounts``."""
+    """The accounts a daemon drives: ``names`` (those still in the config), else
+    ``general.accounts``."""
+    chosen = [n for n in names if n in config.account_names] if names else config.general.accounts
     return [
         WiredAccount(
             config,
             config.account(name),
             getattr(config.account(name), "daemon", None) or _Schedule(),
         )
-        for name in (names or config.general.accounts)
+        for name in chosen
     ]

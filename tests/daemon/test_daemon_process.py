@@ -245,3 +245,54 @@ def test_status_without_a_daemon(setup: Setup) -> None:
     out = cli(config, "status")
     assert out.returncode == 1 and "no mailtide daemon is running" in out.stdout
     assert json.loads(cli(config, "status", "--json").stdout) == {"daemons": []}
+
+
+def test_sighup_reloads_accounts_and_a_bad_config_keeps_the_old_one(
+    setup: Setup, start: Callable[..., Daemon], imap_account: ImapAccount
+) -> None:
+    s = setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen"])
+    d = start()
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    good = d.config.read_text()
+    # a config that does not load: reported with its line, the daemon runs on
+    d.config.write_text(good + "\n[account.test]\nbogus = 1\n")
+    d.signal(signal.SIGHUP)
+    eventually(lambda: "event=daemon.reload_failed" in d.output, 10, "the reload refused", d)
+    assert "config.toml:" in d.output.split("daemon.reload_failed", 1)[1].splitlines()[0]
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    d.signal(signal.SIGUSR1)
+    eventually(lambda: srv.message_id(2, "INBOX") in local_ids(s), 10, "still syncing", d)
+    # a second account added: it starts; the first one is not disturbed
+    other_root = s.root.parent / "Other"
+    d.config.write_text(
+        good
+        + f"""
+[account.other]
+local = "other-local"
+remote = "remote"
+
+[repository.other-local]
+type = "maildir"
+path = "{other_root}"
+"""
+    )
+    before = d.output.count("event=daemon.account_ended")
+    d.signal(signal.SIGHUP)
+    eventually(lambda: (other_root / "INBOX").is_dir(), 20, "the new account's first sync", d)
+    assert d.output.count("event=daemon.account_ended") == before, "test was restarted"
+    status = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]
+    assert sorted(a["account"] for a in status["accounts"]) == ["other", "test"]
+    # removed again: it stops, the daemon runs on
+    d.config.write_text(good)
+    d.signal(signal.SIGHUP)
+    eventually(
+        lambda: "account=other" in d.output.split("event=daemon.account_ended")[-1][:200],
+        20,
+        "the removed account stopped",
+        d,
+    )
+    status = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]
+    assert [a["account"] for a in status["accounts"]] == ["test"]
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0

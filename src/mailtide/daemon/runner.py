@@ -62,6 +62,12 @@ class AccountRunner(Protocol):
     @property
     def schedule(self) -> Schedule: ...
 
+    @property
+    def key(self) -> object:
+        """Equal for two runners of the same account with the same settings: a reload that
+        leaves it equal leaves the account's task undisturbed."""
+        ...
+
     async def sync(
         self,
         mailboxes: frozenset[str] | None,

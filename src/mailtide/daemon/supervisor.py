@@ -20,7 +20,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -40,33 +40,37 @@ HEARTBEAT = 5.0  # seconds between status checks (and watchdog pings, unless sys
 STALL_LIMIT = 30 * 60.0  # a sync with no sign of life for this long has hung
 
 
+# Reads the configuration again (SIGHUP): the accounts to run and max_sync_accounts; raises
+# an exception whose text says what is wrong (the file, the line) when it cannot.
+Loader = Callable[[], tuple[Sequence[AccountRunner], int]]
+
+
 class Supervisor:
     def __init__(
         self,
         runners: Sequence[AccountRunner],
         max_sync_accounts: int = 2,
         notifier: Notifier | None = None,
+        loader: Loader | None = None,
     ) -> None:
-        self.stop = asyncio.Event()
-        self.finish = asyncio.Event()
         self.gate = asyncio.Semaphore(max_sync_accounts)
+        self.max_sync_accounts = max_sync_accounts
         self.changed = asyncio.Event()  # an account's status changed
-        self.tasks = [
-            AccountTask(r, self.gate, self.stop, self.finish, self.changed) for r in runners
-        ]
+        self.tasks: dict[str, AccountTask] = {r.name: self._task(r) for r in runners}
+        self.running: dict[str, asyncio.Task[None]] = {}
         self.notifier = notifier or Notifier.from_environment()
         self.watchdog = Watchdog.from_environment()
+        self.loader = loader
+        self._ending = asyncio.Event()  # SIGTERM or SIGUSR2: no new account task starts
         self._signals = 0
+        self._reloads: set[asyncio.Task[None]] = set()
 
-    def task(self, name: str) -> AccountTask:
-        for t in self.tasks:
-            if t.runner.name == name:
-                return t
-        raise KeyError(name)
+    def _task(self, runner: AccountRunner) -> AccountTask:
+        return AccountTask(runner, self.gate, asyncio.Event(), asyncio.Event(), self.changed)
 
     def sync_now(self, names: Sequence[str] | None = None) -> None:
         """SIGUSR1: sync these accounts (default all) now, a failing one included."""
-        for t in self.tasks:
+        for t in self.tasks.values():
             if names is None or t.runner.name in names:
                 t.retry_now()
                 t.trigger(Cause.SIGNAL, None)
@@ -78,28 +82,87 @@ class Supervisor:
             os._exit(130)
         log.info("daemon.stopping")
         self.notifier.stopping()
-        self.stop.set()
+        self._ending.set()
+        for t in self.tasks.values():
+            t.stop.set()
 
     def request_finish(self) -> None:
         log.info("daemon.finishing")
         self.notifier.stopping()
-        self.finish.set()
+        self._ending.set()
+        for t in self.tasks.values():
+            t.finish.set()
+
+    def request_reload(self) -> None:
+        reload = asyncio.ensure_future(self.reload())
+        self._reloads.add(reload)
+        reload.add_done_callback(self._reloads.discard)
 
     def resumed(self, slept: float) -> None:
         log.info("daemon.resumed", slept=round(slept))
-        for t in self.tasks:
+        for t in self.tasks.values():
             t.retry_now()
             t.trigger(Cause.RESUME, None)
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration again.  Accounts added start, removed ones stop
+        (after the durable step in flight), changed ones restart, unchanged ones are not
+        disturbed; a configuration that does not load is reported and the old one runs on."""
+        if self.loader is None or self._ending.is_set():
+            return
+        self.notifier.reloading()
+        try:
+            try:
+                runners, max_sync = self.loader()
+            except Exception as exc:
+                for line in str(exc).splitlines() or [type(exc).__name__]:
+                    log.error("daemon.reload_failed", error=line)
+                return
+            new = {r.name: r for r in runners}
+            if max_sync != self.max_sync_accounts:
+                self.max_sync_accounts = max_sync
+                self.gate = asyncio.Semaphore(max_sync)  # for the tasks started from now on
+            for name, task in list(self.tasks.items()):
+                runner = new.get(name)
+                if runner is None or runner.key != task.runner.key:
+                    await self._end(name)
+            for name, runner in new.items():
+                if name not in self.tasks:
+                    await self._start(runner)
+            log.info("daemon.reloaded", accounts=sorted(self.tasks))
+        finally:
+            self.notifier.ready()
+
+    async def _start(self, runner: AccountRunner) -> bool:
+        try:
+            await runner.start()
+        except Exception as exc:
+            log.error("daemon.cannot_start", account=runner.name, error=str(exc))
+            await runner.close()
+            return False
+        task = self._task(runner)
+        self.tasks[runner.name] = task
+        self.running[runner.name] = asyncio.create_task(task.run(), name=runner.name)
+        return True
+
+    async def _end(self, name: str) -> None:
+        task = self.tasks.pop(name)
+        task.stop.set()
+        running = self.running.pop(name, None)
+        if running is not None:
+            with contextlib.suppress(Exception):
+                await running
+        log.info("daemon.account_ended", account=name)
 
     async def _take_hold(self) -> bool:
         """Every account's state (and its lock) before anything starts: a second daemon for
         the same account refuses to start, naming the process that holds it."""
-        for t in self.tasks:
+        for t in self.tasks.values():
             try:
                 await t.runner.start()
             except Exception as exc:
                 log.error("daemon.cannot_start", account=t.runner.name, error=str(exc))
-                for other in self.tasks:
+                for other in self.tasks.values():
                     await other.runner.close()
                 return False
         return True
@@ -111,7 +174,7 @@ class Supervisor:
             return {
                 "ok": True,
                 "pid": os.getpid(),
-                "accounts": [t.status.as_json() for t in self.tasks],
+                "accounts": [t.status.as_json() for t in self.tasks.values()],
             }
         if op != "sync":
             return {"ok": False, "error": f"unknown op {op!r}"}
@@ -125,7 +188,7 @@ class Supervisor:
         }
         loop = asyncio.get_running_loop()
         waiters = []
-        for t in self.tasks:
+        for t in self.tasks.values():
             if wanted is not None and t.runner.name not in wanted:
                 continue
             waiter: asyncio.Future[object] = loop.create_future()
@@ -158,7 +221,7 @@ class Supervisor:
             await control.start()
         except (OSError, ControlError) as exc:
             log.error("daemon.control_socket_failed", path=str(control.path), error=str(exc))
-            for t in self.tasks:
+            for t in self.tasks.values():
                 await t.runner.close()
             return 1
         try:
@@ -173,27 +236,33 @@ class Supervisor:
             signal.SIGINT: self.request_stop,
             signal.SIGUSR1: self.sync_now,
             signal.SIGUSR2: self.request_finish,
+            signal.SIGHUP: self.request_reload,
         }
         for sig, handler in handlers.items():
             loop.add_signal_handler(sig, handler)
-        accounts = [asyncio.create_task(t.run(), name=t.runner.name) for t in self.tasks]
+        for name, t in self.tasks.items():
+            self.running[name] = asyncio.create_task(t.run(), name=name)
         helpers = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(watch_resumes(self.resumed), name="resume"),
         ]
-        log.info("daemon.started", accounts=[t.runner.name for t in self.tasks], pid=os.getpid())
+        log.info("daemon.started", accounts=sorted(self.tasks), pid=os.getpid())
         self.notifier.ready()
         try:
-            results = await asyncio.gather(*accounts, return_exceptions=True)
-            for t, result in zip(self.tasks, results, strict=True):
-                if isinstance(result, BaseException):
+            await self._ending.wait()
+            while self.running:  # a reload may have started one meanwhile: wait for all
+                name, running = next(iter(self.running.items()))
+                try:
+                    await running
+                except Exception as exc:
                     log.error(
                         "daemon.account_task_crashed",
-                        account=t.runner.name,
-                        error=f"{type(result).__name__}: {result}",
+                        account=name,
+                        error=f"{type(exc).__name__}: {exc}",
                     )
+                self.running.pop(name, None)
         finally:
-            for h in helpers:
+            for h in [*helpers, *self._reloads]:
                 h.cancel()
             for h in helpers:
                 with contextlib.suppress(BaseException):
@@ -209,7 +278,7 @@ class Supervisor:
         if self.watchdog is not None:
             interval = min(interval, self.watchdog.interval)
         while True:
-            line = " | ".join(t.status.line() for t in self.tasks)
+            line = " | ".join(t.status.line() for t in self.tasks.values())
             if line != said:
                 self.notifier.status(line)
                 said = line
@@ -223,7 +292,7 @@ class Supervisor:
         """No account task has hung: each is waiting, or its sync showed a sign of life
         within ``STALL_LIMIT``."""
         now = time.monotonic()
-        for t in self.tasks:
+        for t in self.tasks.values():
             status = t.status
             if status.state is State.SYNCING and now - status.progress > STALL_LIMIT:
                 return False
