@@ -238,6 +238,15 @@ async def test_a_new_message_in_a_nested_folder(root: Path, layout: str) -> None
         assert not seen.tree and not seen.rescans
 
 
+async def test_a_root_given_through_a_symlink(root: Path, layout: str) -> None:
+    link = root.with_name("Mail-link")
+    link.symlink_to(root)
+    seen = Seen()
+    async with MaildirWatcher(str(link), layout, seen):  # type: ignore[arg-type]
+        deliver(link, layout, "INBOX", MSG)
+        await seen.until(lambda s: "INBOX" in s.folders)
+
+
 async def test_a_flag_rename_in_cur(root: Path, layout: str) -> None:
     flagged = deliver(root, layout, "INBOX", MSG, letters="S")
     async with watching(root, layout) as seen:
@@ -369,6 +378,7 @@ async def test_a_burst_makes_few_calls_naming_every_folder(tmp_path: Path, kind:
         assert not seen.tree and not seen.rescans
 
 
+@pytest.mark.parametrize("layout", ["fs"])  # the same in both layouts
 async def test_an_inotify_queue_overflow_is_a_rescan(root: Path, layout: str) -> None:
     """A real kernel overflow: watchdog's reader is held while more events happen than the
     kernel queues (fs.inotify.max_queued_events).  Pins watchdog's EventsLostEvent: it did
@@ -411,6 +421,7 @@ def _no_instances(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inotify_c, "inotify_init", init)
 
 
+@pytest.mark.parametrize("layout", ["fs"])  # the same in both layouts
 @pytest.mark.parametrize(
     ("limit", "sysctl"),
     [
@@ -428,7 +439,7 @@ async def test_too_few_inotify_resources_degrade_to_polling(
     else:
         _no_instances(monkeypatch)
     with structlog.testing.capture_logs() as logs:
-        async with watching(root, layout, poll=0.2) as seen:
+        async with watching(root, layout, poll=0.1) as seen:
             await seen.until(lambda s: s.rescans >= 3)
     warnings = [e for e in logs if e["event"] == "maildir.watch_degraded"]
     assert len(warnings) == 1
@@ -436,6 +447,7 @@ async def test_too_few_inotify_resources_degrade_to_polling(
     assert warnings[0]["fix"] == f"raise the sysctl {sysctl}"
 
 
+@pytest.mark.parametrize("layout", ["fs"])  # the same in both layouts
 async def test_watches_running_out_for_a_new_folder_degrade_to_polling(
     root: Path, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -444,7 +456,7 @@ async def test_watches_running_out_for_a_new_folder_degrade_to_polling(
     exhausted = threading.Event()
     _exhausted(monkeypatch, errno.ENOSPC, exhausted)
     with structlog.testing.capture_logs() as logs:
-        async with watching(root, layout, poll=0.2) as seen:
+        async with watching(root, layout, poll=0.1) as seen:
             exhausted.set()
             deliver(root, layout, "New", MSG)
             await seen.until(lambda s: s.rescans >= 3)
@@ -482,9 +494,16 @@ async def test_stop_ends_every_thread_promptly_and_twice_is_fine(root: Path, lay
     assert len(seen.changes) == delivered  # nothing after stop
 
 
-@pytest.mark.parametrize("how", ["unmounted", "removed", "moved away"])
+@pytest.mark.parametrize(
+    ("how", "root_check"),
+    [
+        ("unmounted", 60.0),  # seen at once: the kernel ends the root's watch
+        ("removed", 0.05),  # seen from the events; the new root is found by the check
+        ("moved away", 0.05),  # nothing ends the watch: the check finds the root gone
+    ],
+)
 async def test_a_root_that_goes_away_is_a_tree_change_then_watched_again(
-    tmp_path: Path, layout: str, how: str
+    tmp_path: Path, layout: str, how: str, root_check: float
 ) -> None:
     top = Path(os.path.realpath(tmp_path)) / "Mail"
     with contextlib.ExitStack() as stack:
@@ -493,9 +512,9 @@ async def test_a_root_that_goes_away_is_a_tree_change_then_watched_again(
         else:
             top.mkdir()
         deliver(top, layout, "INBOX", MSG)
-        async with watching(top, layout, root_check=0.05) as seen:
+        async with watching(top, layout, root_check=root_check) as seen:
             if how == "unmounted":
-                stack.close()  # umount: inotify says nothing watchdog passes on
+                stack.close()  # umount: IN_UNMOUNT, which watchdog does not pass on
             elif how == "removed":
                 shutil.rmtree(top)
             else:
