@@ -15,6 +15,12 @@ So another client's change in the same folder at the same moment is still
 reported, and a rename is reported for whichever of its two paths was not
 expected.
 
+Directories may be expected too (a folder mailtide creates), but watchdog
+reports the contents of a directory that appears by walking it, besides the
+kernel's own events, so one path can have two creation events and the second
+is reported: one spurious change, which costs a sync that finds nothing to do
+and writes nothing, so never a loop.
+
 An expectation whose event never comes (the write failed, the watcher was
 polling) must not hide a later change by another client to the same path, so
 it lapses: it is honoured for at least ``ttl / 2`` seconds after ``expect``
