@@ -46,6 +46,7 @@ from mailtide.config.model import (
     Tls,
 )
 from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
+from mailtide.config.show import kind_of, show_value
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 
 
@@ -119,29 +120,9 @@ def _show_key(path: KeyPath) -> str:
     )
 
 
-def _show(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
-
-
 def _suggest(word: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {_show(close[0])}?)" if close else ""
+    return f" (did you mean {show_value(close[0])}?)" if close else ""
 
 
 _MAILDIR_KEYS = ("type", "path", "layout", "folders")
@@ -246,10 +227,10 @@ class _Checker:
                 if name not in accounts:
                     self.problem(
                         (*path, "accounts"),
-                        f"no account named {_show(name)}{_suggest(name, accounts)}",
+                        f"no account named {show_value(name)}{_suggest(name, accounts)}",
                     )
                 elif name in seen:
-                    self.problem((*path, "accounts"), f"account {_show(name)} is named twice")
+                    self.problem((*path, "accounts"), f"account {show_value(name)} is named twice")
                 seen.add(name)
         state_dir = self.path(table, path, "state_dir")
         if "state_dir" not in table:
@@ -280,7 +261,7 @@ class _Checker:
             if target not in declared:
                 self.problem(
                     (*path, side),
-                    f"no repository named {_show(target)}{_suggest(target, declared)}",
+                    f"no repository named {show_value(target)}{_suggest(target, declared)}",
                 )
             sides[side] = repository = repositories.get(target)
             if isinstance(repository, MaildirRepository):
@@ -325,7 +306,8 @@ class _Checker:
         if kind not in _REPOSITORY_KEYS:
             self.problem(
                 (*path, "type"),
-                f'must be "maildir" or "imap", not {_show(kind)}{_suggest(kind, _REPOSITORY_KEYS)}',
+                f'must be "maildir" or "imap", not {show_value(kind)}'
+                + _suggest(kind, _REPOSITORY_KEYS),
             )
             self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
             return None
@@ -356,8 +338,8 @@ class _Checker:
         if tls == "none" and host is not None and host not in LOOPBACK_HOSTS:
             self.problem(
                 (*path, "tls"),
-                f'"none" is refused for host {_show(host)}: the password would cross the network'
-                ' in clear text (use "implicit" or "starttls"; "none" is only allowed for'
+                f'"none" is refused for host {show_value(host)}: the password would cross the'
+                ' network in clear text (use "implicit" or "starttls"; "none" is only allowed for'
                 " 127.0.0.1 and ::1)",
             )
         port = self.integer(table, path, "port")
@@ -455,7 +437,7 @@ class _Checker:
         if not name or bad:
             self.problem(
                 path,
-                f"{what} name {_show(name)} must be non-empty and hold no '/', ',', '\\'"
+                f"{what} name {show_value(name)} must be non-empty and hold no '/', ',', '\\'"
                 " or control characters",
             )
             return False
@@ -463,7 +445,7 @@ class _Checker:
 
     def is_table(self, path: KeyPath, value: object) -> bool:
         if not isinstance(value, dict):
-            self.problem(path, f"must be a table, not {_kind(value)}")
+            self.problem(path, f"must be a table, not {kind_of(value)}")
             return False
         return True
 
@@ -474,7 +456,7 @@ class _Checker:
         value = table[key]
         # bool is an int to Python, but `port = true` is a mistake, not port 1.
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            self.problem((*path, key), f"must be {what}, not {_kind(value)}")
+            self.problem((*path, key), f"must be {what}, not {kind_of(value)}")
             return None
         return value
 
@@ -482,7 +464,7 @@ class _Checker:
         if key not in table:
             # A misspelling of this key was reported as unknown already, with a suggestion.
             if not difflib.get_close_matches(key, self.unknown.get(path, []), cutoff=0.6):
-                self.problem(path, f"missing key {_show(key)}")
+                self.problem(path, f"missing key {show_value(key)}")
             return False
         return True
 
@@ -519,15 +501,15 @@ class _Checker:
             return None
         wrong = [v for v in value if not isinstance(v, str)]
         if wrong:
-            self.problem((*path, key), f"must be a list of strings, but holds {_kind(wrong[0])}")
+            self.problem((*path, key), f"must be a list of strings, but holds {kind_of(wrong[0])}")
             return None
         return cast(list[str], value)
 
     def choice(self, table: Table, path: KeyPath, key: str, choices: tuple[str, ...]) -> str | None:
         value = self.string(table, path, key)
         if value is not None and value not in choices:
-            listed = ", ".join(_show(c) for c in choices)
-            self.problem((*path, key), f"must be one of {listed}, not {_show(value)}")
+            listed = ", ".join(show_value(c) for c in choices)
+            self.problem((*path, key), f"must be one of {listed}, not {show_value(value)}")
             return None
         return value
 
