@@ -109,3 +109,9 @@ def test_numbers_are_seconds(value: float) -> None:
     else:
         with pytest.raises(BadDuration):
             parse_duration(value)
+
+
+@pytest.mark.parametrize("value", ["-0s", -0.0, "-0ms"])
+def test_negative_zero_is_zero(value: object) -> None:
+    seconds = parse_duration(value)
+    assert seconds == 0.0 and math.copysign(1.0, seconds) == 1.0

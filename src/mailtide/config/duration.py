@@ -52,7 +52,7 @@ def parse_duration(value: object) -> float:
         raise BadDuration(f"not a duration: {show_value(value)} ({FORMS})")
     if seconds < 0:
         raise BadDuration(f"must not be negative: {show_value(value)} ({FORMS})")
-    return float(seconds)
+    return abs(float(seconds))  # -0.0 (TOML "-0.0", "-0s") is 0
 
 
 def _seconds(text: str) -> float | None:
