@@ -78,7 +78,7 @@ def test_starttls_port_and_paths_expand_variables(
     (tmp_path / "ca.pem").write_text("")
     text = (
         GOOD.replace('"~/Mail/work"', '"$MAILROOT/work"\nlayout = "maildir++"')
-        + 'tls = "starttls"\nca_file = "ca.pem"\ntimeout = 5\nfolders.exclude = ["Trash"]\n'
+        + 'tls = "starttls"\nca_file = "ca.pem"\ntimeout = "5s"\nfolders.exclude = ["Trash"]\n'
     )
     config = load_config(write(tmp_path, text))
     local, remote = config.account("work").local, config.account("work").remote
@@ -217,6 +217,16 @@ BAD = [
         "mass-delete share out of range",
         ('remote = "work-remote"', 'remote = "work-remote"\nmass_delete_share = 0'),
         ["config.toml:8: account.work.mass_delete_share: must be above 0 and at most 1, not 0"],
+    ),
+    (
+        "timeout of zero",
+        ("user =", 'timeout = "0s"\nuser ='),
+        ['config.toml:16: repository.work-remote.timeout: must be more than 0s, not "0s"'],
+    ),
+    (
+        "timeout not a duration",
+        ("user =", 'timeout = "1 minute"\nuser ='),
+        ['config.toml:16: repository.work-remote.timeout: not a duration: "1 minute" (write'],
     ),
     (
         "unset environment variable",

@@ -16,3 +16,14 @@ def test_example_config_validates() -> None:
     assert work.remote.password_command is not None
     assert isinstance(home.local, MaildirRepository) and home.local.layout == "maildir++"
     assert isinstance(home.remote, ImapRepository) and home.remote.tls == "starttls"
+
+
+def test_example_daemon_keys() -> None:
+    config = load_config(str(EXAMPLE))
+    work, home = config.account("work"), config.account("home")
+    assert config.general.max_sync_accounts == 2
+    # [general] sets autorefresh and postsync_hook for every account; work overrides one.
+    assert (work.daemon.autorefresh, home.daemon.autorefresh) == (300.0, 900.0)
+    assert work.hooks.postsync == home.hooks.postsync == ("notmuch", "new")
+    assert work.daemon.idle_folders == ("INBOX", "Lists/python-dev")
+    assert home.daemon.idle_folders == ("INBOX",)

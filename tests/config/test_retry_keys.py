@@ -27,6 +27,8 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert (account.retries, account.retry_delay) == (0, 0.25)  # type: ignore[attr-defined]
     account = load(tmp_path, "retries = 7\nretry_delay = 5\n")
     assert (account.retries, account.retry_delay) == (7, 5.0)  # type: ignore[attr-defined]
+    account = load(tmp_path, 'retry_delay = "1m"\n')
+    assert account.retry_delay == 60.0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -36,9 +38,10 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("retries = 1000", "account.work.retries: must be from 0 to 100, not 1000"),
         ("retries = 2.5", "account.work.retries: must be an integer"),
         ("retries = true", "account.work.retries: must be an integer"),
-        ("retry_delay = -1", "account.work.retry_delay: must be from 0 to 60 seconds, not -1"),
-        ("retry_delay = 61", "account.work.retry_delay: must be from 0 to 60 seconds, not 61"),
-        ('retry_delay = "2s"', "account.work.retry_delay: must be a number"),
+        ("retry_delay = -1", "account.work.retry_delay: must not be negative: -1 (write a"),
+        ("retry_delay = 61", "account.work.retry_delay: must be from 0s to 1m, not 61 seconds"),
+        ('retry_delay = "61s"', 'account.work.retry_delay: must be from 0s to 1m, not "61s"'),
+        ('retry_delay = "2 sec"', 'account.work.retry_delay: not a duration: "2 sec" (write'),
         ("retrys = 3", 'account.work.retrys: unknown key (did you mean "retries"?)'),
     ],
 )

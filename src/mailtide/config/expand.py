@@ -5,6 +5,9 @@ may hold ``~/Mail``); a path still relative after that is relative to the config
 directory.  What cannot be expanded is an error: left as it is, ``~nosuchuser/Mail`` or
 ``$UNSET/Mail`` would silently become a directory of that name next to the config file, and
 ``$EMPTY/Mail`` the directory ``/Mail``.
+
+The program of a command (``password_command``, the hooks) is expanded the same way, except
+that a name without a "/" is left for $PATH; the command's arguments are not expanded.
 """
 
 from __future__ import annotations
@@ -25,12 +28,25 @@ class BadPath(ValueError):
 def expand_path(value: str, base_dir: Path) -> Path:
     """``value`` with variables and ``~`` expanded, made absolute against ``base_dir``;
     BadPath when a variable is unset or empty, or a ``~user`` has no home."""
+    path = Path(_expand(value))
+    return path if path.is_absolute() else base_dir / path
+
+
+def expand_program(value: str, base_dir: Path) -> str:
+    """The program of a command, expanded as ``expand_path`` does, except that a name
+    without a "/" (after expansion) is returned as it is, for $PATH to find."""
+    expanded = _expand(value)
+    if "/" not in expanded or os.path.isabs(expanded):
+        return expanded
+    return str(base_dir / expanded)
+
+
+def _expand(value: str) -> str:
     _check_variables(value)
     expanded = os.path.expanduser(os.path.expandvars(value))
     if expanded.startswith("~"):
         raise BadPath(_no_home(expanded))
-    path = Path(expanded)
-    return path if path.is_absolute() else base_dir / path
+    return expanded
 
 
 def _check_variables(value: str) -> None:

@@ -17,17 +17,20 @@ import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from mailtide.config import daemon_keys
+from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_password, exposure_warning
 from mailtide.config.lines import KeyPath, key_lines, line_of
 from mailtide.config.model import (
     DEFAULT_MASS_DELETE_FLOOR,
     DEFAULT_MASS_DELETE_SHARE,
+    DEFAULT_MAX_SYNC_ACCOUNTS,
     DEFAULT_PORTS,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DELAY,
@@ -46,6 +49,8 @@ from mailtide.config.model import (
     Tls,
 )
 from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
+from mailtide.config.show import kind_of, show_value
+from mailtide.config.values import BadValue, Reader, command, duration, expect, integer, string_list
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 
 
@@ -119,29 +124,9 @@ def _show_key(path: KeyPath) -> str:
     )
 
 
-def _show(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
-
-
 def _suggest(word: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {_show(close[0])}?)" if close else ""
+    return f" (did you mean {show_value(close[0])}?)" if close else ""
 
 
 _MAILDIR_KEYS = ("type", "path", "layout", "folders")
@@ -158,6 +143,17 @@ _IMAP_KEYS = (
     "folders",
 )
 _REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS}
+# [general] also holds a default for each of daemon_keys.NAMES.
+_GENERAL_KEYS = ("accounts", "state_dir", "max_sync_accounts")
+_ACCOUNT_KEYS = (
+    "local",
+    "remote",
+    "mass_delete_share",
+    "mass_delete_floor",
+    "retries",
+    "retry_delay",
+)
+_PASSWORD_COMMAND = command('["pass", "show", "mail/work"]')
 
 Table = dict[str, Any]
 
@@ -198,6 +194,7 @@ class _Checker:
         repositories_table = self.table(data, (), "repository") or {}
         accounts_table = self.table(data, (), "account") or {}
         general_table = self.table(data, (), "general") or {}
+        shared = self.shared_defaults(("general",), general_table)
 
         repositories: dict[str, Repository] = {}
         for name, value in repositories_table.items():
@@ -215,7 +212,7 @@ class _Checker:
                 continue
             named.append(name)
             if self.is_table(path, value):
-                account = self.account(path, name, value, repositories, repositories_table)
+                account = self.account(path, name, value, repositories, repositories_table, shared)
                 if account is not None:
                     accounts[name] = account
         if not accounts_table:
@@ -236,7 +233,13 @@ class _Checker:
         )
 
     def general(self, path: KeyPath, table: Table, accounts: Table) -> General | None:
-        self.known_keys(table, path, ("accounts", "state_dir"))
+        self.known_keys(
+            table,
+            path,
+            (*_GENERAL_KEYS, *daemon_keys.NAMES),
+            elsewhere=dict.fromkeys(_ACCOUNT_KEYS, "[account.NAME]"),
+        )
+        max_sync = self.value(table, path, "max_sync_accounts", integer(1, 64))
         names = self.string_list(table, path, "accounts")
         if names is not None:
             if not names:
@@ -246,17 +249,43 @@ class _Checker:
                 if name not in accounts:
                     self.problem(
                         (*path, "accounts"),
-                        f"no account named {_show(name)}{_suggest(name, accounts)}",
+                        f"no account named {show_value(name)}{_suggest(name, accounts)}",
                     )
                 elif name in seen:
-                    self.problem((*path, "accounts"), f"account {_show(name)} is named twice")
+                    self.problem((*path, "accounts"), f"account {show_value(name)} is named twice")
                 seen.add(name)
         state_dir = self.path(table, path, "state_dir")
         if "state_dir" not in table:
             state_dir = default_state_dir()
         if state_dir is None:
             return None
-        return General(accounts=tuple(names) if names else tuple(accounts), state_dir=state_dir)
+        return General(
+            accounts=tuple(names) if names else tuple(accounts),
+            state_dir=state_dir,
+            max_sync_accounts=DEFAULT_MAX_SYNC_ACCOUNTS if max_sync is None else max_sync,
+        )
+
+    def shared_defaults(self, path: KeyPath, table: Table) -> dict[str, Setting]:
+        """Every daemon key's value for an account without its own: [general]'s or the default.
+
+        A clash between two of them is reported here, once, at [general].
+        """
+        values = daemon_keys.defaults() | self.shared_values(path, table)
+        self.report_pairs(daemon_keys.clashes(values, path))
+        return values
+
+    def shared_values(self, path: KeyPath, table: Table) -> dict[str, Setting]:
+        """The daemon keys ``table`` sets; a bad value is reported, and its Setting unusable."""
+        found: dict[str, Setting] = {}
+        for name in daemon_keys.NAMES:
+            if name in table:
+                value = self.value(table, path, name, daemon_keys.BY_NAME[name].read)
+                found[name] = Setting(value, (*path, name), usable=value is not None)
+        return found
+
+    def report_pairs(self, problems: Iterable[tuple[KeyPath, str]]) -> None:
+        for key, message in problems:
+            self.problem(key, message)
 
     def account(
         self,
@@ -265,12 +294,17 @@ class _Checker:
         table: Table,
         repositories: dict[str, Repository],
         declared: Table,
+        shared: dict[str, Setting],
     ) -> Account | None:
         self.known_keys(
             table,
             path,
-            ("local", "remote", "mass_delete_share", "mass_delete_floor", "retries", "retry_delay"),
+            (*_ACCOUNT_KEYS, *daemon_keys.NAMES),
+            elsewhere=dict.fromkeys(_GENERAL_KEYS, "[general]"),
         )
+        own = self.shared_values(path, table)
+        values = shared | own
+        self.report_pairs(daemon_keys.clashes(values, path))
         sides: dict[str, Repository | None] = {}
         for side in ("local", "remote"):
             target = self.string(table, path, side, required=True)
@@ -280,7 +314,7 @@ class _Checker:
             if target not in declared:
                 self.problem(
                     (*path, side),
-                    f"no repository named {_show(target)}{_suggest(target, declared)}",
+                    f"no repository named {show_value(target)}{_suggest(target, declared)}",
                 )
             sides[side] = repository = repositories.get(target)
             if isinstance(repository, MaildirRepository):
@@ -298,15 +332,11 @@ class _Checker:
         retries = self.integer(table, path, "retries")
         if retries is not None and not 0 <= retries <= 100:
             self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
-        delay = self.number(table, path, "retry_delay")
-        if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY:
-            self.problem(
-                (*path, "retry_delay"),
-                f"must be from 0 to {MAX_RETRY_DELAY:g} seconds, not {delay:g}",
-            )
+        delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
         local, remote = sides["local"], sides["remote"]
-        if local is None or remote is None:
+        if local is None or remote is None or daemon_keys.unusable(values):
             return None
+        daemon, hooks = daemon_keys.settings(values)
         return Account(
             name=name,
             local=local,
@@ -315,6 +345,8 @@ class _Checker:
             mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
             retries=DEFAULT_RETRIES if retries is None else retries,
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
+            daemon=daemon,
+            hooks=hooks,
         )
 
     def repository(self, path: KeyPath, name: str, table: Table) -> Repository | None:
@@ -325,7 +357,8 @@ class _Checker:
         if kind not in _REPOSITORY_KEYS:
             self.problem(
                 (*path, "type"),
-                f'must be "maildir" or "imap", not {_show(kind)}{_suggest(kind, _REPOSITORY_KEYS)}',
+                f'must be "maildir" or "imap", not {show_value(kind)}'
+                + _suggest(kind, _REPOSITORY_KEYS),
             )
             self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
             return None
@@ -356,8 +389,8 @@ class _Checker:
         if tls == "none" and host is not None and host not in LOOPBACK_HOSTS:
             self.problem(
                 (*path, "tls"),
-                f'"none" is refused for host {_show(host)}: the password would cross the network'
-                ' in clear text (use "implicit" or "starttls"; "none" is only allowed for'
+                f'"none" is refused for host {show_value(host)}: the password would cross the'
+                ' network in clear text (use "implicit" or "starttls"; "none" is only allowed for'
                 " 127.0.0.1 and ::1)",
             )
         port = self.integer(table, path, "port")
@@ -366,11 +399,9 @@ class _Checker:
         ca_file = self.path(table, path, "ca_file")
         if ca_file is not None and not ca_file.is_file():
             self.problem((*path, "ca_file"), f"no such file: {ca_file}")
-        timeout = self.number(table, path, "timeout")
-        if timeout is not None and timeout <= 0:
-            self.problem((*path, "timeout"), f"must be more than 0 seconds, not {timeout:g}")
+        timeout = self.value(table, path, "timeout", duration(0, above=True))
         password = self.string(table, path, "password")
-        command = self.password_command(path, table)
+        argv = self.value(table, path, "password_command", _PASSWORD_COMMAND)
         if ("password" in table) == ("password_command" in table):
             what = "both are set" if "password" in table else "neither is set"
             self.problem(path, f'needs exactly one of "password" and "password_command"; {what}')
@@ -384,32 +415,10 @@ class _Checker:
             tls=tls,
             ca_file=ca_file,
             password=password,
-            password_command=command,
-            timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+            password_command=argv,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )
-
-    def password_command(self, path: KeyPath, table: Table) -> tuple[str, ...] | None:
-        value = table.get("password_command")
-        if value is None:
-            return None
-        key = (*path, "password_command")
-        if isinstance(value, str):
-            self.problem(
-                key,
-                "must be a list of strings, the command and its arguments (run without a shell),"
-                ' e.g. ["pass", "show", "mail/work"], not a string',
-            )
-            return None
-        argv = self.string_list(table, path, "password_command")
-        if argv is None:
-            return None
-        if not argv or not argv[0]:
-            self.problem(
-                key, "must name a command: the list is empty or starts with an empty string"
-            )
-            return None
-        return tuple(argv)
 
     def folders(self, path: KeyPath, table: Table) -> FolderFilter | None:
         self.known_keys(table, path, ("include", "exclude"))
@@ -437,13 +446,22 @@ class _Checker:
     # -- keys and values ----------------------------------------------------------------
 
     def known_keys(
-        self, table: Table, path: KeyPath, allowed: Collection[str], kind: str | None = None
+        self,
+        table: Table,
+        path: KeyPath,
+        allowed: Collection[str],
+        kind: str | None = None,
+        elsewhere: Mapping[str, str] | None = None,
     ) -> None:
+        """Report each key of ``table`` not in ``allowed``; ``elsewhere`` maps a key that
+        belongs to another table to that table's name, for a more helpful message."""
         for key in table:
             if key in allowed:
                 continue
             self.unknown.setdefault(path, []).append(key)
             message = "unknown key" + _suggest(key, allowed)
+            if elsewhere and key in elsewhere:
+                message = f"not a key for [{_show_key(path)}] (it is one for {elsewhere[key]})"
             if kind is not None:
                 other = [k for k, keys in _REPOSITORY_KEYS.items() if k != kind and key in keys]
                 if other:
@@ -455,7 +473,7 @@ class _Checker:
         if not name or bad:
             self.problem(
                 path,
-                f"{what} name {_show(name)} must be non-empty and hold no '/', ',', '\\'"
+                f"{what} name {show_value(name)} must be non-empty and hold no '/', ',', '\\'"
                 " or control characters",
             )
             return False
@@ -463,26 +481,29 @@ class _Checker:
 
     def is_table(self, path: KeyPath, value: object) -> bool:
         if not isinstance(value, dict):
-            self.problem(path, f"must be a table, not {_kind(value)}")
+            self.problem(path, f"must be a table, not {kind_of(value)}")
             return False
         return True
 
     def get(self, table: Table, path: KeyPath, key: str, kinds: tuple[type, ...], what: str) -> Any:
         """The value of ``key`` if present and of one of ``kinds``, else None (reported)."""
+        return self.value(table, path, key, lambda value, _: expect(value, kinds, what))
+
+    def value(self, table: Table, path: KeyPath, key: str, read: Reader) -> Any:
+        """``read`` of the value of ``key`` if present, else None; a BadValue is reported."""
         if key not in table:
             return None
-        value = table[key]
-        # bool is an int to Python, but `port = true` is a mistake, not port 1.
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            self.problem((*path, key), f"must be {what}, not {_kind(value)}")
+        try:
+            return read(table[key], self.base_dir)
+        except BadValue as e:
+            self.problem((*path, key), str(e))
             return None
-        return value
 
     def required(self, table: Table, path: KeyPath, key: str) -> bool:
         if key not in table:
             # A misspelling of this key was reported as unknown already, with a suggestion.
             if not difflib.get_close_matches(key, self.unknown.get(path, []), cutoff=0.6):
-                self.problem(path, f"missing key {_show(key)}")
+                self.problem(path, f"missing key {show_value(key)}")
             return False
         return True
 
@@ -514,20 +535,13 @@ class _Checker:
         return None if value is None else float(value)
 
     def string_list(self, table: Table, path: KeyPath, key: str) -> list[str] | None:
-        value = self.get(table, path, key, (list,), "a list of strings")
-        if value is None:
-            return None
-        wrong = [v for v in value if not isinstance(v, str)]
-        if wrong:
-            self.problem((*path, key), f"must be a list of strings, but holds {_kind(wrong[0])}")
-            return None
-        return cast(list[str], value)
+        return cast(list[str] | None, self.value(table, path, key, lambda v, _: string_list(v)))
 
     def choice(self, table: Table, path: KeyPath, key: str, choices: tuple[str, ...]) -> str | None:
         value = self.string(table, path, key)
         if value is not None and value not in choices:
-            listed = ", ".join(_show(c) for c in choices)
-            self.problem((*path, key), f"must be one of {listed}, not {_show(value)}")
+            listed = ", ".join(show_value(c) for c in choices)
+            self.problem((*path, key), f"must be one of {listed}, not {show_value(value)}")
             return None
         return value
 

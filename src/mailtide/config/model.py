@@ -27,6 +27,7 @@ DEFAULT_MASS_DELETE_FLOOR = 10
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAY = 2.0
 MAX_RETRY_DELAY = 60.0  # the backoff doubles up to this
+DEFAULT_MAX_SYNC_ACCOUNTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,62 @@ Repository = MaildirRepository | ImapRepository
 
 
 @dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    """How ``mailtide daemon`` watches an account and when it syncs it.  Durations are seconds.
+
+    Triggers (a push from either side, the autorefresh timer, a signal) are merged into one
+    sync once none has come for ``debounce``, but no later than ``max_delay`` after the first
+    (``debounce <= max_delay``).
+
+    Server push: IDLE on each of ``idle_folders`` (canonical names; empty: no IDLE),
+    re-issued every ``idle_renew``, or NOTIFY instead where the server has it and ``notify``;
+    the other mailboxes are polled (LIST-STATUS or STATUS) every ``poll``.  At most
+    ``max_connections`` connections to the server, those of IDLE included; there are more
+    than ``len(idle_folders)`` of them, so one is always left to sync with.
+
+    Maildir push: inotify on the Maildir when ``watch_maildir``, and a full listing every
+    ``rescan`` (for what inotify misses: a network file system, an overflow).
+
+    ``autorefresh``: a sync every so often whatever the triggers (0: only push and signals).
+    ``quick`` has OfflineIMAP's meaning: that many quick syncs between full ones, -1 always
+    quick, 0 always full.
+
+    ``hold_connection_open`` keeps the sync connections between syncs, with a NOOP every
+    ``keepalive``.
+    """
+
+    debounce: float = 0.3
+    max_delay: float = 5.0
+    idle_folders: tuple[str, ...] = ("INBOX",)
+    idle_renew: float = 600.0
+    poll: float = 120.0
+    notify: bool = True
+    max_connections: int = 4
+    watch_maildir: bool = True
+    rescan: float = 900.0
+    autorefresh: float = 900.0
+    quick: int = 10
+    hold_connection_open: bool = True
+    keepalive: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Commands run around a sync of the account: argv tuples, run without a shell.
+
+    ``presync`` before it, ``postsync`` after it, ``newmail`` after a sync that brought new
+    mail from the server; None means none.  Each may run for ``timeout`` seconds.  The
+    program (the first element) is expanded like a path in the config (``~``, ``$VAR``, and
+    absolute), or a bare name for $PATH; the arguments are as written.
+    """
+
+    presync: tuple[str, ...] | None = None
+    postsync: tuple[str, ...] | None = None
+    newmail: tuple[str, ...] | None = None
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     """A pair of repositories kept in sync.
 
@@ -82,12 +139,15 @@ class Account:
     mass_delete_floor: int = DEFAULT_MASS_DELETE_FLOOR
     retries: int = DEFAULT_RETRIES
     retry_delay: float = DEFAULT_RETRY_DELAY
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 @dataclass(frozen=True, slots=True)
 class General:
     accounts: tuple[str, ...]  # the accounts a sync without -a covers, in order
     state_dir: Path
+    max_sync_accounts: int = DEFAULT_MAX_SYNC_ACCOUNTS  # the daemon syncs at most this many at once
 
 
 @dataclass(frozen=True, slots=True)
