@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
 from mailtide.config import ConfigError, load_config
-from mailtide.config.model import Account, Config, ImapRepository, Repository
+from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import Side
+from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
 from mailtide.engine.pair import Options
 from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
+from mailtide.stores.maildir.own_changes import OwnChanges
+from mailtide.stores.maildir.watch import MaildirChange, MaildirWatcher
 
 log = structlog.get_logger(__name__)
 
@@ -188,10 +191,11 @@ class WiredAccount:
     second mailtide off the account while the daemon runs.  The stores are opened for each
     sync and closed after it, unless the schedule holds connections open."""
 
-    def __init__(self, config: Config, account: Account, schedule: Any) -> None:
+    def __init__(self, config: Config, account: Account) -> None:
         self.config = config
         self.account = account
-        self.schedule = schedule
+        self.schedule = account.daemon
+        self.own = OwnChanges()  # the Maildir writes of this account's syncs
         self._state: OffLoopState | None = None
         self._stores: tuple[Store, Store] | None = None
 
@@ -243,7 +247,7 @@ class WiredAccount:
                 stop=stop,
             )
         finally:
-            if getattr(self.schedule, "hold_connection_open", False) and not stop.is_set():
+            if self.schedule.hold_connection_open and not stop.is_set():
                 self._stores = stores
             else:
                 self._stores = None
@@ -251,8 +255,11 @@ class WiredAccount:
         _print_report(report, dry_run=False)
         return report
 
-    def push_sources(self) -> list[Any]:
-        return []
+    def push_sources(self) -> list[PushSource]:
+        sources: list[PushSource] = []
+        if self.schedule.watch_maildir and isinstance(self.account.local, MaildirRepository):
+            sources.append(MaildirPush(self.account.local, self.own, self.schedule.rescan))
+        return sources
 
     async def close(self) -> None:
         if self._stores is not None:
@@ -271,15 +278,31 @@ async def _close_stores(account: str, stores: tuple[Store, Store]) -> None:
             log.debug("account.close_failed", account=account, error=str(exc))
 
 
-@dataclass(frozen=True, slots=True)
-class _Schedule:
-    autorefresh: float = 15 * 60.0
-    quick: int = 10
-    debounce: float = 0.3
-    max_delay: float = 5.0
-    watch_maildir: bool = True
-    rescan: float = 15 * 60.0
-    hold_connection_open: bool = False
+class MaildirPush:
+    """The Maildir watcher as a push source of the daemon (``daemon.runner.PushSource``): the
+    folders another program changed; a changed folder tree or a missed event asks for every
+    mailbox (None), so new folders are found."""
+
+    server = False
+
+    def __init__(self, repo: MaildirRepository, own: OwnChanges, poll: float) -> None:
+        self.name = "inotify"
+        self.repo = repo
+        self.own = own
+        self.poll = poll
+
+    async def run(self, changed: PushCallback) -> None:
+        def deliver(change: MaildirChange) -> None:
+            changed(None if change.tree or change.rescan else change.folders)
+
+        watcher = MaildirWatcher(
+            str(self.repo.path), self.repo.layout, deliver, own=self.own, poll=self.poll
+        )
+        await watcher.start()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await watcher.stop()
 
 
 def daemon_loader(
@@ -299,18 +322,11 @@ def daemon_loader(
 
 
 def max_sync_accounts(config: Config) -> int:
-    return int(getattr(config.general, "max_sync_accounts", 2))
+    return config.general.max_sync_accounts
 
 
 def daemon_accounts(config: Config, names: Sequence[str] | None = None) -> list[WiredAccount]:
     """The accounts a daemon drives: ``names`` (those still in the config), else
     ``general.accounts``."""
     chosen = [n for n in names if n in config.account_names] if names else config.general.accounts
-    return [
-        WiredAccount(
-            config,
-            config.account(name),
-            getattr(config.account(name), "daemon", None) or _Schedule(),
-        )
-        for name in chosen
-    ]
+    return [WiredAccount(config, config.account(name)) for name in chosen]

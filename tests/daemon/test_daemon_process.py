@@ -296,3 +296,46 @@ path = "{other_root}"
     assert [a["account"] for a in status["accounts"]] == ["test"]
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
+
+
+def test_a_change_in_the_maildir_reaches_the_server_without_a_signal(
+    setup: Setup, start: Callable[..., Daemon]
+) -> None:
+    s = setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), [])
+    d = start()
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    # a new message, a flag rename and a new nested folder, as a mail client makes them
+    loc.deliver(s.root, "fs", "INBOX", srv.make_message(2, "INBOX"), "S")
+    eventually(
+        lambda: (
+            srv.message_id(2, "INBOX") in {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
+        ),
+        10,
+        "a new local message on the server",
+        d,
+    )
+    (first,) = [
+        m for m in loc.messages(s.root, "fs", "INBOX") if m.message_id == srv.message_id(1, "INBOX")
+    ]
+    loc.set_letters(first, "FS")
+    eventually(
+        lambda: (
+            {"\\Seen", "\\Flagged"}
+            <= next(
+                m.flags for m in srv.fetch_all(s.imap, "INBOX") if m.message_id == first.message_id
+            )
+        ),
+        10,
+        "a flag set in the Maildir on the server",
+        d,
+    )
+    loc.deliver(s.root, "fs", "Projects/New", srv.make_message(3, "Projects/New"), "S")
+    eventually(
+        lambda: "Projects/New" in srv.list_folders(s.imap, selectable=True),
+        10,
+        "a new local folder on the server",
+        d,
+    )
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
