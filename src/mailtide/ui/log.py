@@ -9,7 +9,7 @@ The pipeline, in order:
    ``***``, and so does every *whole* occurrence of a registered secret of at
    least ``MIN_MASKED`` characters (see ``register_secret``).  Secrets are kept
    out of log events where they are handled (the IMAP conversation log shows
-   ``LOGIN "me" <secret>``); masking every occurrence of every secret would turn
+   ``LOGIN "me" <redacted>``); masking every occurrence of every secret would turn
    ``account.failed`` into ``accoun***.failed`` for the password "t", and the stars
    would give the password away;
 4. a renderer: colourful console lines on a terminal, ``key=value`` (logfmt)

@@ -30,10 +30,10 @@ from mailtide.stores.imap.protocol import (
     ConnectionClosed,
     Done,
     ImapProtocol,
-    Literal,
     OnUntagged,
     ProtocolError,
 )
+from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
 
@@ -184,11 +184,7 @@ class ImapClient:
             done = await self.authenticate_plain()
         else:
             done = await self.run(
-                "LOGIN",
-                quote_astring(s.user),
-                quote_astring(s.password),
-                secret=s.password,
-                check=False,
+                "LOGIN", quote_astring(s.user), Secret(quote_astring(s.password)), check=False
             )
         if not done.ok:
             raise StoreError(
@@ -203,30 +199,28 @@ class ImapClient:
     async def authenticate_plain(self) -> Done:
         """AUTHENTICATE PLAIN (with SASL-IR when offered); the tagged answer, unchecked."""
         s = self.settings
-        token = base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii")
+        token = Secret(base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii"))
         if "SASL-IR" in self.capabilities:
-            return await self.run("AUTHENTICATE", "PLAIN", token, secret=token, check=False)
+            return await self.run("AUTHENTICATE", "PLAIN", token, check=False)
         assert self.protocol is not None
-        return await self.protocol.run_with_continuation(
-            "AUTHENTICATE PLAIN", token.encode(), secret=token
-        )
+        return await self.protocol.run_with_continuation("AUTHENTICATE PLAIN", token)
 
     # -- commands -------------------------------------------------------------------
 
     async def run(
         self,
-        *parts: str | bytes | Literal,
+        *parts: Part,
         on_untagged: OnUntagged | None = None,
-        secret: str | None = None,
         check: bool = True,
         literal_plus: bool = False,
     ) -> Done:
-        """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command."""
+        """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command (and
+        its first argument, unless that is a ``Secret``)."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
         try:
             done = await self.protocol.run(
-                *parts, on_untagged=on_untagged, secret=secret, literal_plus=literal_plus
+                *parts, on_untagged=on_untagged, literal_plus=literal_plus
             )
         except (CommandTimeout, ConnectionClosed) as e:
             raise self.lost(str(e)) from None
@@ -238,7 +232,7 @@ class ImapClient:
             raise self.lost(e.strerror or str(e)) from None
         if check and not done.ok:
             what = parts[0] if isinstance(parts[0], str) else "command"
-            if secret is None and len(parts) > 1 and isinstance(parts[1], str):
+            if len(parts) > 1 and isinstance(parts[1], str):
                 what = f"{what} {parts[1]}"
             raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
         return done
