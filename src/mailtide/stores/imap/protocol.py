@@ -350,10 +350,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             self.transport.close()
 
     def _dispatch(self, response: RawResponse) -> None:
-        if wire.enabled():
-            context = self._current.context if self._current is not None else self._context
-            wire.received(self.number, response, context)
         first = response.first
+        # A line out of step with the commands is most likely a piece of a message body
+        # (a literal of the wrong length before it): it is neither logged nor quoted.
+        if first[:1] in (b"*", b"+") or self.state == aio.CONNECTED:
+            self._log_received(response)
         if self.state == aio.CONNECTED:
             # The greeting: OK, PREAUTH (already logged in) or BYE (go away).
             kind = first[2:].split(b" ", 1)[0].upper()
@@ -377,9 +378,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         tag, _, rest = first.partition(b" ")
         if current is None or tag != current.tag:
             raise ProtocolError(
-                f"response out of step with the commands sent: {first[:80]!r} (the server's "
-                "responses before it did not add up, e.g. a literal of the wrong length)"
+                f"response out of step with the commands sent: a line of {len(first)} bytes "
+                "that answers no command in flight (the server's responses before it did not "
+                "add up, e.g. a literal of the wrong length)"
             )
+        self._log_received(response)
         status, _, text = rest.partition(b" ")
         st = status_text(text)
         if current.lines_for_compat is not None:
@@ -394,6 +397,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                     current.untagged,
                 )
             )
+
+    def _log_received(self, response: RawResponse) -> None:
+        if wire.enabled():
+            context = self._current.context if self._current is not None else self._context
+            wire.received(self.number, response, context)
 
     def _untagged(self, item: Untagged, current: _InFlight | None) -> None:
         if item.kind == "BYE" and not self.closing:
