@@ -13,7 +13,7 @@ from mailtide.ui import log as ui_log
 from mailtide.ui.log import setup_logging
 
 # The loggers whose levels setup_logging sets.
-_LEVELLED = ("asyncio", "aioimaplib", ui_log.WIRE_LOGGERS)
+_LEVELLED = ("asyncio", "aioimaplib", ui_log.WIRE_LOGGER)
 
 
 @contextlib.contextmanager

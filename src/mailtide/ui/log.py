@@ -38,8 +38,9 @@ REDACTED = "***"
 # A shorter secret is never masked in text: its letters are everywhere (see the docstring).
 MIN_MASKED = 8
 _SECRET_KEYS = ("password", "passwd", "pass", "secret", "token")
-# Loggers that speak only at -vv: protocol conversations (already without secrets or bodies).
-WIRE_LOGGERS = "mailtide.wire"
+# The parent of the loggers that speak only at -vv: protocol conversations (already without
+# secrets or bodies), e.g. "mailtide.wire.imap".
+WIRE_LOGGER = "mailtide.wire"
 # Libraries whose debug output is raw bytes on the wire, bodies and LOGIN included.
 _RAW_LIBRARIES = ("aioimaplib",)
 # Libraries whose debug output is shown only at -vv.
@@ -198,9 +199,10 @@ def setup_logging(
     """Configure structlog and stdlib logging; call again to reconfigure.
 
     ``verbosity``: -1 (``--quiet``) warnings and errors, 0 info, 1 (``-v``)
-    debug, 2 (``-vv``) also the IMAP conversation and asyncio's debug.  ``stream`` defaults to
-    stderr; ``tty`` (default: whether ``stream`` is a terminal) picks the
-    console renderer over logfmt lines.
+    debug, 2 (``-vv``) also the IMAP conversation and asyncio's debug (never
+    aioimaplib's, which is raw bytes).  ``stream`` defaults to stderr; ``tty``
+    (default: whether ``stream`` is a terminal) picks the console renderer over
+    logfmt lines.
     """
     global _handler
     out = stream if stream is not None else sys.stderr
@@ -232,7 +234,7 @@ def setup_logging(
     root.setLevel(level)
     _handler = handler
     quiet = max(level, logging.WARNING)
-    for name in (*_CHATTY_LIBRARIES, WIRE_LOGGERS):
+    for name in (*_CHATTY_LIBRARIES, WIRE_LOGGER):
         logging.getLogger(name).setLevel(level if verbosity >= 2 else quiet)
     for name in _RAW_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)

@@ -117,7 +117,8 @@ class ImapClient:
         except OSError as e:
             await self.close()
             raise self.lost(f"cannot connect: {e.strerror or e}") from None
-        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
+        conn = self.protocol.number if self.protocol is not None else None
+        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls, conn=conn)
 
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
