@@ -4,7 +4,8 @@ It listens on 127.0.0.1 only (plain + STARTTLS on one port, implicit TLS on
 another), keeps its config, runtime sockets, state, logs, a self-signed
 certificate and the Maildir homes under ``root``, and lets *any* user name
 log in with the password ``secret``: a fresh user name is a fresh, empty
-account, so tests get isolation without restarting the server.
+account, so tests get isolation without restarting the server.  A user may
+also be given a password of its own (``account(user, password)``).
 
 Standard library only; it installs nothing.  When running as root the mail is
 owned by the system user ``mailtide-test`` (created if missing), so ``root``
@@ -19,6 +20,7 @@ Also a script, for the demo::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import grp
 import hashlib
@@ -182,6 +184,9 @@ class Dovecot:
         self.key = self.root / "ssl" / "key.pem"
         self.home = self.root / "home"
         self.log = self.root / "log" / "dovecot.log"
+        # users with a password of their own, a file each (Dovecot reads a new file at once,
+        # a changed one only after a second)
+        self.passwd = self.root / "passwd"
 
     # -- public ---------------------------------------------------------------
 
@@ -189,10 +194,19 @@ class Dovecot:
     def endpoints(self) -> Endpoints:
         return Endpoints(self.host, self.port, self.imaps_port, str(self.cert))
 
-    def account(self, user: str) -> ImapAccount:
-        """Any user name logs in with the password "secret"; a new name is an empty account."""
+    def account(self, user: str, password: str | None = None) -> ImapAccount:
+        """Any user name logs in with the password "secret"; a new name is an empty account.
+        ``password`` (any characters but CR, LF and NUL) is accepted for ``user`` too."""
+        if password is not None and password != self.password:
+            encoded = base64.b64encode(password.encode()).decode()
+            (self.passwd / user).write_text(f"{user}:{{PLAIN.B64}}{encoded}\n")
         return ImapAccount(
-            self.host, self.port, self.imaps_port, user, self.password, str(self.cert)
+            self.host,
+            self.port,
+            self.imaps_port,
+            user,
+            password or self.password,
+            str(self.cert),
         )
 
     def maildir(self, user: str) -> Path:
@@ -364,6 +378,7 @@ class Dovecot:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
         os.chmod(self.home, 0o755)
+        self.passwd.mkdir(mode=0o755, exist_ok=True)
         if os.geteuid() == 0:
             os.chown(self.home, uid, gid)
         blocked = _traversable_by(self.home, uid, gid)
@@ -445,6 +460,11 @@ auth_failure_delay = 0
 passdb {{
   driver = static
   args = password={self.password}
+}}
+# Or a password of the user's own (a mismatch above goes on to this one).
+passdb {{
+  driver = passwd-file
+  args = {self.passwd}/%u
 }}
 userdb {{
   driver = static

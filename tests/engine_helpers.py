@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import re
@@ -91,12 +92,16 @@ def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
 
 
 def write_config(s: Setup) -> Path:
-    """The TOML config of ``s`` next to its local root, for ``python -m mailtide sync -c``."""
+    """The TOML config of ``s`` next to its local root, for ``python -m mailtide sync -c``: its
+    remote's host, port, tls, ca_file and password (any characters) as ``s`` has them."""
+    remote = s.account.remote
+    assert isinstance(remote, ImapRepository)
+    ca_file = f"ca_file = {_toml(str(remote.ca_file))}\n" if remote.ca_file else ""
     path = s.root.parent / "config.toml"
     path.write_text(
         f"""
 [general]
-state_dir = "{s.config.general.state_dir}"
+state_dir = {_toml(str(s.config.general.state_dir))}
 
 [account.test]
 local = "local"
@@ -104,21 +109,26 @@ remote = "remote"
 
 [repository.local]
 type = "maildir"
-path = "{s.root}"
+path = {_toml(str(s.root))}
 layout = "{s.layout}"
 
 [repository.remote]
 type = "imap"
-host = "{s.imap.host}"
-port = {s.imap.port}
-tls = "none"
-user = "{s.imap.user}"
-password = "{s.imap.password}"
-""",
+host = "{remote.host}"
+port = {remote.port}
+tls = "{remote.tls}"
+user = {_toml(remote.user)}
+password = {_toml(remote.password or "")}
+{ca_file}""",
         encoding="utf-8",
     )
     path.chmod(0o600)  # it holds a password: readable by others, mailtide would warn
     return path
+
+
+def _toml(text: str) -> str:
+    """``text`` as a TOML basic string (JSON's escapes are TOML's, for what json.dumps writes)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 # ---- `mailtide sync` as a process, without paying its start-up each time ----------------------

@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=argparse.SUPPRESS,
-        help="more output: -v debug, -vv also the libraries' debug",
+        help="more output: -v debug, -vv also the IMAP conversation (no passwords, no bodies)",
     )
     loudness.add_argument(
         "-q",

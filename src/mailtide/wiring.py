@@ -162,16 +162,19 @@ async def sync_accounts(
     names = list(accounts or config.general.accounts)
     reports = []
     for name in names:
+        # Every event of the account names it, the stores' own (the IMAP conversation) too.
+        context = structlog.contextvars.bound_contextvars(account=name)
         try:
-            report = await sync_account(
-                config,
-                config.account(name),
-                folders=folders,
-                dry_run=dry_run,
-                allow_mass_delete=allow_mass_delete,
-                restore_deleted=restore_deleted,
-                mode=mode,
-            )
+            with context:
+                report = await sync_account(
+                    config,
+                    config.account(name),
+                    folders=folders,
+                    dry_run=dry_run,
+                    allow_mass_delete=allow_mass_delete,
+                    restore_deleted=restore_deleted,
+                    mode=mode,
+                )
         except Exception as exc:  # a bug must cost one account, not the others
             why = f"internal error: {type(exc).__name__}: {exc}"
             log.error("account.failed", account=name, error=why, exc_info=True)

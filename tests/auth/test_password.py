@@ -28,7 +28,7 @@ async def test_command_first_line_without_newline() -> None:
 
 async def test_command_gets_no_stdin() -> None:
     # `cat` would hang on an open stdin; closed, it prints nothing and we say so.
-    with pytest.raises(PasswordError, match=r'\["cat"\] printed an empty first line'):
+    with pytest.raises(PasswordError, match=r'"cat" printed an empty first line'):
         await resolve_password(repo(command=("cat",)))
 
 
@@ -41,11 +41,16 @@ async def test_failing_command_reports_exit_and_stderr_never_stdout() -> None:
     with pytest.raises(PasswordError) as info:
         await resolve_password(repo(command=command))
     message = str(info.value)
-    assert message == (
-        'password_command ["sh", "-c", "echo leaked-pw; echo \'gpg: decryption failed\' >&2;'
-        ' echo more >&2; exit 3"] failed with exit 3: gpg: decryption failed'
-    )
+    assert message == 'password_command "sh" failed with exit 3: gpg: decryption failed'
     assert isinstance(info.value, StoreError)
+
+
+async def test_the_command_arguments_are_not_shown() -> None:
+    """They may hold a secret of their own (``gpg --passphrase ...``)."""
+    command = ("sh", "-c", 'echo "cannot decrypt" >&2; exit 2', "sh", "--passphrase=Tr0ub4dor")
+    with pytest.raises(PasswordError) as info:
+        await resolve_password(repo(command=command))
+    assert str(info.value) == 'password_command "sh" failed with exit 2: cannot decrypt'
 
 
 async def test_failing_command_output_is_not_shown() -> None:
@@ -59,7 +64,7 @@ async def test_missing_binary() -> None:
     with pytest.raises(PasswordError) as info:
         await resolve_password(repo(command=("/nonexistent/mailtide-pass",)))
     assert str(info.value) == (
-        'password_command ["/nonexistent/mailtide-pass"] could not be started:'
+        'password_command "/nonexistent/mailtide-pass" could not be started:'
         " No such file or directory"
     )
 

@@ -265,12 +265,12 @@ def test_internal_error(
     capsys: pytest.CaptureFixture[str],
     verbose: bool,
 ) -> None:
-    register_secret("pw-Xy7")
-    failing_engine(monkeypatch, RuntimeError("state went odd near pw-Xy7\nsecond line"))
+    register_secret("pw-Xy7-Qa9")
+    failing_engine(monkeypatch, RuntimeError("state went odd near pw-Xy7-Qa9\nsecond line"))
     args = ["-v"] if verbose else []
     assert cli.main([*args, "sync", "-c", write(tmp_path, GOOD)]) == cli.EXIT_INTERNAL
     err = capsys.readouterr().err
-    assert "pw-Xy7" not in err
+    assert "pw-Xy7-Qa9" not in err
     assert "mailtide: internal error: RuntimeError: state went odd near ***\n" in err
     assert ("Traceback" in err) == verbose
     assert ("run with -v" in err) != verbose

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -10,30 +9,17 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from log_helpers import capture, pristine_logging
 from mailtide.ui import log as ui_log
-from mailtide.ui.log import log_context, register_secret, setup_logging
+from mailtide.ui.log import log_context, register_secret
 
 SECRET = "hunter2-Zq9"
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    # Other tests' passwords (registered when they resolved them) must not mask these lines.
-    secrets = set(ui_log._secrets)
-    ui_log._secrets.clear()
-    yield
-    ui_log._secrets.clear()
-    ui_log._secrets.update(secrets)
-    structlog.reset_defaults()
-    if ui_log._handler is not None:
-        logging.getLogger().removeHandler(ui_log._handler)
-        ui_log._handler = None
-
-
-def capture(verbosity: int = 0, *, json_lines: bool = False, tty: bool = False) -> io.StringIO:
-    out = io.StringIO()
-    setup_logging(verbosity, json_lines, stream=out, tty=tty)
-    return out
+    with pristine_logging():
+        yield
 
 
 @pytest.mark.parametrize("tty", [False, True], ids=["logfmt", "console"])
@@ -105,10 +91,69 @@ def test_levels(verbosity: int, shown: list[str]) -> None:
     assert events == shown
 
 
-def test_library_debug_only_with_vv() -> None:
+@pytest.mark.parametrize("name", ["asyncio", "mailtide.wire.imap"])
+def test_library_and_conversation_debug_only_with_vv(name: str) -> None:
     out = capture(1)
-    logging.getLogger("aioimaplib").debug("wire chatter")
+    logging.getLogger(name).debug("wire chatter")
     assert out.getvalue() == ""
     out = capture(2)
-    logging.getLogger("aioimaplib").debug("wire chatter")
+    logging.getLogger(name).debug("wire chatter")
     assert "wire chatter" in out.getvalue()
+
+
+def test_aioimaplib_raw_lines_never_shown() -> None:
+    """Its debug and info lines are raw bytes on the wire (bodies, LOGIN): never, even at -vv."""
+    out = capture(2)
+    raw = logging.getLogger("aioimaplib")
+    raw.debug("Sending : b'A1 LOGIN me pw'")
+    raw.info("unknown data received b'body text'")
+    raw.warning("something the user should know")
+    text = out.getvalue()
+    assert "LOGIN" not in text and "body text" not in text
+    assert "something the user should know" in text
+
+
+@pytest.mark.parametrize("short", ["t", "a", "secret", "Dovecot", "1234567"])
+def test_a_short_secret_never_stars_ordinary_words(short: str) -> None:
+    """Masking the password "t" everywhere made ``accoun***.failed``: stars that give it away."""
+    out = capture(1)
+    register_secret(short)
+    path = "/home/test/Mail/Dovecot-secret/1234567"
+    structlog.get_logger().error("account.failed", account="test", path=path, error="a timeout")
+    line = out.getvalue()
+    assert "***" not in line
+    assert "event=account.failed" in line and f"path={path}" in line
+    assert ui_log.redact("account.failed at tail") == "account.failed at tail"
+
+
+PUNCTUATED = 'a.b*c(d)[e]{0}%s|^$+?\\"q'
+
+
+@pytest.mark.parametrize(
+    ("secret", "text", "shown"),
+    [
+        ("hunter2pw", "pw=hunter2pw end", "pw=*** end"),
+        ("hunter2pw", 'LOGIN "me" "hunter2pw"', 'LOGIN "me" "***"'),
+        ("hunter2pw", "imap://me:hunter2pw@host", "imap://me:***@host"),
+        # inside a longer word it is not the secret standing whole
+        ("hunter2pw", "xhunter2pwy hunter2pw2", "xhunter2pwy hunter2pw2"),
+        # punctuation at an end is a boundary by itself
+        ("%pa$$word!", "x%pa$$word!y", "x***y"),
+        ("Passwörter", "key=Passwörter.", "key=***."),
+        # regex and format characters are only characters
+        (PUNCTUATED, f"got {PUNCTUATED} there", "got *** there"),
+        # escaped as in a repr, or in a JSON or IMAP quoted string
+        ('q"uo\\te-pw', 'LOGIN "me" "q\\"uo\\\\te-pw"', 'LOGIN "me" "***"'),
+        ('it\'s-"pw"', repr(ValueError('it\'s-"pw"')), "ValueError('***')"),
+    ],
+)
+def test_only_whole_secrets_of_eight_characters_or_more_are_masked(
+    secret: str, text: str, shown: str
+) -> None:
+    out = capture()
+    register_secret(secret)
+    assert ui_log.redact(text) == shown
+    structlog.get_logger().info("seen", text=text, raw=text.encode())
+    line = out.getvalue()
+    if shown != text:
+        assert secret not in line and "***" in line

@@ -2,9 +2,12 @@
 
 The command (``password_command``, e.g. ``["pass", "show", "mail/work"]``) runs
 without a shell, with stdin closed, for at most 30 seconds; its first line of
-output is the password.  Whatever we get is registered with the log pipeline
-so it is redacted from every later log line.  Error messages never include
-the password or the command's stdout (which may hold it, or more secrets).
+output is the password.  It is never put into a log event or an error message,
+nor is the command's stdout (which may hold it or more secrets), nor are the
+command's arguments (``gpg --passphrase ...``): an error names the program
+only.  The password is also registered with the log pipeline, whose
+last-resort mask catches a long one that slipped through
+(``mailtide.ui.log.register_secret``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ async def resolve_password(repo: HasPassword, *, timeout: float = COMMAND_TIMEOU
 
 
 async def _run(argv: tuple[str, ...], timeout: float) -> str:
-    shown = "password_command " + json.dumps(list(argv), ensure_ascii=False)
+    shown = "password_command " + json.dumps(argv[0], ensure_ascii=False)
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,

@@ -74,6 +74,8 @@ class AccountTask:
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Every event of this task names the account, the stores' own too (a task's context).
+        structlog.contextvars.bind_contextvars(account=self.runner.name)
         sources = [
             asyncio.create_task(self._keep_running(s), name=f"{self.runner.name}:{s.name}")
             for s in self.runner.push_sources()

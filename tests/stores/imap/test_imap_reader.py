@@ -15,6 +15,7 @@ import pytest
 from aioimaplib import aioimaplib as aio
 
 import imap_helpers as srv
+from log_helpers import capture, pristine_logging
 from mailtide.stores.imap.parse import RawResponse, Tokens, pairs
 from mailtide.stores.imap.protocol import ImapProtocol, ProtocolError, ResponseReader
 
@@ -144,6 +145,19 @@ async def test_bad_literal_size_fails_the_command_instead_of_hanging() -> None:
     proto = connect(ours, lambda tag: [b"* 1 FETCH (UID 1 BODY[] {12x}\r\nabc\r\n"])
     with pytest.raises(ProtocolError, match="bad literal size"):
         await asyncio.wait_for(proto.fetch("1", "(BODY[])", by_uid=True), 10)
+
+
+async def test_a_literal_of_the_wrong_length_quotes_no_body_text() -> None:
+    """The line after a too-short literal is a piece of the body: the error says it is out of
+    step, and neither the error nor the -vv conversation quotes it."""
+    body = b"Subject: hi\r\nPrivate words of the body\r\n"
+    with pristine_logging():
+        log = capture(2)
+        proto = connect(ours, lambda tag: [b"* 1 FETCH (UID 1 BODY[] {10}\r\n" + body])
+        with pytest.raises(ProtocolError, match="out of step") as error:
+            await asyncio.wait_for(proto.run("UID FETCH 1 (BODY[])"), 10)
+    assert "Private" not in str(error.value)
+    assert "BODY[] {10 bytes}" in log.getvalue() and "Private" not in log.getvalue()
 
 
 async def test_silent_server_times_out() -> None:

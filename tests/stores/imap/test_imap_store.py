@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -12,10 +13,12 @@ from aioimaplib import aioimaplib as aio
 import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
 from fake_imap import fake_imap
+from log_helpers import capture, pristine_logging
 from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, StoreError
 from mailtide.stores.imap import ImapSettings, ImapStore
 from mailtide.stores.imap.client import ImapClient
+from mailtide.stores.imap.wire import SECRET_MARKER
 
 
 def settings(acct: ImapAccount, **kw: object) -> ImapSettings:
@@ -103,12 +106,20 @@ async def test_authenticate_plain_when_login_is_disabled(imap_account, sasl_ir) 
             client.capabilities = frozenset(caps)
 
     client._read_capabilities = pretend_login_disabled  # type: ignore[method-assign]
-    await client.connect()
-    try:
-        done = await client.run("SELECT", "INBOX")
-        assert done.ok
-    finally:
-        await client.close()
+    with pristine_logging():
+        log = capture(2)  # -vv: the conversation shows the command, not its payload
+        await client.connect()
+        try:
+            done = await client.run("SELECT", "INBOX")
+            assert done.ok
+        finally:
+            await client.close()
+    text = log.getvalue()
+    token = base64.b64encode(f"\0{imap_account.user}\0{imap_account.password}".encode())
+    assert token.decode() not in text
+    assert imap_account.password not in text.replace(SECRET_MARKER, "")
+    shown = f"AUTHENTICATE PLAIN {SECRET_MARKER}" if sasl_ir else f"line={SECRET_MARKER}"
+    assert shown in text, text
 
 
 # ---- folders ------------------------------------------------------------------------------

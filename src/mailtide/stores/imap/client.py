@@ -9,7 +9,8 @@ and ``host:port``, never the password.  They are sorted by what may help:
 - a response that does not parse during a command: ``MailboxError`` (the
   connection is dropped; the mailbox fails, the account goes on);
 - authentication refused, a certificate that does not verify, a server without
-  STARTTLS: a plain ``StoreError``, never retried (it would fail the same way).
+  STARTTLS: a plain ``StoreError``, never retried (it would fail the same way);
+  so is ``tls`` set the wrong way round for the port (``TlsMismatch``, see tls.py).
 """
 
 from __future__ import annotations
@@ -30,10 +31,19 @@ from mailtide.stores.imap.protocol import (
     ConnectionClosed,
     Done,
     ImapProtocol,
-    Literal,
     OnUntagged,
     ProtocolError,
 )
+from mailtide.stores.imap.tls import (
+    greeting_wait,
+    greets_in_plain,
+    not_tls,
+    speaks_tls,
+    tls_context,
+    wants_implicit,
+    wants_plain,
+)
+from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
 
@@ -89,12 +99,9 @@ class ImapClient:
             raise StoreError(
                 f"TLS certificate verify failed for {s.where}: {e.verify_message or e.reason}"
             ) from None
-        except ssl.SSLEOFError:  # the network or the server hung up mid-handshake
-            await self.close()
-            raise self.lost("closed during the TLS handshake") from None
         except ssl.SSLError as e:
             await self.close()
-            raise StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}") from None
+            raise await self._handshake_failed(e) from None
         except TimeoutError:
             await self.close()
             raise self.lost(f"timed out after {s.timeout:g} s while connecting") from None
@@ -110,15 +117,25 @@ class ImapClient:
         except OSError as e:
             await self.close()
             raise self.lost(f"cannot connect: {e.strerror or e}") from None
-        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls)
+        conn = self.protocol.number if self.protocol is not None else None
+        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls, conn=conn)
 
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
         return ConnectionLost(f"connection to {self.settings.where} lost: {why}")
 
-    def _tls_context(self) -> ssl.SSLContext:
-        # Certificate and host name verification stay on: create_default_context does both.
-        return ssl.create_default_context(cafile=self.settings.ca_file)
+    async def _handshake_failed(self, e: ssl.SSLError) -> StoreError:
+        """The error for a TLS handshake that failed: first, is the port a plain one?"""
+        s = self.settings
+        if (
+            s.tls == "implicit"
+            and not_tls(e)
+            and await greets_in_plain(s.host, s.port, greeting_wait(s.timeout))
+        ):
+            return wants_plain(s.where)
+        if isinstance(e, ssl.SSLEOFError):  # the network or the server hung up mid-handshake
+            return self.lost("closed during the TLS handshake")
+        return StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}")
 
     async def _connect(self) -> None:
         s = self.settings
@@ -130,10 +147,10 @@ class ImapClient:
             lambda: protocol,
             s.host,
             s.port,
-            ssl=self._tls_context() if implicit else None,
+            ssl=tls_context(s.ca_file) if implicit else None,
             server_hostname=s.host if implicit else None,
         )
-        greeting = await protocol._wait(protocol.greeting, "greeting")
+        greeting = await self._greeting(protocol)
         await self._read_capabilities(greeting)
         if s.tls == "starttls":
             if "STARTTLS" not in self.capabilities:
@@ -143,7 +160,7 @@ class ImapClient:
                 raise StoreError(f"{s.where} sent data after STARTTLS (possible injection)")
             assert protocol.transport is not None
             protocol.transport = await loop.start_tls(
-                protocol.transport, protocol, self._tls_context(), server_hostname=s.host
+                protocol.transport, protocol, tls_context(s.ca_file), server_hostname=s.host
             )
             self.capabilities = frozenset()
             await self._read_capabilities(None)
@@ -161,6 +178,20 @@ class ImapClient:
                     for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
                 }
                 self.enabled = frozenset(enabled)
+
+    async def _greeting(self, protocol: ImapProtocol) -> RawResponse:
+        """The server's greeting.  Without implicit TLS, a port that stays silent for
+        ``greeting_wait`` seconds is asked whether it waits for a TLS handshake instead."""
+        s = self.settings
+        if s.tls != "implicit":
+            wait = greeting_wait(s.timeout)
+            try:
+                return await asyncio.wait_for(asyncio.shield(protocol.greeting), wait)
+            except TimeoutError:
+                if await speaks_tls(s.host, s.port, wait):
+                    raise wants_implicit(s.where) from None
+        greeting: RawResponse = await protocol._wait(protocol.greeting, "greeting")
+        return greeting
 
     async def _read_capabilities(self, greeting: RawResponse | None) -> None:
         if greeting is not None:
@@ -184,11 +215,7 @@ class ImapClient:
             done = await self.authenticate_plain()
         else:
             done = await self.run(
-                "LOGIN",
-                quote_astring(s.user),
-                quote_astring(s.password),
-                secret=s.password,
-                check=False,
+                "LOGIN", quote_astring(s.user), Secret(quote_astring(s.password)), check=False
             )
         if not done.ok:
             raise StoreError(
@@ -203,30 +230,28 @@ class ImapClient:
     async def authenticate_plain(self) -> Done:
         """AUTHENTICATE PLAIN (with SASL-IR when offered); the tagged answer, unchecked."""
         s = self.settings
-        token = base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii")
+        token = Secret(base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii"))
         if "SASL-IR" in self.capabilities:
-            return await self.run("AUTHENTICATE", "PLAIN", token, secret=token, check=False)
+            return await self.run("AUTHENTICATE", "PLAIN", token, check=False)
         assert self.protocol is not None
-        return await self.protocol.run_with_continuation(
-            "AUTHENTICATE PLAIN", token.encode(), secret=token
-        )
+        return await self.protocol.run_with_continuation("AUTHENTICATE PLAIN", token)
 
     # -- commands -------------------------------------------------------------------
 
     async def run(
         self,
-        *parts: str | bytes | Literal,
+        *parts: Part,
         on_untagged: OnUntagged | None = None,
-        secret: str | None = None,
         check: bool = True,
         literal_plus: bool = False,
     ) -> Done:
-        """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command."""
+        """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command (and
+        its first argument, unless that is a ``Secret``)."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
         try:
             done = await self.protocol.run(
-                *parts, on_untagged=on_untagged, secret=secret, literal_plus=literal_plus
+                *parts, on_untagged=on_untagged, literal_plus=literal_plus
             )
         except (CommandTimeout, ConnectionClosed) as e:
             raise self.lost(str(e)) from None
@@ -238,7 +263,7 @@ class ImapClient:
             raise self.lost(e.strerror or str(e)) from None
         if check and not done.ok:
             what = parts[0] if isinstance(parts[0], str) else "command"
-            if secret is None and len(parts) > 1 and isinstance(parts[1], str):
+            if len(parts) > 1 and isinstance(parts[1], str):
                 what = f"{what} {parts[1]}"
             raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
         return done

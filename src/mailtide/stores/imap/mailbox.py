@@ -29,6 +29,7 @@ from mailtide.stores.base import (
     MessageRefused,
     StoreError,
 )
+from mailtide.stores.imap import wire
 from mailtide.stores.imap.client import ImapClient, quote_astring
 from mailtide.stores.imap.parse import (
     ParseError,
@@ -41,7 +42,8 @@ from mailtide.stores.imap.parse import (
     status_text,
     text_of,
 )
-from mailtide.stores.imap.protocol import Done, Literal, OnUntagged, ProtocolError
+from mailtide.stores.imap.protocol import Done, OnUntagged, ProtocolError
+from mailtide.stores.imap.wire import Literal
 
 log = structlog.get_logger(__name__)
 
@@ -294,9 +296,11 @@ class ImapMailbox:
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
         try:
-            return await self._client.run(
-                *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
-            )
+            # The conversation log names the mailbox a command is for.
+            with structlog.contextvars.bound_contextvars(mailbox=self.name):
+                return await self._client.run(
+                    *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
+                )
         except ConnectionLost:  # not this mailbox's fault: the engine retries it
             self._failed = True
             raise
@@ -446,7 +450,7 @@ class ImapMailbox:
             try:
                 return take(fetch_attributes(u)) is not False
             except (ParseError, KeyError, ValueError) as e:
-                line = u.raw.first[:120].decode("ascii", "replace")
+                line = wire.shown_line(u.raw.first)[:120]
                 log.warning("imap.unparsable_fetch", mailbox=self.name, error=str(e), line=line)
                 if bad is not None:
                     bad.append(f"{e} in {line!r}")

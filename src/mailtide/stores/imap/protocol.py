@@ -21,12 +21,14 @@ consume it at once (streaming FETCH); EXPUNGE / VANISHED / EXISTS and
 unrequested FETCH responses are also kept in ``unsolicited``.  Every wait has
 a timeout that restarts whenever the server sends something (inside a
 literal: every ``LITERAL_PROGRESS`` bytes), so a slow but live 25 MB transfer
-is not cut off while a silent or trickling server is.
+is not cut off while a silent or trickling server is.  At -vv each command and
+each response is logged without secrets or message bodies (``wire.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from typing import Any
 import structlog
 from aioimaplib import aioimaplib as aio
 
+from mailtide.stores.imap import wire
 from mailtide.stores.imap.parse import (
     LiteralData,
     ParseError,
@@ -45,6 +48,7 @@ from mailtide.stores.imap.parse import (
     status_text,
     untagged,
 )
+from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +62,8 @@ MAX_UNSOLICITED = 1_000_000  # EXPUNGE / EXISTS / ... kept between two mailbox r
 LITERAL_PROGRESS = 64 << 10  # bytes of a literal that restart the timeout (60 s: ~1 KiB/s)
 
 UNSOLICITED_KINDS = frozenset({"EXPUNGE", "VANISHED", "EXISTS", "FETCH"})
+
+_connections = itertools.count(1)  # numbers the connections of a run in the conversation log
 
 
 class ProtocolError(Exception):
@@ -237,9 +243,6 @@ class Done:
 # returns True when it consumed it (so it is not kept in memory).
 OnUntagged = Callable[[Untagged], bool]
 
-# What a command sends: text pieces, and literals as async byte streams with their size.
-Literal = tuple[int, AsyncIterator[bytes]]
-
 
 @dataclass(slots=True)
 class _InFlight:
@@ -251,6 +254,8 @@ class _InFlight:
     continuation: asyncio.Event = field(default_factory=asyncio.Event)
     lines_for_compat: list[Any] | None = None
     kept: int = 0  # bytes held in ``untagged``
+    # The account / mailbox the command runs for, for the conversation log of its responses.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 def _held_bytes(raw: RawResponse) -> int:
@@ -290,6 +295,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self._last_activity = time.monotonic()
         self._trickled = 0  # bytes of a literal received since the timeout last restarted
         self.closing = False  # set before LOGOUT: the server hanging up is then expected
+        self.number = next(_connections)
+        self._context = structlog.contextvars.get_contextvars()  # for the greeting's log
 
     # -- incoming -------------------------------------------------------------------
 
@@ -317,9 +324,13 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             self._break(ProtocolError(f"internal error reading a response: {type(e).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Not aioimaplib's, which logs "connection lost: None" for every close, a LOGOUT too.
+        if self.closing:
+            log.debug("imap.closed", conn=self.number)
         why = f": {exc}" if exc else ""
         self._break(ConnectionClosed(f"connection closed by server{why}{self.reader.waiting}"))
-        super().connection_lost(exc)
+        if self.conn_lost_cb is not None:
+            self.conn_lost_cb(exc)
 
     def _break(self, error: Exception) -> None:
         if self._broken is None:
@@ -340,6 +351,10 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
     def _dispatch(self, response: RawResponse) -> None:
         first = response.first
+        # A line out of step with the commands is most likely a piece of a message body
+        # (a literal of the wrong length before it): it is neither logged nor quoted.
+        if first[:1] in (b"*", b"+") or self.state == aio.CONNECTED:
+            self._log_received(response)
         if self.state == aio.CONNECTED:
             # The greeting: OK, PREAUTH (already logged in) or BYE (go away).
             kind = first[2:].split(b" ", 1)[0].upper()
@@ -363,9 +378,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         tag, _, rest = first.partition(b" ")
         if current is None or tag != current.tag:
             raise ProtocolError(
-                f"response out of step with the commands sent: {first[:80]!r} (the server's "
-                "responses before it did not add up, e.g. a literal of the wrong length)"
+                f"response out of step with the commands sent: a line of {len(first)} bytes "
+                "that answers no command in flight (the server's responses before it did not "
+                "add up, e.g. a literal of the wrong length)"
             )
+        self._log_received(response)
         status, _, text = rest.partition(b" ")
         st = status_text(text)
         if current.lines_for_compat is not None:
@@ -380,6 +397,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                     current.untagged,
                 )
             )
+
+    def _log_received(self, response: RawResponse) -> None:
+        if wire.enabled():
+            context = self._current.context if self._current is not None else self._context
+            wire.received(self.number, response, context)
 
     def _untagged(self, item: Untagged, current: _InFlight | None) -> None:
         if item.kind == "BYE" and not self.closing:
@@ -422,9 +444,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
     async def run(
         self,
-        *parts: str | bytes | Literal,
+        *parts: Part,
         on_untagged: OnUntagged | None = None,
-        secret: str | None = None,
         name: str | None = None,
         literal_plus: bool = False,
     ) -> Done:
@@ -432,7 +453,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
         ``parts`` are joined with spaces; a ``(size, chunks)`` pair is sent as a
         literal (``{N+}`` without waiting when ``literal_plus``, else after the
-        server's continuation).  ``secret`` is never logged.
+        server's continuation).  A ``Secret`` part is sent as it is and never logged.
         """
         async with self._lock:
             if self._broken is not None:
@@ -446,6 +467,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 else (words[0] if words else "?")
             )
             inflight = _InFlight(tag, cmd_name, on_untagged, self._new_future())
+            inflight.context = _log_context()
             self._current = inflight
             try:
                 await self._send(tag, parts, inflight, literal_plus)
@@ -454,15 +476,18 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             finally:
                 self._current = None
 
-    async def run_with_continuation(self, text: str, data: bytes, *, secret: str) -> Done:
+    async def run_with_continuation(self, text: str, data: Secret) -> Done:
         """``text``, then ``data`` as its own line after the server's "+" (SASL without SASL-IR)."""
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
             tag = self.new_tag().encode()
             inflight = _InFlight(tag, text.split(" ")[0], None, self._new_future())
+            inflight.context = _log_context()
             self._current = inflight
             try:
+                if wire.enabled():
+                    wire.sent(self.number, wire.command_line(tag, [text]))
                 self._write(tag + b" " + text.encode() + b"\r\n")
                 waiter = asyncio.ensure_future(inflight.continuation.wait())
                 try:
@@ -472,15 +497,25 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 finally:
                     waiter.cancel()
                 if not inflight.done.done():
-                    self._write(data + b"\r\n")
+                    if wire.enabled():
+                        wire.sent(self.number, wire.SECRET_MARKER)
+                    self._write(data.text.encode() + b"\r\n")
                 done: Done = await self._wait(inflight.done, text)
                 return done
             finally:
                 self._current = None
 
     async def _send(
-        self, tag: bytes, parts: Sequence[str | bytes | Literal], inflight: _InFlight, plus: bool
+        self,
+        tag: bytes,
+        parts: Sequence[Part],
+        inflight: _InFlight,
+        plus: bool,
+        shown: str | None = None,
     ) -> None:
+        """Write one command; ``shown`` is how it is logged when not ``wire.command_line``."""
+        if wire.enabled():
+            wire.sent(self.number, shown or wire.command_line(tag, parts))
         pending = bytearray(tag)
         for part in parts:
             if isinstance(part, tuple):
@@ -508,6 +543,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                     await self._drain()
                 if sent != size:
                     raise ProtocolError(f"literal sent {sent} bytes, announced {size}")
+            elif isinstance(part, Secret):
+                pending += b" " + part.text.encode()
             else:
                 pending += b" " + (part.encode() if isinstance(part, str) else part)
         pending += b"\r\n"
@@ -564,7 +601,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if spec is not None and self.state not in spec.valid_states:
             raise aio.Abort(f"command {command.name} illegal in state {self.state}")
         text = str(command)[len(command.tag) + 1 :]
-        parts: list[str | bytes | Literal] = []
+        parts: list[Part] = []
         if command.name == "APPEND" and self.literal_data is not None:
             data = bytes(self.literal_data)
             self.literal_data = None
@@ -584,10 +621,19 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             inflight = _InFlight(
                 tag, command.name, None, self._new_future(), lines_for_compat=lines
             )
+            inflight.context = _log_context()
             self._current = inflight
+            # aioimaplib's LOGIN passes its password as ``scrub``
+            hidden = text.replace(scrub, wire.SECRET_MARKER) if scrub else None
+            shown = wire.command_line(tag, [hidden]) if hidden else None
             try:
-                await self._send(tag, parts, inflight, False)
+                await self._send(tag, parts, inflight, False, shown)
                 done: Done = await self._wait(inflight.done, f"{command.name} command")
             finally:
                 self._current = None
         return aio.Response(done.status, lines)
+
+
+def _log_context() -> dict[str, Any]:
+    """The account / mailbox bound where a command is sent, when the conversation is logged."""
+    return structlog.contextvars.get_contextvars() if wire.enabled() else {}
