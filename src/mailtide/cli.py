@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         parents=[verbosity, config],
     )
     parser.add_argument("--version", action="version", version=f"mailtide {mailtide.__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json"),
+        default="auto",
+        help="log lines on stderr: auto (coloured on a terminal, key=value otherwise, with "
+        "journald priorities under systemd) or json (one object per line)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     check = commands.add_parser(
@@ -378,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args = _parser().parse_args(argv)
     verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
-    setup_logging(verbosity)
+    setup_logging(verbosity, json=getattr(args, "log_format", "auto") == "json")
     try:
         code: int = args.run(args)
         return code

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -157,3 +159,36 @@ def test_only_whole_secrets_of_eight_characters_or_more_are_masked(
     line = out.getvalue()
     if shown != text:
         assert secret not in line and "***" in line
+
+
+def test_under_journald_lines_carry_their_priority_and_no_timestamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd names the stream it connected to the journal in JOURNAL_STREAM (device:inode);
+    a line written there starts with its syslog priority, and journald stamps the time."""
+    with (tmp_path / "journal").open("w+") as stream:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        ui_log.setup_logging(1, stream=stream)
+        log = structlog.get_logger()
+        log.error("broke", account="work")
+        log.warning("odd")
+        log.info("fine")
+        log.debug("detail")
+        stream.seek(0)
+        lines = stream.read().splitlines()
+    assert [line[:3] for line in lines] == ["<3>", "<4>", "<6>", "<7>"], lines
+    assert lines[0] == "<3>level=error event=broke account=work", lines[0]
+    assert not any("timestamp" in line for line in lines)
+
+
+def test_another_stream_than_the_journals_gets_no_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")
+    with (tmp_path / "log").open("w+") as stream:
+        ui_log.setup_logging(0, stream=stream)
+        structlog.get_logger().info("fine")
+        stream.seek(0)
+        line = stream.read().strip()
+    assert line.startswith("timestamp=") and "event=fine" in line, line

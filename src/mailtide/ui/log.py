@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from contextlib import AbstractContextManager
@@ -183,6 +184,33 @@ def _renderer(json: bool, tty: bool) -> Processor:
     )
 
 
+# syslog priorities by level, as journald reads them from a "<N>" at the start of a line
+_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+def under_journald(stream: TextIO) -> bool:
+    """True when ``stream`` is connected to the journal: systemd sets ``JOURNAL_STREAM`` to the
+    device and inode of the stream it gave the service (``man systemd.exec``)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def _with_priority(render: Processor) -> Processor:
+    """``render``, with the line's syslog priority in front of it for journald."""
+
+    def prefixed(logger: WrappedLogger, method: str, event_dict: EventDict) -> Any:
+        level = str(event_dict.get("level", "info"))
+        line = render(logger, method, event_dict)
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        return f"<{_PRIORITY.get(level, 6)}>{text}"
+
+    return prefixed
+
+
 def _level(verbosity: int) -> int:
     if verbosity < 0:
         return logging.WARNING
@@ -195,6 +223,7 @@ def setup_logging(
     *,
     stream: TextIO | None = None,
     tty: bool | None = None,
+    journal: bool | None = None,
 ) -> None:
     """Configure structlog and stdlib logging; call again to reconfigure.
 
@@ -202,19 +231,24 @@ def setup_logging(
     debug, 2 (``-vv``) also the IMAP conversation and asyncio's debug (never
     aioimaplib's, which is raw bytes).  ``stream`` defaults to stderr; ``tty``
     (default: whether ``stream`` is a terminal) picks the console renderer over
-    logfmt lines.
+    logfmt lines.  ``journal`` (default: whether ``stream`` is connected to the journal,
+    as under a systemd service) puts each line's syslog priority in front of it (``<3>`` for
+    an error, ...) and leaves the timestamp to journald.
     """
     global _handler
     out = stream if stream is not None else sys.stderr
     if tty is None:
         tty = out.isatty()
+    if journal is None:
+        journal = under_journald(out)
     level = _level(verbosity)
-    timestamper = structlog.processors.TimeStamper(fmt="%H:%M:%S" if tty else "iso")
     context: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        timestamper,
     ]
+    if not journal:
+        context.append(structlog.processors.TimeStamper(fmt="%H:%M:%S" if tty else "iso"))
+    render = _renderer(json, tty and not journal)
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -223,7 +257,7 @@ def setup_logging(
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 redact_secrets,
-                _renderer(json, tty),
+                _with_priority(render) if journal else render,
             ],
         )
     )
