@@ -221,6 +221,7 @@ class WiredAccount:
         stop: asyncio.Event,
         allow_mass_delete: bool = False,
         restore_deleted: bool = False,
+        progress: Callable[[], None] | None = None,
     ) -> AccountReport:
         request = Request(
             sorted(mailboxes) if mailboxes else None,
@@ -248,6 +249,7 @@ class WiredAccount:
                 retry_of(self.account),
                 folders=request.folders,
                 stop=stop,
+                progress=progress,
             )
         finally:
             if self.schedule.hold_connection_open and not stop.is_set():

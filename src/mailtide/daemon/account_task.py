@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 
@@ -30,6 +32,8 @@ from mailtide.daemon.triggers import Cause, SyncRequest, Trigger, TriggerQueue
 from mailtide.engine.account import AccountReport
 
 log = structlog.get_logger(__name__)
+
+STOP_GRACE = 3.0  # seconds a sync has, after SIGTERM, to reach its next durable step
 
 
 class AccountTask:
@@ -180,8 +184,14 @@ class AccountTask:
         started = time.time()
         try:
             async with self.gate:
-                report = await self.runner.sync(
-                    request.mailboxes, request.full, self.stop, **options
+                report = await self._stoppable(
+                    self.runner.sync(
+                        request.mailboxes,
+                        request.full,
+                        self.stop,
+                        progress=self.status.alive,
+                        **options,
+                    )
                 )
         except Exception as exc:  # a bug must cost this sync, not the daemon
             why = f"internal error: {type(exc).__name__}: {exc}"
@@ -200,6 +210,31 @@ class AccountTask:
         else:
             self._recovered()
         self._arm_timers()
+
+    async def _stoppable(self, sync: Coroutine[Any, Any, AccountReport]) -> AccountReport:
+        """Run ``sync``; once a stop is asked for, it has ``STOP_GRACE`` seconds to reach its
+        next durable step and end there, else it is cancelled where it waits (a read from a
+        server that never finishes its answer): what it had not made durable is redone by the
+        next run, as after a crash, which every step is made to survive."""
+        running = asyncio.ensure_future(sync)
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                await asyncio.wait({running}, timeout=STOP_GRACE)
+            if not running.done():
+                self.log.warning("daemon.sync_cancelled", grace=STOP_GRACE)
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                report = AccountReport(self.runner.name)
+                report.stopped = True
+                return report
+            return running.result()
+        finally:
+            stopping.cancel()
+            if not running.done():  # this task itself was cancelled
+                running.cancel()
 
     def _failed(self, error: str) -> None:
         delay = self.backoff.failed()

@@ -75,9 +75,10 @@ class AccountRunner(Protocol):
         stop: asyncio.Event,
         allow_mass_delete: bool = False,
         restore_deleted: bool = False,
+        progress: Callable[[], None] | None = None,
     ) -> AccountReport:
         """One run of the engine over ``mailboxes`` (None: all), ending early (after a durable
-        step) when ``stop`` is set."""
+        step) when ``stop`` is set; ``progress`` is told of every durable step."""
         ...
 
     async def start(self) -> None:

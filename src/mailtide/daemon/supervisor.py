@@ -37,7 +37,10 @@ from mailtide.engine.account import AccountReport
 log = structlog.get_logger(__name__)
 
 HEARTBEAT = 5.0  # seconds between status checks (and watchdog pings, unless systemd wants more)
-STALL_LIMIT = 30 * 60.0  # a sync with no sign of life for this long has hung
+# A sync with no durable step for this long has hung (a batch is at most 16 MB: at 10 KB/s,
+# 27 min).  MAILTIDE_TEST_STALL_LIMIT (seconds) shortens it for the tests.
+STALL_LIMIT = 30 * 60.0
+STALL_ENV = "MAILTIDE_TEST_STALL_LIMIT"
 
 
 # Reads the configuration again (SIGHUP): the accounts to run and max_sync_accounts; raises
@@ -64,6 +67,7 @@ class Supervisor:
         self._ending = asyncio.Event()  # SIGTERM or SIGUSR2: no new account task starts
         self._signals = 0
         self._reloads: set[asyncio.Task[None]] = set()
+        self._hung_said = False
 
     def _task(self, runner: AccountRunner) -> AccountTask:
         return AccountTask(runner, self.gate, asyncio.Event(), asyncio.Event(), self.changed)
@@ -292,8 +296,14 @@ class Supervisor:
         """No account task has hung: each is waiting, or its sync showed a sign of life
         within ``STALL_LIMIT``."""
         now = time.monotonic()
+        raw = os.environ.get(STALL_ENV, "")
+        limit = float(raw) if raw.replace(".", "", 1).isdigit() else STALL_LIMIT
         for t in self.tasks.values():
             status = t.status
-            if status.state is State.SYNCING and now - status.progress > STALL_LIMIT:
+            if status.state is State.SYNCING and now - status.progress > limit:
+                if not self._hung_said:
+                    log.error("daemon.account_hung", account=t.runner.name, seconds=round(limit))
+                    self._hung_said = True
                 return False
+        self._hung_said = False
         return True

@@ -122,6 +122,7 @@ class AccountSync:
         retry: Retry = Retry(),
         stop: asyncio.Event | None = None,
         first_sync: bool = False,
+        progress: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -130,7 +131,7 @@ class AccountSync:
         self.state = state
         self.options = options
         self.only = {canonical(n) for n in only} if only else None
-        self.steps = Steps(stop)
+        self.steps = Steps(stop, progress)
         self.first_sync = first_sync
         self.report = AccountReport(name)
         self.log = log.bind(account=name)

@@ -8,7 +8,7 @@ the run, a daemon may keep them (and their connections) open between runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -31,6 +31,7 @@ async def sync_stores(
     *,
     folders: Sequence[str] | None = None,
     stop: asyncio.Event | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> AccountReport:
     """Sync account ``name`` (all its folders, or only ``folders``) between ``stores`` (indexed
     by Side: FAR, NEAR).  An account that has never synced (no known folder, no state moved
@@ -48,6 +49,7 @@ async def sync_stores(
         retry=retry,
         stop=stop,
         first_sync=first_sync,
+        progress=progress,
     )
     report = await sync.run()
     if state.moved_aside:

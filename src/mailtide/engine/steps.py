@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 import structlog
 
@@ -28,11 +29,15 @@ class StopRequested(Exception):
 
 
 class Steps:
-    """``stop``: when set, the sync ends after the step in flight (``StopRequested``)."""
+    """``stop``: when set, the sync ends after the step in flight (``StopRequested``).
+    ``progress``: told after every step and at every mailbox (a sign of life for a watchdog)."""
 
-    def __init__(self, stop: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, stop: asyncio.Event | None = None, progress: Callable[[], None] | None = None
+    ) -> None:
         self.count = 0
         self.stop = stop
+        self.progress = progress
         raw = os.environ.get(CRASH_ENV, "")
         self._crash_at = int(raw) if raw.isdigit() else None
 
@@ -46,5 +51,7 @@ class Steps:
 
     def check(self) -> None:
         """Raise ``StopRequested`` if a stop was asked for (call only between steps)."""
+        if self.progress is not None:
+            self.progress()
         if self.stop is not None and self.stop.is_set():
             raise StopRequested

@@ -473,6 +473,10 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 await self._send(tag, parts, inflight, literal_plus)
                 done: Done = await self._wait(inflight.done, f"{cmd_name} command")
                 return done
+            except asyncio.CancelledError:
+                # Its answer may still be coming: the stream cannot be followed any more.
+                self._break(ConnectionClosed(f"{cmd_name} command cancelled"))
+                raise
             finally:
                 self._current = None
 
