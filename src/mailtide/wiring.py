@@ -266,6 +266,11 @@ class WiredAccount:
             sources.append(MaildirPush(self.account.local, self.own, self.schedule.rescan))
         return sources
 
+    async def drop_connections(self) -> None:
+        if self._stores is not None:
+            stores, self._stores = self._stores, None
+            await _close_stores(self.name, stores)
+
     async def close(self) -> None:
         if self._stores is not None:
             stores, self._stores = self._stores, None

@@ -339,3 +339,18 @@ def test_a_change_in_the_maildir_reaches_the_server_without_a_signal(
     )
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
+
+
+def test_a_resume_from_suspend_syncs_every_account_at_once(
+    setup: Setup, start: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    s = setup
+    slept = tmp_path / "slept"
+    d = start({"MAILTIDE_TEST_SLEPT_FILE": str(slept)})
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    srv.append(s.imap, "INBOX", srv.make_message(7, "INBOX"), ["\\Seen"])
+    slept.write_text("3600\n")  # the boot clock ran an hour ahead of the monotonic one
+    eventually(lambda: "event=daemon.resumed" in d.output, 15, "the resume seen", d)
+    eventually(lambda: srv.message_id(7, "INBOX") in local_ids(s), 10, "a sync after it", d)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0

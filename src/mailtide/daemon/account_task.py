@@ -182,6 +182,8 @@ class AccountTask:
         self.status.state = State.SYNCING
         self.status.alive()
         started = time.time()
+        if Cause.RESUME in request.causes:
+            await self.runner.drop_connections()
         try:
             async with self.gate:
                 report = await self._stoppable(

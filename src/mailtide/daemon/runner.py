@@ -90,6 +90,10 @@ class AccountRunner(Protocol):
         """The account's push sources (may be empty: then only timers and signals)."""
         ...
 
+    async def drop_connections(self) -> None:
+        """Close the connections held between syncs (after a suspend they are suspect)."""
+        ...
+
     async def close(self) -> None:
         """Give back what the runner holds between syncs (connections, the state's lock)."""
         ...
