@@ -164,7 +164,7 @@ class StateDB:
         path = Path(state_dir) / f"{account}.sqlite"
         if dry_run and not path.exists():
             return cls(Path(":memory:"))
-        lock = _lock(path.with_suffix(".lock"), account)
+        lock = _lock(path.with_suffix(".lock"))
         try:
             if not path.exists():
                 # A WAL without its database would be replayed into the new, empty one.
@@ -397,8 +397,11 @@ def _move_aside(path: Path, why: str) -> Path:
     return aside
 
 
-def _lock(path: Path, account: str) -> int:
-    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError."""
+def _lock(path: Path) -> int:
+    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError.
+
+    The error does not name the account: every account failure is reported after
+    "account NAME: " already."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -407,10 +410,11 @@ def _lock(path: Path, account: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        holder = os.read(fd, 32).decode(errors="replace").strip()
         os.close(fd)
+        who = f"another mailtide (pid {holder})" if holder.isdigit() else "another mailtide"
         raise StateError(
-            f"account {account} is being synced by another mailtide (pid {holder})"
+            f"{who} is already syncing this account; try again when it has finished"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
