@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,24 @@ path = "copy"
         f"mailtide: account work: another mailtide (pid {os.getpid()}) is already syncing "
         "this account; try again when it has finished\n"
     )
+
+
+def test_state_files_are_private(tmp_path: Path, umask: int) -> None:
+    """The state directory (and the parents mailtide makes for it) 0700; the database, its WAL
+    and shared-memory files, the lock and a database moved aside as damaged 0600."""
+    state = tmp_path / "xdg" / "mailtide"
+    db = StateDB.for_account(state, "work")
+    db.put(db.mailbox("INBOX"), [Record(("1", "a"), frozenset(), ID)])
+    while_open = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
+    assert sorted(while_open) == ["work.lock", "work.sqlite", "work.sqlite-shm", "work.sqlite-wal"]
+    assert while_open == dict.fromkeys(while_open, "0o600")
+    db.close()
+    path = state / "work.sqlite"
+    path.write_bytes(b"\0" * 100 + path.read_bytes()[100:])
+    StateDB.for_account(state, "work").close()
+    assert any(".corrupt-" in p.name for p in state.iterdir())
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (tmp_path / "xdg", state)] == [
+        "0o700"
+    ] * 2
+    files = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
+    assert files == dict.fromkeys(files, "0o600")

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from mailtide.private import create_file, make_dirs
 from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
 from mailtide.stores.maildir.filenames import full_name, with_size
 
@@ -62,7 +63,7 @@ class Delivery:
         return os.path.join(self.folder, "tmp", unique)
 
     def prepare(self) -> None:
-        os.makedirs(os.path.join(self.folder, "tmp"), exist_ok=True)
+        make_dirs(os.path.join(self.folder, "tmp"))
 
     # -- writing (each call runs in a worker thread) ---------------------------------------
 
@@ -80,7 +81,7 @@ class Delivery:
             self.finish(message, f)
 
     def open(self, message: Staged) -> BinaryIO:
-        return open(message.tmp_path, "xb")
+        return create_file(message.tmp_path)  # 0600, as it stays once renamed into place
 
     def write(self, message: Staged, f: BinaryIO, data: bytes) -> None:
         f.write(data)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, fold_flag
+from mailtide.private import create_file
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -130,8 +131,8 @@ def write_keywords(folder_dir: str, keywords: Keywords) -> None:
     tmp = f"{final}.{secrets.token_hex(4)}.tmp"
     text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords.names) if name is not None)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with create_file(tmp) as f:
+            f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, final)

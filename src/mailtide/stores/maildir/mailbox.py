@@ -43,6 +43,7 @@ import structlog
 
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.private import create_file
 from mailtide.stores.base import (
     Delta,
     Fetched,
@@ -727,8 +728,8 @@ def folder_id(folder: str, create: bool = True) -> str:
     token = secrets.token_hex(16)
     tmp = f"{path}.{token}.tmp"
     try:
-        with open(tmp, "x", encoding="ascii") as f:
-            f.write(token + "\n")
+        with create_file(tmp) as f:
+            f.write(f"{token}\n".encode("ascii"))
             f.flush()
             os.fsync(f.fileno())
         if existing is not None:  # an empty (damaged) id file: replace it

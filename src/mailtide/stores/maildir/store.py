@@ -12,6 +12,7 @@ import os
 
 import structlog
 
+from mailtide.private import make_dirs
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
@@ -62,10 +63,10 @@ class MaildirStore:
         return os.path.realpath(self.root)
 
     def create_root(self) -> None:
-        """Make the root directory (first sync only; ``connect`` never does this)."""
+        """Make the root directory, 0700 (first sync only; ``connect`` never does this)."""
         try:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-            fsync_dir(os.path.dirname(os.path.abspath(self.root)))
+            for made in make_dirs(self.root):
+                fsync_dir(os.path.dirname(made))
         except OSError as err:
             raise StoreError(f"cannot create Maildir root {self.root}: {err}") from err
 
@@ -89,7 +90,8 @@ class MaildirStore:
         return path
 
     async def create_folder(self, name: str) -> None:
-        """Create the folder (cur/, new/, tmp/; parents as plain directories) durably."""
+        """Create the folder (cur/, new/, tmp/; parents as plain directories) durably; what
+        it creates is 0700."""
         if self.read_only:
             raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         await asyncio.to_thread(self._create_folder, name)
@@ -98,10 +100,9 @@ class MaildirStore:
         path = self.folder_path(name)
         root = self._checked_root()
         try:
-            made = not os.path.isdir(path)
-            os.makedirs(path, exist_ok=True)
+            made = make_dirs(path)
             for sub in MAILDIR_SUBDIRS:
-                os.makedirs(os.path.join(path, sub), exist_ok=True)
+                make_dirs(os.path.join(path, sub))
             if not is_inside(root, path):  # a symlink swapped in while we worked
                 raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root")
             fsync_dir(path)
