@@ -12,7 +12,7 @@ import os
 
 import structlog
 
-from mailtide.private import make_dirs
+from mailtide.private import make_dirs, touch_file
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
@@ -101,6 +101,9 @@ class MaildirStore:
         root = self._checked_root()
         try:
             made = make_dirs(path)
+            marker = self._layout.marker(name)
+            if marker is not None:  # before cur/ and new/, which make it a folder
+                touch_file(os.path.join(path, marker))
             for sub in MAILDIR_SUBDIRS:
                 make_dirs(os.path.join(path, sub))
             if not is_inside(root, path):  # a symlink swapped in while we worked
