@@ -1,7 +1,10 @@
 """One Maildir folder as a ``Mailbox``.
 
 Ids are the unique part of the file name (before ``:2,``), stable across
-flag renames and new/ -> cur/ moves.  We keep an index id -> (subdir, file
+flag renames and new/ -> cur/ moves; a file's info letters are its flags in
+new/ as in cur/.  What a listing holds is read in listing.py (what is no
+message file is skipped with a warning, once per run); distinct files that
+share an id are given ids of their own (duplicates.py).  We keep an index id -> (subdir, file
 name) from the last scan; another mail client may rename or delete files at
 any moment, so every file operation tolerates FileNotFoundError for the
 message concerned: rescan and find it by its id under its new name (a few
@@ -54,6 +57,7 @@ from mailtide.stores.base import (
 )
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
+from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
 from mailtide.stores.maildir.filenames import full_name, new_unique, size_of, split_name
 from mailtide.stores.maildir.flags import (
@@ -66,6 +70,7 @@ from mailtide.stores.maildir.flags import (
     unnamed_letters,
     unstorable,
 )
+from mailtide.stores.maildir.listing import Clash, Entry, list_folder, open_message
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -76,9 +81,6 @@ BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
 STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
 FOLDER_ID_FILE = ".mailtide-id"
-
-Entry = tuple[str, str]  # (subdir, file name)
-
 
 class DeliveryError(MailboxError):
     """An append failed part-way.
@@ -122,7 +124,8 @@ class MaildirMailbox:
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
         self._generation = 0  # scans so far (see _Attempt)
-        self._twins: dict[str, list[Entry]] = {}  # ids found in both new/ and cur/
+        self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
+        self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
         self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
 
     # -- scanning ------------------------------------------------------------------------
@@ -131,18 +134,46 @@ class MaildirMailbox:
         """List new/ then cur/ until a listing ran while neither changed (see the module
         docstring); every pass's messages are kept, the latest name of each winning."""
         index: dict[str, Entry] = {}
-        twins: dict[str, list[Entry]] = {}
         for _ in range(SCAN_PASSES):
             before = self._stamps()
-            listed, twins = self._list()
+            listing = list_folder(self.path)
             after = self._stamps()
-            index.update(listed)
-            if before == after and time.time() - max(after) > STILL:
+            index.update(listing.index)
+            quiet = before == after and time.time() - max(after) > STILL
+            if quiet:
                 break
+        for path, why in listing.skipped:
+            self._warn_once(path, "maildir.file_skipped", reason=why)
+        twins = listing.twins
+        if listing.clashes:
+            separated = self._separate(listing.clashes, quiet)
+            index.update((msg_id, names[0]) for msg_id, names in separated.items())
+            twins |= {msg_id: names[1:] for msg_id, names in separated.items() if names[1:]}
         self._index = index
         self._twins = twins
         self._generation += 1
         return index
+
+    def _separate(self, clashes: list[Clash], quiet: bool) -> dict[str, list[Entry]]:
+        """Give the files that share an id with another file ids of their own (see
+        duplicates.py): only after a quiet listing, where all their names existed at once, and
+        never in a dry run.  Until then they are left out, with a warning."""
+        if quiet and not self.read_only:
+            return give_fresh_names(self.path, clashes)
+        for clash in clashes:
+            for sub, filename in clash.entries:
+                self._warn_once(
+                    os.path.join(self.path, sub, filename),
+                    "maildir.duplicate_name",
+                    reason=f"another file in this folder has the same unique name {clash.id}; "
+                    "left out of this sync, a later one gives it a name of its own",
+                )
+        return {}
+
+    def _warn_once(self, path: str, event: str, **details: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            log.warning(event, path=path, **details)
 
     def _stamps(self) -> tuple[float, ...]:
         """The modification and change times of new/ and cur/ (a rename in or out sets both)."""
@@ -154,41 +185,6 @@ class MaildirMailbox:
                 raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
             out += (st.st_mtime, st.st_ctime)
         return tuple(out)
-
-    def _list(self) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
-        """One listing of new/ then cur/ (a file moved between the two listings is seen twice,
-        never missed; cur/ wins, and the other copy is remembered so a deletion removes both).
-        Dotfiles, anything not a regular file, and names that are not UTF-8 are skipped."""
-        index: dict[str, Entry] = {}
-        twins: dict[str, list[Entry]] = {}
-        for sub in ("new", "cur"):
-            directory = os.path.join(self.path, sub)
-            try:
-                it = os.scandir(directory)
-            except OSError as err:
-                raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
-            with it:
-                for entry in it:
-                    filename = entry.name
-                    if filename.startswith("."):
-                        continue
-                    try:
-                        if not entry.is_file(follow_symlinks=False):
-                            continue
-                    except OSError:
-                        continue
-                    if not filename.isascii() and not _utf8(filename):
-                        log.warning(
-                            "maildir.name_not_utf8",
-                            folder=self.path,
-                            file=filename.encode("utf-8", "surrogateescape").decode("latin-1"),
-                        )
-                        continue
-                    unique, _ = split_name(filename)
-                    if unique in index:
-                        twins.setdefault(unique, []).append(index[unique])
-                    index[unique] = (sub, filename)
-        return index, twins
 
     def _attempt(self) -> _Attempt:
         return _Attempt(self._generation)
@@ -220,8 +216,9 @@ class MaildirMailbox:
             raise MailboxError(f"Maildir folder {self.name} ({self.path}): {err}") from err
 
     def _letters(self, entry: Entry) -> str:
-        sub, filename = entry
-        return "" if sub == "new" else (split_name(filename)[1] or "")
+        """The info letters of a file, in cur/ or in new/ (some MDAs and clients write
+        ``new/X:2,S``: its flags count all the same)."""
+        return split_name(entry[1])[1] or ""
 
     def _writable(self) -> None:
         if self.read_only:
@@ -320,9 +317,8 @@ class MaildirMailbox:
             def meta(
                 entry: Entry, msg_id: str = msg_id
             ) -> tuple[Entry, Identity, float, MaildirBody]:
-                f = open(self._file(entry), "rb")  # noqa: SIM115 - handed to the body
+                f, st = open_message(self._file(entry))  # handed to the body
                 try:
-                    st = os.fstat(f.fileno())
                     if st.st_size <= SMALL_BODY:
                         data = f.read()
                         f.close()
@@ -353,7 +349,7 @@ class MaildirMailbox:
 
     def _open_again(self, msg_id: str) -> BinaryIO:
         def reopen(entry: Entry) -> BinaryIO:
-            return open(self._file(entry), "rb")
+            return open_message(self._file(entry))[0]
 
         found = self._with_file(msg_id, reopen, self._attempt())
         if found is None:
@@ -533,7 +529,7 @@ class MaildirMailbox:
                 letters = self._letters(entry)
                 flags = (flags_of_letters(letters, keywords) | change.add) - change.remove
                 new_letters = letters_of_flags(flags, keywords, keep=letters)
-                if sub == "new" and not new_letters:
+                if sub == "new" and not new_letters and split_name(filename)[1] is None:
                     return True  # still unflagged: leave it in new/ for the mail reader
                 target = full_name(change.id, new_letters)
                 if sub == "cur" and target == filename:
@@ -658,9 +654,9 @@ class MaildirBody:
 
 def read_identity(path: str) -> tuple[Identity, float]:
     """The content identity of a message file (one streaming pass) and its mtime."""
-    with open(path, "rb") as f:
-        mtime = os.fstat(f.fileno()).st_mtime
-        return identity_of_stream(f), mtime
+    f, st = open_message(path)
+    with f:
+        return identity_of_stream(f), st.st_mtime
 
 
 def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
@@ -694,15 +690,6 @@ def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
     prefix = LfToCrlf().feed(bytes(body))
     head = found if found is not None else bytes(header)
     return identity_of(head, size + extra, prefix)
-
-
-def _utf8(name: str) -> bool:
-    """Whether a file name decoded from the file system is real UTF-8 (no escaped bytes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def folder_id(folder: str, create: bool = True) -> str:
