@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+import imap_helpers as srv
+import maildir_helpers as loc
+from dovecot import ImapAccount
+from engine_helpers import Setup, make_setup
 from mailtide.stores.base import FlagChange
 from mailtide.stores.maildir import MaildirMailbox, MaildirStore
 from stores.maildir.mdstore_helpers import message
@@ -196,3 +200,57 @@ async def test_a_message_swapped_for_a_fifo_or_symlink_is_never_read(
 
 async def _fetched_ids(box: MaildirMailbox, msg_id: str) -> list[str]:
     return [f.id async for f in box.fetch([msg_id])]
+
+
+# ---- through a real sync ---------------------------------------------------------------------
+
+
+def local_inbox(s: Setup) -> Path:
+    inbox = loc.folder_dir(s.root, s.layout, "INBOX")
+    for sub in ("cur", "new", "tmp"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    return inbox
+
+
+def write_local(inbox: Path, name: str, i: int) -> None:
+    (inbox / name).write_bytes(srv.make_message(i, "INBOX").replace(b"\r\n", b"\n"))
+
+
+def server_flags(s: Setup) -> dict[str, frozenset[str]]:
+    return {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
+
+
+def test_flags_of_a_file_in_new_reach_the_server(imap_account: ImapAccount, tmp_path: Path) -> None:
+    s = make_setup(imap_account, tmp_path, "fs")
+    write_local(local_inbox(s), "new/1700000000.mda1.host:2,FS", 1)
+    assert not s.sync().failed
+    assert server_flags(s) == {srv.message_id(1, "INBOX"): {SEEN, FLAGGED}}
+
+
+def test_three_files_with_one_unique_name_are_three_messages(
+    imap_account: ImapAccount, tmp_path: Path, layout: str
+) -> None:
+    """``new/X``, ``cur/X:2,DRS`` and ``cur/X:2,FS``, three different messages: after a sync the
+    server holds each once with its flags, and a second sync changes nothing on either side."""
+    s = make_setup(imap_account, tmp_path, layout)
+    inbox = local_inbox(s)
+    for i, name in enumerate(["new/X", "cur/X:2,DRS", "cur/X:2,FS"], 1):
+        write_local(inbox, name, i)
+    settle()
+    report = s.sync()
+    assert not report.failed, report.failures()
+    held = server_flags(s)
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 3
+    assert held == {
+        srv.message_id(1, "INBOX"): frozenset(),
+        srv.message_id(2, "INBOX"): {DRAFT, ANSWERED, SEEN},
+        srv.message_id(3, "INBOX"): {FLAGGED, SEEN},
+    }
+    local = sorted(m.path.name for m in loc.messages(s.root, s.layout, "INBOX"))
+    assert len({name.split(":2,")[0] for name in local}) == 3
+    uids = [m.uid for m in srv.fetch_all(s.imap, "INBOX")]
+    settle()
+    again = s.sync()
+    assert not again.failed and not any(any(m.summary().values()) for m in again.mailboxes)
+    assert [m.uid for m in srv.fetch_all(s.imap, "INBOX")] == uids
+    assert sorted(m.path.name for m in loc.messages(s.root, s.layout, "INBOX")) == local
