@@ -16,6 +16,7 @@ Where ``syncfs`` is missing we fall back to an fsync per file.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -88,11 +89,12 @@ class Delivery:
         message.size += len(data)
 
     def finish(self, message: Staged, f: BinaryIO) -> None:
-        """Close the file, set its mtime, and count it as staged."""
+        """Close the file, set its mtime (atime is now), and count it as staged."""
         try:
             f.flush()
             if message.mtime is not None:
-                os.utime(f.fileno(), (message.mtime, message.mtime))
+                # atime now: tmp/ cleaners (ours, Dovecot's) take a file not read for 36 hours
+                os.utime(f.fileno(), (time.time(), message.mtime))
             if self.durability == "fsync":
                 os.fsync(f.fileno())
             f.close()

@@ -10,7 +10,6 @@ the info are always sorted in ASCII order (uppercase before lowercase).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import structlog
 
 from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, fold_flag
 from mailtide.private import create_file
+from mailtide.stores.maildir.filenames import temp_path
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -128,7 +128,7 @@ def read_keywords(folder_dir: str) -> Keywords:
 def write_keywords(folder_dir: str, keywords: Keywords) -> None:
     """Replace the keyword file atomically (temp file, fsync, rename)."""
     final = os.path.join(folder_dir, KEYWORDS_FILE)
-    tmp = f"{final}.{secrets.token_hex(4)}.tmp"
+    tmp = temp_path(folder_dir)
     text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords.names) if name is not None)
     try:
         with create_file(tmp) as f:

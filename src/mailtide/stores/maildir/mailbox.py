@@ -59,7 +59,13 @@ from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
 from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
-from mailtide.stores.maildir.filenames import full_name, new_unique, size_of, split_name
+from mailtide.stores.maildir.filenames import (
+    full_name,
+    new_unique,
+    size_of,
+    split_name,
+    temp_path,
+)
 from mailtide.stores.maildir.flags import (
     Keywords,
     ensure_keywords,
@@ -70,6 +76,7 @@ from mailtide.stores.maildir.flags import (
     unnamed_letters,
     unstorable,
 )
+from mailtide.stores.maildir.leftovers import clear_tmp
 from mailtide.stores.maildir.listing import Clash, Entry, list_folder, open_message
 
 log = structlog.get_logger("mailtide.stores.maildir")
@@ -243,8 +250,23 @@ class MaildirMailbox:
                 f"Maildir folder {self.name} ({self.path}) is on a read-only file system: "
                 "not synced in either direction until it is writable again"
             )
+        if not self.read_only:
+            self._clear_tmp()
         validity = folder_id(self.path, create=not self.read_only)
         return MailboxStatus(validity=validity, count=len(self._scan()))
+
+    def _clear_tmp(self) -> None:
+        """At the start of each sync of this folder, where its tmp/ is about to be written (a
+        folder not synced is not touched): see leftovers.py."""
+        cleared = clear_tmp(self.path)
+        if cleared.total:
+            log.info(
+                "maildir.tmp_cleared",
+                folder=self.path,
+                removed=cleared.total,
+                of_dead_runs=cleared.own,
+                stale=cleared.stale,
+            )
 
     async def snapshot(self) -> list[MessageInfo]:
         return await self._run(self._snapshot)
@@ -713,8 +735,9 @@ def folder_id(folder: str, create: bool = True) -> str:
     if not create:
         return ""
     token = secrets.token_hex(16)
-    tmp = f"{path}.{token}.tmp"
+    tmp = ""
     try:
+        tmp = temp_path(folder)
         with create_file(tmp) as f:
             f.write(f"{token}\n".encode("ascii"))
             f.flush()
@@ -733,8 +756,7 @@ def folder_id(folder: str, create: bool = True) -> str:
     except OSError as err:
         raise MailboxError(f"cannot create {path}: {err}") from err
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return token
