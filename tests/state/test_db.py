@@ -228,8 +228,6 @@ def test_state_files_are_private(tmp_path: Path, umask: int) -> None:
     path.write_bytes(b"\0" * 100 + path.read_bytes()[100:])
     StateDB.for_account(state, "work").close()
     assert any(".corrupt-" in p.name for p in state.iterdir())
-    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (tmp_path / "xdg", state)] == [
-        "0o700"
-    ] * 2
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (tmp_path / "xdg", state)] == ["0o700"] * 2
     files = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
     assert files == dict.fromkeys(files, "0o600")

@@ -47,15 +47,17 @@ async def open_store(repo: Repository, read_only: bool = False) -> Store:
     return MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=read_only)
 
 
-def _first_sync_roots(account: Account) -> None:
-    """An account that has never synced may create its Maildir root.  After that a missing
-    root is an error (an unmounted disk must never look like "every message was deleted")."""
+def _first_sync_roots(account: Account, dry_run: bool) -> None:
+    """An account that has never synced may create its Maildir root, and an existing one must
+    hold a Maildir of its layout or nothing (StoreError).  After that a missing root is an
+    error (an unmounted disk must never look like "every message was deleted")."""
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
     for repo in (account.local, account.remote):
-        if isinstance(repo, MaildirRepository) and not repo.path.exists():
-            MaildirStore(MaildirSettings(str(repo.path), repo.layout)).create_root()
-            log.info("maildir.root_created", account=account.name, path=str(repo.path))
+        if isinstance(repo, MaildirRepository):
+            store = MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=dry_run)
+            if store.prepare_first_sync(f"[repository.{repo.name}]"):
+                log.info("maildir.root_created", account=account.name, path=str(repo.path))
 
 
 async def sync_account(
@@ -81,9 +83,13 @@ async def sync_account(
             await open_store(account.local, read_only=dry_run),
         )
         state = StateDB.for_account(config.general.state_dir, account.name, dry_run=dry_run)
-        if not dry_run and not state.known_folders() and not state.moved_aside:
-            _first_sync_roots(account)
     except (StoreError, StateError) as exc:
+        return AccountReport(account.name, error=str(exc))
+    try:
+        if not state.known_folders() and not state.moved_aside:
+            _first_sync_roots(account, dry_run)
+    except StoreError as exc:
+        state.close()  # releases the account's lock
         return AccountReport(account.name, error=str(exc))
     if state.moved_aside:
         log.warning("state.moved_aside", account=account.name, message=state.moved_aside)

@@ -89,6 +89,7 @@ STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
 FOLDER_ID_FILE = ".mailtide-id"
 
+
 class DeliveryError(MailboxError):
     """An append failed part-way.
 

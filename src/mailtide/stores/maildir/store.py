@@ -25,6 +25,7 @@ from mailtide.stores.maildir.layout import (
 )
 from mailtide.stores.maildir.mailbox import MaildirMailbox
 from mailtide.stores.maildir.settings import MaildirSettings
+from mailtide.stores.maildir.survey import survey_root
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -69,6 +70,25 @@ class MaildirStore:
                 fsync_dir(os.path.dirname(made))
         except OSError as err:
             raise StoreError(f"cannot create Maildir root {self.root}: {err}") from err
+
+    def prepare_first_sync(self, table: str) -> bool:
+        """Before an account's first sync: make a missing root (True; never in a dry run) or
+        raise StoreError when the existing root does not hold a Maildir of this layout, or
+        holds other data (see survey.py); ``table`` names the repository's config table."""
+        if not os.path.exists(self.root):
+            if self.read_only:
+                return False  # a dry run: connect says the root is missing
+            self.create_root()
+            return True
+        root = self._checked_root()
+        try:
+            survey = survey_root(root)
+        except OSError as err:
+            raise StoreError(f"Maildir root {self.root} cannot be read: {err}") from err
+        refusal = survey.refusal(self.settings.layout, table)
+        if refusal is not None:
+            raise StoreError(refusal)
+        return False
 
     async def connect(self) -> None:
         await asyncio.to_thread(self._checked_root)
