@@ -80,9 +80,9 @@ class MaildirStore:
                 return False  # a dry run: connect says the root is missing
             self.create_root()
             return True
-        root = self._checked_root()
+        self._checked_root()
         try:
-            survey = survey_root(root)
+            survey = survey_root(self.root)  # named as configured, a symlink followed
         except OSError as err:
             raise StoreError(f"Maildir root {self.root} cannot be read: {err}") from err
         refusal = survey.refusal(self.settings.layout, table)
