@@ -16,7 +16,7 @@ import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import ImapAccount
 from engine_helpers import Setup, make_setup
-from mailtide.stores.base import FlagChange
+from mailtide.stores.base import FlagChange, MailboxError
 from mailtide.stores.maildir import MaildirMailbox, MaildirStore
 from stores.maildir.mdstore_helpers import message
 
@@ -200,6 +200,26 @@ async def test_a_message_swapped_for_a_fifo_or_symlink_is_never_read(
 
 async def _fetched_ids(box: MaildirMailbox, msg_id: str) -> list[str]:
     return [f.id async for f in box.fetch([msg_id])]
+
+
+async def test_a_fifo_for_the_folders_own_files_never_blocks(store: MaildirStore) -> None:
+    """A FIFO in place of dovecot-keywords reads as no table; one in place of .mailtide-id
+    fails the folder with a line that says what to do."""
+    await store.create_folder("INBOX")
+    box = await store.open("INBOX")
+    put(box, "cur", "X:2,Sa", 1)
+    fifos = [Path(box.path, "dovecot-keywords"), Path(box.path, ".mailtide-id")]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    try:
+        [info] = await asyncio.wait_for(box.snapshot(), 10)
+        assert info.flags == {SEEN}
+        with pytest.raises(MailboxError, match=r"\.mailtide-id is not a regular file .*remove it"):
+            await asyncio.wait_for(box.status(), 10)
+    finally:
+        for fifo in fifos:  # a reader blocked on one (the failure) is let go
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
 # ---- through a real sync ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ import structlog
 from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, fold_flag
 from mailtide.private import create_file
 from mailtide.stores.maildir.filenames import temp_path
+from mailtide.stores.maildir.listing import read_regular
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -108,9 +109,8 @@ def unstorable(flags: Iterable[str], table: Keywords) -> frozenset[str]:
 def read_keywords(folder_dir: str) -> Keywords:
     """The folder's keyword table; an absent or unreadable file is an empty table."""
     try:
-        with open(os.path.join(folder_dir, KEYWORDS_FILE), encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
+        text = read_regular(os.path.join(folder_dir, KEYWORDS_FILE)).decode("utf-8", "replace")
+    except OSError:  # also a symlink or a FIFO in its place
         return Keywords()
     names: list[str | None] = []
     for line in text.splitlines():

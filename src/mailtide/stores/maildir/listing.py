@@ -1,13 +1,15 @@
-"""One listing of a folder's new/ and cur/, and opening a message file it named.
+"""One listing of a folder's new/ and cur/, and opening the files it named (and the folder's
+own files) safely.
 
 A message is a regular file whose name does not start with "."; its id is
 the name before ``:2,``, wherever the file is.  What else is there (a
 symbolic link, dangling or not, a FIFO, a directory, a name that is not
 UTF-8) is reported as skipped, with the reason, and never opened: a FIFO
 would block a reader and a symlink may lead out of the Maildir.  Since
-another program may swap such a thing in for a listed file, ``open_message``
-opens without following a symlink or waiting on a FIFO, and refuses what is
-not a regular file.
+another program may swap such a thing in for a listed file (or put one in
+place of ``dovecot-keywords`` or ``.mailtide-id``), ``open_regular`` opens
+without following a symlink or waiting on a FIFO, and refuses what is not a
+regular file.
 
 Cost: a listing is one readdir of new/ and one of cur/.  The file type comes
 from readdir itself (no stat per file); only an entry that is no regular file
@@ -49,8 +51,8 @@ class FolderListing:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why not a message)
 
 
-class NotAMessageFile(FileNotFoundError):
-    """The name no longer holds a regular file: for the caller, the message moved away."""
+class NotARegularFile(FileNotFoundError):
+    """The name holds no regular file (now): for a message, as if it had moved away."""
 
 
 def list_folder(folder: str) -> FolderListing:
@@ -135,25 +137,33 @@ def why_not_a_message(entry: os.DirEntry[str]) -> str:
     return "a device or other special file, not a message file"
 
 
-def open_message(path: str) -> tuple[BinaryIO, os.stat_result]:
-    """The message file at ``path`` open for reading, and its status.
+def open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """The regular file at ``path`` (a message file, a keyword table, a folder id) open for
+    reading, and its status.
 
-    Never follows a symbolic link and never waits on a FIFO; raises NotAMessageFile
+    Never follows a symbolic link and never waits on a FIFO; raises NotARegularFile
     when ``path`` is not a regular file now, FileNotFoundError when it is gone."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise NotAMessageFile(errno.ENOENT, "a symbolic link now", path) from None
+            raise NotARegularFile(errno.ENOENT, "a symbolic link now", path) from None
         raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotAMessageFile(errno.ENOENT, "not a regular file now", path)
+            raise NotARegularFile(errno.ENOENT, "not a regular file now", path)
         return os.fdopen(fd, "rb"), st
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_regular(path: str) -> bytes:
+    """The content of the small regular file at ``path``, opened as ``open_regular`` does."""
+    f, _ = open_regular(path)
+    with f:
+        return f.read()
 
 
 def printable(path: str) -> str:

@@ -77,7 +77,14 @@ from mailtide.stores.maildir.flags import (
     unstorable,
 )
 from mailtide.stores.maildir.leftovers import clear_tmp
-from mailtide.stores.maildir.listing import Clash, Entry, list_folder, open_message
+from mailtide.stores.maildir.listing import (
+    Clash,
+    Entry,
+    NotARegularFile,
+    list_folder,
+    open_regular,
+    read_regular,
+)
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -340,7 +347,7 @@ class MaildirMailbox:
             def meta(
                 entry: Entry, msg_id: str = msg_id
             ) -> tuple[Entry, Identity, float, MaildirBody]:
-                f, st = open_message(self._file(entry))  # handed to the body
+                f, st = open_regular(self._file(entry))  # handed to the body
                 try:
                     if st.st_size <= SMALL_BODY:
                         data = f.read()
@@ -372,7 +379,7 @@ class MaildirMailbox:
 
     def _open_again(self, msg_id: str) -> BinaryIO:
         def reopen(entry: Entry) -> BinaryIO:
-            return open_message(self._file(entry))[0]
+            return open_regular(self._file(entry))[0]
 
         found = self._with_file(msg_id, reopen, self._attempt())
         if found is None:
@@ -677,7 +684,7 @@ class MaildirBody:
 
 def read_identity(path: str) -> tuple[Identity, float]:
     """The content identity of a message file (one streaming pass) and its mtime."""
-    f, st = open_message(path)
+    f, st = open_regular(path)
     with f:
         return identity_of_stream(f), st.st_mtime
 
@@ -725,10 +732,14 @@ def folder_id(folder: str, create: bool = True) -> str:
     path = os.path.join(folder, FOLDER_ID_FILE)
     existing: str | None = None
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            existing = f.read().strip()
+        existing = read_regular(path).decode("ascii", "replace").strip()
         if existing:
             return existing
+    except NotARegularFile as err:
+        raise MailboxError(
+            f"{path} is not a regular file (a symbolic link or a FIFO?): remove it, and "
+            "mailtide writes the folder's id anew"
+        ) from err
     except FileNotFoundError:
         pass
     except OSError as err:
@@ -749,8 +760,7 @@ def folder_id(folder: str, create: bool = True) -> str:
             try:
                 os.link(tmp, path)  # never replaces an id another process wrote meanwhile
             except FileExistsError:
-                with open(path, encoding="ascii", errors="replace") as f:
-                    return f.read().strip() or token
+                return read_regular(path).decode("ascii", "replace").strip() or token
             except OSError:
                 os.replace(tmp, path)  # a file system without hard links
         fsync_dir(folder)
