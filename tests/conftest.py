@@ -38,3 +38,16 @@ def imap_account(dovecot: Dovecot, request: pytest.FixtureRequest) -> ImapAccoun
 def courier() -> Iterator[Courier]:
     """One private Courier-IMAP per test session (no UIDPLUS advertised; see tests/courier.py)."""
     yield from private_courier()
+
+
+# ---- files on disk --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask022", "umask000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process umask for the test (a usual one, and one that takes nothing away)."""
+    old = os.umask(request.param)
+    try:
+        yield int(request.param)
+    finally:
+        os.umask(old)

@@ -52,7 +52,10 @@ async def open_store(repo: Repository, read_only: bool = False) -> Store:
         )
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
-    return MaildirStore(MaildirSettings(str(repo.path), repo.layout), read_only=read_only)
+    return MaildirStore(
+        MaildirSettings(str(repo.path), repo.layout, f"[repository.{repo.name}]"),
+        read_only=read_only,
+    )
 
 
 @dataclass(frozen=True, slots=True)

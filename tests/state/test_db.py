@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,8 +110,12 @@ def test_orphan_wal_is_not_replayed_into_a_new_database(tmp_path: Path) -> None:
 
 def test_second_sync_of_the_same_account_is_refused(tmp_path: Path) -> None:
     first = StateDB.for_account(tmp_path, "work")
-    with pytest.raises(StateError, match=r"being synced by another mailtide \(pid \d+\)"):
+    with pytest.raises(StateError) as refused:
         StateDB.for_account(tmp_path, "work")
+    assert str(refused.value) == (
+        f"another mailtide (pid {os.getpid()}) is already syncing this account; "
+        "try again when it has finished"
+    )
     other = StateDB.for_account(tmp_path, "home")  # other accounts are not held up
     other.close()
     first.close()
@@ -165,3 +173,61 @@ def test_pending_flag_update_is_journalled_and_cleared_by_the_next_record(tmp_pa
     done = Record(("7", "n7"), pending.flags, ID)
     db.replace(box, [by_id[("7", "n7")]], [done])
     assert {r.ids: r for r in db.records(box)}[("7", "n7")] == done
+
+
+def test_second_sync_says_the_account_once_with_the_holders_pid(tmp_path: Path) -> None:
+    """What the user reads when a second ``mailtide sync`` of an account runs: one line, the
+    account named once, the pid of the mailtide holding it, exit status 1."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[general]
+state_dir = "{tmp_path / "state"}"
+
+[account.work]
+local = "copy"
+remote = "origin"
+
+[repository.origin]
+type = "maildir"
+path = "origin"
+
+[repository.copy]
+type = "maildir"
+path = "copy"
+"""
+    )
+    held = StateDB.for_account(tmp_path / "state", "work")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mailtide", "sync", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        held.close()
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"mailtide: account work: another mailtide (pid {os.getpid()}) is already syncing "
+        "this account; try again when it has finished\n"
+    )
+
+
+def test_state_files_are_private(tmp_path: Path, umask: int) -> None:
+    """The state directory (and the parents mailtide makes for it) 0700; the database, its WAL
+    and shared-memory files, the lock and a database moved aside as damaged 0600."""
+    state = tmp_path / "xdg" / "mailtide"
+    db = StateDB.for_account(state, "work")
+    db.put(db.mailbox("INBOX"), [Record(("1", "a"), frozenset(), ID)])
+    while_open = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
+    assert sorted(while_open) == ["work.lock", "work.sqlite", "work.sqlite-shm", "work.sqlite-wal"]
+    assert while_open == dict.fromkeys(while_open, "0o600")
+    db.close()
+    path = state / "work.sqlite"
+    path.write_bytes(b"\0" * 100 + path.read_bytes()[100:])
+    StateDB.for_account(state, "work").close()
+    assert any(".corrupt-" in p.name for p in state.iterdir())
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (tmp_path / "xdg", state)] == ["0o700"] * 2
+    files = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
+    assert files == dict.fromkeys(files, "0o600")

@@ -36,7 +36,7 @@ async def sync_stores(
     """Sync account ``name`` (all its folders, or only ``folders``) between ``stores`` (indexed
     by Side: FAR, NEAR).  An account that has never synced (no known folder, no state moved
     aside) is a first sync: a store may then create its missing root (``Store.connect``)."""
-    first_sync = not options.dry_run and not state.moved_aside and not await state.known_folders()
+    first_sync = not state.moved_aside and not await state.known_folders()
     if state.moved_aside:
         log.warning("state.moved_aside", account=name, message=state.moved_aside)
     sync = AccountSync(

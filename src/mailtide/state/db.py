@@ -1,6 +1,7 @@
 """What the last sync agreed on, per account, in one SQLite file (WAL).
 
-One database per account: ``<state_dir>/<account>.sqlite``.  Per mailbox pair
+One database per account: ``<state_dir>/<account>.sqlite``, private to its user
+(the directory 0700 when mailtide makes it, every file in it 0600).  Per mailbox pair
 it keeps each side's validity and cursors and one row per record (see
 ``core.model.Record``).  A half record (one id empty) is the durable intent of
 a copy, written before the copy starts.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailtide.core.model import Identity, PendingFlags, Record, Side
+from mailtide.private import FILE_MODE, make_dirs, touch_file
 
 SCHEMA_VERSION = 4
 
@@ -109,7 +111,9 @@ class StateDB:
         conn: sqlite3.Connection | None = None
         try:
             if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(str(path.parent))
+                # SQLite would make it 0644; its -wal and -shm files take the database's mode
+                touch_file(str(path))
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db = conn
             if check:
@@ -164,7 +168,7 @@ class StateDB:
         path = Path(state_dir) / f"{account}.sqlite"
         if dry_run and not path.exists():
             return cls(Path(":memory:"))
-        lock = _lock(path.with_suffix(".lock"), account)
+        lock = _lock(path.with_suffix(".lock"))
         try:
             if not path.exists():
                 # A WAL without its database would be replayed into the new, empty one.
@@ -397,20 +401,24 @@ def _move_aside(path: Path, why: str) -> Path:
     return aside
 
 
-def _lock(path: Path, account: str) -> int:
-    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError."""
+def _lock(path: Path) -> int:
+    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError.
+
+    The error does not name the account: every account failure is reported after
+    "account NAME: " already."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        make_dirs(str(path.parent))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     except OSError as exc:
         raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        holder = os.read(fd, 32).decode(errors="replace").strip()
         os.close(fd)
+        who = f"another mailtide (pid {holder})" if holder.isdigit() else "another mailtide"
         raise StateError(
-            f"account {account} is being synced by another mailtide (pid {holder})"
+            f"{who} is already syncing this account; try again when it has finished"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -59,6 +59,26 @@ async def test_create_folder_is_idempotent(store: MaildirStore) -> None:
     assert [f.name for f in await store.list_folders()] == ["Archive/2024"]
 
 
+async def test_maildirplusplus_subfolders_carry_the_maildirfolder_marker(
+    store: MaildirStore, layout: str
+) -> None:
+    """Courier and Dovecot mark each Maildir++ subfolder with an empty ``maildirfolder`` file
+    (their deliver tools look for it); the INBOX (the root) has none, nor has the fs layout."""
+    for name in ("INBOX", "Archive", "Archive/2024"):
+        await store.create_folder(name)
+    root = Path(store.root)
+    markers = sorted(p.relative_to(root).as_posix() for p in root.rglob("maildirfolder"))
+    if layout == "fs":
+        assert markers == []
+        return
+    assert markers == [".Archive.2024/maildirfolder", ".Archive/maildirfolder"]
+    for marker in markers:
+        assert (root / marker).read_bytes() == b""
+        assert (root / marker).stat().st_mode & 0o777 == 0o600
+    listed = sorted(f.name for f in await store.list_folders())
+    assert listed == ["Archive", "Archive/2024", "INBOX"]
+
+
 async def test_fs_parent_can_also_be_a_folder(fs_store: MaildirStore) -> None:
     await fs_store.create_folder("Work/Clients/Acme & Co")
     assert [f.name for f in await fs_store.list_folders()] == ["Work/Clients/Acme & Co"]

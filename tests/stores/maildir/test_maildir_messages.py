@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -265,7 +266,7 @@ async def test_vanished_folder_is_an_error_not_empty(box: MaildirMailbox) -> Non
         os.rmdir(os.path.join(box.path, sub))
     with pytest.raises(MailboxError):
         await box.snapshot()
-    os.rmdir(box.path)
+    shutil.rmtree(box.path)  # with what else the folder holds (maildirfolder, .mailtide-id)
     with pytest.raises(MailboxError, match="vanished"):
         await box.status()
     with pytest.raises(MailboxError):

@@ -16,9 +16,11 @@ Where ``syncfs`` is missing we fall back to an fsync per file.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from mailtide.private import create_file, make_dirs
 from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
 from mailtide.stores.maildir.filenames import full_name, with_size
 
@@ -62,7 +64,7 @@ class Delivery:
         return os.path.join(self.folder, "tmp", unique)
 
     def prepare(self) -> None:
-        os.makedirs(os.path.join(self.folder, "tmp"), exist_ok=True)
+        make_dirs(os.path.join(self.folder, "tmp"))
 
     # -- writing (each call runs in a worker thread) ---------------------------------------
 
@@ -80,18 +82,19 @@ class Delivery:
             self.finish(message, f)
 
     def open(self, message: Staged) -> BinaryIO:
-        return open(message.tmp_path, "xb")
+        return create_file(message.tmp_path)  # 0600, as it stays once renamed into place
 
     def write(self, message: Staged, f: BinaryIO, data: bytes) -> None:
         f.write(data)
         message.size += len(data)
 
     def finish(self, message: Staged, f: BinaryIO) -> None:
-        """Close the file, set its mtime, and count it as staged."""
+        """Close the file, set its mtime (atime is now), and count it as staged."""
         try:
             f.flush()
             if message.mtime is not None:
-                os.utime(f.fileno(), (message.mtime, message.mtime))
+                # atime now: tmp/ cleaners (ours, Dovecot's) take a file not read for 36 hours
+                os.utime(f.fileno(), (time.time(), message.mtime))
             if self.durability == "fsync":
                 os.fsync(f.fileno())
             f.close()

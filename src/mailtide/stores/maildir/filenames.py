@@ -15,6 +15,8 @@ import re
 import socket
 import time
 
+from mailtide.private import make_dirs
+
 INFO = ":2,"
 _SIZE = re.compile(r",S=(\d+)(?=,|$)")
 _counter = itertools.count(1)
@@ -46,6 +48,17 @@ def _escaped_host() -> str:
 _HOST = _escaped_host()
 
 
+# new_unique's form, on this host: the pid tells whose run wrote a file left in tmp/
+_OURS = re.compile(rf"\d+\.M\d+P(\d+)Q\d+\.{re.escape(_HOST)}(?=,|$)")
+
+
+def writer_pid(filename: str) -> int | None:
+    """The pid of the mailtide process on this host that made ``filename`` (a name from
+    ``new_unique``), or None when it is not such a name."""
+    m = _OURS.match(filename)
+    return int(m.group(1)) if m else None
+
+
 def new_unique(hint: str | None) -> str:
     """A fresh unique name (without ``,S=``, which is added once the size is known)."""
     now = time.time_ns()
@@ -54,6 +67,14 @@ def new_unique(hint: str | None) -> str:
     if hint is not None and hint.isdigit() and hint.isascii():
         name += f",U={hint}"
     return name
+
+
+def temp_path(folder: str) -> str:
+    """A path for a new file of ours in ``folder``'s tmp/ (made 0700 when missing), under a
+    fresh unique name: left behind by a crash, it is known as ours and cleared (leftovers.py).
+    Files renamed into place elsewhere (dovecot-keywords, .mailtide-id) are written here too."""
+    make_dirs(os.path.join(folder, "tmp"))
+    return os.path.join(folder, "tmp", new_unique(None))
 
 
 def with_size(unique: str, size: int) -> str:

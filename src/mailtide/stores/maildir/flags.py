@@ -10,13 +10,15 @@ the info are always sorted in ASCII order (uppercase before lowercase).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
 
 from mailtide.core.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, fold_flag
+from mailtide.private import create_file
+from mailtide.stores.maildir.filenames import temp_path
+from mailtide.stores.maildir.listing import read_regular
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -107,9 +109,8 @@ def unstorable(flags: Iterable[str], table: Keywords) -> frozenset[str]:
 def read_keywords(folder_dir: str) -> Keywords:
     """The folder's keyword table; an absent or unreadable file is an empty table."""
     try:
-        with open(os.path.join(folder_dir, KEYWORDS_FILE), encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
+        text = read_regular(os.path.join(folder_dir, KEYWORDS_FILE)).decode("utf-8", "replace")
+    except OSError:  # also a symlink or a FIFO in its place
         return Keywords()
     names: list[str | None] = []
     for line in text.splitlines():
@@ -127,11 +128,11 @@ def read_keywords(folder_dir: str) -> Keywords:
 def write_keywords(folder_dir: str, keywords: Keywords) -> None:
     """Replace the keyword file atomically (temp file, fsync, rename)."""
     final = os.path.join(folder_dir, KEYWORDS_FILE)
-    tmp = f"{final}.{secrets.token_hex(4)}.tmp"
+    tmp = temp_path(folder_dir)
     text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords.names) if name is not None)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with create_file(tmp) as f:
+            f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, final)

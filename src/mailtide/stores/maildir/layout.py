@@ -9,7 +9,8 @@ refuses as (raw name, reason) and lists the rest.
 ``fs``:        INBOX = <root>/INBOX, "a/b" = <root>/a/b (UTF-8 names).
                cur, new and tmp cannot be folder names; hidden dirs are skipped.
 ``maildir++``: INBOX = <root>, "a/b" = <root>/.a.b; a "." inside a component
-               cannot be represented.
+               cannot be represented.  A folder mailtide makes holds an empty
+               ``maildirfolder`` file, as Courier and Dovecot write it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mailtide.core.names import BadFolderName, check_name, is_inbox
 from mailtide.stores.base import UnsafeFolderName
 
 MAILDIR_SUBDIRS = ("cur", "new", "tmp")
+SUBFOLDER_MARKER = "maildirfolder"
 _NAME_MAX = 255  # bytes in one path component on every Linux file system we care about
 
 
@@ -45,6 +47,10 @@ class Listing:
 class FolderLayout(Protocol):
     def relative(self, name: str) -> list[str]:
         """Path components of folder ``name`` below the root; raises UnsafeFolderName."""
+        ...
+
+    def marker(self, name: str) -> str | None:
+        """The empty file a new folder ``name`` carries to say it is a subfolder, if any."""
         ...
 
     def scan(self, root_real: str) -> Listing: ...
@@ -90,6 +96,9 @@ class FsLayout:
                 )
             _check_length(name, part)
         return parts
+
+    def marker(self, name: str) -> str | None:
+        return None
 
     def scan(self, root_real: str) -> Listing:
         listing = Listing()
@@ -161,6 +170,10 @@ class MaildirPlusPlusLayout:
         dirname = "." + ".".join(parts)
         _check_length(name, dirname)
         return [dirname]
+
+    def marker(self, name: str) -> str | None:
+        # Courier's and Dovecot's sign of a subfolder (deliver tools use it for quota files)
+        return SUBFOLDER_MARKER if self.relative(name) else None
 
     def scan(self, root_real: str) -> Listing:
         listing = Listing()

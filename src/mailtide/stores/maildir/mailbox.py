@@ -1,7 +1,10 @@
 """One Maildir folder as a ``Mailbox``.
 
 Ids are the unique part of the file name (before ``:2,``), stable across
-flag renames and new/ -> cur/ moves.  We keep an index id -> (subdir, file
+flag renames and new/ -> cur/ moves; a file's info letters are its flags in
+new/ as in cur/.  What a listing holds is read in listing.py (what is no
+message file is skipped with a warning, once per run); distinct files that
+share an id are given ids of their own (duplicates.py).  We keep an index id -> (subdir, file
 name) from the last scan; another mail client may rename or delete files at
 any moment, so every file operation tolerates FileNotFoundError for the
 message concerned: rescan and find it by its id under its new name (a few
@@ -43,6 +46,7 @@ import structlog
 
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.private import create_file
 from mailtide.stores.base import (
     Delta,
     Fetched,
@@ -53,8 +57,15 @@ from mailtide.stores.base import (
 )
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
+from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
-from mailtide.stores.maildir.filenames import full_name, new_unique, size_of, split_name
+from mailtide.stores.maildir.filenames import (
+    full_name,
+    new_unique,
+    size_of,
+    split_name,
+    temp_path,
+)
 from mailtide.stores.maildir.flags import (
     Keywords,
     ensure_keywords,
@@ -64,6 +75,15 @@ from mailtide.stores.maildir.flags import (
     read_keywords,
     unnamed_letters,
     unstorable,
+)
+from mailtide.stores.maildir.leftovers import clear_tmp
+from mailtide.stores.maildir.listing import (
+    Clash,
+    Entry,
+    NotARegularFile,
+    list_folder,
+    open_regular,
+    read_regular,
 )
 
 log = structlog.get_logger("mailtide.stores.maildir")
@@ -75,8 +95,6 @@ BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
 STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
 FOLDER_ID_FILE = ".mailtide-id"
-
-Entry = tuple[str, str]  # (subdir, file name)
 
 
 class DeliveryError(MailboxError):
@@ -121,7 +139,8 @@ class MaildirMailbox:
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
         self._generation = 0  # scans so far (see _Attempt)
-        self._twins: dict[str, list[Entry]] = {}  # ids found in both new/ and cur/
+        self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
+        self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
         self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
 
     # -- scanning ------------------------------------------------------------------------
@@ -130,18 +149,46 @@ class MaildirMailbox:
         """List new/ then cur/ until a listing ran while neither changed (see the module
         docstring); every pass's messages are kept, the latest name of each winning."""
         index: dict[str, Entry] = {}
-        twins: dict[str, list[Entry]] = {}
         for _ in range(SCAN_PASSES):
             before = self._stamps()
-            listed, twins = self._list()
+            listing = list_folder(self.path)
             after = self._stamps()
-            index.update(listed)
-            if before == after and time.time() - max(after) > STILL:
+            index.update(listing.index)
+            quiet = before == after and time.time() - max(after) > STILL
+            if quiet:
                 break
+        for path, why in listing.skipped:
+            self._warn_once(path, "maildir.file_skipped", reason=why)
+        twins = listing.twins
+        if listing.clashes:
+            separated = self._separate(listing.clashes, quiet)
+            index.update((msg_id, names[0]) for msg_id, names in separated.items())
+            twins |= {msg_id: names[1:] for msg_id, names in separated.items() if names[1:]}
         self._index = index
         self._twins = twins
         self._generation += 1
         return index
+
+    def _separate(self, clashes: list[Clash], quiet: bool) -> dict[str, list[Entry]]:
+        """Give the files that share an id with another file ids of their own (see
+        duplicates.py): only after a quiet listing, where all their names existed at once, and
+        never in a dry run.  Until then they are left out, with a warning."""
+        if quiet and not self.read_only:
+            return give_fresh_names(self.path, clashes)
+        for clash in clashes:
+            for sub, filename in clash.entries:
+                self._warn_once(
+                    os.path.join(self.path, sub, filename),
+                    "maildir.duplicate_name",
+                    reason=f"another file in this folder has the same unique name {clash.id}; "
+                    "left out of this sync, a later one gives it a name of its own",
+                )
+        return {}
+
+    def _warn_once(self, path: str, event: str, **details: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            log.warning(event, path=path, **details)
 
     def _stamps(self) -> tuple[float, ...]:
         """The modification and change times of new/ and cur/ (a rename in or out sets both)."""
@@ -153,41 +200,6 @@ class MaildirMailbox:
                 raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
             out += (st.st_mtime, st.st_ctime)
         return tuple(out)
-
-    def _list(self) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
-        """One listing of new/ then cur/ (a file moved between the two listings is seen twice,
-        never missed; cur/ wins, and the other copy is remembered so a deletion removes both).
-        Dotfiles, anything not a regular file, and names that are not UTF-8 are skipped."""
-        index: dict[str, Entry] = {}
-        twins: dict[str, list[Entry]] = {}
-        for sub in ("new", "cur"):
-            directory = os.path.join(self.path, sub)
-            try:
-                it = os.scandir(directory)
-            except OSError as err:
-                raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
-            with it:
-                for entry in it:
-                    filename = entry.name
-                    if filename.startswith("."):
-                        continue
-                    try:
-                        if not entry.is_file(follow_symlinks=False):
-                            continue
-                    except OSError:
-                        continue
-                    if not filename.isascii() and not _utf8(filename):
-                        log.warning(
-                            "maildir.name_not_utf8",
-                            folder=self.path,
-                            file=filename.encode("utf-8", "surrogateescape").decode("latin-1"),
-                        )
-                        continue
-                    unique, _ = split_name(filename)
-                    if unique in index:
-                        twins.setdefault(unique, []).append(index[unique])
-                    index[unique] = (sub, filename)
-        return index, twins
 
     def _attempt(self) -> _Attempt:
         return _Attempt(self._generation)
@@ -219,8 +231,9 @@ class MaildirMailbox:
             raise MailboxError(f"Maildir folder {self.name} ({self.path}): {err}") from err
 
     def _letters(self, entry: Entry) -> str:
-        sub, filename = entry
-        return "" if sub == "new" else (split_name(filename)[1] or "")
+        """The info letters of a file, in cur/ or in new/ (some MDAs and clients write
+        ``new/X:2,S``: its flags count all the same)."""
+        return split_name(entry[1])[1] or ""
 
     def _writable(self) -> None:
         if self.read_only:
@@ -245,8 +258,23 @@ class MaildirMailbox:
                 f"Maildir folder {self.name} ({self.path}) is on a read-only file system: "
                 "not synced in either direction until it is writable again"
             )
+        if not self.read_only:
+            self._clear_tmp()
         validity = folder_id(self.path, create=not self.read_only)
         return MailboxStatus(validity=validity, count=len(self._scan()))
+
+    def _clear_tmp(self) -> None:
+        """At the start of each sync of this folder, where its tmp/ is about to be written (a
+        folder not synced is not touched): see leftovers.py."""
+        cleared = clear_tmp(self.path)
+        if cleared.total:
+            log.info(
+                "maildir.tmp_cleared",
+                folder=self.path,
+                removed=cleared.total,
+                of_dead_runs=cleared.own,
+                stale=cleared.stale,
+            )
 
     async def snapshot(self) -> list[MessageInfo]:
         return await self._run(self._snapshot)
@@ -319,9 +347,8 @@ class MaildirMailbox:
             def meta(
                 entry: Entry, msg_id: str = msg_id
             ) -> tuple[Entry, Identity, float, MaildirBody]:
-                f = open(self._file(entry), "rb")  # noqa: SIM115 - handed to the body
+                f, st = open_regular(self._file(entry))  # handed to the body
                 try:
-                    st = os.fstat(f.fileno())
                     if st.st_size <= SMALL_BODY:
                         data = f.read()
                         f.close()
@@ -353,7 +380,7 @@ class MaildirMailbox:
 
     def _open_again(self, msg_id: str) -> BinaryIO:
         def reopen(entry: Entry) -> BinaryIO:
-            return open(self._file(entry), "rb")
+            return open_regular(self._file(entry))[0]
 
         found = self._with_file(msg_id, reopen, self._attempt())
         if found is None:
@@ -533,7 +560,7 @@ class MaildirMailbox:
                 letters = self._letters(entry)
                 flags = (flags_of_letters(letters, keywords) | change.add) - change.remove
                 new_letters = letters_of_flags(flags, keywords, keep=letters)
-                if sub == "new" and not new_letters:
+                if sub == "new" and not new_letters and split_name(filename)[1] is None:
                     return True  # still unflagged: leave it in new/ for the mail reader
                 target = full_name(change.id, new_letters)
                 if sub == "cur" and target == filename:
@@ -658,9 +685,9 @@ class MaildirBody:
 
 def read_identity(path: str) -> tuple[Identity, float]:
     """The content identity of a message file (one streaming pass) and its mtime."""
-    with open(path, "rb") as f:
-        mtime = os.fstat(f.fileno()).st_mtime
-        return identity_of_stream(f), mtime
+    f, st = open_regular(path)
+    with f:
+        return identity_of_stream(f), st.st_mtime
 
 
 def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
@@ -696,15 +723,6 @@ def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
     return identity_of(head, size + extra, prefix)
 
 
-def _utf8(name: str) -> bool:
-    """Whether a file name decoded from the file system is real UTF-8 (no escaped bytes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def folder_id(folder: str, create: bool = True) -> str:
     """The folder's own id, kept in ``<folder>/.mailtide-id``; created atomically when missing
     (unless not ``create``: then "" stands for the id a write would make).
@@ -715,10 +733,14 @@ def folder_id(folder: str, create: bool = True) -> str:
     path = os.path.join(folder, FOLDER_ID_FILE)
     existing: str | None = None
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            existing = f.read().strip()
+        existing = read_regular(path).decode("ascii", "replace").strip()
         if existing:
             return existing
+    except NotARegularFile as err:
+        raise MailboxError(
+            f"{path} is not a regular file (a symbolic link or a FIFO?): remove it, and "
+            "mailtide writes the folder's id anew"
+        ) from err
     except FileNotFoundError:
         pass
     except OSError as err:
@@ -726,10 +748,11 @@ def folder_id(folder: str, create: bool = True) -> str:
     if not create:
         return ""
     token = secrets.token_hex(16)
-    tmp = f"{path}.{token}.tmp"
+    tmp = ""
     try:
-        with open(tmp, "x", encoding="ascii") as f:
-            f.write(token + "\n")
+        tmp = temp_path(folder)
+        with create_file(tmp) as f:
+            f.write(f"{token}\n".encode("ascii"))
             f.flush()
             os.fsync(f.fileno())
         if existing is not None:  # an empty (damaged) id file: replace it
@@ -738,16 +761,14 @@ def folder_id(folder: str, create: bool = True) -> str:
             try:
                 os.link(tmp, path)  # never replaces an id another process wrote meanwhile
             except FileExistsError:
-                with open(path, encoding="ascii", errors="replace") as f:
-                    return f.read().strip() or token
+                return read_regular(path).decode("ascii", "replace").strip() or token
             except OSError:
                 os.replace(tmp, path)  # a file system without hard links
         fsync_dir(folder)
     except OSError as err:
         raise MailboxError(f"cannot create {path}: {err}") from err
     finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return token

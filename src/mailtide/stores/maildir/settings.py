@@ -19,6 +19,7 @@ class MaildirSettings:
 
     path: str
     layout: Layout = "fs"
+    table: str = "[repository]"  # where the user configured it, for messages
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

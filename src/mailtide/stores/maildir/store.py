@@ -12,6 +12,7 @@ import os
 
 import structlog
 
+from mailtide.private import make_dirs, touch_file
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
@@ -24,6 +25,7 @@ from mailtide.stores.maildir.layout import (
 )
 from mailtide.stores.maildir.mailbox import MaildirMailbox
 from mailtide.stores.maildir.settings import MaildirSettings
+from mailtide.stores.maildir.survey import survey_root
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -62,16 +64,36 @@ class MaildirStore:
         return os.path.realpath(self.root)
 
     def create_root(self) -> None:
-        """Make the root directory (first sync only; ``connect`` never does this)."""
+        """Make the root directory, 0700 (first sync only; ``connect`` never does this)."""
         try:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-            fsync_dir(os.path.dirname(os.path.abspath(self.root)))
+            for made in make_dirs(self.root):
+                fsync_dir(os.path.dirname(made))
         except OSError as err:
             raise StoreError(f"cannot create Maildir root {self.root}: {err}") from err
 
+    def prepare_first_sync(self) -> bool:
+        """Before an account's first sync: make a missing root (True; never in a dry run) or
+        raise StoreError when the existing root does not hold a Maildir of this layout, or
+        holds other data (see survey.py)."""
+        if not os.path.exists(self.root):
+            if self.read_only:
+                return False  # a dry run: connect says the root is missing
+            self.create_root()
+            return True
+        self._checked_root()
+        try:
+            survey = survey_root(self.root)  # named as configured, a symlink followed
+        except OSError as err:
+            raise StoreError(f"Maildir root {self.root} cannot be read: {err}") from err
+        refusal = survey.refusal(self.settings.layout, self.settings.table)
+        if refusal is not None:
+            raise StoreError(refusal)
+        return False
+
     async def connect(self, first_sync: bool = False) -> None:
-        if first_sync and not self.read_only and not os.path.exists(self.root):
-            await asyncio.to_thread(self.create_root)
+        """``first_sync``: make a missing root, or refuse one that holds another layout or
+        other data (``prepare_first_sync``)."""
+        if first_sync and await asyncio.to_thread(self.prepare_first_sync):
             log.info("maildir.root_created", path=self.root)
         await asyncio.to_thread(self._checked_root)
 
@@ -95,7 +117,8 @@ class MaildirStore:
         self._layout.relative(name)
 
     async def create_folder(self, name: str) -> None:
-        """Create the folder (cur/, new/, tmp/; parents as plain directories) durably."""
+        """Create the folder (cur/, new/, tmp/; parents as plain directories) durably; what
+        it creates is 0700."""
         if self.read_only:
             raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         await asyncio.to_thread(self._create_folder, name)
@@ -104,10 +127,12 @@ class MaildirStore:
         path = self.folder_path(name)
         root = self._checked_root()
         try:
-            made = not os.path.isdir(path)
-            os.makedirs(path, exist_ok=True)
+            made = make_dirs(path)
+            marker = self._layout.marker(name)
+            if marker is not None:  # before cur/ and new/, which make it a folder
+                touch_file(os.path.join(path, marker))
             for sub in MAILDIR_SUBDIRS:
-                os.makedirs(os.path.join(path, sub), exist_ok=True)
+                make_dirs(os.path.join(path, sub))
             if not is_inside(root, path):  # a symlink swapped in while we worked
                 raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root")
             fsync_dir(path)
