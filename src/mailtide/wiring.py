@@ -8,7 +8,7 @@ The command line's one-shot sync and the daemon both start here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +18,7 @@ from mailtide.config import ConfigError, load_config
 from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import Side
+from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_env
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
 from mailtide.engine.pair import Options
@@ -25,14 +26,18 @@ from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
+from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
 from mailtide.stores.maildir.watch import MaildirChange, MaildirWatcher
 
 log = structlog.get_logger(__name__)
 
 
-async def open_store(repo: Repository, read_only: bool = False) -> Store:
-    """A store for a configured repository (not yet connected); ``read_only`` for a dry run."""
+async def open_store(
+    repo: Repository, read_only: bool = False, journal: WriteJournal | None = None
+) -> Store:
+    """A store for a configured repository (not yet connected); ``read_only`` for a dry run;
+    ``journal`` is told of a Maildir's every change."""
     if isinstance(repo, ImapRepository):
         from mailtide.auth.password import resolve_password
         from mailtide.stores.imap import ImapSettings, ImapStore
@@ -55,6 +60,7 @@ async def open_store(repo: Repository, read_only: bool = False) -> Store:
     return MaildirStore(
         MaildirSettings(str(repo.path), repo.layout, f"[repository.{repo.name}]"),
         read_only=read_only,
+        journal=journal,
     )
 
 
@@ -108,17 +114,20 @@ async def sync_account(
     mode: Literal["full", "quick"] = "quick",
     stop: asyncio.Event | None = None,
 ) -> AccountReport:
-    """One run over one account, from opening its stores and state to closing them."""
+    """One run over one account, from opening its stores and state to closing them, with the
+    account's hooks around it (not in a dry run)."""
     request = Request(folders, mode, dry_run, allow_mass_delete, restore_deleted)
+    journal = WriteJournal(keep=True)
     try:
         stores = (
             await open_store(account.remote, read_only=dry_run),
-            await open_store(account.local, read_only=dry_run),
+            await open_store(account.local, read_only=dry_run, journal=journal),
         )
         state = await open_state(config, account, dry_run)
     except (StoreError, StateError) as exc:
         return AccountReport(account.name, error=str(exc))
-    try:
+
+    async def run() -> AccountReport:
         return await sync_stores(
             account.name,
             stores,
@@ -129,9 +138,47 @@ async def sync_account(
             folders=folders,
             stop=stop,
         )
+
+    try:
+        if dry_run:
+            return await run()
+        return await with_hooks(account, request, journal, run)
     finally:
         await state.close()
         await _close_stores(account.name, stores)
+
+
+async def with_hooks(
+    account: Account,
+    request: Request,
+    journal: WriteJournal,
+    run: Callable[[], Awaitable[AccountReport]],
+) -> AccountReport:
+    """``run()`` between the account's presync and postsync hooks, then its newmail hook when
+    the sync wrote new messages into the Maildir.  A hook's failure is logged, never raised."""
+    hooks = account.hooks
+    names = list(request.folders) if request.folders else None
+    if hooks.presync:
+        env = sync_env(account.name, request.mode, names, {}, "")
+        await run_hook("presync", hooks.presync, env, timeout=hooks.timeout)
+    journal.take()  # what the hooks may have written is not the sync's
+    report = await run()
+    changes = journal.take()
+    if hooks.postsync:
+        env = sync_env(account.name, request.mode, names, report.totals(), report.result)
+        await run_hook(
+            "postsync", hooks.postsync, env, changes_input(changes), timeout=hooks.timeout
+        )
+    added = [c for c in changes if c.kind == "added"]
+    if hooks.newmail and added:
+        await run_hook(
+            "newmail",
+            hooks.newmail,
+            {"MAILTIDE_ACCOUNT": account.name},
+            new_mail_input(account.name, added),
+            timeout=hooks.timeout,
+        )
+    return report
 
 
 def _print_report(report: AccountReport, dry_run: bool) -> None:
@@ -202,6 +249,8 @@ class WiredAccount:
         self.account = account
         self.schedule = account.daemon
         self.own = OwnChanges()  # the Maildir writes of this account's syncs
+        # what its syncs write, announced to the watcher (own) and recorded for the hooks
+        self.journal = WriteJournal(own=self.own, keep=True)
         self._state: OffLoopState | None = None
         self._stores: tuple[Store, Store] | None = None
 
@@ -237,23 +286,28 @@ class WiredAccount:
                 self._state = await open_state(self.config, self.account)
             stores = self._stores or (
                 await open_store(self.account.remote),
-                await open_store(self.account.local),
+                await open_store(self.account.local, journal=self.journal),
             )
         except (StoreError, StateError) as exc:
             report = AccountReport(self.name, error=str(exc))
             return report
-        try:
-            report = await sync_stores(
+        state = self._state
+
+        async def run() -> AccountReport:
+            return await sync_stores(
                 self.name,
                 stores,
                 filters_of(self.account),
-                self._state,
+                state,
                 options_for(self.account, request),
                 retry_of(self.account),
                 folders=request.folders,
                 stop=stop,
                 progress=progress,
             )
+
+        try:
+            report = await with_hooks(self.account, request, self.journal, run)
         finally:
             if self.schedule.hold_connection_open and not stop.is_set():
                 self._stores = stores

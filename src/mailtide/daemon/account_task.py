@@ -204,7 +204,7 @@ class AccountTask:
             self._quick_left = self.runner.schedule.quick
         self.status.syncs += 1
         self.status.last = LastSync(
-            started, time.time(), mode, names, _result(report), _counts(report), _errors(report)
+            started, time.time(), mode, names, report.result, report.totals(), _errors(report)
         )
         self.status.alive()
         if report.error is not None and not report.usage:
@@ -300,24 +300,6 @@ async def _first_set(*events: asyncio.Event) -> None:
     finally:
         for w in waiters:
             w.cancel()
-
-
-def _result(report: AccountReport) -> str:
-    if report.stopped:
-        return "stopped"
-    if report.failed:
-        return "failed"
-    if report.stranded_lines():
-        return "stranded"
-    return "ok"
-
-
-def _counts(report: AccountReport) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for m in report.mailboxes:
-        for key, n in m.summary().items():
-            total[key] = total.get(key, 0) + n
-    return total
 
 
 def _errors(report: AccountReport) -> list[str]:

@@ -66,25 +66,13 @@ def _private_dir(path: Path) -> Path:
 
 
 def report_json(report: AccountReport) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for m in report.mailboxes:
-        for key, n in m.summary().items():
-            counts[key] = counts.get(key, 0) + n
-    if report.stopped:
-        result = "stopped"
-    elif report.failed:
-        result = "failed"
-    elif report.stranded_lines():
-        result = "stranded"
-    else:
-        result = "ok"
     return {
         "account": report.name,
-        "result": result,
+        "result": report.result,
         "usage": report.usage,
         "failures": report.failures(),
         "stranded": report.stranded_lines(),
-        "counts": counts,
+        "counts": report.totals(),
     }
 
 

@@ -23,7 +23,7 @@ import json
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -32,14 +32,20 @@ log = structlog.get_logger(__name__)
 HEADER_BYTES = 64 << 10  # of a new message read for From, Subject and Date
 
 
-@dataclass(frozen=True, slots=True)
-class LocalChange:
+class LocalChange(Protocol):
     """A file the sync added, renamed (a flag change) or removed in the Maildir."""
 
-    kind: str  # "added", "renamed", "removed"
-    folder: str
-    path: str
-    old_path: str | None = None  # for "renamed"
+    @property
+    def kind(self) -> str: ...  # "added", "renamed", "removed"
+
+    @property
+    def folder(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def old_path(self) -> str | None: ...  # for "renamed"
 
 
 async def run_hook(

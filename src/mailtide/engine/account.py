@@ -92,6 +92,25 @@ class AccountReport:
             return [f"account {self.name}: {self.error}"]
         return [f"account {self.name}: {m.error}" for m in self.mailboxes if m.error]
 
+    @property
+    def result(self) -> str:
+        """One word: "stopped", "failed", "stranded" (mail stays on one side) or "ok"."""
+        if self.stopped:
+            return "stopped"
+        if self.failed:
+            return "failed"
+        if self.stranded_lines():
+            return "stranded"
+        return "ok"
+
+    def totals(self) -> dict[str, int]:
+        """The mailboxes' counts added up (``PairReport.summary``'s keys)."""
+        total: dict[str, int] = {}
+        for m in self.mailboxes:
+            for key, n in m.summary().items():
+                total[key] = total.get(key, 0) + n
+        return total
+
     def stranded_lines(self) -> list[str]:
         """One line per folder or message that stays on one side, naming the account."""
         return [

@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 from mailtide.private import create_file, make_dirs
 from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
 from mailtide.stores.maildir.filenames import full_name, with_size
+from mailtide.stores.maildir.journal import FileChange, WriteJournal
 
 Durability = Literal["syncfs", "fsync"]
 DEFAULT_DURABILITY: Durability = "syncfs" if has_syncfs() else "fsync"
@@ -54,8 +55,16 @@ class Staged:
 class Delivery:
     """The messages of one ``append`` call, in order: staged in tmp/, then committed at once."""
 
-    def __init__(self, folder: str, durability: Durability = DEFAULT_DURABILITY) -> None:
+    def __init__(
+        self,
+        folder: str,
+        durability: Durability = DEFAULT_DURABILITY,
+        journal: WriteJournal | None = None,
+        name: str = "",
+    ) -> None:
         self.folder = folder
+        self.name = name  # the folder's canonical name, for the journal
+        self.journal = journal or WriteJournal()
         self.durability = durability
         self.staged: list[Staged] = []  # complete in tmp/, message order
         self.delivered: list[str] = []  # renamed into place, message order
@@ -128,10 +137,10 @@ class Delivery:
             if self.durability == "syncfs":
                 syncfs(os.path.join(self.folder, "tmp"))
             for message in self.staged:
-                os.rename(
-                    message.tmp_path,
-                    os.path.join(self.folder, message.subdir, message.final_name),
-                )
+                final = os.path.join(self.folder, message.subdir, message.final_name)
+                self.journal.before(message.tmp_path, final)
+                os.rename(message.tmp_path, final)
+                self.journal.done(FileChange("added", self.name, final))
                 self.delivered.append(message.id)
         finally:
             self.discard()

@@ -22,12 +22,15 @@ import structlog
 
 from mailtide.stores.maildir.durability import fsync_dirs
 from mailtide.stores.maildir.filenames import full_name, new_unique, split_name, with_size
+from mailtide.stores.maildir.journal import FileChange, WriteJournal
 from mailtide.stores.maildir.listing import Clash, Entry
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
 
-def give_fresh_names(folder: str, clashes: list[Clash]) -> dict[str, list[Entry]]:
+def give_fresh_names(
+    folder: str, clashes: list[Clash], journal: WriteJournal | None = None, name: str = ""
+) -> dict[str, list[Entry]]:
     """Rename every name of each clashing file to one fresh id; the new ids with the file's
     names, best first.  A name gone meanwhile is left alone (a later scan sees what became of
     it).  Raises OSError when a rename or making it durable fails."""
@@ -37,10 +40,15 @@ def give_fresh_names(folder: str, clashes: list[Clash]) -> dict[str, list[Entry]
         fresh = with_size(new_unique(None), clash.size)
         for sub, filename in clash.entries:
             target = full_name(fresh, split_name(filename)[1])
+            source, dest = os.path.join(folder, sub, filename), os.path.join(folder, sub, target)
+            if journal is not None:
+                journal.before(source, dest)
             try:
-                os.rename(os.path.join(folder, sub, filename), os.path.join(folder, sub, target))
+                os.rename(source, dest)
             except FileNotFoundError:
                 continue
+            if journal is not None:
+                journal.done(FileChange("renamed", name, dest, source))
             touched.add(sub)
             renamed.setdefault(fresh, []).append((sub, target))
             log.warning(

@@ -76,6 +76,7 @@ from mailtide.stores.maildir.flags import (
     unnamed_letters,
     unstorable,
 )
+from mailtide.stores.maildir.journal import FileChange, WriteJournal
 from mailtide.stores.maildir.leftovers import clear_tmp
 from mailtide.stores.maildir.listing import (
     Clash,
@@ -132,8 +133,10 @@ class MaildirMailbox:
         path: str,
         durability: Durability = DEFAULT_DURABILITY,
         read_only: bool = False,
+        journal: WriteJournal | None = None,
     ) -> None:
         self.name = name
+        self.journal = journal or WriteJournal(keep=False)
         self.read_only = read_only  # a dry run: every write refused, no id file made
         self.path = path
         self.durability: Durability = durability
@@ -174,7 +177,7 @@ class MaildirMailbox:
         duplicates.py): only after a quiet listing, where all their names existed at once, and
         never in a dry run.  Until then they are left out, with a warning."""
         if quiet and not self.read_only:
-            return give_fresh_names(self.path, clashes)
+            return give_fresh_names(self.path, clashes, self.journal, self.name)
         for clash in clashes:
             for sub, filename in clash.entries:
                 self._warn_once(
@@ -397,7 +400,7 @@ class MaildirMailbox:
         self._writable()
         if not messages:
             return []
-        delivery = Delivery(self.path, self.durability)
+        delivery = Delivery(self.path, self.durability, self.journal, self.name)
         keywords = await self._run(self._prepare_delivery, delivery, messages)
         pending: list[tuple[Staged, list[bytes]]] = []  # small bodies not yet written
         pending_bytes = 0
@@ -569,7 +572,10 @@ class MaildirMailbox:
                 if os.path.lexists(dest):
                     log.warning("maildir.rename_target_exists", folder=self.path, file=target)
                     return True
-                os.rename(self._file(entry), dest)
+                source = self._file(entry)
+                self.journal.before(source, dest)
+                os.rename(source, dest)
+                self.journal.done(FileChange("renamed", self.name, dest, source))
                 self._index[change.id] = ("cur", target)
                 touched.update((sub, "cur"))
                 return True
@@ -605,12 +611,12 @@ class MaildirMailbox:
         for msg_id in ids:
 
             def unlink(entry: Entry, msg_id: str = msg_id) -> bool:
-                os.unlink(self._file(entry))
+                self._unlink(self._file(entry))
                 self._index.pop(msg_id, None)
                 touched.add(entry[0])
                 for twin in self._twins.pop(msg_id, []):  # a copy left in new/ by a crash
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self._file(twin))
+                        self._unlink(self._file(twin))
                         touched.add(twin[0])
                 return True
 
@@ -618,6 +624,11 @@ class MaildirMailbox:
                 gone.add(msg_id)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
         return gone
+
+    def _unlink(self, path: str) -> None:
+        self.journal.before(path)
+        os.unlink(path)
+        self.journal.done(FileChange("removed", self.name, path))
 
     async def close(self) -> None:
         self._index = {}

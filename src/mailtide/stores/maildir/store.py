@@ -16,6 +16,7 @@ from mailtide.private import make_dirs, touch_file
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
+from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.layout import (
     MAILDIR_SUBDIRS,
     is_inside,
@@ -38,9 +39,12 @@ class MaildirStore:
         settings: MaildirSettings,
         durability: Durability = DEFAULT_DURABILITY,
         read_only: bool = False,
+        journal: WriteJournal | None = None,
     ) -> None:
-        """``read_only``: for a dry run; every write is refused and nothing is created."""
+        """``read_only``: for a dry run; every write is refused and nothing is created.
+        ``journal``: told of every message written, renamed or removed, and folder made."""
         self.settings = settings
+        self.journal = journal or WriteJournal(keep=False)
         self.read_only = read_only
         self.root = os.path.expanduser(settings.path)
         self._layout = layout_for(settings.layout)
@@ -126,6 +130,8 @@ class MaildirStore:
     def _create_folder(self, name: str) -> None:
         path = self.folder_path(name)
         root = self._checked_root()
+        missing = [p for p in _ancestors(path, root) if not os.path.lexists(p)]
+        self.journal.before(*missing, *(os.path.join(path, sub) for sub in MAILDIR_SUBDIRS))
         try:
             made = make_dirs(path)
             marker = self._layout.marker(name)
@@ -149,7 +155,18 @@ class MaildirStore:
         path = await asyncio.to_thread(self.folder_path, name)
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
-        return MaildirMailbox(normalized(name), path, self._durability, self.read_only)
+        return MaildirMailbox(
+            normalized(name), path, self._durability, self.read_only, self.journal
+        )
 
     async def close(self) -> None:
         self._refused = []
+
+
+def _ancestors(path: str, root: str) -> list[str]:
+    """``path`` and the directories above it, up to (not including) ``root``."""
+    out = []
+    while path != root and path.startswith(root.rstrip(os.sep) + os.sep):
+        out.append(path)
+        path = os.path.dirname(path)
+    return out
