@@ -45,7 +45,7 @@ WIRE_LOGGER = "mailtide.wire"
 # Libraries whose debug output is raw bytes on the wire, bodies and LOGIN included.
 _RAW_LIBRARIES = ("aioimaplib",)
 # Libraries whose debug output is shown only at -vv.
-_CHATTY_LIBRARIES = ("asyncio",)
+_CHATTY_LIBRARIES = ("asyncio", "watchdog")  # each inotify event at debug
 
 _secrets: set[str] = set()
 _handler: logging.Handler | None = None
