@@ -323,6 +323,13 @@ class WiredAccount:
             sources.append(MaildirPush(self.account.local, self.own, self.schedule.rescan))
         return sources
 
+    async def keepalive(self) -> None:
+        for store in self._stores or ():
+            try:
+                await store.keepalive()
+            except Exception as exc:  # a keepalive must never take the account down
+                log.debug("account.keepalive_failed", account=self.name, error=str(exc))
+
     async def drop_connections(self) -> None:
         if self._stores is not None:
             stores, self._stores = self._stores, None

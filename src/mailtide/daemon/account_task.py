@@ -58,6 +58,7 @@ class AccountTask:
         self._quick_left = 0  # timer syncs that may still be quick before the next full one
         self._next_refresh: float | None = None  # monotonic
         self._next_rescan: float | None = None
+        self._next_keepalive: float | None = None  # a NOOP on the held connections
         self._said: str | None = None  # the failure last logged, said again once per backoff
         self._exclusive: asyncio.Queue[tuple[SyncRequest, dict[str, bool]]] = asyncio.Queue()
 
@@ -142,11 +143,15 @@ class AccountTask:
                 if ending in done:
                     return None
                 self._fire_timers(time.monotonic())
+                if self._next_keepalive is not None and time.monotonic() >= self._next_keepalive:
+                    self._next_keepalive = time.monotonic() + self.runner.schedule.keepalive
+                    await self.runner.keepalive()
         finally:
             ending.cancel()
 
     def _due_timer(self, now: float) -> float | None:
-        dues = [t for t in (self._next_refresh, self._next_rescan) if t is not None]
+        timers = (self._next_refresh, self._next_rescan, self._next_keepalive)
+        dues = [t for t in timers if t is not None]
         return min(dues) if dues else None
 
     def _fire_timers(self, now: float) -> None:
@@ -175,6 +180,8 @@ class AccountTask:
             self.status.next_refresh = time.time() + schedule.autorefresh
         if schedule.watch_maildir and schedule.rescan > 0 and self._next_rescan is None:
             self._next_rescan = now + schedule.rescan
+        if schedule.hold_connection_open:
+            self._next_keepalive = now + schedule.keepalive
 
     async def _serve(self, request: SyncRequest, options: dict[str, bool]) -> None:
         names = sorted(request.mailboxes) if request.mailboxes is not None else None

@@ -36,6 +36,12 @@ class Schedule(Protocol):
     @property
     def rescan(self) -> float: ...
 
+    @property
+    def hold_connection_open(self) -> bool: ...
+
+    @property
+    def keepalive(self) -> float: ...
+
 
 # A push source calls back with the canonical names of the mailboxes that changed (None:
 # possibly any) and returns a coroutine that runs until cancelled.
@@ -88,6 +94,10 @@ class AccountRunner(Protocol):
 
     def push_sources(self) -> Sequence[PushSource]:
         """The account's push sources (may be empty: then only timers and signals)."""
+        ...
+
+    async def keepalive(self) -> None:
+        """Prove the connections held between syncs alive (dropping a dead one)."""
         ...
 
     async def drop_connections(self) -> None:

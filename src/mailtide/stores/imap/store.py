@@ -246,6 +246,22 @@ class ImapStore:
         else:
             await client.close()
 
+    async def keepalive(self) -> None:
+        """A NOOP on every connection held between syncs; one that does not answer within the
+        timeout is closed (the next sync opens a new one instead of finding it dead)."""
+        held = [c for c in [self._client, *self._idle] if c is not None]
+        for client in held:
+            try:
+                await client.run("NOOP")  # times out after the settings' timeout of silence
+                continue
+            except StoreError as exc:
+                log.info("imap.held_connection_dropped", reason=str(exc))
+            if client is self._client:
+                self._client = None
+            else:
+                self._idle.remove(client)
+            await client.close()
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for each in idle:

@@ -159,6 +159,9 @@ class MaildirStore:
             normalized(name), path, self._durability, self.read_only, self.journal
         )
 
+    async def keepalive(self) -> None:
+        """Nothing to keep alive on a local tree."""
+
     async def close(self) -> None:
         self._refused = []
 

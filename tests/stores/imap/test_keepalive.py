@@ -1,0 +1,33 @@
+"""Connections held between syncs: a NOOP proves them alive, and one that went silent (a NAT
+box that dropped it) is closed within the timeout, so the next sync opens a new one instead of
+waiting on a dead one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dovecot import ImapAccount
+from fault_proxy import Fault, FaultProxy
+from mailtide.stores.imap import ImapSettings, ImapStore
+
+
+async def test_keepalive_keeps_a_live_connection_and_drops_a_silent_one(
+    imap_account: ImapAccount,
+) -> None:
+    with FaultProxy(imap_account.port) as proxy:
+        acct = replace(imap_account, port=proxy.port)
+        store = ImapStore(
+            ImapSettings(acct.host, acct.port, acct.user, acct.password, "none", None, 1.5)
+        )
+        try:
+            await store.connect()
+            await store.keepalive()
+            assert proxy.connections == 1  # alive: kept
+            proxy.arm(Fault("stall", "up", before=b"NOOP"))
+            await store.keepalive()  # silent: dropped after the 1.5 s timeout
+            assert store._client is None
+            proxy.arm()
+            assert [f.name for f in await store.list_folders()] == ["INBOX"]
+            assert proxy.connections == 1  # a new connection, counted since arm()
+        finally:
+            await store.close()
