@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import imap_helpers as srv
+import maildir_helpers as loc
 from daemon_helpers import Daemon, eventually, local_ids
 from dovecot import Dovecot, ImapAccount
-from engine_helpers import Setup, make_setup, write_config
+from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 from fault_proxy import FaultProxy
 
 
@@ -88,3 +89,71 @@ def setup_wrong_password(
     dovecot.account(imap_account.user, "the-old-password-1")
     wrong = replace(imap_account, password="the-new-password-2")
     return make_setup(wrong, tmp_path, "fs"), dovecot
+
+
+@pytest.fixture
+def plain(imap_account: ImapAccount, tmp_path: Path) -> Setup:
+    return make_setup(imap_account, tmp_path, "fs")
+
+
+def test_a_maildir_root_gone_while_running_deletes_nothing_and_recovers(
+    plain: Setup, start: Callable[[Path], Daemon]
+) -> None:
+    s = plain
+    srv.append_many(s.imap, "INBOX", [srv.make_message(i, "INBOX") for i in range(20)])
+    d = start(write_config(s))
+    eventually(lambda: len(local_ids(s)) == 20, 20, "first sync", d)
+    aside = s.root.parent / "unmounted"
+    s.root.rename(aside)  # as an unmounted disk: the mount point's content is gone
+    eventually(lambda: "does not exist (is it mounted?)" in d.output, 20, "the error said", d)
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 20, "nothing deleted on the server"
+    aside.rename(s.root)
+    srv.append(s.imap, "INBOX", srv.make_message(99, "INBOX"), [])
+    eventually(lambda: srv.message_id(99, "INBOX") in local_ids(s), 30, "synced once back", d)
+    assert len(srv.fetch_all(s.imap, "INBOX")) == 21
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
+
+def test_kill_9_mid_sync_then_a_new_daemon_converges(
+    plain: Setup, start: Callable[[Path], Daemon]
+) -> None:
+    s = plain
+    for folder in ("INBOX", "Archive"):
+        srv.append_many(s.imap, folder, [srv.make_message(i, folder) for i in range(500)])
+    config = write_config(s)
+    d = start(config)
+    eventually(lambda: len(local_ids(s)) > 0, 30, "the first sync under way", d)
+    d.signal(signal.SIGKILL)
+    d.wait_exit(10)
+    again = start(config)  # the killed one's lock went with it
+    eventually(lambda: "event=account.done" in again.output, 60, "a complete sync", again)
+    assert_in_sync(s)
+    again.signal(signal.SIGTERM)
+    assert again.wait_exit(10)[0] == 0
+
+
+def test_a_flood_of_local_changes_is_a_few_syncs(
+    plain: Setup, start: Callable[[Path], Daemon]
+) -> None:
+    """A mail client marks 2,000 messages read at once: the debounce gathers the renames
+    into a few syncs, and every flag reaches the server."""
+    s = plain
+    srv.append_many(s.imap, "INBOX", [srv.make_message(i, "INBOX") for i in range(2000)])
+    d = start(write_config(s))
+    eventually(lambda: len(local_ids(s)) == 2000, 60, "first sync", d)
+    eventually(lambda: "event=account.done" in d.output, 10, "its summary", d)
+    before = d.output.count("event=account.done")
+    for m in loc.messages(s.root, "fs", "INBOX"):
+        loc.set_letters(m, "S")
+
+    def all_seen() -> bool:
+        return all("\\Seen" in m.flags for m in srv.fetch_all(s.imap, "INBOX"))
+
+    eventually(all_seen, 60, "every flag on the server", d)
+    eventually(lambda: d.output.count("event=account.done") > before, 10, "that sync's end", d)
+    time.sleep(1)  # any sync still to come from those renames
+    syncs = d.output.count("event=account.done") - before
+    assert 1 <= syncs <= 12, (syncs, d.output[-3000:])
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
