@@ -1,0 +1,145 @@
+"""A soak of the daemon: random changes on both sides for minutes (new mail, flags, deletions,
+new folders), each message changed only by the side it was born on, then a full comparison
+(nothing lost, nothing twice, every change carried) and the daemon's memory not growing.
+
+`make test` runs it for 90 s (MAILTIDE_SOAK_SECONDS), `make torture` for 30 minutes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import imap_helpers as srv
+import maildir_helpers as loc
+from daemon_helpers import Daemon, eventually
+from dovecot import ImapAccount
+from engine_helpers import Setup, assert_in_sync, make_setup, write_config
+
+FOLDERS = ["INBOX", "Archive", "Lists/dev"]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class Churn:
+    """Seeded random changes; remembers who owns each message."""
+
+    def __init__(self, s: Setup, seed: int) -> None:
+        self.s = s
+        self.rng = random.Random(seed)
+        self.n = 0
+        self.server: dict[str, list[str]] = {f: [] for f in FOLDERS}  # message ids born there
+        self.local: dict[str, list[str]] = {f: [] for f in FOLDERS}
+        self.folders = list(FOLDERS)
+
+    def step(self) -> None:
+        r = self.rng.random()
+        folder = self.rng.choice(self.folders)
+        self.n += 1
+        if r < 0.25:
+            srv.append(self.s.imap, folder, srv.make_message(self.n, folder), [])
+            self.server.setdefault(folder, []).append(srv.message_id(self.n, folder))
+        elif r < 0.5:
+            loc.deliver(self.s.root, "fs", folder, srv.make_message(self.n, folder), "")
+            self.local.setdefault(folder, []).append(srv.message_id(self.n, folder))
+        elif r < 0.6 and self.server.get(folder):
+            mid = self.rng.choice(self.server[folder])
+            srv.set_flags(self.s.imap, folder, mid, [self.rng.choice(["\\Seen", "\\Flagged"])])
+        elif r < 0.7 and self.local.get(folder):
+            mid = self.rng.choice(self.local[folder])
+            here = loc.by_message_id(self.s.root, "fs", folder).get(mid)
+            if here is not None:
+                loc.set_letters(here, self.rng.choice(["S", "F", "RS"]))
+        elif r < 0.78 and self.server.get(folder):
+            mid = self.server[folder].pop(self.rng.randrange(len(self.server[folder])))
+            srv.expunge(self.s.imap, folder, mid)
+        elif r < 0.86 and self.local.get(folder):
+            mid = self.local[folder].pop(self.rng.randrange(len(self.local[folder])))
+            here = loc.by_message_id(self.s.root, "fs", folder).get(mid)
+            if here is not None:
+                here.path.unlink()
+        elif r < 0.88 and len(self.folders) < 8:
+            new = f"Soak/{self.n}"
+            self.folders.append(new)
+            if self.rng.random() < 0.5:
+                srv.append(self.s.imap, new, srv.make_message(self.n, new), [])
+                self.server[new] = [srv.message_id(self.n, new)]
+            else:
+                loc.deliver(self.s.root, "fs", new, srv.make_message(self.n, new), "")
+                self.local[new] = [srv.message_id(self.n, new)]
+
+
+@pytest.fixture
+def setup(imap_account: ImapAccount, tmp_path: Path) -> Setup:
+    return make_setup(imap_account, tmp_path, "fs")
+
+
+@pytest.fixture
+def daemon(setup: Setup) -> Iterator[Callable[[], Daemon]]:
+    started: list[Daemon] = []
+
+    def run() -> Daemon:
+        config = write_config(setup)
+        config.write_text(
+            config.read_text().replace(
+                "[account.test]\n", '[account.test]\nautorefresh = "3s"\nquick = 5\n', 1
+            )
+        )
+        d = Daemon(config)
+        started.append(d)
+        return d
+
+    yield run
+    for d in started:
+        d.close()
+
+
+def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
+    for folder in FOLDERS:
+        srv.append_many(s.imap, folder, [srv.make_message(10_000 + i, folder) for i in range(50)])
+    d = start()
+    eventually(lambda: "event=account.done" in d.output, 60, "first sync", d)
+    churn = Churn(s, seed=7)
+    warm = time.monotonic() + min(20.0, seconds / 4)
+    baseline = None
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        churn.step()
+        time.sleep(0.05)
+        if baseline is None and time.monotonic() > warm:
+            baseline = rss_kb(d.proc.pid)
+        assert d.proc.poll() is None, d.output[-3000:]
+    grown = rss_kb(d.proc.pid) - (baseline or 0)
+    # quiet now: one more sync of everything, then both sides must agree
+    done = d.output.count("event=account.done")
+    d.signal(signal.SIGUSR1)
+    eventually(lambda: d.output.count("event=account.done") > done, 60, "a last sync", d)
+    time.sleep(1.0)
+    done = d.output.count("event=account.done")
+    d.signal(signal.SIGUSR1)
+    eventually(lambda: d.output.count("event=account.done") > done, 60, "a settled sync", d)
+    assert "level=error" not in d.output, [x for x in d.output.splitlines() if "error" in x][:5]
+    assert_in_sync(s)
+    assert grown < 8 * 1024, f"RSS grew by {grown} KiB over {seconds:.0f} s"
+    print(f"soak: {churn.n} changes in {seconds:.0f} s, RSS growth {grown} KiB")
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
+
+def test_soak(setup: Setup, daemon: Callable[[], Daemon]) -> None:
+    soak(setup, daemon, float(os.environ.get("MAILTIDE_SOAK_SECONDS", "90")))
+
+
+@pytest.mark.slow
+def test_soak_long(setup: Setup, daemon: Callable[[], Daemon]) -> None:
+    soak(setup, daemon, float(os.environ.get("MAILTIDE_SOAK_LONG_SECONDS", "1800")))
