@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,24 @@ def local_ids(s: Setup, folder: str = "INBOX") -> set[str]:
         return set(loc.by_message_id(s.root, s.layout, folder))
     except FileNotFoundError:
         return set()
+
+
+def with_account_keys(config: Path, **keys: object) -> Path:
+    """Add ``keys`` (TOML values written as JSON, which TOML reads alike for these) to the
+    config's ``[account.test]`` table."""
+    lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items())
+    config.write_text(config.read_text().replace("[account.test]\n", "[account.test]\n" + lines, 1))
+    return config
+
+
+def settled(daemon: Daemon, quiet: float = 1.5, timeout: float = 20) -> None:
+    """Wait until the daemon has finished no sync for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    count, since = daemon.output.count("event=account.done"), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still syncing after {timeout} s\n{daemon.output[-3000:]}")
+        time.sleep(0.1)
+        now = daemon.output.count("event=account.done")
+        if now != count:
+            count, since = now, time.monotonic()

@@ -28,17 +28,8 @@ def proxied(
 
 
 @pytest.fixture
-def start() -> Iterator[Callable[[Path], Daemon]]:
-    started: list[Daemon] = []
-
-    def run(config: Path) -> Daemon:
-        d = Daemon(config)
-        started.append(d)
-        return d
-
-    yield run
-    for d in started:
-        d.close()
+def start(daemons: Callable[..., Daemon]) -> Callable[[Path], Daemon]:
+    return lambda config: daemons(config)
 
 
 def test_a_server_down_at_start_up_is_waited_for_and_synced_when_back(

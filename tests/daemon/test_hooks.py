@@ -13,6 +13,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from daemon_helpers import with_account_keys
 from dovecot import ImapAccount
 from engine_helpers import Setup, make_setup, write_config
 
@@ -36,13 +37,7 @@ def recorder(tmp: Path, name: str) -> Path:
 
 
 def with_hooks(s: Setup, **hooks: list[str] | float) -> Path:
-    config = write_config(s)
-    lines = [f"{key} = {json.dumps(value)}" for key, value in hooks.items()]
-    text = config.read_text().replace(
-        "[account.test]\n", "[account.test]\n" + "\n".join(lines) + "\n", 1
-    )
-    config.write_text(text)
-    return config
+    return with_account_keys(write_config(s), **hooks)
 
 
 def sync(config: Path) -> subprocess.CompletedProcess[str]:

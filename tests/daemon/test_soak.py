@@ -10,14 +10,14 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from daemon_helpers import Daemon, eventually
+from daemon_helpers import Daemon, eventually, with_account_keys
 from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 
@@ -85,23 +85,8 @@ def setup(imap_account: ImapAccount, tmp_path: Path) -> Setup:
 
 
 @pytest.fixture
-def daemon(setup: Setup) -> Iterator[Callable[[], Daemon]]:
-    started: list[Daemon] = []
-
-    def run() -> Daemon:
-        config = write_config(setup)
-        config.write_text(
-            config.read_text().replace(
-                "[account.test]\n", '[account.test]\nautorefresh = "3s"\nquick = 5\n', 1
-            )
-        )
-        d = Daemon(config)
-        started.append(d)
-        return d
-
-    yield run
-    for d in started:
-        d.close()
+def daemon(setup: Setup, daemons: Callable[..., Daemon]) -> Callable[[], Daemon]:
+    return lambda: daemons(with_account_keys(write_config(setup), autorefresh="3s", quick=5))
 
 
 def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
