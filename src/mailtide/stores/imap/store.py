@@ -189,4 +189,3 @@ class ImapStore:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
-
