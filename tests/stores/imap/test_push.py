@@ -207,6 +207,34 @@ async def test_poll_reports_mailboxes_whose_counters_moved(poll_account: ImapAcc
         await reports.next(3, any_mailbox)
 
 
+# ---- leaving --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["notify", "idle", "poll"])
+async def test_a_cancelled_source_logs_out(
+    dovecot: Dovecot, imap_account: ImapAccount, kind: str
+) -> None:
+    connect = connector(settings_of(imap_account))
+    sources = {
+        "notify": NotifyPush(connect, PushSettings(), lambda n: True),
+        "idle": IdlePush(connect, "INBOX", PushSettings()),
+        "poll": StatusPoll(connect, PushSettings(poll=0.2)),
+    }
+    async with running(sources[kind].run(Reports())):
+        await asyncio.sleep(0.5)
+    # Dovecot writes why each session ended: LOGOUT, not a dropped connection.
+    log = dovecot.root / "log" / "dovecot-info.log"
+    mine = f"imap({imap_account.user})"
+    for _ in range(50):
+        ended = [line for line in log.read_text().splitlines() if mine in line]
+        if any("Disconnected" in line for line in ended):
+            break
+        await asyncio.sleep(0.1)
+    assert [line.split(": Info: ")[1].split(" in=")[0] for line in ended] == [
+        "Disconnected: Logged out"
+    ]
+
+
 # ---- the account's push as one source -------------------------------------------------------
 
 
