@@ -547,26 +547,42 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
-            inflight = self._in_flight("IDLE", take)
-            try:
-                await self._send(inflight.tag, ["IDLE"], inflight, False)
-                if not await self._continued(inflight):
-                    raise IdleRefused(_said(inflight.done.result()))
-                end = await self._idling(inflight, renew, keepalive, stop)
-                await self._idle_done(inflight, end)
-            except asyncio.CancelledError:
-                await self._abandon_idle(inflight)
-                raise
-            finally:
-                self._current = None
+            end = await self._one_idle(take, renew, keepalive, stop)
             if end is IdleEnd.SILENCE:
-                noop = self._in_flight("NOOP", take)
-                try:
-                    await self._send(noop.tag, ["NOOP"], noop, False)
-                    await self._wait(noop.done, "NOOP command")
-                finally:
-                    self._current = None
+                await self._taking("NOOP", take)
             return end
+
+    async def _one_idle(
+        self, take: OnUntagged, renew: float, keepalive: float, stop: asyncio.Event | None
+    ) -> IdleEnd:
+        """IDLE, the wait while the server pushes, DONE and the tagged OK."""
+        inflight = self._in_flight("IDLE", take)
+        done_written = False
+        try:
+            await self._send(inflight.tag, ["IDLE"], inflight, False)
+            if not await self._continued(inflight):
+                raise IdleRefused(_said(inflight.done.result()))
+            end = await self._idling(inflight, renew, keepalive, stop)
+            done_written = end is not IdleEnd.SERVER
+            await self._idle_done(inflight, end)
+            return end
+        except asyncio.CancelledError:
+            await self._abandon(inflight, write_done=not done_written)
+            raise
+        finally:
+            self._current = None
+
+    async def _taking(self, name: str, take: OnUntagged) -> None:
+        """A command without arguments whose every response goes to ``take``."""
+        inflight = self._in_flight(name, take)
+        try:
+            await self._send(inflight.tag, [name], inflight, False)
+            await self._wait(inflight.done, f"{name} command")
+        except asyncio.CancelledError:
+            await self._abandon(inflight, write_done=False)
+            raise
+        finally:
+            self._current = None
 
     def _in_flight(self, name: str, take: OnUntagged) -> _InFlight:
         """A command of ours that takes every response itself, now the one in flight."""
@@ -618,17 +634,21 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if not done.ok:
             raise IdleRefused(_said(done))
 
-    async def _abandon_idle(self, inflight: _InFlight) -> None:
-        """Cancelled while idling: end the IDLE so the next command (LOGOUT) is understood,
-        or, when that cannot be done in a moment, drop the connection."""
+    async def _abandon(self, inflight: _InFlight, write_done: bool) -> None:
+        """Cancelled with ``inflight`` unanswered: wait a moment for its answer (after DONE,
+        when an IDLE still runs) so that the next command (LOGOUT) is understood; failing
+        that, drop the connection."""
+        if inflight.done.done():
+            return
         try:
-            if not inflight.continuation.is_set() or inflight.done.done():
-                raise ConnectionClosed("IDLE cancelled before it began")
-            self._write(b"DONE\r\n")
+            if write_done:
+                if not inflight.continuation.is_set():
+                    raise ConnectionClosed("IDLE cancelled before it began")
+                self._write(b"DONE\r\n")
             await asyncio.wait_for(asyncio.shield(inflight.done), min(self.timeout, 2.0))
         except Exception:
             self.closing = True  # going away on purpose: no warning
-            self._break(ConnectionClosed("IDLE cancelled"))
+            self._break(ConnectionClosed(f"{inflight.name} cancelled"))
 
     async def _send(
         self,
