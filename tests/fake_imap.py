@@ -11,7 +11,8 @@ subprocess) can use them, and both speak IMAP over a real socket.
   truncated literal, garbage items, odd FLAGS...) and then goes on, closes the connection
   or goes silent.  ``chatter`` is sent before every response (unknown untagged responses).
   A message body may be generated on the fly (``FakeMessage.stream``), so a 300 MB message
-  is never held in memory.
+  is never held in memory.  IDLE answers "+ idling" and ends on DONE, or follows
+  ``idle_script`` (what to send, and pauses) and then hangs up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,6 +119,9 @@ class FakeServer:
     port: int = 0
     connections: int = 0  # connections accepted so far
     commands: list[str] = field(default_factory=list)  # "MAILBOX VERB" of each command
+    # The answer to IDLE: bytes are sent ("{tag}" is the command's tag), a number is a pause
+    # in seconds; then the connection is closed.  None: "+ idling", and OK after DONE.
+    idle_script: list[bytes | float] | None = None
 
     def fault(self, mailbox: str, uid: int, phase: str) -> Callable[[Fault], Fault]:
         """Decorator: register ``fn`` for that message's response in that FETCH phase."""
@@ -292,6 +297,9 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                 return
             elif verb == "CREATE":
                 boxes.setdefault(words[1], [])
+            elif verb == "IDLE":
+                self.idle(tag)
+                return
             elif verb == "LOGOUT":
                 self.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
                 raise _Close
@@ -299,6 +307,22 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                 self.send(tag + b" BAD unknown command\r\n")
                 return
             self.send(tag + b" OK done\r\n")
+
+        def idle(self, tag: bytes) -> None:
+            if server.idle_script is None:
+                self.send(b"+ idling\r\n")
+                self.wfile.flush()
+                self.rfile.readline()  # DONE
+                self.send(tag + b" OK idle done\r\n")
+                return
+            for step in server.idle_script:
+                if isinstance(step, bytes):
+                    self.wfile.write(step.replace(b"{tag}", tag))
+                    self.wfile.flush()
+                else:
+                    time.sleep(step)
+            self.request.shutdown(socket.SHUT_RDWR)
+            raise _Close
 
         def fetch(self, by_uid: bool, spec: str, items: str) -> None:
             if self.selected is None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal as TypingLiteral
 
@@ -25,11 +27,14 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.stores.base import ConnectionLost, MailboxError, StoreError
-from mailtide.stores.imap.parse import RawResponse, status_text
+from mailtide.stores.imap.keepalive import keep_alive
+from mailtide.stores.imap.parse import RawResponse, Untagged, status_text
 from mailtide.stores.imap.protocol import (
     CommandTimeout,
     ConnectionClosed,
     Done,
+    IdleEnd,
+    IdleRefused,
     ImapProtocol,
     OnUntagged,
     ProtocolError,
@@ -143,13 +148,14 @@ class ImapClient:
         protocol = ImapProtocol(loop, timeout=s.timeout)
         self.protocol = protocol
         implicit = s.tls == "implicit"
-        await loop.create_connection(
+        transport, _ = await loop.create_connection(
             lambda: protocol,
             s.host,
             s.port,
             ssl=tls_context(s.ca_file) if implicit else None,
             server_hostname=s.host if implicit else None,
         )
+        keep_alive(transport.get_extra_info("socket"))
         greeting = await self._greeting(protocol)
         await self._read_capabilities(greeting)
         if s.tls == "starttls":
@@ -249,10 +255,46 @@ class ImapClient:
         its first argument, unless that is a ``Secret``)."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
-        try:
+        with self._translated():
             done = await self.protocol.run(
                 *parts, on_untagged=on_untagged, literal_plus=literal_plus
             )
+        if check and not done.ok:
+            what = parts[0] if isinstance(parts[0], str) else "command"
+            if len(parts) > 1 and isinstance(parts[1], str):
+                what = f"{what} {parts[1]}"
+            raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
+        return done
+
+    async def idle(
+        self,
+        on_untagged: Callable[[Untagged], object],
+        *,
+        renew: float,
+        keepalive: float,
+        stop: asyncio.Event | None = None,
+    ) -> IdleEnd:
+        """One IDLE (``ImapProtocol.idle``: every untagged response to ``on_untagged``; DONE
+        after ``renew`` seconds, on ``stop``, or after ``keepalive`` seconds of silence, then a
+        NOOP).  A server without IDLE, or one that refuses it, raises ``StoreError``; a BYE, a
+        closed or a silent connection ``ConnectionLost``."""
+        if self.protocol is None:
+            raise self.lost("the connection was closed")
+        if "IDLE" not in self.capabilities:
+            raise StoreError(f"{self.settings.where} does not offer IDLE")
+        with self._translated():
+            try:
+                return await self.protocol.idle(
+                    on_untagged, renew=renew, keepalive=keepalive, stop=stop
+                )
+            except IdleRefused as e:
+                raise StoreError(f"{self.settings.where}: the server refused IDLE: {e}") from None
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The protocol's errors as store errors (see the module's docstring)."""
+        try:
+            yield
         except (CommandTimeout, ConnectionClosed) as e:
             raise self.lost(str(e)) from None
         except ProtocolError as e:
@@ -261,12 +303,6 @@ class ImapClient:
             raise MailboxError(f"{self.settings.where}: {e}") from None
         except OSError as e:  # a write on a socket the kernel already knows is dead
             raise self.lost(e.strerror or str(e)) from None
-        if check and not done.ok:
-            what = parts[0] if isinstance(parts[0], str) else "command"
-            if len(parts) > 1 and isinstance(parts[1], str):
-                what = f"{what} {parts[1]}"
-            raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
-        return done
 
     @property
     def usable(self) -> bool:

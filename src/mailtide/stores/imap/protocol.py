@@ -28,6 +28,7 @@ each response is logged without secrets or message bodies (``wire.py``).
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -76,6 +77,19 @@ class ConnectionClosed(ProtocolError):
 
 class CommandTimeout(Exception):
     """The server sent nothing for ``timeout`` seconds while a command was in flight."""
+
+
+class IdleRefused(Exception):
+    """The server answered IDLE (or its DONE) with NO or BAD: no IDLE on this connection."""
+
+
+class IdleEnd(enum.Enum):
+    """Why an IDLE ended (each time with DONE and the server's tagged OK)."""
+
+    RENEW = "renew"  # it ran for ``renew`` seconds: time to issue it again
+    STOPPED = "stopped"  # the caller's ``stop`` was set
+    SILENCE = "silence"  # ``keepalive`` seconds without a word; a NOOP then proved it alive
+    SERVER = "server"  # the server ended it by itself (a tagged OK without our DONE)
 
 
 class ResponseReader:
@@ -254,6 +268,9 @@ class _InFlight:
     continuation: asyncio.Event = field(default_factory=asyncio.Event)
     lines_for_compat: list[Any] | None = None
     kept: int = 0  # bytes held in ``untagged``
+    # The caller takes every response itself (IDLE on a push connection): news it saw is not
+    # kept again in ``unsolicited``, where nobody would read it.
+    takes_news: bool = False
     # The account / mailbox the command runs for, for the conversation log of its responses.
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -430,7 +447,12 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         # A FETCH answering our own FETCH or STORE belongs to that command only;
         # anything else that changes the mailbox is news the mailbox must not miss.
         answers_command = current is not None and current.name in ("FETCH", "STORE")
-        if item.kind in UNSOLICITED_KINDS and not (item.kind == "FETCH" and answers_command):
+        taken = current is not None and current.takes_news
+        if (
+            item.kind in UNSOLICITED_KINDS
+            and not taken
+            and not (item.kind == "FETCH" and answers_command)
+        ):
             if not self.unsolicited:  # a reader emptied it
                 self._unsolicited_bytes = 0
             self._unsolicited_bytes += _held_bytes(item.raw)
@@ -493,14 +515,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 if wire.enabled():
                     wire.sent(self.number, wire.command_line(tag, [text]))
                 self._write(tag + b" " + text.encode() + b"\r\n")
-                waiter = asyncio.ensure_future(inflight.continuation.wait())
-                try:
-                    await self._wait(
-                        asyncio.ensure_future(self._first(waiter, inflight.done)), "continuation"
-                    )
-                finally:
-                    waiter.cancel()
-                if not inflight.done.done():
+                if await self._continued(inflight):
                     if wire.enabled():
                         wire.sent(self.number, wire.SECRET_MARKER)
                     self._write(data.text.encode() + b"\r\n")
@@ -508,6 +523,136 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 return done
             finally:
                 self._current = None
+
+    # -- IDLE (RFC 2177) -------------------------------------------------------------
+
+    async def idle(
+        self,
+        on_untagged: Callable[[Untagged], object],
+        *,
+        renew: float,
+        keepalive: float,
+        stop: asyncio.Event | None = None,
+    ) -> IdleEnd:
+        """One IDLE: every untagged response goes to ``on_untagged`` as it arrives (and is not
+        kept in ``unsolicited``), until ``renew`` seconds have passed, ``stop`` is set, or the
+        server has been silent for ``keepalive`` seconds (then a NOOP, whose responses go to
+        ``on_untagged`` too, proves the connection alive).  Ends with DONE and the tagged OK.
+
+        While idling only ``keepalive`` applies, not ``timeout``; the answer to DONE or NOOP
+        must come within ``timeout`` (else ``CommandTimeout``).  A BYE or a closed connection
+        raises ``ConnectionClosed`` at once; NO or BAD raises ``IdleRefused``.
+        """
+
+        def take(item: Untagged) -> bool:
+            on_untagged(item)
+            return True
+
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            end = await self._one_idle(take, renew, keepalive, stop)
+            if end is IdleEnd.SILENCE:
+                await self._taking("NOOP", take)
+            return end
+
+    async def _one_idle(
+        self, take: OnUntagged, renew: float, keepalive: float, stop: asyncio.Event | None
+    ) -> IdleEnd:
+        """IDLE, the wait while the server pushes, DONE and the tagged OK."""
+        inflight = self._in_flight("IDLE", take)
+        done_written = False
+        try:
+            await self._send(inflight.tag, ["IDLE"], inflight, False)
+            if not await self._continued(inflight):
+                raise IdleRefused(_said(inflight.done.result()))
+            end = await self._idling(inflight, renew, keepalive, stop)
+            done_written = end is not IdleEnd.SERVER
+            await self._idle_done(inflight, end)
+            return end
+        except asyncio.CancelledError:
+            await self._abandon(inflight, write_done=not done_written)
+            raise
+        finally:
+            self._current = None
+
+    async def _taking(self, name: str, take: OnUntagged) -> None:
+        """A command without arguments whose every response goes to ``take``."""
+        inflight = self._in_flight(name, take)
+        try:
+            await self._send(inflight.tag, [name], inflight, False)
+            await self._wait(inflight.done, f"{name} command")
+        except asyncio.CancelledError:
+            await self._abandon(inflight, write_done=False)
+            raise
+        finally:
+            self._current = None
+
+    def _in_flight(self, name: str, take: OnUntagged) -> _InFlight:
+        """A command of ours that takes every response itself, now the one in flight."""
+        inflight = _InFlight(self.new_tag().encode(), name, take, self._new_future())
+        inflight.takes_news = True
+        inflight.context = _log_context()
+        self._current = inflight
+        return inflight
+
+    async def _idling(
+        self, inflight: _InFlight, renew: float, keepalive: float, stop: asyncio.Event | None
+    ) -> IdleEnd:
+        """Wait while the server pushes; the reason to end (a break raises at once)."""
+        deadline = time.monotonic() + renew
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        waiters: set[asyncio.Future[Any]] = {inflight.done}
+        if stopping is not None:
+            waiters.add(stopping)
+        try:
+            while True:
+                if inflight.done.done():
+                    inflight.done.result()  # BYE, or the connection closed: raises
+                    return IdleEnd.SERVER
+                if stopping is not None and stopping.done():
+                    return IdleEnd.STOPPED
+                now = time.monotonic()
+                silent_until = self._last_activity + keepalive
+                if now >= deadline:
+                    return IdleEnd.RENEW
+                if now >= silent_until:
+                    return IdleEnd.SILENCE
+                await asyncio.wait(
+                    waiters,
+                    timeout=min(deadline, silent_until) - now,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+
+    async def _idle_done(self, inflight: _InFlight, end: IdleEnd) -> None:
+        """DONE (unless the server ended it) and its tagged OK within ``timeout``."""
+        if end is not IdleEnd.SERVER:
+            if wire.enabled():
+                wire.sent(self.number, "DONE")
+            self._write(b"DONE\r\n")
+            self._last_activity = time.monotonic()  # the silence before DONE is not its fault
+        done: Done = await self._wait(inflight.done, "IDLE command (DONE)")
+        if not done.ok:
+            raise IdleRefused(_said(done))
+
+    async def _abandon(self, inflight: _InFlight, write_done: bool) -> None:
+        """Cancelled with ``inflight`` unanswered: wait a moment for its answer (after DONE,
+        when an IDLE still runs) so that the next command (LOGOUT) is understood; failing
+        that, drop the connection."""
+        if inflight.done.done():
+            return
+        try:
+            if write_done:
+                if not inflight.continuation.is_set():
+                    raise ConnectionClosed("IDLE cancelled before it began")
+                self._write(b"DONE\r\n")
+            await asyncio.wait_for(asyncio.shield(inflight.done), min(self.timeout, 2.0))
+        except Exception:
+            self.closing = True  # going away on purpose: no warning
+            self._break(ConnectionClosed(f"{inflight.name} cancelled"))
 
     async def _send(
         self,
@@ -529,15 +674,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 pending.clear()
                 if not plus:
                     inflight.continuation.clear()
-                    waiter = asyncio.ensure_future(inflight.continuation.wait())
-                    try:
-                        await self._wait(
-                            asyncio.ensure_future(self._first(waiter, inflight.done)),
-                            "continuation",
-                        )
-                    finally:
-                        waiter.cancel()
-                    if inflight.done.done():
+                    if not await self._continued(inflight):
                         return  # refused before the literal (e.g. NO [TRYCREATE])
                 sent = 0
                 async for chunk in chunks:
@@ -553,6 +690,18 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 pending += b" " + (part.encode() if isinstance(part, str) else part)
         pending += b"\r\n"
         self._write(bytes(pending))
+
+    async def _continued(self, inflight: _InFlight) -> bool:
+        """Wait for the server's "+" (True) or for the command's end (False: refused, or the
+        connection broke: ``inflight.done`` tells which)."""
+        waiter = asyncio.ensure_future(inflight.continuation.wait())
+        try:
+            await self._wait(
+                asyncio.ensure_future(self._first(waiter, inflight.done)), "continuation"
+            )
+        finally:
+            waiter.cancel()
+        return not inflight.done.done()
 
     @staticmethod
     async def _first(a: asyncio.Future[Any], b: asyncio.Future[Any]) -> None:
@@ -636,6 +785,12 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             finally:
                 self._current = None
         return aio.Response(done.status, lines)
+
+
+def _said(done: Done) -> str:
+    """The tagged answer as words for an error: ``NO [CODE] text``."""
+    code = f" [{done.code}]" if done.code else ""
+    return f"{done.status}{code} {done.text}".strip()
 
 
 def _log_context() -> dict[str, Any]:

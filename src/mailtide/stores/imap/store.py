@@ -1,29 +1,24 @@
 """The IMAP store: folders of one account; each open mailbox on its own connection, which
 goes back to a pool for the next mailbox when it is closed.
 
-Canonical folder names (Unicode, "/"-separated) are mapped to server names
-here and only here: modified UTF-7, the server's hierarchy separator, and the
-personal namespace prefix (Courier's "INBOX.") stripped on the way in and put
-back on the way out.  A server name that cannot be mapped safely is reported
-in ``refused`` and left out, never guessed.
+Folder names are mapped by the server's ``FolderNames`` (names.py).  A server name that
+cannot be mapped safely is reported in ``refused`` and left out, never guessed.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from mailtide.core import mutf7
-from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox, parents
-from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
+from mailtide.core.names import BadFolderName, is_inbox, parents
+from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
+from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 
 log = structlog.get_logger(__name__)
 
 __all__ = ["ImapMailbox", "ImapSettings", "ImapStore"]
-
-_NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 
 
 class ImapStore:
@@ -39,8 +34,7 @@ class ImapStore:
         # later open must not trust a status older than the sync that follows it.
         self._listed: dict[str, MailboxStatus] = {}
         self._refused: list[tuple[str, str]] = []
-        self.prefix = ""  # personal namespace prefix, e.g. "INBOX." on Courier
-        self.separator = "/"
+        self.names = FolderNames()  # read from the server (NAMESPACE) at connect
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -64,60 +58,22 @@ class ImapStore:
         if client is not None:
             await client.close()
         client = await self._new_client()
-        if "NAMESPACE" in client.capabilities:
-            await self._read_namespace(client)
+        self.names = await read_namespace(client)
         self._client = client
         return client
-
-    async def _read_namespace(self, client: ImapClient) -> None:
-        done = await client.run("NAMESPACE", check=False)
-        for u in done.untagged:
-            if u.kind != "NAMESPACE":
-                continue
-            try:
-                personal = u.tokens().value()
-                if isinstance(personal, list) and personal and isinstance(personal[0], list):
-                    prefix, sep = personal[0][0], personal[0][1]
-                    self.prefix = text_of(prefix)
-                    if sep is not None:
-                        self.separator = text_of(sep)
-            except ParseError as e:
-                log.warning("imap.bad_namespace", error=str(e))
 
     # -- names ----------------------------------------------------------------------
 
     def server_name(self, name: str) -> str:
         """The server's name for canonical ``name``; UnsafeFolderName if it has none."""
-        try:
-            check_name(name)
-        except BadFolderName as e:
-            raise UnsafeFolderName(str(e)) from None
-        if is_inbox(name):
-            return "INBOX"
-        parts = name.split("/")
-        if self.separator != "/" and any(self.separator in p for p in parts):
-            raise UnsafeFolderName(
-                f"folder name {name!r} contains the server's separator {self.separator!r}"
-            )
-        return self.prefix + self.separator.join(mutf7.encode(p) for p in parts)
+        return self.names.server_name(name)
 
     def check_name(self, name: str) -> None:
         self.server_name(name)
 
     def canonical_name(self, raw: str, separator: str | None) -> str:
         """The canonical name for a server name; BadFolderName with the reason if none."""
-        sep = separator or self.separator
-        name = raw
-        if self.prefix and name.startswith(self.prefix) and not is_inbox(name):
-            name = name[len(self.prefix) :]
-        try:
-            decoded = mutf7.decode(name)
-        except ValueError as e:
-            raise BadFolderName(f"folder {raw!r} is not valid modified UTF-7: {e}") from None
-        parts = decoded.split(sep) if sep else [decoded]
-        if sep != "/" and any("/" in p for p in parts):
-            raise BadFolderName(f"folder {raw!r} has '/' inside a name component")
-        return check_name(canonical("/".join(parts)))
+        return self.names.canonical_name(raw, separator)
 
     # -- folders --------------------------------------------------------------------
 
@@ -140,13 +96,13 @@ class ImapStore:
                 continue
             listed += 1
             try:
-                info = self._folder_of(u)
+                info = self.names.folder_of(u)
             except BadFolderName as e:
-                refused.append((_raw_name(u), str(e)))
-                log.warning("imap.folder_refused", folder=_raw_name(u), reason=str(e))
+                refused.append((raw_name(u), str(e)))
+                log.warning("imap.folder_refused", folder=raw_name(u), reason=str(e))
                 continue
             except ParseError as e:
-                refused.append((_raw_name(u), f"unparsable LIST response: {e}"))
+                refused.append((raw_name(u), f"unparsable LIST response: {e}"))
                 continue
             if info is not None:
                 found[info.name] = info
@@ -170,26 +126,6 @@ class ImapStore:
                 values.get("HIGHESTMODSEQ"),
                 values.get("MESSAGES"),
             )
-
-    def _folder_of(self, u: Untagged) -> FolderInfo | None:
-        t = u.tokens()
-        flags = t.value()
-        sep = t.value()
-        raw = t.value()
-        if not isinstance(flags, list) or raw is None or isinstance(raw, list):
-            raise ParseError("LIST response without flags or name")
-        raw_name = text_of(raw)
-        if not raw_name.isascii():
-            raise BadFolderName(f"folder {raw_name!r} is 8-bit, not modified UTF-7")
-        if (
-            self.prefix
-            and raw_name == self.prefix.rstrip(self.separator)
-            and not is_inbox(raw_name)
-        ):
-            return None  # the namespace root itself, unless it is INBOX (Courier's "INBOX.")
-        flag_set = {text_of(f).upper() for f in flags}
-        name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
-        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -269,13 +205,3 @@ class ImapStore:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
-
-
-def _raw_name(u: Untagged) -> str:
-    try:
-        t = u.tokens()
-        t.value()
-        t.value()
-        return text_of(t.value())
-    except ParseError:
-        return u.raw.first.decode("ascii", "replace")

@@ -1,0 +1,81 @@
+"""IMAP push tests: settings for a test account, and a recorder of what a push source reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from dovecot import ImapAccount
+from mailtide.stores.imap.client import ImapSettings
+
+Changed = frozenset[str] | None
+
+
+def settings_of(account: ImapAccount, **changes: Any) -> ImapSettings:
+    """Plain IMAP on 127.0.0.1 to ``account`` (a short timeout: a test must not wait long)."""
+    base = ImapSettings(account.host, account.port, account.user, account.password, "none")
+    return replace(base, **{"timeout": 10.0, **changes})
+
+
+class Reports:
+    """What a push source called ``changed`` with, and when (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, Changed]] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, mailboxes: Changed) -> None:
+        self.seen.append((time.monotonic(), mailboxes))
+        self._arrived.set()
+
+    def clear(self) -> None:
+        self.seen.clear()
+        self._arrived.clear()
+
+    async def next(self, within: float, matching: Callable[[Changed], bool]) -> float:
+        """The time of the first report ``matching`` (kept or yet to come) within ``within``
+        seconds; AssertionError naming what came instead."""
+        deadline = time.monotonic() + within
+        while True:
+            for when, mailboxes in self.seen:
+                if matching(mailboxes):
+                    return when
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching report within {within} s; got {self.seen}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
+
+
+def names(*folders: str) -> Callable[[Changed], bool]:
+    """Matches a report that names each of ``folders``."""
+    return lambda mailboxes: mailboxes is not None and set(folders) <= mailboxes
+
+
+def any_mailbox(mailboxes: Changed) -> bool:
+    """Matches a report of None (any mailbox may have changed)."""
+    return mailboxes is None
+
+
+@contextlib.asynccontextmanager
+async def running(work: Coroutine[Any, Any, object]) -> AsyncIterator[asyncio.Task[object]]:
+    """``work`` as a task for the block; cancelled and awaited after it (its error re-raised
+    unless it was the cancellation)."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def in_thread(fn: Callable[..., object], *args: object) -> float:
+    """Run a blocking helper (``imap_helpers``) off the loop; the monotonic time it returned."""
+    await asyncio.to_thread(fn, *args)
+    return time.monotonic()
