@@ -26,6 +26,8 @@ from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
+from mailtide.stores.imap.client import ImapClient, ImapSettings
+from mailtide.stores.imap.push import PushSettings, ServerPush, connector
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
 from mailtide.stores.maildir.watch import MaildirChange, MaildirWatcher
@@ -39,22 +41,9 @@ async def open_store(
     """A store for a configured repository (not yet connected); ``read_only`` for a dry run;
     ``journal`` is told of a Maildir's every change."""
     if isinstance(repo, ImapRepository):
-        from mailtide.auth.password import resolve_password
-        from mailtide.stores.imap import ImapSettings, ImapStore
+        from mailtide.stores.imap import ImapStore
 
-        password = await resolve_password(repo)
-        return ImapStore(
-            ImapSettings(
-                host=repo.host,
-                port=repo.port,
-                user=repo.user,
-                password=password,
-                tls=repo.tls,
-                ca_file=str(repo.ca_file) if repo.ca_file else None,
-                timeout=repo.timeout,
-            ),
-            read_only=read_only,
-        )
+        return ImapStore(await imap_settings(repo), read_only=read_only)
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
     return MaildirStore(
@@ -62,6 +51,43 @@ async def open_store(
         read_only=read_only,
         journal=journal,
     )
+
+
+async def imap_settings(repo: ImapRepository) -> ImapSettings:
+    """How to reach and log in to an IMAP repository."""
+    from mailtide.auth.password import resolve_password
+
+    return ImapSettings(
+        host=repo.host,
+        port=repo.port,
+        user=repo.user,
+        password=await resolve_password(repo),
+        tls=repo.tls,
+        ca_file=str(repo.ca_file) if repo.ca_file else None,
+        timeout=repo.timeout,
+    )
+
+
+def server_push(account: Account, repo: ImapRepository) -> ServerPush:
+    """The account's IMAP push (NOTIFY, else IDLE on idle_folders and a poll of the rest)."""
+    d = account.daemon
+    settings = PushSettings(
+        idle_folders=d.idle_folders,
+        idle_renew=d.idle_renew,
+        poll=d.poll,
+        notify=d.notify,
+        keepalive=d.keepalive,
+        max_connections=d.max_connections,
+    )
+    filters = filters_of(account)
+
+    def wanted(name: str) -> bool:
+        return all(f.selects(name) for f in filters)
+
+    async def connect() -> ImapClient:  # the credentials asked again at every connect
+        return await connector(await imap_settings(repo))()
+
+    return ServerPush(connect, settings, wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +347,8 @@ class WiredAccount:
         sources: list[PushSource] = []
         if self.schedule.watch_maildir and isinstance(self.account.local, MaildirRepository):
             sources.append(MaildirPush(self.account.local, self.own, self.schedule.rescan))
+        if isinstance(self.account.remote, ImapRepository):
+            sources.append(server_push(self.account, self.account.remote))
         return sources
 
     async def keepalive(self) -> None:

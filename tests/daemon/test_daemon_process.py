@@ -14,7 +14,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from daemon_helpers import Daemon, cli, eventually, local_ids, settled
+from daemon_helpers import Daemon, cli, eventually, local_ids, settled, with_account_keys
 from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 
@@ -281,5 +281,43 @@ def test_a_resume_from_suspend_syncs_every_account_at_once(
     slept.write_text("3600\n")  # the boot clock ran an hour ahead of the monotonic one
     eventually(lambda: "event=daemon.resumed" in d.output, 15, "the resume seen", d)
     eventually(lambda: srv.message_id(7, "INBOX") in local_ids(s), 10, "a sync after it", d)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("keys", "push"),
+    [
+        pytest.param({}, "NOTIFY", id="notify"),
+        pytest.param({"notify": False}, "IDLE on INBOX + poll every 10s", id="idle"),
+    ],
+)
+def test_new_server_mail_arrives_without_a_signal(
+    setup: Setup, daemons: Callable[..., Daemon], keys: dict[str, object], push: str
+) -> None:
+    s = setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), [])
+    srv.append(s.imap, "Work", srv.make_message(1, "Work"), [])
+    d = daemons(with_account_keys(write_config(s), poll=10, **keys))
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    eventually(
+        lambda: push in json.dumps(json.loads(cli(d.config, "status", "--json").stdout)),
+        10,
+        f"status shows {push}",
+        d,
+    )
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), [])
+    eventually(lambda: srv.message_id(2, "INBOX") in local_ids(s), 5, "INBOX pushed", d)
+    # a folder without IDLE: NOTIFY reports it at once, else the poll within its 10 s
+    srv.append(s.imap, "Work", srv.make_message(2, "Work"), [])
+    eventually(lambda: srv.message_id(2, "Work") in local_ids(s, "Work"), 15, "Work pushed", d)
+    srv.set_flags(s.imap, "INBOX", srv.message_id(2, "INBOX"), ["\\Flagged"])
+    eventually(
+        lambda: "F" in loc.by_message_id(s.root, "fs", "INBOX")[srv.message_id(2, "INBOX")].letters,
+        15,
+        "a flag pushed",
+        d,
+    )
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0

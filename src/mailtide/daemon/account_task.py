@@ -81,11 +81,12 @@ class AccountTask:
     async def run(self) -> None:
         # Every event of this task names the account, the stores' own too (a task's context).
         structlog.contextvars.bind_contextvars(account=self.runner.name)
+        pushes = self.runner.push_sources()
         sources = [
             asyncio.create_task(self._keep_running(s), name=f"{self.runner.name}:{s.name}")
-            for s in self.runner.push_sources()
+            for s in pushes
         ]
-        self.status.push = [s.name for s in self.runner.push_sources()]
+        self.status.sources = pushes
         self.trigger(Cause.TIMER, None, full=True)  # the first sync is full
         try:
             while not (self.stop.is_set() or self.finish.is_set()):

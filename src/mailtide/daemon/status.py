@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
 
 class State(enum.Enum):
@@ -36,7 +41,7 @@ class LastSync:
 class AccountStatus:
     name: str
     state: State = State.STARTING
-    push: list[str] = field(default_factory=list)  # e.g. ["inotify", "IDLE on INBOX"]
+    sources: Sequence[Named] = ()  # the push sources, whose names say what they do now
     last: LastSync | None = None
     next_refresh: float | None = None  # wall-clock seconds of the next timer sync
     retry_at: float | None = None  # wall-clock seconds, while WAITING
@@ -44,6 +49,11 @@ class AccountStatus:
     syncs: int = 0
     progress: float = field(default_factory=time.monotonic)  # the last sign of life
     on_change: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def push(self) -> list[str]:
+        """e.g. ["inotify", "IDLE on INBOX + poll every 2m"]."""
+        return [s.name for s in self.sources]
 
     def alive(self) -> None:
         """The task made progress (a step, a wait begun, a sync ended): its status may have
@@ -70,7 +80,7 @@ class AccountStatus:
         return {
             "account": self.name,
             "state": self.state.value,
-            "push": list(self.push),
+            "push": self.push,
             "last_sync": None
             if last is None
             else {
