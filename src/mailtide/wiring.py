@@ -34,16 +34,15 @@ log = structlog.get_logger(__name__)
 async def open_store(repo: Repository, read_only: bool = False) -> Store:
     """A store for a configured repository (not yet connected); ``read_only`` for a dry run."""
     if isinstance(repo, ImapRepository):
-        from mailtide.auth.password import resolve_password
+        from mailtide.auth.credentials import credentials_for
         from mailtide.stores.imap import ImapSettings, ImapStore
 
-        password = await resolve_password(repo)
+        # Asked at every connect: a daemon's password or token may change while it runs.
         return ImapStore(
             ImapSettings(
                 host=repo.host,
                 port=repo.port,
-                user=repo.user,
-                password=password,
+                credentials=credentials_for(repo),
                 tls=repo.tls,
                 ca_file=str(repo.ca_file) if repo.ca_file else None,
                 timeout=repo.timeout,

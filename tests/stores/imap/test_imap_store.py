@@ -16,14 +16,10 @@ from fake_imap import fake_imap
 from log_helpers import capture, pristine_logging
 from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, StoreError
-from mailtide.stores.imap import ImapSettings, ImapStore
+from mailtide.stores.imap import ImapStore
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.wire import SECRET_MARKER
-
-
-def settings(acct: ImapAccount, **kw: object) -> ImapSettings:
-    base = ImapSettings(acct.host, acct.port, acct.user, acct.password, "none", None, 10.0)
-    return replace(base, **kw)  # type: ignore[arg-type]
+from stores.imap.imap_store_helpers import fake_settings, settings
 
 
 async def connected(acct: ImapAccount, **kw: object) -> ImapStore:
@@ -161,7 +157,7 @@ LIST_REPLY = (
 
 async def test_hostile_folder_names_are_refused_the_rest_lists() -> None:
     with fake_imap(LIST_REPLY) as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             folders = await store.list_folders()
@@ -186,7 +182,7 @@ async def test_hostile_folder_names_are_refused_the_rest_lists() -> None:
 
 async def test_empty_list_is_an_error_not_an_empty_account() -> None:
     with fake_imap(b"") as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             with pytest.raises(StoreError, match="server listed no folders"):
@@ -292,7 +288,7 @@ async def test_a_listing_with_an_unparsable_line_fails_the_mailbox_not_the_messa
         ),
     }
     with fake_imap(b'* LIST () "/" INBOX\r\n', replies) as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             await store.list_folders()

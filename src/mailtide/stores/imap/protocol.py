@@ -252,6 +252,7 @@ class _InFlight:
     done: asyncio.Future[Done]
     untagged: list[Untagged] = field(default_factory=list)
     continuation: asyncio.Event = field(default_factory=asyncio.Event)
+    challenge: bytes = b""  # the text of the last continuation ("+ <text>")
     lines_for_compat: list[Any] | None = None
     kept: int = 0  # bytes held in ``untagged``
     # The account / mailbox the command runs for, for the conversation log of its responses.
@@ -371,6 +372,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             return
         if first.startswith(b"+"):
             if current is not None:
+                current.challenge = first[2:]
                 current.continuation.set()
             else:
                 log.debug("imap.continuation_ignored")
@@ -476,31 +478,40 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             finally:
                 self._current = None
 
-    async def run_with_continuation(self, text: str, data: Secret) -> Done:
-        """``text``, then ``data`` as its own line after the server's "+" (SASL without SASL-IR)."""
+    async def run_exchange(
+        self, parts: Sequence[Part], answer: Callable[[bytes], str | Secret]
+    ) -> Done:
+        """Send the command ``parts``, answer each continuation ("+ <text>") with the line
+        ``answer(text)``, and wait for the tagged status: a SASL exchange (AUTHENTICATE).
+        A ``Secret`` answer is sent as it is and logged as redacted."""
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
             tag = self.new_tag().encode()
-            inflight = _InFlight(tag, text.split(" ")[0], None, self._new_future())
+            name = parts[0].upper() if isinstance(parts[0], str) else "?"
+            inflight = _InFlight(tag, name, None, self._new_future())
             inflight.context = _log_context()
             self._current = inflight
             try:
-                if wire.enabled():
-                    wire.sent(self.number, wire.command_line(tag, [text]))
-                self._write(tag + b" " + text.encode() + b"\r\n")
-                waiter = asyncio.ensure_future(inflight.continuation.wait())
-                try:
-                    await self._wait(
-                        asyncio.ensure_future(self._first(waiter, inflight.done)), "continuation"
-                    )
-                finally:
-                    waiter.cancel()
-                if not inflight.done.done():
+                await self._send(tag, parts, inflight, False)
+                while True:
+                    waiter = asyncio.ensure_future(inflight.continuation.wait())
+                    try:
+                        await self._wait(
+                            asyncio.ensure_future(self._first(waiter, inflight.done)),
+                            f"{name} command",
+                        )
+                    finally:
+                        waiter.cancel()
+                    if inflight.done.done():
+                        break
+                    inflight.continuation.clear()
+                    line = answer(inflight.challenge)
                     if wire.enabled():
-                        wire.sent(self.number, wire.SECRET_MARKER)
-                    self._write(data.text.encode() + b"\r\n")
-                done: Done = await self._wait(inflight.done, text)
+                        wire.sent(self.number, wire.command_line(b"", [line]).lstrip())
+                    text = line.text if isinstance(line, Secret) else line
+                    self._write(text.encode() + b"\r\n")
+                done: Done = await self._wait(inflight.done, f"{name} command")
                 return done
             finally:
                 self._current = None

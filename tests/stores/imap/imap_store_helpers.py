@@ -1,0 +1,27 @@
+"""Settings for an ImapStore or ImapClient in tests: an account of the test Dovecot (or a fake
+server's port) with credentials that never change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dovecot import ImapAccount
+from mailtide.stores.imap import ImapSettings
+from mailtide.stores.imap.credentials import Credentials, FixedCredentials, SecretKind
+
+
+def login(
+    user: str, secret: str, kind: SecretKind = SecretKind.PASSWORD, origin: str = ""
+) -> FixedCredentials:
+    return FixedCredentials(Credentials(user, secret, kind, origin))
+
+
+def settings(acct: ImapAccount, **changes: object) -> ImapSettings:
+    """The account's plain port (no TLS), a 10 s timeout; ``changes`` replace fields."""
+    base = ImapSettings(acct.host, acct.port, login(acct.user, acct.password), "none", None, 10.0)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def fake_settings(port: int) -> ImapSettings:
+    """For a fake server on 127.0.0.1 (tests/fake_imap.py), which takes any login."""
+    return ImapSettings("127.0.0.1", port, login("u", "p"), "none", None, 5.0)
