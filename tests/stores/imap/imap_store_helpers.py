@@ -3,10 +3,14 @@ server's port) with credentials that never change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+
+from aioimaplib import aioimaplib as aio
 
 from dovecot import ImapAccount
 from mailtide.stores.imap import ImapSettings
+from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.credentials import Credentials, FixedCredentials, SecretKind
 
 
@@ -25,3 +29,16 @@ def settings(acct: ImapAccount, **changes: object) -> ImapSettings:
 def fake_settings(port: int) -> ImapSettings:
     """For a fake server on 127.0.0.1 (tests/fake_imap.py), which takes any login."""
     return ImapSettings("127.0.0.1", port, login("u", "p"), "none", None, 5.0)
+
+
+def pretend(client: ImapClient, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    """Make ``client`` see other capabilities before it logs in, as if the server offered
+    them (LOGINDISABLED, no SASL-IR, one OAuth mechanism only)."""
+    read_capabilities = client._read_capabilities
+
+    async def pretended(greeting: object) -> None:
+        await read_capabilities(greeting)  # type: ignore[arg-type]
+        if client.protocol is not None and client.protocol.state == aio.NONAUTH:
+            client.capabilities = frozenset((client.capabilities | set(add)) - set(remove))
+
+    client._read_capabilities = pretended  # type: ignore[method-assign]

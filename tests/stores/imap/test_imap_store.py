@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from aioimaplib import aioimaplib as aio
 
 import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
@@ -19,7 +18,7 @@ from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, 
 from mailtide.stores.imap import ImapStore
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.wire import SECRET_MARKER
-from stores.imap.imap_store_helpers import fake_settings, settings
+from stores.imap.imap_store_helpers import fake_settings, pretend, settings
 
 
 async def connected(acct: ImapAccount, **kw: object) -> ImapStore:
@@ -90,18 +89,7 @@ async def test_unreachable_port(imap_account) -> None:
 @pytest.mark.parametrize("sasl_ir", [True, False])
 async def test_authenticate_plain_when_login_is_disabled(imap_account, sasl_ir) -> None:
     client = ImapClient(settings(imap_account))
-    read_capabilities = client._read_capabilities
-
-    async def pretend_login_disabled(greeting: object) -> None:
-        await read_capabilities(greeting)  # type: ignore[arg-type]
-        assert client.protocol is not None
-        if client.protocol.state == aio.NONAUTH:
-            caps = set(client.capabilities) | {"LOGINDISABLED"}
-            if not sasl_ir:
-                caps.discard("SASL-IR")
-            client.capabilities = frozenset(caps)
-
-    client._read_capabilities = pretend_login_disabled  # type: ignore[method-assign]
+    pretend(client, add={"LOGINDISABLED"}, remove=set() if sasl_ir else {"SASL-IR"})
     with pristine_logging():
         log = capture(2)  # -vv: the conversation shows the command, not its payload
         await client.connect()

@@ -271,10 +271,9 @@ class ImapClient:
         whom = f"user {credentials.user} at {self.settings.where}"
         if done.code == "UNAVAILABLE":  # RFC 5530: the server cannot check now; later it may
             return ConnectionLost(f"the server cannot log in {whom} for now: {words}")
-        origin = f" ({credentials.origin})" if credentials.origin else ""
+        what = " ".join(filter(None, (credentials.kind.value, credentials.origin)))
         return AuthenticationFailed(
-            f"authentication failed for {whom}: {words}; "
-            f"check the {credentials.kind.value}{origin}"
+            f"authentication failed for {whom}: the server refused the {what}: {words}"
         )
 
     async def exchange(self, exchange: sasl.Exchange) -> Done:
