@@ -13,14 +13,24 @@ from pathlib import Path
 import pytest
 
 import imap_helpers as srv
+import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import make_setup
 from fault_proxy import FaultProxy
 from mailtide.auth.credentials import PasswordSource
 from mailtide.config import ImapRepository
-from mailtide.stores.base import AuthenticationFailed
+from mailtide.engine.account import Retry
+from mailtide.engine.run import sync_stores
+from mailtide.stores.base import AuthenticationFailed, FolderInfo
 from mailtide.stores.imap import ImapStore
-from mailtide.wiring import open_store, sync_account
+from mailtide.wiring import (
+    Request,
+    filters_of,
+    open_state,
+    open_store,
+    options_for,
+    sync_account,
+)
 
 # Of different lengths: Dovecot re-reads a user's password file when its size or mtime changed.
 OLD = "Old-pw-1"
@@ -134,3 +144,51 @@ def test_the_source_shows_no_secret() -> None:
     assert source.origin == "from the config file"
     command = PasswordSource("me", None, ("pass", "--passphrase=Tr0ub4dor"))
     assert command.origin == 'printed by password_command "pass"'
+
+
+async def test_a_password_refused_while_making_folders_stops_the_run(
+    dovecot: Dovecot, imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """The store's idle connection drops after the folders were listed, and the password
+    changed meanwhile: the refused login when making the first folder stops the account.  It
+    is no folder name the server refuses, which would log in again for every next folder."""
+    account = dovecot.account(imap_account.user, OLD)
+    secret, command, _ = file_command(tmp_path, OLD)
+    with FaultProxy(account.port, record=True) as proxy:
+        s = make_setup(
+            account, tmp_path, port=proxy.port, password=None, password_command=command
+        )
+        for folder in ("a", "b", "c"):
+            loc.deliver(s.root, s.layout, folder, srv.make_message(1, folder))
+        remote = await open_store(s.account.remote)
+        assert isinstance(remote, ImapStore)
+        listed = remote.list_folders
+
+        async def list_then_drop() -> list[FolderInfo]:
+            folders = await listed()
+            remote.list_folders = listed  # type: ignore[method-assign]
+            secret.write_text("Wrong-pw\n")
+            assert remote._client is not None
+            await remote._client.close()  # as a server does with an idle connection
+            return folders
+
+        remote.list_folders = list_then_drop  # type: ignore[method-assign]
+        local = await open_store(s.account.local)
+        state = await open_state(s.config, s.account)
+        try:
+            report = await sync_stores(
+                "test",
+                (remote, local),
+                filters_of(s.account),
+                state,
+                options_for(s.account, Request()),
+                Retry(5, 0.05),
+            )
+        finally:
+            await state.close()
+            await remote.close()
+        up = proxy.stream("up")
+    assert up.count(b" LOGIN ") == 2, up  # the first connection's, and the refused one
+    assert report.stranded == []
+    assert report.error is not None
+    assert report.error.startswith(f"authentication failed for user {account.user} at "), report
