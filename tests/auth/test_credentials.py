@@ -138,6 +138,23 @@ def test_a_wrong_password_is_tried_once_per_run(imap_account: ImapAccount, tmp_p
     )
 
 
+def test_a_failing_password_command_fails_the_run_before_any_login(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """The command runs when a connection needs it: its failure is the account's one line."""
+    command = ("sh", "-c", "echo 'gpg: decryption failed' >&2; exit 2")
+    with FaultProxy(imap_account.port, record=True) as proxy:
+        s = make_setup(
+            imap_account, tmp_path, port=proxy.port, password=None, password_command=command
+        )
+        report = asyncio.run(asyncio.wait_for(sync_account(s.config, s.account), 60))
+        up = proxy.stream("up")
+    assert report.failures() == [
+        'account test: password_command "sh" failed with exit 2: gpg: decryption failed'
+    ]
+    assert b" LOGIN " not in up and proxy.connections == 1
+
+
 def test_the_source_shows_no_secret() -> None:
     source = PasswordSource("me", "Hunter2-pw", ("pass", "--passphrase=Tr0ub4dor"))
     assert "Hunter2-pw" not in repr(source) and "Tr0ub4dor" not in repr(source)

@@ -4,14 +4,24 @@ server's port) with credentials that never change."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from aioimaplib import aioimaplib as aio
 
 from dovecot import ImapAccount
 from mailtide.stores.imap import ImapSettings
 from mailtide.stores.imap.client import ImapClient
-from mailtide.stores.imap.credentials import Credentials, FixedCredentials, SecretKind
+from mailtide.stores.imap.credentials import Credentials, SecretKind
+
+
+@dataclass(frozen=True, slots=True)
+class FixedCredentials:
+    """A credential source that always gives the same credentials."""
+
+    value: Credentials
+
+    async def credentials(self) -> Credentials:
+        return self.value
 
 
 def login(

@@ -20,9 +20,9 @@ from dovecot import Dovecot, ImapAccount
 from fake_imap import fake_imap
 from log_helpers import capture, pristine_logging
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, StoreError
-from mailtide.stores.imap import ImapStore
+from mailtide.stores.imap import ImapStore, sasl
 from mailtide.stores.imap.client import ImapClient
-from mailtide.stores.imap.credentials import SecretKind
+from mailtide.stores.imap.credentials import Credentials, SecretKind
 from mailtide.stores.imap.wire import SECRET_MARKER
 from stores.imap.imap_store_helpers import fake_settings, login, pretend, settings
 
@@ -82,9 +82,12 @@ async def test_a_refused_token_fails_at_once_with_the_servers_report(
         "Authentication failed. ({"
     ), message
     assert report in message and message.endswith("})"), message
+    way = sasl.OAUTHBEARER if mechanism == "OAUTHBEARER" else sasl.XOAUTH2
+    server = sasl.Server(imap_account.host, imap_account.port)
+    sent = base64.b64encode(way.initial(Credentials(imap_account.user, token, TOKEN), server))
     for shown in (message, log.getvalue()):
-        assert token not in shown
-        assert base64.b64encode(token.encode()).decode()[:16] not in shown
+        assert token not in shown and sent.decode() not in shown
+    assert SECRET_MARKER in log.getvalue()
 
 
 async def test_a_wrong_password_is_authentication_failed_not_a_lost_connection(

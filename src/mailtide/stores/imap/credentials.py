@@ -39,13 +39,3 @@ class CredentialSource(Protocol):
     one-line reason for the user, which never holds the secret."""
 
     async def credentials(self) -> Credentials: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FixedCredentials:
-    """A source that always gives the same credentials."""
-
-    value: Credentials
-
-    async def credentials(self) -> Credentials:
-        return self.value
