@@ -26,7 +26,7 @@ class SecretKind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """Who logs in and with what.  ``origin`` says where the secret came from, for an error
-    message (``password_command "pass"``); ``repr`` never shows the secret."""
+    message (``printed by password_command "pass"``); ``repr`` never shows the secret."""
 
     user: str
     secret: str = field(repr=False)
