@@ -5,7 +5,8 @@ another), keeps its config, runtime sockets, state, logs, a self-signed
 certificate and the Maildir homes under ``root``, and lets *any* user name
 log in with the password ``secret``: a fresh user name is a fresh, empty
 account, so tests get isolation without restarting the server.  A user may
-also be given a password of its own (``account(user, password)``).
+also be given a password of its own (``account(user, password)``).  The
+same passwords serve as OAuth2 tokens (AUTHENTICATE XOAUTH2 / OAUTHBEARER).
 
 Standard library only; it installs nothing.  When running as root the mail is
 owned by the system user ``mailtide-test`` (created if missing), so ``root``
@@ -451,7 +452,9 @@ ssl_key = <{self.key}
 {dh_line}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+# xoauth2 and oauthbearer check a token as a password against the passdbs below: "secret" (or
+# a user's own password) is a valid token, anything else a refused one, with its error report.
+auth_mechanisms = plain login xoauth2 oauthbearer
 auth_verbose = no
 # Wrong-password tests should not wait the default 2 s.
 auth_failure_delay = 0
@@ -507,6 +510,13 @@ service imap-login {{
     address = {self.host}, {OTHER_HOST}
     port = {self.imaps_port}
     ssl = yes
+  }}
+}}
+# No growing delay for an address after failed logins (anvil's auth penalty, up to 15 s): the
+# tests refuse many different credentials from 127.0.0.1, and each must be answered at once.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service auth {{

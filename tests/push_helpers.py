@@ -11,13 +11,14 @@ from typing import Any
 
 from dovecot import ImapAccount
 from mailtide.stores.imap.client import ImapSettings
+from stores.imap.imap_store_helpers import login
 
 Changed = frozenset[str] | None
 
 
 def settings_of(account: ImapAccount, **changes: Any) -> ImapSettings:
     """Plain IMAP on 127.0.0.1 to ``account`` (a short timeout: a test must not wait long)."""
-    base = ImapSettings(account.host, account.port, account.user, account.password, "none")
+    base = ImapSettings(account.host, account.port, login(account.user, account.password), "none")
     return replace(base, **{"timeout": 10.0, **changes})
 
 

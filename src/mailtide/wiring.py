@@ -26,7 +26,7 @@ from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
-from mailtide.stores.imap.client import ImapClient, ImapSettings
+from mailtide.stores.imap.client import ImapSettings
 from mailtide.stores.imap.push import PushSettings, ServerPush, connector
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
@@ -43,7 +43,7 @@ async def open_store(
     if isinstance(repo, ImapRepository):
         from mailtide.stores.imap import ImapStore
 
-        return ImapStore(await imap_settings(repo), read_only=read_only)
+        return ImapStore(imap_settings(repo), read_only=read_only)
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
     return MaildirStore(
@@ -53,15 +53,15 @@ async def open_store(
     )
 
 
-async def imap_settings(repo: ImapRepository) -> ImapSettings:
-    """How to reach and log in to an IMAP repository."""
-    from mailtide.auth.password import resolve_password
+def imap_settings(repo: ImapRepository) -> ImapSettings:
+    """How to reach and log in to an IMAP repository; the credentials are asked for at every
+    connect (a daemon's password or token may change while it runs)."""
+    from mailtide.auth.credentials import credentials_for
 
     return ImapSettings(
         host=repo.host,
         port=repo.port,
-        user=repo.user,
-        password=await resolve_password(repo),
+        credentials=credentials_for(repo),
         tls=repo.tls,
         ca_file=str(repo.ca_file) if repo.ca_file else None,
         timeout=repo.timeout,
@@ -84,8 +84,7 @@ def server_push(account: Account, repo: ImapRepository) -> ServerPush:
     def wanted(name: str) -> bool:
         return all(f.selects(name) for f in filters)
 
-    async def connect() -> ImapClient:  # the credentials asked again at every connect
-        return await connector(await imap_settings(repo))()
+    connect = connector(imap_settings(repo))  # asks for the credentials at every connect
 
     return ServerPush(connect, settings, wanted)
 

@@ -1,1 +1,1 @@
-"""Credentials: where a repository's password comes from."""
+"""Credentials: where a repository's password comes from, asked for at every connect."""

@@ -27,7 +27,7 @@ class PasswordError(StoreError):
 
 
 class HasPassword(Protocol):
-    """What resolve_password needs: an ImapRepository or an IMAP store's settings."""
+    """What resolve_password needs: an ImapRepository or a ``PasswordSource``."""
 
     @property
     def password(self) -> str | None: ...

@@ -12,7 +12,9 @@ its own.  Retrying is safe because every durable step is already committed
 (intents before copies), so a retry is the same as a next run that starts
 where this one was cut.  A mailbox that runs out of retries fails and the
 account goes on; when the next mailbox cannot reach the server either (it gets
-one attempt), the account stops there with one line saying why.
+one attempt), the account stops there with one line saying why.  A refused login
+(``AuthenticationFailed``) stops the account at once, wherever it happens: trying again
+would fail the same way and may lock the account on the server.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
+    AuthenticationFailed,
     ConnectionLost,
     Mailbox,
     MailboxError,
@@ -347,8 +350,8 @@ class AccountSync:
                 self.log.info("folder.would_create", folder=name, side=SIDE_NAMES[side])
                 return set()
             await store.create_folder(name)
-        except ConnectionLost:
-            raise  # the connection, not the name: retried
+        except (ConnectionLost, AuthenticationFailed):
+            raise  # the connection or the login, not the name: for the whole account
         except StoreError as exc:  # a name that side refuses: skip it, not the account
             self.strand(
                 f"folder {name!r} cannot be made on the {SIDE_NAMES[side]} side, so its mail "

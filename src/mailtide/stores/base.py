@@ -33,6 +33,12 @@ class ConnectionLost(StoreError):
     succeed on a new connection, so the engine retries it (with backoff) before giving up."""
 
 
+class AuthenticationFailed(StoreError):
+    """The server refused the credentials (a wrong password, an expired token).  Trying
+    again with the same ones would fail the same way, and repeated failures may lock the
+    account, so it is never retried within a run; nor is it a ``ConnectionLost``."""
+
+
 class MailboxError(StoreError):
     """One mailbox failed; the rest of the account can go on."""
 

@@ -22,6 +22,7 @@ from mailtide.stores.imap.keepalive import tcp_options
 from mailtide.stores.imap.parse import Untagged
 from mailtide.stores.imap.protocol import IdleEnd
 from push_helpers import in_thread, running, settings_of
+from stores.imap.imap_store_helpers import login
 
 IDLE_CAPS = "IMAP4rev1 LITERAL+ UIDPLUS IDLE"
 
@@ -35,7 +36,7 @@ async def connected(settings: ImapSettings, mailbox: str | None = "INBOX") -> Im
 
 
 def fake_settings(server: FakeServer, timeout: float = 5.0) -> ImapSettings:
-    return ImapSettings("127.0.0.1", server.port, "u", "p", "none", None, timeout)
+    return ImapSettings("127.0.0.1", server.port, login("u", "p"), "none", None, timeout)
 
 
 # ---- against Dovecot -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from aioimaplib import aioimaplib as aio
 from fake_imap import FakeServer, serve
 from mailtide.stores.base import ConnectionLost
 from mailtide.stores.imap.client import ImapClient, ImapSettings
+from stores.imap.imap_store_helpers import login
 
 PATIENCE = 3.0  # seconds; ours ends in well under one
 
@@ -35,7 +36,7 @@ async def stock_idle(port: int) -> None:
 
 
 async def our_idle(port: int) -> None:
-    client = ImapClient(ImapSettings("127.0.0.1", port, "u", "p", "none", None, PATIENCE))
+    client = ImapClient(ImapSettings("127.0.0.1", port, login("u", "p"), "none", None, PATIENCE))
     await client.connect()
     try:
         await client.run("SELECT", "INBOX")

@@ -11,7 +11,8 @@ import pytest
 
 import imap_helpers as srv
 from dovecot import CAPABILITIES_WITHOUT_EXTENSIONS, Dovecot, ImapAccount, private_dovecot
-from mailtide.stores.imap import ImapSettings, ImapStore
+from mailtide.stores.imap import ImapStore
+from stores.imap.imap_store_helpers import settings
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,7 @@ def account(
 async def test_listing_after_news_in_the_same_session(account: ImapAccount, new_mail: bool) -> None:
     for i in range(6):
         srv.append(account, "INBOX", srv.make_message(i, "INBOX"))
-    store = ImapStore(
-        ImapSettings(account.host, account.port, account.user, account.password, "none")
-    )
+    store = ImapStore(settings(account))
     await store.connect()
     try:
         await store.list_folders()

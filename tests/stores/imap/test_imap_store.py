@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from aioimaplib import aioimaplib as aio
 
 import imap_helpers as srv
 from dovecot import OTHER_HOST, ImapAccount
@@ -16,14 +15,10 @@ from fake_imap import fake_imap
 from log_helpers import capture, pristine_logging
 from mailtide.core.identity import identity_of_message
 from mailtide.stores.base import BytesBody, FlagChange, Incoming, MailboxError, StoreError
-from mailtide.stores.imap import ImapSettings, ImapStore
+from mailtide.stores.imap import ImapStore
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.wire import SECRET_MARKER
-
-
-def settings(acct: ImapAccount, **kw: object) -> ImapSettings:
-    base = ImapSettings(acct.host, acct.port, acct.user, acct.password, "none", None, 10.0)
-    return replace(base, **kw)  # type: ignore[arg-type]
+from stores.imap.imap_store_helpers import fake_settings, pretend, settings
 
 
 async def connected(acct: ImapAccount, **kw: object) -> ImapStore:
@@ -94,18 +89,7 @@ async def test_unreachable_port(imap_account) -> None:
 @pytest.mark.parametrize("sasl_ir", [True, False])
 async def test_authenticate_plain_when_login_is_disabled(imap_account, sasl_ir) -> None:
     client = ImapClient(settings(imap_account))
-    read_capabilities = client._read_capabilities
-
-    async def pretend_login_disabled(greeting: object) -> None:
-        await read_capabilities(greeting)  # type: ignore[arg-type]
-        assert client.protocol is not None
-        if client.protocol.state == aio.NONAUTH:
-            caps = set(client.capabilities) | {"LOGINDISABLED"}
-            if not sasl_ir:
-                caps.discard("SASL-IR")
-            client.capabilities = frozenset(caps)
-
-    client._read_capabilities = pretend_login_disabled  # type: ignore[method-assign]
+    pretend(client, add={"LOGINDISABLED"}, remove=set() if sasl_ir else {"SASL-IR"})
     with pristine_logging():
         log = capture(2)  # -vv: the conversation shows the command, not its payload
         await client.connect()
@@ -161,7 +145,7 @@ LIST_REPLY = (
 
 async def test_hostile_folder_names_are_refused_the_rest_lists() -> None:
     with fake_imap(LIST_REPLY) as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             folders = await store.list_folders()
@@ -186,7 +170,7 @@ async def test_hostile_folder_names_are_refused_the_rest_lists() -> None:
 
 async def test_empty_list_is_an_error_not_an_empty_account() -> None:
     with fake_imap(b"") as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             with pytest.raises(StoreError, match="server listed no folders"):
@@ -292,7 +276,7 @@ async def test_a_listing_with_an_unparsable_line_fails_the_mailbox_not_the_messa
         ),
     }
     with fake_imap(b'* LIST () "/" INBOX\r\n', replies) as port:
-        store = ImapStore(ImapSettings("127.0.0.1", port, "u", "p", "none", None, 5.0))
+        store = ImapStore(fake_settings(port))
         try:
             await store.connect()
             await store.list_folders()

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from dovecot import ImapAccount
 from fault_proxy import Fault, FaultProxy
-from mailtide.stores.imap import ImapSettings, ImapStore
+from mailtide.stores.imap import ImapStore
+from stores.imap.imap_store_helpers import settings
 
 
 async def test_keepalive_keeps_a_live_connection_and_drops_a_silent_one(
@@ -16,9 +17,7 @@ async def test_keepalive_keeps_a_live_connection_and_drops_a_silent_one(
 ) -> None:
     with FaultProxy(imap_account.port) as proxy:
         acct = replace(imap_account, port=proxy.port)
-        store = ImapStore(
-            ImapSettings(acct.host, acct.port, acct.user, acct.password, "none", None, 1.5)
-        )
+        store = ImapStore(settings(acct, timeout=1.5))
         try:
             await store.connect()
             await store.keepalive()

@@ -8,25 +8,30 @@ and ``host:port``, never the password.  They are sorted by what may help:
   ``ConnectionLost``, which the engine retries on a new connection;
 - a response that does not parse during a command: ``MailboxError`` (the
   connection is dropped; the mailbox fails, the account goes on);
-- authentication refused, a certificate that does not verify, a server without
-  STARTTLS: a plain ``StoreError``, never retried (it would fail the same way);
-  so is ``tls`` set the wrong way round for the port (``TlsMismatch``, see tls.py).
+- the server refused the credentials: ``AuthenticationFailed``, never retried (it
+  would fail the same way, and repeated failures may lock the account); but a server
+  that says it cannot check them now (``NO [UNAVAILABLE]``) is ``ConnectionLost``;
+- a certificate that does not verify, a server without STARTTLS, no way to log in
+  with the credentials given: a plain ``StoreError``, never retried; so is ``tls``
+  set the wrong way round for the port (``TlsMismatch``, see tls.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from typing import Literal as TypingLiteral
 
 import structlog
 from aioimaplib import aioimaplib as aio
 
-from mailtide.stores.base import ConnectionLost, MailboxError, StoreError
+from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
+from mailtide.stores.imap import sasl
+from mailtide.stores.imap.credentials import Credentials, CredentialSource
 from mailtide.stores.imap.keepalive import keep_alive
 from mailtide.stores.imap.parse import RawResponse, Untagged, status_text
 from mailtide.stores.imap.protocol import (
@@ -57,21 +62,16 @@ TlsMode = TypingLiteral["implicit", "starttls", "none"]
 
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
-    """How to reach and log in to one IMAP account."""
+    """How to reach and log in to one IMAP account.  ``credentials`` is asked at every
+    connect (see credentials.py), so a changed password or a renewed token is used by the
+    next connection without a new store."""
 
     host: str
     port: int
-    user: str
-    password: str
+    credentials: CredentialSource = field(repr=False)
     tls: TlsMode = "implicit"
     ca_file: str | None = None
     timeout: float = 60.0
-
-    def __repr__(self) -> str:  # the password must not reach a log through repr()
-        return (
-            f"ImapSettings(host={self.host!r}, port={self.port}, user={self.user!r}, "
-            f"tls={self.tls!r}, ca_file={self.ca_file!r}, timeout={self.timeout})"
-        )
 
     @property
     def where(self) -> str:
@@ -86,13 +86,38 @@ class ImapClient:
         self.protocol: ImapProtocol | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.enabled: frozenset[str] = frozenset()
+        self.user: str | None = None  # who logged in (None before, or after PREAUTH)
 
     # -- connect --------------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Connect, log in and enable what a sync uses.  ``settings.credentials`` is asked
+        once, after the greeting (the server is there and wants a login), outside the connect
+        timeout: a password command has its own limits."""
+        await self._within_timeout(self._open())
+        assert self.protocol is not None
+        if self.protocol.state == aio.NONAUTH:
+            credentials = await self._credentials()
+            await self._within_timeout(self._authenticate(credentials))
+        self.protocol.state = aio.AUTH
+        await self._within_timeout(self._enable())
+        s = self.settings
+        conn = self.protocol.number if self.protocol is not None else None
+        log.debug("imap.connected", host=s.host, port=s.port, user=self.user, tls=s.tls, conn=conn)
+
+    async def _credentials(self) -> Credentials:
+        try:
+            return await self.settings.credentials.credentials()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _within_timeout(self, step: Coroutine[Any, Any, None]) -> None:
+        """One step of connecting, with the connect timeout; every error closes the
+        connection and becomes a ``StoreError`` (see the module docstring)."""
         s = self.settings
         try:
-            await asyncio.wait_for(self._connect(), s.timeout)
+            await asyncio.wait_for(step, s.timeout)
         except MailboxError as e:  # an unreadable answer while logging in: no mailbox yet
             await self.close()
             raise StoreError(str(e)) from None
@@ -122,8 +147,6 @@ class ImapClient:
         except OSError as e:
             await self.close()
             raise self.lost(f"cannot connect: {e.strerror or e}") from None
-        conn = self.protocol.number if self.protocol is not None else None
-        log.debug("imap.connected", host=s.host, port=s.port, user=s.user, tls=s.tls, conn=conn)
 
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
@@ -142,7 +165,8 @@ class ImapClient:
             return self.lost("closed during the TLS handshake")
         return StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}")
 
-    async def _connect(self) -> None:
+    async def _open(self) -> None:
+        """TCP, TLS, the greeting and the capabilities (after STARTTLS when asked for)."""
         s = self.settings
         loop = asyncio.get_running_loop()
         protocol = ImapProtocol(loop, timeout=s.timeout)
@@ -170,9 +194,9 @@ class ImapClient:
             )
             self.capabilities = frozenset()
             await self._read_capabilities(None)
-        if protocol.state == aio.NONAUTH:
-            await self._authenticate()
-        protocol.state = aio.AUTH
+
+    async def _enable(self) -> None:
+        """QRESYNC (else CONDSTORE) where the server has them."""
         if "ENABLE" in self.capabilities:
             wanted = "QRESYNC" if "QRESYNC" in self.capabilities else "CONDSTORE"
             if wanted in self.capabilities:
@@ -212,35 +236,54 @@ class ImapClient:
                 caps.update(u.tokens().rest_of_line().decode("ascii", "replace").upper().split())
         self.capabilities = frozenset(caps)
 
-    async def _authenticate(self) -> None:
-        s = self.settings
-        caps = self.capabilities
-        if "LOGINDISABLED" in caps:
-            if "AUTH=PLAIN" not in caps:
-                raise StoreError(f"{s.where} allows neither LOGIN nor AUTHENTICATE PLAIN here")
-            done = await self.authenticate_plain()
-        else:
+    async def _authenticate(self, credentials: Credentials) -> None:
+        """Log in the way ``sasl.choose`` picks.  A refusal is ``AuthenticationFailed``
+        (``ConnectionLost`` when the server says it cannot check credentials now)."""
+        way = sasl.choose(credentials, self.capabilities)
+        if way is None:
+            raise StoreError(sasl.no_way(credentials, self.settings.where))
+        refusal = None
+        if isinstance(way, sasl.LoginCommand):
             done = await self.run(
-                "LOGIN", quote_astring(s.user), Secret(quote_astring(s.password)), check=False
+                "LOGIN",
+                quote_astring(credentials.user),
+                Secret(quote_astring(credentials.secret)),
+                check=False,
             )
+        else:
+            exchange = sasl.Exchange(
+                way,
+                credentials,
+                sasl.Server(self.settings.host, self.settings.port),
+                sasl_ir="SASL-IR" in self.capabilities,
+            )
+            done = await self.exchange(exchange)
+            refusal = exchange.refusal
         if not done.ok:
-            raise StoreError(
-                f"authentication failed for user {s.user} at {s.where}: {done.text or done.status}"
-            )
+            raise self._refused(credentials, done, refusal)
+        self.user = credentials.user
         if done.code == "CAPABILITY":
             self.capabilities = frozenset(done.code_args.decode("ascii", "replace").upper().split())
         else:
             self.capabilities = frozenset()
             await self._read_capabilities(None)
 
-    async def authenticate_plain(self) -> Done:
-        """AUTHENTICATE PLAIN (with SASL-IR when offered); the tagged answer, unchecked."""
-        s = self.settings
-        token = Secret(base64.b64encode(f"\0{s.user}\0{s.password}".encode()).decode("ascii"))
-        if "SASL-IR" in self.capabilities:
-            return await self.run("AUTHENTICATE", "PLAIN", token, check=False)
-        assert self.protocol is not None
-        return await self.protocol.run_with_continuation("AUTHENTICATE PLAIN", token)
+    def _refused(self, credentials: Credentials, done: Done, refusal: str | None) -> StoreError:
+        """The error for a login the server refused: the user, the server, its words."""
+        words = done.text or done.status
+        if refusal:
+            words = f"{words} ({refusal})"
+        whom = f"user {credentials.user} at {self.settings.where}"
+        if done.code == "UNAVAILABLE":  # RFC 5530: the server cannot check now; later it may
+            return ConnectionLost(f"the server cannot log in {whom} for now: {words}")
+        what = " ".join(filter(None, (credentials.kind.value, credentials.origin)))
+        return AuthenticationFailed(
+            f"authentication failed for {whom}: the server refused the {what}: {words}"
+        )
+
+    async def exchange(self, exchange: sasl.Exchange) -> Done:
+        """One AUTHENTICATE conversation; the tagged answer, unchecked."""
+        return await self._talk(lambda p: p.run_exchange(exchange.command(), exchange.answer))
 
     # -- commands -------------------------------------------------------------------
 
@@ -253,18 +296,22 @@ class ImapClient:
     ) -> Done:
         """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command (and
         its first argument, unless that is a ``Secret``)."""
-        if self.protocol is None:
-            raise self.lost("the connection was closed")
-        with self._translated():
-            done = await self.protocol.run(
-                *parts, on_untagged=on_untagged, literal_plus=literal_plus
-            )
+        done = await self._talk(
+            lambda p: p.run(*parts, on_untagged=on_untagged, literal_plus=literal_plus)
+        )
         if check and not done.ok:
             what = parts[0] if isinstance(parts[0], str) else "command"
             if len(parts) > 1 and isinstance(parts[1], str):
                 what = f"{what} {parts[1]}"
             raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
         return done
+
+    async def _talk(self, command: Callable[[ImapProtocol], Awaitable[Done]]) -> Done:
+        """``command`` on this connection, its failures as ``StoreError``s."""
+        if self.protocol is None:
+            raise self.lost("the connection was closed")
+        with self._translated():
+            return await command(self.protocol)
 
     async def idle(
         self,

@@ -266,6 +266,7 @@ class _InFlight:
     done: asyncio.Future[Done]
     untagged: list[Untagged] = field(default_factory=list)
     continuation: asyncio.Event = field(default_factory=asyncio.Event)
+    challenge: bytes = b""  # the text of the last continuation ("+ <text>")
     lines_for_compat: list[Any] | None = None
     kept: int = 0  # bytes held in ``untagged``
     # The caller takes every response itself (IDLE on a push connection): news it saw is not
@@ -388,6 +389,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             return
         if first.startswith(b"+"):
             if current is not None:
+                current.challenge = first[2:]
                 current.continuation.set()
             else:
                 log.debug("imap.continuation_ignored")
@@ -502,24 +504,30 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             finally:
                 self._current = None
 
-    async def run_with_continuation(self, text: str, data: Secret) -> Done:
-        """``text``, then ``data`` as its own line after the server's "+" (SASL without SASL-IR)."""
+    async def run_exchange(
+        self, parts: Sequence[Part], answer: Callable[[bytes], str | Secret]
+    ) -> Done:
+        """Send the command ``parts``, answer each continuation ("+ <text>") with the line
+        ``answer(text)``, and wait for the tagged status: a SASL exchange (AUTHENTICATE).
+        A ``Secret`` answer is sent as it is and logged as redacted."""
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
             tag = self.new_tag().encode()
-            inflight = _InFlight(tag, text.split(" ")[0], None, self._new_future())
+            name = parts[0].upper() if isinstance(parts[0], str) else "?"
+            inflight = _InFlight(tag, name, None, self._new_future())
             inflight.context = _log_context()
             self._current = inflight
             try:
-                if wire.enabled():
-                    wire.sent(self.number, wire.command_line(tag, [text]))
-                self._write(tag + b" " + text.encode() + b"\r\n")
-                if await self._continued(inflight):
+                await self._send(tag, parts, inflight, False)
+                while await self._continued(inflight):
+                    inflight.continuation.clear()
+                    line = answer(inflight.challenge)
                     if wire.enabled():
-                        wire.sent(self.number, wire.SECRET_MARKER)
-                    self._write(data.text.encode() + b"\r\n")
-                done: Done = await self._wait(inflight.done, text)
+                        wire.sent(self.number, wire.command_line(b"", [line]).lstrip())
+                    text = line.text if isinstance(line, Secret) else line
+                    self._write(text.encode() + b"\r\n")
+                done: Done = await self._wait(inflight.done, f"{name} command")
                 return done
             finally:
                 self._current = None
