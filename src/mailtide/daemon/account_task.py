@@ -286,6 +286,7 @@ class AccountTask:
         def changed(mailboxes: frozenset[str] | None) -> None:
             self.trigger(cause, mailboxes)
 
+        said = ""
         while True:
             try:
                 await source.run(changed)
@@ -294,9 +295,11 @@ class AccountTask:
                 raise
             except Exception as exc:
                 delay = backoff.failed()
-                self.log.warning(
+                # The same failure again (a server still down) is said once, not per attempt.
+                (self.log.debug if str(exc) == said else self.log.warning)(
                     "daemon.push_failed", source=source.name, error=str(exc), retry_in=delay
                 )
+                said = str(exc)
                 self.trigger(cause, None)  # what it may have missed meanwhile
                 await backoff.wait()
 
