@@ -288,12 +288,16 @@ class AccountTask:
 
         said = ""
         while True:
+            started = time.monotonic()
             try:
                 await source.run(changed)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if time.monotonic() - started > 60:  # it ran well for a while: start over
+                    backoff.succeeded()
+                    said = ""
                 delay = backoff.failed()
                 # The same failure again (a server still down) is said once, not per attempt.
                 (self.log.debug if str(exc) == said else self.log.warning)(
