@@ -3,6 +3,7 @@ that breaks: it waits with backoff, says so once, never spins, and syncs once th
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from daemon_helpers import Daemon, eventually, local_ids
+from daemon_helpers import Daemon, cli, eventually, local_ids
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 from fault_proxy import FaultProxy
@@ -44,6 +45,8 @@ def test_a_server_down_at_start_up_is_waited_for_and_synced_when_back(
     attempts = d.output.count("event=account.failed")
     assert 1 <= attempts <= 4, f"{attempts} attempts in ~3 s: no tight loop\n{d.output}"
     assert d.output.count("level=warning event=daemon.account_failing") == 1, d.output
+    (status,) = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]["accounts"]
+    assert status["state"] in ("offline", "syncing"), status
     proxy.up()
     eventually(lambda: srv.message_id(1, "INBOX") in local_ids(s), 40, "synced once back", d)
     eventually(lambda: "event=daemon.account_recovered" in d.output, 10, "recovery said", d)
@@ -62,6 +65,9 @@ def test_a_wrong_password_is_said_once_and_sigusr1_retries_at_once(
     logins = d.output.count("event=account.failed")
     assert logins <= 4, f"{logins} logins in ~4 s\n{d.output}"
     assert d.output.count("level=warning event=daemon.account_failing") == 1, d.output
+    (status,) = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]["accounts"]
+    assert status["state"] in ("login failed", "syncing"), status
+    assert "authentication failed" in status["error"], status
     # the user fixes the password on the server side; SIGUSR1 retries without waiting
     dovecot.account(s.imap.user, s.imap.password)
     time.sleep(1.2)  # Dovecot reads a changed password file after a second

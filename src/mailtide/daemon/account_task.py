@@ -60,6 +60,7 @@ class AccountTask:
         self._next_rescan: float | None = None
         self._next_keepalive: float | None = None  # a NOOP on the held connections
         self._said: str | None = None  # the failure last logged, said again once per backoff
+        self._waiting_state = State.WAITING  # how a backoff shows in the status
         self._exclusive: asyncio.Queue[tuple[SyncRequest, dict[str, bool]]] = asyncio.Queue()
 
     # --- triggers from outside -----------------------------------------------------------
@@ -216,6 +217,13 @@ class AccountTask:
         )
         self.status.alive()
         if report.error is not None and not report.usage:
+            self._waiting_state = (
+                State.LOGIN_FAILED
+                if report.login_failed
+                else State.OFFLINE
+                if report.offline
+                else State.WAITING
+            )
             self._failed(report.error)
         else:
             self._recovered()
@@ -267,7 +275,7 @@ class AccountTask:
         self._said = None
 
     async def _back_off(self) -> None:
-        self.status.state = State.WAITING
+        self.status.state = self._waiting_state
         self.status.alive()
         waiting = asyncio.ensure_future(self.backoff.wait())
         ending = asyncio.ensure_future(_first_set(self.stop, self.finish))

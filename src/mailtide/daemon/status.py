@@ -23,6 +23,8 @@ class State(enum.Enum):
     SYNCING = "syncing"
     IDLE = "idle"  # waiting for the next trigger
     WAITING = "waiting"  # backing off after a failure, until ``retry_at``
+    OFFLINE = "offline"  # waiting, because the server could not be reached
+    LOGIN_FAILED = "login failed"  # waiting, because the server refused the credentials
     STOPPED = "stopped"
 
 
@@ -65,9 +67,10 @@ class AccountStatus:
     def line(self) -> str:
         """One line for systemd's STATUS= and the log."""
         words = [f"{self.name}: {self.state.value}"]
-        if self.state is State.WAITING and self.retry_at is not None:
+        waiting = self.state in (State.WAITING, State.OFFLINE, State.LOGIN_FAILED)
+        if waiting and self.retry_at is not None:
             words.append(f"retry in {max(0, round(self.retry_at - time.time()))} s")
-        if self.error and self.state is State.WAITING:
+        if self.error and waiting:
             words.append(self.error[:120])
         if self.last is not None:
             words.append(f"last sync {time.strftime('%H:%M', time.localtime(self.last.ended))}")

@@ -84,6 +84,8 @@ class AccountReport:
     error: str | None = None
     usage: bool = False
     stopped: bool = False  # a stop was asked for: the run ended after a durable step
+    offline: bool = False  # the error is that the server could not be reached
+    login_failed: bool = False  # the error is that the server refused the credentials
 
     @property
     def failed(self) -> bool:
@@ -200,6 +202,8 @@ class AccountSync:
             # The state cannot be written (a full disk): every further mailbox would fail alike.
             self.report.error = str(exc)
             self.report.usage = isinstance(exc, NoSuchFolder)
+            self.report.offline = isinstance(exc, ConnectionLost | _GaveUp)
+            self.report.login_failed = isinstance(exc, AuthenticationFailed)
             self.log.error("account.failed", error=str(exc))
         return self.report
 
