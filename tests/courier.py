@@ -154,6 +154,8 @@ class Courier:
             "set -a\n. /etc/courier/imapd\n"
             f'IMAP_CAPABILITY="{CAPABILITY}"\n'
             "IMAP_EMPTYTRASH=\nMAXDAEMONS=60\nMAXPERIP=60\nMAILDIRPATH=Maildir\n"
+            # Without FAM, Courier's IDLE looks at the folder this often (default 60 s).
+            "IMAP_IDLE_TIMEOUT=2\n"
         )
         usr = self.tree / "usr"
         script = f"""set -e
