@@ -192,3 +192,20 @@ def test_restore_deleted_copies_the_messages_back_from_the_other_side(fs_setup: 
     assert len(loc.messages(s.root, "fs", "INBOX")) == 40
     code, out = sync(s, "--full")  # settled: a full comparison finds nothing to do
     assert code == 0 and "new_remote=0 new_local=0" in summary(out), out
+
+
+def test_a_local_folder_maildir_plus_plus_cannot_see_is_stranded(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """A Maildir folder at a maildir++ root without the leading dot (made by hand, or by a
+    tool set to another layout) is mail that would stay local in silence: it is said, exit 3."""
+    s = make_setup(imap_account, tmp_path, "maildir++")
+    loc.deliver(s.root, "maildir++", "INBOX", srv.make_message(1, "INBOX"), "S")
+    assert sync(s)[0] == 0
+    stray = s.root / "Dot.Name"
+    for sub in ("cur", "new", "tmp"):
+        (stray / sub).mkdir(parents=True)
+    (stray / "cur" / "1.x.host:2,S").write_bytes(srv.make_message(2, "x"))
+    code, out = sync(s)
+    assert code == EXIT_STRANDED, out
+    assert "local folder 'Dot.Name' is not synced" in out and "named .NAME" in out, out

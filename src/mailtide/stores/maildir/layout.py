@@ -187,12 +187,18 @@ class MaildirPlusPlusLayout:
             return listing
         for entry in entries:
             raw = entry.name
-            if not raw.startswith(".") or raw in (".", ".."):
+            if raw in (".", "..") or raw in MAILDIR_SUBDIRS:
                 continue
             try:
                 if not entry.is_dir():
                     continue
             except OSError:
+                continue
+            if not raw.startswith("."):
+                if is_maildir(entry.path):  # mail the layout cannot see: say so, every run
+                    listing.refused.append(
+                        (raw, "a Maildir folder, but maildir++ folders are named .NAME")
+                    )
                 continue
             parts = raw[1:].split(".")
             name = "/".join(parts)
