@@ -14,10 +14,10 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from daemon_helpers import Daemon, cli, eventually, local_ids
+from daemon_helpers import Daemon, cli, eventually, local_ids, settled, with_account_keys
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
-from fault_proxy import FaultProxy
+from fault_proxy import Fault, FaultProxy
 
 
 @pytest.fixture
@@ -152,5 +152,29 @@ def test_a_flood_of_local_changes_is_a_few_syncs(
     time.sleep(1)  # any sync still to come from those renames
     syncs = d.output.count("event=account.done") - before
     assert 1 <= syncs <= 12, (syncs, d.output[-3000:])
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
+
+@pytest.mark.parametrize("kind", ["cut", "reset", "stall"])
+def test_server_push_survives_a_broken_connection(
+    proxied: tuple[Setup, FaultProxy], start: Callable[[Path], Daemon], kind: str
+) -> None:
+    """Every connection (push and held sync ones) is cut, reset, or silently stalled at the
+    next byte the server sends: the push source notices (at once, or by its keepalive NOOP
+    for a stall), reconnects after its backoff, and new server mail still arrives."""
+    s, proxy = proxied
+    config = with_account_keys(write_config(s), keepalive=10)
+    config.write_text(config.read_text().replace('tls = "none"', 'tls = "none"\ntimeout = 3', 1))
+    srv.append(replace(s.imap, port=proxy.target[1]), "INBOX", srv.make_message(1, "INBOX"), [])
+    d = start(config)
+    eventually(lambda: "event=imap.push" in d.output, 20, "push running", d)
+    settled(d)
+    proxy.arm(Fault(kind, "down", after=0))  # whichever connection the server speaks on next
+    direct = replace(s.imap, port=proxy.target[1])
+    srv.append(direct, "INBOX", srv.make_message(2, "INBOX"), [])
+    eventually(lambda: srv.message_id(2, "INBOX") in local_ids(s), 40, "mail after the fault", d)
+    assert proxy.fired, "the fault never fired: no test"
+    assert "event=daemon.push_failed" in d.output, d.output[-3000:]
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
