@@ -77,7 +77,9 @@ def server_push(account: Account, repo: ImapRepository) -> ServerPush:
         poll=d.poll,
         notify=d.notify,
         keepalive=d.keepalive,
-        max_connections=d.max_connections,
+        # plan_push leaves one connection for syncing; a sync holds two (the store's own for
+        # the folder list, and the open mailbox's), so push gets one less.
+        max_connections=max(1, d.max_connections - 1),
     )
     filters = filters_of(account)
 
