@@ -109,6 +109,18 @@ class Act(enum.Enum):
 Fault = Callable[[BinaryIO, int, FakeMessage], Act]  # (out, sequence number, message)
 
 
+def chatter_forever(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
+    """A fault that never answers, but keeps the connection alive: an untagged OK every
+    0.2 s (each line resets a read timeout), until the client hangs up."""
+    try:
+        while True:
+            out.write(b"* OK still working\r\n")
+            out.flush()
+            time.sleep(0.2)
+    except OSError:
+        return Act.CLOSE
+
+
 @dataclass
 class FakeServer:
     mailboxes: dict[str, list[FakeMessage]]

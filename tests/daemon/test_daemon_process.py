@@ -281,6 +281,10 @@ def test_a_resume_from_suspend_syncs_every_account_at_once(
     slept.write_text("3600\n")  # the boot clock ran an hour ahead of the monotonic one
     eventually(lambda: "event=daemon.resumed" in d.output, 15, "the resume seen", d)
     eventually(lambda: srv.message_id(7, "INBOX") in local_ids(s), 10, "a sync after it", d)
+    # and push still works after the resume (OfflineIMAP #20, #56: IDLE never fetches again)
+    settled(d)
+    srv.append(s.imap, "INBOX", srv.make_message(8, "INBOX"), ["\\Seen"])
+    eventually(lambda: srv.message_id(8, "INBOX") in local_ids(s), 10, "push after resume", d)
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
 

@@ -10,19 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
 
-from fake_imap import Act, FakeMessage, FakeServer, serve
-
-
-def chatter_forever(out: BinaryIO, seq: int, msg: FakeMessage) -> Act:
-    try:
-        while True:
-            out.write(b"* OK still working\r\n")
-            out.flush()
-            time.sleep(0.2)
-    except OSError:  # the client hung up
-        return Act.CLOSE
+from fake_imap import FakeMessage, FakeServer, chatter_forever, serve
 
 
 def config_for(port: int, tmp: Path) -> Path:
