@@ -129,6 +129,8 @@ def test_status_sync_now_and_a_plain_sync_go_through_the_running_daemon(
     srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen"])
     d = start()
     eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    assert d.output.count("event=account.done") == 1, "mailtide's own writes made a sync"
     out = cli(d.config, "status", "--json")
     assert out.returncode == 0, out.stderr
     (daemon,) = json.loads(out.stdout)["daemons"]

@@ -24,7 +24,10 @@ import structlog
 from watchdog.observers import inotify_c
 
 from maildir_helpers import deliver, folder_dir, messages, set_letters
+from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
+from mailtide.stores.maildir.settings import MaildirSettings
+from mailtide.stores.maildir.store import MaildirStore
 from mailtide.stores.maildir.watch import (
     SPACING,
     MaildirChange,
@@ -318,6 +321,19 @@ async def test_own_writes_are_not_changes(root: Path, layout: str) -> None:
         await seen.settled(root, layout)
         assert seen.folders == {SENTINEL}
         assert len(own) == 0  # every expectation met its event and is gone
+
+
+async def test_a_folder_the_store_makes_is_no_tree_change(root: Path, layout: str) -> None:
+    """The store announces the directories of a folder it makes; watchdog reports a new
+    directory twice (the kernel's event, then its own walk of it): neither is a change."""
+    own = OwnChanges()
+    store = MaildirStore(MaildirSettings(str(root), layout), journal=WriteJournal(own=own))
+    for attempt in range(10):  # the second report comes only some of the time
+        async with watching(root, layout, own=own) as seen:
+            await store.create_folder(f"Made/By{attempt}")
+            await seen.settled(root, layout)
+            assert not seen.tree, seen.changes
+            assert seen.folders == {SENTINEL}
 
 
 async def test_another_clients_write_beside_an_own_write_is_a_change(

@@ -38,6 +38,11 @@ class WriteJournal:
         if self.own is not None:
             self.own.expect(*paths)
 
+    def before_dirs(self, *paths: str) -> None:
+        """About to create these directories (a folder)."""
+        if self.own is not None:
+            self.own.expect_dirs(*paths)
+
     def done(self, change: FileChange) -> None:
         if self.keep:
             with self._lock:

@@ -52,6 +52,8 @@ class OwnChanges:
         self._epoch = self._epoch_now()
         self._newer: dict[str, int] = {}  # path -> expectations made in the current epoch
         self._older: dict[str, int] = {}  # ... and in the one before
+        self._ttl = ttl
+        self._dirs: dict[str, float] = {}  # directory -> until when any event of it is ours
 
     def expect(self, *paths: str) -> None:
         """Announce that mailtide is about to create, rename or unlink these paths."""
@@ -61,11 +63,24 @@ class OwnChanges:
                 key = os.path.normpath(path)
                 self._newer[key] = self._newer.get(key, 0) + 1
 
+    def expect_dirs(self, *paths: str) -> None:
+        """Announce directories mailtide is about to create: every event of such a path for
+        ``ttl`` seconds is its own (watchdog reports a new directory once from the kernel and
+        again from its walk of it), not only the first."""
+        until = self._clock() + self._ttl
+        with self._lock:
+            for path in paths:
+                self._dirs[os.path.normpath(path)] = until
+
     def consume(self, path: str) -> bool:
         """True (and one expectation fewer) when a change of ``path`` was expected."""
         key = os.path.normpath(path)
         with self._lock:
             self._rotate()
+            if key in self._dirs:
+                if self._dirs[key] >= self._clock():
+                    return True
+                del self._dirs[key]
             for generation in (self._older, self._newer):  # the oldest expectation first
                 count = generation.get(key)
                 if count:
@@ -90,6 +105,8 @@ class OwnChanges:
         epoch = self._epoch_now()
         if epoch == self._epoch:
             return
+        now = self._clock()
+        self._dirs = {p: until for p, until in self._dirs.items() if until >= now}
         self._older = self._newer if epoch == self._epoch + 1 else {}
         self._newer = {}
         self._epoch = epoch
