@@ -55,7 +55,7 @@ typecheck: venv
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 pytest: venv
-	@rc=0; MAILTIDE_REQUIRE_SERVERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider || rc=$$?; \
+	@rc=0; MAILTIDE_REQUIRE_SERVERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure" >&2; exit 1; fi; \
 	exit $$rc
 
