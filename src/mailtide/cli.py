@@ -179,6 +179,24 @@ def _parser() -> argparse.ArgumentParser:
         help="only these accounts (default: general.accounts, else all)",
     )
     daemon.set_defaults(run=_daemon)
+
+    password = commands.add_parser(
+        "password",
+        parents=[verbosity, config],
+        help="store an account's password in the system keyring",
+        description="Manage passwords kept by mailtide.",
+    )
+    password_commands = password.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store = password_commands.add_parser(
+        "set",
+        parents=[verbosity, config],
+        help="prompt for a password (no echo) and store it in the system keyring",
+        description="Prompt for the password of the account's IMAP repository (no echo) and "
+        'store it in the system keyring: service "mailtide", username USER@HOST, which '
+        "keyring = true reads.",
+    )
+    store.add_argument("account", metavar="ACCOUNT")
+    store.set_defaults(run=_password_set)
     return parser
 
 
@@ -356,6 +374,40 @@ def _daemon(args: argparse.Namespace) -> int:
         return await supervisor.run()
 
     return asyncio.run(run())
+
+
+def _password_set(args: argparse.Namespace) -> int:
+    """Prompt for the password of each IMAP repository of the account (those with ``keyring =
+    true``, else all) and store it in the system keyring."""
+    import getpass
+
+    from mailtide.auth import system_keyring
+
+    config = load_config(getattr(args, "config", None))
+    (name,) = _chosen_accounts(config, [args.account]) or [args.account]
+    account = config.account(name)
+    imap = [r for r in (account.remote, account.local) if isinstance(r, ImapRepository)]
+    if not imap:
+        raise UsageError(f'account "{name}" has no IMAP repository, so no password to store')
+    for repository in [r for r in imap if r.keyring] or imap:
+        item = system_keyring.item_name(repository.user, repository.host)
+        try:
+            secret = getpass.getpass(f"Password for {item}: ")
+            again = getpass.getpass("The same again: ")
+        except EOFError:
+            raise UsageError("no password given; nothing was stored") from None
+        if not secret or secret != again:
+            what = "empty" if not secret else "not the same twice"
+            raise UsageError(f"the password was {what}; nothing was stored")
+        register_secret(secret)
+        system_keyring.store_password(repository.user, repository.host, secret)
+        print(
+            f'stored the password of {item} in the system keyring: service "mailtide",'
+            f" username {item}, backend {system_keyring.backend_name()}"
+        )
+        if not repository.keyring:
+            print(f"note: repository {repository.name} reads it once it has keyring = true")
+    return 0
 
 
 def _outcome(reports: Sequence[AccountReport], handed: Sequence[dict[str, Any]] = ()) -> int:

@@ -17,7 +17,7 @@ import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import make_setup
 from fault_proxy import FaultProxy
-from mailtide.auth.credentials import PasswordSource
+from mailtide.auth.credentials import PasswordSource, credentials_for
 from mailtide.config import ImapRepository
 from mailtide.engine.account import Retry
 from mailtide.engine.run import sync_stores
@@ -156,10 +156,14 @@ def test_a_failing_password_command_fails_the_run_before_any_login(
 
 
 def test_the_source_shows_no_secret() -> None:
-    source = PasswordSource("me", "Hunter2-pw", ("pass", "--passphrase=Tr0ub4dor"))
-    assert "Hunter2-pw" not in repr(source) and "Tr0ub4dor" not in repr(source)
-    assert source.origin == "from the config file"
-    command = PasswordSource("me", None, ("pass", "--passphrase=Tr0ub4dor"))
+    literal = ImapRepository(name="r", host="h", user="me", password="Hunter2-pw")
+    source = credentials_for(literal)
+    assert "Hunter2-pw" not in repr(source)
+    assert isinstance(source, PasswordSource) and source.origin == "from the config file"
+    argv = ("pass", "--passphrase=Tr0ub4dor")
+    command = credentials_for(replace(literal, password=None, password_command=argv))
+    assert "Tr0ub4dor" not in repr(command)
+    assert isinstance(command, PasswordSource)
     assert command.origin == 'printed by password_command "pass"'
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,14 +160,17 @@ BAD = [
         "password and password_command both",
         ("user =", 'password = "x"\nuser ='),
         [
-            'config.toml:13: repository.work-remote: needs exactly one of "password" and'
-            ' "password_command"; both are set'
+            'config.toml:13: repository.work-remote: sets 2 password sources ("password",'
+            ' "password_command"): keep exactly one'
         ],
     ),
     (
         "password and password_command neither",
         ('password_command = ["pass", "show", "mail/work"]\n', ""),
-        ["config.toml:13: repository.work-remote: needs exactly one", "neither is set"],
+        [
+            'config.toml:13: repository.work-remote: needs a password source: one of "password",'
+            ' "password_command", "password_file", "password_credential", "netrc", "keyring"'
+        ],
     ),
     (
         "password_command as a string",
@@ -319,3 +323,95 @@ def test_quoted_names_are_located(tmp_path: Path) -> None:
     assert line.endswith(
         ':8: account."my work".mass_delete_flor: unknown key (did you mean "mass_delete_floor"?)'
     )
+
+
+# ---- password sources ----------------------------------------------------------------------
+
+
+COMMAND = 'password_command = ["pass", "show", "mail/work"]\n'
+
+
+def with_source(lines: str) -> str:
+    return GOOD.replace(COMMAND, lines)
+
+
+def remote_of(tmp_path: Path, lines: str) -> ImapRepository:
+    remote = load_config(write(tmp_path, with_source(lines))).account("work").remote
+    assert isinstance(remote, ImapRepository)
+    return remote
+
+
+def test_each_source_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PWDIR", str(tmp_path / "secrets"))
+    assert remote_of(tmp_path, 'password_file = "work.pw"\n').password_file == tmp_path / "work.pw"
+    file = remote_of(tmp_path, 'password_file = "$PWDIR/w"\n').password_file
+    assert file == tmp_path / "secrets/w"
+    assert remote_of(tmp_path, 'password_credential = "mail-work"\n').password_credential == (
+        "mail-work"
+    )
+    assert remote_of(tmp_path, "netrc = true\n").netrc == tmp_path / "home/.netrc"
+    assert remote_of(tmp_path, 'netrc = "~/mail.netrc"\n').netrc == tmp_path / "home/mail.netrc"
+    assert remote_of(tmp_path, "keyring = true\n").keyring is True
+    # false chooses nothing, so it does not count as a second source
+    chosen = remote_of(tmp_path, COMMAND + "netrc = false\nkeyring = false\n")
+    assert (chosen.netrc, chosen.keyring) == (None, False)
+
+
+WHERE = "config.toml:13: repository.work-remote"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            COMMAND + 'password_file = "pw"\n',
+            f'{WHERE}: sets 2 password sources ("password_command", "password_file"): keep'
+            " exactly one",
+        ),
+        (
+            'password = "x"\nnetrc = true\nkeyring = true\n',
+            f'{WHERE}: sets 3 password sources ("password", "netrc", "keyring"): keep exactly one',
+        ),
+        (
+            "netrc = false\n",
+            f'{WHERE}: needs a password source: one of "password", "password_command",'
+            ' "password_file", "password_credential", "netrc", "keyring"',
+        ),
+        (
+            'password_credential = "../work"\n',
+            f"{WHERE.replace(':13:', ':17:')}.password_credential: must be a credential name"
+            ' (a file name, no "/"), not "../work"',
+        ),
+        (
+            'password_file = ""\n',
+            f"{WHERE.replace(':13:', ':17:')}.password_file: must not be empty",
+        ),
+        (
+            "netrc = 1\n",
+            f"{WHERE.replace(':13:', ':17:')}.netrc: must be true (for ~/.netrc) or the path of"
+            " a netrc file, not an integer",
+        ),
+        (
+            'keyring = "yes"\n',
+            f"{WHERE.replace(':13:', ':17:')}.keyring: must be true or false, not a string",
+        ),
+        (
+            'password_file = "$NO_SUCH_VARIABLE_HERE/pw"\n',
+            f"{WHERE.replace(':13:', ':17:')}.password_file: environment variable"
+            " $NO_SUCH_VARIABLE_HERE is not set",
+        ),
+    ],
+)
+def test_bad_password_source(tmp_path: Path, lines: str, expected: str) -> None:
+    assert problems(tmp_path, with_source(lines)) == [f"{tmp_path}/{expected}"]
+
+
+def test_keyring_without_the_package_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "keyring", None)
+    assert problems(tmp_path, with_source("keyring = true\n")) == [
+        f"{tmp_path}/{WHERE.replace(':13:', ':17:')}.keyring: needs the keyring package,"
+        " which is not installed: pip install 'mailtide[keyring]'"
+    ]

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys
+from mailtide.config import daemon_keys, password_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_password, exposure_warning
@@ -50,7 +50,7 @@ from mailtide.config.model import (
 )
 from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
 from mailtide.config.show import kind_of, show_value
-from mailtide.config.values import BadValue, Reader, command, duration, expect, integer, string_list
+from mailtide.config.values import BadValue, Reader, duration, expect, integer, string_list
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 
 
@@ -137,8 +137,7 @@ _IMAP_KEYS = (
     "tls",
     "ca_file",
     "user",
-    "password",
-    "password_command",
+    *password_keys.KEYS,
     "timeout",
     "folders",
 )
@@ -153,7 +152,6 @@ _ACCOUNT_KEYS = (
     "retries",
     "retry_delay",
 )
-_PASSWORD_COMMAND = command('["pass", "show", "mail/work"]')
 
 Table = dict[str, Any]
 
@@ -400,11 +398,11 @@ class _Checker:
         if ca_file is not None and not ca_file.is_file():
             self.problem((*path, "ca_file"), f"no such file: {ca_file}")
         timeout = self.value(table, path, "timeout", duration(0, above=True))
-        password = self.string(table, path, "password")
-        argv = self.value(table, path, "password_command", _PASSWORD_COMMAND)
-        if ("password" in table) == ("password_command" in table):
-            what = "both are set" if "password" in table else "neither is set"
-            self.problem(path, f'needs exactly one of "password" and "password_command"; {what}')
+        readers = password_keys.READERS.items()
+        passwords = {key: self.value(table, path, key, read) for key, read in readers}
+        sources = password_keys.count_problem(table)
+        if sources is not None:
+            self.problem(path, sources)
         if host is None or user is None or folders is None:
             return None
         return ImapRepository(
@@ -414,8 +412,7 @@ class _Checker:
             port=DEFAULT_PORTS[tls] if port is None else port,
             tls=tls,
             ca_file=ca_file,
-            password=password,
-            password_command=argv,
+            **password_keys.fields(passwords),
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )

@@ -42,9 +42,10 @@ class MaildirRepository:
 class ImapRepository:
     """An IMAP server account.
 
-    Exactly one of ``password`` and ``password_command`` is set; get the
-    password with ``mailtide.auth.password.resolve_password(repo)``.
-    ``ca_file`` None means the system trust store.
+    Exactly one password source is set (``config.password_keys``): ``password``,
+    ``password_command``, ``password_file``, ``password_credential`` (a systemd credential
+    name), ``netrc`` (the netrc file) or ``keyring``; ``mailtide.auth`` reads it at every
+    connect.  ``ca_file`` None means the system trust store.
     """
 
     name: str
@@ -56,6 +57,10 @@ class ImapRepository:
     # repr=False: a repository printed in a log line or a traceback must not show it.
     password: str | None = field(default=None, repr=False)
     password_command: tuple[str, ...] | None = None
+    password_file: Path | None = None
+    password_credential: str | None = None
+    netrc: Path | None = None
+    keyring: bool = False
     timeout: float = DEFAULT_TIMEOUT
     folders: FolderFilter = field(default_factory=FolderFilter)
 

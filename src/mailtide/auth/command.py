@@ -1,0 +1,68 @@
+"""``password_command``: the first line a program prints.
+
+The program runs without a shell, with stdin closed, for at most ``timeout`` seconds.  Its
+stdout may hold the password and more, and its arguments a secret of their own
+(``gpg --passphrase ...``): an error names the program only, with its exit status and the
+first line of its stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from mailtide.auth.source import PasswordError
+
+COMMAND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCommand:
+    argv: tuple[str, ...] = field(repr=False)
+    timeout: float = COMMAND_TIMEOUT
+
+    @property
+    def shown(self) -> str:
+        return "password_command " + json.dumps(self.argv[0], ensure_ascii=False)
+
+    @property
+    def origin(self) -> str:
+        return "printed by " + self.shown
+
+    async def password(self) -> str:
+        stdout = await self._output()
+        line = stdout.partition(b"\n")[0].removesuffix(b"\r")
+        try:
+            password = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PasswordError(f"{self.shown} printed a first line that is not UTF-8") from None
+        if not password:
+            raise PasswordError(f"{self.shown} printed an empty first line")
+        return password
+
+    async def _output(self) -> bytes:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            raise PasswordError(f"{self.shown} could not be started: {e.strerror or e}") from None
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise PasswordError(f"{self.shown} timed out after {self.timeout:g} s") from None
+        if process.returncode != 0:
+            first = stderr.decode("utf-8", "replace").strip().partition("\n")[0].strip()
+            status = (
+                f"was killed by signal {-process.returncode}"
+                if process.returncode is not None and process.returncode < 0
+                else f"failed with exit {process.returncode}"
+            )
+            raise PasswordError(f"{self.shown} {status}: {first or '(nothing on stderr)'}")
+        return stdout
