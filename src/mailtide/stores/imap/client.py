@@ -29,6 +29,7 @@ from typing import Literal as TypingLiteral
 import structlog
 from aioimaplib import aioimaplib as aio
 
+from mailtide.core.fingerprint import Fingerprint
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
 from mailtide.stores.imap import sasl
 from mailtide.stores.imap.credentials import Credentials, CredentialSource
@@ -49,10 +50,10 @@ from mailtide.stores.imap.tls import (
     greets_in_plain,
     not_tls,
     speaks_tls,
-    tls_context,
     wants_implicit,
     wants_plain,
 )
+from mailtide.stores.imap.tls_trust import TlsTrust, TlsVersion, check_pin, tls_context
 from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
@@ -72,10 +73,25 @@ class ImapSettings:
     tls: TlsMode = "implicit"
     ca_file: str | None = None
     timeout: float = 60.0
+    tls_min_version: TlsVersion = "1.2"
+    client_cert: str | None = None
+    client_key: str | None = None  # None: in client_cert's file
+    cert_fingerprint: Fingerprint | None = None
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def trust(self) -> TlsTrust:
+        """Whom TLS trusts and how it presents itself (see tls_trust.py)."""
+        return TlsTrust(
+            self.ca_file,
+            self.tls_min_version,
+            self.client_cert,
+            self.client_key,
+            self.cert_fingerprint,
+        )
 
 
 class ImapClient:
@@ -172,14 +188,17 @@ class ImapClient:
         protocol = ImapProtocol(loop, timeout=s.timeout)
         self.protocol = protocol
         implicit = s.tls == "implicit"
+        context = tls_context(s.trust) if s.tls != "none" else None
         transport, _ = await loop.create_connection(
             lambda: protocol,
             s.host,
             s.port,
-            ssl=tls_context(s.ca_file) if implicit else None,
+            ssl=context if implicit else None,
             server_hostname=s.host if implicit else None,
         )
         keep_alive(transport.get_extra_info("socket"))
+        if implicit:
+            check_pin(s.trust, transport.get_extra_info("ssl_object"), s.where)
         greeting = await self._greeting(protocol)
         await self._read_capabilities(greeting)
         if s.tls == "starttls":
@@ -188,10 +207,14 @@ class ImapClient:
             await self.run("STARTTLS")
             if not protocol.reader.idle:
                 raise StoreError(f"{s.where} sent data after STARTTLS (possible injection)")
-            assert protocol.transport is not None
-            protocol.transport = await loop.start_tls(
-                protocol.transport, protocol, tls_context(s.ca_file), server_hostname=s.host
+            assert protocol.transport is not None and context is not None
+            upgraded = await loop.start_tls(
+                protocol.transport, protocol, context, server_hostname=s.host
             )
+            if upgraded is None:  # the peer closed during the handshake
+                raise ConnectionClosed("the server closed the connection during STARTTLS")
+            protocol.transport = upgraded
+            check_pin(s.trust, upgraded.get_extra_info("ssl_object"), s.where)
             self.capabilities = frozenset()
             await self._read_capabilities(None)
 
