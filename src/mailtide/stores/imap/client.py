@@ -31,7 +31,7 @@ from aioimaplib import aioimaplib as aio
 
 from mailtide.core.fingerprint import Fingerprint
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
-from mailtide.stores.imap import sasl
+from mailtide.stores.imap import sasl, tls_failure
 from mailtide.stores.imap.credentials import Credentials, CredentialSource
 from mailtide.stores.imap.keepalive import keep_alive
 from mailtide.stores.imap.parse import RawResponse, Untagged, status_text
@@ -142,9 +142,7 @@ class ImapClient:
             raise
         except ssl.SSLCertVerificationError as e:
             await self.close()
-            raise StoreError(
-                f"TLS certificate verify failed for {s.where}: {e.verify_message or e.reason}"
-            ) from None
+            raise await tls_failure.verify_failed(e, self._server) from None
         except ssl.SSLError as e:
             await self.close()
             raise await self._handshake_failed(e) from None
@@ -162,7 +160,8 @@ class ImapClient:
             raise ConnectionLost(f"connection refused by {s.where}") from None
         except OSError as e:
             await self.close()
-            raise self.lost(f"cannot connect: {e.strerror or e}") from None
+            too_old = await self._too_old(e)
+            raise too_old or self.lost(f"cannot connect: {e.strerror or e}") from None
 
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
@@ -177,9 +176,31 @@ class ImapClient:
             and await greets_in_plain(s.host, s.port, greeting_wait(s.timeout))
         ):
             return wants_plain(s.where)
+        refused = tls_failure.client_certificate_refused(e, s.where, s.trust)
+        if refused is not None:
+            return refused
+        if tls_failure.shares_no_version(e):
+            too_old = await tls_failure.version_refused(self._server, s.trust)
+            if too_old is not None:
+                return too_old
+            if not isinstance(e, ssl.SSLEOFError):
+                return tls_failure.no_version(self._server, s.trust)
         if isinstance(e, ssl.SSLEOFError):  # the network or the server hung up mid-handshake
             return self.lost("closed during the TLS handshake")
         return StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}")
+
+    async def _too_old(self, e: OSError) -> StoreError | None:
+        """For a connection closed while connecting with TLS (asyncio reports a peer that hangs
+        up mid-handshake as a bare ConnectionResetError, as servers do that share no TLS
+        version with us): the error if the server speaks only an older version."""
+        if self.settings.tls == "none" or not isinstance(e, ConnectionError):
+            return None
+        return await tls_failure.version_refused(self._server, self.settings.trust)
+
+    @property
+    def _server(self) -> tls_failure.Server:
+        s = self.settings
+        return tls_failure.Server(s.host, s.port, s.tls == "starttls", greeting_wait(s.timeout))
 
     async def _open(self) -> None:
         """TCP, TLS, the greeting and the capabilities (after STARTTLS when asked for)."""
@@ -299,6 +320,11 @@ class ImapClient:
         whom = f"user {credentials.user} at {self.settings.where}"
         if done.code == "UNAVAILABLE":  # RFC 5530: the server cannot check now; later it may
             return ConnectionLost(f"the server cannot log in {whom} for now: {words}")
+        if self.settings.tls != "none" and "CERTIFICATE" in words.upper():
+            # Dovecot's auth_ssl_require_client_cert: the TLS handshake passed, the login says
+            return tls_failure.client_certificate_error(
+                self.settings.where, self.settings.trust, words
+            )
         what = " ".join(filter(None, (credentials.kind.value, credentials.origin)))
         return AuthenticationFailed(
             f"authentication failed for {whom}: the server refused the {what}: {words}"
