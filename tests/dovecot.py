@@ -161,6 +161,13 @@ class Dovecot:
     ``capability_override`` replaces the advertised CAPABILITY (Dovecot's
     ``imap_capability``), e.g. ``CAPABILITIES_WITHOUT_EXTENSIONS`` to act like
     a server without UIDPLUS, CONDSTORE, QRESYNC or MOVE.
+
+    TLS (see tests/tls_certs.py for certificates to use): ``certificate`` is the server's
+    (cert, key) instead of a self-signed one made here, verified with ``ca_file``;
+    ``local_certificates`` serves another (cert, key) on each further loopback address
+    (Dovecot's ``local IP {}``; the address is listened on too); ``ssl_settings`` are more
+    lines of Dovecot config (client certificates, ``ssl_max_protocol``), and
+    ``ssl_min_protocol`` replaces TLSv1.2.
     """
 
     def __init__(
@@ -170,6 +177,11 @@ class Dovecot:
         capability_override: str | None = None,
         port: int | None = None,
         imaps_port: int | None = None,
+        certificate: tuple[Path, Path] | None = None,
+        ca_file: Path | None = None,
+        local_certificates: dict[str, tuple[Path, Path]] | None = None,
+        ssl_settings: str = "",
+        ssl_min_protocol: str = "TLSv1.2",
     ) -> None:
         _require_tools()
         self.root = Path(root).resolve()
@@ -181,8 +193,15 @@ class Dovecot:
         self.host = HOST
         self.password = PASSWORD
         self.conf = self.root / "dovecot.conf"
-        self.cert = self.root / "ssl" / "cert.pem"
-        self.key = self.root / "ssl" / "key.pem"
+        self.own_certificate = certificate is None  # made here, self-signed
+        self.cert, self.key = certificate or (
+            self.root / "ssl" / "cert.pem",
+            self.root / "ssl" / "key.pem",
+        )
+        self.ca_file = ca_file or self.cert
+        self.local_certificates = local_certificates or {}
+        self.ssl_settings = ssl_settings
+        self.ssl_min_protocol = ssl_min_protocol
         self.home = self.root / "home"
         self.log = self.root / "log" / "dovecot.log"
         # users with a password of their own, a file each (Dovecot reads a new file at once,
@@ -193,7 +212,7 @@ class Dovecot:
 
     @property
     def endpoints(self) -> Endpoints:
-        return Endpoints(self.host, self.port, self.imaps_port, str(self.cert))
+        return Endpoints(self.host, self.port, self.imaps_port, str(self.ca_file))
 
     def account(self, user: str, password: str | None = None) -> ImapAccount:
         """Any user name logs in with the password "secret"; a new name is an empty account.
@@ -207,7 +226,7 @@ class Dovecot:
             self.imaps_port,
             user,
             password or self.password,
-            str(self.cert),
+            str(self.ca_file),
         )
 
     def maildir(self, user: str) -> Path:
@@ -388,7 +407,7 @@ class Dovecot:
                 f"the mail user {mail_user} cannot enter {blocked}; "
                 "use a directory under /tmp or chmod o+x it"
             )
-        if not (self.cert.exists() and self.key.exists()):
+        if self.own_certificate and not (self.cert.exists() and self.key.exists()):
             # DNS:127.0.0.1 too: some clients match only DNS names.
             subprocess.run(
                 [
@@ -425,6 +444,11 @@ class Dovecot:
             else ""
         )
         instance = self.instance
+        addresses = ", ".join([self.host, OTHER_HOST, *self.local_certificates])
+        locals_ = "".join(
+            f"local {address} {{\n  ssl_cert = <{cert}\n  ssl_key = <{key}\n}}\n"
+            for address, (cert, key) in self.local_certificates.items()
+        )
         unprivileged = os.geteuid() != 0
         # As an ordinary user nothing can chroot; as root keep Dovecot's defaults.
         no_chroot = "  chroot =\n" if unprivileged else ""
@@ -434,7 +458,7 @@ instance_name = {instance}
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 protocols = imap
-listen = {self.host}, {OTHER_HOST}
+listen = {addresses}
 log_path = {self.log}
 info_log_path = {self.root}/log/dovecot-info.log
 default_internal_user = {internal}
@@ -450,8 +474,9 @@ ssl = yes
 ssl_cert = <{self.cert}
 ssl_key = <{self.key}
 {dh_line}
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = no
+ssl_min_protocol = {self.ssl_min_protocol}
+{self.ssl_settings}
+{locals_}disable_plaintext_auth = no
 # xoauth2 and oauthbearer check a token as a password against the passdbs below: "secret" (or
 # a user's own password) is a valid token, anything else a refused one, with its error report.
 auth_mechanisms = plain login xoauth2 oauthbearer
@@ -503,11 +528,11 @@ protocol imap {{
 
 service imap-login {{
 {no_chroot}  inet_listener imap {{
-    address = {self.host}, {OTHER_HOST}
+    address = {addresses}
     port = {self.port}
   }}
   inet_listener imaps {{
-    address = {self.host}, {OTHER_HOST}
+    address = {addresses}
     port = {self.imaps_port}
     ssl = yes
   }}

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys, password_keys
+from mailtide.config import daemon_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_password, exposure_warning
@@ -136,6 +136,7 @@ _IMAP_KEYS = (
     "port",
     "tls",
     "ca_file",
+    *tls_keys.NAMES,
     "user",
     *password_keys.KEYS,
     "timeout",
@@ -397,6 +398,7 @@ class _Checker:
         ca_file = self.path(table, path, "ca_file")
         if ca_file is not None and not ca_file.is_file():
             self.problem((*path, "ca_file"), f"no such file: {ca_file}")
+        tls_options = self.tls_options(path, table, tls)
         timeout = self.value(table, path, "timeout", duration(0, above=True))
         readers = password_keys.READERS.items()
         passwords = {key: self.value(table, path, key, read) for key, read in readers}
@@ -413,9 +415,28 @@ class _Checker:
             tls=tls,
             ca_file=ca_file,
             **password_keys.fields(passwords),
+            **tls_options,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )
+
+    def tls_options(self, path: KeyPath, table: Table, tls: Tls) -> dict[str, Any]:
+        """The TLS keys of ``tls_keys`` that are set, as ``ImapRepository`` fields."""
+        for key, message in tls_keys.clashes(table, tls):
+            self.problem(path if key is None else (*path, key), message)
+        options: dict[str, Any] = {
+            "tls_min_version": self.value(table, path, "tls_min_version", tls_keys.tls_version),
+            "cert_fingerprint": self.value(
+                table, path, "cert_fingerprint", tls_keys.fingerprint
+            ),
+        }
+        for key in tls_keys.FILE_KEYS:
+            file = self.path(table, path, key)
+            why = None if file is None else tls_keys.unreadable(file)
+            if why is not None:
+                self.problem((*path, key), why)
+            options[key] = file
+        return {key: value for key, value in options.items() if value is not None}
 
     def folders(self, path: KeyPath, table: Table) -> FolderFilter | None:
         self.known_keys(table, path, ("include", "exclude"))

@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mailtide.core.fingerprint import Fingerprint
 from mailtide.core.folder_filter import FolderFilter
 
 Layout = Literal["fs", "maildir++"]
 Tls = Literal["implicit", "starttls", "none"]
+TlsVersion = Literal["1.2", "1.3"]
 
 LAYOUTS: tuple[Layout, ...] = ("fs", "maildir++")
 TLS_MODES: tuple[Tls, ...] = ("implicit", "starttls", "none")
+TLS_VERSIONS: tuple[TlsVersion, ...] = ("1.2", "1.3")
 # tls = "none" sends the password in clear text, so only these hosts may use it.
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
@@ -45,7 +48,11 @@ class ImapRepository:
     Exactly one password source is set (``config.password_keys``): ``password``,
     ``password_command``, ``password_file``, ``password_credential`` (a systemd credential
     name), ``netrc`` (the netrc file) or ``keyring``; ``mailtide.auth`` reads it at every
-    connect.  ``ca_file`` None means the system trust store.
+    connect.  ``ca_file`` None means the system trust store.  With ``cert_fingerprint`` and
+    no ``ca_file`` the pin alone decides whether the server is trusted (neither the chain nor
+    the host name is checked); with both, both must hold.  ``client_key`` None with a
+    ``client_cert``: the key is in the certificate's file.  The TLS fields are defaults
+    when ``tls`` is "none".
     """
 
     name: str
@@ -54,6 +61,10 @@ class ImapRepository:
     port: int = 993
     tls: Tls = "implicit"
     ca_file: Path | None = None
+    tls_min_version: TlsVersion = "1.2"
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    cert_fingerprint: Fingerprint | None = None
     # repr=False: a repository printed in a log line or a traceback must not show it.
     password: str | None = field(default=None, repr=False)
     password_command: tuple[str, ...] | None = None

@@ -29,8 +29,9 @@ from typing import Literal as TypingLiteral
 import structlog
 from aioimaplib import aioimaplib as aio
 
+from mailtide.core.fingerprint import Fingerprint
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
-from mailtide.stores.imap import sasl
+from mailtide.stores.imap import sasl, tls_failure
 from mailtide.stores.imap.credentials import Credentials, CredentialSource
 from mailtide.stores.imap.keepalive import keep_alive
 from mailtide.stores.imap.parse import RawResponse, Untagged, status_text
@@ -49,10 +50,10 @@ from mailtide.stores.imap.tls import (
     greets_in_plain,
     not_tls,
     speaks_tls,
-    tls_context,
     wants_implicit,
     wants_plain,
 )
+from mailtide.stores.imap.tls_trust import TlsTrust, TlsVersion, check_pin, tls_context
 from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
@@ -72,10 +73,25 @@ class ImapSettings:
     tls: TlsMode = "implicit"
     ca_file: str | None = None
     timeout: float = 60.0
+    tls_min_version: TlsVersion = "1.2"
+    client_cert: str | None = None
+    client_key: str | None = None  # None: in client_cert's file
+    cert_fingerprint: Fingerprint | None = None
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def trust(self) -> TlsTrust:
+        """Whom TLS trusts and how it presents itself (see tls_trust.py)."""
+        return TlsTrust(
+            self.ca_file,
+            self.tls_min_version,
+            self.client_cert,
+            self.client_key,
+            self.cert_fingerprint,
+        )
 
 
 class ImapClient:
@@ -126,9 +142,7 @@ class ImapClient:
             raise
         except ssl.SSLCertVerificationError as e:
             await self.close()
-            raise StoreError(
-                f"TLS certificate verify failed for {s.where}: {e.verify_message or e.reason}"
-            ) from None
+            raise await tls_failure.verify_failed(e, self._server) from None
         except ssl.SSLError as e:
             await self.close()
             raise await self._handshake_failed(e) from None
@@ -146,7 +160,8 @@ class ImapClient:
             raise ConnectionLost(f"connection refused by {s.where}") from None
         except OSError as e:
             await self.close()
-            raise self.lost(f"cannot connect: {e.strerror or e}") from None
+            too_old = await self._too_old(e)
+            raise too_old or self.lost(f"cannot connect: {e.strerror or e}") from None
 
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
@@ -161,9 +176,31 @@ class ImapClient:
             and await greets_in_plain(s.host, s.port, greeting_wait(s.timeout))
         ):
             return wants_plain(s.where)
+        refused = tls_failure.client_certificate_refused(e, s.where, s.trust)
+        if refused is not None:
+            return refused
+        if tls_failure.shares_no_version(e):
+            too_old = await tls_failure.version_refused(self._server, s.trust)
+            if too_old is not None:
+                return too_old
+            if not isinstance(e, ssl.SSLEOFError):
+                return tls_failure.no_version(self._server, s.trust)
         if isinstance(e, ssl.SSLEOFError):  # the network or the server hung up mid-handshake
             return self.lost("closed during the TLS handshake")
         return StoreError(f"TLS handshake with {s.where} failed: {e.reason or e}")
+
+    async def _too_old(self, e: OSError) -> StoreError | None:
+        """For a connection closed while connecting with TLS (asyncio reports a peer that hangs
+        up mid-handshake as a bare ConnectionResetError, as servers do that share no TLS
+        version with us): the error if the server speaks only an older version."""
+        if self.settings.tls == "none" or not isinstance(e, ConnectionError):
+            return None
+        return await tls_failure.version_refused(self._server, self.settings.trust)
+
+    @property
+    def _server(self) -> tls_failure.Server:
+        s = self.settings
+        return tls_failure.Server(s.host, s.port, s.tls == "starttls", greeting_wait(s.timeout))
 
     async def _open(self) -> None:
         """TCP, TLS, the greeting and the capabilities (after STARTTLS when asked for)."""
@@ -172,14 +209,17 @@ class ImapClient:
         protocol = ImapProtocol(loop, timeout=s.timeout)
         self.protocol = protocol
         implicit = s.tls == "implicit"
+        context = tls_context(s.trust) if s.tls != "none" else None
         transport, _ = await loop.create_connection(
             lambda: protocol,
             s.host,
             s.port,
-            ssl=tls_context(s.ca_file) if implicit else None,
+            ssl=context if implicit else None,
             server_hostname=s.host if implicit else None,
         )
         keep_alive(transport.get_extra_info("socket"))
+        if implicit:
+            check_pin(s.trust, transport.get_extra_info("ssl_object"), s.where)
         greeting = await self._greeting(protocol)
         await self._read_capabilities(greeting)
         if s.tls == "starttls":
@@ -188,10 +228,14 @@ class ImapClient:
             await self.run("STARTTLS")
             if not protocol.reader.idle:
                 raise StoreError(f"{s.where} sent data after STARTTLS (possible injection)")
-            assert protocol.transport is not None
-            protocol.transport = await loop.start_tls(
-                protocol.transport, protocol, tls_context(s.ca_file), server_hostname=s.host
+            assert protocol.transport is not None and context is not None
+            upgraded = await loop.start_tls(
+                protocol.transport, protocol, context, server_hostname=s.host
             )
+            if upgraded is None:  # the peer closed during the handshake
+                raise ConnectionClosed("the server closed the connection during STARTTLS")
+            protocol.transport = upgraded
+            check_pin(s.trust, upgraded.get_extra_info("ssl_object"), s.where)
             self.capabilities = frozenset()
             await self._read_capabilities(None)
 
@@ -276,6 +320,11 @@ class ImapClient:
         whom = f"user {credentials.user} at {self.settings.where}"
         if done.code == "UNAVAILABLE":  # RFC 5530: the server cannot check now; later it may
             return ConnectionLost(f"the server cannot log in {whom} for now: {words}")
+        if self.settings.tls != "none" and "CERTIFICATE" in words.upper():
+            # Dovecot's auth_ssl_require_client_cert: the TLS handshake passed, the login says
+            return tls_failure.client_certificate_error(
+                self.settings.where, self.settings.trust, words
+            )
         what = " ".join(filter(None, (credentials.kind.value, credentials.origin)))
         return AuthenticationFailed(
             f"authentication failed for {whom}: the server refused the {what}: {words}"

@@ -1,4 +1,4 @@
-"""TLS for IMAP: the context we verify servers with, and a TLS mode set the wrong way round.
+"""TLS for IMAP: a TLS mode set the wrong way round (whom TLS trusts: tls_trust.py).
 
 Two mistakes are common with a new account, and both used to fail slowly and in jargon:
 
@@ -43,11 +43,6 @@ _NOT_TLS_REASONS = frozenset(
 class TlsMismatch(StoreError):
     """The port speaks TLS from the first byte where ``tls`` says it does not, or the
     other way round.  The message says which setting to use."""
-
-
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """The context a server is verified with: certificate and host name checks always on."""
-    return ssl.create_default_context(cafile=ca_file)
 
 
 def greeting_wait(timeout: float) -> float:
