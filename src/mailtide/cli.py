@@ -56,6 +56,16 @@ def _split_list(values: Sequence[str] | None) -> list[str] | None:
     return items or None
 
 
+def _accounts_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-a",
+        "--account",
+        metavar="ACCOUNT,...",
+        action="append",
+        help="only these accounts (default: general.accounts, else all)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     verbosity = argparse.ArgumentParser(add_help=False)
     loudness = verbosity.add_mutually_exclusive_group()
@@ -113,13 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         help="sync accounts once",
         description="Sync the accounts once, both ways, and exit.",
     )
-    sync.add_argument(
-        "-a",
-        "--account",
-        metavar="ACCOUNT,...",
-        action="append",
-        help="only these accounts (default: general.accounts, else all)",
-    )
+    _accounts_option(sync)
     sync.add_argument(
         "-f",
         "--folder",
@@ -171,13 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Keep the accounts in sync as they change, until SIGTERM. SIGUSR1: sync "
         "every account now; SIGUSR2: finish the syncs in flight, then exit.",
     )
-    daemon.add_argument(
-        "-a",
-        "--account",
-        metavar="ACCOUNT,...",
-        action="append",
-        help="only these accounts (default: general.accounts, else all)",
-    )
+    _accounts_option(daemon)
     daemon.set_defaults(run=_daemon)
 
     password = commands.add_parser(

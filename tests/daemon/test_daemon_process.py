@@ -32,9 +32,13 @@ def start(setup: Setup, daemons: Callable[..., Daemon]) -> Callable[..., Daemon]
     return run
 
 
-def two_big_folders(s: Setup) -> None:
+def big_first_sync_under_way(s: Setup, start: Callable[..., Daemon]) -> Daemon:
+    """A daemon in the middle of its first sync of two folders of 600 messages."""
     for folder in ("INBOX", "Archive"):
         srv.append_many(s.imap, folder, [srv.make_message(i, folder) for i in range(600)])
+    d = start()
+    eventually(lambda: len(local_ids(s)) > 0, 30, "the first sync under way", d)
+    return d
 
 
 def test_first_sync_then_sigusr1_then_sigterm_when_idle(
@@ -64,9 +68,7 @@ def test_sigterm_in_a_large_first_sync_exits_at_once_and_the_next_run_converges(
     setup: Setup, start: Callable[..., Daemon]
 ) -> None:
     s = setup
-    two_big_folders(s)
-    d = start()
-    eventually(lambda: len(local_ids(s)) > 0, 30, "the first sync under way", d)
+    d = big_first_sync_under_way(s, start)
     d.signal(signal.SIGTERM)
     code, took = d.wait_exit(10)
     assert code == 0, d.output[-3000:]
@@ -84,9 +86,7 @@ def test_sigusr2_finishes_the_sync_in_flight_then_exits(
     setup: Setup, start: Callable[..., Daemon]
 ) -> None:
     s = setup
-    two_big_folders(s)
-    d = start()
-    eventually(lambda: len(local_ids(s)) > 0, 30, "the first sync under way", d)
+    d = big_first_sync_under_way(s, start)
     d.signal(signal.SIGUSR2)
     code, _ = d.wait_exit(60)
     assert code == 0, d.output[-3000:]
