@@ -358,6 +358,23 @@ def test_unknown_untagged_responses_anywhere_are_ignored(tmp_path: Path) -> None
         assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])
 
 
+def test_another_clients_flag_changes_in_the_middle_of_our_fetches(tmp_path: Path) -> None:
+    """A server may tell of another client's flag change at any time, also in the middle of
+    our own FETCH (RFC 3501 7.4.2): a FETCH response with FLAGS only, among the sizes, the
+    identities and the bodies we asked for.  It is news, not a broken answer (found by the
+    daemon's soak test: it failed the mailbox)."""
+    boxes = mailboxes()
+    first = boxes["INBOX"][0]
+    server = FakeServer(boxes, chatter=f"* 1 FETCH (UID {first.uid} FLAGS (\\Seen))\r\n".encode())
+    with serve(server):
+        outcome = run_sync(config_for(tmp_path, server.port))
+        again = run_sync(config_for(tmp_path, server.port))  # identities and bodies asked again
+    assert not outcome.report.failed, outcome.report.failures()
+    assert not again.report.failed, again.report.failures()
+    for name in boxes:
+        assert local_bodies(tmp_path / "Mail", name) == sorted(lf(m) for m in boxes[name])
+
+
 def test_spooled_bodies_are_released_once_delivered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -467,7 +467,9 @@ class ImapMailbox:
         or no answer for a message the server still holds, fails the mailbox instead."""
         out: dict[str, Identity] = {}
 
-        def take(attrs: dict[str, Value]) -> None:
+        def take(attrs: dict[str, Value]) -> bool:
+            if "BODY[HEADER]" not in attrs:
+                return False  # another client's flag change, told in the middle: news
             header = attrs.get("BODY[HEADER]")
             text = attrs.get("BODY[TEXT]<0>", b"")
             if header is None or isinstance(header, list) or isinstance(text, list | str):
@@ -475,6 +477,7 @@ class ImapMailbox:
             uid = str(uid_of(attrs))
             size = number_of(attrs.get("RFC822.SIZE"))
             out[uid] = identity_of(bytes_of(header, HEADER_SCAN), size, bytes_of(text, BODY_PREFIX))
+            return True
 
         bad: list[str] = []
         on_fetch = self._on_fetch(take, bad)
@@ -502,8 +505,11 @@ class ImapMailbox:
     async def _sizes(self, ids: Sequence[str], bad: list[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
 
-        def take(attrs: dict[str, Value]) -> None:
+        def take(attrs: dict[str, Value]) -> bool:
+            if "RFC822.SIZE" not in attrs:
+                return False  # another client's flag change, told in the middle: news
             sizes[uid_of(attrs)] = number_of(attrs.get("RFC822.SIZE"))
+            return True
 
         on_fetch = self._on_fetch(take, bad)
 
