@@ -106,15 +106,23 @@ class ImapClient:
 
     # -- connect --------------------------------------------------------------------
 
-    async def connect(self) -> None:
+    async def connect(self, *, again: bool = False) -> None:
         """Connect, log in and enable what a sync uses.  ``settings.credentials`` is asked
         once, after the greeting (the server is there and wants a login), outside the connect
-        timeout: a password command has its own limits."""
+        timeout: a password command has its own limits.  Credentials the server refuses are
+        asked for once more on a new connection when the source says it may help (an expired
+        OAuth2 token renewed); ``again`` is that second try."""
         await self._within_timeout(self._open())
         assert self.protocol is not None
         if self.protocol.state == aio.NONAUTH:
             credentials = await self._credentials()
-            await self._within_timeout(self._authenticate(credentials))
+            try:
+                await self._within_timeout(self._authenticate(credentials))
+            except AuthenticationFailed:
+                if again or not self.settings.credentials.refused(credentials):
+                    raise
+                await self.connect(again=True)
+                return
         self.protocol.state = aio.AUTH
         await self._within_timeout(self._enable())
         s = self.settings
