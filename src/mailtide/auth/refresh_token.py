@@ -46,9 +46,10 @@ class RefreshTokenPlace(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ReadOnlyPlace:
-    """A source that can only be read (a systemd credential, a command)."""
+    """A source that can only be read (a systemd credential, a command), set by ``key``."""
 
     source: Source
+    key: str
 
     @property
     def origin(self) -> str:
@@ -62,7 +63,7 @@ class ReadOnlyPlace:
         return await self.source.password()
 
     async def write(self, token: str) -> None:
-        raise PasswordError(f"the refresh token {self.origin} cannot be written")
+        raise PasswordError(f"the refresh token cannot be written to {self.key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,8 @@ def refresh_token_place(oauth2: OAuth2, user: str, host: str) -> RefreshTokenPla
         return RefreshTokenKeyring(user, host)
     if oauth2.refresh_token_credential is not None:
         key = "oauth2_refresh_token_credential"
-        return ReadOnlyPlace(SystemdCredential(oauth2.refresh_token_credential, key))
+        return ReadOnlyPlace(SystemdCredential(oauth2.refresh_token_credential, key), key)
     if oauth2.refresh_token_command:
         key = "oauth2_refresh_token_command"
-        return ReadOnlyPlace(PasswordCommand(oauth2.refresh_token_command, key=key))
+        return ReadOnlyPlace(PasswordCommand(oauth2.refresh_token_command, key=key), key)
     raise PasswordError("no place for the OAuth2 refresh token is configured")
