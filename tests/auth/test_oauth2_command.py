@@ -29,6 +29,18 @@ def test_the_printed_token_logs_in(imap_account: ImapAccount, tmp_path: Path) ->
     assert [m.message_id for m in local] == [srv.message_id(1, "INBOX")]
 
 
+def test_auth_xoauth2_is_used_though_oauthbearer_is_offered(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    oauth2 = OAuth2(token_command=("sh", "-c", "echo secret"), mechanism="XOAUTH2")
+    with FaultProxy(imap_account.port, record=True) as proxy:
+        s = make_setup(imap_account, tmp_path, port=proxy.port, password=None, oauth2=oauth2)
+        report = asyncio.run(asyncio.wait_for(sync_account(s.config, s.account), 60))
+        up = proxy.stream("up")
+    assert report.failures() == []
+    assert b" AUTHENTICATE XOAUTH2" in up and b"OAUTHBEARER" not in up
+
+
 def test_a_refused_token_fails_once_with_the_servers_report(
     imap_account: ImapAccount, tmp_path: Path
 ) -> None:

@@ -110,11 +110,19 @@ def test_any_provider_by_url_and_the_secret_is_not_shown(tmp_path: Path) -> None
             "oauth2_token_url: must be an https:// URL (http:// only for 127.0.0.1)",
         ),
         ("", 'needs a password source: one of "password",'),
+        ('password = "x"\nauth = "xoauth2"\n', "auth: chooses an OAuth2 mechanism, which a"),
+        ('oauth2_token_command = ["oama"]\nauth = "plain"\n', 'auth: must be "auto", "oauth'),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
     found = problems(tmp_path, extra)
     assert any(expected in p for p in found), found
+
+
+@pytest.mark.parametrize(("written", "mechanism"), [("auto", None), ("XOAUTH2", "XOAUTH2")])
+def test_auth_chooses_the_mechanism(tmp_path: Path, written: str, mechanism: str | None) -> None:
+    remote = load(tmp_path, f'oauth2_token_command = ["oama"]\nauth = "{written}"\n')
+    assert remote.oauth2 == OAuth2(token_command=("oama",), mechanism=mechanism)
 
 
 def test_no_source_names_the_oauth2_ones_too(tmp_path: Path) -> None:

@@ -40,7 +40,9 @@ PROVIDERS: dict[str, Provider] = {
 class OAuth2:
     """One repository's OAuth2 keys, checked: ``token_command`` alone, or ``client_id``,
     ``token_url`` and exactly one refresh-token place (``refresh_token_file``,
-    ``refresh_token_credential``, ``refresh_token_keyring`` or ``refresh_token_command``)."""
+    ``refresh_token_credential``, ``refresh_token_keyring`` or ``refresh_token_command``).
+    ``mechanism`` (the ``auth`` key) forces one SASL mechanism; None picks from the server's
+    capabilities, OAUTHBEARER first."""
 
     token_command: tuple[str, ...] | None = None
     client_id: str | None = None
@@ -54,3 +56,4 @@ class OAuth2:
     refresh_token_credential: str | None = None
     refresh_token_keyring: bool = False
     refresh_token_command: tuple[str, ...] | None = None
+    mechanism: str | None = None  # "XOAUTH2" or "OAUTHBEARER" (auth = ...); None: auto

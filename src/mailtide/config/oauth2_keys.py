@@ -39,7 +39,9 @@ BUILT_IN_KEYS = (
     "oauth2_scopes",
     *REFRESH_TOKEN_KEYS,
 )
-KEYS = (TOKEN_COMMAND, *BUILT_IN_KEYS)
+AUTH = "auth"
+MECHANISMS = {"auto": None, "oauthbearer": "OAUTHBEARER", "xoauth2": "XOAUTH2"}
+KEYS = (AUTH, TOKEN_COMMAND, *BUILT_IN_KEYS)
 # http:// is refused but for these: a token or a client secret must not cross a network bare.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -91,7 +93,15 @@ def _file(value: object, base_dir: Path) -> Path:
     return password_keys.READERS["password_file"](value, base_dir)  # type: ignore[no-any-return]
 
 
+def _auth(value: object, base_dir: Path) -> str | None:
+    name = _text(value, base_dir).lower()
+    if name not in MECHANISMS:
+        raise BadValue(f'must be "auto", "oauthbearer" or "xoauth2", not {show_value(value)}')
+    return MECHANISMS[name]
+
+
 READERS: Mapping[str, Reader] = {
+    AUTH: _auth,
     TOKEN_COMMAND: command('["oama", "access", "me@example.org"]'),
     "oauth2_provider": _provider,
     CLIENT_ID: _text,
@@ -133,6 +143,13 @@ def source_problem(table: Mapping[str, Any]) -> str | None:
 
 def clashes(table: Mapping[str, Any]) -> list[tuple[str | None, str]]:
     """Problems between the OAuth2 keys: (the key to blame, or None for the table; why)."""
+    found = _flow_clashes(table)
+    if AUTH in table and not _set(table, (TOKEN_COMMAND, CLIENT_ID)):
+        found.append((AUTH, "chooses an OAuth2 mechanism, which a password does not use"))
+    return found
+
+
+def _flow_clashes(table: Mapping[str, Any]) -> list[tuple[str | None, str]]:
     if TOKEN_COMMAND in table:
         why = f'means nothing with "{TOKEN_COMMAND}" (it prints the token): remove it'
         return [(key, why) for key in _set(table, BUILT_IN_KEYS)]
@@ -157,7 +174,7 @@ def clashes(table: Mapping[str, Any]) -> list[tuple[str | None, str]]:
 def settings(values: Mapping[str, Any]) -> OAuth2 | None:
     """The repository's ``OAuth2`` from the values read (None: it uses a password)."""
     if values.get(TOKEN_COMMAND) is not None:
-        return OAuth2(token_command=values[TOKEN_COMMAND])
+        return OAuth2(token_command=values[TOKEN_COMMAND], mechanism=values.get(AUTH))
     if values.get(CLIENT_ID) is None:
         return None
     preset = PROVIDERS.get(values.get("oauth2_provider") or "")
@@ -172,4 +189,5 @@ def settings(values: Mapping[str, Any]) -> OAuth2 | None:
         refresh_token_credential=values.get("oauth2_refresh_token_credential"),
         refresh_token_keyring=bool(values.get("oauth2_refresh_token_keyring")),
         refresh_token_command=values.get("oauth2_refresh_token_command"),
+        mechanism=values.get(AUTH),
     )

@@ -77,6 +77,7 @@ class ImapSettings:
     client_cert: str | None = None
     client_key: str | None = None  # None: in client_cert's file
     cert_fingerprint: Fingerprint | None = None
+    mechanism: str | None = None  # the one SASL mechanism to log in with; None: sasl.choose's
 
     @property
     def where(self) -> str:
@@ -291,9 +292,10 @@ class ImapClient:
     async def _authenticate(self, credentials: Credentials) -> None:
         """Log in the way ``sasl.choose`` picks.  A refusal is ``AuthenticationFailed``
         (``ConnectionLost`` when the server says it cannot check credentials now)."""
-        way = sasl.choose(credentials, self.capabilities)
+        only = self.settings.mechanism
+        way = sasl.choose(credentials, self.capabilities, only)
         if way is None:
-            raise StoreError(sasl.no_way(credentials, self.settings.where))
+            raise StoreError(sasl.no_way(credentials, self.settings.where, only))
         refusal = None
         if isinstance(way, sasl.LoginCommand):
             done = await self.run(
