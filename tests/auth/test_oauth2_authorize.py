@@ -10,6 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from dovecot import ImapAccount
 from oauth2_provider import CLIENT_ID, CLIENT_SECRET, Provider
 
@@ -48,6 +50,11 @@ oauth2_refresh_token_file = "refresh-token"
     return config
 
 
+def mailtide(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mailtide", "-c", str(config), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def authorize(config: Path) -> subprocess.CompletedProcess[str]:
     """Run the command and open the URL it prints, as a browser would (following the
     provider's redirect to the loopback)."""
@@ -82,12 +89,7 @@ def test_authorize_stores_a_refresh_token_that_logs_in(
     grants = [r["grant_type"] for r in provider.token_requests]
     assert grants == ["authorization_code"]
     # The stored token is what the next sync logs in with.
-    sync = subprocess.run(
-        [sys.executable, "-m", "mailtide", "-c", str(config), "sync"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sync = mailtide(config, "sync")
     assert sync.returncode == 0, sync.stderr
     assert [r["grant_type"] for r in provider.token_requests] == [*grants, "refresh_token"]
 
@@ -116,3 +118,34 @@ def test_a_place_that_cannot_be_written_is_refused_before_the_browser(
         "mailtide: the refresh token cannot be written to oauth2_refresh_token_credential:"
         " set oauth2_refresh_token_file or oauth2_refresh_token_keyring = true\n"
     )
+
+
+def test_the_keyring_holds_the_token_and_its_rotated_successor(
+    oauth2: OAuth2Servers,
+    oauth2_account: ImapAccount,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real keyring backend in a file of the test's own (keyrings.alt), as in
+    tests/password_sources.py, for this process and the mailtide processes it starts."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "keyring-data"))
+    from keyrings.alt.file import PlaintextKeyring
+
+    provider = oauth2.provider
+    config = write_config(tmp_path, provider, oauth2_account, CLIENT_ID)
+    config.write_text(
+        config.read_text().replace(
+            'oauth2_refresh_token_file = "refresh-token"', "oauth2_refresh_token_keyring = true"
+        )
+    )
+    done = authorize(config)
+    assert done.returncode == 0, done.stderr
+    item = f"oauth2-refresh-token:{oauth2_account.user}@{oauth2_account.host}"
+    first = PlaintextKeyring().get_password("mailtide", item)
+    assert first is not None and provider.refresh_tokens[first] == oauth2_account.user
+    provider.rotate = True
+    sync = mailtide(config, "sync")
+    assert sync.returncode == 0, sync.stderr
+    second = PlaintextKeyring().get_password("mailtide", item)
+    assert second not in (None, first) and second in provider.refresh_tokens

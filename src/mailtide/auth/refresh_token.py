@@ -21,6 +21,7 @@ from typing import Protocol
 from mailtide.auth.command import PasswordCommand
 from mailtide.auth.secret_file import PasswordFile, SystemdCredential
 from mailtide.auth.source import PasswordError, Source
+from mailtide.auth.system_keyring import SERVICE, keyring_failure, keyring_module
 from mailtide.config.oauth2 import OAuth2
 
 KEYRING_PREFIX = "oauth2-refresh-token:"
@@ -136,12 +137,10 @@ class RefreshTokenKeyring:
         await asyncio.to_thread(store_in_keyring, self.item, token)
 
     def _read(self) -> str:
-        from mailtide.auth.system_keyring import SERVICE, _failure, _keyring
-
         try:
-            token = _keyring().get_password(SERVICE, self.item)
+            token = keyring_module().get_password(SERVICE, self.item)
         except Exception as e:  # keyring.errors.KeyringError and the backends' own
-            raise _failure(f"the system keyring could not give {self.item}", e) from None
+            raise keyring_failure(f"the system keyring could not give {self.item}", e) from None
         if not token:
             raise PasswordError(
                 f'the system keyring holds no refresh token for service "mailtide", username'
@@ -152,12 +151,10 @@ class RefreshTokenKeyring:
 
 def store_in_keyring(item: str, token: str) -> None:
     """Store ``token`` as ``item`` of service ``mailtide`` (blocking)."""
-    from mailtide.auth.system_keyring import SERVICE, _failure, _keyring
-
     try:
-        _keyring().set_password(SERVICE, item, token)
+        keyring_module().set_password(SERVICE, item, token)
     except Exception as e:  # keyring.errors.KeyringError and the backends' own
-        raise _failure(f"the system keyring could not store {item}", e) from None
+        raise keyring_failure(f"the system keyring could not store {item}", e) from None
 
 
 def refresh_token_place(oauth2: OAuth2, user: str, host: str) -> RefreshTokenPlace:
