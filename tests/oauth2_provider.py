@@ -33,6 +33,7 @@ class Provider:
     access_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # -> user, until
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # -> user, challenge, uri
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    refused_tokens: list[str] = field(default_factory=list)  # introspected and inactive
     consent_user: str = "nobody"  # who "logs in" at the authorization endpoint
 
     @property
@@ -101,6 +102,7 @@ class Provider:
     def introspect(self, form: dict[str, str]) -> dict[str, object]:
         user, until = self.access_tokens.get(form.get("token", ""), ("", 0.0))
         if not user or time.monotonic() >= until:
+            self.refused_tokens.append(form.get("token", ""))
             return {"active": "false"}
         return {"active": "true", "username": user}
 

@@ -35,6 +35,7 @@ def oauth2(oauth2_servers: OAuth2Servers) -> OAuth2Servers:
     provider = oauth2_servers.provider
     provider.lifetime, provider.rotate = 3600.0, False
     provider.token_requests.clear()
+    provider.refused_tokens.clear()
     return oauth2_servers
 
 

@@ -13,41 +13,10 @@ from pathlib import Path
 import pytest
 
 from dovecot import ImapAccount
-from oauth2_provider import CLIENT_ID, CLIENT_SECRET, Provider
+from oauth2_provider import CLIENT_ID
 
 from .conftest import OAuth2Servers
-
-
-def write_config(tmp: Path, provider: Provider, account: ImapAccount, client_id: str) -> Path:
-    config = tmp / "config.toml"
-    config.write_text(
-        f"""\
-[general]
-state_dir = "state"
-
-[account.work]
-local = "work-local"
-remote = "work-remote"
-
-[repository.work-local]
-type = "maildir"
-path = "Mail"
-
-[repository.work-remote]
-type = "imap"
-host = "{account.host}"
-port = {account.port}
-tls = "none"
-user = "{account.user}"
-oauth2_client_id = "{client_id}"
-oauth2_client_secret = "{CLIENT_SECRET}"
-oauth2_token_url = "{provider.token_url}"
-oauth2_auth_url = "{provider.auth_url}"
-oauth2_scopes = ["imap"]
-oauth2_refresh_token_file = "refresh-token"
-"""
-    )
-    return config
+from .oauth2_helpers import write_config
 
 
 def mailtide(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
