@@ -168,6 +168,11 @@ class Dovecot:
     (Dovecot's ``local IP {}``; the address is listened on too); ``ssl_settings`` are more
     lines of Dovecot config (client certificates, ``ssl_max_protocol``), and
     ``ssl_min_protocol`` replaces TLSv1.2.
+
+    ``oauth2_introspection_url``: OAUTHBEARER and XOAUTH2 logins are checked by Dovecot's
+    ``oauth2`` passdb, which posts the token to that URL (RFC 7662 introspection, see
+    tests/oauth2_provider.py) and takes ``{"active": true, "username": USER}`` for ``USER``;
+    passwords still log in as without it.
     """
 
     def __init__(
@@ -182,6 +187,7 @@ class Dovecot:
         local_certificates: dict[str, tuple[Path, Path]] | None = None,
         ssl_settings: str = "",
         ssl_min_protocol: str = "TLSv1.2",
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         _require_tools()
         self.root = Path(root).resolve()
@@ -202,6 +208,7 @@ class Dovecot:
         self.local_certificates = local_certificates or {}
         self.ssl_settings = ssl_settings
         self.ssl_min_protocol = ssl_min_protocol
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.home = self.root / "home"
         self.log = self.root / "log" / "dovecot.log"
         # users with a password of their own, a file each (Dovecot reads a new file at once,
@@ -434,6 +441,18 @@ class Dovecot:
             os.chmod(self.key, 0o600)
             os.chmod(self.cert, 0o644)
         self.conf.write_text(self._config(mail_user, uid, gid, internal_user, login_user))
+        if self.oauth2_introspection_url is not None:
+            (self.root / "oauth2.conf").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "force_introspection = yes\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+            )
+
+    def _oauth2_passdb(self) -> str:
+        return "" if self.oauth2_introspection_url is None else _oauth2_passdb_text(self.root)
 
     def _config(self, mail_user: str, uid: int, gid: int, internal: str, login: str) -> str:
         dh = "/usr/share/dovecot/dh.pem"
@@ -484,7 +503,7 @@ auth_verbose = no
 # Wrong-password tests should not wait the default 2 s.
 auth_failure_delay = 0
 
-# Any user name, password "secret": a new name is a new, empty account.
+{self._oauth2_passdb()}# Any user name, password "secret": a new name is a new, empty account.
 passdb {{
   driver = static
   args = password={self.password}
@@ -549,6 +568,17 @@ service auth {{
     mode = 0600
     user = {mail_user}
   }}
+}}
+"""
+
+
+def _oauth2_passdb_text(root: Path) -> str:
+    # Tokens go to the oauth2 passdb only; passwords skip it (mechanisms = ...).
+    return f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
 }}
 """
 

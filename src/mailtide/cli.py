@@ -195,6 +195,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     store.add_argument("account", metavar="ACCOUNT")
     store.set_defaults(run=_password_set)
+
+    oauth2 = commands.add_parser(
+        "oauth2",
+        parents=[verbosity, config],
+        help="get an account's OAuth2 refresh token",
+        description="Manage OAuth2 tokens kept by mailtide.",
+    )
+    oauth2_commands = oauth2.add_subparsers(dest="action", metavar="ACTION", required=True)
+    authorize = oauth2_commands.add_parser(
+        "authorize",
+        parents=[verbosity, config],
+        help="authorize mailtide in a browser and store the refresh token",
+        description="Print a URL to open in a browser; after you log in and consent, the"
+        " provider sends the browser back to mailtide on 127.0.0.1, and the refresh token is"
+        " stored where the repository reads it (oauth2_refresh_token_file, chmod 600, or the"
+        " system keyring).",
+    )
+    authorize.add_argument("account", metavar="ACCOUNT")
+    authorize.set_defaults(run=_oauth2_authorize)
     return parser
 
 
@@ -405,6 +424,37 @@ def _password_set(args: argparse.Namespace) -> int:
         )
         if not repository.keyring:
             print(f"note: repository {repository.name} reads it once it has keyring = true")
+    return 0
+
+
+def _oauth2_authorize(args: argparse.Namespace) -> int:
+    """Run the authorization-code flow for each IMAP repository of the account with the
+    built-in OAuth2 flow, and store each refresh token where the repository reads it."""
+    from mailtide.auth.oauth2_authorize import authorize_and_store
+
+    config = load_config(getattr(args, "config", None))
+    (name,) = _chosen_accounts(config, [args.account]) or [args.account]
+    account = config.account(name)
+    repositories = [
+        r
+        for r in (account.remote, account.local)
+        if isinstance(r, ImapRepository) and r.oauth2 is not None and r.oauth2.client_id
+    ]
+    if not repositories:
+        raise UsageError(
+            f'account "{name}" has no IMAP repository with oauth2_client_id, so nothing to'
+            " authorize"
+        )
+    for repository in repositories:
+        assert repository.oauth2 is not None
+
+        def show(url: str, user: str = repository.user) -> None:
+            print(f"Open this URL in a browser and log in as {user}:\n{url}", flush=True)
+
+        where = asyncio.run(
+            authorize_and_store(repository.oauth2, repository.user, repository.host, show)
+        )
+        print(f"stored the refresh token of {repository.user} in {where}")
     return 0
 
 

@@ -69,6 +69,7 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
         client_cert=str(repo.client_cert) if repo.client_cert else None,
         client_key=str(repo.client_key) if repo.client_key else None,
         cert_fingerprint=repo.cert_fingerprint,
+        mechanism=repo.oauth2.mechanism if repo.oauth2 else None,
     )
 
 

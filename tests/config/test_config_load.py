@@ -169,7 +169,8 @@ BAD = [
         ('password_command = ["pass", "show", "mail/work"]\n', ""),
         [
             'config.toml:13: repository.work-remote: needs a password source: one of "password",'
-            ' "password_command", "password_file", "password_credential", "netrc", "keyring"'
+            ' "password_command", "password_file", "password_credential", "netrc", "keyring",'
+            ' or an OAuth2 token source ("oauth2_token_command", "oauth2_client_id")'
         ],
     ),
     (
@@ -376,7 +377,8 @@ WHERE = "config.toml:13: repository.work-remote"
         (
             "netrc = false\n",
             f'{WHERE}: needs a password source: one of "password", "password_command",'
-            ' "password_file", "password_credential", "netrc", "keyring"',
+            ' "password_file", "password_credential", "netrc", "keyring", or an OAuth2 token'
+            ' source ("oauth2_token_command", "oauth2_client_id")',
         ),
         (
             'password_credential = "../work"\n',

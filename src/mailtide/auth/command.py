@@ -1,4 +1,4 @@
-"""``password_command``: the first line a program prints.
+"""``password_command`` (and the OAuth2 ``*_command`` keys): the first line a program prints.
 
 The program runs without a shell, with stdin closed, for at most ``timeout`` seconds.  Its
 stdout may hold the password and more, and its arguments a secret of their own
@@ -21,16 +21,19 @@ COMMAND_TIMEOUT = 30.0
 class PasswordCommand:
     argv: tuple[str, ...] = field(repr=False)
     timeout: float = COMMAND_TIMEOUT
+    key: str = "password_command"  # the config key that names it, for messages
 
     @property
     def shown(self) -> str:
-        return "password_command " + json.dumps(self.argv[0], ensure_ascii=False)
+        return self.key + " " + json.dumps(self.argv[0], ensure_ascii=False)
 
     @property
     def origin(self) -> str:
         return "printed by " + self.shown
 
     async def password(self) -> str:
+        """The first line of the program's output; PasswordError when it fails or prints
+        none (``what`` names the secret in the message)."""
         stdout = await self._output()
         line = stdout.partition(b"\n")[0].removesuffix(b"\r")
         try:

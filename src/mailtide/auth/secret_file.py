@@ -57,18 +57,20 @@ def first_line(path: Path, shown: str, *, private: bool) -> str:
 @dataclass(frozen=True, slots=True)
 class PasswordFile:
     path: Path
+    key: str = "password_file"  # the config key that names it, for messages
 
     @property
     def origin(self) -> str:
-        return f"read from password_file {self.path}"
+        return f"read from {self.key} {self.path}"
 
     async def password(self) -> str:
-        return first_line(self.path, f"password_file {self.path}", private=True)
+        return first_line(self.path, f"{self.key} {self.path}", private=True)
 
 
 @dataclass(frozen=True, slots=True)
 class SystemdCredential:
     name: str
+    key: str = "password_credential"  # the config key that names it, for messages
 
     @property
     def origin(self) -> str:
@@ -78,9 +80,9 @@ class SystemdCredential:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise PasswordError(
-                f"password_credential {self.name}: $CREDENTIALS_DIRECTORY is not set; the"
+                f"{self.key} {self.name}: $CREDENTIALS_DIRECTORY is not set; the"
                 f" systemd service needs LoadCredential={self.name}:PATH (or"
                 f" SetCredentialEncrypted={self.name}:...) in its unit"
             )
         path = Path(directory) / self.name
-        return first_line(path, f"password_credential {self.name} ({path})", private=False)
+        return first_line(path, f"{self.key} {self.name} ({path})", private=False)

@@ -26,7 +26,7 @@ def item_name(user: str, host: str) -> str:
     return f"{user}@{host}"
 
 
-def _keyring() -> ModuleType:
+def keyring_module() -> ModuleType:
     try:
         import keyring
     except ImportError:
@@ -34,7 +34,7 @@ def _keyring() -> ModuleType:
     return keyring
 
 
-def _failure(what: str, e: Exception) -> PasswordError:
+def keyring_failure(what: str, e: Exception) -> PasswordError:
     # Backend errors are one line of the backend's words; none of them holds the password.
     detail = str(e).strip().partition("\n")[0] or type(e).__name__
     return PasswordError(f"{what}: {detail}")
@@ -42,7 +42,7 @@ def _failure(what: str, e: Exception) -> PasswordError:
 
 def backend_name() -> str:
     """Which keyring backend is in use, and its file when it has one, for the user."""
-    backend = _keyring().get_keyring()
+    backend = keyring_module().get_keyring()
     name = f"{type(backend).__module__}.{type(backend).__qualname__}"
     path = getattr(backend, "file_path", None)
     return f"{name} ({path})" if path else name
@@ -50,11 +50,12 @@ def backend_name() -> str:
 
 def store_password(user: str, host: str, password: str) -> None:
     """Store ``password`` for ``user`` at ``host`` (blocking: call from a thread or a CLI)."""
-    keyring = _keyring()
+    keyring = keyring_module()
     try:
         keyring.set_password(SERVICE, item_name(user, host), password)
     except Exception as e:  # keyring.errors.KeyringError and the backends' own
-        raise _failure(f"the system keyring could not store {item_name(user, host)}", e) from None
+        what = f"the system keyring could not store {item_name(user, host)}"
+        raise keyring_failure(what, e) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,13 @@ class KeyringPassword:
         return await asyncio.to_thread(self._lookup)
 
     def _lookup(self) -> str:
-        keyring = _keyring()
+        keyring = keyring_module()
         name = item_name(self.user, self.host)
         try:
             password = keyring.get_password(SERVICE, name)
         except Exception as e:  # keyring.errors.KeyringError and the backends' own
-            raise _failure(f"the system keyring could not give the password of {name}", e) from None
+            what = f"the system keyring could not give the password of {name}"
+            raise keyring_failure(what, e) from None
         if not password:
             raise PasswordError(
                 f'the system keyring holds no password for service "{SERVICE}", username'

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys, password_keys, tls_keys
+from mailtide.config import daemon_keys, oauth2_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_password, exposure_warning
@@ -48,6 +48,7 @@ from mailtide.config.model import (
     Repository,
     Tls,
 )
+from mailtide.config.oauth2 import OAuth2
 from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
 from mailtide.config.show import kind_of, show_value
 from mailtide.config.values import BadValue, Reader, duration, expect, integer, string_list
@@ -139,6 +140,7 @@ _IMAP_KEYS = (
     *tls_keys.NAMES,
     "user",
     *password_keys.KEYS,
+    *oauth2_keys.KEYS,
     "timeout",
     "folders",
 )
@@ -402,9 +404,10 @@ class _Checker:
         timeout = self.value(table, path, "timeout", duration(0, above=True))
         readers = password_keys.READERS.items()
         passwords = {key: self.value(table, path, key, read) for key, read in readers}
-        sources = password_keys.count_problem(table)
+        sources = oauth2_keys.source_problem(table)
         if sources is not None:
             self.problem(path, sources)
+        oauth2 = self.oauth2(path, table)
         if host is None or user is None or folders is None:
             return None
         return ImapRepository(
@@ -415,10 +418,18 @@ class _Checker:
             tls=tls,
             ca_file=ca_file,
             **password_keys.fields(passwords),
+            oauth2=oauth2,
             **tls_options,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )
+
+    def oauth2(self, path: KeyPath, table: Table) -> OAuth2 | None:
+        """The OAuth2 keys of ``oauth2_keys`` (None: the repository uses a password)."""
+        for key, message in oauth2_keys.clashes(table):
+            self.problem(path if key is None else (*path, key), message)
+        read = oauth2_keys.READERS.items()
+        return oauth2_keys.settings({key: self.value(table, path, key, r) for key, r in read})
 
     def tls_options(self, path: KeyPath, table: Table, tls: Tls) -> dict[str, Any]:
         """The TLS keys of ``tls_keys`` that are set, as ``ImapRepository`` fields."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mailtide.config.oauth2 import OAuth2
 from mailtide.core.fingerprint import Fingerprint
 from mailtide.core.folder_filter import FolderFilter
 
@@ -45,7 +46,8 @@ class MaildirRepository:
 class ImapRepository:
     """An IMAP server account.
 
-    Exactly one password source is set (``config.password_keys``): ``password``,
+    Exactly one password source or ``oauth2`` token source is set (``config.password_keys``,
+    ``config.oauth2_keys``): ``password``,
     ``password_command``, ``password_file``, ``password_credential`` (a systemd credential
     name), ``netrc`` (the netrc file) or ``keyring``; ``mailtide.auth`` reads it at every
     connect.  ``ca_file`` None means the system trust store.  With ``cert_fingerprint`` and
@@ -72,6 +74,7 @@ class ImapRepository:
     password_credential: str | None = None
     netrc: Path | None = None
     keyring: bool = False
+    oauth2: OAuth2 | None = None  # instead of a password source (config.oauth2_keys)
     timeout: float = DEFAULT_TIMEOUT
     folders: FolderFilter = field(default_factory=FolderFilter)
 

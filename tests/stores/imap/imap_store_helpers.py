@@ -23,6 +23,9 @@ class FixedCredentials:
     async def credentials(self) -> Credentials:
         return self.value
 
+    def refused(self, credentials: Credentials) -> bool:
+        return False
+
 
 def login(
     user: str, secret: str, kind: SecretKind = SecretKind.PASSWORD, origin: str = ""

@@ -143,3 +143,13 @@ def test_no_secret_in_repr() -> None:
     for shown in (repr(creds), repr(exchange.command()), repr(vars(exchange))):
         assert "Hunter2-pw" not in shown
         assert base64.b64encode(sasl.xoauth2_response(creds, HOME)).decode() not in shown
+
+
+def test_a_chosen_mechanism_is_the_only_one_tried() -> None:
+    token = Credentials("me", "t", TOKEN)
+    chosen = sasl.choose(token, DOVECOT | OAUTH, only="XOAUTH2")
+    assert chosen is sasl.XOAUTH2
+    assert sasl.choose(token, DOVECOT | {"AUTH=OAUTHBEARER"}, only="XOAUTH2") is None
+    assert sasl.no_way(token, "h:993", "XOAUTH2") == (
+        'h:993 does not offer AUTH=XOAUTH2, which auth = "xoauth2" asks for'
+    )

@@ -77,6 +77,7 @@ class ImapSettings:
     client_cert: str | None = None
     client_key: str | None = None  # None: in client_cert's file
     cert_fingerprint: Fingerprint | None = None
+    mechanism: str | None = None  # the one SASL mechanism to log in with; None: sasl.choose's
 
     @property
     def where(self) -> str:
@@ -106,15 +107,23 @@ class ImapClient:
 
     # -- connect --------------------------------------------------------------------
 
-    async def connect(self) -> None:
+    async def connect(self, *, again: bool = False) -> None:
         """Connect, log in and enable what a sync uses.  ``settings.credentials`` is asked
         once, after the greeting (the server is there and wants a login), outside the connect
-        timeout: a password command has its own limits."""
+        timeout: a password command has its own limits.  Credentials the server refuses are
+        asked for once more on a new connection when the source says it may help (an expired
+        OAuth2 token renewed); ``again`` is that second try."""
         await self._within_timeout(self._open())
         assert self.protocol is not None
         if self.protocol.state == aio.NONAUTH:
             credentials = await self._credentials()
-            await self._within_timeout(self._authenticate(credentials))
+            try:
+                await self._within_timeout(self._authenticate(credentials))
+            except AuthenticationFailed:
+                if again or not self.settings.credentials.refused(credentials):
+                    raise
+                await self.connect(again=True)
+                return
         self.protocol.state = aio.AUTH
         await self._within_timeout(self._enable())
         s = self.settings
@@ -283,9 +292,10 @@ class ImapClient:
     async def _authenticate(self, credentials: Credentials) -> None:
         """Log in the way ``sasl.choose`` picks.  A refusal is ``AuthenticationFailed``
         (``ConnectionLost`` when the server says it cannot check credentials now)."""
-        way = sasl.choose(credentials, self.capabilities)
+        only = self.settings.mechanism
+        way = sasl.choose(credentials, self.capabilities, only)
         if way is None:
-            raise StoreError(sasl.no_way(credentials, self.settings.where))
+            raise StoreError(sasl.no_way(credentials, self.settings.where, only))
         refusal = None
         if isinstance(way, sasl.LoginCommand):
             done = await self.run(

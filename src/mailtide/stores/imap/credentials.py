@@ -39,3 +39,8 @@ class CredentialSource(Protocol):
     one-line reason for the user, which never holds the secret."""
 
     async def credentials(self) -> Credentials: ...
+
+    def refused(self, credentials: Credentials) -> bool:
+        """The server refused ``credentials``: True when asking again may give others worth
+        one more try (an OAuth2 access token refreshed), False when it would not."""
+        ...

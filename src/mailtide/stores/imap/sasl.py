@@ -121,16 +121,23 @@ Way = LoginCommand | Mechanism
 WAYS: tuple[Way, ...] = (LOGIN, PLAIN, LOGIN_8BIT, OAUTHBEARER, XOAUTH2)
 
 
-def choose(credentials: Credentials, capabilities: frozenset[str]) -> Way | None:
-    """The first of ``WAYS`` that fits (see the table above), or None: see ``no_way``."""
+def choose(
+    credentials: Credentials, capabilities: frozenset[str], only: str | None = None
+) -> Way | None:
+    """The first of ``WAYS`` that fits (see the table above), or None: see ``no_way``.
+    ``only`` names the one SASL mechanism the user chose (``auth = "xoauth2"``)."""
     for way in WAYS:
+        if only is not None and way.name != only:
+            continue
         if way.kind is credentials.kind and way.offered(capabilities) and way.carries(credentials):
             return way
     return None
 
 
-def no_way(credentials: Credentials, where: str) -> str:
+def no_way(credentials: Credentials, where: str, only: str | None = None) -> str:
     """Why ``choose`` found nothing, for the user."""
+    if only is not None:
+        return f'{where} does not offer AUTH={only}, which auth = "{only.lower()}" asks for'
     if credentials.kind is TOKEN:
         return (
             f"{where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2, which an OAuth2 access "
