@@ -369,8 +369,12 @@ def _status(args: argparse.Namespace) -> int:
 def _prepare(config: Config) -> None:
     """Before a command that connects: the secrets to keep out of logs, the config's warnings."""
     for repository in config.repositories:
-        if isinstance(repository, ImapRepository) and repository.password is not None:
+        if not isinstance(repository, ImapRepository):
+            continue
+        if repository.password is not None:
             register_secret(repository.password)
+        if repository.oauth2 is not None and repository.oauth2.client_secret is not None:
+            register_secret(repository.oauth2.client_secret)
     for warning in config.warnings:
         log.warning("config.warning", detail=warning)
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 from mailtide.config import daemon_keys, oauth2_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
-from mailtide.config.exposure import exposed_password, exposure_warning
+from mailtide.config.exposure import exposed_secret, exposure_warning
 from mailtide.config.lines import KeyPath, key_lines, line_of
 from mailtide.config.model import (
     DEFAULT_MASS_DELETE_FLOOR,
@@ -110,10 +110,11 @@ def load_config(path: str | None) -> Config:
     config = checker.config(data, file.absolute())
     if checker.problems or config is None:
         raise ConfigError(checker.problems)
-    exposed = exposed_password(mode, config.repositories)
+    exposed = exposed_secret(mode, config.repositories)
     if exposed is None:
         return config
-    return replace(config, warnings=(checker.located(exposed, exposure_warning(shown, mode)),))
+    warning = exposure_warning(shown, mode, str(exposed[-1]))
+    return replace(config, warnings=(checker.located(exposed, warning),))
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
