@@ -424,9 +424,21 @@ def daemon_loader(
             config = load_config(path)
         except ConfigError as exc:
             raise ValueError("\n".join(exc.problems)) from None
+        forget_unused_token_sessions(config)
         return daemon_accounts(config, names), max_sync_accounts(config)
 
     return load
+
+
+def forget_unused_token_sessions(config: Config) -> None:
+    """Drop the OAuth2 token sessions of repositories ``config`` no longer has as they were."""
+    from mailtide.auth.oauth2_source import keep_sessions
+
+    keep_sessions(
+        (r.oauth2, r.user, r.host)
+        for r in config.repositories
+        if isinstance(r, ImapRepository) and r.oauth2 is not None
+    )
 
 
 def max_sync_accounts(config: Config) -> int:

@@ -2,7 +2,7 @@
 
 Two sources: ``oauth2_token_command`` (a program such as ``oama access USER`` prints the
 token; it keeps its own cache, so it is asked at every connect), and the built-in refresh
-flow, whose state lives in a ``TokenSession`` per repository for the life of the process:
+flow, whose state lives in a ``TokenSession`` per repository while the configuration has it:
 
 - the access token is kept in memory only, and used until shortly before it expires
   (``expires_in``), then refreshed; a connection the server refuses with it drops it, and the
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -139,15 +139,32 @@ class TokenSession:
         self.unsaved = rotated
 
 
-_sessions: dict[tuple[str, str, OAuth2], TokenSession] = {}
+# One session per repository and the settings its refresh uses: a reload (SIGHUP) that changes
+# them gets a new session, one that changes only the authorize or login keys keeps the token.
+SessionKey = tuple[str, str, OAuth2]
+_sessions: dict[SessionKey, TokenSession] = {}
+
+
+def session_key(oauth2: OAuth2, user: str, host: str) -> SessionKey:
+    """What parts two sessions: the user, the host and the keys a refresh reads."""
+    return (user, host, replace(oauth2, auth_url=None, scopes=(), mechanism=None))
 
 
 def session_for(oauth2: OAuth2, user: str, host: str) -> TokenSession:
     """The process's one session for this repository's built-in flow."""
-    key = (user, host, oauth2)
+    key = session_key(oauth2, user, host)
     if key not in _sessions:
         _sessions[key] = TokenSession(RefreshFlow(oauth2, refresh_token_place(oauth2, user, host)))
     return _sessions[key]
+
+
+def keep_sessions(used: Iterable[tuple[OAuth2, str, str]]) -> None:
+    """Forget the sessions of every repository but ``used`` (``oauth2``, user, host): those
+    the configuration read again no longer has.  A connection still open with a forgotten
+    session keeps it until it closes."""
+    kept = {session_key(*repository) for repository in used}
+    for key in [k for k in _sessions if k not in kept]:
+        del _sessions[key]
 
 
 @dataclass(frozen=True, slots=True)
