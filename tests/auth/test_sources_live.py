@@ -6,19 +6,18 @@ nor in base64 (AUTHENTICATE PLAIN carries ``\\0user\\0password`` so)."""
 
 from __future__ import annotations
 
-import base64
 import re
-import signal
 from pathlib import Path
 
 import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from daemon_helpers import Daemon, cli, eventually
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import Setup, make_setup, run_forked, write_config
 from password_sources import ORIGINS, SOURCES, random_password, use_source
+
+from .leak_helpers import Runs, logins, plain_forms
 
 pytestmark = pytest.mark.parametrize("source", list(SOURCES))
 
@@ -32,11 +31,6 @@ def configured(
 
 def errors(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("mailtide: ")]
-
-
-def logins(output: str) -> int:
-    sent = [line for line in output.splitlines() if "imap.sent" in line]
-    return sum(" LOGIN " in line or " AUTHENTICATE " in line for line in sent)
 
 
 def test_sync_logs_in_with_the_source_and_a_wrong_password_fails_once(
@@ -70,20 +64,6 @@ def test_sync_logs_in_with_the_source_and_a_wrong_password_fails_once(
     assert logins(output) == 1, output  # once, not retried as a network fault
 
 
-def forms(user: str, *passwords: str) -> list[str]:
-    """Each password as it is, in base64, and as AUTHENTICATE PLAIN's base64."""
-    found = []
-    for password in passwords:
-        found.append(password)
-        found.append(base64.b64encode(password.encode()).decode())
-        found.append(base64.b64encode(f"\0{user}\0{password}".encode()).decode())
-    return found
-
-
-def written_files(*roots: Path) -> list[Path]:
-    return [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
-
-
 def test_no_password_leaks_from_any_run(
     source: str,
     dovecot: Dovecot,
@@ -96,52 +76,24 @@ def test_no_password_leaks_from_any_run(
     s = make_setup(account, tmp_path)
     srv.append(account, "INBOX", srv.make_message(1, "INBOX"))
     loc.deliver(s.root, s.layout, "INBOX", srv.make_message(2, "INBOX"))
-    config = configured(source, s, tmp_path, good, monkeypatch)
-    outputs: list[str] = []
+    runs = Runs(configured(source, s, tmp_path, good, monkeypatch))
 
-    def run(expected: int, *args: str) -> None:
-        code, output = run_forked(config, *args)
-        outputs.append(output)
-        assert code == expected, output
-
-    def run_json(expected: int) -> None:
-        done = cli(config, "--log-format", "json", "sync", "-c", str(config), "-vv")
-        outputs.append(done.stdout + done.stderr)
-        assert done.returncode == expected, done.stderr
-
-    run(0, "--dry-run", "-vv")
-    run(0, "-vv")
-    assert logins(outputs[-1]) >= 1  # the conversation is logged, the login included
-    run_json(0)
-    assert '"event": "imap.sent"' in outputs[-1]
-    daemon = Daemon(config, None, "-v")  # -vv: the daemon's own -v and this one
-    try:
-        eventually(lambda: "event=account.done" in daemon.output, 60, "a first sync", daemon)
-        status = cli(config, "status", "--json")
-        outputs.append(status.stdout + status.stderr)
-        assert status.returncode == 0 and '"account": "test"' in status.stdout, status.stderr
-        daemon.signal(signal.SIGTERM)
-        code, _ = daemon.wait_exit(30)
-        assert code == 0, daemon.output
-    finally:
-        daemon.close()
-    outputs.append(daemon.output)
+    runs.sync(0, "--dry-run", "-vv")
+    assert logins(runs.sync(0, "-vv")) >= 1  # the conversation is logged, the login included
+    assert '"event": "imap.sent"' in runs.sync_json(0)
+    runs.daemon_with_status("test")
 
     configured(source, s, tmp_path, wrong, monkeypatch)
-    run(1, "-vv", "--full")
-    run_json(1)
+    runs.sync(1, "-vv", "--full")
+    runs.sync_json(1)
     if source == "password_command":
         # A failing command whose stdout holds the password: neither is shown.
         head = 'head -n 1 \\"$0\\"'
-        config.write_text(config.read_text().replace(head, f"echo oops >&2; {head}; exit 3", 1))
-        run(1, "-vv")
-        assert errors(outputs[-1]) == [
+        text = runs.config.read_text()
+        runs.config.write_text(text.replace(head, f"echo oops >&2; {head}; exit 3", 1))
+        assert errors(runs.sync(1, "-vv")) == [
             'mailtide: account test: password_command "sh" failed with exit 3: oops'
-        ], outputs[-1]
-
-    searched = {"output": "\n".join(outputs)}
-    for path in written_files(tmp_path / "state", s.root, tmp_path / "run"):
-        searched[str(path)] = path.read_bytes().decode("latin-1")
-    for form in forms(account.user, good, wrong):
-        for where, text in searched.items():
-            assert form not in text, f"{form!r} in {where}"
+        ]
+    runs.assert_nowhere(
+        plain_forms(account.user, good, wrong), tmp_path / "state", s.root, tmp_path / "run"
+    )
