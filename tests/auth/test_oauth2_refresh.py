@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,72 @@ def test_a_rotated_refresh_token_is_written_back(
     assert "oauth2.refresh_token_rotated" in shown
     for secret in secrets:
         assert secret not in shown and base64.b64encode(secret.encode()).decode() not in shown
+
+
+def read_only_place(
+    tmp_path: Path, place: str, token: str, env: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """The OAuth2 keys of a refresh token in a systemd credential or printed by a command."""
+    file = refresh_token_file(tmp_path, token)
+    if place == "credential":
+        env.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+        return {"refresh_token_credential": file.name}
+    return {"refresh_token_command": ("head", "-n", "1", str(file))}
+
+
+def flow_from(provider: Provider, keys: dict[str, object]) -> OAuth2:
+    """The built-in flow with its secrets from ``keys``, the client secret from a command."""
+    command = ("sh", "-c", f"echo {CLIENT_SECRET}")
+    base = OAuth2(client_id=CLIENT_ID, client_secret_command=command, token_url=provider.token_url)
+    return replace(base, **keys)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("place", ["credential", "command"])
+def test_the_secrets_come_from_a_credential_or_commands(
+    oauth2: OAuth2Servers,
+    oauth2_account: ImapAccount,
+    tmp_path: Path,
+    place: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = oauth2.provider
+    token = provider.refresh_token_for(oauth2_account.user)
+    keys = read_only_place(tmp_path, place, token, monkeypatch)
+    srv.append(oauth2_account, "INBOX", srv.make_message(1, "INBOX"))
+    s = setup(oauth2_account, tmp_path, flow_from(provider, keys))
+    assert sync(s) == []
+    (asked,) = provider.token_requests
+    assert (asked["refresh_token"], asked["client_secret"]) == (token, CLIENT_SECRET)
+    local = loc.messages(s.root, s.layout, "INBOX")
+    assert [m.message_id for m in local] == [srv.message_id(1, "INBOX")]
+
+
+@pytest.mark.parametrize("place", ["credential", "command"])
+def test_a_rotated_refresh_token_that_cannot_be_written_is_kept_in_memory(
+    oauth2: OAuth2Servers,
+    oauth2_account: ImapAccount,
+    tmp_path: Path,
+    place: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider rotates at every refresh and revokes the old token: each refresh sends
+    the one before it, from memory, and the user is warned once, not at every rotation."""
+    provider = oauth2.provider
+    provider.rotate, provider.lifetime = True, 1.0
+    first = provider.refresh_token_for(oauth2_account.user)
+    keys = read_only_place(tmp_path, place, first, monkeypatch)
+    s = setup(oauth2_account, tmp_path, flow_from(provider, keys))
+    with pristine_logging():
+        log = capture(2)
+        for _ in range(3):
+            assert sync(s) == []
+            asyncio.run(asyncio.sleep(1.0))  # the access token expires: the next sync refreshes
+    sent = [r["refresh_token"] for r in provider.token_requests]
+    assert len(sent) == 3 and sent[0] == first and len(set(sent)) == 3
+    assert (tmp_path / "refresh-token").read_text() == first + "\n"  # read-only: not written
+    shown = log.getvalue()
+    assert shown.count("oauth2.refresh_token_rotated_unsaved") == 1, shown
+    named = {"credential": "systemd credential refresh-token", "command": "_token_command"}
+    assert named[place] in shown  # where to put the new one
+    for secret in [*sent, CLIENT_SECRET, *provider.refresh_tokens, *provider.access_tokens]:
+        assert secret not in shown
