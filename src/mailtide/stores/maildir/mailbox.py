@@ -453,6 +453,7 @@ class MaildirMailbox:
         parts: list[bytes] = []  # converted, not yet written
         size = 0  # bytes in parts
         stream: BinaryIO | None = None
+        opening = False  # its tmp/ file may exist from here on
         try:
             async for chunk in message.body.chunks():
                 data = to_lf.feed(chunk)
@@ -463,6 +464,7 @@ class MaildirMailbox:
                         batch = list(pending)
                         pending.clear()
                         await _settled(delivery.write_whole, batch)
+                    opening = True
                     stream = await _settled(delivery.open, staged)
                 if stream is not None and size >= STREAM_WRITE:
                     # written in pieces of about 1 MiB, whatever size the source's chunks are
@@ -477,7 +479,9 @@ class MaildirMailbox:
             stream = None
             return None
         except BaseException:
-            if stream is not None:
+            # Also without a stream: a cancellation that came while the worker was creating
+            # the file leaves ``stream`` unset, the file made (its name is ours alone).
+            if stream is not None or opening:
                 delivery.abandon(staged, stream)
             raise
 
