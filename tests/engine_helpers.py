@@ -93,10 +93,12 @@ def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
 
 def write_config(s: Setup) -> Path:
     """The TOML config of ``s`` next to its local root, for ``python -m mailtide sync -c``: its
-    remote's host, port, tls, ca_file and password (any characters) as ``s`` has them."""
+    remote's host, port, tls, ca_file, client certificate and password (any characters) as
+    ``s`` has them."""
     remote = s.account.remote
     assert isinstance(remote, ImapRepository)
-    ca_file = f"ca_file = {_toml(str(remote.ca_file))}\n" if remote.ca_file else ""
+    files = {k: getattr(remote, k) for k in ("ca_file", "client_cert", "client_key")}
+    tls_files = "".join(f"{k} = {_toml(str(v))}\n" for k, v in files.items() if v)
     path = s.root.parent / "config.toml"
     path.write_text(
         f"""
@@ -119,7 +121,7 @@ port = {remote.port}
 tls = "{remote.tls}"
 user = {_toml(remote.user)}
 password = {_toml(remote.password or "")}
-{ca_file}""",
+{tls_files}""",
         encoding="utf-8",
     )
     path.chmod(0o600)  # it holds a password: readable by others, mailtide would warn

@@ -21,10 +21,13 @@ from pathlib import Path
 import pytest
 
 from dovecot import Dovecot, ImapAccount, private_dovecot
-from engine_helpers import Setup, make_setup
+from engine_helpers import Setup, make_setup, run_forked, write_config
 from fault_proxy import FaultProxy
+from imap_helpers import append, make_message, message_id
+from maildir_helpers import messages
 from mailtide.core.fingerprint import Fingerprint
 from tls_certs import Certificates, make_certificates
+from tls_front import TlsFront
 
 SERVED = {"127.0.0.3": "expired", "127.0.0.4": "future", "127.0.0.5": "wrong_name"}
 _OLD_OPENSSL = """openssl_conf = init
@@ -256,6 +259,96 @@ def test_a_client_certificate_refused_says_so(
     assert line.startswith(f"account test: 127.0.0.1:{proxy.port} " + said.format(dir=certs.dir)), (
         line
     )
+
+
+# A server that refuses in TLS 1.3 itself (tests/tls_front.py, before the session's Dovecot):
+# its alert comes after the client's handshake, on the first read (the greeting; with
+# STARTTLS the CAPABILITY after it).  It is not a lost connection: one attempt, one line.
+AFTER_HANDSHAKE = {
+    "none": (None, "wants a client certificate (TLS alert: certificate required): set"),
+    "from another CA": (
+        "rogue",
+        "refused the client certificate {dir}/rogue.pem (TLS alert: unknown ca): the server"
+        " does not trust it",
+    ),
+}
+
+
+def fronted(
+    imap: ImapAccount, tmp: Path, certs: Certificates, front: TlsFront, client: str | None
+) -> Setup:
+    s = make_setup(
+        imap,
+        tmp,
+        port=front.port,
+        tls="starttls" if front.starttls else "implicit",
+        ca_file=certs.pem("ca"),
+        client_cert=certs.pem(client) if client else None,
+        client_key=certs.key(client) if client else None,
+    )
+    return s.with_account(retries=3, retry_delay=0.01)
+
+
+def front_of(imap: ImapAccount, certs: Certificates, tls: str) -> TlsFront:
+    return TlsFront(
+        imap.port,
+        (certs.pem("good"), certs.key("good")),
+        certs.pem("client_ca"),
+        starttls=tls == "starttls",
+    )
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+@pytest.mark.parametrize("case", list(AFTER_HANDSHAKE))
+def test_a_client_certificate_refused_after_the_handshake_is_not_retried(
+    imap_account: ImapAccount, certs: Certificates, tmp_path: Path, case: str, tls: str
+) -> None:
+    client, said = AFTER_HANDSHAKE[case]
+    with front_of(imap_account, certs, tls) as front:
+        report = fronted(imap_account, tmp_path, certs, front, client).sync()
+        (line,) = report.failures()
+        # One attempt.  After STARTTLS the client writes first, and the reset of the server's
+        # close may overtake its alert: then one more connection reads the alert.
+        assert 1 <= front.connections <= (1 if tls == "implicit" else 2), "retried"
+        assert len(front.refused) == front.connections, front.refused  # refused by TLS
+    assert line.startswith(f"account test: 127.0.0.1:{front.port} " + said.format(dir=certs.dir)), (
+        line
+    )
+    assert "attempt" not in line and "lost" not in line, line
+    # a credential the server refused, for the daemon's status: not a server out of reach
+    assert report.login_failed and not report.offline
+    assert not list((tmp_path / "Mail").iterdir()), "nothing is created locally"
+
+
+@pytest.mark.parametrize("case", list(AFTER_HANDSHAKE))
+def test_a_client_certificate_refused_after_the_handshake_exits_1_with_one_line(
+    imap_account: ImapAccount, certs: Certificates, tmp_path: Path, case: str
+) -> None:
+    client, said = AFTER_HANDSHAKE[case]
+    with front_of(imap_account, certs, "implicit") as front:
+        code, output = run_forked(
+            write_config(fronted(imap_account, tmp_path, certs, front, client))
+        )
+        assert front.connections == 1, "retried"
+    assert code == 1, output
+    (error,) = [line for line in output.splitlines() if line.startswith("mailtide: ")]
+    assert error.startswith(
+        f"mailtide: account test: 127.0.0.1:{front.port} " + said.format(dir=certs.dir)
+    ), output
+    assert "Traceback" not in output and "retry" not in output, output
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_the_client_certificate_a_strict_server_trusts_syncs(
+    imap_account: ImapAccount, certs: Certificates, tmp_path: Path, tls: str
+) -> None:
+    append(imap_account, "INBOX", make_message(1, "INBOX"))
+    with front_of(imap_account, certs, tls) as front:
+        s = fronted(imap_account, tmp_path, certs, front, "client")
+        report = s.sync()
+        assert front.refused == []
+    assert not report.failed, report.failures()
+    assert [m.message_id for m in messages(s.root, "fs", "INBOX")] == [message_id(1, "INBOX")]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,10 @@ and ``host:port``, never the password.  They are sorted by what may help:
   that says it cannot check them now (``NO [UNAVAILABLE]``) is ``ConnectionLost``;
 - a certificate that does not verify, a server without STARTTLS, no way to log in
   with the credentials given: a plain ``StoreError``, never retried; so is ``tls``
-  set the wrong way round for the port (``TlsMismatch``, see tls.py).
+  set the wrong way round for the port (``TlsMismatch``, see tls.py);
+- a client certificate the server wants or refuses, in the TLS handshake, in a TLS 1.3
+  alert after it (the connection then ends on the first read) or at login:
+  ``ClientCertificateRefused``, an ``AuthenticationFailed`` (see tls_failure.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from typing import Literal as TypingLiteral
 
 import structlog
@@ -57,6 +60,8 @@ from mailtide.stores.imap.tls_trust import TlsTrust, TlsVersion, check_pin, tls_
 from mailtide.stores.imap.wire import Part, Secret
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 TlsMode = TypingLiteral["implicit", "starttls", "none"]
 
@@ -119,6 +124,8 @@ class ImapClient:
             credentials = await self._credentials()
             try:
                 await self._within_timeout(self._authenticate(credentials))
+            except tls_failure.ClientCertificateRefused:
+                raise  # not the credentials' fault: new ones would not help
             except AuthenticationFailed:
                 if again or not self.settings.credentials.refused(credentials):
                     raise
@@ -158,7 +165,10 @@ class ImapClient:
         except TimeoutError:
             await self.close()
             raise self.lost(f"timed out after {s.timeout:g} s while connecting") from None
-        except (CommandTimeout, ConnectionClosed) as e:
+        except ConnectionClosed as e:
+            await self.close()
+            raise self._ended(e, " while connecting") from None
+        except CommandTimeout as e:
             await self.close()
             raise self.lost(f"{e} while connecting") from None
         except ProtocolError as e:
@@ -175,6 +185,34 @@ class ImapClient:
     def lost(self, why: str) -> ConnectionLost:
         """The error for a connection that broke (``why`` must not hold the password)."""
         return ConnectionLost(f"connection to {self.settings.where} lost: {why}")
+
+    def _ended(self, e: ConnectionClosed, doing: str = "") -> StoreError:
+        """The error for a connection the server ended: ``ClientCertificateRefused`` when its
+        TLS alert says so (TLS 1.3 sends it after the handshake), else a lost connection."""
+        s = self.settings
+        if e.tls_error is not None:
+            refused = tls_failure.client_certificate_refused(e.tls_error, s.where, s.trust)
+            if refused is not None:
+                return refused
+        return self.lost(f"{e}{doing}")
+
+    async def _first_over_tls(self, read: Awaitable[T], context: ssl.SSLContext) -> T:
+        """``read``: the first read over a new TLS 1.3 connection (the greeting, or the
+        capabilities after STARTTLS), where a server refuses a client certificate.  When the
+        connection ends there without that alert (a reset can overtake it), the server is
+        asked once more (``tls_failure.refused_after_handshake``)."""
+        try:
+            try:
+                return await read
+            except ConnectionClosed as e:
+                raise self._ended(e, " while connecting") from None
+        except ConnectionLost:
+            refused = await tls_failure.refused_after_handshake(
+                self._server, context, self.settings.trust
+            )
+            if refused is None:
+                raise
+            raise refused from None
 
     async def _handshake_failed(self, e: ssl.SSLError) -> StoreError:
         """The error for a TLS handshake that failed: first, is the port a plain one?"""
@@ -229,7 +267,7 @@ class ImapClient:
         keep_alive(transport.get_extra_info("socket"))
         if implicit:
             check_pin(s.trust, transport.get_extra_info("ssl_object"), s.where)
-        greeting = await self._greeting(protocol)
+        greeting = await self._maybe_first_over_tls(self._greeting(protocol), transport, context)
         await self._read_capabilities(greeting)
         if s.tls == "starttls":
             if "STARTTLS" not in self.capabilities:
@@ -246,7 +284,16 @@ class ImapClient:
             protocol.transport = upgraded
             check_pin(s.trust, upgraded.get_extra_info("ssl_object"), s.where)
             self.capabilities = frozenset()
-            await self._read_capabilities(None)
+            await self._maybe_first_over_tls(self._read_capabilities(None), upgraded, context)
+
+    def _maybe_first_over_tls(
+        self, read: Awaitable[T], transport: asyncio.BaseTransport, context: ssl.SSLContext | None
+    ) -> Awaitable[T]:
+        """``read`` as ``_first_over_tls`` when ``transport`` speaks TLS 1.3, else as it is."""
+        tls = transport.get_extra_info("ssl_object")
+        if context is None or tls is None or tls.version() != "TLSv1.3":
+            return read
+        return self._first_over_tls(read, context)
 
     async def _enable(self) -> None:
         """QRESYNC (else CONDSTORE) where the server has them."""
@@ -401,7 +448,9 @@ class ImapClient:
         """The protocol's errors as store errors (see the module's docstring)."""
         try:
             yield
-        except (CommandTimeout, ConnectionClosed) as e:
+        except ConnectionClosed as e:
+            raise self._ended(e) from None
+        except CommandTimeout as e:
             raise self.lost(str(e)) from None
         except ProtocolError as e:
             # The stream cannot be followed any more, so the connection is gone too (the

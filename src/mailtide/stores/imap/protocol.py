@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +73,13 @@ class ProtocolError(Exception):
 
 
 class ConnectionClosed(ProtocolError):
-    """The server (or the network) closed the connection: nothing malformed was seen."""
+    """The server (or the network) closed the connection: nothing malformed was seen.
+    ``tls_error``: the TLS error that ended it, if one did (a server's alert after the
+    handshake, such as TLS 1.3's refusal of a client certificate), for the client to judge."""
+
+    def __init__(self, message: str, tls_error: ssl.SSLError | None = None) -> None:
+        super().__init__(message)
+        self.tls_error = tls_error
 
 
 class CommandTimeout(Exception):
@@ -346,7 +353,11 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if self.closing:
             log.debug("imap.closed", conn=self.number)
         why = f": {exc}" if exc else ""
-        self._break(ConnectionClosed(f"connection closed by server{why}{self.reader.waiting}"))
+        tls_error = exc if isinstance(exc, ssl.SSLError) else None
+        closed = ConnectionClosed(
+            f"connection closed by server{why}{self.reader.waiting}", tls_error
+        )
+        self._break(closed)
         if self.conn_lost_cb is not None:
             self.conn_lost_cb(exc)
 

@@ -7,6 +7,13 @@ connection, without verification, reads what the server presents (its certificat
 version it speaks; for STARTTLS after the greeting and STARTTLS): nothing is sent over it
 but the handshake, no credential.  Every error here is a plain ``StoreError``: a server
 that fails this way fails the same way on a retry.
+
+A client certificate the server wants or refuses is ``ClientCertificateRefused``, a refused
+credential.  TLS 1.2 says so in the handshake; TLS 1.3 only after the client's side of it
+has completed, in an alert on the client's first read.  A client that writes first (IMAP
+after STARTTLS) may instead meet the reset of the server's close and never read the alert:
+then one more connection with the same certificate reads without writing
+(``refused_after_handshake``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailtide.stores.base import StoreError
+from mailtide.stores.base import AuthenticationFailed, StoreError
 from mailtide.stores.imap.tls_trust import TlsTrust
 from mailtide.stores.imap.x509 import CertificateFacts, certificate_facts
 
@@ -29,16 +36,22 @@ _VERSION_REASONS = frozenset(
     {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
 )
 _VERSION_ORDER = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-# Alerts a server sends when it wants a client certificate or refuses the one it got.
+# Alerts a server sends when it refuses the client certificate it got because it does not
+# trust it, and (below) all those it sends when it wants one or refuses the one it got.
+_UNTRUSTED_ALERTS = ("ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA", "ALERT_CERTIFICATE_UNKNOWN")
 _CLIENT_CERT_ALERTS = (
     "ALERT_CERTIFICATE_REQUIRED",
-    "ALERT_BAD_CERTIFICATE",
-    "ALERT_UNKNOWN_CA",
-    "ALERT_CERTIFICATE_UNKNOWN",
+    *_UNTRUSTED_ALERTS,
     "ALERT_CERTIFICATE_EXPIRED",
     "ALERT_CERTIFICATE_REVOKED",
     "ALERT_UNSUPPORTED_CERTIFICATE",
 )
+
+
+class ClientCertificateRefused(AuthenticationFailed):
+    """The server wants a client certificate, or refused the one sent.  A certificate is a
+    credential: like a refused password it is never retried within a run, and a daemon
+    shows it as a failed login (not as a server out of reach)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,25 +95,32 @@ async def presented(server: Server, lowest: bool = False) -> Presented | None:
 
 
 async def _handshake(server: Server, context: ssl.SSLContext) -> Presented:
-    name = server.host
-    if not server.starttls:
-        reader, writer = await asyncio.open_connection(
-            server.host, server.port, ssl=context, server_hostname=name
-        )
-    else:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        await reader.readline()  # the greeting
-        writer.write(b"T STARTTLS\r\n")
-        while True:  # the tagged answer (or the end)
-            line = await reader.readline()
-            if not line or line.startswith(b"T "):
-                break
-        await writer.start_tls(context, server_hostname=name)
+    _, writer = await _connected(server, context)
     try:
         tls = writer.get_extra_info("ssl_object")
         return Presented(tls.version(), tls.getpeercert(binary_form=True))
     finally:
         writer.transport.abort()
+
+
+async def _connected(
+    server: Server, context: ssl.SSLContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose TLS handshake has completed (after STARTTLS when asked for)."""
+    name = server.host
+    if not server.starttls:
+        return await asyncio.open_connection(
+            server.host, server.port, ssl=context, server_hostname=name
+        )
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    await reader.readline()  # the greeting
+    writer.write(b"T STARTTLS\r\n")
+    while True:  # the tagged answer (or the end)
+        line = await reader.readline()
+        if not line or line.startswith(b"T "):
+            break
+    await writer.start_tls(context, server_hostname=name)
+    return reader, writer
 
 
 async def verify_failed(e: ssl.SSLCertVerificationError, server: Server) -> StoreError:
@@ -178,21 +198,73 @@ def no_version(server: Server, trust: TlsTrust) -> StoreError:
     )
 
 
-def client_certificate_refused(e: ssl.SSLError, where: str, trust: TlsTrust) -> StoreError | None:
-    """The error for a server that refused our client certificate (or wants one), if the
-    TLS alert says so."""
+def is_client_certificate_alert(e: ssl.SSLError) -> bool:
+    """Whether ``e`` is the server's alert about our client certificate (or its absence)."""
     reason = (e.reason or "").upper()
-    if not any(alert in reason for alert in _CLIENT_CERT_ALERTS):
+    return any(alert in reason for alert in _CLIENT_CERT_ALERTS)
+
+
+def client_certificate_refused(
+    e: ssl.SSLError, where: str, trust: TlsTrust
+) -> ClientCertificateRefused | None:
+    """The error for a server that refused our client certificate (or wants one), if the
+    TLS alert says so; in the handshake or, with TLS 1.3, after it."""
+    if not is_client_certificate_alert(e):
         return None
-    return client_certificate_error(where, trust, reason)
+    reason = (e.reason or "").upper()
+    untrusted = any(alert in reason for alert in _UNTRUSTED_ALERTS)
+    return client_certificate_error(where, trust, _alert_words(reason), untrusted)
 
 
-def client_certificate_error(where: str, trust: TlsTrust, said: str) -> StoreError:
+async def refused_after_handshake(
+    server: Server, context: ssl.SSLContext, trust: TlsTrust
+) -> ClientCertificateRefused | None:
+    """For a connection lost right after its TLS 1.3 handshake, before the server said a
+    word over TLS: whether the server refuses our client certificate.  One more connection
+    with the same ``context`` (the same certificate, the server verified as before) reads
+    without writing, for at most ``server.timeout``: the alert, or None (the greeting, or
+    silence: a server waiting for a command after STARTTLS)."""
+    try:
+        alert = await asyncio.wait_for(_first_read(server, context), server.timeout)
+    except (OSError, TimeoutError, ValueError):  # ssl.SSLError is an OSError
+        return None
+    return client_certificate_refused(alert, server.where, trust) if alert else None
+
+
+async def _first_read(server: Server, context: ssl.SSLContext) -> ssl.SSLError | None:
+    reader, writer = await _connected(server, context)
+    try:
+        await reader.read(1)
+    except ssl.SSLError as e:
+        return e
+    finally:
+        writer.transport.abort()
+    return None
+
+
+def _alert_words(reason: str) -> str:
+    """``TLSV13_ALERT_CERTIFICATE_REQUIRED`` as ``TLS alert: certificate required``."""
+    _, alert, what = reason.partition("ALERT_")
+    return f"TLS alert: {what.lower().replace('_', ' ')}" if alert else reason
+
+
+def client_certificate_error(
+    where: str, trust: TlsTrust, said: str, untrusted: bool = False
+) -> ClientCertificateRefused:
+    """The error for a server that wants a client certificate (none was set) or refused the
+    one set; ``said``: its words or its alert; ``untrusted``: it said it does not trust it."""
     if trust.client_cert is None:
-        return StoreError(
+        return ClientCertificateRefused(
             f"{where} wants a client certificate ({said}): set client_cert (and client_key)"
+            " to a certificate the server trusts"
         )
-    return StoreError(
+    if untrusted:
+        return ClientCertificateRefused(
+            f"{where} refused the client certificate {trust.client_cert} ({said}): the server"
+            " does not trust it; set client_cert (and client_key) to one from a CA the server"
+            " trusts"
+        )
+    return ClientCertificateRefused(
         f"{where} refused the client certificate {trust.client_cert} ({said}): check that it"
         " is one the server accepts (its CA, its dates)"
     )
