@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 import mailtide
-from mailtide.config import Config, ConfigError, ImapRepository, MaildirRepository, load_config
-from mailtide.config.model import Repository
+from mailtide.config import Config, ConfigError, ImapRepository, load_config
+from mailtide.config.summary import summary
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
@@ -217,28 +217,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _describe(repository: Repository) -> str:
-    if isinstance(repository, MaildirRepository):
-        return f"{repository.name} (maildir, {repository.layout}, {repository.path})"
-    assert isinstance(repository, ImapRepository)
-    return (
-        f"{repository.name} (imap, {repository.host}:{repository.port}, tls {repository.tls},"
-        f" user {repository.user})"
-    )
-
-
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(getattr(args, "config", None))
     print(f"{config.path}: ok")
     # Its report is the place for them, so they are printed here rather than logged.
     for warning in config.warnings:
         print(f"warning: {warning}")
-    print(f"state: {config.general.state_dir}")
-    for account in config.accounts:
-        synced = "" if account.name in config.general.accounts else " (only with -a)"
-        print(f"account {account.name}{synced}")
-        print(f"  local:  {_describe(account.local)}")
-        print(f"  remote: {_describe(account.remote)}")
+    for line in summary(config):
+        print(line)
     return 0
 
 
