@@ -207,6 +207,8 @@ class ImapClient:
             except ConnectionClosed as e:
                 raise self._ended(e, " while connecting") from None
         except ConnectionLost:
+            if self.protocol is not None and isinstance(self.protocol._broken, CommandTimeout):
+                raise  # a silent server, not one that ended the connection
             refused = await tls_failure.refused_after_handshake(
                 self._server, context, self.settings.trust
             )
