@@ -7,8 +7,9 @@
   ``expired`` (2020–2021) and ``future`` (2099–2100), all three for localhost and
   127.0.0.1, and ``wrong_name`` (for mail.example.org and imap.example.org only);
 - ``client_ca``: the CA a server checks client certificates with, and ``client`` signed by
-  it; ``rogue`` is a client certificate from another CA (``other_ca``), ``stray.key`` a key
-  that belongs to no certificate here.
+  it; ``expired_client`` signed by it too but expired (2020–2021); ``rogue`` is a client
+  certificate from another CA (``other_ca``), ``stray.key`` a key that belongs to no
+  certificate here.
 
 Standard library only.
 """
@@ -100,6 +101,7 @@ def make_certificates(dir: Path) -> Certificates:
     _signed(dir, "ca", "wrong_name", _NOW, _server(WRONG_NAMES))
     _ca(dir, "client_ca", "mailtide test client CA")
     _signed(dir, "client_ca", "client", _NOW, _CLIENT)
+    _signed(dir, "client_ca", "expired_client", EXPIRED, _CLIENT)
     _ca(dir, "other_ca", "mailtide other CA")
     _signed(dir, "other_ca", "rogue", _NOW, _CLIENT)
     _key(dir, "stray")

@@ -271,6 +271,11 @@ AFTER_HANDSHAKE = {
         "refused the client certificate {dir}/rogue.pem (TLS alert: unknown ca): the server"
         " does not trust it",
     ),
+    "expired": (
+        "expired_client",
+        "refused the client certificate {dir}/expired_client.pem (TLS alert: certificate"
+        " expired): check that it is one the server accepts (its CA, its dates)",
+    ),
 }
 
 
