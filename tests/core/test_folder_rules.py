@@ -169,6 +169,33 @@ def test_a_local_name_that_cannot_be_a_folder_is_named() -> None:
     assert 'server folder "x/a" would be local folder "../a" (folders.rename[1])' in problems[0]
 
 
+def test_the_readmes_translations() -> None:
+    """The OfflineIMAP and mbsync translations in README.md's "Folder rules" do what it says."""
+    exclude = FolderRules(server_filters=(FolderFilter(exclude=("Trash", "re:.*Del.*")),))
+    assert [exclude.to_local(n) for n in ("Trash", "Deleted", "ToDelete", "Trash/x")] == [
+        None,
+        None,
+        None,
+        "Trash/x",
+    ]
+    top = FolderRules(server_filters=(FolderFilter(include=("re:[^/]*",)),))
+    assert [top.to_local(n) for n in ("INBOX", "a", "a/b")] == ["INBOX", "a", None]
+    keep = FolderRules(server_filters=(FolderFilter(exclude=("re:Lists/(?!keep$).*",)),))
+    assert [keep.to_local(n) for n in ("Lists/keep", "Lists/other", "Lists")] == [
+        "Lists/keep",
+        None,
+        "Lists",
+    ]
+    outlook = FolderRules(
+        renames=(RenameRule("^Spam$", "Junk E-mail"), RenameRule("^Trash$", "Deleted Items"))
+    )
+    assert outlook.to_local("Spam") == "Junk E-mail"
+    assert outlook.to_server("Deleted Items") == "Trash"
+    strip = FolderRules(renames=(RenameRule(r"\[Gmail\]/(.*)", "{1}"),))
+    problems = strip.check({"INBOX": None, "[Gmail]/Foo": None, "Foo": None}, [])
+    assert len(problems) == 1 and '"Foo" (same name) and "[Gmail]/Foo"' in problems[0]
+
+
 # -- the property: every name either round-trips or the check names it ---------------------
 
 RULES = [
@@ -205,7 +232,9 @@ KNOWN = [
     "Trash",
 ]
 NAMES = st.one_of(
-    st.sampled_from(KNOWN), st.lists(st.sampled_from(PARTS), min_size=1, max_size=3).map("/".join)
+    st.sampled_from(KNOWN),
+    st.sampled_from(KNOWN),
+    st.lists(st.sampled_from(PARTS), min_size=1, max_size=3).map("/".join),
 )
 SPECIAL = st.sampled_from([None, None, "\\Sent", "\\Trash", "\\All"])
 
@@ -218,13 +247,13 @@ def _valid(name: str) -> bool:
     return True
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(
     renames=st.lists(st.sampled_from(RULES), max_size=3),
     server_filters=st.lists(st.sampled_from(FILTERS), max_size=2),
     local_filters=st.lists(st.sampled_from(FILTERS), max_size=1),
     map_special=st.booleans(),
-    server=st.dictionaries(NAMES, SPECIAL, max_size=6),
+    server=st.dictionaries(NAMES, SPECIAL, min_size=2, max_size=6),
     local=st.lists(NAMES, max_size=6),
 )
 def test_every_name_round_trips_or_the_check_names_it(
