@@ -343,7 +343,10 @@ def _folders(args: argparse.Namespace) -> int:
     _prepare(config)
     from mailtide.cli_folders import show_folders
 
-    return show_folders([config.account(n) for n in names], args.json, _error)
+    def error(line: str) -> None:
+        _error(redact(line))
+
+    return show_folders([config.account(n) for n in names], args.json, error)
 
 
 def _status(args: argparse.Namespace) -> int:

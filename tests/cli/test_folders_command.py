@@ -124,3 +124,17 @@ def test_before_the_first_sync_the_local_side_is_empty(
     assert lines[2] == "  INBOX                   INBOX              1      -  the inbox"
     assert lines[-1].startswith("  note: local: ")
     assert not setup.root.exists()
+
+
+def test_a_server_that_refuses_the_login_is_one_line_and_exit_1(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    setup = make_setup(imap_account, tmp_path)
+    config = account_with(setup, "")
+    config.write_text(config.read_text().replace('password = "secret"', 'password = "wrong-Pa55"'))
+    result = run("folders", "-c", str(config))
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("mailtide: account test: ") and "authentication failed" in line
+    assert "wrong-Pa55" not in result.stdout + result.stderr
+    assert result.stdout == ""
