@@ -149,7 +149,8 @@ def _split_from(source: str) -> tuple[list[_Text | _Group], dict[str, int]]:
         elif ch in _SPECIAL:
             raise BadRename(
                 f"from {source!r}: '{ch}' outside a group is no literal text, so the server"
-                " name cannot be rebuilt from a local name (put it inside a group used in to)"
+                f" name cannot be rebuilt from a local name (write '\\{ch}' for the character"
+                " itself, or put it inside a group used in to)"
             )
         else:
             parts.append(_Text(ch))
