@@ -539,6 +539,10 @@ namespace inbox {{
   mailbox Archive {{
     special_use = \\Archive
   }}
+  # A special-use folder named as some servers do (Exchange in German), for map_special.
+  mailbox "Gesendete Objekte" {{
+    special_use = \\Sent
+  }}
 }}
 
 protocol imap {{

@@ -159,6 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(run=_sync)
 
+    folders = commands.add_parser(
+        "folders",
+        parents=[verbosity, config],
+        help="every folder on both sides, its local name and the rule that decides it",
+        description="List every folder of the accounts on the server and locally (read-only):"
+        " the server name, its special use, the local name, whether it is synced and by which"
+        " rule, and the messages on each side. Problems of the folder rules (two folders with"
+        " one name, a name that does not map back) are printed on stderr, exit status 2.",
+    )
+    _accounts_option(folders)
+    folders.add_argument("--json", action="store_true", help="one JSON document")
+    folders.set_defaults(run=_folders)
+
     status = commands.add_parser(
         "status",
         parents=[verbosity, config],
@@ -308,6 +321,18 @@ def _hand_over(
         reports += answer.get("reports", [])
         left = [n for n in left if n not in mine]
     return left, reports
+
+
+def _folders(args: argparse.Namespace) -> int:
+    config = load_config(getattr(args, "config", None))
+    names = _chosen_accounts(config, _split_list(args.account)) or config.general.accounts
+    _prepare(config)
+    from mailtide.cli_folders import show_folders
+
+    def error(line: str) -> None:
+        _error(redact(line))
+
+    return show_folders([config.account(n) for n in names], args.json, error)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -27,3 +27,13 @@ def test_example_daemon_keys() -> None:
     assert work.hooks.postsync == home.hooks.postsync == ("notmuch", "new")
     assert work.daemon.idle_folders == ("INBOX", "Lists/python-dev")
     assert home.daemon.idle_folders == ("INBOX",)
+
+
+def test_example_folder_rules() -> None:
+    rules = load_config(str(EXAMPLE)).account("work").folders
+    assert rules.to_local("[Gmail]/Starred") == "gmail/Starred"
+    assert rules.to_local("Lists/Python-Dev") == "lists/python-dev"
+    assert rules.to_local("Projects/Old") is None
+    assert rules.to_local("Gesendete Objekte", "\\Sent") == "Sent"
+    assert rules.to_local("Trash") is None  # [repository.work-remote] excludes it
+    assert rules.to_server("gmail/Starred") == "[Gmail]/Starred"

@@ -25,6 +25,16 @@ CASES = [
     (("[!IST]*",), (), ["Archive/2024/Q1", "Entwürfe", "a*b"]),
     (("a[*]b",), (), ["a*b"]),
     (("Entw?rfe",), (), ["Entwürfe"]),
+    # re: patterns match the whole name, like globs
+    (("re:Spam",), (), ["Spam"]),
+    (("re:.*a.*",), (), ["Trash", "Spam", "Spam/2024", "a*b"]),
+    (
+        ("*",),
+        ("re:(Trash|Spam)(/.*)?",),
+        ["INBOX", "INBOX/Sub", "Archive/2024/Q1", "Entwürfe", "a*b"],
+    ),
+    (("re:INBOX(/.*)?",), (), ["INBOX", "INBOX/Sub"]),
+    (("re:[A-Z].*",), ("re:.*/.*",), ["INBOX", "Trash", "Spam", "Entwürfe"]),
 ]
 
 
@@ -44,7 +54,7 @@ def test_default_selects_everything() -> None:
     assert all(FolderFilter().selects(n) for n in NAMES)
 
 
-@pytest.mark.parametrize("pattern", ["", "Spam/[abc", "[", "[!]", "[z-a]"])
+@pytest.mark.parametrize("pattern", ["", "Spam/[abc", "[", "[!]", "[z-a]", "re:", "re:(a", "re:*"])
 def test_bad_patterns_are_refused(pattern: str) -> None:
     with pytest.raises(BadPattern):
         FolderFilter((pattern,), ())
@@ -56,7 +66,19 @@ def test_filters_compare_by_patterns() -> None:
 
 @given(st.text(alphabet=st.characters(blacklist_characters="*?[]", blacklist_categories=["Cs"])))
 def test_a_pattern_without_wildcards_matches_exactly_itself(name: str) -> None:
-    if not name:
+    if not name or name.startswith("re:"):
         return
     assert FolderFilter((name,), ()).selects(name)
     assert not FolderFilter((name,), ()).selects(name + "x")
+
+
+def test_left_out_by_names_the_pattern_and_where_it_was_written() -> None:
+    f = FolderFilter(("re:[A-Z].*",), ("Spam*", "Trash"), owner="[account.work]")
+    assert f.left_out_by("INBOX") is None
+    assert f.left_out_by("Spam/2024") == 'folders.exclude "Spam*" of [account.work]'
+    assert f.left_out_by("a*b") == "no folders.include pattern of [account.work] matches it"
+    assert FolderFilter(exclude=("Trash",)).left_out_by("Trash") == 'folders.exclude "Trash"'
+
+
+def test_a_folder_whose_name_starts_with_re_colon_is_selected_by_a_set() -> None:
+    assert FolderFilter(("[r]e:old",), ()).selects("re:old")

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys, oauth2_keys, password_keys, tls_keys
+from mailtide.config import daemon_keys, folder_keys, oauth2_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_secret, exposure_warning
@@ -51,8 +51,17 @@ from mailtide.config.model import (
 from mailtide.config.oauth2 import OAuth2
 from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_file_clashes
 from mailtide.config.show import kind_of, show_value
-from mailtide.config.values import BadValue, Reader, duration, expect, integer, string_list
+from mailtide.config.values import (
+    BadValue,
+    Reader,
+    boolean,
+    duration,
+    expect,
+    integer,
+    string_list,
+)
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
+from mailtide.core.folder_rules import FolderRules
 
 
 class ConfigError(Exception):
@@ -155,6 +164,7 @@ _ACCOUNT_KEYS = (
     "mass_delete_floor",
     "retries",
     "retry_delay",
+    "folders",
 )
 
 Table = dict[str, Any]
@@ -336,7 +346,8 @@ class _Checker:
             self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
         delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
         local, remote = sides["local"], sides["remote"]
-        if local is None or remote is None or daemon_keys.unusable(values):
+        folders = self.account_folders((*path, "folders"), table, local, remote)
+        if local is None or remote is None or folders is None or daemon_keys.unusable(values):
             return None
         daemon, hooks = daemon_keys.settings(values)
         return Account(
@@ -349,6 +360,7 @@ class _Checker:
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
             daemon=daemon,
             hooks=hooks,
+            folders=folders,
         )
 
     def repository(self, path: KeyPath, name: str, table: Table) -> Repository | None:
@@ -450,8 +462,41 @@ class _Checker:
             options[key] = file
         return {key: value for key, value in options.items() if value is not None}
 
+    def account_folders(
+        self,
+        path: KeyPath,
+        account: Table,
+        local: Repository | None,
+        remote: Repository | None,
+    ) -> FolderRules | None:
+        """The account's folder rules (``config.folder_keys``); None when they have a mistake
+        (reported) or a repository is missing."""
+        table = self.table(account, path[:-1], "folders") or {}
+        errors_before = len(self.found)
+        self.known_keys(table, path, folder_keys.ACCOUNT_KEYS)
+        own = self.folder_filter(path, table)
+        map_special = self.value(table, path, "map_special", boolean)
+        rename = table.get("rename", [])
+        for problem in folder_keys.rename_problems(rename):
+            self.problem((*path, "rename"), problem)
+        if len(self.found) != errors_before or own is None or local is None or remote is None:
+            return None
+        return folder_keys.account_rules(
+            own,
+            remote.folders,
+            local.folders,
+            folder_keys.rename_rules(rename),
+            bool(map_special),
+        )
+
     def folders(self, path: KeyPath, table: Table) -> FolderFilter | None:
-        self.known_keys(table, path, ("include", "exclude"))
+        """A repository's ``folders`` table: include/exclude on its own names."""
+        elsewhere = dict.fromkeys(folder_keys.ACCOUNT_ONLY_KEYS, "[account.NAME] folders")
+        self.known_keys(table, path, folder_keys.FILTER_KEYS, elsewhere=elsewhere)
+        return self.folder_filter(path, table)
+
+    def folder_filter(self, path: KeyPath, table: Table) -> FolderFilter | None:
+        """``include`` and ``exclude`` of a ``folders`` table (the others are not looked at)."""
         patterns: dict[str, tuple[str, ...]] = {"include": ("*",), "exclude": ()}
         ok = True
         for key in ("include", "exclude"):
@@ -471,7 +516,10 @@ class _Checker:
                     self.problem((*path, key), str(e))
                     ok = False
             patterns[key] = tuple(value)
-        return FolderFilter(patterns["include"], patterns["exclude"]) if ok else None
+        if not ok:
+            return None
+        owner = f"[{_show_key(path[:-1])}]"
+        return FolderFilter(patterns["include"], patterns["exclude"], owner=owner)
 
     # -- keys and values ----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Literal
 from mailtide.config.oauth2 import OAuth2
 from mailtide.core.fingerprint import Fingerprint
 from mailtide.core.folder_filter import FolderFilter
+from mailtide.core.folder_rules import FolderRules
 
 Layout = Literal["fs", "maildir++"]
 Tls = Literal["implicit", "starttls", "none"]
@@ -149,6 +150,8 @@ class Account:
     A lost connection (reset, refused, a server that stops answering) is retried on a new
     connection up to ``retries`` times, the first after ``retry_delay`` seconds, each later
     one after twice the delay before (at most ``MAX_RETRY_DELAY``).
+
+    ``folders``: which folders take part and their local names (``config.folder_keys``).
     """
 
     name: str
@@ -160,6 +163,7 @@ class Account:
     retry_delay: float = DEFAULT_RETRY_DELAY
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     hooks: Hooks = field(default_factory=Hooks)
+    folders: FolderRules = field(default_factory=FolderRules)
 
 
 @dataclass(frozen=True, slots=True)

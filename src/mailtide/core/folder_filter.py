@@ -15,9 +15,16 @@ The glob language is fnmatch's, with two deliberate choices:
   backslash); write ``[*]`` for a literal ``*``.  An unclosed ``[`` is an
   error, not a literal, so a typo does not silently select nothing.
 
+A pattern that starts with ``re:`` is a Python regular expression instead,
+which must match the **whole** name, as a glob does (``re:.*Del.*`` for a
+name holding "Del"): a search anywhere would make ``re:Sent`` also select
+``Unsent/2024``.  Its syntax errors are reported like a glob's.  (A glob for a
+folder whose name starts with "re:" is written ``[r]e:...``.)
+
 Matching is case-sensitive, except that the inbox is always ``INBOX``: a
 pattern whose first component is "inbox" in any case matches the inbox (and
-``INBOX/...`` below it), whatever case the server uses.
+``INBOX/...`` below it), whatever case the server uses.  (A ``re:`` pattern
+sees the inbox as "INBOX".)
 """
 
 from __future__ import annotations
@@ -27,9 +34,21 @@ from dataclasses import dataclass, field
 
 from mailtide.core.names import is_inbox
 
+REGEX_PREFIX = "re:"
+
 
 class BadPattern(ValueError):
     """A glob pattern that cannot be used (the message is for the user)."""
+
+
+def _compile_regex(pattern: str) -> re.Pattern[str]:
+    body = pattern[len(REGEX_PREFIX) :]
+    if not body:
+        raise BadPattern(f"pattern {pattern!r} has no regular expression after 're:'")
+    try:
+        return re.compile(body, re.DOTALL)
+    except re.error as e:
+        raise BadPattern(f"pattern {pattern!r}: {e}") from None
 
 
 def _inbox_first(name: str) -> str:
@@ -39,9 +58,12 @@ def _inbox_first(name: str) -> str:
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Translate one glob into an anchored regular expression, or raise BadPattern."""
+    """Translate one glob (or ``re:`` expression) into a regular expression for
+    ``fullmatch``, or raise BadPattern."""
     if not pattern:
         raise BadPattern("empty pattern")
+    if pattern.startswith(REGEX_PREFIX):
+        return _compile_regex(pattern)
     pattern = _inbox_first(pattern)
     out: list[str] = []
     i = 0
@@ -82,11 +104,13 @@ class FolderFilter:
     """Include/exclude globs on canonical folder names; see the module docstring.
 
     The default selects every folder.  An empty ``include`` selects nothing.
-    Constructing a filter with a bad pattern raises ``BadPattern``.
+    Constructing a filter with a bad pattern raises ``BadPattern``.  ``owner`` names
+    where the patterns were written (``[account.work]``), for ``left_out_by``.
     """
 
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
+    owner: str = field(default="", compare=False)
     _include_re: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -101,7 +125,25 @@ class FolderFilter:
 
     def selects(self, name: str) -> bool:
         """True when the canonical folder ``name`` takes part in the sync."""
+        return self.left_out_by(name) is None
+
+    def left_out_by(self, name: str) -> str | None:
+        """None when ``name`` is selected, else which pattern leaves it out, for a person:
+        ``folders.exclude "Trash" of [account.work]``."""
         name = _inbox_first(name)
-        return any(r.fullmatch(name) for r in self._include_re) and not any(
-            r.fullmatch(name) for r in self._exclude_re
-        )
+        of = f" of {self.owner}" if self.owner else ""
+        if not any(r.fullmatch(name) for r in self._include_re):
+            return f"no folders.include pattern{of} matches it"
+        for pattern, compiled in zip(self.exclude, self._exclude_re, strict=True):
+            if compiled.fullmatch(name):
+                return f"folders.exclude {_quoted(pattern)}{of}"
+        return None
+
+    @property
+    def is_default(self) -> bool:
+        """True when the filter selects every folder by its patterns (include "*" only)."""
+        return self.include == ("*",) and not self.exclude
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -59,8 +59,12 @@ class UnsafeFolderName(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class FolderInfo:
+    """A folder as a store lists it.  ``special_use``: the RFC 6154 attribute an IMAP server
+    marks it with (``\\Sent``, spelt so), None where there is none or the store has none."""
+
     name: str  # canonical name
     selectable: bool = True
+    special_use: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,3 +286,44 @@ async def test_a_listing_with_an_unparsable_line_fails_the_mailbox_not_the_messa
             await box.close()
         finally:
             await store.close()
+
+
+async def test_special_use_attributes_are_listed(imap_account) -> None:
+    """Dovecot's extended LIST leaves them out unless asked for (RETURN (SPECIAL-USE))."""
+    for name in ("Sent", "Drafts", "Gesendete Objekte", "Projects"):
+        srv.create_folder(imap_account, name)
+    store = await connected(imap_account)
+    try:
+        assert "LIST-STATUS" in store.capabilities
+        folders = {f.name: f.special_use for f in await store.list_folders()}
+        assert folders == {
+            "INBOX": None,
+            "Sent": "\\Sent",
+            "Drafts": "\\Drafts",
+            "Gesendete Objekte": "\\Sent",
+            "Projects": None,
+        }
+    finally:
+        await store.close()
+
+
+async def test_special_use_in_a_plain_list_in_any_case() -> None:
+    reply = (
+        b'* LIST (\\HasNoChildren) "." INBOX\r\n'
+        b'* LIST (\\HasNoChildren \\sent) "." "INBOX.Sent Items"\r\n'
+        b'* LIST (\\Noselect \\HasChildren \\ARCHIVE) "." Old\r\n'
+        b'* LIST (\\Junk \\Trash) "." Bin\r\n'
+    )
+    with fake_imap(reply) as port:
+        store = ImapStore(fake_settings(port))
+        try:
+            await store.connect()
+            folders = {f.name: (f.selectable, f.special_use) for f in await store.list_folders()}
+        finally:
+            await store.close()
+    assert folders == {
+        "INBOX": (True, None),
+        "INBOX/Sent Items": (True, "\\Sent"),
+        "Old": (False, "\\Archive"),
+        "Bin": (True, "\\Junk"),  # several: the first in RFC 6154's order
+    }

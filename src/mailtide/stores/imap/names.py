@@ -21,6 +21,9 @@ from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 log = structlog.get_logger(__name__)
 
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+# RFC 6154's attributes, as the RFC spells them (servers may use any case).
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+_SPECIAL_BY_UPPER = {use.upper(): use for use in SPECIAL_USES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,18 @@ class FolderNames:
             return None
         flag_set = {text_of(f).upper() for f in flags}
         name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
-        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))
+        return FolderInfo(
+            name=name,
+            selectable=not (flag_set & _NOT_SELECTABLE),
+            special_use=special_use(flag_set),
+        )
+
+
+def special_use(attributes: set[str]) -> str | None:
+    """The special-use attribute among a LIST response's (upper-cased) ones, RFC 6154's
+    spelling; the first in RFC order when a server gives a folder several."""
+    found = sorted(_SPECIAL_BY_UPPER[a] for a in attributes if a in _SPECIAL_BY_UPPER)
+    return found[0] if found else None
 
 
 async def read_namespace(client: ImapClient) -> FolderNames:

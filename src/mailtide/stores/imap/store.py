@@ -79,11 +79,7 @@ class ImapStore:
 
     async def list_folders(self) -> list[FolderInfo]:
         client = await self._ready()
-        if "LIST-STATUS" in client.capabilities:
-            items = status_items(client.capabilities)
-            done = await client.run("LIST", '""', '"*"', f"RETURN (STATUS ({items}))")
-        else:
-            done = await client.run("LIST", '""', '"*"')
+        done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
         refused: list[tuple[str, str]] = []
         found: dict[str, FolderInfo] = {}
         listed = 0
@@ -205,3 +201,14 @@ class ImapStore:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+def list_returns(capabilities: frozenset[str]) -> list[str]:
+    """What the folder LIST asks for beyond names: the STATUS of each (LIST-STATUS), and
+    the special-use attributes, which an extended LIST (Dovecot's) leaves out unless asked."""
+    returns = []
+    if "SPECIAL-USE" in capabilities and "LIST-EXTENDED" in capabilities:
+        returns.append("SPECIAL-USE")
+    if "LIST-STATUS" in capabilities:
+        returns.append(f"STATUS ({status_items(capabilities)})")
+    return [f"RETURN ({' '.join(returns)})"] if returns else []
