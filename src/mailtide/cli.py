@@ -222,8 +222,8 @@ def _describe(repository: Repository) -> str:
         return f"{repository.name} (maildir, {repository.layout}, {repository.path})"
     assert isinstance(repository, ImapRepository)
     return (
-        f"{repository.name} (imap, {repository.host}:{repository.port}, tls {repository.tls},"
-        f" user {repository.user})"
+        f"{repository.name} ({repository.kind}, {repository.host}:{repository.port},"
+        f" tls {repository.tls}, user {repository.user})"
     )
 
 

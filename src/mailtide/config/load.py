@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys, oauth2_keys, password_keys, tls_keys
+from mailtide.config import daemon_keys, gmail, oauth2_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_secret, exposure_warning
@@ -145,7 +145,7 @@ _IMAP_KEYS = (
     "timeout",
     "folders",
 )
-_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS}
+_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS, "gmail": _IMAP_KEYS}
 # [general] also holds a default for each of daemon_keys.NAMES.
 _GENERAL_KEYS = ("accounts", "state_dir", "max_sync_accounts")
 _ACCOUNT_KEYS = (
@@ -359,7 +359,7 @@ class _Checker:
         if kind not in _REPOSITORY_KEYS:
             self.problem(
                 (*path, "type"),
-                f'must be "maildir" or "imap", not {show_value(kind)}'
+                f'must be "maildir", "imap" or "gmail", not {show_value(kind)}'
                 + _suggest(kind, _REPOSITORY_KEYS),
             )
             self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
@@ -369,6 +369,8 @@ class _Checker:
         folders = self.folders((*path, "folders"), self.table(table, path, "folders") or {})
         if kind == "maildir":
             repository: Repository | None = self.maildir(path, name, table, folders)
+        elif kind == "gmail":
+            repository = self.gmail(path, name, table, folders)
         else:
             repository = self.imap(path, name, table, folders)
         return repository if len(self.found) == errors_before else None
@@ -424,6 +426,15 @@ class _Checker:
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )
+
+    def gmail(
+        self, path: KeyPath, name: str, table: Table, folders: FolderFilter | None
+    ) -> ImapRepository | None:
+        """``type = "gmail"``: an IMAP repository with Gmail's preset (config.gmail)."""
+        imap = self.imap(path, name, gmail.with_preset(table), folders)
+        if imap is None:
+            return None
+        return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT)
 
     def oauth2(self, path: KeyPath, table: Table) -> OAuth2 | None:
         """The OAuth2 keys of ``oauth2_keys`` (None: the repository uses a password)."""

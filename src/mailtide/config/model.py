@@ -15,6 +15,7 @@ from mailtide.core.fingerprint import Fingerprint
 from mailtide.core.folder_filter import FolderFilter
 
 Layout = Literal["fs", "maildir++"]
+ServerKind = Literal["imap", "gmail"]  # the repository's type (config.gmail: Gmail's preset)
 Tls = Literal["implicit", "starttls", "none"]
 TlsVersion = Literal["1.2", "1.3"]
 
@@ -55,6 +56,10 @@ class ImapRepository:
     the host name is checked); with both, both must hold.  ``client_key`` None with a
     ``client_cert``: the key is in the certificate's file.  The TLS fields are defaults
     when ``tls`` is "none".
+
+    ``kind`` "gmail" is ``type = "gmail"`` (config.gmail).  Folders whose special use
+    (``\\All``, ``\\Trash``) is in ``left_out`` are not synced unless ``folders.include``
+    names them whole.
     """
 
     name: str
@@ -77,6 +82,8 @@ class ImapRepository:
     oauth2: OAuth2 | None = None  # instead of a password source (config.oauth2_keys)
     timeout: float = DEFAULT_TIMEOUT
     folders: FolderFilter = field(default_factory=FolderFilter)
+    kind: ServerKind = "imap"
+    left_out: tuple[str, ...] = ()
 
 
 Repository = MaildirRepository | ImapRepository

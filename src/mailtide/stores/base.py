@@ -61,6 +61,7 @@ class UnsafeFolderName(StoreError):
 class FolderInfo:
     name: str  # canonical name
     selectable: bool = True
+    special_use: str | None = None  # RFC 6154's attribute ("\\Trash", "\\All"); None: none
 
 
 @dataclass(frozen=True, slots=True)

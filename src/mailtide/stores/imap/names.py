@@ -17,6 +17,7 @@ from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox
 from mailtide.stores.base import FolderInfo, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.special_use import special_use_of
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +81,13 @@ class FolderNames:
             and not is_inbox(raw_name)
         ):
             return None
-        flag_set = {text_of(f).upper() for f in flags}
+        attributes = [text_of(f) for f in flags]
         name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
-        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))
+        return FolderInfo(
+            name=name,
+            selectable=not ({a.upper() for a in attributes} & _NOT_SELECTABLE),
+            special_use=special_use_of(attributes),
+        )
 
 
 async def read_namespace(client: ImapClient) -> FolderNames:
