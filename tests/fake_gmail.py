@@ -52,6 +52,7 @@ import select
 import socket
 import socketserver
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class GmailServer:
         self.modseq = 1
         self.port = 0
         self.commands: list[str] = []  # "VERB" of each command, in order
+        self.downloads: Counter[int] = Counter()  # whole bodies sent, by X-GM-MSGID
         self.lock = threading.RLock()
         self._validity = 10
         self._next_msgid = FIRST_MSGID
@@ -204,14 +206,16 @@ class GmailServer:
         flags: Iterable[str] = (),
         place: str = "all",
     ) -> GmailMessage:
-        """A new message in the store (as delivered), with those labels and flags."""
+        """A new message in the store (as delivered), with those labels and flags; ``place``
+        "trash" or "spam" puts it there (without labels)."""
         msgid = self._next_msgid
         self._next_msgid += 1
-        msg = GmailMessage(msgid, self._thread_of(body, msgid), body, place=place)
-        msg.flags = set(flags)
+        msg = GmailMessage(msgid, self._thread_of(body, msgid), body, flags=set(flags))
         self.messages[msgid] = msg
         for label in labels:
             self.label(msg, label)
+        if place != "all":  # into Trash or Spam: without labels, whatever was asked
+            self.label(msg, "\\Trash" if place == "trash" else "\\Spam")
         self.touch(msg)
         self.refresh()
         return msg
@@ -327,6 +331,7 @@ class _Close(Exception):
 
 
 _FETCH_ITEM = re.compile(r"BODY(?:\.PEEK)?\[[^\]]*\](?:<\d+(?:\.\d+)?>)?|[A-Z0-9.\-]+")
+_WHOLE = ("BODY[]", "BODY.PEEK[]", "RFC822")
 _MACROS = {
     "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
     "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
@@ -645,6 +650,7 @@ class GmailSession(socketserver.StreamRequestHandler):
         seen_before = "\\Seen" in msg.flags
         bodies = [self._section(msg, i) for i in items if i.startswith("BODY")]
         bodies += [b"RFC822 " + _literal(msg.body) for i in items if i == "RFC822"]
+        gmail.downloads[msg.msgid] += sum(i in _WHOLE for i in items)
         if any(i.startswith("BODY[") or i == "RFC822" for i in items) and not seen_before:
             msg.flags.add("\\Seen")
             gmail.touch(msg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailtide.config import ConfigError, ImapRepository, load_config
+from mailtide.config import ConfigError, ImapRepository, gmail, load_config
 from mailtide.config.oauth2 import PROVIDERS, OAuth2
 
 BASE = """\
@@ -103,8 +103,26 @@ def test_an_own_token_service_is_not_replaced_by_googles(tmp_path: Path) -> None
             "config.toml:12: repository.gmail.port: must be between 1 and 65535, not 0",
         ),
         ("", "config.toml:9: repository.gmail: needs a password source"),
+        (
+            BUILT_IN + 'folders.exclude = ["[Gmail]/Important"]\n',
+            'config.toml:14: repository.gmail.folders.exclude: pattern "[Gmail]/Important" does'
+            " not select the folder of that name: [Gmail] is a set of letters in a glob; write"
+            ' "[[]Gmail]/Important"',
+        ),
+        (
+            BUILT_IN + 'folders.include = ["INBOX", "[Google Mail]/Trash"]\n',
+            "config.toml:14: repository.gmail.folders.include: pattern",
+        ),
     ],
-    ids=["unknown-key", "maildir-key", "tls-none", "port", "no-credentials"],
+    ids=[
+        "unknown-key",
+        "maildir-key",
+        "tls-none",
+        "port",
+        "no-credentials",
+        "gmail-glob",
+        "google-mail-glob",
+    ],
 )
 def test_mistakes_are_named_like_any_imap_repositorys(
     tmp_path: Path, extra: str, expected: str
@@ -145,3 +163,9 @@ def test_check_config_shows_the_gmail_repository(tmp_path: Path) -> None:
     assert "remote: gmail (gmail, imap.gmail.com:993, tls implicit, user me@gmail.com)" in (
         result.stdout
     )
+
+
+def test_only_patterns_naming_one_folder_bring_a_left_out_folder_back() -> None:
+    named = gmail.named(("*", "[[]Gmail]/*", "[[]Gmail]/Trash", "Lists/?"))
+    assert named.selects("[Gmail]/Trash")
+    assert not named.selects("[Gmail]/All Mail") and not named.selects("Lists/a")

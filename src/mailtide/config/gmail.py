@@ -9,8 +9,10 @@ password) works as for any IMAP server.
 Gmail shows each label as a folder and has three folders of its own that a plain sync must
 not take: All Mail (every message a second time), Spam and Trash.  They are left out, found
 by their special use (``\\All``, ``\\Junk``, ``\\Trash``), since Gmail names them in the
-account's language (``[Gmail]/Papierkorb``); a folder among them named exactly in
-``folders.include`` (no wildcard) is synced.
+account's language (``[Gmail]/Papierkorb``); one is synced when a ``folders.include`` pattern
+without ``*`` or ``?`` selects it: a pattern that names that one folder.  In the glob language
+``[Gmail]`` is a set of letters, so the folder ``[Gmail]/Trash`` is written ``[[]Gmail]/Trash``;
+a pattern that starts with ``[Gmail]`` or ``[Google Mail]`` is refused with that advice.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailtide.config import oauth2_keys
+from mailtide.config.show import show_value
+from mailtide.core.folder_filter import FolderFilter
 
 HOST = "imap.gmail.com"
 OAUTH2_PROVIDER = "google"
 LEFT_OUT = ("\\All", "\\Junk", "\\Trash")
-_GLOB = frozenset("*?[")
+_WILDCARDS = frozenset("*?")
+# The prefixes Gmail gives its own folders (Google Mail in Germany and the UK).
+_PREFIXES = ("[Gmail]", "[Google Mail]")
 
 
 def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,7 +42,20 @@ def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
     return filled
 
 
-def named(include: tuple[str, ...]) -> frozenset[str]:
-    """The folder names ``folders.include`` spells out whole (patterns without a wildcard):
-    the left-out folders a user asks for.  ``*`` alone never brings back All Mail."""
-    return frozenset(p for p in include if not _GLOB & set(p))
+def named(include: tuple[str, ...]) -> FolderFilter:
+    """The patterns of ``folders.include`` that name single folders (no ``*`` or ``?``): the
+    left-out folders a user asks for.  ``*`` never brings back All Mail."""
+    return FolderFilter(include=tuple(p for p in include if not _WILDCARDS & set(p)))
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a folder pattern of a Gmail repository would not select what it seems to name
+    (None: it is fine)."""
+    for prefix in _PREFIXES:
+        if pattern.startswith(prefix):
+            literal = "[[]" + pattern[1:]
+            return (
+                f"pattern {show_value(pattern)} does not select the folder of that name:"
+                f" {prefix} is a set of letters in a glob; write {show_value(literal)}"
+            )
+    return None

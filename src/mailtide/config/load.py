@@ -431,10 +431,20 @@ class _Checker:
         self, path: KeyPath, name: str, table: Table, folders: FolderFilter | None
     ) -> ImapRepository | None:
         """``type = "gmail"``: an IMAP repository with Gmail's preset (config.gmail)."""
+        self.gmail_patterns((*path, "folders"), table.get("folders"))
         imap = self.imap(path, name, gmail.with_preset(table), folders)
         if imap is None:
             return None
         return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT)
+
+    def gmail_patterns(self, path: KeyPath, folders: object) -> None:
+        """Report the folder patterns that cannot mean what they seem on Gmail."""
+        for key in ("include", "exclude"):
+            written = folders.get(key) if isinstance(folders, dict) else None
+            for pattern in written if isinstance(written, list) else []:
+                problem = gmail.pattern_problem(pattern) if isinstance(pattern, str) else None
+                if problem is not None:
+                    self.problem((*path, key), problem)
 
     def oauth2(self, path: KeyPath, table: Table) -> OAuth2 | None:
         """The OAuth2 keys of ``oauth2_keys`` (None: the repository uses a password)."""

@@ -58,8 +58,8 @@ class ImapRepository:
     when ``tls`` is "none".
 
     ``kind`` "gmail" is ``type = "gmail"`` (config.gmail).  Folders whose special use
-    (``\\All``, ``\\Trash``) is in ``left_out`` are not synced unless ``folders.include``
-    names them whole.
+    (``\\All``, ``\\Trash``) is in ``left_out`` are not synced unless a ``folders.include``
+    pattern without ``*`` or ``?`` selects them.
     """
 
     name: str

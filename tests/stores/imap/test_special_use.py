@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
+from mailtide.core.folder_filter import FolderFilter
 from mailtide.stores.base import UnsafeFolderName
 from mailtide.stores.imap import ImapStore
 from mailtide.stores.imap.push import PushSettings, StatusPoll, connector
@@ -57,7 +58,7 @@ async def test_left_out_uses_are_not_listed_whatever_their_names(names_: dict[st
 
 
 async def test_a_left_out_folder_named_whole_is_listed() -> None:
-    left_out = LeftOut(GMAIL_LEFT_OUT, named=frozenset({ENGLISH["\\Trash"]}))
+    left_out = LeftOut(GMAIL_LEFT_OUT, named=FolderFilter(include=("[[]Gmail]/Trash",)))
     with serve_gmail(GmailServer()) as gmail:
         store = ImapStore(replace(fake_settings(gmail.port), left_out=left_out))
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailtide.core.folder_filter import FolderFilter
 from mailtide.stores.base import FolderInfo
 
 # RFC 6154 and RFC 8457 (\Important), spelt as the RFCs do; attributes are case-insensitive.
@@ -36,16 +37,19 @@ def special_use_of(attributes: Iterable[str]) -> str | None:
     return None
 
 
+NO_FOLDER = FolderFilter(include=())  # selects nothing
+
+
 @dataclass(frozen=True, slots=True)
 class LeftOut:
-    """Folders a store does not list: those with a special use in ``uses``, unless the user
-    named the folder (its canonical name) in ``named``.
+    """Folders a store does not list: those with a special use in ``uses``, unless ``named``
+    (the patterns the user wrote to name single folders) selects the folder.
 
     Gmail's All Mail holds every message a second time and its Trash and Spam what the user
     threw away, so a Gmail repository leaves them out (config.gmail)."""
 
     uses: frozenset[str] = frozenset()
-    named: frozenset[str] = frozenset()
+    named: FolderFilter = NO_FOLDER
 
     def hides(self, folder: FolderInfo) -> bool:
-        return folder.special_use in self.uses and folder.name not in self.named
+        return folder.special_use in self.uses and not self.named.selects(folder.name)
