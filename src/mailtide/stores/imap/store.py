@@ -11,6 +11,7 @@ import structlog
 
 from mailtide.core.names import BadFolderName, is_inbox, parents
 from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
+from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
@@ -41,6 +42,12 @@ class ImapStore:
     @property
     def capabilities(self) -> frozenset[str]:
         return self._client.capabilities if self._client is not None else frozenset()
+
+    @property
+    def speaks_gmail(self) -> bool:
+        """Whether the server has Gmail's extension (X-GM-EXT-1: labels, X-GM-MSGID), as far
+        as the store's connection has seen its capabilities."""
+        return gmail.speaks_gmail(self.capabilities)
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings)
