@@ -104,7 +104,7 @@ PERMANENT_FLAGS = "\\Answered \\Flagged \\Draft \\Deleted \\Seen $NotPhishing $P
 
 
 @dataclass
-class GmailMessage:
+class StoredMessage:
     """One message of the store, whatever mailboxes show it."""
 
     msgid: int
@@ -159,7 +159,7 @@ class GmailServer:
         self.password = password
         self.token = token
         self.capabilities = capabilities
-        self.messages: dict[int, GmailMessage] = {}
+        self.messages: dict[int, StoredMessage] = {}
         self.boxes: dict[str, Box] = {}
         self.modseq = 1
         self.port = 0
@@ -205,12 +205,12 @@ class GmailServer:
         labels: Iterable[str] = (INBOX_LABEL,),
         flags: Iterable[str] = (),
         place: str = "all",
-    ) -> GmailMessage:
+    ) -> StoredMessage:
         """A new message in the store (as delivered), with those labels and flags; ``place``
         "trash" or "spam" puts it there (without labels)."""
         msgid = self._next_msgid
         self._next_msgid += 1
-        msg = GmailMessage(msgid, self._thread_of(body, msgid), body, flags=set(flags))
+        msg = StoredMessage(msgid, self._thread_of(body, msgid), body, flags=set(flags))
         self.messages[msgid] = msg
         for label in labels:
             self.label(msg, label)
@@ -228,11 +228,11 @@ class GmailServer:
                     return other.thrid
         return msgid
 
-    def touch(self, msg: GmailMessage) -> None:
+    def touch(self, msg: StoredMessage) -> None:
         self.modseq += 1
         msg.modseq = self.modseq
 
-    def is_in(self, msg: GmailMessage, label: str | None) -> bool:
+    def is_in(self, msg: StoredMessage, label: str | None) -> bool:
         if label == "\\Trash":
             return msg.place == "trash"
         if label == "\\Spam":
@@ -245,7 +245,7 @@ class GmailServer:
             return "\\Flagged" in msg.flags
         return label in msg.labels
 
-    def label(self, msg: GmailMessage, label: str | None) -> None:
+    def label(self, msg: StoredMessage, label: str | None) -> None:
         """Put ``msg`` into the mailbox of ``label`` (None: All Mail)."""
         if label in ("\\Trash", "\\Spam"):
             msg.place = "trash" if label == "\\Trash" else "spam"
@@ -259,7 +259,7 @@ class GmailServer:
                 self.create_label(label)
             msg.labels.add(label)
 
-    def strip(self, msg: GmailMessage, label: str) -> None:
+    def strip(self, msg: StoredMessage, label: str) -> None:
         """``-X-GM-LABELS (label)``: take the label away (out of Trash or Spam: back to All
         Mail)."""
         if label in ("\\Trash", "\\Spam"):
@@ -270,7 +270,7 @@ class GmailServer:
         else:
             msg.labels.discard(label)
 
-    def unlabel(self, msg: GmailMessage, label: str | None) -> None:
+    def unlabel(self, msg: StoredMessage, label: str | None) -> None:
         """Take ``msg`` out of the mailbox of ``label``: Gmail's meaning of leaving it."""
         if label is None:  # out of All Mail: to Trash
             self.label(msg, "\\Trash")
@@ -282,7 +282,7 @@ class GmailServer:
         else:
             msg.labels.discard(label)
 
-    def labels_shown(self, msg: GmailMessage, selected: Box | None) -> list[str]:
+    def labels_shown(self, msg: StoredMessage, selected: Box | None) -> list[str]:
         """X-GM-LABELS of ``msg``, without the selected mailbox's label (as Gmail does)."""
         shown = set(msg.labels)
         if "\\Flagged" in msg.flags and msg.place == "all":
@@ -313,7 +313,7 @@ class GmailServer:
                 top = self.modseq
             box.highestmodseq = max(box.highestmodseq, top)
 
-    def mailbox(self, name: str) -> list[tuple[int, GmailMessage]]:
+    def mailbox(self, name: str) -> list[tuple[int, StoredMessage]]:
         """(UID, message) of every message the mailbox shows, in UID order."""
         with self.lock:
             box = self.boxes[name]
@@ -604,9 +604,9 @@ class GmailSession(socketserver.StreamRequestHandler):
 
     # -- selected ---------------------------------------------------------------------
 
-    def _targets(self, by_uid: bool, spec: str) -> list[tuple[int, int, GmailMessage]]:
+    def _targets(self, by_uid: bool, spec: str) -> list[tuple[int, int, StoredMessage]]:
         """(sequence number, UID, message) of the set ``spec`` names, in order."""
-        out: list[tuple[int, int, GmailMessage]] = []
+        out: list[tuple[int, int, StoredMessage]] = []
         box = self.selected
         if box is None:
             return out
@@ -640,7 +640,7 @@ class GmailSession(socketserver.StreamRequestHandler):
         self,
         seq: int,
         uid: int,
-        msg: GmailMessage,
+        msg: StoredMessage,
         items: list[str],
         by_uid: bool,
         changedsince: bool = False,
@@ -675,13 +675,13 @@ class GmailSession(socketserver.StreamRequestHandler):
             parts.append(b"MODSEQ (%d)" % msg.modseq)
         return b"* %d FETCH (" % seq + b" ".join(parts + bodies) + b")\r\n"
 
-    def _flags(self, msg: GmailMessage) -> set[str]:
+    def _flags(self, msg: StoredMessage) -> set[str]:
         box = self.selected
         deleted = box is not None and msg.msgid in box.deleted
         return msg.flags | ({"\\Deleted"} if deleted else set())
 
     @staticmethod
-    def _section(msg: GmailMessage, item: str) -> bytes:
+    def _section(msg: StoredMessage, item: str) -> bytes:
         m = re.fullmatch(r"BODY(?:\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?", item)
         assert m is not None
         section, start, length = m.group(1), m.group(2), m.group(3)
@@ -713,7 +713,7 @@ class GmailSession(socketserver.StreamRequestHandler):
     def do_uid_store(self, t: str, args: list[str], literal: bytes) -> str | None:
         return self.do_store(t, args, literal, by_uid=True)
 
-    def _store_flags(self, how: str, flags: list[str], msgs: list[GmailMessage]) -> None:
+    def _store_flags(self, how: str, flags: list[str], msgs: list[StoredMessage]) -> None:
         box = self.selected
         assert box is not None
         deleted = any(f.upper() == "\\DELETED" for f in flags)
@@ -734,7 +734,7 @@ class GmailSession(socketserver.StreamRequestHandler):
         if self.gmail.auto_expunge:  # Gmail's "Auto-Expunge on": marked is gone
             self._leave([self.gmail.messages[m] for m in sorted(box.deleted) if m in box.uids])
 
-    def _store_labels(self, how: str, labels: list[str], msgs: list[GmailMessage]) -> None:
+    def _store_labels(self, how: str, labels: list[str], msgs: list[StoredMessage]) -> None:
         gmail = self.gmail
         wanted = [_system(label) for label in labels]
         for msg in msgs:
@@ -750,7 +750,7 @@ class GmailSession(socketserver.StreamRequestHandler):
                 gmail.label(msg, label)
             gmail.touch(msg)
 
-    def _leave(self, msgs: list[GmailMessage]) -> None:
+    def _leave(self, msgs: list[StoredMessage]) -> None:
         """The messages leave the selected mailbox, with Gmail's meaning of it."""
         box = self.selected
         assert box is not None

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fake_gmail import ENGLISH, GERMAN, GmailMessage, GmailServer, serve_gmail
+from fake_gmail import ENGLISH, GERMAN, GmailServer, StoredMessage, serve_gmail
 
 ALL = ENGLISH["\\All"]
 TRASH = ENGLISH["\\Trash"]
@@ -323,9 +323,33 @@ def test_xoauth2_takes_the_token(token: str, ok: bool) -> None:
 def test_the_store_holds_what_the_model_says(gmail: GmailServer) -> None:
     """The helpers tests read the fake through: one message, its mailboxes and labels."""
     msg = gmail.add(mail(1), labels=["\\Inbox", "Work"], flags=["\\Seen"])
-    assert isinstance(msg, GmailMessage)
+    assert isinstance(msg, StoredMessage)
     assert [name for name in gmail.boxes if any(m is msg for _, m in gmail.mailbox(name))] == [
         "INBOX",
         ALL,
         "Work",
     ]
+
+
+def test_search_finds_a_message_by_its_gmail_id(gmail: GmailServer) -> None:
+    gmail.add(mail(1), labels=["Work"])
+    second = gmail.add(mail(2), labels=["\\Inbox", "Work"])
+    imap = client(gmail)
+    uids(imap, "Work")
+    typ, data = imap.uid("SEARCH", "X-GM-MSGID", str(second.msgid))
+    assert typ == "OK" and data == [b"2"]
+    typ, data = imap.uid("SEARCH", "X-GM-THRID", str(second.thrid))
+    assert data == [b"2"]
+    imap.logout()
+
+
+def test_the_trash_label_moves_to_trash_and_taking_it_away_restores(gmail: GmailServer) -> None:
+    msg = gmail.add(mail(1), labels=["\\Inbox", "Work"])
+    imap = client(gmail)
+    (uid,) = uids(imap, "Work")
+    imap.uid("STORE", str(uid), "+X-GM-LABELS", "(\\Trash)")
+    assert msg.place == "trash" and msg.labels == set() and gmail.mailbox("Work") == []
+    (uid,) = uids(imap, TRASH)
+    imap.uid("STORE", str(uid), "-X-GM-LABELS", "(\\Trash)")
+    assert msg.place == "all" and [m for _, m in gmail.mailbox(ALL)] == [msg]
+    imap.logout()
