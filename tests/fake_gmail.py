@@ -319,9 +319,6 @@ class GmailServer:
             box = self.boxes[name]
             return [(uid, self.messages[msgid]) for msgid, uid in box.uids.items()]
 
-    def name_of(self, use: str) -> str:
-        return self.names[use]
-
 
 # ---- the protocol -----------------------------------------------------------------------
 
