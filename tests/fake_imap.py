@@ -168,7 +168,7 @@ def fetch_response(seq: int, msg: FakeMessage, items: str) -> Iterator[bytes]:
         yield (head + ")\r\n").encode()
 
 
-def _words(text: str) -> list[str]:
+def command_words(text: str) -> list[str]:
     """Command arguments: atoms, quoted strings (unquoted here) and (...) groups as text."""
     return [
         m.group(1).replace('\\"', '"').replace("\\\\", "\\")
@@ -178,7 +178,8 @@ def _words(text: str) -> list[str]:
     ]
 
 
-def _numbers(spec: str, top: int) -> set[int]:
+def number_set(spec: str, top: int) -> set[int]:
+    """The numbers an IMAP sequence set (``1:3,7,9:*``) names, ``*`` being ``top``."""
     out: set[int] = set()
     for part in spec.split(","):
         lo, _, hi = part.partition(":")
@@ -186,6 +187,19 @@ def _numbers(spec: str, top: int) -> set[int]:
         b = a if not hi else (top if hi == "*" else int(hi))
         out.update(range(min(a, b), max(a, b) + 1))
     return out
+
+
+def read_literals(rfile: BinaryIO, wfile: BinaryIO, line: bytes) -> bytes:
+    """The whole command that starts with ``line``: each literal (``{n}`` after a "+ go on",
+    or ``{n+}`` at once) read and put back inline as ``{n}<data>``, then the line after it."""
+    while m := re.search(rb"\{(\d+)(\+?)\}\r\n$", line):
+        if not m.group(2):
+            wfile.write(b"+ go on\r\n")
+            wfile.flush()
+        data = rfile.read(int(m.group(1)))
+        line = line[: m.start()] + b"{" + str(len(data)).encode() + b"}" + data
+        line += rfile.readline()
+    return line
 
 
 class _Hang(Exception):
@@ -231,25 +245,15 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                 self.wfile.write(server.chatter)
             self.wfile.write(data)
 
-        def read_literals(self, line: bytes) -> bytes:
-            while m := re.search(rb"\{(\d+)(\+?)\}\r\n$", line):
-                if not m.group(2):
-                    self.wfile.write(b"+ go on\r\n")
-                    self.wfile.flush()
-                data = self.rfile.read(int(m.group(1)))
-                line = line[: m.start()] + b"{" + str(len(data)).encode() + b"}" + data
-                line += self.rfile.readline()
-            return line
-
         def command(self, line: bytes) -> None:
-            line = self.read_literals(line)
+            line = read_literals(self.rfile, self.wfile, line)
             tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
             literal = b""
             if m := re.search(rb"\{\d+\}", rest):  # APPEND: the message, kept aside
                 literal = rest[m.end() :]
                 rest = rest[: m.start()]
             text = rest.decode("utf-8", "replace")
-            words = _words(text)
+            words = command_words(text)
             verb = words[0].upper() if words else ""
             if verb == "UID" and len(words) > 1:
                 verb, words = "UID " + words[1].upper(), words[1:]
@@ -284,7 +288,7 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
             elif verb in ("FETCH", "UID FETCH"):
                 self.fetch(verb == "UID FETCH", words[1], " ".join(words[2:]).upper())
             elif verb == "UID STORE" and self.selected is not None:
-                uids = _numbers(words[1], 1 << 31)
+                uids = number_set(words[1], 1 << 31)
                 flags = tuple(words[3].strip("()").split())
                 for m in boxes[self.selected]:
                     if m.uid in uids:
@@ -292,7 +296,7 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                         now = now | set(flags) if words[2].startswith("+") else now - set(flags)
                         m.flags = tuple(sorted(now))
             elif verb == "UID EXPUNGE" and self.selected is not None:
-                uids = _numbers(words[1], 1 << 31)
+                uids = number_set(words[1], 1 << 31)
                 boxes[self.selected][:] = [
                     m
                     for m in boxes[self.selected]
@@ -341,7 +345,7 @@ def serve(server: FakeServer) -> Iterator[FakeServer]:
                 return
             msgs = server.mailboxes[self.selected]
             top = (max((m.uid for m in msgs), default=0) if by_uid else len(msgs)) or 1
-            wanted = _numbers(spec, top)
+            wanted = number_set(spec, top)
             phase = (
                 "body"
                 if "BODY.PEEK[]" in items

@@ -14,7 +14,7 @@ from typing import Literal
 
 import structlog
 
-from mailtide.config import ConfigError, load_config
+from mailtide.config import ConfigError, gmail, load_config
 from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import Side
@@ -28,6 +28,7 @@ from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
 from mailtide.stores.imap.push import PushSettings, ServerPush, connector
+from mailtide.stores.imap.special_use import LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
 from mailtide.stores.maildir.watch import MaildirChange, MaildirWatcher
@@ -70,6 +71,7 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
         client_key=str(repo.client_key) if repo.client_key else None,
         cert_fingerprint=repo.cert_fingerprint,
         mechanism=repo.oauth2.mechanism if repo.oauth2 else None,
+        left_out=LeftOut(frozenset(repo.left_out), gmail.named(repo.folders.include)),
     )
 
 

@@ -216,7 +216,10 @@ BAD = [
     (
         "unknown repository type",
         ('type = "maildir"', 'type = "mbox"'),
-        ['config.toml:10: repository.work-local.type: must be "maildir" or "imap", not "mbox"'],
+        [
+            'config.toml:10: repository.work-local.type: must be "maildir", "imap" or "gmail",'
+            ' not "mbox"'
+        ],
     ),
     (
         "mass-delete share out of range",

@@ -18,6 +18,21 @@ def test_example_config_validates() -> None:
     assert isinstance(home.remote, ImapRepository) and home.remote.tls == "starttls"
 
 
+def test_example_gmail_account() -> None:
+    gmail = load_config(str(EXAMPLE)).account("gmail").remote
+    assert isinstance(gmail, ImapRepository)
+    assert (gmail.kind, gmail.host, gmail.port, gmail.tls) == (
+        "gmail",
+        "imap.gmail.com",
+        993,
+        "implicit",
+    )
+    assert (
+        gmail.oauth2 is not None and gmail.oauth2.token_url == "https://oauth2.googleapis.com/token"
+    )
+    assert "\\All" in gmail.left_out
+
+
 def test_example_daemon_keys() -> None:
     config = load_config(str(EXAMPLE))
     work, home = config.account("work"), config.account("home")

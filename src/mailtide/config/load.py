@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from mailtide.config import daemon_keys, folder_keys, oauth2_keys, password_keys, tls_keys
+from mailtide.config import daemon_keys, folder_keys, gmail, oauth2_keys, password_keys, tls_keys
 from mailtide.config.daemon_keys import Setting
 from mailtide.config.expand import BadPath, expand_path
 from mailtide.config.exposure import exposed_secret, exposure_warning
@@ -154,7 +154,7 @@ _IMAP_KEYS = (
     "timeout",
     "folders",
 )
-_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS}
+_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS, "gmail": _IMAP_KEYS}
 # [general] also holds a default for each of daemon_keys.NAMES.
 _GENERAL_KEYS = ("accounts", "state_dir", "max_sync_accounts")
 _ACCOUNT_KEYS = (
@@ -371,7 +371,7 @@ class _Checker:
         if kind not in _REPOSITORY_KEYS:
             self.problem(
                 (*path, "type"),
-                f'must be "maildir" or "imap", not {show_value(kind)}'
+                f'must be "maildir", "imap" or "gmail", not {show_value(kind)}'
                 + _suggest(kind, _REPOSITORY_KEYS),
             )
             self.known_keys(table, path, sorted(set(_MAILDIR_KEYS + _IMAP_KEYS)))
@@ -381,6 +381,8 @@ class _Checker:
         folders = self.folders((*path, "folders"), self.table(table, path, "folders") or {})
         if kind == "maildir":
             repository: Repository | None = self.maildir(path, name, table, folders)
+        elif kind == "gmail":
+            repository = self.gmail(path, name, table, folders)
         else:
             repository = self.imap(path, name, table, folders)
         return repository if len(self.found) == errors_before else None
@@ -436,6 +438,25 @@ class _Checker:
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             folders=folders,
         )
+
+    def gmail(
+        self, path: KeyPath, name: str, table: Table, folders: FolderFilter | None
+    ) -> ImapRepository | None:
+        """``type = "gmail"``: an IMAP repository with Gmail's preset (config.gmail)."""
+        self.gmail_patterns((*path, "folders"), table.get("folders"))
+        imap = self.imap(path, name, gmail.with_preset(table), folders)
+        if imap is None:
+            return None
+        return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT)
+
+    def gmail_patterns(self, path: KeyPath, folders: object) -> None:
+        """Report the folder patterns that cannot mean what they seem on Gmail."""
+        for key in ("include", "exclude"):
+            written = folders.get(key) if isinstance(folders, dict) else None
+            for pattern in written if isinstance(written, list) else []:
+                problem = gmail.pattern_problem(pattern) if isinstance(pattern, str) else None
+                if problem is not None:
+                    self.problem((*path, key), problem)
 
     def oauth2(self, path: KeyPath, table: Table) -> OAuth2 | None:
         """The OAuth2 keys of ``oauth2_keys`` (None: the repository uses a password)."""

@@ -16,6 +16,7 @@ from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.folder_rules import FolderRules
 
 Layout = Literal["fs", "maildir++"]
+ServerKind = Literal["imap", "gmail"]  # the repository's type (config.gmail: Gmail's preset)
 Tls = Literal["implicit", "starttls", "none"]
 TlsVersion = Literal["1.2", "1.3"]
 
@@ -56,6 +57,10 @@ class ImapRepository:
     the host name is checked); with both, both must hold.  ``client_key`` None with a
     ``client_cert``: the key is in the certificate's file.  The TLS fields are defaults
     when ``tls`` is "none".
+
+    ``kind`` "gmail" is ``type = "gmail"`` (config.gmail).  Folders whose special use
+    (``\\All``, ``\\Trash``) is in ``left_out`` are not synced unless a ``folders.include``
+    pattern without ``*`` or ``?`` selects them.
     """
 
     name: str
@@ -78,6 +83,8 @@ class ImapRepository:
     oauth2: OAuth2 | None = None  # instead of a password source (config.oauth2_keys)
     timeout: float = DEFAULT_TIMEOUT
     folders: FolderFilter = field(default_factory=FolderFilter)
+    kind: ServerKind = "imap"
+    left_out: tuple[str, ...] = ()
 
 
 Repository = MaildirRepository | ImapRepository

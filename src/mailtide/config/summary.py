@@ -62,8 +62,8 @@ def describe(repository: Repository) -> str:
     if isinstance(repository, MaildirRepository):
         return f"{repository.name} (maildir, {repository.layout}, {repository.path})"
     return (
-        f"{repository.name} (imap, {repository.host}:{repository.port}, tls {repository.tls},"
-        f" user {repository.user})"
+        f"{repository.name} ({repository.kind}, {repository.host}:{repository.port},"
+        f" tls {repository.tls}, user {repository.user})"
     )
 
 
@@ -90,10 +90,11 @@ def _settings(settings: DaemonSettings | Hooks) -> Iterator[str]:
 
 def _repository(repository: Repository) -> Iterator[str]:
     tls_off = getattr(repository, "tls", None) == "none"
-    yield f"type = {_toml('maildir' if isinstance(repository, MaildirRepository) else 'imap')}"
+    kind = "maildir" if isinstance(repository, MaildirRepository) else repository.kind
+    yield f"type = {_toml(kind)}"
     for field in dataclasses.fields(repository):
         value = getattr(repository, field.name)
-        if field.name == "name" or (tls_off and field.name in _TLS_ONLY):
+        if field.name in ("name", "kind", "left_out") or (tls_off and field.name in _TLS_ONLY):
             continue
         if isinstance(value, OAuth2):
             yield from _oauth2(value)

@@ -48,6 +48,7 @@ from mailtide.stores.imap.protocol import (
     OnUntagged,
     ProtocolError,
 )
+from mailtide.stores.imap.special_use import LeftOut
 from mailtide.stores.imap.tls import (
     greeting_wait,
     greets_in_plain,
@@ -83,6 +84,7 @@ class ImapSettings:
     client_key: str | None = None  # None: in client_cert's file
     cert_fingerprint: Fingerprint | None = None
     mechanism: str | None = None  # the one SASL mechanism to log in with; None: sasl.choose's
+    left_out: LeftOut = field(default_factory=LeftOut)  # folders not listed, by special use
 
     @property
     def where(self) -> str:

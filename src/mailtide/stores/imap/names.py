@@ -17,13 +17,11 @@ from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox
 from mailtide.stores.base import FolderInfo, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.special_use import special_use_of
 
 log = structlog.get_logger(__name__)
 
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
-# RFC 6154's attributes, as the RFC spells them (servers may use any case).
-SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
-_SPECIAL_BY_UPPER = {use.upper(): use for use in SPECIAL_USES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +81,13 @@ class FolderNames:
             and not is_inbox(raw_name)
         ):
             return None
-        flag_set = {text_of(f).upper() for f in flags}
+        attributes = [text_of(f) for f in flags]
         name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
         return FolderInfo(
             name=name,
-            selectable=not (flag_set & _NOT_SELECTABLE),
-            special_use=special_use(flag_set),
+            selectable=not ({a.upper() for a in attributes} & _NOT_SELECTABLE),
+            special_use=special_use_of(attributes),
         )
-
-
-def special_use(attributes: set[str]) -> str | None:
-    """The special-use attribute among a LIST response's (upper-cased) ones, RFC 6154's
-    spelling; the first in RFC order when a server gives a folder several."""
-    found = sorted(_SPECIAL_BY_UPPER[a] for a in attributes if a in _SPECIAL_BY_UPPER)
-    return found[0] if found else None
 
 
 async def read_namespace(client: ImapClient) -> FolderNames:

@@ -39,6 +39,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import status_items, status_of
 from mailtide.stores.imap.names import FolderNames, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.special_use import LeftOut
 
 log = structlog.get_logger(__name__)
 
@@ -342,13 +343,13 @@ class StatusPoll:
         items = status_items(client.capabilities)
         if "LIST-STATUS" in client.capabilities:
             done = await client.run("LIST", '""', '"*"', f"RETURN (STATUS ({items}))")
-            found = self._listed(done.untagged, names)
+            found = self._listed(done.untagged, names, client.settings.left_out)
             for u in done.untagged:
                 if u.kind == "STATUS":
                     self._counted(u, names, found)
             return found
         done = await client.run("LIST", '""', '"*"')
-        found = self._listed(done.untagged, names)
+        found = self._listed(done.untagged, names, client.settings.left_out)
         for name in sorted(found):
             if found[name] is _SELECTABLE:
                 status = await client.run(
@@ -359,7 +360,9 @@ class StatusPoll:
                         self._counted(u, names, found)
         return found
 
-    def _listed(self, responses: list[Untagged], names: FolderNames) -> dict[str, Counters]:
+    def _listed(
+        self, responses: list[Untagged], names: FolderNames, left_out: LeftOut
+    ) -> dict[str, Counters]:
         """The folders a LIST names that are polled (those that cannot be mapped are refused
         by every sync, so their changes do not matter here)."""
         found: dict[str, Counters] = {}
@@ -370,7 +373,9 @@ class StatusPoll:
                 info = names.folder_of(u)
             except (ParseError, BadFolderName):
                 continue
-            if info is not None and info.name not in self.skip and self.wanted(info.name):
+            if info is None or left_out.hides(info):
+                continue  # a folder no sync lists (config.gmail): its changes do not matter
+            if info.name not in self.skip and self.wanted(info.name):
                 found[info.name] = _SELECTABLE if info.selectable else ()
         return found
 

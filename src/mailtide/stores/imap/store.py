@@ -10,7 +10,8 @@ from __future__ import annotations
 import structlog
 
 from mailtide.core.names import BadFolderName, is_inbox, parents
-from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError
+from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
+from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
@@ -34,11 +35,19 @@ class ImapStore:
         # later open must not trust a status older than the sync that follows it.
         self._listed: dict[str, MailboxStatus] = {}
         self._refused: list[tuple[str, str]] = []
+        # Folders the last list_folders left out by their special use: name -> the use.
+        self._left_out: dict[str, str] = {}
         self.names = FolderNames()  # read from the server (NAMESPACE) at connect
 
     @property
     def capabilities(self) -> frozenset[str]:
         return self._client.capabilities if self._client is not None else frozenset()
+
+    @property
+    def speaks_gmail(self) -> bool:
+        """Whether the server has Gmail's extension (X-GM-EXT-1: labels, X-GM-MSGID), as far
+        as the store's connection has seen its capabilities."""
+        return gmail.speaks_gmail(self.capabilities)
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings)
@@ -69,6 +78,13 @@ class ImapStore:
         return self.names.server_name(name)
 
     def check_name(self, name: str) -> None:
+        use = self._left_out.get(name)
+        if use is not None:
+            # The folder exists, unlisted: creating it would fail or make a second one.
+            raise UnsafeFolderName(
+                f"it is the server's {use} folder, which this repository leaves out (name it"
+                " exactly in folders.include to sync it)"
+            )
         self.server_name(name)
 
     def canonical_name(self, raw: str, separator: str | None) -> str:
@@ -82,6 +98,7 @@ class ImapStore:
         done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
         refused: list[tuple[str, str]] = []
         found: dict[str, FolderInfo] = {}
+        left_out: dict[str, str] = {}
         listed = 0
         self._listed = {}
         for u in done.untagged:
@@ -100,9 +117,13 @@ class ImapStore:
             except ParseError as e:
                 refused.append((raw_name(u), f"unparsable LIST response: {e}"))
                 continue
-            if info is not None:
+            if info is not None and self.settings.left_out.hides(info):
+                left_out[info.name] = info.special_use or ""
+                log.debug("imap.folder_left_out", folder=info.name, special_use=info.special_use)
+            elif info is not None:
                 found[info.name] = info
         self._refused = refused
+        self._left_out = left_out
         if listed == 0:
             # Never let an empty answer look like "every folder was deleted".
             raise StoreError(f"{self.settings.where}: server listed no folders")

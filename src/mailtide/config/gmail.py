@@ -1,0 +1,61 @@
+"""``type = "gmail"``: an IMAP repository with Gmail's settings filled in.
+
+The preset: ``host = "imap.gmail.com"``, port 993 with implicit TLS (the IMAP defaults),
+and for the built-in OAuth2 flow Google's endpoints and scope (``oauth2_provider =
+"google"``).  Each may be set: ``host``, ``port`` and ``tls`` to reach a test server on
+127.0.0.1, ``oauth2_token_url`` for another token service.  A password source (an app
+password) works as for any IMAP server.
+
+Gmail shows each label as a folder and has three folders of its own that a plain sync must
+not take: All Mail (every message a second time), Spam and Trash.  They are left out, found
+by their special use (``\\All``, ``\\Junk``, ``\\Trash``), since Gmail names them in the
+account's language (``[Gmail]/Papierkorb``); one is synced when a ``folders.include`` pattern
+without ``*`` or ``?`` selects it: a pattern that names that one folder.  In the glob language
+``[Gmail]`` is a set of letters, so the folder ``[Gmail]/Trash`` is written ``[[]Gmail]/Trash``;
+a pattern that starts with ``[Gmail]`` or ``[Google Mail]`` is refused with that advice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mailtide.config import oauth2_keys
+from mailtide.config.show import show_value
+from mailtide.core.folder_filter import FolderFilter
+
+HOST = "imap.gmail.com"
+OAUTH2_PROVIDER = "google"
+LEFT_OUT = ("\\All", "\\Junk", "\\Trash")
+_WILDCARDS = frozenset("*?")
+# The prefixes Gmail gives its own folders (Google Mail in Germany and the UK).
+_PREFIXES = ("[Gmail]", "[Google Mail]")
+
+
+def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The repository's keys with the preset's filled in where the user set none."""
+    filled = dict(table)
+    filled.setdefault("host", HOST)
+    own_provider = {"oauth2_provider", "oauth2_token_url"} & set(table)
+    if oauth2_keys.CLIENT_ID in table and not own_provider:
+        filled["oauth2_provider"] = OAUTH2_PROVIDER
+    return filled
+
+
+def named(include: tuple[str, ...]) -> FolderFilter:
+    """The patterns of ``folders.include`` that name single folders (no ``*`` or ``?``): the
+    left-out folders a user asks for.  ``*`` never brings back All Mail."""
+    return FolderFilter(include=tuple(p for p in include if not _WILDCARDS & set(p)))
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a folder pattern of a Gmail repository would not select what it seems to name
+    (None: it is fine)."""
+    for prefix in _PREFIXES:
+        if pattern.startswith(prefix):
+            literal = "[[]" + pattern[1:]
+            return (
+                f"pattern {show_value(pattern)} does not select the folder of that name:"
+                f" {prefix} is a set of letters in a glob; write {show_value(literal)}"
+            )
+    return None
