@@ -31,6 +31,7 @@ import structlog
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES
 from mailtide.core.names import canonical
+from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
 from mailtide.engine.pair import Options, PairReport, PairSync
 from mailtide.engine.steps import Steps, StopRequested
@@ -139,6 +140,7 @@ class AccountSync:
         stop: asyncio.Event | None = None,
         first_sync: bool = False,
         progress: Callable[[], None] | None = None,
+        folder_policy: FolderPolicy | None = None,
     ) -> None:
         self.name = name
         self.retry = retry
@@ -152,7 +154,15 @@ class AccountSync:
         self.report = AccountReport(name)
         self.log = log.bind(account=name)
         self.tree = FolderTree(
-            stores, filters, state, options, self.steps, self.strand, self.only, self.log
+            stores,
+            filters,
+            state,
+            options,
+            self.steps,
+            self.strand,
+            self.only,
+            self.log,
+            folder_policy,
         )
 
     def warn(self, message: str) -> None:
@@ -256,7 +266,7 @@ class AccountSync:
         try:
             for side in SIDES:
                 try:
-                    boxes[side] = await self.stores[side].open(name)
+                    boxes[side] = await self.stores[side].open(self.tree.name_on(side, name))
                 except MailboxError:
                     if not self.options.dry_run:
                         raise
