@@ -389,6 +389,17 @@ class FolderTree:
 
     # --- the record -------------------------------------------------------------------
 
+    async def _identity(self, side: Side, name: str) -> str:
+        """The folder's identity, made where it has none (a Maildir folder's id file); ""
+        when that fails: the mailbox's own sync then fails alone, saying why."""
+        try:
+            return await self.stores[side].folder_identity(name, create=True)
+        except (ConnectionLost, AuthenticationFailed):
+            raise
+        except StoreError as exc:
+            self.log.debug("folder.no_identity", folder=name, error=str(exc))
+            return ""
+
     async def _record(self) -> None:
         """Record every chosen pair with both sides' identities (a Maildir folder without
         an id gets one first), where that changes the record."""
@@ -400,9 +411,7 @@ class FolderTree:
                 if info is not None and info.identity:
                     ids[side] = info.identity
                 elif not ids[side]:
-                    ids[side] = await self.stores[side].folder_identity(
-                        pair.names[side], create=True
-                    )
+                    ids[side] = await self._identity(side, pair.names[side])
             recorded = FolderPair(pair.names, (ids[0], ids[1]))
             self.chosen[name] = recorded
             if self.recorded.get(name) != recorded:
