@@ -9,12 +9,13 @@ import asyncio
 import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from engine_helpers import Setup, assert_in_sync
+from engine_helpers import Setup, assert_in_sync, run_forked, write_config
 from fault_proxy import fault_proxy
 from mailtide.engine.folder_policy import FolderNaming, FolderPolicy
 from mailtide.engine.pair import Options
@@ -307,3 +308,35 @@ def test_a_naming_change_renames_the_local_directory_instead_of_copying(setup: S
     assert "work/neu" in loc.folders(s.root, s.layout)
     assert "Work/Lokal" in srv.list_folders(s.imap)
     assert len(loc.messages(s.root, s.layout, "work/clients")) == 2
+
+
+def test_a_dry_run_says_it_would_rename_and_changes_nothing(fs_setup: Setup) -> None:
+    s = fs_setup
+    fill(s, ["Alt"], size=500)
+    synced(s)
+    rename_on_server(s, "Alt", "Neu")
+    code, out = run_forked(write_config(s), "--dry-run")
+    assert code == 0, out
+    assert "folder.would_rename" in out and "would_delete" not in out, out
+    assert "would_create" not in out, out
+    assert loc.folders(s.root, "fs") == ["Alt", "INBOX"]
+    synced(s)
+    assert loc.folders(s.root, "fs") == ["INBOX", "Neu"]
+
+
+def test_a_folder_a_side_cannot_read_now_is_not_taken_for_deleted(
+    fs_setup: Setup, tmp_path: Path
+) -> None:
+    """A local folder replaced by a symlink out of the root is refused when listed: its pair
+    is not "gone", so not even ``propagate`` deletes the server's folder."""
+    s = fs_setup.with_account(folder_delete="propagate")
+    fill(s, ["Alt"], size=500)
+    synced(s)
+    aside = tmp_path / "elsewhere"
+    os.rename(s.root / "Alt", aside)
+    (s.root / "Alt").symlink_to(aside)
+    report = s.sync()
+    said = " ".join(report.stranded)
+    assert "local folder 'Alt' is not synced" in said, said
+    assert "gone" not in said, said
+    assert len(srv.fetch_all(s.imap, "Alt")) == 2

@@ -93,6 +93,8 @@ class FolderTree:
         # this run's view: each side's selectable folders and parent-only names, the pairings
         self.listed: list[dict[str, FolderInfo]] = [{}, {}]
         self.parent_only: list[set[str]] = [set(), set()]
+        # names a side listed but could not use (stranded when listed): never taken as gone
+        self.unreadable: list[set[str]] = [set(), set()]
         self.recorded: dict[str, FolderPair] = {}
         self.chosen: dict[str, FolderPair] = {}
         self.held: set[tuple[Side, str]] = set()  # names a reported conflict leaves alone
@@ -165,6 +167,7 @@ class FolderTree:
                     )
             self.listed[side] = {f.name: f for f in folders if f.selectable}
             self.parent_only[side] = {f.name for f in folders if not f.selectable}
+            self.unreadable[side] = {raw for raw, _ in store.refused}
 
     def _selects(self, pair: FolderPair) -> bool:
         """The filters, ``-f`` and subscriptions let ``pair`` be synced."""
@@ -244,7 +247,8 @@ class FolderTree:
                     "exists already, so neither is changed: rename or remove one of them"
                 )
                 continue
-            renamed |= await self._rename(Side.NEAR, old, want, why="the folder naming changed")
+            done = await self._rename(Side.NEAR, old, want, why="the folder naming changed")
+            renamed |= done and not self.options.dry_run
         return renamed
 
     async def _renames(self, side: Side) -> None:
@@ -295,6 +299,10 @@ class FolderTree:
                 self.held |= {(side, new), (other, old)}
                 return
         if self.options.dry_run:
+            # nothing was renamed: the pair is synced under the names each side has now
+            now = _with(names, other, old) if old in self.listed[other] else names
+            del self.recorded[pair.name]
+            self.recorded[now[Side.FAR]] = FolderPair(now, pair.ids)
             return
         ids = list(pair.ids)
         for s in SIDES:
@@ -334,6 +342,8 @@ class FolderTree:
         missing = [s for s in SIDES if pair.names[s] not in self.listed[s]]
         if not missing:
             return set()
+        if any(pair.names[s] in self.unreadable[s] for s in missing):
+            return None  # there, but not usable now (said when listed): not gone
         if pair.name in self.recorded:
             if len(missing) == 2:
                 if not self.options.dry_run:
