@@ -118,12 +118,22 @@ class FolderTree:
         self.recorded = {p.name: p for p in await self.state.folder_pairs()}
         if self.policy.subscribed_only:
             self.subscribed = await self.stores[Side.FAR].subscribed()
+        await self._carry_renames()
+        await self._place_all()
+        if not self.options.dry_run:
+            await self._record()
+        return sorted(self.chosen, key=_order)
+
+    async def _carry_renames(self) -> None:
         for _ in range(_FOLDER_ROUNDS):  # a renamed parent takes children along: once more
             renamed = await self._follow_naming()
             for side in SIDES:
                 await self._renames(side)
             if not renamed:
                 break
+
+    async def _place_all(self) -> None:
+        """Place every wanted pair (``_place``), in rounds while folders are created."""
         decided: set[str] = set()
         for round_ in range(_FOLDER_ROUNDS):
             wanted = self._wanted()
@@ -140,9 +150,6 @@ class FolderTree:
             if not changed or self.options.dry_run:
                 break
             await self._list(changed, warn=False)
-        if not self.options.dry_run:
-            await self._record()
-        return sorted(self.chosen, key=_order)
 
     def _place_order(self, pair: FolderPair) -> tuple[int, int, tuple[int, str]]:
         # pairs gone from a side first, deepest first (a folder's children before it)

@@ -181,7 +181,9 @@ class ImapStore:
         client = await self._ready()
         source, target = self.server_name(old), self.server_name(new)
         subscribed = await self.subscribed() or set()
-        done = await client.run("RENAME", quote_astring(source), quote_astring(target), check=False)
+        done = await client.run(
+            "RENAME", quote_astring(source), quote_astring(target), check=False
+        )
         if not done.ok:
             raise StoreError(
                 f"cannot rename folder {old!r} to {new!r}: {done.status} {done.text}"
