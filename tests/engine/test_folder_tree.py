@@ -340,3 +340,28 @@ def test_a_folder_a_side_cannot_read_now_is_not_taken_for_deleted(
     assert "local folder 'Alt' is not synced" in said, said
     assert "gone" not in said, said
     assert len(srv.fetch_all(s.imap, "Alt")) == 2
+
+
+def test_a_rename_the_server_gives_a_new_uidvalidity_re_pairs_by_content(
+    fs_setup: Setup,
+) -> None:
+    """Locally renamed, while on the server the folder came back under the new name with a new
+    UIDVALIDITY (as a server that does not keep it across RENAME leaves it): the pairing follows
+    the local id, the messages are re-paired by content, none is downloaded or uploaded."""
+    s = fs_setup
+    fill(s, ["Alt"])
+    synced(s)
+    inodes = local_inodes(s)
+    rename_locally(s, "Alt", "Neu")
+    old = srv.fetch_all(s.imap, "Alt")
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote("Alt")))
+        for m in old:
+            srv.append(s.imap, "Neu", m.body, m.flags, imap=c)
+
+    traffic, _ = sync_through_proxy(s)
+
+    assert srv.list_folders(s.imap) == ["INBOX", "Neu"]
+    assert local_inodes(s) == inodes
+    assert_in_sync(s)
+    assert traffic < BIG, traffic  # identities only (headers and 4 KiB of each body)
