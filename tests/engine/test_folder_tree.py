@@ -365,3 +365,20 @@ def test_a_rename_the_server_gives_a_new_uidvalidity_re_pairs_by_content(
     assert local_inodes(s) == inodes
     assert_in_sync(s)
     assert traffic < BIG, traffic  # identities only (headers and 4 KiB of each body)
+
+
+def test_a_folder_deleted_while_another_is_made_is_no_rename(fs_setup: Setup) -> None:
+    """Gone from its name, with a new folder beside it that holds other mail: neither the
+    identity nor the content says rename, so the old one is a deletion, the new one new."""
+    s = fs_setup
+    fill(s, ["Alt"], size=500)
+    synced(s)
+    delete_on(s, "server", "Alt")
+    with srv.session(s.imap) as c:
+        for i in (7, 8):
+            srv.append(s.imap, "Anders", srv.make_message(i, "Anders"), imap=c)
+    report = s.sync()
+    assert "'Alt' is gone from the remote side" in " ".join(report.stranded), report
+    assert loc.folders(s.root, "fs") == ["Alt", "Anders", "INBOX"]
+    assert len(loc.messages(s.root, "fs", "Alt")) == 2
+    assert len(loc.messages(s.root, "fs", "Anders")) == 2

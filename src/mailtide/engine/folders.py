@@ -35,6 +35,7 @@ from structlog.typing import FilteringBoundLogger
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.engine.folder_delete import propagate_deletion
+from mailtide.engine.folder_match import match_by_content
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.pair import SIDE_NAMES, Options
 from mailtide.engine.steps import Steps
@@ -127,8 +128,9 @@ class FolderTree:
     async def _carry_renames(self) -> None:
         for _ in range(_FOLDER_ROUNDS):  # a renamed parent takes children along: once more
             renamed = await self._follow_naming()
-            for side in SIDES:
-                await self._renames(side)
+            for by_content in (False, True):  # the cheap way first, on both sides
+                for side in SIDES:
+                    await self._renames(side, by_content)
             if not renamed:
                 break
 
@@ -258,30 +260,45 @@ class FolderTree:
             renamed |= done and not self.options.dry_run
         return renamed
 
-    async def _renames(self, side: Side) -> None:
-        """Recognise folders renamed on ``side`` by their identity, and carry each rename."""
+    async def _renames(self, side: Side, by_content: bool) -> None:
+        """Recognise folders renamed on ``side`` by their identity (or, ``by_content``, by
+        their messages: folder_match.py) and carry each rename."""
         known = {p.names[side] for p in self.recorded.values()}
         gone = [
             p
             for p in self.recorded.values()
             if p.names[side] not in self.listed[side]
-            and p.ids[side]
             and (side.other, p.names[side.other]) not in self.held
         ]
-        if not gone:
+        fresh = sorted(n for n in self.listed[side] if n not in known)
+        if not gone or not fresh:
             return
-        store = self.stores[side]
-        found: dict[str, list[str]] = {}
-        for name, info in sorted(self.listed[side].items()):
-            if name not in known:
-                identity = info.identity or await store.folder_identity(name)
-                found.setdefault(identity, []).append(name)
-        ids = Counter(p.ids[side] for p in gone)
+        if by_content:
+            matched = await match_by_content(self, side, gone, fresh)
+        else:
+            matched = await self._matched_by_id(side, gone, fresh)
         # parents first: the other side's rename of a parent takes its children along
         for pair in sorted(gone, key=lambda p: p.names[side]):
-            new = found.get(pair.ids[side], [])
-            if len(new) == 1 and ids[pair.ids[side]] == 1:
-                await self._carry_rename(pair, side, new[0])
+            if pair.name in matched:
+                await self._carry_rename(pair, side, matched[pair.name])
+
+    async def _matched_by_id(
+        self, side: Side, gone: list[FolderPair], fresh: list[str]
+    ) -> dict[str, str]:
+        """Pair name -> the one fresh name on ``side`` that holds its recorded identity."""
+        found: dict[str, list[str]] = {}
+        for name in fresh:
+            identity = self.listed[side][name].identity
+            identity = identity or await self.stores[side].folder_identity(name)
+            found.setdefault(identity, []).append(name)
+        # An id only counts when it is one folder's alone: a server that gives every folder
+        # the same UIDVALIDITY (or a copied Maildir folder) must not pair folders by it.
+        ids = Counter(p.ids[side] for p in self.recorded.values())
+        return {
+            p.name: found[p.ids[side]][0]
+            for p in gone
+            if p.ids[side] and len(found.get(p.ids[side], [])) == 1 and ids[p.ids[side]] == 1
+        }
 
     async def _carry_rename(self, pair: FolderPair, side: Side, new: str) -> None:
         """``pair`` was renamed to ``new`` on ``side``: rename it on the other side to match,
@@ -314,8 +331,8 @@ class FolderTree:
         ids = list(pair.ids)
         for s in SIDES:
             info = self.listed[s].get(names[s])
-            if info is not None and info.identity:
-                ids[s] = info.identity
+            if info is not None:  # a server may give a renamed folder a new UIDVALIDITY
+                ids[s] = info.identity or await self._identity(s, names[s]) or ids[s]
         renamed = FolderPair(names, (ids[0], ids[1]))
         await self.state.rename_folder(pair.name, renamed)
         self.steps.done("record folder rename")
