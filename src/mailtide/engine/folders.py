@@ -9,7 +9,8 @@ rename carries).  Folders are matched by that record, never again by name alone.
 2. a recorded pair whose local name is no longer what the naming gives for its server name
    (the rules changed) has its local directory renamed; step 3 then records it;
 3. **renames**: a recorded folder gone from its name on one side whose identity is now at
-   exactly one unrecorded name there was renamed: the other side's folder is renamed to match
+   exactly one unrecorded name there was renamed (where the identity did not survive, as on
+   Courier, its messages tell: folder_match.py): the other side's folder is renamed to match
    (no message moves: files, UIDs and records stay), then the new names are recorded.  The
    identities are the intent: a crash between the two renames, or before the record, is
    recognised again by the next run.  A rename whose target name is taken on the other side
