@@ -245,14 +245,14 @@ def test_a_folder_made_on_the_server_is_subscribed_and_subscribed_only_leaves_ot
     fs_setup: Setup,
 ) -> None:
     s = fs_setup.with_account(subscribed_only=True)
-    fill(s, ["Abonniert", "Nicht"], per_folder=1, size=500)
-    with srv.session(s.imap) as c:
-        srv._ok(c.subscribe(srv._quote("INBOX")))
+    fill(s, ["INBOX", "Abonniert", "Nicht"], per_folder=1, size=500)
+    with srv.session(s.imap) as c:  # INBOX is not subscribed to, and synced all the same
         srv._ok(c.subscribe(srv._quote("Abonniert")))
     loc.deliver(s.root, "fs", "Lokal", srv.make_message(1, "Lokal"))
     synced(s)
     assert "Lokal" in subscribed(s)
     assert loc.folders(s.root, "fs") == ["Abonniert", "INBOX", "Lokal"]
+    assert len(loc.messages(s.root, "fs", "INBOX")) == 1
     # unsubscribed later: left out, never deleted on either side
     with srv.session(s.imap) as c:
         srv._ok(c.unsubscribe(srv._quote("Abonniert")))

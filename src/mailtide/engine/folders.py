@@ -186,7 +186,8 @@ class FolderTree:
         if self.only is not None and not set(pair.names) & self.only:
             return False
         far = pair.names[Side.FAR]
-        unsubscribed = self.subscribed is not None and far not in self.subscribed
+        # INBOX always counts: many servers and clients never subscribe to it
+        unsubscribed = self.subscribed is not None and far not in self.subscribed | {"INBOX"}
         return not (unsubscribed and far in self.listed[Side.FAR])
 
     def _wanted(self) -> dict[str, FolderPair]:
