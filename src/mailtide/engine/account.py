@@ -1,9 +1,7 @@
 """Sync one account: the folder tree first, then every mailbox pair.
 
-Folders: a folder on one side only is created on the other, unless the state
-says it was synced before (then it was deleted on one side: it is reported and
-left alone, never re-created and never deleted wholesale).  A mailbox that
-fails is reported and the others go on.
+Folders (which pair with which, renames, deletions, new ones): ``engine/folders.py``.
+A mailbox that fails is reported and the others go on.
 
 A lost connection (``ConnectionLost``: reset, refused, a server that stopped
 answering or restarted) is retried on a new connection with exponential
