@@ -16,7 +16,7 @@ account (the server user's storage, the local tree and the state copied):
 
 Scenarios: initial sync; changes both ways; deletions both ways; new folders both
 ways; moves both ways; keywords both ways; UIDVALIDITY change; lost state; folders renamed
-both ways.  A new
+both ways; empty folders deleted both ways.  A new
 scenario is one more entry in ``SCENARIOS``.  The runs are forks of a process that
 imported mailtide once (``engine_helpers.run_forked``).  The default tier sweeps
 every point except for the scenarios in ``THINNED`` (a spread of their points);
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -434,6 +435,28 @@ FOLDER_RENAMES = Scenario(
 )
 
 
+def _folder_deletions(s: Setup) -> None:
+    put_server(s, {"INBOX": [(1, {SEEN})], "Ordner": [(2, set())]})
+    for folder in ("Leer", "Ordner/Leer"):
+        srv.create_folder(s.imap, folder)
+    for sub in ("cur", "new", "tmp"):
+        (loc.folder_dir(s.root, s.layout, "Lokal") / sub).mkdir(parents=True)
+    setup_sync(s)
+    # empty folders deleted: two on the server (one nested), one locally
+    with srv.session(s.imap) as c:
+        for folder in ("Leer", "Ordner/Leer"):
+            srv._ok(c.delete(srv._quote(folder)))
+    shutil.rmtree(loc.folder_dir(s.root, s.layout, "Lokal"))
+
+
+# folder_delete = "propagate-if-empty" (the default): each deletion reaches the other side
+FOLDER_DELETIONS = Scenario(
+    _folder_deletions,
+    {"INBOX": {mid(1, "INBOX"): frozenset({SEEN})}, "Ordner": {mid(2, "Ordner"): frozenset()}},
+    passes=frozenset({"delete folder", "forget folder"}),
+)
+
+
 def add_local_keyword(s: Setup, folder: str, keyword: str) -> str:
     """Give ``keyword`` the next letter in the folder's dovecot-keywords, as a client does."""
     table = loc.keyword_names(s.root, s.layout, folder)
@@ -607,6 +630,7 @@ SCENARIOS = {
     "moves": MOVES,
     "keywords": KEYWORDS,
     "folder-renames": FOLDER_RENAMES,
+    "folder-deletions": FOLDER_DELETIONS,
 }
 
 
