@@ -264,8 +264,10 @@ def test_a_folder_made_on_the_server_is_subscribed_and_subscribed_only_leaves_ot
 # ---- a naming change ---------------------------------------------------------------------------
 
 
-def sync_named(s: Setup, naming: FolderNaming) -> None:
-    async def run() -> None:
+def sync_named(s: Setup, naming: FolderNaming, stranded: bool = False) -> list[str]:
+    """A run with ``naming``; what it stranded (none unless ``stranded``)."""
+
+    async def run() -> list[str]:
         stores = (await open_store(s.account.remote), await open_store(s.account.local))
         state = await open_state(s.config, s.account)
         try:
@@ -278,13 +280,14 @@ def sync_named(s: Setup, naming: FolderNaming) -> None:
                 retry_of(s.account),
                 folder_policy=FolderPolicy(naming=naming),
             )
-            assert not report.failed and not report.stranded, report
+            assert not report.failed and (stranded or not report.stranded), report
+            return report.stranded
         finally:
             await state.close()
             for store in stores:
                 await store.close()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def lower(name: str) -> str:
@@ -382,3 +385,17 @@ def test_a_folder_deleted_while_another_is_made_is_no_rename(fs_setup: Setup) ->
     assert loc.folders(s.root, "fs") == ["Alt", "Anders", "INBOX"]
     assert len(loc.messages(s.root, "fs", "Alt")) == 2
     assert len(loc.messages(s.root, "fs", "Anders")) == 2
+
+
+def test_a_naming_change_onto_a_local_name_in_use_is_reported_and_nothing_moves(
+    fs_setup: Setup,
+) -> None:
+    s = fs_setup
+    fill(s, ["Work", "work"], size=500)  # two server folders, two local ones
+    synced(s)
+    naming = FolderNaming(local=lower, remote=lambda n: n)
+    said = " ".join(sync_named(s, naming, stranded=True))
+    assert "local folder 'Work' is now named 'work', but a local folder 'work' exists" in said
+    assert loc.folders(s.root, "fs") == ["INBOX", "Work", "work"]
+    assert [len(loc.messages(s.root, "fs", f)) for f in ("Work", "work")] == [2, 2]
+    assert srv.list_folders(s.imap, selectable=True) == ["INBOX", "Work", "work"]
