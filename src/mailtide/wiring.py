@@ -21,6 +21,7 @@ from mailtide.core.model import Side
 from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_env
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
+from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.pair import Options
 from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
@@ -125,6 +126,12 @@ def filters_of(account: Account) -> tuple[FolderFilter, FolderFilter]:
     return (account.remote.folders, account.local.folders)
 
 
+def folder_policy_of(account: Account) -> FolderPolicy:
+    """How the account's folder tree treats deleted folders and subscriptions (the naming is
+    identity until the folder rules are wired in)."""
+    return FolderPolicy(delete=account.folder_delete, subscribed_only=account.subscribed_only)
+
+
 def retry_of(account: Account) -> Retry:
     return Retry(account.retries, account.retry_delay)
 
@@ -171,6 +178,7 @@ async def sync_account(
             retry_of(account),
             folders=folders,
             stop=stop,
+            folder_policy=folder_policy_of(account),
         )
 
     try:
@@ -338,6 +346,7 @@ class WiredAccount:
                 folders=request.folders,
                 stop=stop,
                 progress=progress,
+                folder_policy=folder_policy_of(self.account),
             )
 
         try:

@@ -497,3 +497,34 @@ def test_delete_leaves_other_clients_deleted_messages(
     assert sorted(server_flags(s.imap, "INBOX")) == want
     assert_same_everywhere(s)
     quiet(s)
+
+
+# ---- folder renames without LIST-STATUS ------------------------------------------------------
+
+
+@pytest.mark.parametrize("renamed_on", ["server", "local"])
+def test_a_folder_renamed_on_either_side_is_renamed_on_the_other(
+    courier: Courier, tmp_path: Path, renamed_on: str
+) -> None:
+    """Courier lists no STATUS with LIST: a rename is still recognised (by STATUS UIDVALIDITY
+    of the new name) and carried, every message keeping its file and its UID."""
+    s = make_setup(courier.account(f"c{os.getpid()}-rename-{renamed_on}"), tmp_path, "fs")
+    put_server(s.imap, "Alt", [1, 2], ["\\Seen"])
+    put_server(s.imap, "Alt/Kind", [3], [])
+    assert not s.sync().failed
+    uids = {m.message_id: m.uid for ms in server_side(s.imap).values() for m in ms}
+    files = {m.path.name for f in ("Alt", "Alt/Kind") for m in loc.messages(s.root, "fs", f)}
+    if renamed_on == "server":
+        with srv.session(s.imap) as c:
+            srv._ok(c.rename(srv._quote(on_server("Alt")), srv._quote(on_server("Neu"))))
+    else:
+        os.rename(s.root / "Alt", s.root / "Neu")
+    report = s.sync()
+    assert not report.failed and not report.stranded, report
+    assert sorted(server_side(s.imap)) == ["INBOX", "Neu", "Neu/Kind"]
+    assert loc.folders(s.root, "fs") == ["INBOX", "Neu", "Neu/Kind"]
+    assert {m.message_id: m.uid for ms in server_side(s.imap).values() for m in ms} == uids
+    assert {m.path.name for f in ("Neu", "Neu/Kind") for m in loc.messages(s.root, "fs", f)} == (
+        files
+    )
+    assert_same_everywhere(s)

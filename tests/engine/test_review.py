@@ -459,35 +459,38 @@ def test_mass_delete_guard_edges(held: int, deleted: int, refused: bool, fs_setu
 
 
 def test_folder_renamed_on_the_server(fs_setup: Setup) -> None:
-    """A server rename looks like a new folder plus a gone one: the new one is synced, the old
-    one stays locally untouched (with a warning), nothing is duplicated within a folder."""
+    """A server rename is recognised by the folder's UIDVALIDITY: the local folder is renamed
+    to match (the same files), nothing is stranded or duplicated."""
     s = fs_setup
     for i in range(3):
         srv.append(s.imap, "Old", raw(f"r{i}", mid=f"r{i}"), [SEEN])
     settle(s)
+    files = sorted(m.path.name for m in loc.messages(s.root, "fs", "Old"))
     with srv.session(s.imap) as c:
         srv._ok(c.rename(srv._quote("Old"), srv._quote("New")))
     for _ in range(2):
         report = s.sync()
-        assert not report.failed, report
-        assert any("'Old'" in w for w in report.stranded)
-    assert len(loc.messages(s.root, "fs", "Old")) == 3
+        assert not report.failed and not report.stranded, report
+    assert loc.folders(s.root, "fs") == ["INBOX", "New"]
+    assert sorted(m.path.name for m in loc.messages(s.root, "fs", "New")) == files
     remote, local = bodies(s, "New")
     assert remote == local and set(remote.values()) == {1} and len(remote) == 3
 
 
 @pytest.mark.parametrize("layout", ["fs", "maildir++"])
 def test_folder_renamed_locally(layout: str, imap_account: ImapAccount, tmp_path: Path) -> None:
-    """A local rename (the folder's id file moves with it): the new name is uploaded once, the old
-    server folder is left alone, and later runs are quiet."""
+    """A local rename (the folder's id file moves with it): the server folder is renamed to
+    match (the same UIDs), nothing is uploaded, and later runs are quiet."""
     s = make_setup(imap_account, tmp_path, layout)
     for i in range(3):
         srv.append(s.imap, "Old", raw(f"r{i}", mid=f"r{i}"), [SEEN])
     settle(s)
+    uids = [m.uid for m in srv.fetch_all(s.imap, "Old")]
     os.rename(loc.folder_dir(s.root, layout, "Old"), loc.folder_dir(s.root, layout, "Renamed"))
     report = s.sync()
-    assert not report.failed, report
-    assert len(srv.fetch_all(s.imap, "Old")) == 3
+    assert not report.failed and not report.stranded, report
+    assert srv.list_folders(s.imap) == ["INBOX", "Renamed"]
+    assert [m.uid for m in srv.fetch_all(s.imap, "Renamed")] == uids
     remote, local = bodies(s, "Renamed")
     assert remote == local and set(remote.values()) == {1} and len(remote) == 3
     report = s.sync()

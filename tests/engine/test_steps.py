@@ -15,7 +15,8 @@ account (the server user's storage, the local tree and the state copied):
 3. a further run changes nothing.
 
 Scenarios: initial sync; changes both ways; deletions both ways; new folders both
-ways; moves both ways; keywords both ways; UIDVALIDITY change; lost state.  A new
+ways; moves both ways; keywords both ways; UIDVALIDITY change; lost state; folders renamed
+both ways; empty folders deleted both ways.  A new
 scenario is one more entry in ``SCENARIOS``.  The runs are forks of a process that
 imported mailtide once (``engine_helpers.run_forked``).  The default tier sweeps
 every point except for the scenarios in ``THINNED`` (a spread of their points);
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -393,6 +395,68 @@ MOVES = Scenario(
 )
 
 
+def _folder_renames(s: Setup) -> None:
+    put_server(
+        s,
+        {
+            "INBOX": [(1, {SEEN})],
+            "Projekte": [(2, set())],
+            "Projekte/Alpha": [(11, {SEEN}), (12, set())],
+            "Projekte/Alpha/Entwürfe": [(13, {FLAGGED})],
+            "Archiv": [(31, {SEEN})],
+        },
+    )
+    put_local(s, {"Reisen": [(21, "S"), (22, "")], "Reisen/Japan": [(23, "F")]})
+    setup_sync(s)
+    # the server renames a folder with a child into another folder (non-ASCII on the way);
+    # locally another folder with a child is renamed (one directory, fs layout)
+    with srv.session(s.imap) as c:
+        srv._ok(c.rename(srv._quote("Projekte/Alpha"), srv._quote("Archiv/Älteres")))
+    os.rename(s.root / "Reisen", s.root / "Fahrten")
+
+
+# Renames carry no message: every message keeps its UID and its file (check_kept), in its
+# folder's new name on both sides.
+FOLDER_RENAMES = Scenario(
+    _folder_renames,
+    {
+        "INBOX": {mid(1, "INBOX"): frozenset({SEEN})},
+        "Projekte": {mid(2, "Projekte"): frozenset()},
+        "Archiv": {mid(31, "Archiv"): frozenset({SEEN})},
+        "Archiv/Älteres": {
+            mid(11, "Projekte/Alpha"): frozenset({SEEN}),
+            mid(12, "Projekte/Alpha"): frozenset(),
+        },
+        "Archiv/Älteres/Entwürfe": {mid(13, "Projekte/Alpha/Entwürfe"): frozenset({FLAGGED})},
+        "Fahrten": {mid(21, "Reisen"): frozenset({SEEN}), mid(22, "Reisen"): frozenset()},
+        "Fahrten/Japan": {mid(23, "Reisen/Japan"): frozenset({FLAGGED})},
+    },
+    passes=frozenset({"rename folder", "record folder rename"}),
+)
+
+
+def _folder_deletions(s: Setup) -> None:
+    put_server(s, {"INBOX": [(1, {SEEN})], "Ordner": [(2, set())]})
+    for folder in ("Leer", "Ordner/Leer"):
+        srv.create_folder(s.imap, folder)
+    for sub in ("cur", "new", "tmp"):
+        (loc.folder_dir(s.root, s.layout, "Lokal") / sub).mkdir(parents=True)
+    setup_sync(s)
+    # empty folders deleted: two on the server (one nested), one locally
+    with srv.session(s.imap) as c:
+        for folder in ("Leer", "Ordner/Leer"):
+            srv._ok(c.delete(srv._quote(folder)))
+    shutil.rmtree(loc.folder_dir(s.root, s.layout, "Lokal"))
+
+
+# folder_delete = "propagate-if-empty" (the default): each deletion reaches the other side
+FOLDER_DELETIONS = Scenario(
+    _folder_deletions,
+    {"INBOX": {mid(1, "INBOX"): frozenset({SEEN})}, "Ordner": {mid(2, "Ordner"): frozenset()}},
+    passes=frozenset({"delete folder", "forget folder"}),
+)
+
+
 def add_local_keyword(s: Setup, folder: str, keyword: str) -> str:
     """Give ``keyword`` the next letter in the folder's dovecot-keywords, as a client does."""
     table = loc.keyword_names(s.root, s.layout, folder)
@@ -565,6 +629,8 @@ SCENARIOS = {
     "new-folders": NEW_FOLDERS,
     "moves": MOVES,
     "keywords": KEYWORDS,
+    "folder-renames": FOLDER_RENAMES,
+    "folder-deletions": FOLDER_DELETIONS,
 }
 
 

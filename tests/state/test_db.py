@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailtide.core.model import Identity, PendingFlags, Record, Side
-from mailtide.state.db import CorruptState, Cursor, StateDB, StateError
+from mailtide.state.db import CorruptState, Cursor, FolderPair, StateDB, StateError
 
 ID = Identity("<a@x>", 120, "ab" * 32)
 
@@ -24,7 +24,7 @@ def test_records_and_cursors_survive_reopening(tmp_path: Path) -> None:
     half = Record(("", "1700000000.M2P1Q2.host"), frozenset(), ID)
     db.put(box, [full, half])
     db.set_cursors(box, (Cursor("1234", 18, 99, 2), Cursor("tok", None, None, 2)))
-    db.add_folders(["INBOX", "Archive/2024"])
+    db.put_folders([FolderPair(("INBOX", "INBOX")), FolderPair(("Archive/2024", "Archiv"))])
     db.close()
 
     db = StateDB.for_account(tmp_path / "state", "work")
@@ -32,6 +32,11 @@ def test_records_and_cursors_survive_reopening(tmp_path: Path) -> None:
     assert sorted(db.records(box), key=lambda r: r.ids) == sorted([full, half], key=lambda r: r.ids)
     assert box.cursors[0] == Cursor("1234", 18, 99, 2)
     assert db.known_folders() == {"INBOX", "Archive/2024"}
+    # a side's id not recorded yet is its mailbox's last validity
+    assert sorted(db.folder_pairs()) == [
+        FolderPair(("Archive/2024", "Archiv"), ("1234", "tok")),
+        FolderPair(("INBOX", "INBOX")),
+    ]
 
 
 def test_replace_drops_exactly_one_row_per_record(tmp_path: Path) -> None:
@@ -231,3 +236,53 @@ def test_state_files_are_private(tmp_path: Path, umask: int) -> None:
     assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in (tmp_path / "xdg", state)] == ["0o700"] * 2
     files = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
     assert files == dict.fromkeys(files, "0o600")
+
+
+def test_schema_4_folders_become_pairings_with_their_mailboxes_identities(
+    tmp_path: Path,
+) -> None:
+    """A state dir of the last release keeps working: each synced folder is paired with the
+    local folder of the same name, each side's identity taken from its mailbox's cursors."""
+    path = tmp_path / "old.sqlite"
+    db = StateDB(path)
+    box = db.mailbox("Archive/2024")
+    db.put(box, [Record(("3", "n3"), frozenset(), ID)])
+    db.set_cursors(box, (Cursor("77", 9), Cursor("f00d")))
+    db.close()
+    raw = sqlite3.connect(path)
+    raw.executescript(
+        """
+        DROP TABLE folder;
+        CREATE TABLE folder (name TEXT PRIMARY KEY);
+        INSERT INTO folder VALUES ('Archive/2024'), ('Leer');
+        UPDATE meta SET value = '4' WHERE key = 'schema';
+        """
+    )
+    raw.commit()
+    raw.close()
+
+    db = StateDB(path)
+    assert sorted(db.folder_pairs()) == [
+        FolderPair(("Archive/2024", "Archive/2024"), ("77", "f00d")),
+        FolderPair(("Leer", "Leer")),
+    ]
+    assert db.known_folders() == {"Archive/2024", "Leer"}
+    assert [r.ids for r in db.records(db.mailbox("Archive/2024"))] == [("3", "n3")]
+
+
+def test_renamed_pair_keeps_its_records_and_cursors(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("A")
+    db.put(box, [Record(("3", "n3"), frozenset(), ID)])
+    db.set_cursors(box, (Cursor("77", 9), Cursor("f00d")))
+    db.put_folders([FolderPair(("A", "A"), ("77", "f00d")), FolderPair(("B", "B"))])
+    stale = db.mailbox("B")
+    db.put(stale, [Record(("5", "n5"), frozenset(), ID)])
+
+    db.rename_folder("A", FolderPair(("B", "Bee"), ("77", "f00d")))
+    assert db.folder_pairs() == [FolderPair(("B", "Bee"), ("77", "f00d"))]
+    renamed = db.mailbox("B")
+    assert renamed.id == box.id and renamed.cursors[0] == Cursor("77", 9)
+    assert [r.ids for r in db.records(renamed)] == [("3", "n3")]
+    db.forget_folder("B")
+    assert db.folder_pairs() == [] and db.records(db.mailbox("B")) == []

@@ -35,12 +35,14 @@ from mailtide.config.model import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_DELAY,
     DEFAULT_TIMEOUT,
+    FOLDER_DELETE_MODES,
     LAYOUTS,
     LOOPBACK_HOSTS,
     MAX_RETRY_DELAY,
     TLS_MODES,
     Account,
     Config,
+    FolderDelete,
     General,
     ImapRepository,
     Layout,
@@ -165,6 +167,8 @@ _ACCOUNT_KEYS = (
     "retries",
     "retry_delay",
     "folders",
+    "folder_delete",
+    "subscribed_only",
 )
 
 Table = dict[str, Any]
@@ -345,6 +349,8 @@ class _Checker:
         if retries is not None and not 0 <= retries <= 100:
             self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
         delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
+        folder_delete = self.choice(table, path, "folder_delete", FOLDER_DELETE_MODES)
+        subscribed_only = self.get(table, path, "subscribed_only", (bool,), "true or false")
         local, remote = sides["local"], sides["remote"]
         folders = self.account_folders((*path, "folders"), table, local, remote)
         if local is None or remote is None or folders is None or daemon_keys.unusable(values):
@@ -358,6 +364,8 @@ class _Checker:
             mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
             retries=DEFAULT_RETRIES if retries is None else retries,
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
+            folder_delete=cast(FolderDelete, folder_delete or "propagate-if-empty"),
+            subscribed_only=bool(subscribed_only),
             daemon=daemon,
             hooks=hooks,
             folders=folders,

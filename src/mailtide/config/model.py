@@ -21,6 +21,9 @@ Tls = Literal["implicit", "starttls", "none"]
 TlsVersion = Literal["1.2", "1.3"]
 
 LAYOUTS: tuple[Layout, ...] = ("fs", "maildir++")
+# what a folder deleted on one side means for the other (engine.folder_policy.FolderPolicy)
+FolderDelete = Literal["propagate-if-empty", "propagate", "never"]
+FOLDER_DELETE_MODES: tuple[FolderDelete, ...] = ("propagate-if-empty", "propagate", "never")
 TLS_MODES: tuple[Tls, ...] = ("implicit", "starttls", "none")
 TLS_VERSIONS: tuple[TlsVersion, ...] = ("1.2", "1.3")
 # tls = "none" sends the password in clear text, so only these hosts may use it.
@@ -159,6 +162,10 @@ class Account:
     one after twice the delay before (at most ``MAX_RETRY_DELAY``).
 
     ``folders``: which folders take part and their local names (``config.folder_keys``).
+    ``folder_delete``: a folder synced before and deleted on one side is deleted on the other
+    when it is empty there ("propagate-if-empty"), also with its messages ("propagate"), or
+    never; otherwise it is reported and left alone.  ``subscribed_only``: only the server
+    folders subscribed to are synced (a folder made on the server is subscribed to).
     """
 
     name: str
@@ -168,6 +175,8 @@ class Account:
     mass_delete_floor: int = DEFAULT_MASS_DELETE_FLOOR
     retries: int = DEFAULT_RETRIES
     retry_delay: float = DEFAULT_RETRY_DELAY
+    folder_delete: FolderDelete = "propagate-if-empty"
+    subscribed_only: bool = False
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     hooks: Hooks = field(default_factory=Hooks)
     folders: FolderRules = field(default_factory=FolderRules)

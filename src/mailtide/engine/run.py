@@ -14,6 +14,7 @@ import structlog
 
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.engine.account import AccountReport, AccountSync, Retry
+from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.pair import Options
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store
@@ -32,6 +33,7 @@ async def sync_stores(
     folders: Sequence[str] | None = None,
     stop: asyncio.Event | None = None,
     progress: Callable[[], None] | None = None,
+    folder_policy: FolderPolicy | None = None,
 ) -> AccountReport:
     """Sync account ``name`` (all its folders, or only ``folders``) between ``stores`` (indexed
     by Side: FAR, NEAR).  An account that has never synced (no known folder, no state moved
@@ -50,6 +52,7 @@ async def sync_stores(
         stop=stop,
         first_sync=first_sync,
         progress=progress,
+        folder_policy=folder_policy,
     )
     report = await sync.run()
     if state.moved_aside:

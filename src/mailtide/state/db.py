@@ -25,7 +25,7 @@ from pathlib import Path
 from mailtide.core.model import Identity, PendingFlags, Record, Side
 from mailtide.private import FILE_MODE, make_dirs, touch_file
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # How a database of schema N becomes N + 1 (each step one transaction).
 _MIGRATIONS = {
@@ -38,16 +38,29 @@ _MIGRATIONS = {
         "ALTER TABLE record ADD COLUMN pending_flags TEXT",
         "ALTER TABLE record ADD COLUMN pending_sides INTEGER",
     ),
+    # A folder row becomes a pairing: until now both sides had the pair's name; each side's
+    # identity is what its mailbox row last saw (so a rename made before the upgrade is known).
+    4: (
+        "ALTER TABLE folder RENAME COLUMN name TO far_name",
+        "ALTER TABLE folder ADD COLUMN near_name TEXT",
+        "ALTER TABLE folder ADD COLUMN far_id TEXT",
+        "ALTER TABLE folder ADD COLUMN near_id TEXT",
+        "UPDATE folder SET near_name = far_name,"
+        " far_id = (SELECT far_validity FROM mailbox WHERE mailbox.name = folder.far_name),"
+        " near_id = (SELECT near_validity FROM mailbox WHERE mailbox.name = folder.far_name)",
+    ),
 }
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS folder (
-    name TEXT PRIMARY KEY                -- canonical name, synced at least once
+CREATE TABLE IF NOT EXISTS folder (   -- a pair of folders synced at least once
+    far_name TEXT PRIMARY KEY,           -- the server's canonical name: names the pair
+    near_name TEXT,                      -- the local canonical name
+    far_id TEXT, near_id TEXT            -- each side's identity when last listed (see FolderPair)
 );
 CREATE TABLE IF NOT EXISTS mailbox (
     id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,           -- canonical name
+    name TEXT NOT NULL UNIQUE,           -- the pair's name (folder.far_name)
     far_validity TEXT, near_validity TEXT,
     far_uidnext INTEGER, near_uidnext INTEGER,
     far_modseq INTEGER, near_modseq INTEGER,
@@ -86,6 +99,23 @@ class Cursor:
     modseq: int | None = None
     count: int | None = None
     digest: str | None = None  # see ``core.model.listing_digest``: the side's listing, as synced
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FolderPair:
+    """A server folder and the local folder synced with it, as recorded.
+
+    ``names`` and ``ids`` are indexed by Side (FAR: the server); the server name names the pair
+    (and its mailbox state).  An id is what identifies the folder itself whatever its name
+    (IMAP: the UIDVALIDITY, which Dovecot keeps across RENAME; Maildir: the folder's own
+    ``.mailtide-id``, which a directory rename carries along); "" when not known."""
+
+    names: tuple[str, str]
+    ids: tuple[str, str] = ("", "")
+
+    @property
+    def name(self) -> str:
+        return self.names[Side.FAR]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +264,46 @@ class StateDB:
     # --- folders ----------------------------------------------------------------------
 
     def known_folders(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT name FROM folder")}
+        """The names of the pairs synced before (their server names)."""
+        return {r[0] for r in self._db.execute("SELECT far_name FROM folder")}
 
-    def add_folders(self, names: Iterable[str]) -> None:
+    def folder_pairs(self) -> list[FolderPair]:
+        """Every recorded pairing.  A side's id not recorded yet is its mailbox's last validity."""
+        rows = self._db.execute(
+            "SELECT f.far_name, f.near_name, f.far_id, f.near_id, m.far_validity,"
+            " m.near_validity FROM folder f LEFT JOIN mailbox m ON m.name = f.far_name"
+        )
+        return [
+            FolderPair((far, near or far), (far_id or far_v or "", near_id or near_v or ""))
+            for far, near, far_id, near_id, far_v, near_v in rows
+        ]
+
+    def put_folders(self, pairs: Iterable[FolderPair]) -> None:
+        """Record pairings (a pair already recorded under its server name is replaced)."""
         with self.transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO folder (name) VALUES (?)", ((n,) for n in names)
+                "INSERT OR REPLACE INTO folder (far_name, near_name, far_id, near_id)"
+                " VALUES (?, ?, ?, ?)",
+                ((*p.names, *(i or None for i in p.ids)) for p in pairs),
             )
+
+    def rename_folder(self, old: str, pair: FolderPair) -> None:
+        """The pair named ``old`` is now ``pair``: its pairing and its mailbox state (the
+        records, so no message is paired or copied again) move to the new name.  Whatever
+        was recorded under the new name before belongs to no folder now and is dropped."""
+        with self.transaction():
+            if pair.name != old:
+                self._db.execute("DELETE FROM folder WHERE far_name = ?", (pair.name,))
+                self._db.execute("DELETE FROM mailbox WHERE name = ?", (pair.name,))
+                self._db.execute("UPDATE mailbox SET name = ? WHERE name = ?", (pair.name, old))
+                self._db.execute("DELETE FROM folder WHERE far_name = ?", (old,))
+            self.put_folders([pair])
+
+    def forget_folder(self, name: str) -> None:
+        """Forget pair ``name`` (deleted on both sides): its pairing and its mailbox state."""
+        with self.transaction():
+            self._db.execute("DELETE FROM folder WHERE far_name = ?", (name,))
+            self._db.execute("DELETE FROM mailbox WHERE name = ?", (name,))
 
     # --- mailboxes --------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from mailtide.core.model import PendingFlags, Record
-from mailtide.state.db import Cursor, MailboxState, StateDB
+from mailtide.state.db import Cursor, FolderPair, MailboxState, StateDB
 
 T = TypeVar("T")
 
@@ -44,8 +44,17 @@ class OffLoopState:
     async def known_folders(self) -> set[str]:
         return await self._run(self.db.known_folders)
 
-    async def add_folders(self, names: Iterable[str]) -> None:
-        await self._run(self.db.add_folders, list(names))
+    async def folder_pairs(self) -> list[FolderPair]:
+        return await self._run(self.db.folder_pairs)
+
+    async def put_folders(self, pairs: Iterable[FolderPair]) -> None:
+        await self._run(self.db.put_folders, list(pairs))
+
+    async def rename_folder(self, old: str, pair: FolderPair) -> None:
+        await self._run(self.db.rename_folder, old, pair)
+
+    async def forget_folder(self, name: str) -> None:
+        await self._run(self.db.forget_folder, name)
 
     async def mailbox(self, name: str, create: bool = True) -> MailboxState:
         return await self._run(self.db.mailbox, name, create)

@@ -65,6 +65,9 @@ class FolderInfo:
     name: str  # canonical name
     selectable: bool = True
     special_use: str | None = None
+    # What identifies the folder whatever its name, when the listing tells it at no cost (IMAP
+    # LIST-STATUS: the UIDVALIDITY; Maildir: its .mailtide-id); "" when not known.
+    identity: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,30 @@ class Store(Protocol):
         ...
 
     async def create_folder(self, name: str) -> None: ...
+
+    async def folder_identity(self, name: str, create: bool = False) -> str:
+        """What identifies folder ``name`` whatever it is called (``MailboxStatus.validity``);
+        "" when it has none yet (with ``create`` a Maildir folder gets one, durably)."""
+        ...
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        """Rename a folder (and the folders under it) without moving a message: each keeps its
+        id.  ``StoreError`` when ``new`` exists already: nothing is merged or replaced."""
+        ...
+
+    async def delete_folder(self, name: str) -> None:
+        """Remove an empty folder (``StoreError`` when it holds a message: nothing is deleted).
+        Folders under it stay, ``name`` then remains as their parent only."""
+        ...
+
+    async def subscribed(self) -> set[str] | None:
+        """The canonical names of the folders subscribed to; None where a store has no
+        subscriptions (every folder counts as subscribed)."""
+        ...
+
+    async def subscribe(self, name: str, on: bool = True) -> None:
+        """Subscribe to folder ``name`` (or unsubscribe); nothing where a store has none."""
+        ...
 
     async def open(self, name: str) -> Mailbox: ...
 

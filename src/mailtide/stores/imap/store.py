@@ -7,6 +7,9 @@ cannot be mapped safely is reported in ``refused`` and left out, never guessed.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
+
 import structlog
 
 from mailtide.core.names import BadFolderName, is_inbox, parents
@@ -127,7 +130,10 @@ class ImapStore:
         if listed == 0:
             # Never let an empty answer look like "every folder was deleted".
             raise StoreError(f"{self.settings.where}: server listed no folders")
-        return sorted(found.values(), key=lambda f: f.name)
+        return [
+            replace(f, identity=s.validity) if (s := self._listed.get(f.name)) else f
+            for f in sorted(found.values(), key=lambda f: f.name)
+        ]
 
     def _remember_status(self, u: Untagged) -> None:
         """``* STATUS name (UIDVALIDITY 7 UIDNEXT 9 ...)`` from LIST-STATUS, by canonical name."""
@@ -163,6 +169,90 @@ class ImapStore:
             if not done.ok and done.code != "ALREADYEXISTS" and "exist" not in done.text.lower():
                 raise StoreError(f"cannot create folder {each!r}: {done.status} {done.text}")
         log.debug("imap.folder_created", folder=name)
+
+    async def folder_identity(self, name: str, create: bool = False) -> str:
+        """The folder's UIDVALIDITY (from the last LIST-STATUS, else asked with STATUS)."""
+        listed = self._listed.get(name)
+        if listed is not None:
+            return listed.validity
+        client = await self._ready()
+        done = await client.run(
+            "STATUS", quote_astring(self.server_name(name)), "(UIDVALIDITY)", check=False
+        )
+        for u in done.untagged:
+            if u.kind == "STATUS":
+                with contextlib.suppress(ParseError, ValueError):
+                    value = status_of(u)[1].get("UIDVALIDITY")
+                    if value is not None:
+                        return str(value)
+        return ""
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        """RENAME (the folders under it go along, RFC 3501 6.3.5), and the subscription of
+        each with it (servers differ on whether RENAME carries subscriptions)."""
+        if self.read_only:
+            raise StoreError(f"{self.settings.where} is open read-only (dry run)")
+        if is_inbox(old) or is_inbox(new):
+            # RENAME INBOX moves its messages into a new folder and leaves INBOX empty
+            raise StoreError("INBOX is never renamed (its mail would move)")
+        client = await self._ready()
+        source, target = self.server_name(old), self.server_name(new)
+        subscribed = await self.subscribed() or set()
+        done = await client.run(
+            "RENAME", quote_astring(source), quote_astring(target), check=False
+        )
+        if not done.ok:
+            raise StoreError(
+                f"cannot rename folder {old!r} to {new!r}: {done.status} {done.text}"
+            )
+        for name in sorted(subscribed):
+            if name == old or name.startswith(old + "/"):
+                await self.subscribe(new + name[len(old) :])
+                await self.subscribe(name, on=False)
+        log.debug("imap.folder_renamed", old=old, new=new)
+
+    async def delete_folder(self, name: str) -> None:
+        """DELETE, only when STATUS says the folder holds no message."""
+        if self.read_only:
+            raise StoreError(f"{self.settings.where} is open read-only (dry run)")
+        if is_inbox(name):
+            raise StoreError("INBOX is never deleted")
+        client = await self._ready()
+        server_name = quote_astring(self.server_name(name))
+        done = await client.run("STATUS", server_name, "(MESSAGES)")
+        for u in done.untagged:
+            if u.kind == "STATUS" and status_of(u)[1].get("MESSAGES", 1) != 0:
+                raise StoreError(f"cannot delete folder {name!r}: it is not empty")
+        done = await client.run("DELETE", server_name, check=False)
+        if not done.ok:
+            raise StoreError(f"cannot delete folder {name!r}: {done.status} {done.text}")
+        await self.subscribe(name, on=False)
+        self._listed.pop(name, None)
+        log.debug("imap.folder_deleted", folder=name)
+
+    async def subscribed(self) -> set[str] | None:
+        """The folders LSUB lists (a name that cannot be mapped is left out)."""
+        client = await self._ready()
+        done = await client.run("LSUB", '""', '"*"')
+        names = set()
+        for u in done.untagged:
+            if u.kind != "LSUB":
+                continue
+            with contextlib.suppress(BadFolderName, ParseError):
+                info = self.names.folder_of(u)
+                if info is not None:
+                    names.add(info.name)
+        return names
+
+    async def subscribe(self, name: str, on: bool = True) -> None:
+        """SUBSCRIBE (UNSUBSCRIBE); a refusal is logged, not raised: the mail is not at stake."""
+        if self.read_only:
+            return
+        client = await self._ready()
+        command = "SUBSCRIBE" if on else "UNSUBSCRIBE"
+        done = await client.run(command, quote_astring(self.server_name(name)), check=False)
+        if not done.ok:
+            log.info("imap.subscribe_refused", folder=name, command=command, text=done.text)
 
     async def open(self, name: str) -> ImapMailbox:
         server_name = self.server_name(name)

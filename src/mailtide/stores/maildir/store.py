@@ -12,10 +12,12 @@ import os
 
 import structlog
 
+from mailtide.core.names import is_inbox
 from mailtide.private import make_dirs, touch_file
 from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
+from mailtide.stores.maildir.folder_ops import remove_empty_folder, rename_dir
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.layout import (
     MAILDIR_SUBDIRS,
@@ -24,7 +26,7 @@ from mailtide.stores.maildir.layout import (
     layout_for,
     normalized,
 )
-from mailtide.stores.maildir.mailbox import MaildirMailbox
+from mailtide.stores.maildir.mailbox import MaildirMailbox, folder_id
 from mailtide.stores.maildir.settings import MaildirSettings
 from mailtide.stores.maildir.survey import survey_root
 
@@ -107,7 +109,63 @@ class MaildirStore:
         self._refused = listing.refused
         for raw, reason in listing.refused:
             log.warning("maildir.folder_refused", root=self.root, folder=raw, reason=reason)
-        return [FolderInfo(name) for name in listing.folders]
+        return await asyncio.to_thread(
+            lambda: [FolderInfo(name, identity=self._identity(name)) for name in listing.folders]
+        )
+
+    def _identity(self, name: str, create: bool = False) -> str:
+        try:
+            return folder_id(self.folder_path(name), create=create and not self.read_only)
+        except StoreError:  # an id file that cannot be read: the mailbox's sync says why
+            if create:
+                raise
+            return ""
+
+    async def folder_identity(self, name: str, create: bool = False) -> str:
+        return await asyncio.to_thread(self._identity, name, create)
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        """One directory rename (maildir++: the subfolders' too); see folder_ops.py."""
+        if self.read_only:
+            raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
+        await asyncio.to_thread(self._rename_folder, old, new)
+
+    def _rename_folder(self, old: str, new: str) -> None:
+        if is_inbox(old) or is_inbox(new):
+            raise StoreError("INBOX is never renamed (its mail would move)")
+        source, target = self.folder_path(old), self.folder_path(new)
+        children: list[tuple[str, str]] = []
+        if self.settings.layout == "maildir++":
+            root = self._checked_root()
+            before, after = os.path.basename(source) + ".", os.path.basename(target) + "."
+            children = [
+                (os.path.join(root, e), os.path.join(root, after + e[len(before) :]))
+                for e in sorted(os.listdir(root))
+                if e.startswith(before)
+            ]
+        self.journal.before_dirs(target, *(t for _, t in children))
+        try:
+            rename_dir(source, target, children)
+        except StoreError as err:
+            raise StoreError(f"cannot rename folder {old!r} to {new!r}: {err}") from None
+        log.info("maildir.folder_renamed", old=old, new=new)
+
+    async def delete_folder(self, name: str) -> None:
+        if self.read_only:
+            raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
+        if is_inbox(name):
+            raise StoreError("INBOX is never deleted")
+        path = await asyncio.to_thread(self.folder_path, name)
+        try:
+            await asyncio.to_thread(remove_empty_folder, path)
+        except StoreError as err:
+            raise StoreError(f"cannot delete folder {name!r}: {err}") from None
+
+    async def subscribed(self) -> set[str] | None:
+        return None  # a Maildir has no subscriptions: every folder counts
+
+    async def subscribe(self, name: str, on: bool = True) -> None:
+        """Nothing: a Maildir has no subscriptions."""
 
     def folder_path(self, name: str) -> str:
         """The directory of folder ``name``; UnsafeFolderName when it cannot be mapped safely."""
