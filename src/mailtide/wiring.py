@@ -127,9 +127,13 @@ def filters_of(account: Account) -> tuple[FolderFilter, FolderFilter]:
 
 
 def folder_policy_of(account: Account) -> FolderPolicy:
-    """How the account's folder tree treats deleted folders and subscriptions (the naming is
-    identity until the folder rules are wired in)."""
-    return FolderPolicy(delete=account.folder_delete, subscribed_only=account.subscribed_only)
+    """How the account's folder tree names folders (its rules), and treats deleted folders
+    and subscriptions."""
+    return FolderPolicy(
+        delete=account.folder_delete,
+        subscribed_only=account.subscribed_only,
+        rules=account.folders,
+    )
 
 
 def retry_of(account: Account) -> Retry:

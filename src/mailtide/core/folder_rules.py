@@ -170,9 +170,20 @@ class FolderMap:
 
     def problems(self, local_folders: Iterable[str]) -> list[str]:
         """See ``FolderRules.check``."""
+        return self.collisions() + self.unmapped(local_folders)
+
+    def collisions(self) -> list[str]:
+        """One line for each server folder the rules give a local name that another server
+        folder has too, or that cannot be a folder: syncing those would mix two folders."""
         lines: list[str] = []
         for local, owners in sorted(self._owners.items()):
             lines += self._owner_problems(local, owners)
+        return lines
+
+    def unmapped(self, local_folders: Iterable[str]) -> list[str]:
+        """One line for each of ``local_folders`` that has no server name (and that the local
+        filters do not leave out): its mail stays local."""
+        lines: list[str] = []
         for local in sorted({canonical(n) for n in local_folders}):
             if local in self._owners or self.to_server(local) is not None:
                 continue

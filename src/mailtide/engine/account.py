@@ -161,6 +161,7 @@ class AccountSync:
             self.only,
             self.log,
             folder_policy,
+            warn=self.warn,
         )
 
     def warn(self, message: str) -> None:

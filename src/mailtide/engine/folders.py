@@ -37,7 +37,7 @@ from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.engine.folder_delete import propagate_deletion
 from mailtide.engine.folder_match import match_by_content
-from mailtide.engine.folder_policy import FolderPolicy
+from mailtide.engine.folder_policy import FolderNaming, FolderPolicy
 from mailtide.engine.pair import SIDE_NAMES, Options
 from mailtide.engine.steps import Steps
 from mailtide.state.db import FolderPair
@@ -56,6 +56,11 @@ _FOLDER_ROUNDS = 4
 
 class NoSuchFolder(StoreError):
     """``-f`` named a folder that exists on neither side: a usage mistake, nothing synced."""
+
+
+class FolderRulesRefused(NoSuchFolder):
+    """The folder rules would give two server folders one local name (or a name no folder
+    can have) on this run's real lists: a configuration mistake, nothing synced."""
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -82,6 +87,7 @@ class FolderTree:
         only: set[str] | None,
         log: FilteringBoundLogger,
         policy: FolderPolicy | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.stores = stores
         self.filters = filters
@@ -92,6 +98,8 @@ class FolderTree:
         self.only = only
         self.log = log
         self.policy = policy or FolderPolicy()
+        self.warn = warn or strand
+        self.naming = self.policy.naming  # bound to the server's list when there are rules
         # this run's view: each side's selectable folders and parent-only names, the pairings
         self.listed: list[dict[str, FolderInfo]] = [{}, {}]
         self.parent_only: list[set[str]] = [set(), set()]
@@ -117,6 +125,7 @@ class FolderTree:
         self.chosen = {}
         self.held = set()
         await self._list(set(SIDES), warn=True)
+        self._check_rules()
         self.recorded = {p.name: p for p in await self.state.folder_pairs()}
         if self.policy.subscribed_only:
             self.subscribed = await self.stores[Side.FAR].subscribed()
@@ -178,6 +187,31 @@ class FolderTree:
             self.listed[side] = {f.name: f for f in folders if f.selectable}
             self.parent_only[side] = {f.name for f in folders if not f.selectable}
             self.unreadable[side] = {raw for raw, _ in store.refused}
+        if Side.FAR in sides:
+            self._bind_rules()
+
+    def _bind_rules(self) -> None:
+        """The rules' naming over the server's folders as listed now (special uses and the
+        reverse of lower-cased names need the real list)."""
+        rules = self.policy.rules
+        if rules is None:
+            return
+        folders = rules.bind({n: f.special_use for n, f in self.listed[Side.FAR].items()})
+        self.naming = FolderNaming(local=folders.to_local, remote=folders.to_server)
+
+    def _check_rules(self) -> None:
+        """The rules on this run's real folder lists: two server folders that would be one
+        local folder refuse the run, with the names (syncing them would mix two folders); a
+        local folder with no server name is said, and its mail stays local."""
+        rules = self.policy.rules
+        if rules is None:
+            return
+        folders = rules.bind({n: f.special_use for n, f in self.listed[Side.FAR].items()})
+        collisions = folders.collisions()
+        if collisions:
+            raise FolderRulesRefused("folder rules: " + "; ".join(collisions))
+        for line in folders.unmapped(self.listed[Side.NEAR]):
+            self.warn(f"{line} (its mail stays local)")
 
     def _selects(self, pair: FolderPair) -> bool:
         """The filters, ``-f`` and subscriptions let ``pair`` be synced."""
@@ -193,7 +227,7 @@ class FolderTree:
     def _wanted(self) -> dict[str, FolderPair]:
         """Every pair to place, by server name: the recorded ones, then each listed folder not
         in one, paired with its name on the other side (naming)."""
-        naming = self.policy.naming
+        naming = self.naming
         out: dict[str, FolderPair] = {}
         claimed: list[set[str]] = [set(), set()]
         for pair in self.recorded.values():
@@ -243,7 +277,7 @@ class FolderTree:
         when one was."""
         renamed = False
         for pair in sorted(self.recorded.values(), key=lambda p: p.names[Side.NEAR]):
-            want = self.policy.naming.local(pair.name)
+            want = self.naming.local(pair.name)
             old = pair.names[Side.NEAR]
             if want is None or want == old or old not in self.listed[Side.NEAR]:
                 continue
@@ -306,7 +340,7 @@ class FolderTree:
         """``pair`` was renamed to ``new`` on ``side``: rename it on the other side to match,
         then record the new names."""
         other = side.other
-        target = self.policy.naming.on(other, new)
+        target = self.naming.on(other, new)
         old = pair.names[other]
         names = _with(_with(pair.names, side, new), other, target or "")
         if target is None or not self._selects(FolderPair(names)):
