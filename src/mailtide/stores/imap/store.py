@@ -167,6 +167,7 @@ class ImapStore:
             release=self._give_back,
             listed=listed,
             read_only=self.read_only,
+            locate=self.server_name,
         )
         if listed is None:
             try:

@@ -131,9 +131,7 @@ class MaildirStore:
         path = self.folder_path(name)
         root = self._checked_root()
         missing = [p for p in _ancestors(path, root) if not os.path.lexists(p)]
-        self.journal.before_dirs(
-            *missing, *(os.path.join(path, sub) for sub in MAILDIR_SUBDIRS)
-        )
+        self.journal.before_dirs(*missing, *(os.path.join(path, sub) for sub in MAILDIR_SUBDIRS))
         try:
             made = make_dirs(path)
             marker = self._layout.marker(name)
@@ -158,7 +156,12 @@ class MaildirStore:
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
         return MaildirMailbox(
-            normalized(name), path, self._durability, self.read_only, self.journal
+            normalized(name),
+            path,
+            self._durability,
+            self.read_only,
+            self.journal,
+            locate=self.folder_path,
         )
 
     async def keepalive(self) -> None:
