@@ -32,6 +32,7 @@ import structlog
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
+from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import SIDE_NAMES, Options, PairReport, PairSync
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
@@ -172,7 +173,9 @@ class AccountSync:
     async def run(self) -> AccountReport:
         try:
             self.steps.check()
+            known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
+            await MovePass(names, self.stores, self.state, self.steps, self.options, known).run()
             failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
                 self.steps.check()

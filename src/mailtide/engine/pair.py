@@ -92,6 +92,17 @@ class PairReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A pair planned, not yet carried out."""
+
+    mailbox: MailboxState
+    statuses: Sequence[MailboxStatus | None]
+    void: bool  # a side's validity changed
+    plan: Plan
+    snapshots: list[list[MessageInfo]]
+
+
 class MassDeleteRefused(MailboxError):
     pass
 
@@ -125,7 +136,9 @@ class PairSync:
         assert box is not None, "only a dry run syncs a mailbox missing on one side"
         return box
 
-    async def run(self) -> PairReport:
+    async def prepare(self) -> Prepared | None:
+        """Everything up to the plan (with the durable steps planning takes: void ids, settled
+        flag updates); None when both sides are provably unchanged."""
         statuses = [await b.status() if b else None for b in self.boxes]
         mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
         void = [
@@ -136,7 +149,7 @@ class PairSync:
         ]
         if not void and await self._unchanged(mailbox):
             self.log.debug("mailbox.unchanged")
-            return self.report
+            return None
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
@@ -148,6 +161,19 @@ class PairSync:
         ]
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
+        return Prepared(mailbox, statuses, bool(void), plan, snapshots)
+
+    async def run(self) -> PairReport:
+        prepared = await self.prepare()
+        if prepared is None:
+            return self.report
+        mailbox, statuses, void, plan, snapshots = (
+            prepared.mailbox,
+            prepared.statuses,
+            prepared.void,
+            prepared.plan,
+            prepared.snapshots,
+        )
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
         self._guard(plan, snapshots)
