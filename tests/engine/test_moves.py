@@ -299,3 +299,26 @@ def test_a_plain_deletion_is_still_a_deletion(s: Setup, proxy: FaultProxy) -> No
     assert srv.fetch_all(s.imap, "INBOX") == []
     assert list(inodes(s, "Archive")) == [mid(1)]
     assert_in_sync(s)
+
+
+def test_saved_by_a_client_with_content_length_added_is_a_move(s: Setup, proxy: FaultProxy) -> None:
+    """neomutt's save writes a new file with Content-Length: added and the original goes: the
+    server copy is moved (not replaced by an upload); the local file keeps its extra header."""
+    srv.append(s.imap, "INBOX", long_message(1), [SEEN])
+    srv.create_folder(s.imap, "Archive")
+    synced(s, proxy)
+    original = loc.by_message_id(s.root, "fs", "INBOX")[mid(1)]
+    head, body = original.body.split(b"\n\n", 1)
+    saved = head + b"\nContent-Length: %d\nLines: 401\n\n" % len(body) + body
+    loc.deliver(s.root, "fs", "Archive", saved, "S")
+    original.path.unlink()
+
+    report = synced(s, proxy)
+
+    assert copied(report) == 0 and marker(1) not in sent(proxy)
+    assert b"UID MOVE" in proxy.stream("up")
+    assert srv.fetch_all(s.imap, "INBOX") == []
+    (server,) = srv.fetch_all(s.imap, "Archive")
+    assert server.body == long_message(1)
+    assert loc.by_message_id(s.root, "fs", "Archive")[mid(1)].body == saved
+    assert quiet(synced(s, proxy))

@@ -105,30 +105,39 @@ def find_moves(plans: Mapping[str, Plan]) -> list[Move] | MoveIdentities:
             if c.identity is None:
                 unknown[name][c.source].add(c.id)
             else:
-                arrivals[(c.source, c.identity)].append(_Arrival(name, c))
+                for form in c.identity.forms():  # a record may know it by its legacy identity
+                    arrivals[(c.source, form)].append(_Arrival(name, c))
     if unknown:
         return MoveIdentities(
             {name: (frozenset(ids[0]), frozenset(ids[1])) for name, ids in unknown.items()}
         )
     moves: list[Move] = []
+    used: set[_Arrival] = set()  # an arrival is listed under each of its identity's keys
     for key in sorted(departures.keys() & arrivals.keys(), key=_key_order):
-        moves.extend(_match(key[0], key[1], departures[key], arrivals[key]))
+        moves.extend(_match(key[0], key[1], departures[key], arrivals[key], used))
     return moves
 
 
 def _match(
-    side: Side, identity: Identity, gone: list[_Departure], came: list[_Arrival]
+    side: Side,
+    identity: Identity,
+    gone: list[_Departure],
+    came: list[_Arrival],
+    used: set[_Arrival],
 ) -> Iterable[Move]:
     """Pair departures with arrivals one to one: same mailbox first, then in order."""
     gone = sorted(gone, key=lambda d: (d.mailbox, d.delete.id))
     came = sorted(came, key=lambda a: (a.mailbox, a.copy.id))
     for same_mailbox in (True, False):
         for d in list(gone):
-            a = next((a for a in came if a.mailbox == d.mailbox or not same_mailbox), None)
+            a = next(
+                (a for a in came if a not in used and (a.mailbox == d.mailbox or not same_mailbox)),
+                None,
+            )
             if a is None:
                 continue
             gone.remove(d)
-            came.remove(a)
+            used.add(a)
             yield Move(
                 carrier=side.other,
                 origin=d.mailbox,

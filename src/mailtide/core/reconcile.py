@@ -196,7 +196,8 @@ class _Unrecorded:
     def __post_init__(self) -> None:
         for msg in self.messages.values():
             if msg.identity is not None:
-                self.by_identity[msg.identity].append(msg.id)
+                for key in msg.identity.forms():  # a record may know it by its legacy identity
+                    self.by_identity[key].append(msg.id)
 
     def take(self, identity: Identity | None) -> MessageInfo | None:
         """Remove and return an unrecorded message with this identity, if any."""
