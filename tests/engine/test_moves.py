@@ -322,3 +322,40 @@ def test_saved_by_a_client_with_content_length_added_is_a_move(s: Setup, proxy: 
     assert server.body == long_message(1)
     assert loc.by_message_id(s.root, "fs", "Archive")[mid(1)].body == saved
     assert quiet(synced(s, proxy))
+
+
+# ---- trash = "Trash": a local deletion is moved to the server's Trash ------------------------
+
+
+def test_deleted_locally_goes_to_the_servers_trash(s: Setup, proxy: FaultProxy) -> None:
+    t = s.with_account(trash="Trash")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN, "Work"])
+    srv.append(t.imap, "INBOX", long_message(2), [])
+    srv.create_folder(t.imap, "Trash")
+    synced(t, proxy)
+    loc.by_message_id(t.root, "fs", "INBOX")[mid(1)].path.unlink()
+
+    synced(t, proxy)
+
+    assert b"UID MOVE" in proxy.stream("up")
+    assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(2)]
+    (trashed,) = srv.fetch_all(t.imap, "Trash")
+    assert (trashed.message_id, trashed.flags) == (mid(1), {SEEN, "Work"})
+    assert_in_sync(t)  # the Trash folder syncs like any other
+    # a deletion inside the trash itself expunges
+    loc.by_message_id(t.root, "fs", "Trash")[mid(1)].path.unlink()
+    synced(t, proxy)
+    assert srv.fetch_all(t.imap, "Trash") == []
+
+
+def test_a_missing_trash_folder_fails_the_mailbox_with_what_to_do(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    t = s.with_account(trash="Papierkorb")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN])
+    synced(t, proxy)
+    loc.by_message_id(t.root, "fs", "INBOX")[mid(1)].path.unlink()
+    report = t.sync()
+    (line,) = report.failures()
+    assert "trash folder 'Papierkorb'" in line and "create that folder" in line, line
+    assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(1)]  # not expunged

@@ -53,6 +53,7 @@ from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_f
 from mailtide.config.show import kind_of, show_value
 from mailtide.config.values import BadValue, Reader, duration, expect, integer, string_list
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
+from mailtide.core.names import canonical
 
 
 class ConfigError(Exception):
@@ -155,6 +156,7 @@ _ACCOUNT_KEYS = (
     "mass_delete_floor",
     "retries",
     "retry_delay",
+    "trash",
 )
 
 Table = dict[str, Any]
@@ -335,6 +337,7 @@ class _Checker:
         if retries is not None and not 0 <= retries <= 100:
             self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
         delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
+        trash = self.string(table, path, "trash", nonempty=True)
         local, remote = sides["local"], sides["remote"]
         if local is None or remote is None or daemon_keys.unusable(values):
             return None
@@ -347,6 +350,7 @@ class _Checker:
             mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
             retries=DEFAULT_RETRIES if retries is None else retries,
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
+            trash=None if not trash else canonical(trash),
             daemon=daemon,
             hooks=hooks,
         )

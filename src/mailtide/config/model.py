@@ -149,6 +149,9 @@ class Account:
     A lost connection (reset, refused, a server that stops answering) is retried on a new
     connection up to ``retries`` times, the first after ``retry_delay`` seconds, each later
     one after twice the delay before (at most ``MAX_RETRY_DELAY``).
+
+    ``trash``: a remote folder (canonical name) that a message deleted locally is moved to,
+    instead of being expunged on the server (mbsync's ``Trash``); None: expunged.
     """
 
     name: str
@@ -158,6 +161,7 @@ class Account:
     mass_delete_floor: int = DEFAULT_MASS_DELETE_FLOOR
     retries: int = DEFAULT_RETRIES
     retry_delay: float = DEFAULT_RETRY_DELAY
+    trash: str | None = None
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     hooks: Hooks = field(default_factory=Hooks)
 

@@ -66,6 +66,8 @@ class Options:
     mass_delete_floor: int = 10
     batch_bytes: int = 16 << 20  # bodies held at once while copying
     batch_count: int = 1000  # messages per durable batch
+    # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
+    trash: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass(slots=True)
@@ -442,7 +444,7 @@ class PairSync:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            gone = await self.box(side).delete([d.id for d in deletes])
+            gone = await self._remove(side, [d.id for d in deletes])
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
             if len(done) < len(deletes):
@@ -455,6 +457,23 @@ class PairSync:
             if done:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
+
+    async def _remove(self, side: Side, ids: list[str]) -> set[str]:
+        """Delete, or move to the side's trash folder where one is set (not from the trash
+        itself); the ids gone from this mailbox now."""
+        trash = self.options.trash[side]
+        if trash is None or trash == self.name:
+            return await self.box(side).delete(ids)
+        try:
+            moved = await self.box(side).move(ids, trash)
+        except MailboxError as exc:
+            raise MailboxError(
+                f"{self.name}: deleted messages cannot be moved to the trash folder {trash!r} "
+                f"on the {SIDE_NAMES[side]} side ({exc}); create that folder, or change the "
+                "account's trash setting"
+            ) from None
+        # not moved: gone already (the one case the stores leave out here for IMAP)
+        return set(ids) - moved.kept
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""
