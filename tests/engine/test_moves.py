@@ -359,3 +359,32 @@ def test_a_missing_trash_folder_fails_the_mailbox_with_what_to_do(
     (line,) = report.failures()
     assert "trash folder 'Papierkorb'" in line and "create that folder" in line, line
     assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(1)]  # not expunged
+
+
+# ---- a sync of some folders only (the daemon's triggers, -f) ---------------------------------
+
+
+@pytest.mark.parametrize("first", ["INBOX", "Archive"])
+@pytest.mark.parametrize("moved_on", ["server", "local"])
+def test_a_move_across_a_sync_of_one_folder_is_a_delete_and_a_copy(
+    first: str, moved_on: str, s: Setup, proxy: FaultProxy
+) -> None:
+    """When only one of the two folders is synced, the move cannot be seen as one: it is
+    carried as before, a deletion in the origin and a copy into the target, whichever runs
+    first; the message is never lost and never doubled."""
+    srv.append(s.imap, "INBOX", long_message(1), [SEEN])
+    srv.append(s.imap, "Archive", long_message(2), [SEEN])
+    synced(s, proxy)
+    if moved_on == "server":
+        move_on_server(s, "INBOX", [mid(1)], "Archive")
+    else:
+        move_locally(s, "INBOX", mid(1), "Archive")
+    synced(s, proxy, folders=[first])
+    somewhere = [m.message_id for f in ("INBOX", "Archive") for m in srv.fetch_all(s.imap, f)]
+    somewhere += [k for f in ("INBOX", "Archive") for k in inodes(s, f)]
+    assert mid(1) in somewhere
+    synced(s, proxy, folders=["Archive" if first == "INBOX" else "INBOX"])
+    assert [m.message_id for m in srv.fetch_all(s.imap, "INBOX")] == []
+    assert sorted(m.message_id for m in srv.fetch_all(s.imap, "Archive")) == [mid(1), mid(2)]
+    assert_in_sync(s)
+    assert quiet(synced(s, proxy))
