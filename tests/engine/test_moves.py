@@ -9,6 +9,7 @@ Locally, a moved file keeps its inode and its unique name.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,20 @@ def move_locally(s: Setup, folder: str, message_id: str, to: str) -> Path:
     return msg.path.rename(target / msg.path.parent.name / msg.path.name)
 
 
+def fill_inbox(dovecot: Dovecot, account: ImapAccount, messages: list[bytes]) -> None:
+    """Put messages straight into the server's own Maildir INBOX, as clone_into copies a
+    user's storage (Dovecot indexes them at the next SELECT): a thousand in a fraction of a
+    second, where a thousand APPENDs take half a minute on a loaded machine."""
+    with srv.session(account) as c:  # the first login makes the user's Maildir
+        srv._ok(c.select("INBOX"))
+    home = dovecot.maildir(account.user)
+    owner = home.stat()
+    for i, data in enumerate(messages):
+        path = home / "cur" / f"{1700000000 + i}.M{i}P1.filled:2,S"
+        path.write_bytes(data)
+        os.lchown(path, owner.st_uid, owner.st_gid)
+
+
 def quiet(report: AccountReport) -> bool:
     return all(not any(m.summary().values()) for m in report.mailboxes)
 
@@ -172,23 +187,24 @@ def test_moved_into_a_folder_new_on_the_other_side(s: Setup, proxy: FaultProxy) 
     assert_in_sync(s)
 
 
-def test_a_thousand_moved_at_once_both_ways(s: Setup, proxy: FaultProxy) -> None:
+def test_a_thousand_moved_at_once_both_ways(s: Setup, proxy: FaultProxy, dovecot: Dovecot) -> None:
+    """500 moved locally, 500 on the server, in one run: seconds, one UID MOVE per chunk."""
     n = 500
-    with srv.session(s.imap) as c:
-        for i in range(2 * n):
-            srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), [SEEN], imap=c)
+    fill_inbox(dovecot, s.imap, [srv.make_message(i, "INBOX") for i in range(2 * n)])
     synced(s, proxy)
     before = inodes(s, "INBOX")
-    local = loc.messages(s.root, "fs", "INBOX")
-    ids = sorted(m.message_id for m in local)
-    (s.root / "Old" / "cur").mkdir(parents=True)
-    for sub in ("new", "tmp"):
-        (s.root / "Old" / sub).mkdir()
-    mine = set(ids[:n])
-    for m in local:
+    uid_of = {m.message_id: m.uid for m in srv.fetch_all(s.imap, "INBOX")}
+    mine = {k for k, uid in uid_of.items() if uid <= n}  # moved locally
+    theirs = {k: before[k] for k in uid_of if k not in mine}  # moved on the server
+    for sub in ("cur", "new", "tmp"):
+        (s.root / "Old" / sub).mkdir(parents=True)
+    for m in loc.messages(s.root, "fs", "INBOX"):
         if m.message_id in mine:
             m.path.rename(s.root / "Old" / m.path.parent.name / m.path.name)
-    move_on_server(s, "INBOX", ids[n:], "Done")
+    with srv.session(s.imap) as c:
+        srv.create_folder(s.imap, "Done", c)
+        srv._ok(c.select("INBOX"))
+        srv._ok(c.uid("MOVE", f"{n + 1}:{2 * n}", srv._quote("Done")))
 
     started = time.monotonic()
     report = synced(s, proxy)
@@ -196,7 +212,7 @@ def test_a_thousand_moved_at_once_both_ways(s: Setup, proxy: FaultProxy) -> None
 
     assert copied(report) == 0
     assert sorted(inodes(s, "Old")) == sorted(mine)
-    assert inodes(s, "Done") == {k: before[k] for k in ids[n:]}
+    assert inodes(s, "Done") == theirs
     assert srv.fetch_all(s.imap, "INBOX") == []
     assert len(srv.fetch_all(s.imap, "Old")) == n
     assert took < 30, took
