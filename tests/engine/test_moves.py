@@ -404,3 +404,31 @@ def test_a_move_across_a_sync_of_one_folder_is_a_delete_and_a_copy(
     assert sorted(m.message_id for m in srv.fetch_all(s.imap, "Archive")) == [mid(1), mid(2)]
     assert_in_sync(s)
     assert quiet(synced(s, proxy))
+
+
+def test_a_dry_run_reports_moves_as_the_real_run_carries_them(s: Setup, proxy: FaultProxy) -> None:
+    """A dry run neither deletes nor copies what the real run moves, so its counts and its
+    mass-delete guard are the real run's (a renumbered mailbox is not refused), and it
+    changes nothing."""
+    with srv.session(s.imap) as c:
+        for i in range(20):
+            srv.append(s.imap, "INBOX", long_message(i), [SEEN], imap=c)
+        srv.append(s.imap, "Lists", long_message(50), [SEEN], imap=c)
+    srv.create_folder(s.imap, "Archive")
+    synced(s, proxy)
+    move_on_server(s, "INBOX", [mid(i) for i in range(20)], "Tmp")
+    move_on_server(s, "Tmp", [mid(i) for i in range(20)], "INBOX")
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote("Tmp")))
+    move_locally(s, "Lists", mid(50), "Archive")
+    before = (inodes(s, "INBOX"), [m.uid for m in srv.fetch_all(s.imap, "INBOX")])
+
+    report = synced(s, proxy, dry_run=True)
+
+    assert copied(report) == 0
+    assert report.totals()["deleted_local"] == report.totals()["deleted_remote"] == 0
+    assert (inodes(s, "INBOX"), [m.uid for m in srv.fetch_all(s.imap, "INBOX")]) == before
+    assert [m.message_id for m in srv.fetch_all(s.imap, "Lists")] == [mid(50)]
+    report = synced(s, proxy)
+    assert copied(report) == 0
+    assert_in_sync(s)

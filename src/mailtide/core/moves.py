@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailtide.core.model import Identity, Record, Side
 from mailtide.core.reconcile import Copy, Delete, Plan
@@ -148,6 +148,20 @@ def _match(
                 identity=identity,
                 intent=a.copy.record,
             )
+
+
+def without_moves(plan: Plan, mailbox: str, moves: Iterable[Move]) -> Plan:
+    """``plan`` of ``mailbox`` without the deletions and copies that ``moves`` carry instead
+    (what a dry run reports, and what the mass-delete guard weighs, as the real run would)."""
+    gone = {(m.carrier, m.id) for m in moves if m.origin == mailbox}
+    came = {(m.carrier.other, m.arrived) for m in moves if m.target == mailbox}
+    if not gone and not came:
+        return plan
+    return replace(
+        plan,
+        deletes=tuple(d for d in plan.deletes if (d.side, d.id) not in gone),
+        copies=tuple(c for c in plan.copies if (c.source, c.id) not in came),
+    )
 
 
 def _key_order(key: tuple[Side, Identity]) -> tuple[int, str, int, str, str]:

@@ -175,7 +175,8 @@ class AccountSync:
             self.steps.check()
             known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
-            await MovePass(names, self.stores, self.state, self.steps, self.options, known).run()
+            moves = MovePass(names, self.stores, self.state, self.steps, self.options, known)
+            self.options = await moves.run()
             failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
                 self.steps.check()

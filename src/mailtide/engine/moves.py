@@ -73,11 +73,23 @@ class MovePass:
         self.known = known
         self.prepared: dict[str, Prepared] = {}
 
-    async def run(self) -> None:
-        if self.options.dry_run or self.options.restore_deleted:
-            return  # a dry run reports delete + copy; restoring wants every deletion back
+    async def run(self) -> Options:
+        """Carry the moves found; the options for the pairs' own runs (a dry run carries
+        nothing, and hands the moves on so that the pairs report them as the real run would)."""
+        if self.options.restore_deleted:
+            return self.options  # restoring wants every deletion turned back, not moved
         try:
             moves = await self._find()
+            if self.options.dry_run:
+                for m in moves:
+                    log.info(
+                        "mailbox.would_move",
+                        side=SIDE_NAMES[m.carrier],
+                        origin=m.origin,
+                        target=m.target,
+                        id=m.id,
+                    )
+                return dataclasses.replace(self.options, dry_moves=tuple(moves))
             repairs = [m for m in moves if m.repair]
             if repairs:
                 await self._repair(repairs)
@@ -92,6 +104,7 @@ class MovePass:
                     log.warning("moves.failed", origin=origin, target=target, error=str(exc))
         except ConnectionLost as exc:
             log.warning("moves.abandoned", error=str(exc))
+        return self.options
 
     # --- finding ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from mailtide.core.model import (
     listing_digest,
     pair_ids,
 )
+from mailtide.core.moves import Move, without_moves
 from mailtide.core.reconcile import (
     Copy,
     NeedIdentities,
@@ -68,6 +69,9 @@ class Options:
     batch_count: int = 1000  # messages per durable batch
     # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
     trash: tuple[str | None, str | None] = (None, None)
+    # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
+    # deletion and a copy, so the report and the mass-delete guard are the real run's.
+    dry_moves: tuple[Move, ...] = ()
 
 
 @dataclass(slots=True)
@@ -178,6 +182,8 @@ class PairSync:
         )
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
+        if self.options.dry_run and self.options.dry_moves:
+            plan = without_moves(plan, self.name, self.options.dry_moves)
         self._guard(plan, snapshots)
         if self.options.dry_run:
             self._report_dry(plan)
