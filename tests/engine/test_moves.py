@@ -432,3 +432,26 @@ def test_a_dry_run_reports_moves_as_the_real_run_carries_them(s: Setup, proxy: F
     report = synced(s, proxy)
     assert copied(report) == 0
     assert_in_sync(s)
+
+
+def test_a_bug_in_the_move_pass_costs_the_moves_not_the_sync(
+    s: Setup, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while finding moves, the sync goes on as without them: a deletion
+    and a copy, nothing lost, nothing doubled."""
+    from mailtide.engine import moves
+
+    srv.append(s.imap, "INBOX", long_message(1), [SEEN])
+    srv.create_folder(s.imap, "Archive")
+    synced(s, proxy)
+    move_locally(s, "INBOX", mid(1), "Archive")
+
+    def broken(plans):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(moves, "find_moves", broken)
+    report = synced(s, proxy)
+    assert report.totals()["new_remote"] == 1 and report.totals()["deleted_remote"] == 1
+    assert srv.fetch_all(s.imap, "INBOX") == []
+    assert [m.message_id for m in srv.fetch_all(s.imap, "Archive")] == [mid(1)]
+    assert_in_sync(s)

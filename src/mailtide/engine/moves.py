@@ -36,7 +36,8 @@ from mailtide.core.model import SIDES, Record, Side, pair_ids
 from mailtide.core.moves import Move, MoveIdentities, find_moves
 from mailtide.core.reconcile import Plan
 from mailtide.engine.pair import SIDE_NAMES, Options, PairSync, Prepared
-from mailtide.engine.steps import Steps
+from mailtide.engine.steps import Steps, StopRequested
+from mailtide.state.db import StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     ConnectionLost,
@@ -104,6 +105,10 @@ class MovePass:
                     log.warning("moves.failed", origin=origin, target=target, error=str(exc))
         except ConnectionLost as exc:
             log.warning("moves.abandoned", error=str(exc))
+        except (StoreError, StateError, StopRequested):
+            raise  # for the whole account, as in the pairs' own runs
+        except Exception as exc:  # a bug must cost the moves (delete + copy), not the account
+            log.error("moves.abandoned", error=f"internal error: {exc!r}", exc_info=True)
         return self.options
 
     # --- finding ------------------------------------------------------------------------
@@ -146,13 +151,17 @@ class MovePass:
         for name, ids in need.ids.items():
             found = {}
             for side in SIDES:
-                if ids[side]:
+                if not ids[side]:
+                    continue
+                box: Mailbox | None = None
+                try:
                     box = await self.stores[side].open(name)
-                    try:
-                        got = await box.identify(sorted(ids[side]))
-                        found.update({(side, k): v for k, v in got.items()})
-                    finally:
-                        await _close([box])
+                    got = await box.identify(sorted(ids[side]))
+                    found.update({(side, k): v for k, v in got.items()})
+                except _SKIPPED as exc:  # those arrivals are left out of the pass
+                    log.debug("moves.not_identified", mailbox=name, error=str(exc))
+                finally:
+                    await _close([box])
             copies = []
             for c in plans[name].copies:
                 if c.identity is None and (c.source, c.id) in found:
