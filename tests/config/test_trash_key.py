@@ -29,11 +29,16 @@ def test_a_folder_name_canonical(tmp_path: Path) -> None:
     assert load(tmp_path, 'trash = "inbox"\n').trash == "INBOX"  # type: ignore[attr-defined]
 
 
+def test_true_means_the_servers_special_use_trash(tmp_path: Path) -> None:
+    assert load(tmp_path, "trash = true\n").trash == "\\Trash"  # type: ignore[attr-defined]
+    assert load(tmp_path, "trash = false\n").trash is None  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ('trash = ""', "account.work.trash: must not be empty"),
-        ("trash = true", "account.work.trash: must be a string"),
+        ('trash = ""', "account.work.trash: must not be empty (a folder name, or true for"),
+        ("trash = 3", "account.work.trash: must be a folder name, or true for the server's"),
         ('trahs = "Trash"', 'account.work.trahs: unknown key (did you mean "trash"?)'),
     ],
 )

@@ -364,6 +364,30 @@ def test_deleted_locally_goes_to_the_servers_trash(s: Setup, proxy: FaultProxy) 
     assert srv.fetch_all(t.imap, "Trash") == []
 
 
+def test_trash_true_is_the_folder_the_server_marks_trash(s: Setup, proxy: FaultProxy) -> None:
+    """The test Dovecot marks its "Trash" with the special use \\Trash."""
+    t = s.with_account(trash="\\Trash")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN])
+    srv.create_folder(t.imap, "Trash")
+    synced(t, proxy)
+    loc.by_message_id(t.root, "fs", "INBOX")[mid(1)].path.unlink()
+    synced(t, proxy)
+    assert srv.fetch_all(t.imap, "INBOX") == []
+    assert [m.message_id for m in srv.fetch_all(t.imap, "Trash")] == [mid(1)]
+
+
+def test_no_folder_marked_trash_fails_the_mailbox_and_expunges_nothing(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    t = s.with_account(trash="\\Trash")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN])
+    synced(t, proxy)  # the server has no Trash folder yet: nothing is marked \Trash
+    loc.by_message_id(t.root, "fs", "INBOX")[mid(1)].path.unlink()
+    (line,) = t.sync().failures()
+    assert "marks no folder \\Trash" in line and "set the account's trash" in line, line
+    assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(1)]
+
+
 def test_a_missing_trash_folder_fails_the_mailbox_with_what_to_do(
     s: Setup, proxy: FaultProxy
 ) -> None:

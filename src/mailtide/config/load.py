@@ -53,6 +53,7 @@ from mailtide.config.overlap import Clash, MaildirSide, maildir_clashes, state_f
 from mailtide.config.show import kind_of, show_value
 from mailtide.config.values import BadValue, Reader, duration, expect, integer, string_list
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
+from mailtide.core.model import TRASH_SPECIAL_USE
 from mailtide.core.names import canonical
 
 
@@ -337,7 +338,7 @@ class _Checker:
         if retries is not None and not 0 <= retries <= 100:
             self.problem((*path, "retries"), f"must be from 0 to 100, not {retries}")
         delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
-        trash = self.string(table, path, "trash", nonempty=True)
+        trash = self.value(table, path, "trash", _trash)
         local, remote = sides["local"], sides["remote"]
         if local is None or remote is None or daemon_keys.unusable(values):
             return None
@@ -350,7 +351,7 @@ class _Checker:
             mass_delete_floor=DEFAULT_MASS_DELETE_FLOOR if floor is None else floor,
             retries=DEFAULT_RETRIES if retries is None else retries,
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
-            trash=None if not trash else canonical(trash),
+            trash=trash,
             daemon=daemon,
             hooks=hooks,
         )
@@ -586,3 +587,19 @@ class _Checker:
         except BadPath as e:
             self.problem((*path, key), str(e))
             return None
+
+
+def _trash(value: object, _base: object) -> str | None:
+    """``trash``: a folder name (canonical), true for the folder the server marks ``\\Trash``,
+    false for none."""
+    if value is True or value == TRASH_SPECIAL_USE:
+        return TRASH_SPECIAL_USE
+    if value is False:
+        return None
+    if not isinstance(value, str):
+        raise BadValue(
+            f"must be a folder name, or true for the server's \\Trash folder, not {kind_of(value)}"
+        )
+    if not value:
+        raise BadValue("must not be empty (a folder name, or true for the server's \\Trash folder)")
+    return canonical(value)

@@ -151,7 +151,8 @@ class Account:
     one after twice the delay before (at most ``MAX_RETRY_DELAY``).
 
     ``trash``: a remote folder (canonical name) that a message deleted locally is moved to,
-    instead of being expunged on the server (mbsync's ``Trash``); None: expunged.
+    instead of being expunged on the server (mbsync's ``Trash``); ``TRASH_SPECIAL_USE``: the
+    folder the server marks ``\\Trash``; None: expunged.
     """
 
     name: str

@@ -24,6 +24,8 @@ ANSWERED = "\\Answered"
 FLAGGED = "\\Flagged"
 DRAFT = "\\Draft"
 DELETED = "\\Deleted"
+# A trash setting that names no folder but the one the server marks with this special use
+TRASH_SPECIAL_USE = "\\Trash"
 
 
 class Side(enum.IntEnum):

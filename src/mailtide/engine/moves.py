@@ -37,6 +37,7 @@ from mailtide.core.moves import Move, MoveIdentities, find_moves
 from mailtide.core.reconcile import Plan
 from mailtide.engine.pair import SIDE_NAMES, Options, PairSync, Prepared
 from mailtide.engine.steps import Steps, StopRequested
+from mailtide.engine.trash import resolve_trash
 from mailtide.state.db import StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
@@ -79,6 +80,7 @@ class MovePass:
         nothing, and hands the moves on so that the pairs report them as the real run would)."""
         if self.options.restore_deleted:
             return self.options  # restoring wants every deletion turned back, not moved
+        self.options = await resolve_trash(self.stores, self.options)
         try:
             moves = await self._find()
             if self.options.dry_run:

@@ -18,6 +18,7 @@ import structlog
 
 from mailtide.core.model import (
     SIDES,
+    TRASH_SPECIAL_USE,
     MessageInfo,
     PendingFlags,
     Record,
@@ -470,6 +471,12 @@ class PairSync:
         trash = self.options.trash[side]
         if trash is None or trash == self.name:
             return await self.box(side).delete(ids)
+        if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
+            raise MailboxError(
+                f"{self.name}: deleted messages are to go to the trash, but the "
+                f"{SIDE_NAMES[side]} side marks no folder \\Trash; set the account's trash to "
+                "a folder name"
+            )
         try:
             moved = await self.box(side).move(ids, trash)
         except MailboxError as exc:

@@ -61,6 +61,7 @@ class UnsafeFolderName(StoreError):
 class FolderInfo:
     name: str  # canonical name
     selectable: bool = True
+    special: frozenset[str] = frozenset()  # RFC 6154 uses the server gives it: "\\Trash", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,10 @@ class Store(Protocol):
         ...
 
     async def create_folder(self, name: str) -> None: ...
+
+    async def special_folder(self, use: str) -> str | None:
+        """The folder this store marks with RFC 6154 special ``use`` ("\\Trash"), if any."""
+        ...
 
     async def open(self, name: str) -> Mailbox: ...
 

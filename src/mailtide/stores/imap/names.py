@@ -21,6 +21,11 @@ from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 log = structlog.get_logger(__name__)
 
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+# RFC 6154 special uses, by their upper-case form as LIST may give them
+_SPECIAL_USES = {
+    use.upper(): use
+    for use in ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +87,8 @@ class FolderNames:
             return None
         flag_set = {text_of(f).upper() for f in flags}
         name = self.canonical_name(raw_name, text_of(sep) if sep is not None else None)
-        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE))
+        special = frozenset(_SPECIAL_USES[f] for f in flag_set if f in _SPECIAL_USES)
+        return FolderInfo(name=name, selectable=not (flag_set & _NOT_SELECTABLE), special=special)
 
 
 async def read_namespace(client: ImapClient) -> FolderNames:

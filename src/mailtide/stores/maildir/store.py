@@ -164,6 +164,10 @@ class MaildirStore:
             locate=self.folder_path,
         )
 
+    async def special_folder(self, use: str) -> str | None:
+        """A Maildir marks no folder with a special use."""
+        return None
+
     async def keepalive(self) -> None:
         """Nothing to keep alive on a local tree."""
 
