@@ -355,7 +355,9 @@ class PairSync:
             plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
         )
         if tripped and not self.options.allow_mass_delete:
-            why = "; ".join(f"{t} (gone from the {SIDE_NAMES[t.side.other]} side)" for t in tripped)
+            why = "; ".join(
+                f"{t} (gone from the {SIDE_NAMES[t.side.other]} side)" for t in tripped
+            )
             where = " and ".join(SIDE_NAMES[t.side.other] for t in tripped)
             source = SIDE_NAMES[tripped[0].side]
             raise MassDeleteRefused(
