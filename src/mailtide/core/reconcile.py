@@ -35,6 +35,9 @@ The decisions, per message (``F`` far, ``N`` near, ``R`` record):
     R (no id on either side)                            | -> Forget (messages are unrecorded)
     no R | on S only, no identical unrecorded twin opposite | -> Copy S -> other
     no R | identical unrecorded message on both sides       | -> Update (pair), flags united
+
+A message moved between mailboxes reads here as a Delete in one pair and a Copy in another:
+``core.moves`` looks at every pair's plan of an account and turns such pairs into moves.
 """
 
 from __future__ import annotations
