@@ -712,7 +712,8 @@ class ImapMailbox:
         verb = "UID MOVE" if "MOVE" in self._client.capabilities else "UID COPY"
         new: dict[str, str | None] = {}
         for uid_set in uid_sets(uids):
-            chunk = [u for u in uids if str(u) in _expanded(uid_set)]
+            in_set = _expanded(uid_set)
+            chunk = [u for u in uids if u in in_set]
             codes: list[bytes] = []
             done = await self._run(verb, uid_set, dest, on_untagged=_copyuid_into(codes))
             if done.code == "COPYUID":
@@ -765,8 +766,9 @@ def _copyuid_into(codes: list[bytes]) -> OnUntagged:
     return on_untagged
 
 
-def _expanded(uid_set: str) -> set[str]:
-    return {str(u) for a, b in uid_ranges(uid_set) for u in range(a, b + 1)}
+def _expanded(uid_set: str) -> set[int]:
+    """Every UID of one of our own sets (``uid_sets``: at most UIDS_PER_COMMAND of them)."""
+    return {u for a, b in uid_ranges(uid_set) for u in range(a, b + 1)}
 
 
 def _swallow_fetch(u: Untagged) -> bool:
