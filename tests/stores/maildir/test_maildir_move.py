@@ -65,3 +65,19 @@ async def test_a_file_of_that_name_in_the_target_is_not_replaced(store: MaildirS
     assert result.ids == {}
     assert clash.read_bytes() == b"Subject: someone else's\n\nother\n"
     assert [m.id for m in await inbox.snapshot()] == [msg_id]
+
+
+async def test_other_names_of_the_moved_file_go_with_it(store: MaildirStore) -> None:
+    """A crash between new/ and cur/ left one file under two names (hard links): after the
+    move the source holds neither, so the message is not there twice."""
+    await store.create_folder("INBOX")
+    await store.create_folder("Old")
+    inbox = await store.open("INBOX")
+    (msg_id,) = await inbox.append([incoming(message(1))])
+    new = Path(inbox.path) / "new" / msg_id
+    os.link(new, Path(inbox.path) / "cur" / f"{msg_id}:2,")
+    await inbox.snapshot()
+    result = await inbox.move([msg_id], "Old")
+    assert result.ids == {msg_id: msg_id}
+    assert files(inbox.path) == {}
+    assert [m.id for m in await (await store.open("Old")).snapshot()] == [msg_id]

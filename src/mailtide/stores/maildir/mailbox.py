@@ -683,6 +683,12 @@ class MaildirMailbox:
                 self.journal.done(FileChange("renamed", self.name, to, source))
                 self._index.pop(msg_id, None)
                 touched.update((os.path.dirname(to), os.path.dirname(source)))
+                # other names of the same file (a crash between new/ and cur/): left here they
+                # would be the message again
+                for twin in self._twins.pop(msg_id, []):
+                    with contextlib.suppress(FileNotFoundError):
+                        self._unlink(self._file(twin))
+                        touched.add(os.path.join(self.path, twin[0]))
                 moved[msg_id] = msg_id
                 return True
 
