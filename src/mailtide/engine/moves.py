@@ -73,6 +73,7 @@ class MovePass:
         self.steps = steps
         self.options = options
         self.known = known
+        # each planned pair's plan and state (not its listings: memory stays per change)
         self.prepared: dict[str, Prepared] = {}
 
     async def run(self) -> Options:
@@ -144,7 +145,7 @@ class MovePass:
             finally:
                 await _close(boxes)
             if prepared is not None:
-                self.prepared[name] = prepared
+                self.prepared[name] = dataclasses.replace(prepared, snapshots=[])
 
     async def _identify(self, plans: dict[str, Plan], need: MoveIdentities) -> dict[str, Plan]:
         """The plans with the arrivals' identities filled in; an arrival that vanished
