@@ -5,6 +5,7 @@
 #   tests adopt; the libraries of the private Courier-IMAP that tests/courier.py unpacks
 #   from .debs (courier-imap itself conflicts with dovecot-imapd, so it is not installed);
 #   systemd, for `systemd-analyze verify` of contrib/systemd (a container may lack it);
+#   neomutt and tmux, for the test that drives neomutt in a terminal as a user would;
 #   plus any EXTRA-PACKAGE,
 #   plus python3-venv when $PYTHON (default python3) is Debian's and cannot make venvs.
 #   Everything present: prints one line and touches nothing (no apt at all).
@@ -14,7 +15,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 wanted=(dovecot-imapd openssl time isync offlineimap3
-  libcourier-unicode4 libidn12 libltdl7 libgamin0 libgdbm6 systemd "$@")
+  libcourier-unicode4 libidn12 libltdl7 libgamin0 libgdbm6 systemd neomutt tmux "$@")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "deps: not a Debian system; make sure these are installed: ${wanted[*]}" >&2

@@ -118,6 +118,7 @@ def options_for(account: Account, request: Request) -> Options:
         restore_deleted=request.restore_deleted,
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
+        trash=(account.trash, None),  # by Side: the remote's
     )
 
 

@@ -127,3 +127,37 @@ def test_header_section_takes_any_buffer() -> None:
 
 def test_header_section_of_both_forms_agrees_after_normalising() -> None:
     assert to_lf(header_section(CRLF_MESSAGE)) == header_section(LF_MESSAGE)
+
+
+# ---- lines a mail client adds to a copy it writes --------------------------------------------
+
+CLIENT_COPY = LF_MESSAGE.replace(
+    b"Subject: lunch\n",
+    b"Subject: lunch\nContent-Length: 20\nLines: 3\nStatus: RO\nX-Status: A\n",
+)
+
+
+def test_a_client_copy_with_content_length_lines_status_is_the_same_message() -> None:
+    """neomutt's save adds Content-Length:, mbox tools Lines:, Status:, X-Status:: they count
+    in neither the digest nor the size, as mbsync's X-TUID does not."""
+    plain, copy = identity_of_lf(LF_MESSAGE), identity_of_lf(CLIENT_COPY)
+    assert copy == plain
+    assert copy.size + copy.marks == crlf_size_of_lf(CLIENT_COPY)
+
+
+def test_the_legacy_identity_is_the_one_records_hold_from_before() -> None:
+    """Records written before client lines were left out hold the digest with them in:
+    ``legacy`` is exactly that, and ``forms`` gives both to look a record's message up by."""
+    import hashlib
+
+    header = header_section(CLIENT_COPY)
+    old = Identity(
+        "<1234@example.org>",
+        crlf_size_of_lf(CLIENT_COPY),
+        hashlib.sha256(header).hexdigest(),
+        hashlib.sha256(b"").hexdigest()[:32],
+    )
+    copy = identity_of_lf(CLIENT_COPY)
+    assert copy.legacy == old and copy != old
+    assert copy.forms() == (copy, old)
+    assert identity_of_lf(LF_MESSAGE).forms() == (identity_of_lf(LF_MESSAGE),)

@@ -676,3 +676,22 @@ def test_restore_deleted_turns_every_deletion_into_a_copy_back_on_both_sides() -
     )
     assert isinstance(again, Plan) and not again.copies and not again.deletes
     assert restore_deleted(Plan()) == Plan()
+
+
+def test_a_record_from_before_client_lines_were_ignored_still_finds_its_message() -> None:
+    """A half record written by an older mailtide holds the identity with a Status: line in
+    its digest; the message, identified now, is found under that legacy form: paired, not
+    copied a second time."""
+    from mailtide.core.identity import header_section, identity_of
+
+    raw = b"Message-ID: <s@x>\r\nStatus: RO\r\nSubject: s\r\n\r\nbody\r\n"
+    now = identity_of(header_section(raw), len(raw))
+    assert now.legacy is not None
+    half = Record(("7", ""), frozenset({"\\Seen"}), now.legacy)
+    far = [MessageInfo("7", frozenset({"\\Seen"}), identity=now)]
+    near = [MessageInfo("n1", frozenset({"\\Seen"}), identity=now)]
+    plan = reconcile([half], far, near)
+    assert isinstance(plan, Plan)
+    assert plan.copies == ()
+    (update,) = plan.updates
+    assert update.new.ids == ("7", "n1")

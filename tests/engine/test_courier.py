@@ -528,3 +528,73 @@ def test_a_folder_renamed_on_either_side_is_renamed_on_the_other(
         files
     )
     assert_same_everywhere(s)
+
+
+# ---- (d) moves without MOVE and without UIDPLUS ----------------------------------------------
+
+
+def move_file(s: Setup, folder: str, message_id: str, to: str) -> None:
+    """A mail client's move: the file renamed into the other folder (made if missing)."""
+    msg = loc.by_message_id(s.root, "fs", folder)[message_id]
+    target = loc.folder_dir(s.root, "fs", to)
+    for sub in ("cur", "new", "tmp"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    msg.path.rename(target / msg.path.parent.name / msg.path.name)
+
+
+def prepare_moves(s: Setup) -> Callable[[Setup], None]:
+    """Moved locally (into a folder both sides have, into a new one) and on the server by
+    another client (COPY, \\Deleted, EXPUNGE: Courier has no MOVE); one also flagged."""
+    mid = srv.message_id
+    put_server(s.imap, "INBOX", [1, 2, 3], [SEEN])
+    put_server(s.imap, "Archive", [11], [SEEN])
+    synced(s)
+    move_file(s, "INBOX", mid(1, "INBOX"), "Archive")
+    move_file(s, "INBOX", mid(2, "INBOX"), "Neu")
+    loc.set_letters(loc.by_message_id(s.root, "fs", "Neu")[mid(2, "INBOX")], "FS")
+    with srv.session(s.imap) as c:
+        srv._ok(c.select(srv._quote(on_server("Archive"))))
+        uids = b",".join(srv._uids_of(c, mid(11, "Archive"))).decode()
+        srv._ok(c.uid("COPY", uids, srv._quote("INBOX")))
+        srv._ok(c.uid("STORE", uids, "+FLAGS.SILENT", "(\\Deleted)"))
+        srv._ok(c.expunge())
+    want = {
+        "INBOX": {mid(3, "INBOX"): {SEEN}, mid(11, "Archive"): {SEEN}},
+        "Archive": {mid(1, "INBOX"): {SEEN}},
+        "Neu": {mid(2, "INBOX"): {SEEN, FLAGGED}},
+    }
+
+    def check(t: Setup) -> None:
+        for folder, flags in want.items():
+            assert server_flags(t.imap, folder) == flags, folder
+        assert_same_everywhere(t)
+
+    return check
+
+
+def test_moves_both_ways_copy_and_expunge_only_ours(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    """Carried as moves, no body sent or received: COPY + \\Deleted + EXPUNGE on the server (an
+    EXPUNGE only while nobody else's \\Deleted message is there), a rename locally."""
+    s = fresh(courier, relay, variant, tmp_path / "s", "moves")
+    check = prepare_moves(s)
+    mid11 = srv.message_id(11, "Archive")
+    inode = loc.by_message_id(s.root, "fs", "Archive")[mid11].path.stat().st_ino
+    report = s.sync()
+    assert not report.failed, report
+    totals = report.totals()
+    assert (totals["new_remote"], totals["new_local"]) == (0, 0), totals
+    check(s)
+    assert loc.by_message_id(s.root, "fs", "INBOX")[mid11].path.stat().st_ino == inode
+    quiet(s)
+
+
+@pytest.mark.parametrize(
+    "variant", [pytest.param("appenduid", marks=pytest.mark.slow), "no-appenduid"]
+)
+def test_crash_after_every_step_of_moves(
+    courier: Courier, relay: WithoutAppendUid, variant: str, tmp_path: Path
+) -> None:
+    steps = crash_sweep(courier, relay, variant, tmp_path, prepare_moves)
+    assert {"move intent", "move remote", "move local", "move records"} <= set(steps), steps

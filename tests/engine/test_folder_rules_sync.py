@@ -85,3 +85,30 @@ def test_an_account_exclude_leaves_a_server_folder_out(fs_setup: Setup) -> None:
     report = s.sync()
     assert not report.failed, report
     assert loc.folders(s.root, "fs") == ["Current", "INBOX"]
+
+
+def test_moves_between_folders_with_other_local_names_are_moves(fs_setup: Setup) -> None:
+    """A file moved between two folders the rules name otherwise locally is moved on the server
+    (from the server names of both), and one moved on the server is renamed into the local
+    name: same inode, nothing copied either way."""
+    s = fs_setup.with_account(folders=FolderRules(renames=(LISTS,)))
+    fill(s, ["Lists/Python", "Lists/Rust"])
+    assert not s.sync().failed
+    [mine] = loc.messages(s.root, "fs", "lists/python")
+    inode = mine.path.stat().st_ino
+    target = loc.folder_dir(s.root, "fs", "lists/rust") / "cur" / mine.path.name
+    mine.path.rename(target)
+    report = s.sync()
+    assert not report.failed and not report.warnings, report
+    assert not any(report.totals()[k] for k in ("new_remote", "new_local")), report.totals()
+    assert [m.message_id for m in srv.fetch_all(s.imap, "Lists/Python")] == []
+    assert mine.message_id in {m.message_id for m in srv.fetch_all(s.imap, "Lists/Rust")}
+    with srv.session(s.imap) as c:
+        srv._ok(c.select(srv._quote("Lists/Rust")))
+        uids = b",".join(srv._uids_of(c, mine.message_id)).decode()
+        srv._ok(c.uid("MOVE", uids, srv._quote("Lists/Python")))
+    report = s.sync()
+    assert not report.failed, report
+    assert report.totals()["new_local"] == report.totals()["new_remote"] == 0, report.totals()
+    back = loc.by_message_id(s.root, "fs", "lists/python")[mine.message_id]
+    assert back.path.stat().st_ino == inode

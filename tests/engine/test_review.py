@@ -498,30 +498,39 @@ def test_folder_renamed_locally(layout: str, imap_account: ImapAccount, tmp_path
 
 
 def test_message_moved_between_folders_on_the_server(fs_setup: Setup) -> None:
-    """A server-side MOVE: gone from INBOX locally, present once in Archive locally."""
+    """A server-side MOVE is a move locally: the file is renamed into Archive (same inode, same
+    unique name), nothing is downloaded, and it is there once."""
     s = fs_setup
     srv.append(s.imap, "INBOX", raw("mv", mid="mv"), [SEEN])
     srv.append(s.imap, "Archive", raw("keep", mid="keep"), [SEEN])
     settle(s)
+    (m,) = loc.messages(s.root, "fs", "INBOX")
+    inode, name = m.path.stat().st_ino, m.path.name
     with srv.session(s.imap) as c:
         srv._ok(c.select("INBOX"))
         srv._ok(c.uid("MOVE", "1", srv._quote("Archive")))
-    assert not s.sync().failed
+    report = s.sync()
+    assert not report.failed
+    assert report.totals()["new_local"] == 0 and report.totals()["deleted_local"] == 0
     assert loc.messages(s.root, "fs", "INBOX") == []
+    moved = loc.by_message_id(s.root, "fs", "Archive")["<mv@review.test>"]
+    assert (moved.path.stat().st_ino, moved.path.name) == (inode, name)
     remote, local = bodies(s, "Archive")
     assert remote == local and set(remote.values()) == {1} and len(remote) == 2
 
 
 def test_message_moved_between_folders_locally(fs_setup: Setup) -> None:
-    """A local mv of the file (same unique name) to another folder: deleted from INBOX on the
-    server, uploaded once to Archive."""
+    """A local mv of the file (same unique name) to another folder is a UID MOVE on the
+    server: nothing uploaded, nothing deleted, there once."""
     s = fs_setup
     srv.append(s.imap, "INBOX", raw("mv", mid="mv"), [SEEN])
     srv.append(s.imap, "Archive", raw("keep", mid="keep"), [SEEN])
     settle(s)
     (m,) = loc.messages(s.root, "fs", "INBOX")
     os.rename(m.path, s.root / "Archive" / "cur" / m.path.name)
-    assert not s.sync().failed
+    report = s.sync()
+    assert not report.failed
+    assert report.totals()["new_remote"] == 0 and report.totals()["deleted_remote"] == 0
     assert srv.fetch_all(s.imap, "INBOX") == []
     remote, local = bodies(s, "Archive")
     assert remote == local and set(remote.values()) == {1} and len(remote) == 2

@@ -365,10 +365,16 @@ def _moves(s: Setup) -> None:
         {
             "INBOX": [(1, {SEEN}), (2, {FLAGGED}), (3, set()), (4, {SEEN}), (5, set())],
             AR: [(11, {SEEN})],
+            "Zurück": [(61, {SEEN})],
         },
     )
     put_local(s, {"Erledigt": [(41, "S")]})
     setup_sync(s)
+    # left and came back under a new UID (another client re-uploaded it): a re-pair
+    move_on_server(s, "Zurück", mid(61, "Zurück"), "Zwischen")
+    move_on_server(s, "Zwischen", mid(61, "Zurück"), "Zurück")
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote("Zwischen")))
     move_on_server(s, "INBOX", mid(1, "INBOX"), AR)
     move_on_server(s, "INBOX", mid(3, "INBOX"), "Neu/Ablage")  # into a new folder
     move_locally(s, "INBOX", 2, AR)
@@ -378,8 +384,9 @@ def _moves(s: Setup) -> None:
     change_letters(s, AR, 11, add="F")
 
 
-# Today a move is carried as a delete in the source and a copy into the destination: the copy
-# keeps the moved side's flags (a flag set on the other side's old copy is deleted with it).
+# A move is carried as a move (UID MOVE on the server, a rename locally): the flags of both
+# copies merge (a flag set on the other side's old copy comes along), and the sweep's
+# check_kept proves that no interruption makes a later run download or upload it again.
 MOVES = Scenario(
     _moves,
     {
@@ -388,10 +395,12 @@ MOVES = Scenario(
         "Erledigt": {
             mid(41, "Erledigt"): frozenset({SEEN}),
             mid(4, "INBOX"): frozenset({SEEN}),
-            mid(11, AR): frozenset({SEEN}),
+            mid(11, AR): frozenset({SEEN, FLAGGED}),
         },
         "Neu/Ablage": {mid(3, "INBOX"): frozenset()},
+        "Zurück": {mid(61, "Zurück"): frozenset({SEEN})},
     },
+    passes=frozenset({"move intent", "move remote", "move local", "move records", "re-pair"}),
 )
 
 

@@ -64,6 +64,8 @@ from mailtide.config.values import (
 )
 from mailtide.core.folder_filter import BadPattern, FolderFilter, compile_pattern
 from mailtide.core.folder_rules import FolderRules
+from mailtide.core.model import TRASH_SPECIAL_USE
+from mailtide.core.names import canonical
 
 
 class ConfigError(Exception):
@@ -169,6 +171,7 @@ _ACCOUNT_KEYS = (
     "folders",
     "folder_delete",
     "subscribed_only",
+    "trash",
 )
 
 Table = dict[str, Any]
@@ -351,6 +354,7 @@ class _Checker:
         delay = self.value(table, path, "retry_delay", duration(0, MAX_RETRY_DELAY))
         folder_delete = self.choice(table, path, "folder_delete", FOLDER_DELETE_MODES)
         subscribed_only = self.get(table, path, "subscribed_only", (bool,), "true or false")
+        trash = self.value(table, path, "trash", _trash)
         local, remote = sides["local"], sides["remote"]
         folders = self.account_folders((*path, "folders"), table, local, remote)
         if local is None or remote is None or folders is None or daemon_keys.unusable(values):
@@ -366,6 +370,7 @@ class _Checker:
             retry_delay=DEFAULT_RETRY_DELAY if delay is None else delay,
             folder_delete=cast(FolderDelete, folder_delete or "propagate-if-empty"),
             subscribed_only=bool(subscribed_only),
+            trash=trash,
             daemon=daemon,
             hooks=hooks,
             folders=folders,
@@ -661,3 +666,19 @@ class _Checker:
         except BadPath as e:
             self.problem((*path, key), str(e))
             return None
+
+
+def _trash(value: object, _base: object) -> str | None:
+    """``trash``: a folder name (canonical), true for the folder the server marks ``\\Trash``,
+    false for none."""
+    if value is True or value == TRASH_SPECIAL_USE:
+        return TRASH_SPECIAL_USE
+    if value is False:
+        return None
+    if not isinstance(value, str):
+        raise BadValue(
+            f"must be a folder name, or true for the server's \\Trash folder, not {kind_of(value)}"
+        )
+    if not value:
+        raise BadValue("must not be empty (a folder name, or true for the server's \\Trash folder)")
+    return canonical(value)

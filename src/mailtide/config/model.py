@@ -166,6 +166,9 @@ class Account:
     when it is empty there ("propagate-if-empty"), also with its messages ("propagate"), or
     never; otherwise it is reported and left alone.  ``subscribed_only``: only the server
     folders subscribed to are synced (a folder made on the server is subscribed to).
+    ``trash``: a remote folder (canonical name) that a message deleted locally is moved to,
+    instead of being expunged on the server (mbsync's ``Trash``); ``TRASH_SPECIAL_USE``: the
+    folder the server marks ``\\Trash``; None: expunged.
     """
 
     name: str
@@ -177,6 +180,7 @@ class Account:
     retry_delay: float = DEFAULT_RETRY_DELAY
     folder_delete: FolderDelete = "propagate-if-empty"
     subscribed_only: bool = False
+    trash: str | None = None
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     hooks: Hooks = field(default_factory=Hooks)
     folders: FolderRules = field(default_factory=FolderRules)

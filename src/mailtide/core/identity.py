@@ -50,24 +50,39 @@ BODY_PREFIX = 4096  # bytes of the body (CRLF form) in an identity: IMAP BODY.PE
 # message mbsync copied, either way) and OfflineIMAP's X-OfflineIMAP (in the server's copy of
 # what it uploaded to a server without UIDPLUS).
 _COPY_MARK = re.compile(rb"(?im)^(?:x-tuid|x-offlineimap):[^\n]*\n")
+# Lines a mail client adds to a copy it writes: neomutt's "s" (save) into a Maildir adds
+# Content-Length:, mbox tools Lines:, Status: and X-Status:.  A message saved that way is still
+# the same message (a move made with them is a move).  Left out since identity version 2.
+CLIENT_LINES = ("content-length", "lines", "status", "x-status")
+_CLIENT_MARK = re.compile(rb"(?im)^(?:" + "|".join(CLIENT_LINES).encode() + rb"):[^\n]*\n")
 
 
 def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
     """Identity from a message's header section (either line-end form), its CRLF size and the
     start of its body in CRLF form (at least ``BODY_PREFIX`` bytes, or all of a shorter body).
-    An X-TUID or X-OfflineIMAP line counts in neither the header nor the size (``marks``
-    says how long they were)."""
+    Other synchronisers' lines (X-TUID, X-OfflineIMAP) and mail clients' copy lines
+    (``CLIENT_LINES``) count in neither the header nor the size (``marks`` says how long they
+    were); ``legacy`` is the identity as computed before client lines were left out."""
     lf = to_lf(header)
     found = _COPY_MARK.findall(lf)
-    marks = sum(len(m) + 1 for m in found)  # each line's CRLF form
     if found:
         lf = _COPY_MARK.sub(b"", lf)
+    body = hashlib.sha256(bytes(body_prefix[:BODY_PREFIX])).hexdigest()[:32]
+    mid = message_id_of(lf)
+    marks = sum(len(m) + 1 for m in found)  # each line's CRLF form
+    client = _CLIENT_MARK.findall(lf)
+    legacy = None
+    if client:
+        legacy = Identity(mid, crlf_size - marks, hashlib.sha256(lf).hexdigest(), body, marks)
+        lf = _CLIENT_MARK.sub(b"", lf)
+        marks += sum(len(m) + 1 for m in client)
     return Identity(
-        message_id=message_id_of(lf),
+        message_id=mid,
         size=crlf_size - marks,
         marks=marks,
         header_digest=hashlib.sha256(lf).hexdigest(),
-        body_digest=hashlib.sha256(bytes(body_prefix[:BODY_PREFIX])).hexdigest()[:32],
+        body_digest=body,
+        legacy=legacy,
     )
 
 

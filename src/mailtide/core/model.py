@@ -24,6 +24,8 @@ ANSWERED = "\\Answered"
 FLAGGED = "\\Flagged"
 DRAFT = "\\Draft"
 DELETED = "\\Deleted"
+# A trash setting that names no folder but the one the server marks with this special use
+TRASH_SPECIAL_USE = "\\Trash"
 
 
 class Side(enum.IntEnum):
@@ -63,6 +65,16 @@ class Identity:
     # digest and ``size`` leave out, so the copy without them is the same message; the stored
     # message is ``size + marks`` long.  Not part of what the message is: not compared.
     marks: int = field(default=0, compare=False)
+    # The same message as identities were computed before mail clients' copy lines
+    # (``core.identity.CLIENT_LINES``) were left out, when that differs: records written then
+    # hold it, so a message is looked for under both (``Identity.forms``).  Not stored.
+    legacy: Identity | None = field(default=None, compare=False)
+
+    def forms(self) -> tuple[Identity, ...]:
+        """The identities a record may know this message by: this one, and the legacy one."""
+        if self.legacy is None or self.legacy == self:
+            return (self,)
+        return (self, self.legacy)
 
 
 @dataclass(frozen=True, slots=True)

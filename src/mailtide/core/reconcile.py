@@ -35,6 +35,9 @@ The decisions, per message (``F`` far, ``N`` near, ``R`` record):
     R (no id on either side)                            | -> Forget (messages are unrecorded)
     no R | on S only, no identical unrecorded twin opposite | -> Copy S -> other
     no R | identical unrecorded message on both sides       | -> Update (pair), flags united
+
+A message moved between mailboxes reads here as a Delete in one pair and a Copy in another:
+``core.moves`` looks at every pair's plan of an account and turns such pairs into moves.
 """
 
 from __future__ import annotations
@@ -196,7 +199,8 @@ class _Unrecorded:
     def __post_init__(self) -> None:
         for msg in self.messages.values():
             if msg.identity is not None:
-                self.by_identity[msg.identity].append(msg.id)
+                for key in msg.identity.forms():  # a record may know it by its legacy identity
+                    self.by_identity[key].append(msg.id)
 
     def take(self, identity: Identity | None) -> MessageInfo | None:
         """Remove and return an unrecorded message with this identity, if any."""

@@ -31,6 +31,7 @@ from mailtide.core.model import SIDES
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
+from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
@@ -176,7 +177,12 @@ class AccountSync:
     async def run(self) -> AccountReport:
         try:
             self.steps.check()
+            known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
+            moves = MovePass(
+                names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
+            )
+            self.options = await moves.run()
             failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
                 self.steps.check()

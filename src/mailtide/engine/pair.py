@@ -18,6 +18,7 @@ import structlog
 
 from mailtide.core.model import (
     SIDES,
+    TRASH_SPECIAL_USE,
     MessageInfo,
     PendingFlags,
     Record,
@@ -25,6 +26,7 @@ from mailtide.core.model import (
     listing_digest,
     pair_ids,
 )
+from mailtide.core.moves import Move, without_moves
 from mailtide.core.reconcile import (
     Copy,
     NeedIdentities,
@@ -66,6 +68,11 @@ class Options:
     mass_delete_floor: int = 10
     batch_bytes: int = 16 << 20  # bodies held at once while copying
     batch_count: int = 1000  # messages per durable batch
+    # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
+    trash: tuple[str | None, str | None] = (None, None)
+    # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
+    # deletion and a copy, so the report and the mass-delete guard are the real run's.
+    dry_moves: tuple[Move, ...] = ()
 
 
 @dataclass(slots=True)
@@ -90,6 +97,17 @@ class PairReport:
             "deleted_local": self.deleted[Side.NEAR],
             "paired": self.paired,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A pair planned, not yet carried out."""
+
+    mailbox: MailboxState
+    statuses: Sequence[MailboxStatus | None]
+    void: bool  # a side's validity changed
+    plan: Plan
+    snapshots: list[list[MessageInfo]]
 
 
 class MassDeleteRefused(MailboxError):
@@ -125,7 +143,9 @@ class PairSync:
         assert box is not None, "only a dry run syncs a mailbox missing on one side"
         return box
 
-    async def run(self) -> PairReport:
+    async def prepare(self) -> Prepared | None:
+        """Everything up to the plan (with the durable steps planning takes: void ids, settled
+        flag updates); None when both sides are provably unchanged."""
         statuses = [await b.status() if b else None for b in self.boxes]
         mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
         void = [
@@ -136,7 +156,7 @@ class PairSync:
         ]
         if not void and await self._unchanged(mailbox):
             self.log.debug("mailbox.unchanged")
-            return self.report
+            return None
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
@@ -148,8 +168,23 @@ class PairSync:
         ]
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
+        return Prepared(mailbox, statuses, bool(void), plan, snapshots)
+
+    async def run(self) -> PairReport:
+        prepared = await self.prepare()
+        if prepared is None:
+            return self.report
+        mailbox, statuses, void, plan, snapshots = (
+            prepared.mailbox,
+            prepared.statuses,
+            prepared.void,
+            prepared.plan,
+            prepared.snapshots,
+        )
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
+        if self.options.dry_run and self.options.dry_moves:
+            plan = without_moves(plan, self.name, self.options.dry_moves)
         self._guard(plan, snapshots)
         if self.options.dry_run:
             self._report_dry(plan)
@@ -418,7 +453,7 @@ class PairSync:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            gone = await self.box(side).delete([d.id for d in deletes])
+            gone = await self._remove(side, [d.id for d in deletes])
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
             if len(done) < len(deletes):
@@ -431,6 +466,29 @@ class PairSync:
             if done:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
+
+    async def _remove(self, side: Side, ids: list[str]) -> set[str]:
+        """Delete, or move to the side's trash folder where one is set (not from the trash
+        itself); the ids gone from this mailbox now."""
+        trash = self.options.trash[side]
+        if trash is None or trash == self.name:
+            return await self.box(side).delete(ids)
+        if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
+            raise MailboxError(
+                f"{self.name}: deleted messages are to go to the trash, but the "
+                f"{SIDE_NAMES[side]} side marks no folder \\Trash; set the account's trash to "
+                "a folder name"
+            )
+        try:
+            moved = await self.box(side).move(ids, trash)
+        except MailboxError as exc:
+            raise MailboxError(
+                f"{self.name}: deleted messages cannot be moved to the trash folder {trash!r} "
+                f"on the {SIDE_NAMES[side]} side ({exc}); create that folder, or change the "
+                "account's trash setting"
+            ) from None
+        # not moved: gone already (the one case the stores leave out here for IMAP)
+        return set(ids) - moved.kept
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""

@@ -417,6 +417,14 @@ class StateDB:
             self.drop(mailbox, old)
             self.put(mailbox, new)
 
+    def rewrite(self, changes: Iterable[tuple[MailboxState, list[Record], list[Record]]]) -> None:
+        """For each (mailbox, old, new): drop ``old``, put ``new``; all in one transaction, so
+        a move's records leave one mailbox and reach the other in one durable step."""
+        with self.transaction():
+            for mailbox, old, new in changes:
+                self.drop(mailbox, old)
+                self.put(mailbox, new)
+
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))

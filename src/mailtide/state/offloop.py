@@ -81,6 +81,12 @@ class OffLoopState:
     ) -> None:
         await self._run(self.db.replace, mailbox, list(old), list(new))
 
+    async def rewrite(
+        self, changes: Iterable[tuple[MailboxState, list[Record], list[Record]]]
+    ) -> None:
+        """``StateDB.rewrite``: records of several mailboxes changed in one transaction."""
+        await self._run(self.db.rewrite, list(changes))
+
     async def replace_all(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         """Drop every record of ``mailbox`` and put ``records``, in one transaction."""
 

@@ -166,6 +166,18 @@ class FlagChange:
     remove: Flags
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What a move did.  ``ids``: each message now in the target, with its id there (None
+    where the store cannot tell, e.g. an IMAP server without UIDPLUS); a message left out was
+    not moved (it was gone, or the target already holds a different file of its name).
+    ``kept``: moved messages whose source copy is still there, only marked ``\\Deleted`` (no
+    UIDPLUS and other clients' deletions pending): a later ``delete`` removes them."""
+
+    ids: dict[str, str | None]
+    kept: frozenset[str] = frozenset()
+
+
 class Mailbox(Protocol):
     """One open mailbox.  Every method may raise ``MailboxError``."""
 
@@ -209,6 +221,11 @@ class Mailbox(Protocol):
         """Remove exactly these messages (and no other, e.g. never a mailbox-wide EXPUNGE of
         another client's messages).  Returns the ids that are gone now (also those that were
         gone already); an id left out could only be marked deleted and is still there."""
+        ...
+
+    async def move(self, ids: Sequence[str], target: str) -> Moved:
+        """Move exactly these messages into folder ``target`` (canonical name, same store)
+        without reading their bodies, keeping their flags; durable when this returns."""
         ...
 
     async def close(self) -> None: ...
@@ -262,6 +279,10 @@ class Store(Protocol):
 
     async def subscribe(self, name: str, on: bool = True) -> None:
         """Subscribe to folder ``name`` (or unsubscribe); nothing where a store has none."""
+        ...
+
+    async def special_folder(self, use: str) -> str | None:
+        """The folder this store marks with RFC 6154 special ``use`` ("\\Trash"), if any."""
         ...
 
     async def open(self, name: str) -> Mailbox: ...

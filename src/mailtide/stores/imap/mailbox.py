@@ -27,10 +27,12 @@ from mailtide.stores.base import (
     MailboxError,
     MailboxStatus,
     MessageRefused,
+    Moved,
     StoreError,
 )
 from mailtide.stores.imap import wire
 from mailtide.stores.imap.client import ImapClient, quote_astring
+from mailtide.stores.imap.copyuid import copied_uids
 from mailtide.stores.imap.parse import (
     ParseError,
     SpooledLiteral,
@@ -235,10 +237,13 @@ class ImapMailbox:
         release: Callable[[ImapClient], Awaitable[None]] | None = None,
         listed: MailboxStatus | None = None,
         read_only: bool = False,
+        locate: Callable[[str], str] | None = None,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
-        needs the mailbox, and a mailbox that turns out unchanged is never selected."""
+        needs the mailbox, and a mailbox that turns out unchanged is never selected.
+        ``locate``: the server's name for another folder's canonical name (for ``move``)."""
         self.name = name
+        self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
         self._release = release  # gives the connection back to the store for the next mailbox
         self._failed = False
@@ -694,6 +699,45 @@ class ImapMailbox:
         log.debug("imap.deleted", mailbox=self.name, count=len(uids), via="EXPUNGE")
         return set(ids)
 
+    async def move(self, ids: Sequence[str], target: str) -> Moved:
+        """``UID MOVE`` where the server has it, else ``UID COPY`` then ``delete`` (which
+        expunges only ours).  With UIDPLUS the COPYUID code says which UIDs moved and their new
+        UIDs; without it every UID asked for counts as moved, its new UID unknown."""
+        uids = _uids(ids)
+        if not uids:
+            return Moved({})
+        if self._locate is None:
+            raise MailboxError(f"mailbox {self.name!r}: no way to name another folder")
+        dest = quote_astring(self._locate(target))
+        verb = "UID MOVE" if "MOVE" in self._client.capabilities else "UID COPY"
+        new: dict[str, str | None] = {}
+        for uid_set in uid_sets(uids):
+            in_set = _expanded(uid_set)
+            chunk = [u for u in uids if u in in_set]
+            codes: list[bytes] = []
+            done = await self._run(verb, uid_set, dest, on_untagged=_copyuid_into(codes))
+            if done.code == "COPYUID":
+                codes.append(done.code_args)
+            new.update(self._moved(chunk, codes))
+        kept: frozenset[str] = frozenset()
+        if verb == "UID COPY" and new:
+            kept = frozenset(new) - frozenset(await self.delete(list(new)))
+        log.debug("imap.moved", mailbox=self.name, target=target, count=len(new), via=verb)
+        return Moved(new, kept)
+
+    def _moved(self, chunk: list[int], codes: list[bytes]) -> dict[str, str | None]:
+        """Source UID -> new UID, from the COPYUID codes of one command (none: all unknown)."""
+        if not codes:
+            return {str(u): None for u in chunk}
+        mapping: dict[int, int] = {}
+        try:
+            for args in codes:
+                mapping.update(copied_uids(args, len(chunk)))
+        except ParseError as e:
+            log.warning("imap.bad_copyuid", mailbox=self.name, error=str(e))
+            return {str(u): None for u in chunk}
+        return {str(u): str(mapping[u]) for u in chunk if u in mapping}
+
     async def close(self) -> None:
         if self._release is not None and not self._failed and self._client.usable:
             await self._release(self._client)
@@ -702,7 +746,29 @@ class ImapMailbox:
 
 
 _NO_SELECT_NEEDED = frozenset({"SELECT", "EXAMINE", "APPEND", "STATUS"})
-_WRITES = frozenset({"APPEND", "UID STORE", "STORE", "UID EXPUNGE", "EXPUNGE"})
+_WRITES = frozenset(
+    {"APPEND", "UID STORE", "STORE", "UID EXPUNGE", "EXPUNGE", "UID MOVE", "UID COPY"}
+)
+
+
+def _copyuid_into(codes: list[bytes]) -> OnUntagged:
+    """Keep the COPYUID of an untagged OK (MOVE sends it before its EXPUNGEs); swallow the
+    EXPUNGE / VANISHED of the moved messages."""
+
+    def on_untagged(u: Untagged) -> bool:
+        if u.kind == "OK":
+            st = status_text(u.raw.first[4:])
+            if st.code == "COPYUID":
+                codes.append(st.args)
+                return True
+        return u.kind in ("EXPUNGE", "VANISHED")
+
+    return on_untagged
+
+
+def _expanded(uid_set: str) -> set[int]:
+    """Every UID of one of our own sets (``uid_sets``: at most UIDS_PER_COMMAND of them)."""
+    return {u for a, b in uid_ranges(uid_set) for u in range(a, b + 1)}
 
 
 def _swallow_fetch(u: Untagged) -> bool:

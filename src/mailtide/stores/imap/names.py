@@ -22,6 +22,11 @@ from mailtide.stores.imap.special_use import special_use_of
 log = structlog.get_logger(__name__)
 
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+# RFC 6154 special uses, by their upper-case form as LIST may give them
+_SPECIAL_USES = {
+    use.upper(): use
+    for use in ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,26 @@ class ImapStore:
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
 
+    async def special_folder(self, use: str) -> str | None:
+        """``LIST (SPECIAL-USE) "" "*"`` where the server has SPECIAL-USE (else a plain LIST,
+        whose attributes may carry it); the first folder so marked, by name."""
+        client = await self._ready()
+        if "SPECIAL-USE" in client.capabilities:
+            done = await client.run("LIST", "(SPECIAL-USE)", '""', '"*"')
+        else:
+            done = await client.run("LIST", '""', '"*"')
+        marked = []
+        for u in done.untagged:
+            if u.kind != "LIST":
+                continue
+            try:
+                info = self.names.folder_of(u)
+            except (BadFolderName, ParseError):
+                continue
+            if info is not None and info.special_use == use:
+                marked.append(info.name)
+        return min(marked) if marked else None
+
     def _remember_status(self, u: Untagged) -> None:
         """``* STATUS name (UIDVALIDITY 7 UIDNEXT 9 ...)`` from LIST-STATUS, by canonical name."""
         try:
@@ -274,6 +294,7 @@ class ImapStore:
             release=self._give_back,
             listed=listed,
             read_only=self.read_only,
+            locate=self.server_name,
         )
         if listed is None:
             try:

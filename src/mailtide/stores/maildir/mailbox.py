@@ -54,6 +54,7 @@ from mailtide.stores.base import (
     Incoming,
     MailboxError,
     MailboxStatus,
+    Moved,
 )
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
@@ -134,8 +135,11 @@ class MaildirMailbox:
         durability: Durability = DEFAULT_DURABILITY,
         read_only: bool = False,
         journal: WriteJournal | None = None,
+        locate: Callable[[str], str] | None = None,
     ) -> None:
+        """``locate``: the directory of another folder of the tree, by canonical name."""
         self.name = name
+        self._locate = locate
         self.journal = journal or WriteJournal(keep=False)
         self.read_only = read_only  # a dry run: every write refused, no id file made
         self.path = path
@@ -628,6 +632,72 @@ class MaildirMailbox:
                 gone.add(msg_id)
         fsync_dirs(os.path.join(self.path, d) for d in sorted(touched))
         return gone
+
+    async def move(self, ids: Sequence[str], target: str) -> Moved:
+        """``rename(2)`` each file into the target folder under its unique name (mutt and
+        notmuch keep their index), its flags kept (keyword letters re-spelled by the target's
+        keyword table); then the target's directories are made durable, then the source's."""
+        self._writable()
+        if not ids:
+            return Moved({})
+        if self._locate is None:
+            raise MailboxError(f"Maildir folder {self.name}: no way to name another folder")
+        dest = await self._run(self._locate, target)
+        return Moved(await self._run(self._move, list(ids), dest))
+
+    def _move(self, ids: list[str], dest: str) -> dict[str, str | None]:
+        if not os.path.isdir(os.path.join(dest, "cur")):
+            raise MailboxError(f"Maildir folder {dest} has vanished")
+        keywords = read_keywords(self.path)
+        index = self._index or self._scan()
+        wanted = {
+            f
+            for i in ids
+            if i in index
+            for f in flags_of_letters(self._letters(index[i]), keywords)
+        }
+        table = ensure_keywords(dest, wanted)
+        taken = set(list_folder(dest).index)  # unique names the target holds already
+        attempt = self._attempt()
+        touched: set[str] = set()
+        moved: dict[str, str | None] = {}
+        for msg_id in ids:
+
+            def rename(entry: Entry, msg_id: str = msg_id) -> bool:
+                sub, filename = entry
+                letters = self._letters(entry)
+                flags = flags_of_letters(letters, keywords)
+                # letters we do not understand survive, but not another table's keyword letters
+                keep = "".join(c for c in letters if not "a" <= c <= "z")
+                new_letters = letters_of_flags(flags, table, keep=keep)
+                if sub == "new" and not new_letters and split_name(filename)[1] is None:
+                    to = os.path.join(dest, "new", filename)
+                else:
+                    to = os.path.join(dest, "cur", full_name(msg_id, new_letters))
+                if msg_id in taken or os.path.lexists(to):  # another file of that name
+                    log.warning("maildir.move_target_exists", folder=dest, file=to)
+                    return False
+                source = self._file(entry)
+                self.journal.before(source, to)
+                os.rename(source, to)
+                self.journal.done(FileChange("renamed", self.name, to, source))
+                self._index.pop(msg_id, None)
+                touched.update((os.path.dirname(to), os.path.dirname(source)))
+                # other names of the same file (a crash between new/ and cur/): left here they
+                # would be the message again
+                for twin in self._twins.pop(msg_id, []):
+                    with contextlib.suppress(FileNotFoundError):
+                        self._unlink(self._file(twin))
+                        touched.add(os.path.join(self.path, twin[0]))
+                moved[msg_id] = msg_id
+                return True
+
+            self._with_file(msg_id, rename, attempt)
+        # the new names durable before the old ones are known gone
+        arrived = {os.path.join(dest, "cur"), os.path.join(dest, "new")}
+        fsync_dirs(sorted(touched & arrived))
+        fsync_dirs(sorted(touched - arrived))
+        return moved
 
     def _unlink(self, path: str) -> None:
         self.journal.before(path)

@@ -216,8 +216,17 @@ class MaildirStore:
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
         return MaildirMailbox(
-            normalized(name), path, self._durability, self.read_only, self.journal
+            normalized(name),
+            path,
+            self._durability,
+            self.read_only,
+            self.journal,
+            locate=self.folder_path,
         )
+
+    async def special_folder(self, use: str) -> str | None:
+        """A Maildir marks no folder with a special use."""
+        return None
 
     async def keepalive(self) -> None:
         """Nothing to keep alive on a local tree."""
