@@ -8,6 +8,7 @@ The command line's one-shot sync and the daemon both start here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -142,10 +143,19 @@ def retry_of(account: Account) -> Retry:
 
 
 async def open_state(config: Config, account: Account, dry_run: bool = False) -> OffLoopState:
-    """The account's state, locked against a second mailtide syncing it (``StateError``)."""
-    db = await asyncio.to_thread(
-        StateDB.for_account, config.general.state_dir, account.name, dry_run
+    """The account's state, locked against a second mailtide syncing it (``StateError``).
+    Cancelled while the database opens (a daemon stopping an account), the thread still opens
+    it: it is closed again before the cancel goes on, or the account's lock would stay held
+    by this process until it exits."""
+    opening = asyncio.ensure_future(
+        asyncio.to_thread(StateDB.for_account, config.general.state_dir, account.name, dry_run)
     )
+    try:
+        db = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            (await opening).close()
+        raise
     return OffLoopState(db)
 
 

@@ -199,11 +199,6 @@ def test_a_message_deleted_from_every_label_goes_to_trash(tmp_path: Path) -> Non
         assert first.place == "trash"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="message moves (being built): a local move between label folders is one UID MOVE, "
-    "so Gmail keeps one message (today: APPEND, a second message in All Mail)",
-)
 def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) -> None:
     with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
         fill(gmail)
