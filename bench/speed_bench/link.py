@@ -76,4 +76,3 @@ def measure(shape: Shape, server_port: int) -> LinkMeasure:
     with FaultProxy(server_port, shape=shape) as proxy:
         rtts = noop_rtts(proxy.port)
     return LinkMeasure(min(rtts) * 1000, statistics.median(rtts) * 1000, bulk_mbit(shape))
-

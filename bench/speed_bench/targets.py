@@ -24,7 +24,7 @@ class Target:
         return ", ".join(p for p in parts if p) + f" (at {self.at // 1000}k)"
 
     def verdict(self, wall: float | None, mbsync: float | None, rss_kb: float | None) -> str:
-        """"met", "missed (what)", or "–" when a figure it needs is missing."""
+        """ "met", "missed (what)", or "–" when a figure it needs is missing."""
         missed = []
         if self.ratio is not None:
             if wall is None or not mbsync:
