@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
 
-from daemon_bench.lab import LabError, Server, populate, server_down, server_up  # noqa: E402
+from daemon_bench.lab import LabError, Server, server_down, server_up  # noqa: E402
 from speed_bench import link, report  # noqa: E402
 from speed_bench.deletions import still_on_server  # noqa: E402
 from speed_bench.labtool import LabTool  # noqa: E402
@@ -155,8 +155,9 @@ class Run:
             self.say(f"{name}: a fresh server, {a.messages} messages in {self.folders} folder(s)")
             server = server_up(self.lab, where)
             self.servers[name] = server
-            took = populate(self.lab, server, self.folders, a.messages, big=a.big)
-            digest = LabTool(self.lab, server).digest()
+            lab = LabTool(self.lab, server)
+            took = lab.populate(self.folders, a.messages, a.big)
+            digest = lab.digest()
             self.emit({"kind": "populate", "tool": name, "wall": round(took, 2), "digest": digest})
             self.tools.append(Tool(name, a.bench_dir / name, server))
         if len({x["digest"] for x in self.records if x.get("kind") == "populate"}) > 1:

@@ -45,11 +45,8 @@ def server_down(lab: Path, where: Path) -> None:
     )
 
 
-def populate(
-    lab: Path, server: Server, folders: int, messages: int, seed: int = 1, big: int = 0
-) -> float:
-    """Fill the server with the lab corpus (``big``: that many more messages of about 20 MB);
-    the seconds it took."""
+def populate(lab: Path, server: Server, folders: int, messages: int, seed: int = 1) -> float:
+    """Fill the server with the lab corpus; the seconds it took."""
     started = time.monotonic()
     done = subprocess.run(
         [
@@ -67,7 +64,6 @@ def populate(
             str(messages),
             "--seed",
             str(seed),
-            *(["--big", str(big)] if big else []),
         ],
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,17 @@ class LabTool:
     def login(self) -> list[str]:
         s = self.server
         return ["--port", str(s.port), "--user", s.user, "--password", s.password]
+
+    def populate(self, folders: int, messages: int, big: int, seed: int = 1) -> float:
+        """Fill the server with the lab corpus (``big``: that many more messages of about
+        20 MB); the seconds it took."""
+        started = time.monotonic()
+        argv = [sys.executable, str(self.lab / "populate.py"), *self.login()]
+        argv += ["--folders", str(folders), "--messages", str(messages), "--seed", str(seed)]
+        done = subprocess.run(argv + (["--big", str(big)] if big else []), capture_output=True)
+        if done.returncode != 0:
+            raise LabError(f"populate.py failed: {done.stderr.decode(errors='replace')[-500:]}")
+        return time.monotonic() - started
 
     def digest(self) -> str:
         import hashlib
