@@ -145,6 +145,19 @@ class Run:
         meta.update({n: out(*versions[n]) for n in names})
         return meta
 
+    def precompile(self) -> None:
+        """Byte-compile the measured mailtide's own modules, as an install does: without
+        their .pyc (PYTHONDONTWRITEBYTECODE, or a fresh checkout) every run compiles them
+        again, about 0.1 s of CPU a start on this machine."""
+        script = self.args.mailtide.read_text(errors="replace").splitlines()[0]
+        python = script[2:].strip() if script.startswith("#!") else sys.executable
+        where = subprocess.run(
+            [python, "-c", "import mailtide, os; print(os.path.dirname(mailtide.__file__))"],
+            capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        if where:
+            subprocess.run([python, "-m", "compileall", "-q", where], capture_output=True)
+
     def servers_up(self, names: list[str]) -> None:
         """A fresh server per tool, all filled with the same corpus (the digests prove it)."""
         a = self.args
@@ -287,6 +300,8 @@ def main(argv: list[str]) -> int:
     try:
         names = run.choose_tools()
         run.emit(run.meta(names))
+        if "mailtide" in names:
+            run.precompile()
         run.servers_up(names)
         if args.link:
             run.link_up()
