@@ -105,7 +105,7 @@ def tops(stats_file: Path, n: int) -> str:
     for order in ("tottime", "cumulative"):
         buf.write(f"\n-- by {order}\n")
         stats.sort_stats(order).print_stats(n)
-    return buf.getvalue()
+    return buf.getvalue().replace(str(stats_file), stats_file.name)  # no path of this machine
 
 
 def main_thread(raw: Path, n: int) -> str:
