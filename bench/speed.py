@@ -65,6 +65,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--lab", type=Path, default=_env("LAB", f"{REPO.parent}/shared/lab"))
     ap.add_argument("--out", type=Path, default=os.environ.get("OUT") or None)
     ap.add_argument("--summary", type=Path, help="only print the table of a results file")
+    ap.add_argument(
+        "--growth",
+        type=Path,
+        nargs=2,
+        metavar=("SMALL", "LARGE"),
+        help="only compare the no-change re-sync of two results files",
+    )
     return ap.parse_args(argv)  # fmt: skip
 
 
@@ -286,11 +293,17 @@ class Run:
         return 0
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.summary:
-        records = [json.loads(x) for x in args.summary.read_text().splitlines() if x.strip()]
-        print(report.markdown(records))
+        print(report.markdown(_records(args.summary)))
+        return 0
+    if args.growth:
+        print(report.growth(*map(_records, args.growth)))
         return 0
     run = Run(args)
     for step in run.steps:

@@ -9,7 +9,7 @@ import statistics
 from typing import Any
 
 from speed_bench.steps import LABELS
-from speed_bench.targets import target_for
+from speed_bench.targets import NOCHANGE_GROWTH, target_for
 
 Record = dict[str, Any]
 
@@ -154,3 +154,25 @@ def _verdict(row: Record, meta: Record) -> str:
     if row["target_size"] != meta.get("n"):
         return f"{v} (indicative: set for {row['target_size'] // 1000}k)"
     return str(v)
+
+
+def growth(small: list[Record], large: list[Record]) -> str:
+    """How each tool's no-change re-sync grew from one run's corpus to the other's (issue 12:
+    mailtide at most 1.2× from 10k to 50k), as markdown."""
+    n = [next((x.get("n") for x in r if x.get("kind") == "meta"), None) for r in (small, large)]
+    out = [f"# No-change re-sync from N={n[0]} to N={n[1]}", "", "| tool | wall | CPU | growth |"]
+    out.append("|---|---|---|---|")
+    for tool in ("mailtide", "mbsync", "offlineimap"):
+        a, b = cell(small, tool, "nochange"), cell(large, tool, "nochange")
+        if not a or not b or not a["wall"] or b["wall"] is None:
+            continue
+        ratio = b["wall"] / a["wall"]
+        verdict = ""
+        if tool == "mailtide":
+            met = "met" if ratio <= NOCHANGE_GROWTH else "missed"
+            verdict = f" (target ≤ {NOCHANGE_GROWTH}×: {met})"
+        out.append(
+            f"| {tool} | {_secs(a['wall'])} → {_secs(b['wall'])} s | "
+            f"{_secs(a['cpu'])} → {_secs(b['cpu'])} s | {ratio:.2f}×{verdict} |"
+        )
+    return "\n".join(out) + "\n"
