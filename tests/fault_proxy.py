@@ -28,10 +28,12 @@ or none.
 A ``Shape`` makes the proxy a slow link as well (the speed benchmark's
 "25 ms RTT, 100 Mbit/s"): every byte arrives ``delay`` seconds after it was
 sent, in each direction (so a round trip takes at least twice that), and each
-direction carries at most ``rate`` bytes a second, queued behind the bytes
-before it.  What the link holds is bounded, so a fast sender is held back by
-TCP as it would be by a real bottleneck.  An end of stream is delayed like the
-bytes before it.  Faults apply as bytes enter the link.
+direction carries at most ``rate`` bytes a second, shared by every connection
+through the proxy (one link, as a real one: two connections do not get twice
+the rate), queued behind the bytes before it.  What the link holds is bounded,
+so a fast sender is held back by TCP as it would be by a real bottleneck.  An
+end of stream is delayed like the bytes before it.  Faults apply as bytes
+enter the link.
 """
 
 from __future__ import annotations
@@ -84,17 +86,36 @@ class Shape:
         return max(256 * 1024, int(2 * rate * self.delay))
 
 
-class _Wire:
-    """One direction of a shaped link: bytes go in now and come out ``delay`` later, no
-    faster than ``rate``; at most ``capacity`` bytes wait, more blocks the sender."""
+class _Rate:
+    """One direction of the link's capacity, shared by every connection: when it is free."""
 
-    def __init__(self, shape: Shape, dst: socket.socket, on_end: Callable[[], None]) -> None:
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._free_at = 0.0  # when the link has finished sending what it was given
+        self._lock = threading.Lock()
+
+    def sent(self, size: int) -> float:
+        """When ``size`` bytes handed over now have left, behind what was handed over before."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + (size / self.rate if self.rate else 0.0)
+            return self._free_at
+
+
+class _Wire:
+    """One direction of one connection through a shaped link: bytes go in now and come out
+    ``delay`` after the shared ``_Rate`` let them leave; at most ``capacity`` bytes wait,
+    more blocks the sender."""
+
+    def __init__(
+        self, shape: Shape, rate: _Rate, dst: socket.socket, on_end: Callable[[], None]
+    ) -> None:
         self.shape = shape
+        self.rate = rate
         self.dst = dst
         self.on_end = on_end
         self._queue: deque[tuple[float, bytes | None]] = deque()  # (when due, bytes or end)
         self._held = 0
-        self._free_at = 0.0  # when the link has finished sending what it was given
         self._cond = threading.Condition()
         self._closed = False
         threading.Thread(target=self._deliver, daemon=True).start()
@@ -106,11 +127,7 @@ class _Wire:
                 self._cond.wait()
             if self._closed:
                 return
-            now = time.monotonic()
-            start = max(now, self._free_at)
-            rate = self.shape.rate
-            self._free_at = start + (len(data) / rate if data and rate else 0.0)
-            self._queue.append((self._free_at + self.shape.delay, data))
+            self._queue.append((self.rate.sent(len(data or b"")) + self.shape.delay, data))
             self._held += len(data or b"")
             self._cond.notify_all()
 
@@ -185,8 +202,8 @@ class _Link:
                 with contextlib.suppress(OSError):
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.wires = {
-                "up": _Wire(shape, self.server, self.close),
-                "down": _Wire(shape, self.client, self.close),
+                "up": _Wire(shape, self.proxy.rates["up"], self.server, self.close),
+                "down": _Wire(shape, self.proxy.rates["down"], self.client, self.close),
             }
         for direction in ("up", "down"):
             threading.Thread(target=self._pump, args=(direction,), daemon=True).start()
@@ -270,6 +287,8 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.record = record
         self.shape = shape
+        rate = shape.rate if shape is not None else None
+        self.rates = {"up": _Rate(rate), "down": _Rate(rate)}  # the link's, per direction
         self.faults: list[Fault] = []
         self.fired: list[Fired] = []
         self.total = {"up": 0, "down": 0}

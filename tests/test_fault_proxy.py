@@ -232,3 +232,37 @@ def test_a_shaped_link_caps_throughput_and_delivers_every_byte_then_the_end() ->
     assert (len(data), data == bulk, end) == (len(bulk), True, "eof")
     assert took >= len(bulk) / 12_500_000 + 0.0125
     assert took < 2.0  # near the cap, not far below it (generous: a loaded host)
+
+
+def test_connections_through_a_shaped_link_share_its_rate() -> None:
+    bulk = bytes(range(256)) * (1_500_000 // 256)  # 1.5 MB each, 3 MB in all: 0.24 s at 100 Mbit/s
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            threading.Thread(
+                target=lambda c=conn: (c.sendall(bulk), c.close()), daemon=True
+            ).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    got: list[bytes] = []
+
+    def fetch(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.settimeout(5)
+            got.append(read_all(s)[0])
+
+    with listener, FaultProxy(listener.getsockname()[1], shape=Shape.of(25, 100)) as proxy:
+        started = time.monotonic()
+        readers = [threading.Thread(target=fetch, args=(proxy.port,)) for _ in range(2)]
+        for r in readers:
+            r.start()
+        for r in readers:
+            r.join(10)
+        took = time.monotonic() - started
+    assert got == [bulk, bulk]
+    assert took >= 2 * len(bulk) / 12_500_000  # one link: two connections do not get twice
