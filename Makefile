@@ -18,7 +18,7 @@ help:
 	@echo "make torture    the slow tiers make test leaves out (pytest -m slow), e.g. 1,000 kill -9 trials"
 	@echo "make lint       ruff check, and the import layering (lint-imports)"
 	@echo "make typecheck  mypy"
-	@echo "make bench      benchmark against mbsync (needs ../shared/lab; see bench/README.md)"
+	@echo "make bench      one-shot sync speed against mbsync and OfflineIMAP (needs ../shared/lab; bench/README.md)"
 	@echo "make deps       install the Debian packages the tests need (as root)"
 	@echo "make venv       create $(VENV) and install mailtide with its test extras"
 	@echo "make clean      remove $(VENV), demo/ and caches"

@@ -24,6 +24,16 @@ fault point across the whole run.
 Either side ending its stream ends the connection both ways (IMAP never
 half-closes).  Threads only (no event loop), so it serves code on any loop,
 or none.
+
+A ``Shape`` makes the proxy a slow link as well (the speed benchmark's
+"25 ms RTT, 100 Mbit/s"): every byte arrives ``delay`` seconds after it was
+sent, in each direction (so a round trip takes at least twice that), and each
+direction carries at most ``rate`` bytes a second, shared by every connection
+through the proxy (one link, as a real one: two connections do not get twice
+the rate), queued behind the bytes before it.  What the link holds is bounded,
+so a fast sender is held back by TCP as it would be by a real bottleneck.  An
+end of stream is delayed like the bytes before it.  Faults apply as bytes
+enter the link.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ import contextlib
 import socket
 import struct
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -51,6 +63,105 @@ class Fault:
     # Instead of a count: on every connection, right before these bytes would pass (e.g. a
     # command naming one mailbox); such a fault is never used up.
     before: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A slow link: ``delay`` seconds one way (RTT = 2 x delay), ``rate`` bytes a second in
+    each direction (None: as fast as loopback)."""
+
+    delay: float = 0.0
+    rate: float | None = None
+
+    @classmethod
+    def of(cls, rtt_ms: float, mbit: float | None = None) -> Shape:
+        """The link with this round-trip time and this many megabits a second."""
+        return cls(rtt_ms / 2000, None if mbit is None else mbit * 1_000_000 / 8)
+
+    @property
+    def capacity(self) -> int:
+        """Bytes in flight the link holds before the sender is held back: twice the
+        bandwidth-delay product (enough for full rate), at least 256 KiB."""
+        rate = self.rate if self.rate is not None else 1e9
+        return max(256 * 1024, int(2 * rate * self.delay))
+
+
+class _Rate:
+    """One direction of the link's capacity, shared by every connection: when it is free."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._free_at = 0.0  # when the link has finished sending what it was given
+        self._lock = threading.Lock()
+
+    def sent(self, size: int) -> float:
+        """When ``size`` bytes handed over now have left, behind what was handed over before."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + (size / self.rate if self.rate else 0.0)
+            return self._free_at
+
+
+class _Wire:
+    """One direction of one connection through a shaped link: bytes go in now and come out
+    ``delay`` after the shared ``_Rate`` let them leave; at most ``capacity`` bytes wait,
+    more blocks the sender."""
+
+    def __init__(
+        self, shape: Shape, rate: _Rate, dst: socket.socket, on_end: Callable[[], None]
+    ) -> None:
+        self.shape = shape
+        self.rate = rate
+        self.dst = dst
+        self.on_end = on_end
+        self._queue: deque[tuple[float, bytes | None]] = deque()  # (when due, bytes or end)
+        self._held = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._deliver, daemon=True).start()
+
+    def put(self, data: bytes | None) -> None:
+        """Queue ``data`` (None: the end of the stream); blocks while the link is full."""
+        with self._cond:
+            while data and self._held >= self.shape.capacity and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return
+            self._queue.append((self.rate.sent(len(data or b"")) + self.shape.delay, data))
+            self._held += len(data or b"")
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._cond.notify_all()
+
+    def _deliver(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                due, data = self._queue[0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            with self._cond:
+                if self._closed:
+                    return
+                self._queue.popleft()
+                self._held -= len(data or b"")
+                self._cond.notify_all()
+            if data is None:
+                self.on_end()
+                return
+            try:
+                self.dst.sendall(data)
+            except OSError:
+                self.on_end()
+                return
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +186,7 @@ class _Link:
         self.tail = {"up": b"", "down": b""}  # the last bytes passed, for ``Fault.before``
         self.stalled = False
         self.closed = False
+        self.wires: dict[str, _Wire] = {}
 
     def start(self) -> None:
         try:
@@ -83,6 +195,16 @@ class _Link:
         except OSError:
             self.close()
             return
+        shape = self.proxy.shape
+        if shape is not None:
+            # The delay is the link's alone: no Nagle wait in the proxy on top of it.
+            for s in (self.client, self.server):
+                with contextlib.suppress(OSError):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.wires = {
+                "up": _Wire(shape, self.proxy.rates["up"], self.server, self.close),
+                "down": _Wire(shape, self.proxy.rates["down"], self.client, self.close),
+            }
         for direction in ("up", "down"):
             threading.Thread(target=self._pump, args=(direction,), daemon=True).start()
 
@@ -102,12 +224,20 @@ class _Link:
             if fault is not None and fault.kind == "none":
                 passing = len(data)  # a hook only: the bytes still pass
             if passing:
+                wire = self.wires.get(direction)
                 try:
-                    dst.sendall(data[:passing])
+                    if wire is not None:
+                        wire.put(data[:passing])
+                    else:
+                        dst.sendall(data[:passing])
                 except OSError:
                     break
             if fault is not None:
                 self._apply(fault)
+        wire = self.wires.get(direction)
+        if wire is not None and not self.closed:
+            wire.put(None)  # the end reaches the other side after the bytes before it
+            return
         # One side hung up (or the fault closed both): so does the other.
         self.close()
 
@@ -126,6 +256,8 @@ class _Link:
             if self.closed:
                 return
             self.closed = True
+        for wire in self.wires.values():
+            wire.close()
         if reset:
             # No FIN first: SO_LINGER 0 makes close() send a RST.  SHUT_RD wakes a thread
             # blocked reading this socket (and sends nothing), so the socket really goes now.
@@ -145,9 +277,18 @@ class _Link:
 class FaultProxy:
     """Listen on 127.0.0.1 (a free port, kept across ``down``/``up``), forward to ``target``."""
 
-    def __init__(self, target_port: int, target_host: str = HOST, record: bool = False) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = HOST,
+        record: bool = False,
+        shape: Shape | None = None,
+    ) -> None:
         self.target = (target_host, target_port)
         self.record = record
+        self.shape = shape
+        rate = shape.rate if shape is not None else None
+        self.rates = {"up": _Rate(rate), "down": _Rate(rate)}  # the link's, per direction
         self.faults: list[Fault] = []
         self.fired: list[Fired] = []
         self.total = {"up": 0, "down": 0}
@@ -265,8 +406,10 @@ class FaultProxy:
 
 
 @contextlib.contextmanager
-def fault_proxy(target_port: int, record: bool = False) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(target_port, record=record)
+def fault_proxy(
+    target_port: int, record: bool = False, shape: Shape | None = None
+) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(target_port, record=record, shape=shape)
     try:
         yield proxy
     finally:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import statistics
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from fault_proxy import Fault, FaultProxy
+from fault_proxy import Fault, FaultProxy, Shape
 
 GREETING = bytes(range(256)) * 8  # 2048 bytes the server sends first
 
@@ -154,3 +156,113 @@ def test_before_hits_every_connection_right_before_the_bytes() -> None:
             threading.Event().wait(0.02)
         assert sorted(received) == [b"a SELECT A\r\n", b"b SEL", b"c ", b"d SELE"]
         assert len(proxy.fired) == 2
+
+
+@contextlib.contextmanager
+def echo() -> Iterator[int]:
+    """A server that sends back every byte it receives, as soon as it has it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def serve(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn, contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                conn.sendall(chunk)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def ping_pong(port: int, rounds: int = 10) -> list[float]:
+    """Seconds each one-byte round trip took through ``port``."""
+    times = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(rounds):
+            started = time.monotonic()
+            s.sendall(bytes([i]))
+            assert s.recv(1) == bytes([i])
+            times.append(time.monotonic() - started)
+    return times
+
+
+def test_a_shaped_link_takes_its_rtt_for_every_round_trip() -> None:
+    with echo() as port:
+        with FaultProxy(port) as plain:
+            loopback = statistics.median(ping_pong(plain.port))
+        with FaultProxy(port, shape=Shape.of(rtt_ms=25, mbit=100)) as proxy:
+            shaped = ping_pong(proxy.port)
+    assert loopback < 0.01
+    assert min(shaped) >= 0.025  # a link never delivers early
+    assert statistics.median(shaped) < 0.025 + 0.05  # and adds nothing of its own (a loaded host)
+
+
+def test_a_shaped_link_caps_throughput_and_delivers_every_byte_then_the_end() -> None:
+    bulk = bytes(range(256)) * (3_000_000 // 256)  # 3 MB: 0.24 s at 100 Mbit/s
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def send_and_close() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(bulk)
+
+    threading.Thread(target=send_and_close, daemon=True).start()
+    with listener, FaultProxy(listener.getsockname()[1], shape=Shape.of(25, 100)) as proxy:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+            s.settimeout(5)
+            data, end = read_all(s)
+        took = time.monotonic() - started
+    assert (len(data), data == bulk, end) == (len(bulk), True, "eof")
+    assert took >= len(bulk) / 12_500_000 + 0.0125
+    assert took < 2.0  # near the cap, not far below it (generous: a loaded host)
+
+
+def test_connections_through_a_shaped_link_share_its_rate() -> None:
+    bulk = bytes(range(256)) * (1_500_000 // 256)  # 1.5 MB each, 3 MB in all: 0.24 s at 100 Mbit/s
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            threading.Thread(
+                target=lambda c=conn: (c.sendall(bulk), c.close()), daemon=True
+            ).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    got: list[bytes] = []
+
+    def fetch(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.settimeout(5)
+            got.append(read_all(s)[0])
+
+    with listener, FaultProxy(listener.getsockname()[1], shape=Shape.of(25, 100)) as proxy:
+        started = time.monotonic()
+        readers = [threading.Thread(target=fetch, args=(proxy.port,)) for _ in range(2)]
+        for r in readers:
+            r.start()
+        for r in readers:
+            r.join(10)
+        took = time.monotonic() - started
+    assert got == [bulk, bulk]
+    assert took >= 2 * len(bulk) / 12_500_000  # one link: two connections do not get twice

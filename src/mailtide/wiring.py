@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
@@ -33,7 +33,9 @@ from mailtide.stores.imap.push import PushSettings, ServerPush, connector
 from mailtide.stores.imap.special_use import LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
-from mailtide.stores.maildir.watch import MaildirChange, MaildirWatcher
+
+if TYPE_CHECKING:
+    from mailtide.stores.maildir.watch import MaildirChange
 
 log = structlog.get_logger(__name__)
 
@@ -426,6 +428,9 @@ class MaildirPush:
         self.poll = poll
 
     async def run(self, changed: PushCallback) -> None:
+        # Imported here: watchdog costs every one-shot sync's start-up, and only a daemon watches.
+        from mailtide.stores.maildir.watch import MaildirWatcher
+
         def deliver(change: MaildirChange) -> None:
             changed(None if change.tree or change.rescan else change.folders)
 

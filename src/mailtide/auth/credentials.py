@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailtide.auth.oauth2_source import token_source
 from mailtide.auth.password import HasPassword, obtain, password_source
 from mailtide.auth.source import Source
 from mailtide.config.oauth2 import OAuth2
@@ -47,5 +46,8 @@ class HasCredentials(HasPassword, Protocol):
 def credentials_for(repo: HasCredentials) -> CredentialSource:
     """The source an ``ImapStore`` of ``repo`` logs in with."""
     if repo.oauth2 is not None:
+        # Imported here: its HTTP client costs every start-up, and most accounts use a password.
+        from mailtide.auth.oauth2_source import token_source
+
         return token_source(repo.oauth2, repo.user, repo.host)
     return PasswordSource(repo.user, password_source(repo))

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.header
-import email.parser
-import email.policy
 import json
 import os
 import signal
@@ -147,6 +144,11 @@ def new_mail_input(account: str, added: Sequence[LocalChange]) -> bytes:
 
 
 def _headers(path: str) -> dict[str, str]:
+    # Imported here: the email package costs every one-shot sync's start-up, and only a
+    # newmail hook reads headers.
+    import email.parser
+    import email.policy
+
     try:
         with open(path, "rb") as f:
             head = f.read(HEADER_BYTES)
@@ -163,6 +165,8 @@ def _headers(path: str) -> dict[str, str]:
 
 
 def _decoded(value: object) -> str:
+    import email.header
+
     try:
         parts = email.header.decode_header(str(value))
         text = "".join(

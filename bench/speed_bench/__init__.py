@@ -1,0 +1,1 @@
+"""The one-shot sync benchmark (bench/speed.py): mailtide against mbsync and OfflineIMAP."""
