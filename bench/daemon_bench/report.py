@@ -47,10 +47,11 @@ def latency_table(records: list[Record], poll: float | None) -> list[str]:
         if r["kind"] != "latency":
             continue
         sp, target = r["spread"], _target(r, poll)
+        mark = " †" if r.get("index_logs_rotated") else ""
         met = {None: "", True: "yes", False: "**no**"}[target[1]]
         missed = f" ({sp['missed']} missed)" if sp["missed"] else ""
         out.append(
-            f"| {r['tool']} | {r['mode']} | {EVENT_LABELS.get(r['event'], r['event'])} | "
+            f"| {r['tool']} | {r['mode']} | {EVENT_LABELS.get(r['event'], r['event'])}{mark} | "
             f"{sp['n']}{missed} | {_s(sp['p50'])} s | {_s(sp['p95'])} s | {_s(sp['max'])} s | "
             f"{target[0]} | {met} | {_s(r['reaction']['p50'])} s |"
         )
@@ -147,6 +148,9 @@ def markdown(records: list[Record]) -> str:
         "## Push latency (seconds from the change to its arrival on the other side)",
         "",
         *latency_table(records, poll),
+        "",
+        "† Dovecot rotated an index log of the lab user (`dovecot.index.log` of INBOX, or the"
+        " mailbox list's) during these events: see bench/README.md on NOTIFY after a rotation.",
         "",
         "mbsync has no daemon: run from a timer of period T (e.g. a 5 min systemd timer) a change"
         " waits T/2 on average (2.5 min) and T at worst, plus its sync (0.1–0.4 s here at 10k,"
