@@ -358,6 +358,7 @@ def meta(run: Run) -> dict[str, object]:
             shlex.quote(x) for x in [".venv/bin/python", "bench/daemon.py", *sys.argv[1:]]
         ),
         "nproc": len(os.sched_getaffinity(0)),
+        "loadavg": os.getloadavg(),  # the machine is shared: how busy it was at the start
         "commit": out("git", "-C", str(REPO), "describe", "--always", "--dirty"),
         "dovecot": "Dovecot " + out("dovecot", "--version"),
         "offlineimap": "OfflineIMAP " + out("offlineimap", "--version"),
@@ -418,6 +419,13 @@ def run_all(run: Run) -> int:
         run.say(f"stopped: {exc}")
         return 1
     finally:
+        run.emit(
+            {
+                "kind": "end",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "loadavg": os.getloadavg(),
+            }
+        )
         for d in run.daemons:
             d.kill()
         server_down(run.lab, run.dir / "server")

@@ -133,13 +133,17 @@ def recover_table(records: list[Record]) -> list[str]:
 
 def markdown(records: list[Record]) -> str:
     meta = next((r for r in records if r["kind"] == "meta"), {})
+    end = next((r for r in records if r["kind"] == "end"), {})
+    load = f"load average {meta.get('loadavg', ['?'])[0]} at the start"
+    if end:
+        load += f", {end['loadavg'][0]} at the end ({end['date']})"
     poll = meta.get("poll")
     lines = [
         f"# mailtide daemon: push latency, idle cost, stop and recovery ({meta.get('date', '')})",
         "",
         f"- command: `{meta.get('command', '')}`",
         f"- {meta.get('nproc', '?')} cores, mailtide commit {meta.get('commit', '?')}, "
-        f"{meta.get('dovecot', '')}, {meta.get('offlineimap', '')}",
+        f"{meta.get('dovecot', '')}, {meta.get('offlineimap', '')}; {load}",
         f"- lab corpus: {meta.get('messages')} messages in {meta.get('folders')} folders "
         f"(populate.py --seed {meta.get('seed')}); plain IMAP on 127.0.0.1",
         f"- events per kind: {meta.get('n')}; OfflineIMAP timer-bound rounds: "
