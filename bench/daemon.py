@@ -50,6 +50,7 @@ from daemon_bench.server_view import ServerView  # noqa: E402
 import imap_helpers as srv  # noqa: E402
 
 PHASES = ("latency", "offlineimap", "idle", "stop", "recover")
+LATENCY_MODES = ("notify", "idle", "debounce0", "quiet")  # --modes, in this order
 PUSH_KINDS = ("server-inbox", "server-other", "flag", "delete", "move", "new")
 IDLE_KINDS = ("server-inbox", "flag", "delete", "move", "new")
 DEBOUNCE_KINDS = ("server-inbox", "server-other", "flag")
@@ -124,11 +125,13 @@ class Mode:
     gap: float
 
 
-def latency_modes(a: argparse.Namespace) -> list[Mode]:
+def latency_modes(a: argparse.Namespace) -> dict[str, Mode]:
+    """The latency daemons by their ``--modes`` name, in the order they run."""
     push: list[tuple[str, float | None]] = [(k, None) for k in PUSH_KINDS]
-    return [
-        Mode("NOTIFY", {}, push, a.n, a.gap),
-        Mode(
+    debounce_n = a.debounce0_n if a.debounce0_n is not None else max(10, a.n // 4)
+    return {
+        "notify": Mode("NOTIFY", {}, push, a.n, a.gap),
+        "idle": Mode(
             f"IDLE on INBOX + poll {a.poll:g}s",
             {"notify": False, "poll": f"{a.poll:g}s"},
             [(k, None) for k in IDLE_KINDS] + [("server-other", a.poll)],
@@ -136,23 +139,24 @@ def latency_modes(a: argparse.Namespace) -> list[Mode]:
             a.gap,
         ),
         # what the debounce costs: the same server push without it
-        Mode("NOTIFY, debounce = 0", {"debounce": 0}, push[:3], max(10, a.n // 4), a.gap),
+        "debounce0": Mode("NOTIFY, debounce = 0", {"debounce": 0}, push[:3], debounce_n, a.gap),
         # a change after a quiet spell, as most are: the held connections have been silent
         # longer than `timeout` (60 s) but not yet dropped by the keepalive (2 min)
-        Mode(
+        "quiet": Mode(
             f"NOTIFY, {a.quiet_gap:g} s quiet before each",
             {},
             [push[0], push[2]],
             a.quiet_n,
             a.quiet_gap,
         ),
-    ]
+    }
 
 
 def phase_latency(run: Run) -> None:
-    for mode in latency_modes(run.args):
-        if mode.n > 0:
-            latency_mode(run, mode)
+    modes = latency_modes(run.args)
+    for name in run.args.modes.split(","):
+        if modes[name].n > 0:
+            latency_mode(run, modes[name])
 
 
 def latency_mode(run: Run, mode: Mode) -> None:
@@ -369,6 +373,7 @@ def meta(run: Run) -> dict[str, object]:
         "peer_n": a.peer_n,
         "poll": a.poll,
         "phases": a.phases,
+        "modes": a.modes,
     }
 
 
@@ -455,6 +460,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds the daemon must have been quiet before the next event (default 1.5: "
         "Dovecot reports the daemon's own changes 0.5 s late, which would sync early)",
     )
+    p.add_argument(
+        "--modes",
+        default=",".join(LATENCY_MODES),
+        help=f"the latency daemons to run, any of {','.join(LATENCY_MODES)} (default all)",
+    )
+    p.add_argument(
+        "--debounce0-n", type=int, help="events per kind with debounce = 0 (default n/4, >= 10)"
+    )
     p.add_argument("--quiet-n", type=int, default=4, help="changes after a quiet spell (default 4)")
     p.add_argument("--quiet-gap", type=float, default=90, help="the quiet spell (default 90 s)")
     p.add_argument("--poll", type=float, default=10, help="poll in the IDLE mode (default 10 s)")
@@ -489,6 +502,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         p.error(f"unknown phase {', '.join(sorted(unknown))} (known: {', '.join(PHASES)})")
+    unknown = set(args.modes.split(",")) - set(LATENCY_MODES)
+    if unknown:
+        p.error(f"unknown mode {', '.join(sorted(unknown))} (known: {', '.join(LATENCY_MODES)})")
     return args
 
 
