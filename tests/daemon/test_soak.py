@@ -23,6 +23,7 @@ from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 
 FOLDERS = ["INBOX", "Archive", "Lists/dev"]
+SEEDED = 50  # messages in each folder at the start, numbered 0..49; the churn numbers on from 50
 
 
 def rss_kb(pid: int) -> int:
@@ -38,7 +39,7 @@ class Churn:
     def __init__(self, s: Setup, seed: int) -> None:
         self.s = s
         self.rng = random.Random(seed)
-        self.n = 0
+        self.n = SEEDED  # numbers (Message-IDs) after those of the messages there at the start
         self.server: dict[str, list[str]] = {f: [] for f in FOLDERS}  # message ids born there
         self.local: dict[str, list[str]] = {f: [] for f in FOLDERS}
         self.folders = list(FOLDERS)
@@ -102,7 +103,7 @@ def daemon(setup: Setup, daemons: Callable[..., Daemon]) -> Callable[[], Daemon]
 
 def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     for folder in FOLDERS:
-        srv.append_many(s.imap, folder, [srv.make_message(10_000 + i, folder) for i in range(50)])
+        srv.append_many(s.imap, folder, [srv.make_message(i, folder) for i in range(SEEDED)])
     d = start()
     eventually(lambda: "event=account.done" in d.output, 60, "first sync", d)
     churn = Churn(s, seed=7)
