@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
+import imaplib
 import json
 import os
 import random
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +38,7 @@ sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
 from daemon_bench import lifecycle, offlineimap_peer  # noqa: E402
 from daemon_bench.events import LocalNew, ServerAppend  # noqa: E402
 from daemon_bench.idle_cost import idle_window  # noqa: E402
-from daemon_bench.lab import Server, populate, server_down, server_up  # noqa: E402
+from daemon_bench.lab import Server, index_log_rotations, populate, server_down, server_up  # noqa: E402
 from daemon_bench.latency import LatencyResult, Scene, Supply, mailtide_latency  # noqa: E402
 from daemon_bench.local_tree import LocalTree  # noqa: E402
 from daemon_bench.mailtide_daemon import DaemonProcess, write_config  # noqa: E402
@@ -47,8 +50,10 @@ from daemon_bench.server_view import ServerView  # noqa: E402
 import imap_helpers as srv  # noqa: E402
 
 PHASES = ("latency", "offlineimap", "idle", "stop", "recover")
+LATENCY_MODES = ("notify", "idle", "debounce0", "quiet")  # --modes, in this order
 PUSH_KINDS = ("server-inbox", "server-other", "flag", "delete", "move", "new")
 IDLE_KINDS = ("server-inbox", "flag", "delete", "move", "new")
+DEBOUNCE_KINDS = ("server-inbox", "server-other", "flag")
 WHATS = ("server APPEND → new/", "local new file → server")  # the changes after a fault
 
 
@@ -66,6 +71,7 @@ class Run:
         self.records: list[dict[str, object]] = []
         self.server: Server | None = None
         self.view: ServerView | None = None
+        self.daemons: list[DaemonProcess] = []  # killed at the end if still running
 
     def say(self, text: str) -> None:
         print(f"[daemon-bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -93,7 +99,9 @@ class Run:
         assert self.server is not None
         server = self.server if port is None else dataclasses.replace(self.server, port=port)
         config = write_config(where or self.home, server, **keys)
-        return DaemonProcess(self.args.mailtide, config, verbose=verbose, env=env)
+        d = DaemonProcess(self.args.mailtide, config, verbose=verbose, env=env)
+        self.daemons.append(d)
+        return d
 
     def settled_daemon(self, keys: Mapping[str, object], **options: object) -> DaemonProcess:
         d = self.daemon(keys, **options)  # type: ignore[arg-type]
@@ -105,44 +113,85 @@ class Run:
 # --- phases ------------------------------------------------------------------------------------
 
 
-def phase_latency(run: Run) -> None:
-    a, view = run.args, run.view
-    assert view is not None
-    modes: list[tuple[str, dict[str, object], list[tuple[str, float | None]]]] = [
-        ("NOTIFY", {}, [(k, None) for k in PUSH_KINDS]),
-        (
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One latency daemon: its name, its account keys, the kinds of change (with the poll's
+    period for a kind a timer sees, else None), events per kind, and the quiet before each."""
+
+    name: str
+    keys: dict[str, object]
+    kinds: list[tuple[str, float | None]]
+    n: int
+    gap: float
+
+
+def latency_modes(a: argparse.Namespace) -> dict[str, Mode]:
+    """The latency daemons by their ``--modes`` name, in the order they run."""
+    push: list[tuple[str, float | None]] = [(k, None) for k in PUSH_KINDS]
+    debounce_n = a.debounce0_n if a.debounce0_n is not None else max(10, a.n // 4)
+    return {
+        "notify": Mode("NOTIFY", {}, push, a.n, a.gap),
+        "idle": Mode(
             f"IDLE on INBOX + poll {a.poll:g}s",
             {"notify": False, "poll": f"{a.poll:g}s"},
             [(k, None) for k in IDLE_KINDS] + [("server-other", a.poll)],
+            a.n,
+            a.gap,
         ),
-    ]
-    for mode, keys, kinds in modes:
-        run.say(f"mailtide, {mode}: starting the daemon")
-        d = run.settled_daemon(keys)
-        scene = Scene(view, LocalTree(run.home / "Mail", run.rng), run.tag)
-        supply = Supply(scene)
-        rss = [sample(d.pid)]  # after the first sync, then after each kind's events
-        for kind, timer in kinds:
-            timeout = 30 if timer is None else 3 * timer + 30
-            result = mailtide_latency(
-                scene, supply, d, mode, kind, a.n, run.rng, timer, timeout, run.say
-            )
-            report_latency(run, result)
-            d.settle(quiet=1.0)
-            rss.append(sample(d.pid))
-        run.emit(churn_record(f"mailtide, {mode}", rss, a.n))
-        code, took = d.terminate()
-        run.emit(lifecycle.Stopped("idle", code, took, "after a latency run").record())
+        # what the debounce costs: the same server push without it
+        "debounce0": Mode("NOTIFY, debounce = 0", {"debounce": 0}, push[:3], debounce_n, a.gap),
+        # a change after a quiet spell, as most are: the held connections have been silent
+        # longer than `timeout` (60 s) but not yet dropped by the keepalive (2 min)
+        "quiet": Mode(
+            f"NOTIFY, {a.quiet_gap:g} s quiet before each",
+            {},
+            [push[0], push[2]],
+            a.quiet_n,
+            a.quiet_gap,
+        ),
+    }
 
 
-def churn_record(mode: str, rss: list[ProcSample], per_kind: int) -> dict[str, object]:
+def phase_latency(run: Run) -> None:
+    modes = latency_modes(run.args)
+    for name in run.args.modes.split(","):
+        if modes[name].n > 0:
+            latency_mode(run, modes[name])
+
+
+def latency_mode(run: Run, mode: Mode) -> None:
+    """One daemon, ``mode.n`` events of each kind, one at a time."""
+    view, server = run.view, run.server
+    assert view is not None and server is not None
+    run.say(f"mailtide, {mode.name}: starting the daemon")
+    d = run.settled_daemon(mode.keys)
+    scene = Scene(view, LocalTree(run.home / "Mail", run.rng), run.tag)
+    supply = Supply(scene)
+    rss, counts = [sample(d.pid)], []  # RSS after the first sync, then after each kind
+    for kind, timer in mode.kinds:
+        timeout = 30 if timer is None else 3 * timer + 30
+        rotated = index_log_rotations(server)
+        result = mailtide_latency(
+            scene, supply, d, mode.name, kind, mode.n, run.rng, timer, timeout, mode.gap, run.say
+        )
+        now = index_log_rotations(server)
+        report_latency(run, result, sorted(k for k in now if now[k] != rotated.get(k)))
+        d.settle(quiet=1.0)
+        rss.append(sample(d.pid))
+        counts.append(len(result.samples))
+    run.emit(churn_record(f"mailtide, {mode.name}", rss, sum(counts[1:])))
+    code, took = d.terminate()
+    run.emit(lifecycle.Stopped("idle", code, took, "after a latency run").record())
+
+
+def churn_record(mode: str, rss: list[ProcSample], events: int) -> dict[str, object]:
     """RSS while changes kept coming: from after the first kind's events (warm: caches,
     connections and the interpreter's pools filled) to the end; the cold start is kept too."""
     return {
         "kind": "rss",
         "mode": mode,
         "minutes": (rss[-1].at - rss[1].at) / 60,
-        "events": per_kind * (len(rss) - 2),
+        "events": events,
         "rss_cold_kb": rss[0].rss_kb,
         "rss_start_kb": rss[1].rss_kb,
         "rss_end_kb": rss[-1].rss_kb,
@@ -150,10 +199,12 @@ def churn_record(mode: str, rss: list[ProcSample], per_kind: int) -> dict[str, o
     }
 
 
-def report_latency(run: Run, result: LatencyResult) -> None:
-    run.emit(result.record())
+def report_latency(run: Run, result: LatencyResult, rotated: list[str] | None = None) -> None:
+    """Emit and say a latency result; ``rotated``: Dovecot index logs rotated meanwhile."""
+    run.emit({**result.record(), "index_logs_rotated": rotated or []})
     reaction = f"; first reaction {result.reaction.text()}" if result.reactions else ""
-    run.say(f"{result.tool} {result.mode} {result.kind}: {result.spread.text()}{reaction}")
+    note = f"; Dovecot rotated {', '.join(rotated)}" if rotated else ""
+    run.say(f"{result.tool} {result.mode} {result.kind}: {result.spread.text()}{reaction}{note}")
 
 
 def phase_offlineimap(run: Run) -> None:
@@ -311,6 +362,7 @@ def meta(run: Run) -> dict[str, object]:
             shlex.quote(x) for x in [".venv/bin/python", "bench/daemon.py", *sys.argv[1:]]
         ),
         "nproc": len(os.sched_getaffinity(0)),
+        "loadavg": os.getloadavg(),  # the machine is shared: how busy it was at the start
         "commit": out("git", "-C", str(REPO), "describe", "--always", "--dirty"),
         "dovecot": "Dovecot " + out("dovecot", "--version"),
         "offlineimap": "OfflineIMAP " + out("offlineimap", "--version"),
@@ -321,6 +373,7 @@ def meta(run: Run) -> dict[str, object]:
         "peer_n": a.peer_n,
         "poll": a.poll,
         "phases": a.phases,
+        "modes": a.modes,
     }
 
 
@@ -340,6 +393,17 @@ def main(argv: list[str]) -> int:
     if not args.mailtide.exists():
         run.say(f"{args.mailtide} not found: run 'make venv' (or use --mailtide PATH)")
         return 2
+    with open(f"{run.dir}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            run.say(f"another bench/daemon.py is using {run.dir}: wait for it or use --bench-dir")
+            return 2
+        return run_all(run)
+
+
+def run_all(run: Run) -> int:
+    args = run.args
     shutil.rmtree(run.dir, ignore_errors=True)
     run.dir.mkdir(parents=True)
     run.dir.chmod(0o755)  # Dovecot's mail user walks into it
@@ -356,7 +420,19 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         run.say("interrupted")
         return 130
+    except (RuntimeError, OSError, imaplib.IMAP4.error) as exc:  # LabError is a RuntimeError
+        run.say(f"stopped: {exc}")
+        return 1
     finally:
+        run.emit(
+            {
+                "kind": "end",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "loadavg": os.getloadavg(),
+            }
+        )
+        for d in run.daemons:
+            d.kill()
         server_down(run.lab, run.dir / "server")
         md = run.out.with_suffix(".md")
         md.write_text(markdown(run.records))
@@ -377,6 +453,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=10000, help="corpus size (default 10000)")
     p.add_argument("--folders", type=int, default=20, help="corpus folders (default 20)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=1.5,
+        help="seconds the daemon must have been quiet before the next event (default 1.5: "
+        "Dovecot reports the daemon's own changes 0.5 s late, which would sync early)",
+    )
+    p.add_argument(
+        "--modes",
+        default=",".join(LATENCY_MODES),
+        help=f"the latency daemons to run, any of {','.join(LATENCY_MODES)} (default all)",
+    )
+    p.add_argument(
+        "--debounce0-n", type=int, help="events per kind with debounce = 0 (default n/4, >= 10)"
+    )
+    p.add_argument("--quiet-n", type=int, default=4, help="changes after a quiet spell (default 4)")
+    p.add_argument("--quiet-gap", type=float, default=90, help="the quiet spell (default 90 s)")
     p.add_argument("--poll", type=float, default=10, help="poll in the IDLE mode (default 10 s)")
     p.add_argument(
         "--autorefresh-minutes",
@@ -402,13 +495,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--out", type=Path, help="results file (default bench/results/daemon-STAMP.jsonl)"
     )
     p.add_argument("--summary", type=Path, help="print the tables of a results file and exit")
+    if p.parse_args(argv).quick:  # smaller defaults; options given still win
+        p.set_defaults(n=5, peer_n=2, messages=1000, idle_window=60, stop_reps=2, quiet_n=1)
+        p.set_defaults(recover_reps=2, resume_reps=2)
     args = p.parse_args(argv)
-    if args.quick:
-        args.n, args.peer_n, args.messages, args.idle_window = 5, 2, 1000, 60
-        args.stop_reps = args.recover_reps = args.resume_reps = 2
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         p.error(f"unknown phase {', '.join(sorted(unknown))} (known: {', '.join(PHASES)})")
+    unknown = set(args.modes.split(",")) - set(LATENCY_MODES)
+    if unknown:
+        p.error(f"unknown mode {', '.join(sorted(unknown))} (known: {', '.join(LATENCY_MODES)})")
     return args
 
 

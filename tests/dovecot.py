@@ -169,6 +169,9 @@ class Dovecot:
     lines of Dovecot config (client certificates, ``ssl_max_protocol``), and
     ``ssl_min_protocol`` replaces TLSv1.2.
 
+    ``settings`` are more lines of Dovecot config for the mail side, e.g. a small
+    ``mail_index_log_rotate_max_size`` to make index logs rotate after a few changes.
+
     ``oauth2_introspection_url``: OAUTHBEARER and XOAUTH2 logins are checked by Dovecot's
     ``oauth2`` passdb, which posts the token to that URL (RFC 7662 introspection, see
     tests/oauth2_provider.py) and takes ``{"active": true, "username": USER}`` for ``USER``;
@@ -188,6 +191,7 @@ class Dovecot:
         ssl_settings: str = "",
         ssl_min_protocol: str = "TLSv1.2",
         oauth2_introspection_url: str | None = None,
+        settings: str = "",
     ) -> None:
         _require_tools()
         self.root = Path(root).resolve()
@@ -209,6 +213,7 @@ class Dovecot:
         self.ssl_settings = ssl_settings
         self.ssl_min_protocol = ssl_min_protocol
         self.oauth2_introspection_url = oauth2_introspection_url
+        self.settings = settings
         self.home = self.root / "home"
         self.log = self.root / "log" / "dovecot.log"
         # users with a password of their own, a file each (Dovecot reads a new file at once,
@@ -520,6 +525,7 @@ userdb {{
 
 mail_location = maildir:~/Maildir
 mail_fsync = optimized
+{self.settings}
 namespace inbox {{
   inbox = yes
   separator = /

@@ -45,6 +45,18 @@ def server_down(lab: Path, where: Path) -> None:
     )
 
 
+def index_log_rotations(server: Server) -> dict[str, float]:
+    """When Dovecot last rotated each index log of the lab user (``*.index.log.2``, by the
+    name of the folder's directory: ``.`` for INBOX and the list index): a NOTIFY session
+    opened before a rotation may keep watching the old file (see bench/README.md)."""
+    maildir = server.dir / "home" / server.user / "Maildir"
+    found = {}
+    for log in maildir.glob("**/dovecot*.index.log.2"):
+        where = log.parent.relative_to(maildir).as_posix()
+        found[f"{where}/{log.name}"] = log.stat().st_mtime
+    return found
+
+
 def populate(lab: Path, server: Server, folders: int, messages: int, seed: int = 1) -> float:
     """Fill the server with the lab corpus; the seconds it took."""
     started = time.monotonic()

@@ -122,9 +122,11 @@ def mailtide_latency(
     rng: random.Random,
     timer: float | None = None,
     timeout: float = 30,
+    gap: float = 1.5,
     say: Callable[[str], None] = print,
 ) -> LatencyResult:
-    """``n`` events of ``kind``, one at a time, each once the daemon is idle again; ``timer``:
+    """``n`` events of ``kind``, one at a time, each once the daemon has been idle for ``gap``
+    seconds (isolated changes, not a burst merged into one sync); ``timer``:
     the change is seen by a timer of that period (the poll), so each event waits a random
     share of it first, or every event would meet the timer at the same phase."""
     make = event_of(scene, supply, kind, f"{mode}-{kind}".replace(" ", ""))
@@ -132,7 +134,7 @@ def mailtide_latency(
 
     def between() -> None:
         after = last[-1].fired_at if last and last[-1].seconds is not None else None
-        daemon.settle(after=after, quiet=0.3)
+        daemon.settle(after=after, quiet=gap)
         if timer is not None:
             time.sleep(rng.uniform(0, timer))
 

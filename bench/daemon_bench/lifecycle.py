@@ -16,7 +16,7 @@ from pathlib import Path
 
 from daemon_bench.events import Event, Sample, ServerAppend, run_round
 from daemon_bench.local_tree import LocalTree
-from daemon_bench.mailtide_daemon import DaemonProcess
+from daemon_bench.mailtide_daemon import DONE, DaemonProcess
 from daemon_bench.relay import Relay
 
 
@@ -51,11 +51,19 @@ def stop_mid_sync(start: Callable[[], DaemonProcess], tree: LocalTree, at: int) 
     daemon.wait_until(lambda: tree.root.exists() and tree.count() >= at, 300, f"at {at} messages")
     had = tree.count()
     code, took = daemon.terminate()
-    finished = daemon.syncs_done() > 0
-    note = f"{had} messages down when signalled" + (
-        ", but the sync had finished" if finished else ""
-    )
-    return Stopped("mid first sync", code, took, note)
+    return Stopped("mid first sync", code, took, f"{had} messages down; {_how_it_ended(daemon)}")
+
+
+def _how_it_ended(daemon: DaemonProcess) -> str:
+    """What the daemon's log says became of the sync in flight at the SIGTERM."""
+    lines = daemon.read()
+    if any("event=daemon.sync_cancelled" in line for line in lines):
+        return "the sync was cancelled where it waited"
+    if any("event=account.stopped" in line for line in lines):
+        return "the sync stopped after a durable step"
+    if any(DONE in line for line in lines):
+        return "the sync had finished before the signal"
+    return "no sync had started"
 
 
 class AfterFault:

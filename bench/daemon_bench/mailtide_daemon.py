@@ -138,7 +138,8 @@ class DaemonProcess:
         return None
 
     def terminate(self, timeout: float = 30) -> tuple[int, float]:
-        """SIGTERM; the exit status and the seconds until the process was gone."""
+        """SIGTERM; the exit status and the seconds until the process was gone (-9: it was
+        still there after ``timeout`` and was killed)."""
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -151,6 +152,7 @@ class DaemonProcess:
         return code, took
 
     def kill(self) -> None:
+        """SIGKILL unless it has exited (safe to call again)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

@@ -6,6 +6,7 @@ import statistics
 from typing import Any
 
 Record = dict[str, Any]
+RunRecords = tuple[Record, Record | None]  # a run's meta and end records
 
 SERVER_TO_MAILDIR = 0.5  # target p95, seconds
 MAILDIR_TO_SERVER = 1.0
@@ -47,14 +48,25 @@ def latency_table(records: list[Record], poll: float | None) -> list[str]:
         if r["kind"] != "latency":
             continue
         sp, target = r["spread"], _target(r, poll)
+        mark = " †" if r.get("index_logs_rotated") else ""
         met = {None: "", True: "yes", False: "**no**"}[target[1]]
         missed = f" ({sp['missed']} missed)" if sp["missed"] else ""
         out.append(
-            f"| {r['tool']} | {r['mode']} | {EVENT_LABELS.get(r['event'], r['event'])} | "
+            f"| {r['tool']} | {r['mode']} | {EVENT_LABELS.get(r['event'], r['event'])}{mark} | "
             f"{sp['n']}{missed} | {_s(sp['p50'])} s | {_s(sp['p95'])} s | {_s(sp['max'])} s | "
             f"{target[0]} | {met} | {_s(r['reaction']['p50'])} s |"
         )
     return out
+
+
+def rotation_note(records: list[Record]) -> list[str]:
+    if not any(r.get("index_logs_rotated") for r in records if r["kind"] == "latency"):
+        return []
+    return [
+        "",
+        "† Dovecot rotated an index log of the lab user (`dovecot.index.log` of INBOX, or the"
+        " mailbox list's) during these events: see bench/README.md on NOTIFY after a rotation.",
+    ]
 
 
 def idle_table(records: list[Record]) -> list[str]:
@@ -130,15 +142,43 @@ def recover_table(records: list[Record]) -> list[str]:
     return out
 
 
+def runs(records: list[Record]) -> list[RunRecords]:
+    """Each run in ``records`` (one file, or several run side by side and concatenated): its
+    meta record and the end record that follows it (None if it never ended)."""
+    out: list[RunRecords] = []
+    for r in records:
+        if r["kind"] == "meta":
+            out.append((r, None))
+        elif r["kind"] == "end" and out and out[-1][1] is None:
+            out[-1] = (out[-1][0], r)
+    return out
+
+
+def run_line(meta: Record, end: Record | None) -> str:
+    load = f"load average {meta.get('loadavg', ['?'])[0]:.1f} at the start"
+    if end:
+        load += f", {end['loadavg'][0]:.1f} at the end ({end['date']})"
+    when, commit = meta.get("date", ""), meta.get("commit", "?")
+    return f"`{meta.get('command', '')}` ({when}; commit {commit}; {load})"
+
+
 def markdown(records: list[Record]) -> str:
-    meta = next((r for r in records if r["kind"] == "meta"), {})
-    poll = meta.get("poll")
+    parts = runs(records) or [({}, None)]
+    meta = parts[0][0]
+    poll = next((m["poll"] for m, _ in parts if "poll" in m), None)
+    if len(parts) == 1:
+        header = [f"- command: {run_line(*parts[0])}"]
+    else:
+        header = [
+            f"- {len(parts)} runs side by side, each with its own Dovecot, corpus and daemons:",
+            *(f"  - {run_line(m, e)}" for m, e in parts),
+        ]
     lines = [
         f"# mailtide daemon: push latency, idle cost, stop and recovery ({meta.get('date', '')})",
         "",
-        f"- command: `{meta.get('command', '')}`",
-        f"- {meta.get('nproc', '?')} cores, mailtide commit {meta.get('commit', '?')}, "
-        f"{meta.get('dovecot', '')}, {meta.get('offlineimap', '')}",
+        *header,
+        f"- {meta.get('nproc', '?')} cores, {meta.get('dovecot', '')}, "
+        f"{meta.get('offlineimap', '')}",
         f"- lab corpus: {meta.get('messages')} messages in {meta.get('folders')} folders "
         f"(populate.py --seed {meta.get('seed')}); plain IMAP on 127.0.0.1",
         f"- events per kind: {meta.get('n')}; OfflineIMAP timer-bound rounds: "
@@ -147,6 +187,7 @@ def markdown(records: list[Record]) -> str:
         "## Push latency (seconds from the change to its arrival on the other side)",
         "",
         *latency_table(records, poll),
+        *rotation_note(records),
         "",
         "mbsync has no daemon: run from a timer of period T (e.g. a 5 min systemd timer) a change"
         " waits T/2 on average (2.5 min) and T at worst, plus its sync (0.1–0.4 s here at 10k,"

@@ -6,6 +6,7 @@ new folders), each message changed only by the side it was born on, then a full 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 
 FOLDERS = ["INBOX", "Archive", "Lists/dev"]
+SEEDED = 50  # messages in each folder at the start, numbered 0..49; the churn numbers on from 50
 
 
 def rss_kb(pid: int) -> int:
@@ -37,10 +39,18 @@ class Churn:
     def __init__(self, s: Setup, seed: int) -> None:
         self.s = s
         self.rng = random.Random(seed)
-        self.n = 0
+        self.n = SEEDED  # numbers (Message-IDs) after those of the messages there at the start
         self.server: dict[str, list[str]] = {f: [] for f in FOLDERS}  # message ids born there
         self.local: dict[str, list[str]] = {f: [] for f in FOLDERS}
         self.folders = list(FOLDERS)
+
+    def local_message(self, folder: str, mid: str) -> loc.LocalMessage | None:
+        """The local message ``mid`` of ``folder``, or None.  The daemon renames files (new/ to
+        cur/, flags) while they are listed and read: a file gone meanwhile means look again."""
+        for _ in range(10):
+            with contextlib.suppress(FileNotFoundError):
+                return loc.by_message_id(self.s.root, "fs", folder).get(mid)
+        return None
 
     def step(self) -> None:
         r = self.rng.random()
@@ -57,17 +67,19 @@ class Churn:
             srv.set_flags(self.s.imap, folder, mid, [self.rng.choice(["\\Seen", "\\Flagged"])])
         elif r < 0.7 and self.local.get(folder):
             mid = self.rng.choice(self.local[folder])
-            here = loc.by_message_id(self.s.root, "fs", folder).get(mid)
+            here = self.local_message(folder, mid)
             if here is not None:
-                loc.set_letters(here, self.rng.choice(["S", "F", "RS"]))
+                with contextlib.suppress(FileNotFoundError):  # renamed by the daemon meanwhile
+                    loc.set_letters(here, self.rng.choice(["S", "F", "RS"]))
         elif r < 0.78 and self.server.get(folder):
             mid = self.server[folder].pop(self.rng.randrange(len(self.server[folder])))
             srv.expunge(self.s.imap, folder, mid)
         elif r < 0.86 and self.local.get(folder):
             mid = self.local[folder].pop(self.rng.randrange(len(self.local[folder])))
-            here = loc.by_message_id(self.s.root, "fs", folder).get(mid)
+            here = self.local_message(folder, mid)
             if here is not None:
-                here.path.unlink()
+                with contextlib.suppress(FileNotFoundError):  # renamed by the daemon meanwhile
+                    here.path.unlink()
         elif r < 0.88 and len(self.folders) < 8:
             new = f"Soak/{self.n}"
             self.folders.append(new)
@@ -91,7 +103,7 @@ def daemon(setup: Setup, daemons: Callable[..., Daemon]) -> Callable[[], Daemon]
 
 def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     for folder in FOLDERS:
-        srv.append_many(s.imap, folder, [srv.make_message(10_000 + i, folder) for i in range(50)])
+        srv.append_many(s.imap, folder, [srv.make_message(i, folder) for i in range(SEEDED)])
     d = start()
     eventually(lambda: "event=account.done" in d.output, 60, "first sync", d)
     churn = Churn(s, seed=7)
@@ -105,6 +117,7 @@ def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
             baseline = rss_kb(d.proc.pid)
         assert d.proc.poll() is None, d.output[-3000:]
     grown = rss_kb(d.proc.pid) - (baseline or 0)
+    print(f"soak: {churn.n} changes in {seconds:.0f} s, RSS growth {grown} KiB", flush=True)
     # quiet now: one more sync of everything, then both sides must agree
     done = d.output.count("event=account.done")
     d.signal(signal.SIGUSR1)
@@ -116,7 +129,6 @@ def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     assert "level=error" not in d.output, [x for x in d.output.splitlines() if "error" in x][:5]
     assert_in_sync(s)
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB over {seconds:.0f} s"
-    print(f"soak: {churn.n} changes in {seconds:.0f} s, RSS growth {grown} KiB")
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
 

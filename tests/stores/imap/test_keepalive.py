@@ -4,6 +4,7 @@ waiting on a dead one."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from dovecot import ImapAccount
@@ -28,5 +29,23 @@ async def test_keepalive_keeps_a_live_connection_and_drops_a_silent_one(
             proxy.arm()
             assert [f.name for f in await store.list_folders()] == ["INBOX"]
             assert proxy.connections == 1  # a new connection, counted since arm()
+        finally:
+            await store.close()
+
+
+async def test_a_command_after_a_quiet_spell_longer_than_the_timeout_is_answered(
+    imap_account: ImapAccount,
+) -> None:
+    """The timeout is for the server's answer: a connection held quiet for longer (between
+    two syncs, or a poll's rounds) is not given up as silent by the next command."""
+    with FaultProxy(imap_account.port) as proxy:
+        acct = replace(imap_account, port=proxy.port)
+        store = ImapStore(settings(acct, timeout=1.0))
+        try:
+            await store.connect()
+            await asyncio.sleep(1.5)
+            await store.keepalive()
+            assert [f.name for f in await store.list_folders()] == ["INBOX"]
+            assert proxy.connections == 1  # the same connection all along
         finally:
             await store.close()

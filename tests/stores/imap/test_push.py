@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -133,6 +134,54 @@ async def test_notify_reports_only_wanted_mailboxes(imap_account: ImapAccount) -
         await in_thread(srv.append, imap_account, "Work", srv.make_message(2, "Work"))
         await reports.next(5, names("Work"))
     assert all(m is not None and "Spam" not in m for _, m in reports.seen)
+
+
+# Dovecot rotates an index log past 2 KiB here (by default past 1 MiB, or 32 KiB once 5
+# minutes old), so a few dozen changes rotate the mailbox list's log, not a few hundred.
+ROTATE_EARLY = """\
+mail_index_log_rotate_min_size = 1k
+mail_index_log_rotate_max_size = 2k
+mail_index_log_rotate_min_age = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def rotating_dovecot() -> Iterator[Dovecot]:
+    yield from private_dovecot(settings=ROTATE_EARLY)
+
+
+def rotate(account: ImapAccount, folder: str, rotated: Path) -> None:
+    """APPENDs to ``folder`` until the log ``rotated`` names has been rotated."""
+    with srv.session(account) as client:
+        for i in range(500):
+            srv.append(account, folder, srv.make_message(i, folder), imap=client)
+            if rotated.exists():
+                return
+    raise AssertionError(f"500 APPENDs did not rotate {rotated.name[:-2]}")
+
+
+async def test_notify_reports_at_once_after_dovecot_rotates_the_list_log(
+    rotating_dovecot: Dovecot,
+) -> None:
+    """Dovecot 2.3's NOTIFY watches the index log files it found at NOTIFY SET.  Once the
+    mailbox list's log rotates (changes anywhere in the account), a change to a folder other
+    than INBOX would come only with Dovecot's 30 s check, unless the watch is set up again."""
+    user = f"rotate-{os.getpid()}"
+    account = rotating_dovecot.account(user)
+    for folder in ("Receipts", "Scratch"):
+        srv.create_folder(account, folder)
+    rotated = rotating_dovecot.maildir(user) / "dovecot.list.index.log.2"
+    reports = Reports()
+    source = NotifyPush(connector(settings_of(account)), PushSettings(), lambda n: True)
+    async with running(source.run(reports)):
+        await asyncio.sleep(0.3)  # NOTIFY SET and IDLE under way
+        await in_thread(rotate, account, "Scratch", rotated)
+        await reports.next(5, names("Scratch"))
+        await asyncio.sleep(1.0)  # the reports of the APPENDs are in
+
+        reports.clear()
+        appended = await in_thread(srv.append, account, "Receipts", srv.make_message(1, "Receipts"))
+        assert await reports.next(5, names("Receipts")) - appended < 2.0
 
 
 # ---- IDLE -----------------------------------------------------------------------------------

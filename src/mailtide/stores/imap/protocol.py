@@ -682,6 +682,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         shown: str | None = None,
     ) -> None:
         """Write one command; ``shown`` is how it is logged when not ``wire.command_line``."""
+        # Its timeout runs from now: a held connection's quiet before it is not its fault.
+        self._last_activity = time.monotonic()
         if wire.enabled():
             wire.sent(self.number, shown or wire.command_line(tag, parts))
         pending = bytearray(tag)

@@ -39,6 +39,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import status_items, status_of
 from mailtide.stores.imap.names import FolderNames, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.protocol import IdleEnd
 from mailtide.stores.imap.special_use import LeftOut
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,13 @@ MAILBOX_NEWS = frozenset({"EXISTS", "EXPUNGE", "FETCH", "VANISHED"})
 NOTIFY_EVENTS = "(MessageNew MessageExpunge FlagChange MailboxName)"
 # Without FlagChange, for a server that refuses it for mailboxes other than the selected one.
 NOTIFY_EVENTS_NO_FLAGS = "(MessageNew MessageExpunge MailboxName)"
+# Seconds of quiet after which NOTIFY's watch is set up again.  Dovecot watches the index logs
+# it found at NOTIFY SET; once one rotates, changes come only with its 30 s check timer
+# (bench/README.md, "NOTIFY after a rotation").  Most rotations are caught at once (the change
+# that rotates a log is reported, and each report renews the watch); this catches the rest
+# (e.g. a rotation by a change NOTIFY does not report) within a minute, at the cost of one
+# DONE, NOOP, NOTIFY SET and IDLE a minute on an idle connection.
+NOTIFY_RENEW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,20 +221,53 @@ class NotifyPush:
             await _notify_set(client)
             if self.catch_up:
                 changed(None)
-            news = _notify_news(names, self.wanted, changed)
-            while True:  # no await between two IDLEs yields: no response falls between them
-                await client.idle(
-                    news, renew=self.settings.idle_renew, keepalive=self.settings.keepalive
+            reported = asyncio.Event()  # news came: end the IDLE and renew the watch
+            news = _notify_news(names, self.wanted, changed, reported.set)
+            renew = min(self.settings.idle_renew, NOTIFY_RENEW)
+            while True:  # the renewal's commands hand their responses to news too
+                end = await client.idle(
+                    news, renew=renew, keepalive=self.settings.keepalive, stop=reported
                 )
+                if end in (IdleEnd.STOPPED, IdleEnd.RENEW):
+                    await _notify_renew(client, news)
+                    reported.clear()
 
 
-async def _notify_set(client: ImapClient) -> None:
+async def _notify_renew(client: ImapClient, news: Callable[[Untagged], None]) -> None:
+    """Set NOTIFY's watch up again (after DONE).  The NOOP first makes Dovecot report what its
+    old watch has not yet (``imap_notify_flush``): the new one starts from the mailboxes'
+    state at NOTIFY SET, so what was pending would never be reported.  NOTIFY NONE before
+    the SET: on Dovecot 2.3 a second SET on a log that has not rotated silences the push
+    (measured; it seems to add the new file watch before it drops the old, shared one)."""
+    take = _taking(news)
+    await client.run("NOOP", on_untagged=take)
+    await client.run("NOTIFY NONE", on_untagged=take)
+    await _notify_set(client, news)
+
+
+def _taking(news: Callable[[Untagged], None]) -> Callable[[Untagged], bool]:
+    """``news`` as a command's ``on_untagged``: every response is consumed (not kept)."""
+
+    def take(u: Untagged) -> bool:
+        news(u)
+        return True
+
+    return take
+
+
+async def _notify_set(client: ImapClient, news: Callable[[Untagged], None] | None = None) -> None:
     """NOTIFY SET for every personal mailbox; without FlagChange where the server refuses it
-    for mailboxes that are not selected (flag changes then wait for the next full sync)."""
-    done = await client.run("NOTIFY SET", f"(personal {NOTIFY_EVENTS})", check=False)
+    for mailboxes that are not selected (flag changes then wait for the next full sync).
+    Responses that come with it go to ``news``."""
+    take = None if news is None else _taking(news)
+    done = await client.run(
+        "NOTIFY SET", f"(personal {NOTIFY_EVENTS})", on_untagged=take, check=False
+    )
     if not done.ok and done.code == "BADEVENT":
         log.info("imap.notify_without_flag_changes", reason=done.text)
-        done = await client.run("NOTIFY SET", f"(personal {NOTIFY_EVENTS_NO_FLAGS})", check=False)
+        done = await client.run(
+            "NOTIFY SET", f"(personal {NOTIFY_EVENTS_NO_FLAGS})", on_untagged=take, check=False
+        )
     if not done.ok:
         raise StoreError(
             f"{client.settings.where}: the server refused NOTIFY: {done.status} {done.text}"
@@ -235,9 +276,14 @@ async def _notify_set(client: ImapClient) -> None:
 
 
 def _notify_news(
-    names: FolderNames, wanted: Wanted, changed: Changed
+    names: FolderNames, wanted: Wanted, changed: Changed, heard: Callable[[], None]
 ) -> Callable[[Untagged], None]:
+    """What NOTIFY's responses mean, for ``changed``; ``heard`` is called on every piece of
+    news, also of a mailbox not ``wanted`` (its change may have rotated a log too)."""
+
     def news(u: Untagged) -> None:
+        if u.kind in ("LIST", "STATUS"):
+            heard()
         if u.kind == "LIST":
             changed(None)
         elif u.kind == "STATUS":
