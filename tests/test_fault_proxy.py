@@ -8,7 +8,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,21 +18,11 @@ GREETING = bytes(range(256)) * 8  # 2048 bytes the server sends first
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[int, list[bytes]]]:
-    """Sends GREETING to each connection, then keeps what it receives (one entry a client)."""
+def listening(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback server running ``serve`` on each connection in a thread; yields its port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    received: list[bytes] = []
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            conn.sendall(GREETING)
-            data = b""
-            with contextlib.suppress(OSError):
-                while chunk := conn.recv(65536):
-                    data += chunk
-            received.append(data)
 
     def accept() -> None:
         while True:
@@ -44,11 +34,29 @@ def server() -> Iterator[tuple[int, list[bytes]]]:
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield listener.getsockname()[1], received
+        yield listener.getsockname()[1]
     finally:
         with contextlib.suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+
+
+@contextlib.contextmanager
+def server() -> Iterator[tuple[int, list[bytes]]]:
+    """Sends GREETING to each connection, then keeps what it receives (one entry a client)."""
+    received: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.sendall(GREETING)
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    data += chunk
+            received.append(data)
+
+    with listening(serve) as port:
+        yield port, received
 
 
 def read_all(s: socket.socket) -> tuple[bytes, str]:
@@ -161,9 +169,6 @@ def test_before_hits_every_connection_right_before_the_bytes() -> None:
 @contextlib.contextmanager
 def echo() -> Iterator[int]:
     """A server that sends back every byte it receives, as soon as it has it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
 
     def serve(conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -171,19 +176,8 @@ def echo() -> Iterator[int]:
             while chunk := conn.recv(65536):
                 conn.sendall(chunk)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
+    with listening(serve) as port:
+        yield port
 
 
 def ping_pong(port: int, rounds: int = 10) -> list[float]:

@@ -12,6 +12,8 @@ import pytest
 from mailtide.config import ConfigError, ImapRepository, gmail, load_config
 from mailtide.config.oauth2 import PROVIDERS, OAuth2
 
+from .remote_helpers import refused, remote_of
+
 BASE = """\
 [account.mail]
 local = "mail-local"
@@ -35,15 +37,11 @@ def write(tmp_path: Path, extra: str) -> Path:
 
 
 def load(tmp_path: Path, extra: str) -> ImapRepository:
-    remote = load_config(str(write(tmp_path, extra))).account("mail").remote
-    assert isinstance(remote, ImapRepository)
-    return remote
+    return remote_of(write(tmp_path, extra), "mail")
 
 
 def problems(tmp_path: Path, extra: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path, extra)
-    return info.value.problems
+    return refused(lambda: load(tmp_path, extra))
 
 
 def test_the_preset_is_gmails_server_and_googles_oauth2(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailtide.config import ConfigError, ImapRepository, load_config
+from mailtide.config import ImapRepository
 from mailtide.config.oauth2 import PROVIDERS, OAuth2
+
+from .remote_helpers import refused, remote_of
 
 BASE = """\
 [account.work]
@@ -29,15 +31,11 @@ BUILT_IN = 'oauth2_client_id = "id-1"\noauth2_refresh_token_file = "rt"\n'
 
 def load(tmp_path: Path, extra: str) -> ImapRepository:
     (tmp_path / "config.toml").write_text(BASE + extra)
-    remote = load_config(str(tmp_path / "config.toml")).account("work").remote
-    assert isinstance(remote, ImapRepository)
-    return remote
+    return remote_of(tmp_path / "config.toml", "work")
 
 
 def problems(tmp_path: Path, extra: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path, extra)
-    return info.value.problems
+    return refused(lambda: load(tmp_path, extra))
 
 
 def test_a_token_command_is_the_credential_source(tmp_path: Path) -> None:

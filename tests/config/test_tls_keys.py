@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mailtide.config import ConfigError, ImapRepository, load_config
+from mailtide.config import ImapRepository
 from mailtide.core.fingerprint import Fingerprint
+
+from .remote_helpers import refused, remote_of
 
 BASE = """\
 [account.work]
@@ -33,15 +35,11 @@ def load(tmp_path: Path, extra: str) -> ImapRepository:
     (tmp_path / "config.toml").write_text(BASE + extra)
     (tmp_path / "client.pem").write_text(PEM)
     (tmp_path / "key.pem").write_text(PEM.replace("CERTIFICATE", "PRIVATE KEY"))
-    remote = load_config(str(tmp_path / "config.toml")).account("work").remote
-    assert isinstance(remote, ImapRepository)
-    return remote
+    return remote_of(tmp_path / "config.toml", "work")
 
 
 def problems(tmp_path: Path, extra: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path, extra)
-    return info.value.problems
+    return refused(lambda: load(tmp_path, extra))
 
 
 def test_defaults(tmp_path: Path) -> None:
