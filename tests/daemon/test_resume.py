@@ -1,0 +1,44 @@
+"""The daemon after a resume from suspend: every connection it held went silent (the relay
+forwards nothing and closes nothing), as a real suspend leaves them.  The mail that came
+meanwhile arrives at once, not after a LOGOUT wait per dead connection."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import imap_helpers as srv
+from daemon_helpers import Daemon, eventually, local_ids, settled
+from engine_helpers import Setup, write_config
+from fault_proxy import FaultProxy
+
+
+def asleep_and_resumed(
+    s: Setup, proxy: FaultProxy, daemons: Callable[..., Daemon], tmp_path: Path
+) -> Daemon:
+    """A daemon that synced, held its connections and pushed; then every connection goes
+    silent, a message (7) comes that no push reports, and the clock jumps an hour."""
+    slept = tmp_path / "slept"
+    d = daemons(write_config(s), {"MAILTIDE_TEST_SLEPT_FILE": str(slept)})
+    eventually(lambda: "event=imap.push" in d.output, 20, "push running", d)
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    proxy.stall_open()
+    srv.append(replace(s.imap, port=proxy.target[1]), "INBOX", srv.make_message(7, "INBOX"), [])
+    slept.write_text("3600\n")
+    eventually(lambda: "event=daemon.resumed" in d.output, 15, "the resume seen", d)
+    return d
+
+
+def test_mail_that_came_during_a_suspend_arrives_at_once(
+    proxied: tuple[Setup, FaultProxy], daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    s, proxy = proxied
+    d = asleep_and_resumed(s, proxy, daemons, tmp_path)
+    # 5 s for LOGOUT on each dead held connection, one after another, took 10 s and more
+    eventually(lambda: srv.message_id(7, "INBOX") in local_ids(s), 4, "the catch-up", d)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
