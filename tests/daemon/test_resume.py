@@ -1,6 +1,7 @@
 """The daemon after a resume from suspend: every connection it held went silent (the relay
 forwards nothing and closes nothing), as a real suspend leaves them.  The mail that came
-meanwhile arrives at once, not after a LOGOUT wait per dead connection."""
+meanwhile arrives at once, not after a LOGOUT wait per dead connection, and push works
+again at once, not after the dead push connection's keepalive and command timeout."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def test_mail_that_came_during_a_suspend_arrives_at_once(
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
 
+
+def test_push_works_at_once_after_a_suspend(
+    proxied: tuple[Setup, FaultProxy], daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    s, proxy = proxied
+    d = asleep_and_resumed(s, proxy, daemons, tmp_path)
+    eventually(lambda: srv.message_id(7, "INBOX") in local_ids(s), 15, "the catch-up", d)
+    settled(d)
+    srv.append(replace(s.imap, port=proxy.target[1]), "INBOX", srv.make_message(8, "INBOX"), [])
+    # the dead push connection was noticed only after its keepalive and timeout: ~100 s
+    eventually(lambda: srv.message_id(8, "INBOX") in local_ids(s), 5, "push after resume", d)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
