@@ -6,6 +6,7 @@ again at once, not after the dead push connection's keepalive and command timeou
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -56,3 +57,17 @@ def test_push_works_at_once_after_a_suspend(
     eventually(lambda: srv.message_id(8, "INBOX") in local_ids(s), 5, "push after resume", d)
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
+
+
+def test_a_stop_right_after_a_resume_exits_at_once(
+    proxied: tuple[Setup, FaultProxy], daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """The push connection given up at the resume is still ending when SIGTERM comes: it is
+    not logged out (no answer would come), so the daemon exits at once, not 5 s later."""
+    s, proxy = proxied
+    d = asleep_and_resumed(s, proxy, daemons, tmp_path)
+    time.sleep(0.3)  # within the 2 s the cancelled IDLE waits for the answer to DONE
+    d.signal(signal.SIGTERM)
+    code, took = d.wait_exit(10)
+    assert code == 0, d.output[-3000:]
+    assert took < 2.5, took

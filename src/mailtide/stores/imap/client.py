@@ -479,14 +479,22 @@ class ImapClient:
 
     async def close(self) -> None:
         """LOGOUT, waiting at most ``LOGOUT_WAIT`` for the answer, then close.  The socket
-        is closed however this ends, cancellation included."""
+        is closed however this ends, cancellation included.  In a task cancelled twice (a
+        push source restarted after a suspend, then the daemon stopping) there is no LOGOUT:
+        whoever cancelled again is waiting for the task to end."""
         protocol = self.protocol
         if protocol is None:
             return
         self.protocol = None
         protocol.closing = True
+        task = asyncio.current_task()
+        hurried = task is not None and task.cancelling() > 1
         try:
-            if protocol.transport is not None and not protocol.transport.is_closing():
+            if (
+                not hurried
+                and protocol.transport is not None
+                and not protocol.transport.is_closing()
+            ):
                 with contextlib.suppress(Exception):  # the connection is going away anyway
                     await asyncio.wait_for(protocol.run("LOGOUT"), LOGOUT_WAIT)
         finally:
