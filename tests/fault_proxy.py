@@ -17,9 +17,11 @@ hits whichever connection carries byte ``after``, once) or on one connection
 Every other connection passes through untouched.  ``Fault.before`` instead
 hits every connection right before given bytes (say a SELECT of one mailbox).  ``down()`` closes the
 listening socket (new connections are refused) and ``up()`` opens it again
-on the same port.  A clean run with ``record=True`` keeps every byte with its
-offset, so a test can find where a command or a literal starts and sweep the
-fault point across the whole run.
+on the same port.  ``stall_open()`` stalls every connection open now at once
+(an idle one never reaches a byte count), as a suspend does.  A clean run
+with ``record=True`` keeps every byte with its offset, so a test can find
+where a command or a literal starts and sweep the fault point across the
+whole run.
 
 Either side ending its stream ends the connection both ways (IMAP never
 half-closes).  Threads only (no event loop), so it serves code on any loop,
@@ -332,6 +334,14 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+    def stall_open(self) -> None:
+        """Every connection open now goes silent at once (as after a suspend: nothing more
+        forwarded, nothing closed); connections opened later pass normally."""
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            link.stalled = True
 
     def close(self) -> None:
         self._stopping = True

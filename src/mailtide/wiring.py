@@ -395,7 +395,11 @@ class WiredAccount:
     async def drop_connections(self) -> None:
         if self._stores is not None:
             stores, self._stores = self._stores, None
-            await _close_stores(self.name, stores)
+            for store in stores:
+                try:
+                    await store.drop()
+                except Exception as exc:  # a dead connection must not keep the sync waiting
+                    log.debug("account.drop_failed", account=self.name, error=str(exc))
 
     async def close(self) -> None:
         if self._stores is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,14 +18,6 @@ from daemon_helpers import Daemon, cli, eventually, local_ids, settled, with_acc
 from dovecot import Dovecot, ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
 from fault_proxy import Fault, FaultProxy
-
-
-@pytest.fixture
-def proxied(
-    imap_account: ImapAccount, dovecot: Dovecot, tmp_path: Path
-) -> Iterator[tuple[Setup, FaultProxy]]:
-    with FaultProxy(dovecot.port) as proxy:
-        yield make_setup(replace(imap_account, port=proxy.port), tmp_path, "fs"), proxy
 
 
 @pytest.fixture

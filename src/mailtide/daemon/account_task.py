@@ -62,6 +62,8 @@ class AccountTask:
         self._said: str | None = None  # the failure last logged, said again once per backoff
         self._waiting_state = State.WAITING  # how a backoff shows in the status
         self._exclusive: asyncio.Queue[tuple[SyncRequest, dict[str, bool]]] = asyncio.Queue()
+        self._pushes: dict[PushSource, asyncio.Task[None]] = {}  # each source's running task
+        self._retired: set[asyncio.Task[None]] = set()  # restarted sources' old runs, ending
 
     # --- triggers from outside -----------------------------------------------------------
 
@@ -83,10 +85,7 @@ class AccountTask:
         # Every event of this task names the account, the stores' own too (a task's context).
         structlog.contextvars.bind_contextvars(account=self.runner.name)
         pushes = self.runner.push_sources()
-        sources = [
-            asyncio.create_task(self._keep_running(s), name=f"{self.runner.name}:{s.name}")
-            for s in pushes
-        ]
+        self._pushes = {s: self._start_push(s) for s in pushes}
         self.status.sources = pushes
         self.trigger(Cause.TIMER, None, full=True)  # the first sync is full
         try:
@@ -98,6 +97,9 @@ class AccountTask:
                 if self.backoff.failures:
                     await self._back_off()
         finally:
+            # Cancelled again, a retired source stops waiting for its LOGOUT's answer.
+            sources = [*self._pushes.values(), *self._retired]
+            self._pushes, self._retired = {}, set()
             for task in sources:
                 task.cancel()
             for task in sources:
@@ -107,6 +109,23 @@ class AccountTask:
             self.status.state = State.STOPPED
             self.status.next_refresh = None
             await self.runner.close()
+
+    def restart_server_pushes(self) -> None:
+        """After a suspend: every server push source starts over at once, on a new
+        connection.  The old connection is presumed dead; left alone, its silence would be
+        noticed only after the keepalive and the command timeout (minutes without push).
+        The old run winds down in the background."""
+        for source, task in list(self._pushes.items()):
+            if getattr(source, "server", False) and not task.done():
+                task.cancel()
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+                self._pushes[source] = self._start_push(source)
+
+    def _start_push(self, source: PushSource) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            self._keep_running(source), name=f"{self.runner.name}:{source.name}"
+        )
 
     def exclusive(self, request: SyncRequest, options: dict[str, bool]) -> None:
         """A request with options that must not widen to other triggers' mailboxes (the

@@ -7,8 +7,10 @@
 - Under systemd (``Type=notify``): ``READY=1`` once the account tasks are started (not after
   the first sync, which may be long), ``STATUS=`` a line per change, ``WATCHDOG=1`` only while
   the loop runs and no account task has hung, ``STOPPING=1`` on the way out.
-- A jump between the boot clock and the monotonic clock means the machine slept: every account
-  syncs again (connections are suspect) and a failing one retries at once.
+- A jump between the boot clock and the monotonic clock means the machine slept: every
+  connection is presumed dead.  Every account's server push starts over on new connections,
+  its held sync connections are dropped without LOGOUT, it syncs again at once, and a failing
+  one retries at once.
 
 One failing account never stops the others, nor the daemon.
 """
@@ -106,6 +108,7 @@ class Supervisor:
         log.info("daemon.resumed", slept=round(slept))
         for t in self.tasks.values():
             t.retry_now()
+            t.restart_server_pushes()
             t.trigger(Cause.RESUME, None)
 
     async def reload(self) -> None:

@@ -291,4 +291,9 @@ class Store(Protocol):
         """Prove the connections held between syncs alive (IMAP: NOOP); drop a dead one."""
         ...
 
+    async def drop(self) -> None:
+        """Let go of the connections held between syncs at once, without a goodbye (IMAP:
+        no LOGOUT): after a suspend they are presumed dead."""
+        ...
+
     async def close(self) -> None: ...

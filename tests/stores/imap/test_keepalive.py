@@ -1,6 +1,7 @@
 """Connections held between syncs: a NOOP proves them alive, and one that went silent (a NAT
 box that dropped it) is closed within the timeout, so the next sync opens a new one instead of
-waiting on a dead one."""
+waiting on a dead one.  Held connections presumed dead (after a suspend) are dropped
+without LOGOUT; closing them logs out of all at once."""
 
 from __future__ import annotations
 
@@ -47,5 +48,43 @@ async def test_a_command_after_a_quiet_spell_longer_than_the_timeout_is_answered
             await store.keepalive()
             assert [f.name for f in await store.list_folders()] == ["INBOX"]
             assert proxy.connections == 1  # the same connection all along
+        finally:
+            await store.close()
+
+
+async def held_and_silent(store: ImapStore, proxy: FaultProxy, mailboxes: int) -> None:
+    """``store`` holds its own connection and ``mailboxes`` more, and every one of them went
+    silent (as after a suspend)."""
+    await store.connect()
+    opened = [await store.open("INBOX") for _ in range(mailboxes)]
+    for mailbox in opened:
+        await mailbox.close()
+    assert proxy.connections == 1 + mailboxes
+    proxy.stall_open()
+
+
+async def test_closing_silent_held_connections_waits_once_not_once_each(
+    imap_account: ImapAccount,
+) -> None:
+    with FaultProxy(imap_account.port) as proxy:
+        store = ImapStore(settings(replace(imap_account, port=proxy.port)))
+        await held_and_silent(store, proxy, 2)
+        started = asyncio.get_running_loop().time()
+        await store.close()  # each LOGOUT waits LOGOUT_WAIT (5 s) for an answer that never comes
+        assert asyncio.get_running_loop().time() - started < 7.5
+
+
+async def test_dropping_silent_held_connections_is_immediate_and_the_next_sync_connects(
+    imap_account: ImapAccount,
+) -> None:
+    with FaultProxy(imap_account.port) as proxy:
+        store = ImapStore(settings(replace(imap_account, port=proxy.port)))
+        try:
+            await held_and_silent(store, proxy, 2)
+            started = asyncio.get_running_loop().time()
+            await store.drop()
+            assert asyncio.get_running_loop().time() - started < 0.5
+            assert [f.name for f in await store.list_folders()] == ["INBOX"]  # a new connection
+            assert proxy.connections == 4
         finally:
             await store.close()

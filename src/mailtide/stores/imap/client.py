@@ -22,6 +22,7 @@ and ``host:port``, never the password.  They are sorted by what may help:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,8 @@ from mailtide.stores.imap.wire import Part, Secret
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+LOGOUT_WAIT = 5.0  # seconds ``close`` waits for the answer to LOGOUT: a courtesy, not a need
 
 TlsMode = TypingLiteral["implicit", "starttls", "none"]
 
@@ -475,18 +478,39 @@ class ImapClient:
         )
 
     async def close(self) -> None:
+        """LOGOUT, waiting at most ``LOGOUT_WAIT`` for the answer, then close.  The socket
+        is closed however this ends, cancellation included.  In a task cancelled twice (a
+        push source restarted after a suspend, then the daemon stopping) there is no LOGOUT:
+        whoever cancelled again is waiting for the task to end."""
         protocol = self.protocol
         if protocol is None:
             return
         self.protocol = None
         protocol.closing = True
-        if protocol.transport is not None and not protocol.transport.is_closing():
-            try:
-                await asyncio.wait_for(protocol.run("LOGOUT"), 5)
-            except Exception:  # the connection is going away anyway
-                pass
+        task = asyncio.current_task()
+        hurried = task is not None and task.cancelling() > 1
+        try:
+            if (
+                not hurried
+                and protocol.transport is not None
+                and not protocol.transport.is_closing()
+            ):
+                with contextlib.suppress(Exception):  # the connection is going away anyway
+                    await asyncio.wait_for(protocol.run("LOGOUT"), LOGOUT_WAIT)
+        finally:
             if protocol.transport is not None:
                 protocol.transport.close()
+
+    def drop(self) -> None:
+        """Close at once, without LOGOUT: for a connection presumed dead (after a suspend),
+        whose answer would never come.  The server ends its side by its own timeout."""
+        protocol = self.protocol
+        if protocol is None:
+            return
+        self.protocol = None
+        protocol.closing = True  # going away on purpose: no warning
+        if protocol.transport is not None:
+            protocol.transport.abort()
 
 
 def quote_astring(text: str) -> str:

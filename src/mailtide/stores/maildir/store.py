@@ -231,6 +231,9 @@ class MaildirStore:
     async def keepalive(self) -> None:
         """Nothing to keep alive on a local tree."""
 
+    async def drop(self) -> None:
+        """Nothing held to let go of on a local tree."""
+
     async def close(self) -> None:
         self._refused = []
 
