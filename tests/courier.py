@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dovecot import HOST, MAIL_USER, PASSWORD, ImapAccount, _alive, _ensure_system_user
+from ports import free_port
 
 PACKAGES = (
     "courier-imap",
@@ -101,12 +102,6 @@ def unpacked_debs(cache: Path = CACHE) -> Path:
     return tree
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _mount_namespace(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/mnt")
@@ -121,7 +116,7 @@ class Courier:
         self.root = root.resolve()
         self.tree = tree
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port((HOST,))
         self.password = PASSWORD
         self.etc = self.root / "etc"  # bound onto /etc/courier in the namespace
         self.home = self.root / "home"

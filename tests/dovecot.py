@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ports import free_port
+
 PASSWORD = "secret"
 MAIL_USER = "mailtide-test"
 HOST = "127.0.0.1"
@@ -75,12 +77,6 @@ class ImapAccount:
     user: str
     password: str
     ca_file: str  # the server's self-signed certificate
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _require_tools() -> None:
@@ -196,11 +192,11 @@ class Dovecot:
         _require_tools()
         self.root = Path(root).resolve()
         self.capability_override = capability_override
-        self.port = port or _free_port()
-        self.imaps_port = imaps_port or _free_port()
-        while self.imaps_port == self.port:
-            self.imaps_port = _free_port()
         self.host = HOST
+        self.local_certificates = local_certificates or {}
+        # Ports given are kept; chosen ones are chosen again when another process took them.
+        self._given_ports = (port, imaps_port)
+        self._choose_ports()
         self.password = PASSWORD
         self.conf = self.root / "dovecot.conf"
         self.own_certificate = certificate is None  # made here, self-signed
@@ -209,7 +205,6 @@ class Dovecot:
             self.root / "ssl" / "key.pem",
         )
         self.ca_file = ca_file or self.cert
-        self.local_certificates = local_certificates or {}
         self.ssl_settings = ssl_settings
         self.ssl_min_protocol = ssl_min_protocol
         self.oauth2_introspection_url = oauth2_introspection_url
@@ -246,29 +241,55 @@ class Dovecot:
         return self.home / user / "Maildir"
 
     def start(self) -> None:
+        """Start the server and wait for its greeting.  When its ports were chosen here and a
+        port was taken in the meantime (another test session), it starts on new ones."""
         if self.running():
             return
+        for _ in range(5):
+            refused = self._launch()
+            if refused is None:
+                return
+            if "Address already in use" not in refused or None not in self._given_ports:
+                break
+            self._choose_ports()
+        raise RuntimeError(f"dovecot did not start: {refused}")
+
+    def _choose_ports(self) -> None:
+        port, imaps_port = self._given_ports
+        self.port = port or free_port(self.addresses, avoid=(imaps_port or 0,))
+        self.imaps_port = imaps_port or free_port(self.addresses, avoid=(self.port,))
+
+    def _launch(self) -> str | None:
+        """Start the master on the current ports and wait for it: None once it greets, else
+        why it did not start."""
         self._prepare()
         subprocess.run(
             [_tool("doveconf"), "-c", str(self.conf), "-n"],
             check=True,
             capture_output=True,
         )
-        # The master forks itself into the background; keep it off our pipes.
-        subprocess.run(
-            [_tool("dovecot"), "-c", str(self.conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        # The master forks itself into the background and keeps its stderr: not a pipe, which
+        # would never reach its end, but a file (where it says why it did not start, e.g. a
+        # port in use).
+        errors = self.root / "log" / "start-errors"
+        with errors.open("wb") as stderr:
+            started = subprocess.run(
+                [_tool("dovecot"), "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                check=False,
+            )
+        if started.returncode != 0:
+            why = errors.read_text(errors="replace").strip()
+            return why or f"exit status {started.returncode}"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._master_pid() is not None and self._greets(self.port):
                 (self.root / "pid").write_text(f"{self._master_pid()}\n")
-                return
+                return None
             time.sleep(0.05)
-        raise RuntimeError(f"dovecot did not start; see {self.log}:\n{self._log_tail()}")
+        return f"no greeting within 15 s; see {self.log}:\n{self._log_tail()}"
 
     def stop(self) -> None:
         pid = self._master_pid()
@@ -311,6 +332,11 @@ class Dovecot:
             if _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The loopback addresses it listens on (each on both ports)."""
+        return [self.host, OTHER_HOST, *self.local_certificates]
 
     @property
     def instance(self) -> str:
@@ -468,7 +494,7 @@ class Dovecot:
             else ""
         )
         instance = self.instance
-        addresses = ", ".join([self.host, OTHER_HOST, *self.local_certificates])
+        addresses = ", ".join(self.addresses)
         locals_ = "".join(
             f"local {address} {{\n  ssl_cert = <{cert}\n  ssl_key = <{key}\n}}\n"
             for address, (cert, key) in self.local_certificates.items()

@@ -50,6 +50,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from ports import listen
+
 Direction = Literal["up", "down"]
 Kind = Literal["cut", "reset", "stall", "none"]
 HOST = "127.0.0.1"
@@ -319,10 +321,13 @@ class FaultProxy:
         """Listen (again, on the same port once it was chosen)."""
         if self._listener is not None:
             return
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((HOST, self.port))
-        s.listen(64)
+        if self.port == 0:  # outside the ephemeral range: no connection takes it while down
+            s = listen(HOST, 64)
+        else:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((HOST, self.port))
+            s.listen(64)
         self.port = s.getsockname()[1]
         self._listener = s
         threading.Thread(target=self._accept, args=(s,), daemon=True).start()

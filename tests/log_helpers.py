@@ -12,8 +12,9 @@ import structlog
 from mailtide.ui import log as ui_log
 from mailtide.ui.log import setup_logging
 
-# The loggers whose levels setup_logging sets.
-_LEVELLED = ("asyncio", "aioimaplib", ui_log.WIRE_LOGGER)
+# The loggers whose levels setup_logging sets, from its own lists: a level left behind (watchdog
+# at debug after a -vv test) would slow and flood every later test in the process.
+_LEVELLED = (*ui_log._CHATTY_LIBRARIES, *ui_log._RAW_LIBRARIES, ui_log.WIRE_LOGGER)
 
 
 @contextlib.contextmanager

@@ -477,6 +477,11 @@ def run_seed(s: Setup, seed: int, rounds: int, sizes: Sizes) -> list[Client]:
     return [run_round(s, seed, n, sizes) for n in range(1, rounds + 1)]
 
 
+# On xdist, the tests that share this corpus run on one worker: it takes the longest set-up of
+# the suite (20-45 s), which each worker running one of them would otherwise build again.
+pytestmark = pytest.mark.xdist_group("client-races-corpus")
+
+
 @pytest.fixture(scope="module")
 def synced(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Setup:
     """The FAST corpus, synced once; each test works on a copy (``clone_into``)."""

@@ -38,7 +38,10 @@ from mailtide.stores.maildir.watch import (
 from stores.maildir.tmpfs import tmpfs
 
 MSG = b"Message-ID: <m@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n"
-WAIT = 5.0  # s: the longest any test waits for a change
+# s: the longest any test waits for a change, a hang guard only (a change is seen in
+# milliseconds on an idle machine, an inotify overflow in about a second; a loaded one,
+# with the suite on several workers, took over 5 s)
+WAIT = 30.0
 SENTINEL = "Sentinel"
 
 
