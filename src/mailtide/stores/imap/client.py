@@ -66,6 +66,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 LOGOUT_WAIT = 5.0  # seconds ``close`` waits for the answer to LOGOUT: a courtesy, not a need
+# ... in a task being cancelled: someone waits for it to end, and a live server answers in ms
+CANCELLED_LOGOUT_WAIT = 0.5
 
 TlsMode = TypingLiteral["implicit", "starttls", "none"]
 
@@ -479,16 +481,19 @@ class ImapClient:
 
     async def close(self) -> None:
         """LOGOUT, waiting at most ``LOGOUT_WAIT`` for the answer, then close.  The socket
-        is closed however this ends, cancellation included.  In a task cancelled twice (a
-        push source restarted after a suspend, then the daemon stopping) there is no LOGOUT:
-        whoever cancelled again is waiting for the task to end."""
+        is closed however this ends, cancellation included.  In a task being cancelled the
+        wait is ``CANCELLED_LOGOUT_WAIT``, and in one cancelled twice (a push source restarted
+        after a suspend, then the daemon stopping) there is no LOGOUT: whoever cancelled is
+        waiting for the task to end."""
         protocol = self.protocol
         if protocol is None:
             return
         self.protocol = None
         protocol.closing = True
         task = asyncio.current_task()
-        hurried = task is not None and task.cancelling() > 1
+        cancelling = task.cancelling() if task is not None else 0
+        hurried = cancelling > 1
+        wait = CANCELLED_LOGOUT_WAIT if cancelling else LOGOUT_WAIT
         try:
             if (
                 not hurried
@@ -496,7 +501,7 @@ class ImapClient:
                 and not protocol.transport.is_closing()
             ):
                 with contextlib.suppress(Exception):  # the connection is going away anyway
-                    await asyncio.wait_for(protocol.run("LOGOUT"), LOGOUT_WAIT)
+                    await asyncio.wait_for(protocol.run("LOGOUT"), wait)
         finally:
             if protocol.transport is not None:
                 protocol.transport.close()
