@@ -369,8 +369,6 @@ class WiredAccount:
         try:
             report = await with_hooks(self.account, request, self.journal, run)
         finally:
-            # held between syncs for its lock; what it cached is read again at the next sync
-            await state.release_memory()
             if self.schedule.hold_connection_open and not stop.is_set():
                 self._stores = stores
             else:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -288,38 +286,3 @@ def test_renamed_pair_keeps_its_records_and_cursors(tmp_path: Path) -> None:
     assert [r.ids for r in db.records(renamed)] == [("3", "n3")]
     db.forget_folder("B")
     assert db.folder_pairs() == [] and db.records(db.mailbox("B")) == []
-
-
-def _sqlite_memory_used() -> Callable[[], int]:
-    """SQLite's own count of the bytes it has allocated in this process (all connections), read
-    from the library the sqlite3 module runs on; a skip where that library is not shared."""
-    maps = Path("/proc/self/maps")
-    libs = {line.split()[-1] for line in maps.read_text().splitlines() if "libsqlite3" in line}
-    if len(libs) != 1:
-        pytest.skip("the sqlite3 module's library cannot be loaded on its own here")
-    used = ctypes.CDLL(libs.pop()).sqlite3_memory_used
-    used.restype = ctypes.c_int64
-    return lambda: int(used())
-
-
-def test_release_memory_gives_back_the_page_cache(tmp_path: Path) -> None:
-    """The daemon holds its state database open between syncs: what a sync read into SQLite's
-    page cache (up to 2 MB, the whole database of a small account) is given back after it."""
-    memory_used = _sqlite_memory_used()
-    db = StateDB(tmp_path / "s.sqlite")
-    box = db.mailbox("INBOX")
-    db.put(
-        box, [Record((str(n), f"17000.M{n}.host"), frozenset({"\\Seen"}), ID) for n in range(8000)]
-    )
-    db.close()
-    db = StateDB(tmp_path / "s.sqlite")  # an empty cache
-    box = db.mailbox("INBOX")
-    before = memory_used()
-    assert len(db.records(box)) == 8000
-    cached = memory_used() - before
-    db.release_memory()
-    kept = memory_used() - before
-    assert cached > 1 << 20, cached  # reading every record filled the cache
-    assert kept < 64 << 10, (cached, kept)
-    assert len(db.records(box)) == 8000  # read again from the file
-    db.close()

@@ -229,17 +229,6 @@ class StateDB:
             os.close(self._lock)  # releases the flock
             self._lock = None
 
-    def release_memory(self) -> None:
-        """Give back the memory SQLite keeps for this connection (its page cache), unless a
-        transaction is open; later reads take the pages from the file again (the OS's cache).
-
-        For a connection held open between syncs (the daemon's): its cache otherwise grows with
-        the database up to SQLite's ``cache_size`` (2 MB by default) and is never given back.
-        Failing to give it back is not an error: nothing is lost but memory."""
-        if not self._db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("PRAGMA shrink_memory")
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes; the outermost transaction commits (durably) on exit.  A database error

@@ -41,10 +41,6 @@ class OffLoopState:
         finally:
             self._worker.shutdown(wait=False)
 
-    async def release_memory(self) -> None:
-        """``StateDB.release_memory``: between syncs, the page cache is given back."""
-        await self._run(self.db.release_memory)
-
     async def known_folders(self) -> set[str]:
         return await self._run(self.db.known_folders)
 
