@@ -144,13 +144,23 @@ def retry_of(account: Account) -> Retry:
     return Retry(account.retries, account.retry_delay)
 
 
-async def open_state(config: Config, account: Account, dry_run: bool = False) -> OffLoopState:
+# The daemon holds an account's database open for its lifetime: SQLite's default page cache
+# (2,000 KiB) filled with the database and stayed (1.0 MB of RSS growth in a 10-minute soak);
+# 256 KiB cut the soak's growth from 1,672 to 664 KiB.  Pages beyond it come from the OS cache.
+DAEMON_CACHE_KIB = 256
+
+
+async def open_state(
+    config: Config, account: Account, dry_run: bool = False, cache_kib: int | None = None
+) -> OffLoopState:
     """The account's state, locked against a second mailtide syncing it (``StateError``).
     Cancelled while the database opens (a daemon stopping an account), the thread still opens
     it: it is closed again before the cancel goes on, or the account's lock would stay held
     by this process until it exits."""
     opening = asyncio.ensure_future(
-        asyncio.to_thread(StateDB.for_account, config.general.state_dir, account.name, dry_run)
+        asyncio.to_thread(
+            StateDB.for_account, config.general.state_dir, account.name, dry_run, cache_kib
+        )
     )
     try:
         db = await asyncio.shield(opening)
@@ -323,7 +333,7 @@ class WiredAccount:
 
     async def start(self) -> None:
         if self._state is None:
-            self._state = await open_state(self.config, self.account)
+            self._state = await open_state(self.config, self.account, cache_kib=DAEMON_CACHE_KIB)
 
     async def sync(
         self,
@@ -342,7 +352,9 @@ class WiredAccount:
         )
         try:
             if self._state is None:
-                self._state = await open_state(self.config, self.account)
+                self._state = await open_state(
+                    self.config, self.account, cache_kib=DAEMON_CACHE_KIB
+                )
             stores = self._stores or (
                 await open_store(self.account.remote),
                 await open_store(self.account.local, journal=self.journal),

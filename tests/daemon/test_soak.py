@@ -44,6 +44,12 @@ class Churn:
         self.local: dict[str, list[str]] = {f: [] for f in FOLDERS}
         self.folders = list(FOLDERS)
 
+    def messages(self) -> int:
+        """How many messages the account holds (each on both sides once synced): the soak's
+        corpus grows as it runs, and the daemon's memory may rightly grow with it."""
+        born = sum(map(len, self.server.values())) + sum(map(len, self.local.values()))
+        return SEEDED * len(FOLDERS) + born
+
     def local_message(self, folder: str, mid: str) -> loc.LocalMessage | None:
         """The local message ``mid`` of ``folder``, or None.  The daemon renames files (new/ to
         cur/, flags) while they are listed and read: a file gone meanwhile means look again."""
@@ -109,15 +115,21 @@ def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     churn = Churn(s, seed=7)
     warm = time.monotonic() + min(20.0, seconds / 4)
     baseline = None
+    corpus = churn.messages()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         churn.step()
         time.sleep(0.05)
         if baseline is None and time.monotonic() > warm:
             baseline = rss_kb(d.proc.pid)
+            corpus = churn.messages()
         assert d.proc.poll() is None, d.output[-3000:]
     grown = rss_kb(d.proc.pid) - (baseline or 0)
-    print(f"soak: {churn.n} changes in {seconds:.0f} s, RSS growth {grown} KiB", flush=True)
+    print(
+        f"soak: {churn.n} changes in {seconds:.0f} s, RSS growth {grown} KiB while the account"
+        f" grew from {corpus} to {churn.messages()} messages",
+        flush=True,
+    )
     # quiet now: one more sync of everything, then both sides must agree
     done = d.output.count("event=account.done")
     d.signal(signal.SIGUSR1)

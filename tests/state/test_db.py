@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -286,3 +288,38 @@ def test_renamed_pair_keeps_its_records_and_cursors(tmp_path: Path) -> None:
     assert [r.ids for r in db.records(renamed)] == [("3", "n3")]
     db.forget_folder("B")
     assert db.folder_pairs() == [] and db.records(db.mailbox("B")) == []
+
+
+def _sqlite_memory_used() -> Callable[[], int]:
+    """SQLite's own count of the bytes it has allocated in this process (all connections), read
+    from the library the sqlite3 module runs on; a skip where that library is not shared."""
+    maps = Path("/proc/self/maps")
+    libs = {line.split()[-1] for line in maps.read_text().splitlines() if "libsqlite3" in line}
+    if len(libs) != 1:
+        pytest.skip("the sqlite3 module's library cannot be loaded on its own here")
+    used = ctypes.CDLL(libs.pop()).sqlite3_memory_used
+    used.restype = ctypes.c_int64
+    return lambda: int(used())
+
+
+@pytest.mark.parametrize(("cache_kib", "bound"), [(None, None), (256, 512 << 10)])
+def test_page_cache_is_bounded_by_cache_kib(
+    tmp_path: Path, cache_kib: int | None, bound: int | None
+) -> None:
+    """The daemon holds its state database open: reading every record (a full sync) leaves
+    SQLite's page cache full, up to 2 MB by default, and up to ``cache_kib`` when given."""
+    memory_used = _sqlite_memory_used()
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    records = [Record((str(n), f"17000.M{n}.host"), frozenset({"\\Seen"}), ID) for n in range(8000)]
+    db.put(box, records)
+    db.close()
+    before = memory_used()
+    db = StateDB.for_account(tmp_path, "s", cache_kib=cache_kib)  # the same file, cache empty
+    assert len(db.records(db.mailbox("INBOX"))) == 8000
+    cached = memory_used() - before
+    db.close()
+    if bound is None:
+        assert cached > 1 << 20, cached  # the default: the whole 1.5 MB database stays cached
+    else:
+        assert cached < bound, cached  # 256 KiB of pages, plus the schema and statements

@@ -132,9 +132,10 @@ def _flags_text(flags: Iterable[str]) -> str:
 class StateDB:
     """The state of one account.  Not thread-safe: one engine task uses it."""
 
-    def __init__(self, path: Path, check: bool = False) -> None:
+    def __init__(self, path: Path, check: bool = False, cache_kib: int | None = None) -> None:
         """Open (or create) the database at ``path``; with ``check``, read every page once
-        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged."""
+        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged.  ``cache_kib``
+        bounds SQLite's page cache of this connection (default: SQLite's 2,000 KiB)."""
         self.path = path
         # Set by ``for_account`` when it moved a damaged database aside: what to tell the user.
         self.moved_aside: str | None = None
@@ -153,6 +154,8 @@ class StateDB:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            if cache_kib is not None:
+                self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
@@ -189,7 +192,11 @@ class StateDB:
 
     @classmethod
     def for_account(
-        cls, state_dir: str | os.PathLike[str], account: str, dry_run: bool = False
+        cls,
+        state_dir: str | os.PathLike[str],
+        account: str,
+        dry_run: bool = False,
+        cache_kib: int | None = None,
     ) -> StateDB:
         """The account's state, locked against a second mailtide syncing the same account.
 
@@ -204,13 +211,13 @@ class StateDB:
                 # A WAL without its database would be replayed into the new, empty one.
                 _move_aside(path, "orphan")
             try:
-                db = cls(path, check=True)
+                db = cls(path, check=True, cache_kib=cache_kib)
             except CorruptState as exc:
                 # Never fatal and never silent: the old file is kept for a post-mortem, and an
                 # empty state makes this run pair both sides again by content identity (no
                 # record means nothing is deleted, and what both sides hold is not copied).
                 aside = _move_aside(path, "corrupt")
-                db = cls(path)
+                db = cls(path, cache_kib=cache_kib)
                 db.moved_aside = (
                     f"state database {path} was damaged ({exc}); moved it to {aside.name} and "
                     "started afresh: this run pairs both sides again by content, so nothing is "
