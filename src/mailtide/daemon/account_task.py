@@ -115,6 +115,12 @@ class AccountTask:
         connection.  The old connection is presumed dead; left alone, its silence would be
         noticed only after the keepalive and the command timeout (minutes without push).
         The old run winds down in the background."""
+        if self.status.state is not State.SYNCING:
+            # the held sync connections are dead too: dropped now, not at the catch-up sync,
+            # or a stop before that sync would wait for their LOGOUT answers
+            drop = asyncio.ensure_future(self.runner.drop_connections())
+            self._retired.add(drop)
+            drop.add_done_callback(self._retired.discard)
         for source, task in list(self._pushes.items()):
             if getattr(source, "server", False) and not task.done():
                 task.cancel()
