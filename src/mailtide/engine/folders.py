@@ -34,6 +34,7 @@ from collections.abc import Callable
 from structlog.typing import FilteringBoundLogger
 
 from mailtide.core.folder_filter import FolderFilter
+from mailtide.core.folder_rules import FolderMap
 from mailtide.core.model import SIDES, Side
 from mailtide.engine.folder_delete import propagate_deletion
 from mailtide.engine.folder_match import match_by_content
@@ -100,6 +101,7 @@ class FolderTree:
         self.policy = policy or FolderPolicy()
         self.warn = warn or strand
         self.naming = self.policy.naming  # bound to the server's list when there are rules
+        self.folder_map: FolderMap | None = None  # the rules over that list, when there are
         # this run's view: each side's selectable folders and parent-only names, the pairings
         self.listed: list[dict[str, FolderInfo]] = [{}, {}]
         self.parent_only: list[set[str]] = [set(), set()]
@@ -196,17 +198,16 @@ class FolderTree:
         rules = self.policy.rules
         if rules is None:
             return
-        folders = rules.bind({n: f.special_use for n, f in self.listed[Side.FAR].items()})
-        self.naming = FolderNaming(local=folders.to_local, remote=folders.to_server)
+        self.folder_map = rules.bind({n: f.special_use for n, f in self.listed[Side.FAR].items()})
+        self.naming = FolderNaming(local=self.folder_map.to_local, remote=self.folder_map.to_server)
 
     def _check_rules(self) -> None:
         """The rules on this run's real folder lists: two server folders that would be one
         local folder refuse the run, with the names (syncing them would mix two folders); a
         local folder with no server name is said, and its mail stays local."""
-        rules = self.policy.rules
-        if rules is None:
+        folders = self.folder_map  # bound by _list to the server's list of this run
+        if folders is None:
             return
-        folders = rules.bind({n: f.special_use for n, f in self.listed[Side.FAR].items()})
         collisions = folders.collisions()
         if collisions:
             raise FolderRulesRefused("folder rules: " + "; ".join(collisions))
