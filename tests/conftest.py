@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from courier import Courier, private_courier
 from dovecot import Dovecot, ImapAccount, private_dovecot
+
+# ---- logging -------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_behind() -> Iterator[None]:
+    """A test that runs the command line in-process sets up logging on the stderr pytest
+    captures for it; left in place, every later test in the worker logs to a closed file."""
+    from mailtide.ui import log as ui_log
+
+    before = ui_log._handler
+    yield
+    if ui_log._handler is not before and ui_log._handler is not None:
+        logging.getLogger().removeHandler(ui_log._handler)
+        ui_log._handler = None
+        structlog.reset_defaults()
+
 
 # ---- Dovecot --------------------------------------------------------------------------------
 
