@@ -136,15 +136,45 @@ async def producing(queue: TriggerQueue, every: float) -> AsyncIterator[list[str
             await task
 
 
-async def test_one_trigger_syncs_after_the_debounce() -> None:
+async def test_a_maildir_change_syncs_after_the_debounce() -> None:
     queue = TriggerQueue(debounce=DEBOUNCE, max_delay=MAX_DELAY)
     start = time.monotonic()
-    queue.put(Trigger(Cause.SERVER_PUSH, boxes("INBOX")))
+    queue.put(Trigger(Cause.MAILDIR_PUSH, boxes("INBOX")))
     request = await asyncio.wait_for(queue.next_batch(), GUARD)
     waited = time.monotonic() - start
     assert request.mailboxes == boxes("INBOX")
     assert DEBOUNCE <= waited < DEBOUNCE + SLACK
     assert len(queue) == 0
+
+
+@pytest.mark.parametrize("cause", [c for c in Cause if c is not Cause.MAILDIR_PUSH])
+async def test_every_other_cause_syncs_at_once(cause: Cause) -> None:
+    """The server batches its own news; a signal or control request has a user waiting."""
+    queue = TriggerQueue(debounce=DEBOUNCE, max_delay=MAX_DELAY)
+    queue.put(Trigger(cause, boxes("INBOX")))
+    batch = asyncio.create_task(queue.next_batch())
+    await asyncio.sleep(0)  # one step of the task: no waiting at all
+    assert batch.done()
+    assert batch.result().causes == {cause}
+
+
+async def test_server_news_takes_the_maildir_changes_pending_with_it() -> None:
+    queue = TriggerQueue(debounce=DEBOUNCE, max_delay=MAX_DELAY)
+    batch = asyncio.create_task(queue.next_batch())
+    queue.put(Trigger(Cause.MAILDIR_PUSH, boxes("Sent")))
+    await asyncio.sleep(0)
+    assert not batch.done()
+    queue.put(Trigger(Cause.SERVER_PUSH, boxes("INBOX")))
+    await asyncio.sleep(0)  # the waiting task wakes
+    await asyncio.sleep(0)  # and returns without waiting
+    assert batch.done()
+    request = batch.result()
+    assert request.mailboxes == boxes("INBOX", "Sent")
+    # the next batch starts afresh: a Maildir change alone waits out the debounce again
+    queue.put(Trigger(Cause.MAILDIR_PUSH, boxes("Drafts")))
+    start = time.monotonic()
+    await asyncio.wait_for(queue.next_batch(), GUARD)
+    assert time.monotonic() - start >= DEBOUNCE
 
 
 async def test_a_burst_is_one_sync_after_its_last_trigger() -> None:
@@ -177,7 +207,7 @@ async def test_a_steady_stream_still_syncs_within_max_delay() -> None:
 
 async def test_triggers_that_came_during_a_sync_are_due_at_once() -> None:
     queue = TriggerQueue(debounce=DEBOUNCE, max_delay=MAX_DELAY)
-    queue.put(Trigger(Cause.SERVER_PUSH, boxes("INBOX")))
+    queue.put(Trigger(Cause.MAILDIR_PUSH, boxes("INBOX")))
     await asyncio.sleep(DEBOUNCE * 2)  # the sync in flight; nobody waits on the queue
     batch = asyncio.create_task(queue.next_batch())
     await asyncio.sleep(0)  # one step of the task: no waiting at all
@@ -198,7 +228,7 @@ async def test_max_delay_counts_from_the_first_trigger_even_during_a_sync() -> N
 async def test_cancelling_next_batch_loses_no_trigger() -> None:
     queue = TriggerQueue(debounce=DEBOUNCE, max_delay=MAX_DELAY)
     waiter = asyncio.get_running_loop().create_future()
-    queue.put(Trigger(Cause.CONTROL, boxes("INBOX"), waiter=waiter))
+    queue.put(Trigger(Cause.MAILDIR_PUSH, boxes("INBOX"), waiter=waiter))
     batch = asyncio.create_task(queue.next_batch())
     await asyncio.sleep(0)
     batch.cancel()

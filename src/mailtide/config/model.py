@@ -97,9 +97,9 @@ Repository = MaildirRepository | ImapRepository
 class DaemonSettings:
     """How ``mailtide daemon`` watches an account and when it syncs it.  Durations are seconds.
 
-    Triggers (a push from either side, the autorefresh timer, a signal) are merged into one
-    sync once none has come for ``debounce``, but no later than ``max_delay`` after the first
-    (``debounce <= max_delay``).
+    Maildir changes are merged into one sync once none has come for ``debounce``, but no
+    later than ``max_delay`` after the first (``debounce <= max_delay``); the other triggers
+    (server news, the autorefresh timer, a signal) start a sync at once.
 
     Server push: IDLE on each of ``idle_folders`` (canonical names; empty: no IDLE),
     re-issued every ``idle_renew``, or NOTIFY instead where the server has it and ``notify``;

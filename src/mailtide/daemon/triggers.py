@@ -7,9 +7,14 @@ syncs what the returned ``SyncRequest`` names.
 
 Contract of ``next_batch``:
 
-- It returns once triggers stop arriving for ``debounce`` seconds (a trailing debounce: a
-  burst of Maildir events is one sync), but never later than ``max_delay`` seconds after the
-  first trigger of the batch arrived, so a steady stream of changes still syncs.
+- Changes in the Maildir are debounced: the batch is due once they stop arriving for
+  ``debounce`` seconds (a trailing debounce: a mail client's burst of renames is one sync),
+  but never later than ``max_delay`` seconds after the first trigger of the batch arrived,
+  so a steady stream of changes still syncs.
+- Every other cause is due at once, and takes the Maildir changes pending with it: the
+  server batches its own news before it tells us (Dovecot holds a change about half a
+  second), a signal or a control request has a user waiting, a timer or a resume has waited
+  long enough.
 - Triggers that arrived while nobody waited (during the previous sync) count from their
   arrival: a batch already due is returned at once.
 - Merging (``merge``): the mailboxes are the union, and "all mailboxes" absorbs any list; a
@@ -42,6 +47,10 @@ class Cause(enum.Enum):
     SIGNAL = "signal"  # SIGUSR1: sync every account now
     CONTROL = "control"  # a request on the control socket, which may wait for the result
     RESUME = "resume"  # the machine woke from a suspend: connections are suspect
+
+
+# The causes that come in bursts a sync should wait out; the others are due at once.
+DEBOUNCED = frozenset({Cause.MAILDIR_PUSH})
 
 
 # The waiters' result is the engine's report, which this leaf must not import.
@@ -115,6 +124,7 @@ class TriggerQueue:
         self._pending: list[Trigger] = []
         self._first_at = 0.0
         self._last_at = 0.0
+        self._urgent = False  # a trigger that is due at once is pending
         self._arrived = asyncio.Event()
 
     def __len__(self) -> int:
@@ -126,7 +136,9 @@ class TriggerQueue:
         now = time.monotonic()
         if not self._pending:
             self._first_at = now
+            self._urgent = False
         self._last_at = now
+        self._urgent = self._urgent or trigger.cause not in DEBOUNCED
         self._pending.append(trigger)
         self._arrived.set()
 
@@ -152,6 +164,8 @@ class TriggerQueue:
             merge(pending).fail(error)
 
     def _due(self) -> float:
+        if self._urgent:
+            return self._first_at
         return min(self._last_at + self._debounce, self._first_at + self._max_delay)
 
     def _take(self) -> SyncRequest:
