@@ -15,6 +15,7 @@ import pytest
 
 import imap_helpers as srv
 from dovecot import CAPABILITIES_WITHOUT_EXTENSIONS, Dovecot, ImapAccount, private_dovecot
+from fault_proxy import Shape, fault_proxy
 from mailtide.stores.base import StoreError
 from mailtide.stores.imap.push import (
     IdlePush,
@@ -332,3 +333,26 @@ async def test_server_push_fails_whole_and_catches_up_when_restarted(
         await reports.next(5, names("INBOX"))
         await reports.next(5, names("Later"))
         await reports.next(5, any_mailbox)  # the poll covers every other mailbox
+
+
+async def test_poll_rounds_start_at_a_fixed_rate_whatever_a_round_costs(
+    imap_account: ImapAccount,
+) -> None:
+    """A change just after a round's look is reported within ``poll`` of being made: the
+    rounds start every 0.9 x poll, not poll after the end of the round before (which, on a
+    link with 400 ms round trips, was poll + 0.4 s apart)."""
+    poll, window = 1.0, 6.0
+    with fault_proxy(imap_account.port, record=True, shape=Shape.of(400)) as proxy:
+        settings = settings_of(imap_account, port=proxy.port)
+        source = StatusPoll(connector(settings), PushSettings(poll=poll), skip=frozenset())
+
+        def rounds() -> int:
+            return proxy.stream("up").count(b" LIST ")
+
+        async with running(source.run(Reports())):
+            while rounds() == 0:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(window)
+            seen = rounds() - 1
+    # 6.6 rounds at the fixed rate; 4.3 when each waited poll after the one before
+    assert seen >= window / poll, seen
