@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from mailtide.daemon import memory
 from mailtide.daemon.backoff import Backoff
 from mailtide.daemon.runner import AccountRunner, PushSource
 from mailtide.daemon.status import AccountStatus, LastSync, State
@@ -234,6 +235,7 @@ class AccountTask:
             self.log.error("daemon.sync_crashed", error=why, exc_info=True)
             report = AccountReport(self.runner.name, error=why)
         request.settle(report)
+        memory.give_back()  # what the sync's batches freed, before a long wait
         if request.full and self.runner.schedule.quick > 0:
             self._quick_left = self.runner.schedule.quick
         self.status.syncs += 1
