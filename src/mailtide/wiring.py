@@ -113,8 +113,13 @@ class Request:
     restore_deleted: bool = False
 
 
-def options_for(account: Account, request: Request) -> Options:
+def options_for(account: Account, request: Request, daemon: bool = False) -> Options:
+    """The engine's options for ``request``.  A one-shot run syncs mailboxes on every
+    connection ``max_connections`` allows but the store's own (folder list, namespace); a
+    daemon's server push may hold all but two of them, so its syncs take one mailbox at a
+    time (they mostly concern one)."""
     return Options(
+        parallel=1 if daemon else max(1, account.daemon.max_connections - 1),
         mode=request.mode,
         dry_run=request.dry_run,
         allow_mass_delete=request.allow_mass_delete,
@@ -370,7 +375,7 @@ class WiredAccount:
                 stores,
                 filters_of(self.account),
                 state,
-                options_for(self.account, request),
+                options_for(self.account, request, daemon=True),
                 retry_of(self.account),
                 folders=request.folders,
                 stop=stop,

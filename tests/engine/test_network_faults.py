@@ -36,6 +36,7 @@ import maildir_helpers as loc
 from dovecot import Dovecot, private_dovecot
 from engine_helpers import Setup, make_setup
 from fault_proxy import Direction, Fault, FaultProxy, Kind
+from mailtide.config.model import DaemonSettings
 from mailtide.engine.account import AccountReport
 from mailtide.wiring import sync_account
 
@@ -44,6 +45,10 @@ Flags = frozenset[str]
 Mailboxes = Mapping[str, Mapping[str, Flags]]
 
 RETRY = {"retries": 3, "retry_delay": 0.01}
+# The sweeps name byte offsets of one run's streams: one mailbox at a time keeps them the
+# same run after run.  PARALLEL syncs three mailboxes at once (one-shot's default).
+SERIAL = DaemonSettings(max_connections=2)
+PARALLEL = DaemonSettings(max_connections=4)
 POINTS_PER_DIRECTION = 25  # evenly spread over the run, plus the literal and folder points
 SLOW_POINTS_PER_DIRECTION = 300  # `make torture` (the slow marker)
 
@@ -208,7 +213,13 @@ _trials = iter(range(1, 10_000))
 _trial_lock = threading.Lock()
 
 
-def clone(t: Template, tmp: Path, proxy: FaultProxy | None, **imap: object) -> Setup:
+def clone(
+    t: Template,
+    tmp: Path,
+    proxy: FaultProxy | None,
+    daemon: DaemonSettings = SERIAL,
+    **imap: object,
+) -> Setup:
     """A copy of the template: a new server user with the same mail, index and UIDVALIDITY, the
     same Maildir and state; the account's remote goes through ``proxy``."""
     with _trial_lock:
@@ -224,7 +235,7 @@ def clone(t: Template, tmp: Path, proxy: FaultProxy | None, **imap: object) -> S
     s = make_setup(t.dovecot.account(user), trial, **changes)
     shutil.copytree(t.dir / "Mail", s.root, dirs_exist_ok=True, symlinks=True)
     shutil.copytree(t.dir / "state", s.config.general.state_dir, symlinks=True)
-    return s.with_account(**RETRY)
+    return s.with_account(daemon=daemon, **RETRY)
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +315,13 @@ def sweep_points(m: Measure, per_direction: int) -> list[tuple[Direction, int]]:
 
 
 def trial(
-    t: Template, tmp: Path, kind: Kind, direction: Direction, after: int, **imap: object
+    t: Template,
+    tmp: Path,
+    kind: Kind,
+    direction: Direction,
+    after: int,
+    daemon: DaemonSettings = SERIAL,
+    **imap: object,
 ) -> str:
     """One fault in the run; the same run must converge (retrying); a further run is a no-op.
     Returns what went wrong, or "retried" (the sync connected again after the fault) or
@@ -312,7 +329,7 @@ def trial(
     where = f"{kind} after {after} bytes {direction}"
     try:
         with FaultProxy(t.dovecot.port) as proxy:
-            s = clone(t, tmp, proxy, **imap)
+            s = clone(t, tmp, proxy, daemon, **imap)
             report = run_with(s, proxy, Fault(kind, direction, after))
             assert len(proxy.fired) == 1, "the fault did not fire"
             # a fault during the final LOGOUT needs no new connection; any other does
@@ -326,12 +343,16 @@ def trial(
 
 
 def run_trials(
-    jobs: list[tuple[Kind, Direction, int]], t: Template, tmp: Path, **imap: object
+    jobs: list[tuple[Kind, Direction, int]],
+    t: Template,
+    tmp: Path,
+    daemon: DaemonSettings = SERIAL,
+    **imap: object,
 ) -> tuple[list[str], int]:
     """The failures, and how many trials connected again after their fault."""
     # Each trial is its own server user, directory and proxy: two at a time halve the wall time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda j: trial(t, tmp, *j, **imap), jobs))
+        results = list(pool.map(lambda j: trial(t, tmp, *j, daemon, **imap), jobs))
     failures = [r for r in results if r not in ("retried", "done")]
     return failures, results.count("retried")
 
@@ -361,6 +382,17 @@ def test_connection_cut_at_any_byte_is_retried_within_the_run(
     points = sweep_points(measured, POINTS_PER_DIRECTION)
     assert len(points) >= 2 * 25
     sweep("cut", points, template, tmp_path, measured)
+
+
+def test_a_cut_while_mailboxes_sync_at_once_is_retried_and_converges(
+    template: Template, measured: Measure, tmp_path: Path
+) -> None:
+    """Three mailboxes at once, each on its own connection: a cut anywhere costs a retry of
+    the mailbox it hit (on a new connection or one another mailbox gave back), never mail.
+    The offsets land on other commands from run to run; each trial must converge."""
+    points = sweep_points(measured, 8)
+    failures, _ = run_trials([("cut", d, n) for d, n in points], template, tmp_path, PARALLEL)
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow

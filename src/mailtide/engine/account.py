@@ -18,6 +18,7 @@ would fail the same way and may lock the account on the server.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
@@ -183,28 +184,7 @@ class AccountSync:
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
             self.options = await moves.run()
-            failed: str | None = None  # the last mailbox that ran out of retries
-            for name in names:
-                self.steps.check()
-                try:
-                    await self._retrying(
-                        functools.partial(self._mailbox, name),
-                        "mailbox.retry",
-                        # Right after a mailbox gave up, one attempt tells whether the server
-                        # is reachable at all: if not, every mailbox would only wait again.
-                        attempts=1 if failed else None,
-                        mailbox=name,
-                    )
-                    failed = None
-                except _GaveUp as exc:
-                    line = f"mailbox {name!r}: {exc}"
-                    if failed is not None:
-                        raise _GaveUp(
-                            f"{failed}; then {line} too, so the other mailboxes were not synced"
-                        ) from None
-                    failed = line
-                    self.report.mailboxes.append(PairReport(name, error=line))
-                    self.log.error("mailbox.failed", mailbox=name, error=line)
+            await self._mailboxes(names)
         except StopRequested:
             self.report.stopped = True
             self.log.info("account.stopped", steps=self.steps.count)
@@ -216,6 +196,58 @@ class AccountSync:
             self.report.login_failed = isinstance(exc, AuthenticationFailed)
             self.log.error("account.failed", error=str(exc))
         return self.report
+
+    async def _mailboxes(self, names: list[str]) -> None:
+        """Sync the pairs ``names``, ``options.parallel`` of them at once (each on its own
+        connections), reported in the order of ``names``.  A worker that meets an error
+        that ends the run (a stop, the state unwritable, a server gone) takes no further
+        mailbox, nor do the others; those in flight run to their next durable step (a stop)
+        or their end, never cancelled mid-write."""
+        todo = collections.deque(names)
+        ended: list[BaseException] = []
+        failed: list[str] = []  # the last mailbox that ran out of retries, if the last one did
+        first = len(self.report.mailboxes)
+
+        async def worker() -> None:
+            while todo and not ended:
+                name = todo.popleft()
+                try:
+                    self.steps.check()
+                    await self._mailbox_retried(name, failed)
+                except (StoreError, StateError, StopRequested) as exc:  # _GaveUp too
+                    ended.append(exc)
+
+        workers = max(1, min(self.options.parallel, len(names)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        order = {name: i for i, name in enumerate(names)}
+        self.report.mailboxes[first:] = sorted(
+            self.report.mailboxes[first:], key=lambda r: order.get(r.name, len(order))
+        )
+        if ended:
+            raise ended[0]
+
+    async def _mailbox_retried(self, name: str, failed: list[str]) -> None:
+        """``_mailbox(name)`` with retries.  Right after a mailbox gave up, one attempt tells
+        whether the server is reachable at all: if not, every mailbox would only wait again,
+        so the run ends (``failed`` holds the mailbox that gave up before, shared by the
+        workers)."""
+        try:
+            await self._retrying(
+                functools.partial(self._mailbox, name),
+                "mailbox.retry",
+                attempts=1 if failed else None,
+                mailbox=name,
+            )
+            failed.clear()
+        except _GaveUp as exc:
+            line = f"mailbox {name!r}: {exc}"
+            if failed:
+                raise _GaveUp(
+                    f"{failed[0]}; then {line} too, so the other mailboxes were not synced"
+                ) from None
+            failed.append(line)
+            self.report.mailboxes.append(PairReport(name, error=line))
+            self.log.error("mailbox.failed", mailbox=name, error=line)
 
     async def _retrying(
         self,

@@ -73,6 +73,8 @@ class Options:
     # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
     # deletion and a copy, so the report and the mass-delete guard are the real run's.
     dry_moves: tuple[Move, ...] = ()
+    # Mailbox pairs synced at once, each on a connection of its own (engine/account.py)
+    parallel: int = 1
 
 
 @dataclass(slots=True)
