@@ -36,8 +36,11 @@ def rss_kb(pid: int) -> int:
 class Churn:
     """Seeded random changes; remembers who owns each message."""
 
-    def __init__(self, s: Setup, seed: int) -> None:
+    def __init__(self, s: Setup, seed: int, cap: int | None = None) -> None:
+        """``cap``: once the account holds that many messages, each step deletes one (so the
+        corpus stays put, and memory that still grows is not the mail's)."""
         self.s = s
+        self.cap = cap
         self.rng = random.Random(seed)
         self.n = SEEDED  # numbers (Message-IDs) after those of the messages there at the start
         self.server: dict[str, list[str]] = {f: [] for f in FOLDERS}  # message ids born there
@@ -61,6 +64,9 @@ class Churn:
     def step(self) -> None:
         r = self.rng.random()
         folder = self.rng.choice(self.folders)
+        if self.cap is not None and self.messages() >= self.cap:
+            r = self.rng.uniform(0.7, 0.86)  # a deletion on either side
+            folder = self.rng.choice([f for f in self.folders if self.server.get(f)] or [folder])
         self.n += 1
         if r < 0.25:
             srv.append(self.s.imap, folder, srv.make_message(self.n, folder), [])
@@ -107,12 +113,14 @@ def daemon(setup: Setup, daemons: Callable[..., Daemon]) -> Callable[[], Daemon]
     return lambda: daemons(with_account_keys(write_config(setup), autorefresh="3s", quick=5))
 
 
-def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
+def soak(s: Setup, start: Callable[[], Daemon], seconds: float, steady: int | None = None) -> int:
+    """Churn for ``seconds`` (the account kept at ``steady`` messages if given); the daemon's
+    RSS growth after the warm-up, in KiB."""
     for folder in FOLDERS:
         srv.append_many(s.imap, folder, [srv.make_message(i, folder) for i in range(SEEDED)])
     d = start()
     eventually(lambda: "event=account.done" in d.output, 60, "first sync", d)
-    churn = Churn(s, seed=7)
+    churn = Churn(s, seed=7, cap=steady)
     warm = time.monotonic() + min(20.0, seconds / 4)
     baseline = None
     corpus = churn.messages()
@@ -120,7 +128,7 @@ def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     while time.monotonic() < end:
         churn.step()
         time.sleep(0.05)
-        if baseline is None and time.monotonic() > warm:
+        if baseline is None and time.monotonic() > warm and churn.messages() >= (steady or 0):
             baseline = rss_kb(d.proc.pid)
             corpus = churn.messages()
         assert d.proc.poll() is None, d.output[-3000:]
@@ -143,6 +151,7 @@ def soak(s: Setup, start: Callable[[], Daemon], seconds: float) -> None:
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB over {seconds:.0f} s"
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
+    return grown
 
 
 def test_soak(setup: Setup, daemon: Callable[[], Daemon]) -> None:
@@ -152,3 +161,12 @@ def test_soak(setup: Setup, daemon: Callable[[], Daemon]) -> None:
 @pytest.mark.slow
 def test_soak_long(setup: Setup, daemon: Callable[[], Daemon]) -> None:
     soak(setup, daemon, float(os.environ.get("MAILTIDE_SOAK_LONG_SECONDS", "1800")))
+
+
+@pytest.mark.slow
+def test_soak_steady(setup: Setup, daemon: Callable[[], Daemon]) -> None:
+    """The corpus kept at 600 messages (the RSS baseline taken once it is there): what the
+    daemon's memory still gains is not the mail's (issue target: 2 MB over 30 minutes)."""
+    seconds = float(os.environ.get("MAILTIDE_SOAK_LONG_SECONDS", "1800"))
+    grown = soak(setup, daemon, seconds, steady=600)
+    assert grown < 2 * 1024, f"RSS grew by {grown} KiB over {seconds:.0f} s"
