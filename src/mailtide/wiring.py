@@ -264,6 +264,8 @@ def _print_report(report: AccountReport, dry_run: bool) -> None:
         stranded=len(report.stranded_lines()),
         new_remote=total[Side.FAR],
         new_local=total[Side.NEAR],
+        moved_remote=report.moved[Side.FAR],
+        moved_local=report.moved[Side.NEAR],
         dry_run=dry_run,
     )
 

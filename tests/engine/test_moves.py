@@ -181,6 +181,7 @@ def test_moved_into_a_folder_new_on_the_other_side(s: Setup, proxy: FaultProxy) 
     report = synced(s, proxy)
 
     assert copied(report) == 0
+    assert (report.totals()["moved_local"], report.totals()["moved_remote"]) == (1, 1)
     assert marker(1) not in sent(proxy) and marker(2) not in sent(proxy)
     assert [m.message_id for m in srv.fetch_all(s.imap, "Projekte/Neu")] == [mid(1)]
     assert inodes(s, "Reisen") == {mid(2): before[mid(2)]}
@@ -451,6 +452,7 @@ def test_a_dry_run_reports_moves_as_the_real_run_carries_them(s: Setup, proxy: F
 
     assert copied(report) == 0
     assert report.totals()["deleted_local"] == report.totals()["deleted_remote"] == 0
+    assert (report.totals()["moved_local"], report.totals()["moved_remote"]) == (0, 1)
     assert (inodes(s, "INBOX"), [m.uid for m in srv.fetch_all(s.imap, "INBOX")]) == before
     assert [m.message_id for m in srv.fetch_all(s.imap, "Lists")] == [mid(50)]
     report = synced(s, proxy)

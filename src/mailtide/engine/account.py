@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import structlog
 
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import SIDES
+from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
@@ -86,6 +86,9 @@ class AccountReport:
     stopped: bool = False  # a stop was asked for: the run ended after a durable step
     offline: bool = False  # the error is that the server could not be reached
     login_failed: bool = False  # the error is that the server refused the credentials
+    # Messages moved between folders by the account's move pass, by Side: the side the move
+    # was carried on (a dry run: would be).  Not a mailbox's: a move spans two.
+    moved: list[int] = field(default_factory=lambda: [0, 0])
 
     @property
     def failed(self) -> bool:
@@ -109,8 +112,10 @@ class AccountReport:
         return "ok"
 
     def totals(self) -> dict[str, int]:
-        """The mailboxes' counts added up (``PairReport.summary``'s keys)."""
-        total: dict[str, int] = {}
+        """The mailboxes' counts added up (``PairReport.summary``'s keys), and the messages
+        moved between folders (``moved_remote``, ``moved_local``: the side the move was
+        carried on)."""
+        total = {"moved_remote": self.moved[Side.FAR], "moved_local": self.moved[Side.NEAR]}
         for m in self.mailboxes:
             for key, n in m.summary().items():
                 total[key] = total.get(key, 0) + n
@@ -182,7 +187,10 @@ class AccountSync:
             moves = MovePass(
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
-            self.options = await moves.run()
+            try:
+                self.options = await moves.run()
+            finally:  # what it carried counts, whatever ended it
+                self.report.moved = list(moves.moved)
             failed: str | None = None  # the last mailbox that ran out of retries
             for name in names:
                 self.steps.check()

@@ -79,6 +79,8 @@ class MovePass:
         self.known = known
         # each planned pair's plan and state (not its listings: memory stays per change)
         self.prepared: dict[str, Prepared] = {}
+        # messages moved, by Side: the side each move was carried on (a dry run: would be)
+        self.moved = [0, 0]
 
     async def run(self) -> Options:
         """Carry the moves found; the options for the pairs' own runs (a dry run carries
@@ -90,6 +92,7 @@ class MovePass:
             moves = await self._find()
             if self.options.dry_run:
                 for m in moves:
+                    self.moved[m.carrier] += not m.repair
                     log.info(
                         "mailbox.would_move",
                         side=SIDE_NAMES[m.carrier],
@@ -210,6 +213,7 @@ class MovePass:
         finally:
             await _close([box])
         self.steps.done(f"move {SIDE_NAMES[carrier]}")
+        self.moved[carrier] += len(moved.ids)
         left = [m.record for m in moves if m.id in moved.ids and m.id not in moved.kept]
         old, new = [], []
         for m in moves:

@@ -643,9 +643,9 @@ class MaildirMailbox:
         if self._locate is None:
             raise MailboxError(f"Maildir folder {self.name}: no way to name another folder")
         dest = await self._run(self._locate, target)
-        return Moved(await self._run(self._move, list(ids), dest))
+        return Moved(await self._run(self._move, list(ids), dest, target))
 
-    def _move(self, ids: list[str], dest: str) -> dict[str, str | None]:
+    def _move(self, ids: list[str], dest: str, target: str) -> dict[str, str | None]:
         if not os.path.isdir(os.path.join(dest, "cur")):
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
@@ -680,7 +680,7 @@ class MaildirMailbox:
                 source = self._file(entry)
                 self.journal.before(source, to)
                 os.rename(source, to)
-                self.journal.done(FileChange("renamed", self.name, to, source))
+                self.journal.done(FileChange("moved", target, to, source))
                 self._index.pop(msg_id, None)
                 touched.update((os.path.dirname(to), os.path.dirname(source)))
                 # other names of the same file (a crash between new/ and cur/): left here they
