@@ -481,3 +481,40 @@ def test_a_bug_in_the_move_pass_costs_the_moves_not_the_sync(
     assert srv.fetch_all(s.imap, "INBOX") == []
     assert [m.message_id for m in srv.fetch_all(s.imap, "Archive")] == [mid(1)]
     assert_in_sync(s)
+
+
+# ---- each folder planned once per run ----------------------------------------------------------
+
+
+def commands_per_folder(proxy: FaultProxy) -> dict[str, list[str]]:
+    """The SELECTs and FETCHes (UID or not) of the recorded run, by the folder selected."""
+    out: dict[str, list[str]] = {}
+    folder = None
+    for line in proxy.stream("up").decode(errors="replace").splitlines():
+        words = line.split(" ")[1:]
+        if words[:1] == ["UID"]:
+            words = words[1:]
+        command = words[0].upper() if words else ""
+        if command in ("SELECT", "EXAMINE"):
+            folder = line.split(" ", 2)[2].split(" (")[0].strip('"')
+            out.setdefault(folder, []).append("SELECT")
+        elif command == "FETCH" and folder is not None:
+            out[folder].append("FETCH")
+    return out
+
+
+def test_a_full_sync_with_nothing_changed_lists_each_folder_once(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """The move pass plans every pair; the pair's own run takes that plan instead of
+    selecting and listing the folder again."""
+    for i, folder in enumerate(("INBOX", "Archive", "Lists", "Projekte/Alt")):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    synced(s, proxy)
+
+    synced(s, proxy, mode="full")
+
+    seen = commands_per_folder(proxy)
+    assert seen == {
+        f: ["SELECT", "FETCH"] for f in ("INBOX", "Archive", "Lists", "Projekte/Alt")
+    }, seen

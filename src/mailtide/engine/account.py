@@ -156,6 +156,7 @@ class AccountSync:
         self.steps = Steps(stop, progress)
         self.first_sync = first_sync
         self.report = AccountReport(name)
+        self.moves: MovePass | None = None  # this run's, once the folder tree is known
         self.log = log.bind(account=name)
         self.tree = FolderTree(
             stores,
@@ -184,7 +185,7 @@ class AccountSync:
             self.steps.check()
             known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
-            moves = MovePass(
+            moves = self.moves = MovePass(
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
             try:
@@ -276,14 +277,18 @@ class AccountSync:
     async def _mailbox(self, name: str) -> None:
         boxes: list[Mailbox | None] = [None, None]
         report: PairReport
+        planned = self.moves.planned(name) if self.moves is not None else None
         try:
-            for side in SIDES:
+            # An empty plan made by the move pass touches neither side: not even a SELECT.
+            for side in SIDES if planned is None or not planned.plan.empty else ():
                 try:
                     boxes[side] = await self.stores[side].open(self.tree.name_on(side, name))
                 except MailboxError:
                     if not self.options.dry_run:
                         raise
-            pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
+            pair = PairSync(
+                name, (boxes[0], boxes[1]), self.state, self.steps, self.options, planned
+            )
             report = await pair.run()
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))

@@ -79,8 +79,16 @@ class MovePass:
         self.known = known
         # each planned pair's plan and state (not its listings: memory stays per change)
         self.prepared: dict[str, Prepared] = {}
+        # the plans still true once the pass is done, for the pairs' own runs (``planned``)
+        self._handed: dict[str, Prepared] = {}
         # messages moved, by Side: the side each move was carried on (a dry run: would be)
         self.moved = [0, 0]
+
+    def planned(self, name: str) -> Prepared | None:
+        """The plan this pass made for pair ``name`` if it still holds (no move touched the
+        pair, the pass was not cut short), given once: the pair's own run carries it out
+        instead of listing both sides again."""
+        return self._handed.pop(name, None)
 
     async def run(self) -> Options:
         """Carry the moves found; the options for the pairs' own runs (a dry run carries
@@ -90,6 +98,11 @@ class MovePass:
         self.options = await resolve_trash(self.stores, self.options)
         try:
             moves = await self._find()
+            # A pair a move or re-pair touches is planned again by its own run; so is a trash
+            # folder, which the other pairs' deletions fill.
+            touched = {name for m in moves for name in (m.origin, m.target)}
+            touched.update(t for t in self.options.trash if t is not None)
+            handed = {n: p for n, p in self.prepared.items() if n not in touched}
             if self.options.dry_run:
                 for m in moves:
                     self.moved[m.carrier] += not m.repair
@@ -100,6 +113,7 @@ class MovePass:
                         target=m.target,
                         id=m.id,
                     )
+                self._handed = handed
                 return dataclasses.replace(self.options, dry_moves=tuple(moves))
             repairs = [m for m in moves if m.repair]
             if repairs:
@@ -113,6 +127,7 @@ class MovePass:
                     await self._carry(carrier, origin, target, group)
                 except _SKIPPED as exc:
                     log.warning("moves.failed", origin=origin, target=target, error=str(exc))
+            self._handed = handed
         except ConnectionLost as exc:
             log.warning("moves.abandoned", error=str(exc))
         except (StoreError, StateError, StopRequested):
@@ -151,8 +166,7 @@ class MovePass:
                 continue
             finally:
                 await _close(boxes)
-            if prepared is not None:
-                self.prepared[name] = dataclasses.replace(prepared, snapshots=[])
+            self.prepared[name] = prepared
 
     async def _identify(self, plans: dict[str, Plan], need: MoveIdentities) -> dict[str, Plan]:
         """The plans with the arrivals' identities filled in; an arrival that vanished

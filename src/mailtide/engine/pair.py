@@ -101,13 +101,18 @@ class PairReport:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A pair planned, not yet carried out."""
+    """A pair planned, not yet carried out.  ``unchanged``: both sides are provably as the
+    last complete sync left them, so there is nothing to do (the plan is empty)."""
 
     mailbox: MailboxState
     statuses: Sequence[MailboxStatus | None]
     void: bool  # a side's validity changed
     plan: Plan
-    snapshots: list[list[MessageInfo]]
+    held: tuple[int, int]  # messages each side holds: what the mass-delete guard weighs
+    # By Side: the digest of the side's full listing when it was listed in full and the plan
+    # is empty (what lets the next quick sync skip the pair); else None.
+    digests: tuple[str | None, str | None] = (None, None)
+    unchanged: bool = False
 
 
 class MassDeleteRefused(MailboxError):
@@ -116,7 +121,7 @@ class MassDeleteRefused(MailboxError):
 
 class PairSync:
     """One run over one mailbox pair.  ``boxes`` is indexed by Side; None = does not exist yet
-    (dry run only)."""
+    (dry run only), or not needed (a ``planned`` plan that is empty)."""
 
     def __init__(
         self,
@@ -125,8 +130,12 @@ class PairSync:
         state: OffLoopState,
         steps: Steps,
         options: Options,
+        planned: Prepared | None = None,
     ) -> None:
+        """``planned``: this pair's ``prepare()`` made earlier in this run (by the move pass)
+        and still true; ``run`` carries it out instead of planning again."""
         self.name = name
+        self.planned = planned
         self.boxes = boxes
         self.state = state
         self.steps = steps
@@ -143,9 +152,9 @@ class PairSync:
         assert box is not None, "only a dry run syncs a mailbox missing on one side"
         return box
 
-    async def prepare(self) -> Prepared | None:
+    async def prepare(self) -> Prepared:
         """Everything up to the plan (with the durable steps planning takes: void ids, settled
-        flag updates); None when both sides are provably unchanged."""
+        flag updates); ``Prepared.unchanged`` when both sides are provably unchanged."""
         statuses = [await b.status() if b else None for b in self.boxes]
         mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
         void = [
@@ -156,7 +165,7 @@ class PairSync:
         ]
         if not void and await self._unchanged(mailbox):
             self.log.debug("mailbox.unchanged")
-            return None
+            return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
@@ -168,24 +177,38 @@ class PairSync:
         ]
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
-        return Prepared(mailbox, statuses, bool(void), plan, snapshots)
+        held = (len(snapshots[Side.FAR]), len(snapshots[Side.NEAR]))
+        return Prepared(mailbox, statuses, bool(void), plan, held, self._digests(plan))
+
+    def _digests(self, plan: Plan) -> tuple[str | None, str | None]:
+        """By Side: the digest of the full listing of a side listed in full, when the plan is
+        empty (the listing then matches the records)."""
+        if not plan.empty:
+            return (None, None)
+        digests = [
+            listing_digest(self._listings[side])
+            if self._deltas.get(side) is None and side in self._listings
+            else None
+            for side in SIDES
+        ]
+        return (digests[0], digests[1])
 
     async def run(self) -> PairReport:
-        prepared = await self.prepare()
-        if prepared is None:
+        prepared = self.planned if self.planned is not None else await self.prepare()
+        self.planned = None  # a plan is carried out once: a retry plans again
+        if prepared.unchanged:
             return self.report
-        mailbox, statuses, void, plan, snapshots = (
+        mailbox, statuses, void, plan = (
             prepared.mailbox,
             prepared.statuses,
             prepared.void,
             prepared.plan,
-            prepared.snapshots,
         )
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
         if self.options.dry_run and self.options.dry_moves:
             plan = without_moves(plan, self.name, self.options.dry_moves)
-        self._guard(plan, snapshots)
+        self._guard(plan, prepared.held)
         if self.options.dry_run:
             self._report_dry(plan)
             return self.report
@@ -193,7 +216,8 @@ class PairSync:
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
-        await self._save_cursors(mailbox, statuses, complete=True, settled=plan.empty)
+        digests = prepared.digests if plan.empty else (None, None)
+        await self._save_cursors(mailbox, statuses, complete=True, digests=digests)
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
@@ -349,8 +373,7 @@ class PairSync:
             out.append(m)
         return out
 
-    def _guard(self, plan: Plan, snapshots: list[list[MessageInfo]]) -> None:
-        held = [len(s) for s in snapshots]
+    def _guard(self, plan: Plan, held: tuple[int, int]) -> None:
         tripped = mass_deletes(
             plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
         )
@@ -384,12 +407,11 @@ class PairSync:
         mailbox: MailboxState,
         statuses: Sequence[MailboxStatus | None],
         complete: bool = False,
-        settled: bool = False,
+        digests: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Validities as soon as records depend on them; the progress markers (which let the
-        next quick sync skip what came before) only once the whole plan is carried out; the
-        digest of a side's full listing only when that listing matched the records (``settled``:
-        the plan was empty)."""
+        next quick sync skip what came before) only once the whole plan is carried out, with
+        the ``digests`` of full listings that matched the records (``Prepared.digests``)."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -398,9 +420,9 @@ class PairSync:
             elif not complete:
                 cursors.append(Cursor(s.validity))
             else:
-                full = self._deltas.get(side) is None and side in self._listings
-                digest = listing_digest(self._listings[side]) if settled and full else None
-                cursors.append(Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest))
+                cursors.append(
+                    Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digests[side])
+                )
         await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
 
