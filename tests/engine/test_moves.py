@@ -19,7 +19,7 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount
-from engine_helpers import Setup, assert_in_sync, make_setup
+from engine_helpers import Setup, assert_in_sync, make_setup, run_forked, write_config
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
 
@@ -518,3 +518,44 @@ def test_a_full_sync_with_nothing_changed_lists_each_folder_once(
     assert seen == {
         f: ["SELECT", "FETCH"] for f in ("INBOX", "Archive", "Lists", "Projekte/Alt")
     }, seen
+
+
+# ---- a dry run ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moved_on", ["server", "local"])
+def test_a_dry_run_names_a_move_into_a_folder_missing_on_the_other_side(
+    moved_on: str, s: Setup, proxy: FaultProxy
+) -> None:
+    """The folder a real run would create first does not exist in a dry run: the move is still
+    seen and printed as one (with the folder it would create), and nothing changes."""
+    for i in (1, 2):
+        srv.append(s.imap, "INBOX", long_message(i), [SEEN])
+    synced(s, proxy)
+    if moved_on == "server":
+        move_on_server(s, "INBOX", [mid(1)], "Neu")
+    else:
+        move_locally(s, "INBOX", mid(1), "Neu")
+
+    def both_sides() -> tuple[list[Path], dict[str, list[tuple[int, str]]]]:
+        server = {
+            f: [(m.uid, m.message_id) for m in srv.fetch_all(s.imap, f)]
+            for f in srv.list_folders(s.imap, selectable=True)
+        }
+        return sorted(s.root.rglob("*")), server
+
+    before = both_sides()
+
+    code, out = run_forked(write_config(s), "--dry-run")
+
+    assert code == 0, out
+    carrier, missing = ("local", "local") if moved_on == "server" else ("remote", "remote")
+    (would,) = [line for line in out.splitlines() if "event=mailbox.would_move" in line]
+    assert "origin=INBOX" in would and "target=Neu" in would and f"side={carrier}" in would, out
+    assert any(
+        "event=folder.would_create" in line and "folder=Neu" in line and f"side={missing}" in line
+        for line in out.splitlines()
+    ), out
+    (done,) = [line for line in out.splitlines() if "event=account.done" in line]
+    assert f"moved_{carrier}=1" in done and "new_local=0" in done and "new_remote=0" in done, done
+    assert both_sides() == before

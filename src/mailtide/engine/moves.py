@@ -158,7 +158,7 @@ class MovePass:
             boxes: list[Mailbox | None] = [None, None]
             try:
                 for side in SIDES:
-                    boxes[side] = await self.stores[side].open(self.name_on(side, name))
+                    boxes[side] = await self._open(side, name)
                 pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
                 prepared = await pair.prepare()
             except _SKIPPED as exc:
@@ -167,6 +167,16 @@ class MovePass:
             finally:
                 await _close(boxes)
             self.prepared[name] = prepared
+
+    async def _open(self, side: Side, name: str) -> Mailbox | None:
+        """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the
+        real run creates it before this pass, so a move into it must be seen here too)."""
+        try:
+            return await self.stores[side].open(self.name_on(side, name))
+        except MailboxError:
+            if self.options.dry_run:
+                return None
+            raise
 
     async def _identify(self, plans: dict[str, Plan], need: MoveIdentities) -> dict[str, Plan]:
         """The plans with the arrivals' identities filled in; an arrival that vanished
