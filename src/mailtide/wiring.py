@@ -122,6 +122,7 @@ def options_for(account: Account, request: Request) -> Options:
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
         trash=(account.trash, None),  # by Side: the remote's
+        trash_new_only=account.trash_new_only,
     )
 
 

@@ -18,8 +18,17 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from daemon_helpers import with_account_keys
 from dovecot import Dovecot, ImapAccount
-from engine_helpers import Setup, assert_in_sync, make_setup, run_forked, write_config
+from engine_helpers import (
+    Setup,
+    assert_in_sync,
+    make_setup,
+    run_forked,
+    run_sync,
+    steps_of,
+    write_config,
+)
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
 
@@ -400,6 +409,36 @@ def test_a_missing_trash_folder_fails_the_mailbox_with_what_to_do(
     (line,) = report.failures()
     assert "trash folder 'Papierkorb'" in line and "create that folder" in line, line
     assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(1)]  # not expunged
+
+
+@pytest.mark.parametrize("new_only", [False, True])
+def test_trash_new_only_trashes_only_what_no_sync_recorded(
+    new_only: bool, s: Setup, proxy: FaultProxy
+) -> None:
+    """mbsync's TrashNewOnly, our way round.  Two messages deleted locally: one synced before,
+    one whose upload a killed run never recorded.  With ``trash_new_only`` only the latter,
+    whose deletion no sync ever saw it synced before, goes to the Trash; the other is
+    expunged.  Without it, both go to the Trash."""
+    t = s.with_account(trash="Trash", trash_new_only=new_only)
+    srv.create_folder(t.imap, "Trash")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN])
+    synced(t, proxy)
+    loc.deliver(t.root, "fs", "INBOX", long_message(2).replace(b"\r\n", b"\n"), "S")
+    config = with_account_keys(write_config(t), trash="Trash", trash_new_only=new_only)
+    # killed right after the APPEND, before its UID is recorded: cursors, intent, append
+    code, out = run_sync(config, crash_after=3, verbose=True)
+    assert code == -9 and steps_of(out)[-1] == "append remote", out
+    assert sorted(m.message_id for m in srv.fetch_all(t.imap, "INBOX")) == [mid(1), mid(2)]
+    for i in (1, 2):
+        loc.by_message_id(t.root, "fs", "INBOX")[mid(i)].path.unlink()
+
+    synced(t, proxy)
+
+    assert srv.fetch_all(t.imap, "INBOX") == []
+    trashed = sorted(m.message_id for m in srv.fetch_all(t.imap, "Trash"))
+    assert trashed == ([mid(2)] if new_only else [mid(1), mid(2)])
+    assert_in_sync(t)
+    assert quiet(synced(t, proxy))
 
 
 # ---- a sync of some folders only (the daemon's triggers, -f) ---------------------------------

@@ -70,6 +70,9 @@ class Options:
     batch_count: int = 1000  # messages per durable batch
     # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
     trash: tuple[str | None, str | None] = (None, None)
+    # mbsync's TrashNewOnly: only a message never recorded on both sides goes to the trash
+    # (``never_synced``); one synced before is expunged.
+    trash_new_only: bool = False
     # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
     # deletion and a copy, so the report and the mass-delete guard are the real run's.
     dry_moves: tuple[Move, ...] = ()
@@ -117,6 +120,14 @@ class Prepared:
 
 class MassDeleteRefused(MailboxError):
     pass
+
+
+def never_synced(plan: Plan) -> set[Record]:
+    """The records of ``plan``'s deletions whose message no sync recorded on both sides: a
+    half record (a copy whose result was never recorded) that this plan completes by content
+    identity, or one still half.  What mbsync calls "not yet propagated"."""
+    completed = {u.new for u in plan.updates if u.old is not None and not all(u.old.ids)}
+    return {d.record for d in plan.deletes if d.record in completed or not all(d.record.ids)}
 
 
 class PairSync:
@@ -471,11 +482,14 @@ class PairSync:
             self.steps.done("records")
 
     async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
+        fresh = never_synced(plan)
         for side in SIDES:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            gone = await self._remove(side, [d.id for d in deletes])
+            gone = await self._remove(
+                side, [d.id for d in deletes], {d.id for d in deletes if d.record in fresh}
+            )
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
             if len(done) < len(deletes):
@@ -489,12 +503,21 @@ class PairSync:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
-    async def _remove(self, side: Side, ids: list[str]) -> set[str]:
+    async def _remove(self, side: Side, ids: list[str], fresh: set[str]) -> set[str]:
         """Delete, or move to the side's trash folder where one is set (not from the trash
-        itself); the ids gone from this mailbox now."""
+        itself; with ``trash_new_only``, only the ``fresh`` ids: never synced); the ids gone
+        from this mailbox now."""
         trash = self.options.trash[side]
         if trash is None or trash == self.name:
             return await self.box(side).delete(ids)
+        gone: set[str] = set()
+        if self.options.trash_new_only:
+            expunged = [i for i in ids if i not in fresh]
+            ids = [i for i in ids if i in fresh]
+            if expunged:
+                gone = await self.box(side).delete(expunged)
+            if not ids:
+                return gone
         if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
             raise MailboxError(
                 f"{self.name}: deleted messages are to go to the trash, but the "
@@ -510,7 +533,7 @@ class PairSync:
                 "account's trash setting"
             ) from None
         # not moved: gone already (the one case the stores leave out here for IMAP)
-        return set(ids) - moved.kept
+        return gone | (set(ids) - moved.kept)
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""
