@@ -77,7 +77,8 @@ class MovePass:
         self.steps = steps
         self.options = options
         self.known = known
-        # each planned pair's plan and state (not its listings: memory stays per change)
+        # each planned pair's plan and state, while the pass runs (not its listings: memory
+        # stays per change)
         self.prepared: dict[str, Prepared] = {}
         # the plans still true once the pass is done, for the pairs' own runs (``planned``)
         self._handed: dict[str, Prepared] = {}
@@ -134,6 +135,8 @@ class MovePass:
             raise  # for the whole account, as in the pairs' own runs
         except Exception as exc:  # a bug must cost the moves (delete + copy), not the account
             log.error("moves.abandoned", error=f"internal error: {exc!r}", exc_info=True)
+        finally:
+            self.prepared = {}  # the plans handed on live as long as their pairs wait
         return self.options
 
     # --- finding ------------------------------------------------------------------------
