@@ -526,19 +526,25 @@ def test_a_bug_in_the_move_pass_costs_the_moves_not_the_sync(
 
 
 def commands_per_folder(proxy: FaultProxy) -> dict[str, list[str]]:
-    """The SELECTs and FETCHes (UID or not) of the recorded run, by the folder selected."""
+    """The SELECTs and FETCHes (UID or not) of the recorded run, by the folder selected on
+    their connection (mailboxes may sync at once, each on its own connection)."""
+    streams: dict[int, bytes] = {}
+    for direction, _, link, data in proxy.recorded:
+        if direction == "up":
+            streams[link] = streams.get(link, b"") + data
     out: dict[str, list[str]] = {}
-    folder = None
-    for line in proxy.stream("up").decode(errors="replace").splitlines():
-        words = line.split(" ")[1:]
-        if words[:1] == ["UID"]:
-            words = words[1:]
-        command = words[0].upper() if words else ""
-        if command in ("SELECT", "EXAMINE"):
-            folder = line.split(" ", 2)[2].split(" (")[0].strip('"')
-            out.setdefault(folder, []).append("SELECT")
-        elif command == "FETCH" and folder is not None:
-            out[folder].append("FETCH")
+    for stream in streams.values():
+        folder = None
+        for line in stream.decode(errors="replace").splitlines():
+            words = line.split(" ")[1:]
+            if words[:1] == ["UID"]:
+                words = words[1:]
+            command = words[0].upper() if words else ""
+            if command in ("SELECT", "EXAMINE"):
+                folder = line.split(" ", 2)[2].split(" (")[0].strip('"')
+                out.setdefault(folder, []).append("SELECT")
+            elif command == "FETCH" and folder is not None:
+                out[folder].append("FETCH")
     return out
 
 
