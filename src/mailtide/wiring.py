@@ -127,6 +127,7 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
         trash=(account.trash, None),  # by Side: the remote's
+        trash_new_only=account.trash_new_only,
     )
 
 
@@ -269,6 +270,8 @@ def _print_report(report: AccountReport, dry_run: bool) -> None:
         stranded=len(report.stranded_lines()),
         new_remote=total[Side.FAR],
         new_local=total[Side.NEAR],
+        moved_remote=report.moved[Side.FAR],
+        moved_local=report.moved[Side.NEAR],
         dry_run=dry_run,
     )
 

@@ -50,3 +50,34 @@ def test_bad_values(tmp_path: Path, extra: str, expected: str) -> None:
 
 def test_documented_in_the_example() -> None:
     assert '# trash = "Trash"' in EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_trash_new_only_is_off_by_default_and_read_as_a_boolean(tmp_path: Path) -> None:
+    assert load(tmp_path, 'trash = "Trash"\n').trash_new_only is False  # type: ignore[attr-defined]
+    account = load(tmp_path, 'trash = "Trash"\ntrash_new_only = true\n')
+    assert account.trash_new_only is True  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'trash = "Trash"\ntrash_new_only = "yes"',
+            "account.work.trash_new_only: must be true or false",
+        ),
+        ("trash_new_only = true", "account.work.trash_new_only: has no effect without trash"),
+        (
+            "trash = false\ntrash_new_only = true",
+            "account.work.trash_new_only: has no effect without trash",
+        ),
+    ],
+)
+def test_trash_new_only_bad_values(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, extra + "\n")
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert len(info.value.problems) == 1, info.value.problems
+
+
+def test_trash_new_only_documented_in_the_example() -> None:
+    assert "# trash_new_only = false" in EXAMPLE.read_text(encoding="utf-8")

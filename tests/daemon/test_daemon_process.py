@@ -158,6 +158,35 @@ def test_status_sync_now_and_a_plain_sync_go_through_the_running_daemon(
     assert d.proc.poll() is None, "the daemon keeps running after a bad request"
 
 
+def test_status_counts_the_messages_moved(setup: Setup, daemons: Callable[..., Daemon]) -> None:
+    """A message moved on the server is renamed locally: ``status --json`` counts it as
+    moved (carried on the local side), not as a deletion and a new message."""
+    s = setup
+    for i in (1, 2):
+        srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), ["\\Seen"])
+    srv.create_folder(s.imap, "Archive")
+    # no push: only SIGUSR1 syncs, and it syncs every folder (a move needs both)
+    config = with_account_keys(
+        write_config(s), idle_folders=[], notify=False, poll="1h", watch_maildir=False
+    )
+    d = daemons(config)
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    with srv.session(s.imap) as c:
+        srv._ok(c.select("INBOX"))
+        uids = b",".join(srv._uids_of(c, srv.message_id(1, "INBOX"))).decode()
+        srv._ok(c.uid("MOVE", uids, "Archive"))
+    before = d.output.count("event=account.done")
+    d.signal(signal.SIGUSR1)
+    eventually(lambda: d.output.count("event=account.done") > before, 20, "SIGUSR1's sync", d)
+    settled(d)
+    (account,) = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]["accounts"]
+    counts = account["last_sync"]["counts"]
+    assert (counts["moved_local"], counts["moved_remote"]) == (1, 0), counts
+    assert counts["new_local"] == counts["deleted_local"] == 0, counts
+    assert srv.message_id(1, "INBOX") in loc.by_message_id(s.root, "fs", "Archive")
+
+
 def test_a_second_daemon_for_the_same_account_refuses_to_start(
     setup: Setup, start: Callable[..., Daemon]
 ) -> None:

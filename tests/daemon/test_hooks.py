@@ -113,3 +113,50 @@ def test_a_failing_or_hanging_hook_is_reported_and_the_sync_goes_on(
     assert "event=hook.timeout" in err and "hook=presync" in err, err
     assert "event=hook.failed" in err and "status=3" in err and "no index here" in err, err
     assert "hook=newmail" in err and "cannot run /nonexistent/notify-me" in err, err
+
+
+def test_moves_are_counted_and_a_local_move_is_a_removal_and_an_addition(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """One message moved locally (carried on the server), one moved on the server (carried
+    locally): the postsync hook's counts and the summary line say so, not a delete and a copy;
+    the local rename reaches its stdin as the old path removed and the new one added (so
+    notmuch sees the folder change), and no newmail hook runs for it."""
+    s = setup
+    for i in (1, 2, 3):
+        srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), ["\\Seen"])
+    srv.create_folder(s.imap, "Archive")
+    py = sys.executable
+    config = with_hooks(
+        s,
+        postsync_hook=[py, str(recorder(tmp_path, "post"))],
+        newmail_hook=[py, str(recorder(tmp_path, "new"))],
+    )
+    assert sync(config).returncode == 0
+    mine = loc.by_message_id(s.root, "fs", "INBOX")[srv.message_id(1, "INBOX")].path
+    (s.root / "Archive" / "cur").mkdir(parents=True, exist_ok=True)
+    mine.rename(s.root / "Archive" / "cur" / mine.name)
+    old = loc.by_message_id(s.root, "fs", "INBOX")[srv.message_id(2, "INBOX")].path
+    with srv.session(s.imap) as c:
+        srv._ok(c.select("INBOX"))
+        uids = b",".join(srv._uids_of(c, srv.message_id(2, "INBOX"))).decode()
+        srv._ok(c.uid("MOVE", uids, "Archive"))
+    (tmp_path / "post.stdin").write_text("")
+
+    result = sync(config)
+
+    assert result.returncode == 0, result.stderr
+    post = json.loads((tmp_path / "post.env").read_text().splitlines()[-1])
+    assert (post["MAILTIDE_MOVED_REMOTE"], post["MAILTIDE_MOVED_LOCAL"]) == ("1", "1"), post
+    assert {k: v for k, v in post.items() if k.startswith(("MAILTIDE_NEW", "MAILTIDE_DEL"))} == {
+        "MAILTIDE_NEW_LOCAL": "0",
+        "MAILTIDE_NEW_REMOTE": "0",
+        "MAILTIDE_DELETED_LOCAL": "0",
+        "MAILTIDE_DELETED_REMOTE": "0",
+    }, post
+    (summary,) = [line for line in result.stderr.splitlines() if "event=account.done" in line]
+    assert "moved_remote=1" in summary and "moved_local=1" in summary, summary
+    new = loc.by_message_id(s.root, "fs", "Archive")[srv.message_id(2, "INBOX")].path
+    lines = (tmp_path / "post.stdin").read_text().splitlines()
+    assert lines == [f"removed\t{old}", f"added\t{new}"], lines
+    assert len((tmp_path / "new.env").read_text().splitlines()) == 1  # the first sync's only

@@ -18,8 +18,17 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from daemon_helpers import with_account_keys
 from dovecot import Dovecot, ImapAccount
-from engine_helpers import Setup, assert_in_sync, make_setup
+from engine_helpers import (
+    Setup,
+    assert_in_sync,
+    make_setup,
+    run_forked,
+    run_sync,
+    steps_of,
+    write_config,
+)
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
 
@@ -181,6 +190,7 @@ def test_moved_into_a_folder_new_on_the_other_side(s: Setup, proxy: FaultProxy) 
     report = synced(s, proxy)
 
     assert copied(report) == 0
+    assert (report.totals()["moved_local"], report.totals()["moved_remote"]) == (1, 1)
     assert marker(1) not in sent(proxy) and marker(2) not in sent(proxy)
     assert [m.message_id for m in srv.fetch_all(s.imap, "Projekte/Neu")] == [mid(1)]
     assert inodes(s, "Reisen") == {mid(2): before[mid(2)]}
@@ -401,6 +411,36 @@ def test_a_missing_trash_folder_fails_the_mailbox_with_what_to_do(
     assert [m.message_id for m in srv.fetch_all(t.imap, "INBOX")] == [mid(1)]  # not expunged
 
 
+@pytest.mark.parametrize("new_only", [False, True])
+def test_trash_new_only_trashes_only_what_no_sync_recorded(
+    new_only: bool, s: Setup, proxy: FaultProxy
+) -> None:
+    """mbsync's TrashNewOnly, our way round.  Two messages deleted locally: one synced before,
+    one whose upload a killed run never recorded.  With ``trash_new_only`` only the latter,
+    whose deletion no sync ever saw it synced before, goes to the Trash; the other is
+    expunged.  Without it, both go to the Trash."""
+    t = s.with_account(trash="Trash", trash_new_only=new_only)
+    srv.create_folder(t.imap, "Trash")
+    srv.append(t.imap, "INBOX", long_message(1), [SEEN])
+    synced(t, proxy)
+    loc.deliver(t.root, "fs", "INBOX", long_message(2).replace(b"\r\n", b"\n"), "S")
+    config = with_account_keys(write_config(t), trash="Trash", trash_new_only=new_only)
+    # killed right after the APPEND, before its UID is recorded: cursors, intent, append
+    code, out = run_sync(config, crash_after=3, verbose=True)
+    assert code == -9 and steps_of(out)[-1] == "append remote", out
+    assert sorted(m.message_id for m in srv.fetch_all(t.imap, "INBOX")) == [mid(1), mid(2)]
+    for i in (1, 2):
+        loc.by_message_id(t.root, "fs", "INBOX")[mid(i)].path.unlink()
+
+    synced(t, proxy)
+
+    assert srv.fetch_all(t.imap, "INBOX") == []
+    trashed = sorted(m.message_id for m in srv.fetch_all(t.imap, "Trash"))
+    assert trashed == ([mid(2)] if new_only else [mid(1), mid(2)])
+    assert_in_sync(t)
+    assert quiet(synced(t, proxy))
+
+
 # ---- a sync of some folders only (the daemon's triggers, -f) ---------------------------------
 
 
@@ -451,6 +491,7 @@ def test_a_dry_run_reports_moves_as_the_real_run_carries_them(s: Setup, proxy: F
 
     assert copied(report) == 0
     assert report.totals()["deleted_local"] == report.totals()["deleted_remote"] == 0
+    assert (report.totals()["moved_local"], report.totals()["moved_remote"]) == (0, 1)
     assert (inodes(s, "INBOX"), [m.uid for m in srv.fetch_all(s.imap, "INBOX")]) == before
     assert [m.message_id for m in srv.fetch_all(s.imap, "Lists")] == [mid(50)]
     report = synced(s, proxy)
@@ -479,3 +520,87 @@ def test_a_bug_in_the_move_pass_costs_the_moves_not_the_sync(
     assert srv.fetch_all(s.imap, "INBOX") == []
     assert [m.message_id for m in srv.fetch_all(s.imap, "Archive")] == [mid(1)]
     assert_in_sync(s)
+
+
+# ---- each folder planned once per run ----------------------------------------------------------
+
+
+def commands_per_folder(proxy: FaultProxy) -> dict[str, list[str]]:
+    """The SELECTs and FETCHes (UID or not) of the recorded run, by the folder selected on
+    their connection (mailboxes may sync at once, each on its own connection)."""
+    streams: dict[int, bytes] = {}
+    for direction, _, link, data in proxy.recorded:
+        if direction == "up":
+            streams[link] = streams.get(link, b"") + data
+    out: dict[str, list[str]] = {}
+    for stream in streams.values():
+        folder = None
+        for line in stream.decode(errors="replace").splitlines():
+            words = line.split(" ")[1:]
+            if words[:1] == ["UID"]:
+                words = words[1:]
+            command = words[0].upper() if words else ""
+            if command in ("SELECT", "EXAMINE"):
+                folder = line.split(" ", 2)[2].split(" (")[0].strip('"')
+                out.setdefault(folder, []).append("SELECT")
+            elif command == "FETCH" and folder is not None:
+                out[folder].append("FETCH")
+    return out
+
+
+def test_a_full_sync_with_nothing_changed_lists_each_folder_once(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """The move pass plans every pair; the pair's own run takes that plan instead of
+    selecting and listing the folder again."""
+    for i, folder in enumerate(("INBOX", "Archive", "Lists", "Projekte/Alt")):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    synced(s, proxy)
+
+    synced(s, proxy, mode="full")
+
+    seen = commands_per_folder(proxy)
+    assert seen == {
+        f: ["SELECT", "FETCH"] for f in ("INBOX", "Archive", "Lists", "Projekte/Alt")
+    }, seen
+
+
+# ---- a dry run ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moved_on", ["server", "local"])
+def test_a_dry_run_names_a_move_into_a_folder_missing_on_the_other_side(
+    moved_on: str, s: Setup, proxy: FaultProxy
+) -> None:
+    """The folder a real run would create first does not exist in a dry run: the move is still
+    seen and printed as one (with the folder it would create), and nothing changes."""
+    for i in (1, 2):
+        srv.append(s.imap, "INBOX", long_message(i), [SEEN])
+    synced(s, proxy)
+    if moved_on == "server":
+        move_on_server(s, "INBOX", [mid(1)], "Neu")
+    else:
+        move_locally(s, "INBOX", mid(1), "Neu")
+
+    def both_sides() -> tuple[list[Path], dict[str, list[tuple[int, str]]]]:
+        server = {
+            f: [(m.uid, m.message_id) for m in srv.fetch_all(s.imap, f)]
+            for f in srv.list_folders(s.imap, selectable=True)
+        }
+        return sorted(s.root.rglob("*")), server
+
+    before = both_sides()
+
+    code, out = run_forked(write_config(s), "--dry-run")
+
+    assert code == 0, out
+    carrier, missing = ("local", "local") if moved_on == "server" else ("remote", "remote")
+    (would,) = [line for line in out.splitlines() if "event=mailbox.would_move" in line]
+    assert "origin=INBOX" in would and "target=Neu" in would and f"side={carrier}" in would, out
+    assert any(
+        "event=folder.would_create" in line and "folder=Neu" in line and f"side={missing}" in line
+        for line in out.splitlines()
+    ), out
+    (done,) = [line for line in out.splitlines() if "event=account.done" in line]
+    assert f"moved_{carrier}=1" in done and "new_local=0" in done and "new_remote=0" in done, done
+    assert both_sides() == before

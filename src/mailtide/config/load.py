@@ -172,6 +172,7 @@ _ACCOUNT_KEYS = (
     "folder_delete",
     "subscribed_only",
     "trash",
+    "trash_new_only",
 )
 
 Table = dict[str, Any]
@@ -355,6 +356,12 @@ class _Checker:
         folder_delete = self.choice(table, path, "folder_delete", FOLDER_DELETE_MODES)
         subscribed_only = self.get(table, path, "subscribed_only", (bool,), "true or false")
         trash = self.value(table, path, "trash", _trash)
+        new_only = self.get(table, path, "trash_new_only", (bool,), "true or false")
+        if new_only and table.get("trash", False) is False:
+            self.problem(
+                (*path, "trash_new_only"),
+                "has no effect without trash: set the account's trash too, or remove this key",
+            )
         local, remote = sides["local"], sides["remote"]
         folders = self.account_folders((*path, "folders"), table, local, remote)
         if local is None or remote is None or folders is None or daemon_keys.unusable(values):
@@ -371,6 +378,7 @@ class _Checker:
             folder_delete=cast(FolderDelete, folder_delete or "propagate-if-empty"),
             subscribed_only=bool(subscribed_only),
             trash=trash,
+            trash_new_only=bool(new_only),
             daemon=daemon,
             hooks=hooks,
             folders=folders,

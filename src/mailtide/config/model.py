@@ -168,7 +168,10 @@ class Account:
     folders subscribed to are synced (a folder made on the server is subscribed to).
     ``trash``: a remote folder (canonical name) that a message deleted locally is moved to,
     instead of being expunged on the server (mbsync's ``Trash``); ``TRASH_SPECIAL_USE``: the
-    folder the server marks ``\\Trash``; None: expunged.
+    folder the server marks ``\\Trash``; None: expunged.  ``trash_new_only`` (mbsync's
+    ``TrashNewOnly``): only a message the other side never had recorded (an upload whose
+    result no sync recorded, then deleted locally) goes to the trash; one synced before is
+    expunged, as its user deleted it where they had it.
     """
 
     name: str
@@ -181,6 +184,7 @@ class Account:
     folder_delete: FolderDelete = "propagate-if-empty"
     subscribed_only: bool = False
     trash: str | None = None
+    trash_new_only: bool = False
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     hooks: Hooks = field(default_factory=Hooks)
     folders: FolderRules = field(default_factory=FolderRules)

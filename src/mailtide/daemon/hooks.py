@@ -33,7 +33,7 @@ class LocalChange(Protocol):
     """A file the sync added, renamed (a flag change) or removed in the Maildir."""
 
     @property
-    def kind(self) -> str: ...  # "added", "renamed", "removed"
+    def kind(self) -> str: ...  # "added", "renamed", "moved", "removed"
 
     @property
     def folder(self) -> str: ...
@@ -42,7 +42,7 @@ class LocalChange(Protocol):
     def path(self) -> str: ...
 
     @property
-    def old_path(self) -> str | None: ...  # for "renamed"
+    def old_path(self) -> str | None: ...  # for "renamed" and "moved"
 
 
 async def run_hook(
@@ -110,11 +110,15 @@ def sync_env(
 
 def changes_input(changes: Sequence[LocalChange]) -> bytes:
     """One line per local file the sync touched, tab-separated: ``added<TAB>path``,
-    ``renamed<TAB>old<TAB>new``, ``removed<TAB>path``."""
+    ``renamed<TAB>old<TAB>new`` (a flag change), ``removed<TAB>path``.  A message moved to
+    another folder is its old path removed and its new path added: an indexer that keys on
+    the folder (notmuch) must see it leave one and reach the other."""
     lines = []
     for c in changes:
         if c.kind == "renamed" and c.old_path is not None:
             lines.append(f"renamed\t{c.old_path}\t{c.path}")
+        elif c.kind == "moved" and c.old_path is not None:
+            lines += [f"removed\t{c.old_path}", f"added\t{c.path}"]
         else:
             lines.append(f"{c.kind}\t{c.path}")
     return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import structlog
 
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import SIDES
+from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
@@ -87,6 +87,9 @@ class AccountReport:
     stopped: bool = False  # a stop was asked for: the run ended after a durable step
     offline: bool = False  # the error is that the server could not be reached
     login_failed: bool = False  # the error is that the server refused the credentials
+    # Messages moved between folders by the account's move pass, by Side: the side the move
+    # was carried on (a dry run: would be).  Not a mailbox's: a move spans two.
+    moved: list[int] = field(default_factory=lambda: [0, 0])
 
     @property
     def failed(self) -> bool:
@@ -110,8 +113,10 @@ class AccountReport:
         return "ok"
 
     def totals(self) -> dict[str, int]:
-        """The mailboxes' counts added up (``PairReport.summary``'s keys)."""
-        total: dict[str, int] = {}
+        """The mailboxes' counts added up (``PairReport.summary``'s keys), and the messages
+        moved between folders (``moved_remote``, ``moved_local``: the side the move was
+        carried on)."""
+        total = {"moved_remote": self.moved[Side.FAR], "moved_local": self.moved[Side.NEAR]}
         for m in self.mailboxes:
             for key, n in m.summary().items():
                 total[key] = total.get(key, 0) + n
@@ -152,6 +157,7 @@ class AccountSync:
         self.steps = Steps(stop, progress)
         self.first_sync = first_sync
         self.report = AccountReport(name)
+        self.moves: MovePass | None = None  # this run's, once the folder tree is known
         self.log = log.bind(account=name)
         self.tree = FolderTree(
             stores,
@@ -180,10 +186,13 @@ class AccountSync:
             self.steps.check()
             known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
-            moves = MovePass(
+            moves = self.moves = MovePass(
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
-            self.options = await moves.run()
+            try:
+                self.options = await moves.run()
+            finally:  # what it carried counts, whatever ended it
+                self.report.moved = list(moves.moved)
             await self._mailboxes(names)
         except StopRequested:
             self.report.stopped = True
@@ -300,14 +309,18 @@ class AccountSync:
     async def _mailbox(self, name: str) -> None:
         boxes: list[Mailbox | None] = [None, None]
         report: PairReport
+        planned = self.moves.planned(name) if self.moves is not None else None
         try:
-            for side in SIDES:
+            # An empty plan made by the move pass touches neither side: not even a SELECT.
+            for side in SIDES if planned is None or not planned.plan.empty else ():
                 try:
                     boxes[side] = await self.stores[side].open(self.tree.name_on(side, name))
                 except MailboxError:
                     if not self.options.dry_run:
                         raise
-            pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
+            pair = PairSync(
+                name, (boxes[0], boxes[1]), self.state, self.steps, self.options, planned
+            )
             report = await pair.run()
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))

@@ -77,8 +77,19 @@ class MovePass:
         self.steps = steps
         self.options = options
         self.known = known
-        # each planned pair's plan and state (not its listings: memory stays per change)
+        # each planned pair's plan and state, while the pass runs (not its listings: memory
+        # stays per change)
         self.prepared: dict[str, Prepared] = {}
+        # the plans still true once the pass is done, for the pairs' own runs (``planned``)
+        self._handed: dict[str, Prepared] = {}
+        # messages moved, by Side: the side each move was carried on (a dry run: would be)
+        self.moved = [0, 0]
+
+    def planned(self, name: str) -> Prepared | None:
+        """The plan this pass made for pair ``name`` if it still holds (no move touched the
+        pair, the pass was not cut short), given once: the pair's own run carries it out
+        instead of listing both sides again."""
+        return self._handed.pop(name, None)
 
     async def run(self) -> Options:
         """Carry the moves found; the options for the pairs' own runs (a dry run carries
@@ -88,8 +99,14 @@ class MovePass:
         self.options = await resolve_trash(self.stores, self.options)
         try:
             moves = await self._find()
+            # A pair a move or re-pair touches is planned again by its own run; so is a trash
+            # folder, which the other pairs' deletions fill.
+            touched = {name for m in moves for name in (m.origin, m.target)}
+            touched.update(t for t in self.options.trash if t is not None)
+            handed = {n: p for n, p in self.prepared.items() if n not in touched}
             if self.options.dry_run:
                 for m in moves:
+                    self.moved[m.carrier] += not m.repair
                     log.info(
                         "mailbox.would_move",
                         side=SIDE_NAMES[m.carrier],
@@ -97,6 +114,7 @@ class MovePass:
                         target=m.target,
                         id=m.id,
                     )
+                self._handed = handed
                 return dataclasses.replace(self.options, dry_moves=tuple(moves))
             repairs = [m for m in moves if m.repair]
             if repairs:
@@ -110,12 +128,15 @@ class MovePass:
                     await self._carry(carrier, origin, target, group)
                 except _SKIPPED as exc:
                     log.warning("moves.failed", origin=origin, target=target, error=str(exc))
+            self._handed = handed
         except ConnectionLost as exc:
             log.warning("moves.abandoned", error=str(exc))
         except (StoreError, StateError, StopRequested):
             raise  # for the whole account, as in the pairs' own runs
         except Exception as exc:  # a bug must cost the moves (delete + copy), not the account
             log.error("moves.abandoned", error=f"internal error: {exc!r}", exc_info=True)
+        finally:
+            self.prepared = {}  # the plans handed on live as long as their pairs wait
         return self.options
 
     # --- finding ------------------------------------------------------------------------
@@ -140,7 +161,7 @@ class MovePass:
             boxes: list[Mailbox | None] = [None, None]
             try:
                 for side in SIDES:
-                    boxes[side] = await self.stores[side].open(self.name_on(side, name))
+                    boxes[side] = await self._open(side, name)
                 pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
                 prepared = await pair.prepare()
             except _SKIPPED as exc:
@@ -148,8 +169,17 @@ class MovePass:
                 continue
             finally:
                 await _close(boxes)
-            if prepared is not None:
-                self.prepared[name] = dataclasses.replace(prepared, snapshots=[])
+            self.prepared[name] = prepared
+
+    async def _open(self, side: Side, name: str) -> Mailbox | None:
+        """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the
+        real run creates it before this pass, so a move into it must be seen here too)."""
+        try:
+            return await self.stores[side].open(self.name_on(side, name))
+        except MailboxError:
+            if self.options.dry_run:
+                return None
+            raise
 
     async def _identify(self, plans: dict[str, Plan], need: MoveIdentities) -> dict[str, Plan]:
         """The plans with the arrivals' identities filled in; an arrival that vanished
@@ -210,6 +240,7 @@ class MovePass:
         finally:
             await _close([box])
         self.steps.done(f"move {SIDE_NAMES[carrier]}")
+        self.moved[carrier] += len(moved.ids)
         left = [m.record for m in moves if m.id in moved.ids and m.id not in moved.kept]
         old, new = [], []
         for m in moves:

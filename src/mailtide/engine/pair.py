@@ -70,6 +70,9 @@ class Options:
     batch_count: int = 1000  # messages per durable batch
     # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
     trash: tuple[str | None, str | None] = (None, None)
+    # mbsync's TrashNewOnly: only a message never recorded on both sides goes to the trash
+    # (``never_synced``); one synced before is expunged.
+    trash_new_only: bool = False
     # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
     # deletion and a copy, so the report and the mass-delete guard are the real run's.
     dry_moves: tuple[Move, ...] = ()
@@ -103,22 +106,35 @@ class PairReport:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A pair planned, not yet carried out."""
+    """A pair planned, not yet carried out.  ``unchanged``: both sides are provably as the
+    last complete sync left them, so there is nothing to do (the plan is empty)."""
 
     mailbox: MailboxState
     statuses: Sequence[MailboxStatus | None]
     void: bool  # a side's validity changed
     plan: Plan
-    snapshots: list[list[MessageInfo]]
+    held: tuple[int, int]  # messages each side holds: what the mass-delete guard weighs
+    # By Side: the digest of the side's full listing when it was listed in full and the plan
+    # is empty (what lets the next quick sync skip the pair); else None.
+    digests: tuple[str | None, str | None] = (None, None)
+    unchanged: bool = False
 
 
 class MassDeleteRefused(MailboxError):
     pass
 
 
+def never_synced(plan: Plan) -> set[Record]:
+    """The records of ``plan``'s deletions whose message no sync recorded on both sides: a
+    half record (a copy whose result was never recorded) that this plan completes by content
+    identity, or one still half.  What mbsync calls "not yet propagated"."""
+    completed = {u.new for u in plan.updates if u.old is not None and not all(u.old.ids)}
+    return {d.record for d in plan.deletes if d.record in completed or not all(d.record.ids)}
+
+
 class PairSync:
     """One run over one mailbox pair.  ``boxes`` is indexed by Side; None = does not exist yet
-    (dry run only)."""
+    (dry run only), or not needed (a ``planned`` plan that is empty)."""
 
     def __init__(
         self,
@@ -127,8 +143,12 @@ class PairSync:
         state: OffLoopState,
         steps: Steps,
         options: Options,
+        planned: Prepared | None = None,
     ) -> None:
+        """``planned``: this pair's ``prepare()`` made earlier in this run (by the move pass)
+        and still true; ``run`` carries it out instead of planning again."""
         self.name = name
+        self.planned = planned
         self.boxes = boxes
         self.state = state
         self.steps = steps
@@ -145,9 +165,9 @@ class PairSync:
         assert box is not None, "only a dry run syncs a mailbox missing on one side"
         return box
 
-    async def prepare(self) -> Prepared | None:
+    async def prepare(self) -> Prepared:
         """Everything up to the plan (with the durable steps planning takes: void ids, settled
-        flag updates); None when both sides are provably unchanged."""
+        flag updates); ``Prepared.unchanged`` when both sides are provably unchanged."""
         statuses = [await b.status() if b else None for b in self.boxes]
         mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
         void = [
@@ -158,7 +178,7 @@ class PairSync:
         ]
         if not void and await self._unchanged(mailbox):
             self.log.debug("mailbox.unchanged")
-            return None
+            return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
@@ -170,24 +190,38 @@ class PairSync:
         ]
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
-        return Prepared(mailbox, statuses, bool(void), plan, snapshots)
+        held = (len(snapshots[Side.FAR]), len(snapshots[Side.NEAR]))
+        return Prepared(mailbox, statuses, bool(void), plan, held, self._digests(plan))
+
+    def _digests(self, plan: Plan) -> tuple[str | None, str | None]:
+        """By Side: the digest of the full listing of a side listed in full, when the plan is
+        empty (the listing then matches the records)."""
+        if not plan.empty:
+            return (None, None)
+        digests = [
+            listing_digest(self._listings[side])
+            if self._deltas.get(side) is None and side in self._listings
+            else None
+            for side in SIDES
+        ]
+        return (digests[0], digests[1])
 
     async def run(self) -> PairReport:
-        prepared = await self.prepare()
-        if prepared is None:
+        prepared = self.planned if self.planned is not None else await self.prepare()
+        self.planned = None  # a plan is carried out once: a retry plans again
+        if prepared.unchanged:
             return self.report
-        mailbox, statuses, void, plan, snapshots = (
+        mailbox, statuses, void, plan = (
             prepared.mailbox,
             prepared.statuses,
             prepared.void,
             prepared.plan,
-            prepared.snapshots,
         )
         if self.options.restore_deleted:
             plan = restore_deleted(plan)
         if self.options.dry_run and self.options.dry_moves:
             plan = without_moves(plan, self.name, self.options.dry_moves)
-        self._guard(plan, snapshots)
+        self._guard(plan, prepared.held)
         if self.options.dry_run:
             self._report_dry(plan)
             return self.report
@@ -195,7 +229,8 @@ class PairSync:
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
-        await self._save_cursors(mailbox, statuses, complete=True, settled=plan.empty)
+        digests = prepared.digests if plan.empty else (None, None)
+        await self._save_cursors(mailbox, statuses, complete=True, digests=digests)
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
@@ -351,8 +386,7 @@ class PairSync:
             out.append(m)
         return out
 
-    def _guard(self, plan: Plan, snapshots: list[list[MessageInfo]]) -> None:
-        held = [len(s) for s in snapshots]
+    def _guard(self, plan: Plan, held: tuple[int, int]) -> None:
         tripped = mass_deletes(
             plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
         )
@@ -386,12 +420,11 @@ class PairSync:
         mailbox: MailboxState,
         statuses: Sequence[MailboxStatus | None],
         complete: bool = False,
-        settled: bool = False,
+        digests: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Validities as soon as records depend on them; the progress markers (which let the
-        next quick sync skip what came before) only once the whole plan is carried out; the
-        digest of a side's full listing only when that listing matched the records (``settled``:
-        the plan was empty)."""
+        next quick sync skip what came before) only once the whole plan is carried out, with
+        the ``digests`` of full listings that matched the records (``Prepared.digests``)."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -400,9 +433,9 @@ class PairSync:
             elif not complete:
                 cursors.append(Cursor(s.validity))
             else:
-                full = self._deltas.get(side) is None and side in self._listings
-                digest = listing_digest(self._listings[side]) if settled and full else None
-                cursors.append(Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest))
+                cursors.append(
+                    Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digests[side])
+                )
         await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
 
@@ -451,11 +484,14 @@ class PairSync:
             self.steps.done("records")
 
     async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
+        fresh = never_synced(plan)
         for side in SIDES:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            gone = await self._remove(side, [d.id for d in deletes])
+            gone = await self._remove(
+                side, [d.id for d in deletes], {d.id for d in deletes if d.record in fresh}
+            )
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
             if len(done) < len(deletes):
@@ -469,12 +505,21 @@ class PairSync:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
-    async def _remove(self, side: Side, ids: list[str]) -> set[str]:
+    async def _remove(self, side: Side, ids: list[str], fresh: set[str]) -> set[str]:
         """Delete, or move to the side's trash folder where one is set (not from the trash
-        itself); the ids gone from this mailbox now."""
+        itself; with ``trash_new_only``, only the ``fresh`` ids: never synced); the ids gone
+        from this mailbox now."""
         trash = self.options.trash[side]
         if trash is None or trash == self.name:
             return await self.box(side).delete(ids)
+        gone: set[str] = set()
+        if self.options.trash_new_only:
+            expunged = [i for i in ids if i not in fresh]
+            ids = [i for i in ids if i in fresh]
+            if expunged:
+                gone = await self.box(side).delete(expunged)
+            if not ids:
+                return gone
         if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
             raise MailboxError(
                 f"{self.name}: deleted messages are to go to the trash, but the "
@@ -490,7 +535,7 @@ class PairSync:
                 "account's trash setting"
             ) from None
         # not moved: gone already (the one case the stores leave out here for IMAP)
-        return set(ids) - moved.kept
+        return gone | (set(ids) - moved.kept)
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""

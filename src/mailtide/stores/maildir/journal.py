@@ -18,10 +18,10 @@ from mailtide.stores.maildir.own_changes import OwnChanges
 
 @dataclass(frozen=True, slots=True)
 class FileChange:
-    kind: str  # "added", "renamed", "removed"
-    folder: str  # canonical name
+    kind: str  # "added", "renamed" (a flag change), "moved" (to another folder), "removed"
+    folder: str  # canonical name (for "moved": the folder it went to)
     path: str
-    old_path: str | None = None  # for "renamed"
+    old_path: str | None = None  # for "renamed" and "moved"
 
 
 class WriteJournal:

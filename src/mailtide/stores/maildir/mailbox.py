@@ -148,7 +148,9 @@ class MaildirMailbox:
         self._generation = 0  # scans so far (see _Attempt)
         self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
         self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
-        self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
+        # keyword letters the files carry and the table does not name: from the last snapshot
+        # (None: none yet in this open, see ``_orphan_letters``)
+        self._orphans: frozenset[str] | None = None
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -309,12 +311,23 @@ class MaildirMailbox:
         self._orphans = frozenset(orphans)
         return out
 
+    def _orphan_letters(self) -> frozenset[str]:
+        """The keyword letters no write may give out: as the last snapshot found them, else
+        (a write into a mailbox opened to carry out a plan listed earlier) from a scan now."""
+        if self._orphans is None:
+            keywords = read_keywords(self.path)
+            found: set[str] = set()
+            for entry in self._scan().values():
+                found |= unnamed_letters(self._letters(entry), keywords)
+            self._orphans = frozenset(found)
+        return self._orphans
+
     async def cannot_hold(self, flags: Flags) -> Flags:
         """Keywords beyond the table's 26; and, while files carry letters the table no longer
         names, every keyword (what those letters meant is unknown, so nothing read here can
         say a keyword was removed)."""
         table = read_keywords(self.path)
-        if self._orphans:
+        if await self._run(self._orphan_letters):
             return frozenset(f for f in flags if is_keyword(f))
         return unstorable(flags, table)
 
@@ -493,7 +506,8 @@ class MaildirMailbox:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         delivery.prepare()
-        return ensure_keywords(self.path, {f for m in messages for f in m.flags}, self._orphans)
+        wanted = {f for m in messages for f in m.flags}
+        return ensure_keywords(self.path, wanted, self._orphan_letters())
 
     def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
         unique = new_unique(message.hint)
@@ -547,7 +561,7 @@ class MaildirMailbox:
         full: OSError | None = None
         try:
             keywords = ensure_keywords(
-                self.path, {f for c in changes for f in c.add}, self._orphans
+                self.path, {f for c in changes for f in c.add}, self._orphan_letters()
             )
         except OSError as err:
             # The keyword table cannot grow (a full disk): the table on disk is intact (it is
@@ -643,9 +657,9 @@ class MaildirMailbox:
         if self._locate is None:
             raise MailboxError(f"Maildir folder {self.name}: no way to name another folder")
         dest = await self._run(self._locate, target)
-        return Moved(await self._run(self._move, list(ids), dest))
+        return Moved(await self._run(self._move, list(ids), dest, target))
 
-    def _move(self, ids: list[str], dest: str) -> dict[str, str | None]:
+    def _move(self, ids: list[str], dest: str, target: str) -> dict[str, str | None]:
         if not os.path.isdir(os.path.join(dest, "cur")):
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
@@ -680,7 +694,7 @@ class MaildirMailbox:
                 source = self._file(entry)
                 self.journal.before(source, to)
                 os.rename(source, to)
-                self.journal.done(FileChange("renamed", self.name, to, source))
+                self.journal.done(FileChange("moved", target, to, source))
                 self._index.pop(msg_id, None)
                 touched.update((os.path.dirname(to), os.path.dirname(source)))
                 # other names of the same file (a crash between new/ and cur/): left here they
