@@ -211,8 +211,11 @@ class AccountSync:
         connections), reported in the order of ``names``.  A worker that meets an error
         that ends the run (a stop, the state unwritable, a server gone) takes no further
         mailbox, nor do the others; those in flight run to their next durable step (a stop)
-        or their end, never cancelled mid-write."""
-        todo = collections.deque(names)
+        or their end, never cancelled mid-write.  A trash folder comes after the others, whose
+        deletions fill it, so the run ends with both sides of it alike."""
+        trash = {t for t in self.options.trash if t is not None}
+        todo = collections.deque([n for n in names if n not in trash])
+        later = [n for n in names if n in trash]
         ended: list[BaseException] = []
         failed: list[str] = []  # the last mailbox that ran out of retries, if the last one did
         first = len(self.report.mailboxes)
@@ -228,6 +231,8 @@ class AccountSync:
 
         workers = max(1, min(self.options.parallel, len(names)))
         await asyncio.gather(*(worker() for _ in range(workers)))
+        todo.extend(later)
+        await worker()
         order = {name: i for i, name in enumerate(names)}
         self.report.mailboxes[first:] = sorted(
             self.report.mailboxes[first:], key=lambda r: order.get(r.name, len(order))
