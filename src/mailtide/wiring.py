@@ -18,7 +18,7 @@ import structlog
 from mailtide.config import ConfigError, gmail, load_config
 from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import Side
+from mailtide.core.model import TRASH_SPECIAL_USE, Side
 from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_env
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
@@ -114,6 +114,8 @@ class Request:
 
 
 def options_for(account: Account, request: Request) -> Options:
+    remote = account.remote
+    labels = isinstance(remote, ImapRepository) and remote.gmail_labels
     return Options(
         mode=request.mode,
         dry_run=request.dry_run,
@@ -121,7 +123,9 @@ def options_for(account: Account, request: Request) -> Options:
         restore_deleted=request.restore_deleted,
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
-        trash=(account.trash, None),  # by Side: the remote's
+        # by Side: the remote's; Gmail's labels mode trashes what left every local folder
+        trash=(account.trash or (TRASH_SPECIAL_USE if labels else None), None),
+        gmail_labels=labels,
     )
 
 

@@ -133,11 +133,6 @@ def test_a_left_out_folder_named_whole_is_synced(tmp_path: Path) -> None:
     assert ENGLISH["\\All"] not in loc.folders(root, "fs")  # "*" does not bring it back
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, next step: gmail_labels = true (All Mail as the source of truth, a "
-    "message identified by X-GM-MSGID, one download, one hard link per label)",
-)
 def test_labels_mode_downloads_a_message_once_and_links_it_into_each_label(
     tmp_path: Path,
 ) -> None:
@@ -181,16 +176,11 @@ def test_a_message_deleted_from_a_label_folder_loses_that_label_only(tmp_path: P
     assert lf(mail(1)) not in [m.body for m in loc.messages(root, "fs", "Work")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, next step: a message deleted from every local label folder goes to "
-    "[Gmail]/Trash (today its labels go and Gmail archives it in All Mail)",
-)
 def test_a_message_deleted_from_every_label_goes_to_trash(tmp_path: Path) -> None:
     with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
         fill(gmail)
         first = gmail.messages[min(gmail.messages)]
-        config = write_config(tmp_path, gmail.port)
+        config = write_config(tmp_path, gmail.port, "gmail_labels = true\n")
         assert run_forked(config)[0] == 0
         for folder in ("INBOX", "Work", "Travel"):
             local_copy(tmp_path / "Mail", folder, 1).unlink()

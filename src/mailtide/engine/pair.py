@@ -36,6 +36,7 @@ from mailtide.core.reconcile import (
     restore_deleted,
     settle_pending,
 )
+from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.steps import Steps
 from mailtide.state.db import Cursor, MailboxState
 from mailtide.state.offloop import OffLoopState
@@ -73,6 +74,8 @@ class Options:
     # A dry run's moves across the account (engine/moves.py): reported as moves, not as a
     # deletion and a copy, so the report and the mass-delete guard are the real run's.
     dry_moves: tuple[Move, ...] = ()
+    # Gmail's labels mode (engine/gmail_labels.py): one file per message, a hard link per label
+    gmail_labels: bool = False
 
 
 @dataclass(slots=True)
@@ -137,6 +140,11 @@ class PairSync:
         # sync (quick mode, where it can tell) and its full listing.
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, list[MessageInfo]] = {}
+        self.labels = (
+            LabelLinks.of(boxes, state, steps)
+            if options.gmail_labels and not options.dry_run
+            else None
+        )
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -453,7 +461,7 @@ class PairSync:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
-            gone = await self._remove(side, [d.id for d in deletes])
+            gone = await self._remove(mailbox, side, [d.id for d in deletes])
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
             if len(done) < len(deletes):
@@ -467,12 +475,24 @@ class PairSync:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
-    async def _remove(self, side: Side, ids: list[str]) -> set[str]:
+    async def _remove(self, mailbox: MailboxState, side: Side, ids: list[str]) -> set[str]:
         """Delete, or move to the side's trash folder where one is set (not from the trash
-        itself); the ids gone from this mailbox now."""
+        itself); the ids gone from this mailbox now.  In Gmail's labels mode only a message
+        deleted from every local folder goes to the trash; from the others this label goes."""
         trash = self.options.trash[side]
         if trash is None or trash == self.name:
             return await self.box(side).delete(ids)
+        if self.labels is not None and side is Side.FAR:
+            last = await self.labels.last_copies(mailbox, ids)
+            others = [i for i in ids if i not in last]
+            gone = await self.box(side).delete(others) if others else set()
+            return gone | (await self._to_trash(side, [i for i in ids if i in last], trash))
+        return await self._to_trash(side, ids, trash)
+
+    async def _to_trash(self, side: Side, ids: list[str], trash: str) -> set[str]:
+        """Move ``ids`` to the side's trash folder ``trash``; the ids gone from here now."""
+        if not ids:
+            return set()
         if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
             raise MailboxError(
                 f"{self.name}: deleted messages are to go to the trash, but the "
@@ -492,6 +512,9 @@ class PairSync:
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""
+        if source is Side.FAR and self.labels is not None:
+            copies, linked = await self.labels.link(mailbox, copies)
+            self.report.copied[Side.NEAR] += linked
         by_id = {c.id: c for c in copies}
         batch: list[tuple[Copy, Fetched]] = []
         held = 0

@@ -96,3 +96,16 @@ class OffLoopState:
                 self.db.put(mailbox, kept)
 
         await self._run(both, list(records))
+
+    async def put_gmail_ids(
+        self, mailbox: MailboxState, validity: str, ids: dict[str, int]
+    ) -> None:
+        await self._run(self.db.put_gmail_ids, mailbox, validity, dict(ids))
+
+    async def gmail_ids(self, mailbox: MailboxState, far_ids: Iterable[str]) -> dict[str, int]:
+        return await self._run(self.db.gmail_ids, mailbox, list(far_ids))
+
+    async def local_copies(
+        self, msgids: Iterable[int], besides: MailboxState
+    ) -> dict[int, list[tuple[str, str]]]:
+        return await self._run(self.db.local_copies, list(msgids), besides)

@@ -30,7 +30,7 @@ from mailtide.stores.base import (
     Moved,
     StoreError,
 )
-from mailtide.stores.imap import wire
+from mailtide.stores.imap import gmail, wire
 from mailtide.stores.imap.client import ImapClient, quote_astring
 from mailtide.stores.imap.copyuid import copied_uids
 from mailtide.stores.imap.parse import (
@@ -504,6 +504,32 @@ class ImapMailbox:
                 f"mailbox {self.name!r}: the server's answer for {len(bad)} message(s) cannot be "
                 f"read (first: {bad[0]}); the mailbox is skipped rather than taking them for "
                 "gone and their copies here for new"
+            )
+        return out
+
+    async def gmail_messages(self, ids: Sequence[str]) -> dict[str, gmail.GmailMessage]:
+        """Gmail's identity and labels of the given messages (``UID FETCH (X-GM-MSGID
+        X-GM-LABELS)``), by UID; the selected mailbox's own label is left out, as Gmail does.
+        A message whose answer does not parse, or a server without X-GM-EXT-1, fails the
+        mailbox: a label read wrong would later read as the user taking it away."""
+        if not gmail.speaks_gmail(self._client.capabilities):
+            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        out: dict[str, gmail.GmailMessage] = {}
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # another client's flag change, told in the middle: news
+            out[str(uid_of(attrs))] = gmail.gmail_message(attrs)
+            return True
+
+        bad: list[str] = []
+        on_fetch = self._on_fetch(take, bad)
+        for uids in uid_sets(_uids(ids)):
+            await self._run("UID FETCH", uids, "(UID X-GM-MSGID X-GM-LABELS)", on_untagged=on_fetch)
+        if bad:
+            raise MailboxError(
+                f"mailbox {self.name!r}: Gmail's answer for {len(bad)} message(s) cannot be "
+                f"read (first: {bad[0]})"
             )
         return out
 

@@ -1,0 +1,153 @@
+"""Gmail's labels mode (``gmail_labels = true``): one file per Gmail message, hard-linked into
+the local folder of each of its labels.
+
+Each label's mailbox is still synced as a pair of its own (engine/pair.py), and All Mail is
+never synced nor changed.  A Gmail message is known by its X-GM-MSGID, the same in every
+label's mailbox; the state records which message each server UID shows (``gmail_message``).
+This module changes two things a pair does:
+
+- **New on the server**: a message whose Gmail message the Maildir holds already, in another
+  label's folder, is not downloaded: that file is hard-linked here (``link``).
+- **Deleted locally**: a message whose file left a label's folder loses that label on the
+  server (deleted in that mailbox, which on Gmail takes only the label away).  When no other
+  local folder holds it any more, and Gmail shows no label of it beyond the folders that
+  held it, it was deleted from every local folder: it goes to Trash instead (the account's
+  ``trash``, Gmail's ``\\Trash`` folder by default), never expunged from All Mail
+  (``last_copies``).
+
+The durable order of links is a copy's (design "Never lose"): (1) ``gmail ids``: which
+message each UID shows, a fact about the server recorded first, so a later pair finds it;
+(2) ``intent``: a half record per message, with the content identity the server gives;
+(3) ``link local``: the hard links, their directories durable; (4) ``records``: the half
+records completed.  Killed after (3), the next run finds the half record's message in the
+folder by content identity (the link is an unrecorded file of that identity) and pairs them:
+nothing is linked or downloaded twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from mailtide.core.model import Record, Side, pair_ids
+from mailtide.core.reconcile import Copy
+from mailtide.engine.steps import Steps
+from mailtide.state.db import MailboxState
+from mailtide.state.offloop import OffLoopState
+from mailtide.stores.base import Link, Mailbox
+from mailtide.stores.imap.gmail import GmailMessage
+
+
+@runtime_checkable
+class GmailMailbox(Protocol):
+    """A mailbox of a server that speaks Gmail's extension (stores/imap/mailbox.py)."""
+
+    async def gmail_messages(self, ids: Sequence[str]) -> dict[str, GmailMessage]: ...
+
+
+@runtime_checkable
+class LinkingMailbox(Protocol):
+    """A mailbox that can give a file of another folder a name of its own (a Maildir)."""
+
+    async def link(self, links: Sequence[Link]) -> list[str | None]: ...
+
+    async def holding(self, files: Sequence[tuple[str, str]]) -> set[tuple[str, str]]: ...
+
+
+class LabelLinks:
+    """The labels mode of one mailbox pair: ``remote`` a label's mailbox on Gmail (``gmail``:
+    the same, seen as speaking Gmail's extension), ``local`` its Maildir folder."""
+
+    def __init__(
+        self,
+        remote: Mailbox,
+        gmail: GmailMailbox,
+        local: LinkingMailbox,
+        state: OffLoopState,
+        steps: Steps,
+    ) -> None:
+        self.remote = remote
+        self.gmail = gmail
+        self.local = local
+        self.state = state
+        self.steps = steps
+
+    @classmethod
+    def of(
+        cls, boxes: tuple[Mailbox | None, Mailbox | None], state: OffLoopState, steps: Steps
+    ) -> LabelLinks | None:
+        """The labels mode for a pair, None when its sides cannot carry it (a dry run's missing
+        mailbox, a local side that is no Maildir): then the pair syncs as plain folders."""
+        remote, local = boxes[Side.FAR], boxes[Side.NEAR]
+        if isinstance(remote, GmailMailbox) and isinstance(local, LinkingMailbox):
+            return cls(remote, remote, local, state, steps)
+        return None
+
+    async def link(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
+        """Carry the copies from the server whose Gmail message the Maildir holds in another
+        folder as hard links.  Returns the copies left to download (those with an intent
+        recorded here carry it as their ``record``) and how many were linked."""
+        found = await self.gmail.gmail_messages([c.id for c in copies])
+        msgids = {uid: m.msgid for uid, m in found.items()}
+        if msgids:
+            validity = (await self.remote.status()).validity
+            await self.state.put_gmail_ids(mailbox, validity, msgids)
+            self.steps.done("gmail ids")
+        held = await self.state.local_copies(set(msgids.values()), mailbox)
+        candidates = [c for c in copies if msgids.get(c.id) in held]
+        if not candidates:
+            return copies, 0
+        identities = await self.remote.identify([c.id for c in candidates])
+        candidates = [c for c in candidates if c.id in identities]
+        intents = {
+            c.id: c.record or Record(pair_ids(Side.FAR, c.id, ""), c.flags, identities[c.id])
+            for c in candidates
+        }
+        fresh = [intents[c.id] for c in candidates if c.record is None]
+        if fresh:
+            await self.state.put(mailbox, fresh)
+            self.steps.done("intent")
+        links = [
+            Link(tuple(held[msgids[c.id]]), identities[c.id], c.flags, hint=c.id)
+            for c in candidates
+        ]
+        new_ids = await self.local.link(links)
+        self.steps.done("link local")
+        linked = {c.id: n for c, n in zip(candidates, new_ids, strict=True) if n is not None}
+        if linked:
+            await self.state.replace(
+                mailbox,
+                [intents[uid] for uid in linked],
+                [
+                    Record(pair_ids(Side.FAR, c.id, linked[c.id]), c.flags, identities[c.id])
+                    for c in candidates
+                    if c.id in linked
+                ],
+            )
+            self.steps.done("records")
+        rest = [
+            dataclasses.replace(c, record=intents[c.id]) if c.id in intents else c
+            for c in copies
+            if c.id not in linked
+        ]
+        return rest, len(linked)
+
+    async def last_copies(self, mailbox: MailboxState, ids: Sequence[str]) -> set[str]:
+        """Of the server UIDs about to be deleted here (their file left this label's folder),
+        those deleted from every local folder: no other local folder holds a file of their
+        message, and Gmail shows no label of it beyond the folders that held one.  A message
+        with a label not synced here (left out, or synced before the labels mode) only loses
+        this label: never Trash for what may still be wanted elsewhere."""
+        found = await self.gmail.gmail_messages(ids)
+        elsewhere = await self.state.local_copies({m.msgid for m in found.values()}, mailbox)
+        present = await self.local.holding([f for files in elsewhere.values() for f in files])
+        last = set()
+        for uid, message in found.items():
+            files = elsewhere.get(message.msgid, [])
+            if any(f in present for f in files):
+                continue
+            if len(message.labels) > len({folder for folder, _ in files}):
+                continue
+            last.add(uid)
+        return last
