@@ -202,3 +202,141 @@ def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) ->
         assert code == 0, output
         assert len(gmail.messages) == 6
         assert gmail.messages[second].labels == {"Work"}
+
+
+# ---- the labels mode (gmail_labels = true) ---------------------------------------------------
+
+LABELS = "gmail_labels = true\n"
+
+
+def copies_of(root: Path, n: int) -> dict[str, Path]:
+    """Each local folder's file of message ``n``, by folder (at most one per folder)."""
+    out: dict[str, Path] = {}
+    for folder in loc.folders(root, "fs"):
+        for m in loc.messages(root, "fs", folder):
+            if m.body == lf(mail(n)):
+                assert folder not in out, f"message {n} twice in {folder}"
+                out[folder] = m.path
+    return out
+
+
+def one_file(paths: dict[str, Path]) -> int:
+    """The inode all ``paths`` share (they must be one file), checking its link count."""
+    inodes = {p.stat().st_ino for p in paths.values()}
+    assert len(inodes) == 1, paths
+    (path, *_) = paths.values()
+    assert path.stat().st_nlink == len(paths)
+    return inodes.pop()
+
+
+def change(gmail: GmailServer, n: int, add: str = "", remove: str = "") -> None:
+    """On the server, as the web interface would: give message ``n`` a label or take one."""
+    with gmail.lock:
+        msg = next(m for m in gmail.messages.values() if m.body == mail(n))
+        if add:
+            gmail.label(msg, add)
+        if remove:
+            gmail.strip(msg, remove)
+        gmail.touch(msg)
+        gmail.refresh()
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> Iterator[tuple[GmailServer, Path]]:
+    """The fake Gmail filled, and a first sync in the labels mode done: (server, config)."""
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(tmp_path, gmail.port, LABELS)
+        code, output = run_forked(config)
+        assert code == 0, output
+        yield gmail, config
+
+
+def test_labels_mode_a_second_run_changes_nothing_and_files_stay_private(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    before = server_state(gmail)
+    root = tmp_path / "Mail"
+    first = copies_of(root, 1)
+    assert sorted(first) == ["INBOX", "Travel", "Work"]
+    inode = one_file(first)
+    assert first["Work"].stat().st_mode & 0o777 == 0o600
+    assert first["Travel"].name.endswith(":2,S")  # each name carries the message's flags
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "new_local=0" in output.split("account.done")[-1]
+    assert server_state(gmail) == before
+    assert one_file(copies_of(root, 1)) == inode
+    assert sum(gmail.downloads.values()) == 4  # messages 1 to 4, once each
+
+
+def test_labels_mode_a_label_added_on_the_server_is_one_more_hard_link(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    inode = one_file(copies_of(root, 2))
+    change(gmail, 2, add="Travel")
+    code, output = run_forked(config)
+    assert code == 0, output
+    now = copies_of(root, 2)
+    assert sorted(now) == ["INBOX", "Travel"]
+    assert one_file(now) == inode
+    assert gmail.downloads[min(gmail.messages) + 1] == 1
+
+
+def test_labels_mode_a_label_removed_on_the_server_unlinks_that_name_only(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    change(gmail, 1, remove="Work")
+    code, output = run_forked(config)
+    assert code == 0, output
+    now = copies_of(root, 1)
+    assert sorted(now) == ["INBOX", "Travel"]
+    one_file(now)
+
+
+def test_labels_mode_a_file_deleted_from_one_label_folder_removes_that_label_only(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    copies_of(root, 1)["Work"].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert first.labels == {"\\Inbox", "Travel"} and first.place == "all"
+    assert len(gmail.messages) == 6
+    assert sorted(copies_of(root, 1)) == ["INBOX", "Travel"]
+    one_file(copies_of(root, 1))
+
+
+def test_labels_mode_a_message_in_one_label_deleted_there_goes_to_trash(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    copies_of(tmp_path / "Mail", 2)["INBOX"].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert second.place == "trash" and second.msgid in gmail.messages
+    all_mail = gmail.names["\\All"]
+    assert second.msgid not in gmail.boxes[all_mail].uids  # in Trash, out of All Mail
+
+
+def test_labels_mode_a_label_not_synced_keeps_a_message_out_of_trash(tmp_path: Path) -> None:
+    """Deleted from every folder synced here, but still labelled Travel, which is left out:
+    only the synced labels go, the message is never trashed for what is not seen here."""
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        first = gmail.messages[min(gmail.messages)]
+        config = write_config(tmp_path, gmail.port, LABELS + 'folders.exclude = ["Travel"]\n')
+        assert run_forked(config)[0] == 0
+        for path in copies_of(tmp_path / "Mail", 1).values():
+            path.unlink()
+        code, output = run_forked(config)
+        assert code == 0, output
+        assert first.place == "all" and first.labels == {"Travel"}
