@@ -8,13 +8,13 @@ per label) is stated below as a strict xfail for the step that builds it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import maildir_helpers as loc
-from engine_helpers import run_forked
+from engine_helpers import run_forked, run_sync, steps_of
 from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
 
 TOKEN = "ya29.fake-access-token"
@@ -340,3 +340,87 @@ def test_labels_mode_a_label_not_synced_keeps_a_message_out_of_trash(tmp_path: P
         code, output = run_forked(config)
         assert code == 0, output
         assert first.place == "all" and first.labels == {"Travel"}
+
+
+def expected_files(root: Path) -> None:
+    """The labels of ``fill`` on disk: each message once per label's folder, one file each."""
+    starred, sent = ENGLISH["\\Flagged"], ENGLISH["\\Sent"]
+    want = {1: ["INBOX", "Travel", "Work"], 2: ["INBOX"], 3: [sent], 4: ["Work", starred]}
+    for n, folders in want.items():
+        found = copies_of(root, n)
+        assert sorted(found) == sorted(folders), n
+        one_file(found)
+
+
+def crash_points(steps: list[str]) -> list[int]:
+    """Where to interrupt: after the first step of each kind, after every link made and the
+    intent before it, and after the last step."""
+    firsts = {steps.index(kind) + 1 for kind in steps}
+    links = {i for i, kind in enumerate(steps, 1) if kind == "link local"}
+    return sorted(firsts | links | {i - 1 for i in links} | {len(steps)})
+
+
+def interrupted(
+    tmp: Path,
+    prepare: Callable[[GmailServer, Path], None],
+    check: Callable[[GmailServer, Path], None],
+) -> None:
+    """For each crash point of the run after ``prepare(server, config)``: on a fresh fake Gmail
+    and Maildir, that run killed after the step, then a complete run, then one that changes
+    nothing; ``check(server, Maildir root)`` after each complete run."""
+    reference = tmp / "reference"
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(reference.mkdir() or reference, gmail.port, LABELS)
+        prepare(gmail, config)
+        code, output = run_sync(config, verbose=True)
+        assert code == 0, output
+        steps = steps_of(output)
+    for point in crash_points(steps):
+        where = tmp / f"after-{point}"
+        with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+            fill(gmail)
+            config = write_config(where.mkdir() or where, gmail.port, LABELS)
+            prepare(gmail, config)
+            code, output = run_sync(config, crash_after=point)
+            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
+            code, output = run_sync(config)
+            assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
+            check(gmail, where / "Mail")
+            before = server_state(gmail)
+            code, output = run_sync(config)
+            assert code == 0, output
+            totals = output.split("account.done")[-1]
+            assert "new_local=0" in totals and "new_remote=0" in totals, totals
+            assert server_state(gmail) == before, f"after step {point} ({steps[point - 1]})"
+            check(gmail, where / "Mail")
+
+
+def test_labels_mode_a_first_sync_killed_after_a_durable_step_converges(tmp_path: Path) -> None:
+    def nothing(gmail: GmailServer, config: Path) -> None:
+        pass
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        assert len(gmail.messages) == 6
+        assert all(m.place == "all" for m in gmail.messages.values() if m.labels)
+        expected_files(root)
+
+    interrupted(tmp_path, nothing, check)
+
+
+def test_labels_mode_a_deletion_from_every_label_killed_after_a_step_converges(
+    tmp_path: Path,
+) -> None:
+    def delete_everywhere(gmail: GmailServer, config: Path) -> None:
+        code, output = run_forked(config)
+        assert code == 0, output
+        for path in copies_of(config.parent / "Mail", 1).values():
+            path.unlink()
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        first = gmail.messages[min(gmail.messages)]
+        assert first.place == "trash" and len(gmail.messages) == 6
+        assert copies_of(root, 1) == {}
+        assert sorted(copies_of(root, 4)) == ["Work", ENGLISH["\\Flagged"]]
+
+    interrupted(tmp_path, delete_everywhere, check)
