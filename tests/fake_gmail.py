@@ -380,7 +380,9 @@ class GmailSession(socketserver.StreamRequestHandler):
     # -- dispatch ---------------------------------------------------------------------
 
     def command(self, line: bytes) -> None:
-        tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+        # Only the command's own line end: an APPEND's literal ends the line and keeps its own.
+        end = 2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0
+        tag, _, rest = line[: len(line) - end].partition(b" ")
         literal = b""
         if m := re.search(rb"\{\d+\}", rest):  # APPEND: the message, kept aside
             literal = rest[m.end() :]

@@ -145,6 +145,15 @@ def test_append_is_always_a_new_message_even_with_the_same_message_id(gmail: Gma
     imap.logout()
 
 
+def test_append_keeps_the_message_whole_to_its_last_line_end(gmail: GmailServer) -> None:
+    imap = client(gmail)
+    body = mail(1) + b"last line\r\n\r\n"
+    assert imap.append("Work", None, None, body)[0] == "OK"
+    ((_, stored),) = gmail.mailbox("Work")
+    assert stored.body == body
+    imap.logout()
+
+
 def test_copy_to_a_label_adds_the_label_to_the_same_message(gmail: GmailServer) -> None:
     msg = gmail.add(mail(1))
     imap = client(gmail)

@@ -7,6 +7,7 @@ per label) is stated below as a strict xfail for the step that builds it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -424,3 +425,62 @@ def test_labels_mode_a_deletion_from_every_label_killed_after_a_step_converges(
         assert sorted(copies_of(root, 4)) == ["Work", ENGLISH["\\Flagged"]]
 
     interrupted(tmp_path, delete_everywhere, check)
+
+
+def test_labels_mode_a_file_linked_into_another_label_folder_adds_that_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    source = copies_of(root, 2)["INBOX"]
+    os.link(source, root / "Travel" / "cur" / "1700000000.M1P1.client:2,")
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6  # no second message: a label
+    assert second.labels == {"\\Inbox", "Travel"}
+    assert gmail.downloads[second.msgid] == 1
+    again, output = run_forked(config)
+    assert again == 0, output
+    assert server_state(gmail)["Travel"][-1][1] == second.msgid
+
+
+def test_labels_mode_a_clients_copy_into_a_new_local_folder_labels_the_message(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """A label folder made locally becomes a label, and a copy a mail client writes into it
+    (a new file, the same message) labels the message instead of uploading it again."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    fourth = next(m for m in gmail.messages.values() if m.body == mail(4))
+    loc.deliver(root, "fs", "Receipts/2024", lf(mail(4)), letters="F")
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6
+    assert fourth.labels == {"Work", "Receipts/2024"}
+    assert "Receipts/2024" in gmail.boxes
+
+
+def test_labels_mode_a_new_message_in_a_label_folder_is_uploaded_with_that_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    loc.deliver(tmp_path / "Mail", "fs", "Work", lf(mail(7)))
+    code, output = run_forked(config)
+    assert code == 0, output
+    (added,) = [m for m in gmail.messages.values() if m.body == mail(7)]
+    assert added.labels == {"Work"} and len(gmail.messages) == 7
+
+
+def test_labels_mode_a_local_move_between_label_folders_moves_the_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    moved = copies_of(root, 2)["INBOX"]
+    moved.rename(root / "Work" / moved.parent.name / moved.name)
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6 and second.labels == {"Work"}
+    assert sorted(copies_of(root, 2)) == ["Work"]

@@ -27,10 +27,11 @@ from typing import Any, TypeVar
 import structlog
 
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import SIDES
+from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
+from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync
 from mailtide.engine.steps import Steps, StopRequested
@@ -275,7 +276,14 @@ class AccountSync:
                 except MailboxError:
                     if not self.options.dry_run:
                         raise
-            pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
+            labels = (
+                LabelLinks.of((boxes[0], boxes[1]), self.stores[Side.FAR], self.state, self.steps)
+                if self.options.gmail_labels and not self.options.dry_run
+                else None
+            )
+            pair = PairSync(
+                name, (boxes[0], boxes[1]), self.state, self.steps, self.options, labels
+            )
             report = await pair.run()
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))

@@ -8,6 +8,11 @@ This module changes two things a pair does:
 
 - **New on the server**: a message whose Gmail message the Maildir holds already, in another
   label's folder, is not downloaded: that file is hard-linked here (``link``).
+- **New locally**: a file whose content (identity) is a Gmail message recorded in another
+  label's mailbox (a hard link, a client's copy) is not uploaded as a second message: that
+  message is ``UID COPY``-ed into this label's mailbox, which on Gmail adds the label
+  (``label``).  A label folder made locally is made on the server by the folder tree, so it
+  becomes a label, and what is put into it is labelled so.
 - **Deleted locally**: a message whose file left a label's folder loses that label on the
   server (deleted in that mailbox, which on Gmail takes only the label away).  When no other
   local folder holds it any more, and Gmail shows no label of it beyond the folders that
@@ -21,21 +26,24 @@ message each UID shows, a fact about the server recorded first, so a later pair 
 (3) ``link local``: the hard links, their directories durable; (4) ``records``: the half
 records completed.  Killed after (3), the next run finds the half record's message in the
 folder by content identity (the link is an unrecorded file of that identity) and pairs them:
-nothing is linked or downloaded twice.
+nothing is linked or downloaded twice.  A label added from here has the same order with
+``label remote`` (the COPY) for the link: killed after it, the half record finds the copied
+UID by content identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from mailtide.core.model import Record, Side, pair_ids
 from mailtide.core.reconcile import Copy
 from mailtide.engine.steps import Steps
-from mailtide.state.db import MailboxState
+from mailtide.state.db import GmailCopy, MailboxState
 from mailtide.state.offloop import OffLoopState
-from mailtide.stores.base import Link, Mailbox
+from mailtide.stores.base import Link, Mailbox, Store, StoreError
 from mailtide.stores.imap.gmail import GmailMessage
 
 
@@ -44,6 +52,8 @@ class GmailMailbox(Protocol):
     """A mailbox of a server that speaks Gmail's extension (stores/imap/mailbox.py)."""
 
     async def gmail_messages(self, ids: Sequence[str]) -> dict[str, GmailMessage]: ...
+
+    async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]: ...
 
 
 @runtime_checkable
@@ -61,27 +71,34 @@ class LabelLinks:
 
     def __init__(
         self,
-        remote: Mailbox,
+        boxes: tuple[Mailbox, Mailbox],
         gmail: GmailMailbox,
         local: LinkingMailbox,
+        server: Store,
         state: OffLoopState,
         steps: Steps,
     ) -> None:
-        self.remote = remote
+        self.remote, self.local_box = boxes
         self.gmail = gmail
         self.local = local
+        self.server = server  # to open another label's mailbox
         self.state = state
         self.steps = steps
 
     @classmethod
     def of(
-        cls, boxes: tuple[Mailbox | None, Mailbox | None], state: OffLoopState, steps: Steps
+        cls,
+        boxes: tuple[Mailbox | None, Mailbox | None],
+        server: Store,
+        state: OffLoopState,
+        steps: Steps,
     ) -> LabelLinks | None:
         """The labels mode for a pair, None when its sides cannot carry it (a dry run's missing
         mailbox, a local side that is no Maildir): then the pair syncs as plain folders."""
         remote, local = boxes[Side.FAR], boxes[Side.NEAR]
         if isinstance(remote, GmailMailbox) and isinstance(local, LinkingMailbox):
-            return cls(remote, remote, local, state, steps)
+            assert remote is not None and local is not None
+            return cls((remote, local), remote, local, server, state, steps)
         return None
 
     async def link(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
@@ -151,3 +168,80 @@ class LabelLinks:
                 continue
             last.add(uid)
         return last
+
+    async def label(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
+        """Carry the copies from the Maildir whose content is a Gmail message recorded in
+        another label's mailbox as this label added to it (``UID COPY`` from there).  Returns
+        the copies left to upload (as ``link``) and how many were labelled."""
+        need = [c.id for c in copies if c.identity is None]
+        found = await self.local_box.identify(need) if need else {}
+        known: dict[str, GmailCopy] = {}
+        for c in copies:
+            identity = c.identity or found.get(c.id)
+            if identity is not None:
+                like = await self.state.gmail_message_like(identity, mailbox)
+                if like is not None:
+                    known[c.id] = like
+        candidates = [c for c in copies if c.id in known]
+        if not candidates:
+            return copies, 0
+        identities = {c.id: c.identity or found[c.id] for c in candidates}
+        intents = {
+            c.id: c.record or Record(pair_ids(Side.NEAR, c.id, ""), c.flags, identities[c.id])
+            for c in candidates
+        }
+        fresh = [intents[c.id] for c in candidates if c.record is None]
+        if fresh:
+            await self.state.put(mailbox, fresh)
+            self.steps.done("intent")
+        new_uids = await self._copy_here([(c.id, known[c.id]) for c in candidates])
+        self.steps.done("label remote")
+        labelled = [c for c in candidates if new_uids.get(c.id)]
+        if labelled:
+            validity = (await self.remote.status()).validity
+            await self.state.put_gmail_ids(
+                mailbox, validity, {new_uids[c.id] or "": known[c.id].msgid for c in labelled}
+            )
+            # The flags Gmail holds are the message's: a local difference is carried next run.
+            await self.state.replace(
+                mailbox,
+                [intents[c.id] for c in labelled],
+                [
+                    Record(
+                        pair_ids(Side.NEAR, c.id, new_uids[c.id] or ""),
+                        known[c.id].flags,
+                        identities[c.id],
+                    )
+                    for c in labelled
+                ],
+            )
+            self.steps.done("records")
+        done = {c.id for c in labelled}
+        rest = [
+            dataclasses.replace(c, record=intents[c.id]) if c.id in intents else c
+            for c in copies
+            if c.id not in done
+        ]
+        return rest, len(done)
+
+    async def _copy_here(self, wanted: list[tuple[str, GmailCopy]]) -> dict[str, str | None]:
+        """``UID COPY`` each message from the mailbox it is recorded in into this one: local id
+        -> its new UID here (None: not told, or not copied)."""
+        by_mailbox: dict[str, list[tuple[str, GmailCopy]]] = defaultdict(list)
+        for local_id, where in wanted:
+            by_mailbox[where.mailbox].append((local_id, where))
+        out: dict[str, str | None] = {}
+        for name, group in sorted(by_mailbox.items()):
+            box = await self.server.open(name)
+            try:
+                source = box if isinstance(box, GmailMailbox) else None
+                if source is None:
+                    continue
+                copied = await source.copy([w.far_id for _, w in group], self.remote.name)
+            finally:
+                try:
+                    await box.close()
+                except StoreError:
+                    pass
+            out.update((local_id, copied.get(w.far_id)) for local_id, w in group)
+        return out

@@ -128,7 +128,9 @@ class PairSync:
         state: OffLoopState,
         steps: Steps,
         options: Options,
+        labels: LabelLinks | None = None,
     ) -> None:
+        """``labels``: Gmail's labels mode for this pair (engine/gmail_labels.py)."""
         self.name = name
         self.boxes = boxes
         self.state = state
@@ -140,11 +142,7 @@ class PairSync:
         # sync (quick mode, where it can tell) and its full listing.
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, list[MessageInfo]] = {}
-        self.labels = (
-            LabelLinks.of(boxes, state, steps)
-            if options.gmail_labels and not options.dry_run
-            else None
-        )
+        self.labels = labels
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -512,9 +510,10 @@ class PairSync:
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""
-        if source is Side.FAR and self.labels is not None:
-            copies, linked = await self.labels.link(mailbox, copies)
-            self.report.copied[Side.NEAR] += linked
+        if self.labels is not None:
+            carry = self.labels.link if source is Side.FAR else self.labels.label
+            copies, carried = await carry(mailbox, copies)
+            self.report.copied[source.other] += carried
         by_id = {c.id: c for c in copies}
         batch: list[tuple[Copy, Fetched]] = []
         held = 0

@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS gmail_message (  -- Gmail's labels mode: which messag
     PRIMARY KEY (mailbox, far_id)
 );
 CREATE INDEX IF NOT EXISTS gmail_message_msgid ON gmail_message (msgid);
+CREATE INDEX IF NOT EXISTS record_header ON record (header_digest);  -- a message by content
 CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
@@ -131,6 +132,17 @@ class MailboxState:
     id: int
     name: str
     cursors: tuple[Cursor, Cursor]  # indexed by Side
+
+
+@dataclass(frozen=True, slots=True)
+class GmailCopy:
+    """Where a Gmail message shows (Gmail's labels mode): the pair ``mailbox`` (its server
+    name), its UID there, its X-GM-MSGID, and the flags last agreed on."""
+
+    mailbox: str
+    far_id: str
+    msgid: int
+    flags: frozenset[str]
 
 
 def _flags_text(flags: Iterable[str]) -> str:
@@ -490,6 +502,31 @@ class StateDB:
             if found:
                 out[msgid] = found
         return out
+
+
+    def gmail_message_like(self, identity: Identity, besides: MailboxState) -> GmailCopy | None:
+        """A Gmail message of that content identity, recorded in a mailbox other than
+        ``besides`` under its current validity: where it is and the flags last agreed on."""
+        row = self._db.execute(
+            "SELECT m.name, r.far_id, g.msgid, r.flags FROM record r"
+            " JOIN mailbox m ON m.id = r.mailbox"
+            " JOIN gmail_message g ON g.mailbox = r.mailbox AND g.far_id = r.far_id"
+            " AND g.far_validity = m.far_validity"
+            " WHERE r.header_digest = ? AND r.size = ? AND r.message_id IS ?"
+            " AND COALESCE(r.body_digest, '') = ? AND r.mailbox != ? AND r.far_id != ''"
+            " ORDER BY m.name LIMIT 1",
+            (
+                identity.header_digest,
+                identity.size,
+                identity.message_id,
+                identity.body_digest,
+                besides.id,
+            ),
+        ).fetchone()
+        if row is None:
+            return None
+        name, far_id, msgid, flags = row
+        return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
 
 
 def _failure(path: Path, what: str, exc: BaseException) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from mailtide.core.model import PendingFlags, Record
-from mailtide.state.db import Cursor, FolderPair, MailboxState, StateDB
+from mailtide.core.model import Identity, PendingFlags, Record
+from mailtide.state.db import Cursor, FolderPair, GmailCopy, MailboxState, StateDB
 
 T = TypeVar("T")
 
@@ -109,3 +109,8 @@ class OffLoopState:
         self, msgids: Iterable[int], besides: MailboxState
     ) -> dict[int, list[tuple[str, str]]]:
         return await self._run(self.db.local_copies, list(msgids), besides)
+
+    async def gmail_message_like(
+        self, identity: Identity, besides: MailboxState
+    ) -> GmailCopy | None:
+        return await self._run(self.db.gmail_message_like, identity, besides)

@@ -751,6 +751,28 @@ class ImapMailbox:
         log.debug("imap.moved", mailbox=self.name, target=target, count=len(new), via=verb)
         return Moved(new, kept)
 
+    async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]:
+        """``UID COPY`` of exactly these into folder ``target`` (canonical name), without
+        reading their bodies: each UID copied and its new UID there (None where the server
+        does not say, without UIDPLUS).  On Gmail this adds the target's label to the same
+        message, never a second message."""
+        uids = _uids(ids)
+        if not uids:
+            return {}
+        if self._locate is None:
+            raise MailboxError(f"mailbox {self.name!r}: no way to name another folder")
+        dest = quote_astring(self._locate(target))
+        new: dict[str, str | None] = {}
+        for uid_set in uid_sets(uids):
+            in_set = _expanded(uid_set)
+            codes: list[bytes] = []
+            done = await self._run("UID COPY", uid_set, dest, on_untagged=_copyuid_into(codes))
+            if done.code == "COPYUID":
+                codes.append(done.code_args)
+            new.update(self._moved([u for u in uids if u in in_set], codes))
+        log.debug("imap.copied", mailbox=self.name, target=target, count=len(new))
+        return new
+
     def _moved(self, chunk: list[int], codes: list[bytes]) -> dict[str, str | None]:
         """Source UID -> new UID, from the COPYUID codes of one command (none: all unknown)."""
         if not codes:
