@@ -484,3 +484,48 @@ def test_labels_mode_a_local_move_between_label_folders_moves_the_label(
     assert code == 0, output
     assert len(gmail.messages) == 6 and second.labels == {"Work"}
     assert sorted(copies_of(root, 2)) == ["Work"]
+
+
+def test_labels_mode_a_label_put_in_locally_killed_after_a_step_converges(
+    tmp_path: Path,
+) -> None:
+    def link_into_travel(gmail: GmailServer, config: Path) -> None:
+        code, output = run_forked(config)
+        assert code == 0, output
+        root = config.parent / "Mail"
+        os.link(copies_of(root, 2)["INBOX"], root / "Travel" / "cur" / "1700000000.M1P1.x:2,")
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        second = next(m for m in gmail.messages.values() if m.body == mail(2))
+        assert len(gmail.messages) == 6 and second.labels == {"\\Inbox", "Travel"}
+        assert sorted(copies_of(root, 2)) == ["INBOX", "Travel"]
+        one_file(copies_of(root, 2))
+
+    interrupted(tmp_path, link_into_travel, check)
+
+
+HOSTILE = ["../escape", "a/../../b", "nul\x00byte", "/rooted"]
+
+
+def test_labels_mode_hostile_label_names_are_refused_and_cost_nothing_else(
+    tmp_path: Path,
+) -> None:
+    with serve_gmail(GmailServer(labels=["Work"], token=TOKEN)) as gmail:
+        for label in HOSTILE:
+            gmail.create_label(label)
+        first = gmail.add(mail(1), ["\\Inbox", "Work", *HOSTILE])
+        config = write_config(tmp_path, gmail.port, LABELS)
+        code, output = run_forked(config)
+        assert code == 3, output  # the folders refused: their mail stays on the server
+        assert "remote folder '../escape' is not synced" in output
+        root = tmp_path / "Mail"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["Mail", "config.toml", "state"]
+        assert all(root in p.resolve().parents for p in root.rglob("*"))
+        assert sorted(copies_of(root, 1)) == ["INBOX", "Work"]
+        one_file(copies_of(root, 1))
+        # Deleted from every folder synced here, it keeps the labels not synced: no Trash.
+        for path in copies_of(root, 1).values():
+            path.unlink()
+        code, output = run_forked(config)
+        assert code == 3, output
+        assert first.place == "all" and first.labels == set(HOSTILE)

@@ -51,6 +51,8 @@ from mailtide.stores.imap.gmail import GmailMessage
 class GmailMailbox(Protocol):
     """A mailbox of a server that speaks Gmail's extension (stores/imap/mailbox.py)."""
 
+    async def gmail_ids(self, ids: Sequence[str]) -> dict[str, int]: ...
+
     async def gmail_messages(self, ids: Sequence[str]) -> dict[str, GmailMessage]: ...
 
     async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]: ...
@@ -105,8 +107,7 @@ class LabelLinks:
         """Carry the copies from the server whose Gmail message the Maildir holds in another
         folder as hard links.  Returns the copies left to download (those with an intent
         recorded here carry it as their ``record``) and how many were linked."""
-        found = await self.gmail.gmail_messages([c.id for c in copies])
-        msgids = {uid: m.msgid for uid, m in found.items()}
+        msgids = await self.gmail.gmail_ids([c.id for c in copies])
         if msgids:
             validity = (await self.remote.status()).validity
             await self.state.put_gmail_ids(mailbox, validity, msgids)
@@ -154,8 +155,9 @@ class LabelLinks:
         """Of the server UIDs about to be deleted here (their file left this label's folder),
         those deleted from every local folder: no other local folder holds a file of their
         message, and Gmail shows no label of it beyond the folders that held one.  A message
-        with a label not synced here (left out, or synced before the labels mode) only loses
-        this label: never Trash for what may still be wanted elsewhere."""
+        with a label not synced here (left out, refused as a folder name, synced before the
+        labels mode) or whose labels cannot be read only loses this label: never Trash for
+        what may still be wanted elsewhere."""
         found = await self.gmail.gmail_messages(ids)
         elsewhere = await self.state.local_copies({m.msgid for m in found.values()}, mailbox)
         present = await self.local.holding([f for files in elsewhere.values() for f in files])

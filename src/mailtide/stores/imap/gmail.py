@@ -64,6 +64,11 @@ def gmail_message(attrs: dict[str, Value]) -> GmailMessage:
     )
 
 
+def message_id_of(value: Value) -> int:
+    """An ``X-GM-MSGID`` value."""
+    return _id64(value, "X-GM-MSGID")
+
+
 def _id64(value: Value, what: str) -> int:
     number = number_of(value)
     if not 0 < number < 1 << 64:

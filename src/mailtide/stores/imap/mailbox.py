@@ -507,13 +507,26 @@ class ImapMailbox:
             )
         return out
 
+    async def gmail_ids(self, ids: Sequence[str]) -> dict[str, int]:
+        """The Gmail message (X-GM-MSGID) each of the given messages shows, by UID (``UID
+        FETCH (X-GM-MSGID)``).  A message whose answer does not parse is left out (logged):
+        the caller then does without its Gmail identity."""
+        out: dict[str, int] = {}
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # another client's flag change, told in the middle: news
+            out[str(uid_of(attrs))] = gmail.message_id_of(attrs["X-GM-MSGID"])
+            return True
+
+        await self._gmail_fetch(ids, "(UID X-GM-MSGID)", take)
+        return out
+
     async def gmail_messages(self, ids: Sequence[str]) -> dict[str, gmail.GmailMessage]:
         """Gmail's identity and labels of the given messages (``UID FETCH (X-GM-MSGID
         X-GM-LABELS)``), by UID; the selected mailbox's own label is left out, as Gmail does.
-        A message whose answer does not parse, or a server without X-GM-EXT-1, fails the
-        mailbox: a label read wrong would later read as the user taking it away."""
-        if not gmail.speaks_gmail(self._client.capabilities):
-            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        A message whose answer does not parse (a label that is no label) is left out (logged):
+        a label read wrong would later read as the user taking it away."""
         out: dict[str, gmail.GmailMessage] = {}
 
         def take(attrs: dict[str, Value]) -> bool:
@@ -522,16 +535,17 @@ class ImapMailbox:
             out[str(uid_of(attrs))] = gmail.gmail_message(attrs)
             return True
 
-        bad: list[str] = []
-        on_fetch = self._on_fetch(take, bad)
-        for uids in uid_sets(_uids(ids)):
-            await self._run("UID FETCH", uids, "(UID X-GM-MSGID X-GM-LABELS)", on_untagged=on_fetch)
-        if bad:
-            raise MailboxError(
-                f"mailbox {self.name!r}: Gmail's answer for {len(bad)} message(s) cannot be "
-                f"read (first: {bad[0]})"
-            )
+        await self._gmail_fetch(ids, "(UID X-GM-MSGID X-GM-LABELS)", take)
         return out
+
+    async def _gmail_fetch(
+        self, ids: Sequence[str], items: str, take: Callable[[dict[str, Value]], bool]
+    ) -> None:
+        if not gmail.speaks_gmail(self._client.capabilities):
+            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        on_fetch = self._on_fetch(take)
+        for uids in uid_sets(_uids(ids)):
+            await self._run("UID FETCH", uids, items, on_untagged=on_fetch)
 
     async def _sizes(self, ids: Sequence[str], bad: list[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
