@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailtide.config import oauth2_keys
+from mailtide.config.model import ImapRepository, MaildirRepository, Repository
 from mailtide.config.show import show_value
 from mailtide.core.folder_filter import FolderFilter
 
@@ -53,6 +54,20 @@ def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
     if oauth2_keys.CLIENT_ID in table and not own_provider:
         filled["oauth2_provider"] = OAUTH2_PROVIDER
     return filled
+
+
+def sides_problems(
+    local: Repository | None, remote: Repository | None
+) -> list[tuple[str, str]]:
+    """(account key, problem) for a repository in the labels mode on the wrong side of an
+    account: it must be the remote, and the local one a Maildir (links are files)."""
+    out = []
+    if isinstance(local, ImapRepository) and local.gmail_labels:
+        out.append(("local", f"{LABELS} works only on the account's remote repository"))
+    labels = isinstance(remote, ImapRepository) and remote.gmail_labels
+    if labels and local is not None and not isinstance(local, MaildirRepository):
+        out.append(("local", f"{LABELS} of the remote repository needs a Maildir here"))
+    return out
 
 
 def named(include: tuple[str, ...]) -> FolderFilter:

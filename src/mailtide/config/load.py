@@ -357,6 +357,8 @@ class _Checker:
         subscribed_only = self.get(table, path, "subscribed_only", (bool,), "true or false")
         trash = self.value(table, path, "trash", _trash)
         local, remote = sides["local"], sides["remote"]
+        for key, problem in gmail.sides_problems(local, remote):
+            self.problem((*path, key), problem)
         folders = self.account_folders((*path, "folders"), table, local, remote)
         if local is None or remote is None or folders is None or daemon_keys.unusable(values):
             return None
