@@ -529,3 +529,23 @@ def test_labels_mode_hostile_label_names_are_refused_and_cost_nothing_else(
         code, output = run_forked(config)
         assert code == 3, output
         assert first.place == "all" and first.labels == set(HOSTILE)
+
+
+def test_labels_mode_a_flag_set_on_one_name_reaches_every_name_and_starred(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """Flags are the message's in Gmail: flagged in one label's folder, it is flagged on the
+    server, shown in Starred, and every local name of the file says so."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    work = copies_of(root, 1)["Work"]
+    work.rename(work.with_name(work.name.replace(":2,S", ":2,FS")))
+    for _ in range(2):
+        code, output = run_forked(config)
+        assert code == 0, output
+    assert first.flags == {"\\Seen", "\\Flagged"} and len(gmail.messages) == 6
+    now = copies_of(root, 1)
+    assert sorted(now) == sorted(["INBOX", "Travel", "Work", ENGLISH["\\Flagged"]])
+    one_file(now)
+    assert all(p.name.endswith(":2,FS") for p in now.values()), now
