@@ -165,6 +165,8 @@ class GmailServer:
         self.port = 0
         self.commands: list[str] = []  # "VERB" of each command, in order
         self.downloads: Counter[int] = Counter()  # whole bodies sent, by X-GM-MSGID
+        # each FETCH: (mailbox, its arguments as sent, how many messages it answered)
+        self.fetches: list[tuple[str, str, int]] = []
         self.lock = threading.RLock()
         self._validity = 10
         self._next_msgid = FIRST_MSGID
@@ -626,10 +628,13 @@ class GmailSession(socketserver.StreamRequestHandler):
         since = None
         if len(args) > 2 and (m := re.search(r"CHANGEDSINCE (\d+)", args[2].upper())):
             since = int(m.group(1))
+        answered = 0
         for seq, uid, msg in self._targets(by_uid, args[0]):
             if since is not None and msg.modseq <= since:
                 continue
             self.send(self._fetched(seq, uid, msg, items, by_uid, since is not None))
+            answered += 1
+        self.gmail.fetches.append((self.selected.name, " ".join(args), answered))
         return None
 
     def do_uid_fetch(self, t: str, args: list[str], literal: bytes) -> str | None:

@@ -549,3 +549,29 @@ def test_labels_mode_a_flag_set_on_one_name_reaches_every_name_and_starred(
     assert sorted(now) == sorted(["INBOX", "Travel", "Work", ENGLISH["\\Flagged"]])
     one_file(now)
     assert all(p.name.endswith(":2,FS") for p in now.values()), now
+
+
+def test_labels_mode_asks_gmail_only_what_changed(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """Gmail has CONDSTORE without QRESYNC: a quick sync asks each label's mailbox for what
+    changed since the last (CHANGEDSINCE), never for every message's flags, and learns of a
+    message gone from a label by the count."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    with gmail.lock:
+        gmail.messages[min(gmail.messages)].flags.add("\\Answered")
+        gmail.touch(gmail.messages[min(gmail.messages)])
+        gmail.refresh()
+    change(gmail, 4, remove="Work")
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    listings = [(box, args) for box, args, _ in gmail.fetches if args.startswith("1:*")]
+    assert listings and all("CHANGEDSINCE" in args for _, args in listings), listings
+    assert all(p.name.endswith(":2,RS") for p in copies_of(root, 1).values())
+    assert sorted(copies_of(root, 4)) == [ENGLISH["\\Flagged"]]
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert sum(answered for _, _, answered in gmail.fetches) == 0, gmail.fetches

@@ -114,6 +114,21 @@ def merge_ranges(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def gaps(present: Sequence[int], top: int) -> list[tuple[int, int]]:
+    """The ranges of 1..``top`` not in ``present`` (sorted UIDs): what was expunged."""
+    out: list[tuple[int, int]] = []
+    start = 1
+    for uid in present:
+        if uid > top:
+            break
+        if uid > start:
+            out.append((start, uid - 1))
+        start = max(start, uid + 1)
+    if start <= top:
+        out.append((start, top))
+    return out
+
+
 def uid_sets(uids: Iterable[int], per_set: int = UIDS_PER_COMMAND) -> list[str]:
     """Sorted UIDs as compressed sets ("1:5,7,9:12"), at most ``per_set`` UIDs each."""
     ordered = sorted(set(uids))
@@ -405,13 +420,17 @@ class ImapMailbox:
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """With QRESYNC: the messages whose MODSEQ passed ``since.highestmodseq`` (new ones
-        included) and the UIDs expunged since (VANISHED), in one command."""
+        included) and the UIDs expunged since (VANISHED), in one command.  With CONDSTORE
+        alone (Gmail): the same changed messages, and the expunged ones only when the count
+        says some went (``_vanished_by_count``)."""
         if (
-            "QRESYNC" not in self._client.enabled
+            not {"QRESYNC", "CONDSTORE"} & self._client.enabled
             or since.highestmodseq is None
             or since.validity != str(self.uidvalidity)
         ):
             return None
+        if "QRESYNC" not in self._client.enabled:
+            return await self._changes_by_condstore(since)
         if self.highestmodseq == since.highestmodseq:
             return Delta([])
         changed: list[MessageInfo] = []
@@ -440,6 +459,52 @@ class ImapMailbox:
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
             return None
         return Delta(changed, tuple(merge_ranges(vanished)))
+
+    async def _changes_by_condstore(self, since: MailboxStatus) -> Delta | None:
+        """``UID FETCH 1:* (CHANGEDSINCE)`` for the messages changed or new since ``since``;
+        then, as a server without QRESYNC need not count an expunge as a change, the
+        expunged UIDs from the count: when the mailbox holds exactly ``since.count`` plus the
+        new messages, nothing went; else ``UID SEARCH ALL`` says which UIDs are left.  None
+        (a full listing) when an answer does not parse or the old count is not known."""
+        if since.count is None or since.uidnext is None:
+            return None
+        changed: list[MessageInfo] = []
+        bad: list[str] = []
+        on_fetch = self._on_fetch(lambda attrs: changed.append(message_info(attrs)), bad)
+        await self._run(
+            "UID FETCH",
+            "1:*",
+            "(UID FLAGS RFC822.SIZE)",
+            f"(CHANGEDSINCE {since.highestmodseq})",
+            on_untagged=on_fetch,
+        )
+        if bad:
+            return None
+        new = sum(1 for m in changed if int(m.id) >= since.uidnext)
+        if self._count_after_news() == since.count + new:
+            return Delta(changed)
+        left = await self._all_uids()
+        if left is None:
+            return None
+        return Delta(changed, tuple(gaps(left, since.uidnext - 1)))
+
+    async def _all_uids(self) -> list[int] | None:
+        """Every UID now in the mailbox (``UID SEARCH ALL``), None when the answer does not
+        parse (a UID missing from it would read as expunged)."""
+        uids: list[int] = []
+        bad = False
+
+        def on_search(u: Untagged) -> bool:
+            nonlocal bad
+            if u.kind != "SEARCH":
+                return False
+            words = u.raw.first.split()[2:]
+            bad = bad or not all(w.isdigit() for w in words)
+            uids.extend(int(w) for w in words if w.isdigit())
+            return True
+
+        await self._run("UID SEARCH", "ALL", on_untagged=on_search)
+        return None if bad else sorted(uids)
 
     def _on_fetch(
         self, take: Callable[[dict[str, Value]], bool | None], bad: list[str] | None = None
