@@ -575,3 +575,25 @@ def test_labels_mode_asks_gmail_only_what_changed(
     code, output = run_forked(config)
     assert code == 0, output
     assert sum(answered for _, _, answered in gmail.fetches) == 0, gmail.fetches
+
+
+def test_labels_mode_after_lost_state_links_and_trash_work_as_before(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """The state deleted: the next run pairs every message by content and learns again which
+    Gmail message each is, so a label added is a link and a deletion everywhere is Trash."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    for path in (tmp_path / "state").iterdir():
+        path.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "new_local=0" in output.split("account.done")[-1]
+    inode = one_file(copies_of(root, 2))
+    change(gmail, 2, add="Travel")
+    for path in copies_of(root, 1).values():
+        path.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert one_file(copies_of(root, 2)) == inode and len(copies_of(root, 2)) == 2
+    assert gmail.messages[min(gmail.messages)].place == "trash"

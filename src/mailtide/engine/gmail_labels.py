@@ -103,6 +103,16 @@ class LabelLinks:
             return cls((remote, local), remote, local, server, state, steps)
         return None
 
+    async def remember(self, mailbox: MailboxState, ids: Sequence[str]) -> None:
+        """Record which Gmail message each of these server UIDs shows: messages paired by
+        content (a first sync over a Maildir that holds them, lost state), so that they are
+        linked from and their deletion is known as theirs like any other."""
+        msgids = await self.gmail.gmail_ids([i for i in ids if i])
+        if msgids:
+            validity = (await self.remote.status()).validity
+            await self.state.put_gmail_ids(mailbox, validity, msgids)
+            self.steps.done("gmail ids")
+
     async def link(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
         """Carry the copies from the server whose Gmail message the Maildir holds in another
         folder as hard links.  Returns the copies left to download (those with an intent

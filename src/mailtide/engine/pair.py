@@ -453,6 +453,9 @@ class PairSync:
             )
             self.report.paired += sum(1 for u in plan.updates if u.old is None)
             self.steps.done("records")
+        paired = [u.new.ids[Side.FAR] for u in plan.updates if u.old is None]
+        if self.labels is not None and paired:
+            await self.labels.remember(mailbox, paired)
 
     async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
         for side in SIDES:
