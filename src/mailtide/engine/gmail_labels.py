@@ -4,7 +4,7 @@ the local folder of each of its labels.
 Each label's mailbox is still synced as a pair of its own (engine/pair.py), and All Mail is
 never synced nor changed.  A Gmail message is known by its X-GM-MSGID, the same in every
 label's mailbox; the state records which message each server UID shows (``gmail_message``).
-This module changes two things a pair does:
+This module changes three things a pair does:
 
 - **New on the server**: a message whose Gmail message the Maildir holds already, in another
   label's folder, is not downloaded: that file is hard-linked here (``link``).
@@ -103,25 +103,23 @@ class LabelLinks:
             return cls((remote, local), remote, local, server, state, steps)
         return None
 
-    async def remember(self, mailbox: MailboxState, ids: Sequence[str]) -> None:
-        """Record which Gmail message each of these server UIDs shows: messages paired by
-        content (a first sync over a Maildir that holds them, lost state), so that they are
-        linked from and their deletion is known as theirs like any other."""
+    async def remember(self, mailbox: MailboxState, ids: Sequence[str]) -> dict[str, int]:
+        """Record which Gmail message each of these server UIDs shows (and return it): for
+        the messages copied, and for those paired by content (a first sync over a Maildir
+        that holds them, lost state), so that every message is linked from and its deletion
+        known as its own."""
         msgids = await self.gmail.gmail_ids([i for i in ids if i])
         if msgids:
             validity = (await self.remote.status()).validity
             await self.state.put_gmail_ids(mailbox, validity, msgids)
             self.steps.done("gmail ids")
+        return msgids
 
     async def link(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
         """Carry the copies from the server whose Gmail message the Maildir holds in another
         folder as hard links.  Returns the copies left to download (those with an intent
         recorded here carry it as their ``record``) and how many were linked."""
-        msgids = await self.gmail.gmail_ids([c.id for c in copies])
-        if msgids:
-            validity = (await self.remote.status()).validity
-            await self.state.put_gmail_ids(mailbox, validity, msgids)
-            self.steps.done("gmail ids")
+        msgids = await self.remember(mailbox, [c.id for c in copies])
         held = await self.state.local_copies(set(msgids.values()), mailbox)
         candidates = [c for c in copies if msgids.get(c.id) in held]
         if not candidates:
@@ -228,7 +226,9 @@ class LabelLinks:
                 ],
             )
             self.steps.done("records")
-        done = {c.id for c in labelled}
+        # Copied without a new UID told (no UIDPLUS): never uploaded as well; the intent stays
+        # and the next run pairs it with the copy by content identity.
+        done = set(new_uids)
         rest = [
             dataclasses.replace(c, record=intents[c.id]) if c.id in intents else c
             for c in copies
@@ -238,7 +238,8 @@ class LabelLinks:
 
     async def _copy_here(self, wanted: list[tuple[str, GmailCopy]]) -> dict[str, str | None]:
         """``UID COPY`` each message from the mailbox it is recorded in into this one: local id
-        -> its new UID here (None: not told, or not copied)."""
+        -> its new UID here (None: copied, the UID not told); one not copied (gone meanwhile)
+        is left out."""
         by_mailbox: dict[str, list[tuple[str, GmailCopy]]] = defaultdict(list)
         for local_id, where in wanted:
             by_mailbox[where.mailbox].append((local_id, where))
@@ -255,5 +256,5 @@ class LabelLinks:
                     await box.close()
                 except StoreError:
                     pass
-            out.update((local_id, copied.get(w.far_id)) for local_id, w in group)
+            out.update((local_id, copied[w.far_id]) for local_id, w in group if w.far_id in copied)
         return out
