@@ -30,7 +30,9 @@ What it does, as Gmail does:
   (COPY, MOVE, APPEND, ``+X-GM-LABELS (\\Trash)``) takes every label away.
 - Gmail's IMAP settings at their defaults: "Auto-Expunge on" (a message marked ``\\Deleted``
   leaves the mailbox at once, as if expunged; ``auto_expunge=False`` waits for EXPUNGE) and,
-  for a message expunged from its last visible label, "Archive the message" (as above).
+  for a message expunged from its last visible label, "Archive the message" (as above;
+  ``expunge_last="trash"`` moves it to Trash, ``"delete"`` deletes it forever, as Gmail's
+  other two choices do).  Taking a label away with ``-X-GM-LABELS`` is no expunge.
 - FETCH X-GM-LABELS lists a message's labels but not the selected mailbox's own (Gmail
   leaves it out); a star shows as ``\\Starred``, and ``+X-GM-LABELS (\\Starred)`` sets
   ``\\Flagged``.  STORE of X-GM-LABELS that names a label that does not exist creates it.
@@ -150,12 +152,14 @@ class GmailServer:
         labels: Iterable[str] = (),
         *,
         auto_expunge: bool = True,
+        expunge_last: str = "archive",
         password: str | None = None,
         token: str | None = None,
         capabilities: str = CAPABILITIES,
     ) -> None:
         self.names = dict(names or ENGLISH)
         self.auto_expunge = auto_expunge
+        self.expunge_last = expunge_last
         self.password = password
         self.token = token
         self.capabilities = capabilities
@@ -283,6 +287,10 @@ class GmailServer:
             msg.flags.discard("\\Flagged")
         else:
             msg.labels.discard(label)
+            if not msg.labels and self.expunge_last == "trash":
+                self.label(msg, "\\Trash")
+            elif not msg.labels and self.expunge_last == "delete":
+                del self.messages[msg.msgid]
 
     def labels_shown(self, msg: StoredMessage, selected: Box | None) -> list[str]:
         """X-GM-LABELS of ``msg``, without the selected mailbox's label (as Gmail does)."""

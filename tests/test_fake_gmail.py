@@ -200,6 +200,23 @@ def test_expunge_from_a_label_removes_that_label_only(auto_expunge: bool) -> Non
         imap.logout()
 
 
+@pytest.mark.parametrize("setting", ["archive", "trash", "delete"])
+def test_expunged_from_its_last_label_a_message_follows_the_setting(setting: str) -> None:
+    with serve_gmail(GmailServer(labels=["Work"], expunge_last=setting)) as gmail:
+        msg = gmail.add(mail(1), ["Work"])
+        kept = gmail.add(mail(2), ["Work"])
+        imap = client(gmail)
+        imap.select("Work")
+        imap.uid("STORE", "2", "-X-GM-LABELS", "(Work)")  # a label taken away: no expunge
+        imap.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+        imap.logout()
+        assert kept.place == "all" and kept.labels == set()
+        if setting == "delete":
+            assert msg.msgid not in gmail.messages
+        else:
+            assert msg.place == ("all" if setting == "archive" else "trash")
+
+
 def test_trash_takes_every_label_and_expunge_there_deletes_for_good(gmail: GmailServer) -> None:
     msg = gmail.add(mail(1), labels=["\\Inbox", "Work", "\\Important"])
     imap = client(gmail)

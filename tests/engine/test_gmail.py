@@ -597,3 +597,49 @@ def test_labels_mode_after_lost_state_links_and_trash_work_as_before(
     assert code == 0, output
     assert one_file(copies_of(root, 2)) == inode and len(copies_of(root, 2)) == 2
     assert gmail.messages[min(gmail.messages)].place == "trash"
+
+
+def test_labels_mode_takes_a_label_away_without_an_expunge_gmail_could_make_final(
+    tmp_path: Path,
+) -> None:
+    """Gmail may be set to delete for good a message expunged from its last label.  The
+    server took Work and Travel away meanwhile, and here the INBOX file goes while the Work
+    and Travel files still stand: INBOX is taken away as a label (no expunge), so the message
+    ends archived in All Mail, never deleted; the other files go as their labels did."""
+    with serve_gmail(
+        GmailServer(labels=["Work", "Travel"], token=TOKEN, expunge_last="delete")
+    ) as gmail:
+        fill(gmail)
+        first = gmail.messages[min(gmail.messages)]
+        config = write_config(tmp_path, gmail.port, LABELS)
+        assert run_forked(config)[0] == 0
+        change(gmail, 1, remove="Work")
+        change(gmail, 1, remove="Travel")
+        root = tmp_path / "Mail"
+        copies_of(root, 1)["INBOX"].unlink()
+        code, output = run_forked(config)
+        assert code == 0, output
+        assert first.msgid in gmail.messages, "deleted for good"
+        assert first.place == "all" and first.labels == set()
+        assert copies_of(root, 1) == {}
+
+
+@pytest.mark.parametrize(
+    ("folder", "label"),
+    [("INBOX", "\\Inbox"), ("Work", "Work"), (ENGLISH["\\Sent"], "\\Sent")],
+    ids=["inbox", "user-label", "sent"],
+)
+def test_labels_mode_a_file_gone_from_a_folder_takes_exactly_its_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path, folder: str, label: str
+) -> None:
+    gmail, config = labelled
+    n = 3 if label == "\\Sent" else 1
+    msg = next(m for m in gmail.messages.values() if m.body == mail(n))
+    if n == 3:
+        change(gmail, 3, add="Work")  # so that it is not its last copy
+        assert run_forked(config)[0] == 0
+    before = set(msg.labels)
+    copies_of(tmp_path / "Mail", n)[folder].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert msg.labels == before - {label} and msg.place == "all"

@@ -14,7 +14,8 @@ This module changes three things a pair does:
   (``label``).  A label folder made locally is made on the server by the folder tree, so it
   becomes a label, and what is put into it is labelled so.
 - **Deleted locally**: a message whose file left a label's folder loses that label on the
-  server (deleted in that mailbox, which on Gmail takes only the label away).  When no other
+  server (``-X-GM-LABELS``: never an expunge, which Gmail may be set to turn into a deletion
+  for good when it was the message's last label).  When no other
   local folder holds it any more, and Gmail shows no label of it beyond the folders that
   held it, it was deleted from every local folder: it goes to Trash instead (the account's
   ``trash``, Gmail's ``\\Trash`` folder by default), never expunged from All Mail
@@ -56,6 +57,8 @@ class GmailMailbox(Protocol):
     async def gmail_messages(self, ids: Sequence[str]) -> dict[str, GmailMessage]: ...
 
     async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]: ...
+
+    async def remove_label(self, ids: Sequence[str]) -> set[str]: ...
 
 
 @runtime_checkable
@@ -158,6 +161,10 @@ class LabelLinks:
             if c.id not in linked
         ]
         return rest, len(linked)
+
+    async def remove_label(self, ids: Sequence[str]) -> set[str]:
+        """Take this pair's label away from the server's ``ids``; the ids gone from it."""
+        return await self.gmail.remove_label(ids)
 
     async def last_copies(self, mailbox: MailboxState, ids: Sequence[str]) -> set[str]:
         """Of the server UIDs about to be deleted here (their file left this label's folder),

@@ -486,7 +486,7 @@ class PairSync:
         if self.labels is not None and side is Side.FAR:
             last = await self.labels.last_copies(mailbox, ids)
             others = [i for i in ids if i not in last]
-            gone = await self.box(side).delete(others) if others else set()
+            gone = await self.labels.remove_label(others) if others else set()
             return gone | (await self._to_trash(side, [i for i in ids if i in last], trash))
         return await self._to_trash(side, ids, trash)
 

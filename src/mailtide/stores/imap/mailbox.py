@@ -253,11 +253,14 @@ class ImapMailbox:
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
+        special_use: str | None = None,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
-        ``locate``: the server's name for another folder's canonical name (for ``move``)."""
+        ``locate``: the server's name for another folder's canonical name (for ``move``).
+        ``special_use``: the RFC 6154 attribute the folder was listed with."""
         self.name = name
+        self.special_use = special_use
         self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
         self._release = release  # gives the connection back to the store for the next mailbox
@@ -829,6 +832,23 @@ class ImapMailbox:
             kept = frozenset(new) - frozenset(await self.delete(list(new)))
         log.debug("imap.moved", mailbox=self.name, target=target, count=len(new), via=verb)
         return Moved(new, kept)
+
+    async def remove_label(self, ids: Sequence[str]) -> set[str]:
+        """Take this mailbox's Gmail label away from exactly these messages (``UID STORE
+        -X-GM-LABELS``), which takes them out of it and out of nothing else: unlike an expunge,
+        never a deletion, whatever Gmail's setting for a message expunged from its last label.
+        A mailbox that is no label's (All Mail, Trash, Spam) deletes as ``delete`` does.
+        Returns the ids gone from this mailbox."""
+        label = gmail.label_of_mailbox(self.name, self.special_use)
+        if label is None:
+            return await self.delete(ids)
+        argument = gmail.labels_argument([label])
+        for uid_set in uid_sets(_uids(ids)):
+            await self._run(
+                "UID STORE", uid_set, "-X-GM-LABELS", argument, on_untagged=_swallow_fetch
+            )
+        log.debug("imap.label_removed", mailbox=self.name, count=len(ids))
+        return set(ids)
 
     async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]:
         """``UID COPY`` of exactly these into folder ``target`` (canonical name), without
