@@ -1,9 +1,11 @@
 """``mailtide sync`` of a ``type = "gmail"`` repository (the fake Gmail of tests/fake_gmail.py on
 127.0.0.1) into a Maildir.
 
-Today each label is synced as a plain folder: a message with three labels is three files, and
-All Mail, Spam and Trash are left out.  The labels mode of issue 11 (one download, a hard link
-per label) is stated below as a strict xfail for the step that builds it."""
+By default each label is synced as a plain folder: a message with three labels is three files,
+and All Mail, Spam and Trash are left out.  With ``gmail_labels = true`` (the labels mode,
+engine/gmail_labels.py) a message is downloaded once and hard-linked into the folder of each
+label; labels added or taken away on either side, deletions (to Trash only from every local
+folder), hostile label names, lost state and runs killed after a durable step are below."""
 
 from __future__ import annotations
 
