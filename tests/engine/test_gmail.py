@@ -645,3 +645,21 @@ def test_labels_mode_a_file_gone_from_a_folder_takes_exactly_its_label(
     code, output = run_forked(config)
     assert code == 0, output
     assert msg.labels == before - {label} and msg.place == "all"
+
+
+def test_an_account_switched_to_the_labels_mode_links_from_the_files_it_has(
+    tmp_path: Path,
+) -> None:
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(tmp_path, gmail.port)
+        assert run_forked(config)[0] == 0  # plain folders first
+        config.write_text(config.read_text() + LABELS)
+        change(gmail, 2, add="Travel")
+        code, output = run_forked(config)
+        assert code == 0, output
+        second = next(m for m in gmail.messages.values() if m.body == mail(2))
+        assert gmail.downloads[second.msgid] == 1
+    now = copies_of(tmp_path / "Mail", 2)
+    assert sorted(now) == ["INBOX", "Travel"]
+    one_file(now)

@@ -118,6 +118,16 @@ class LabelLinks:
             self.steps.done("gmail ids")
         return msgids
 
+    async def catch_up(self, mailbox: MailboxState) -> None:
+        """Record the Gmail message of every pair recorded before the labels mode was on (or
+        before this mailbox's validity changed), once: so those files are linked from too."""
+        validity = mailbox.cursors[Side.FAR].validity
+        if validity is None or validity != (await self.remote.status()).validity:
+            return  # the records' UIDs are void: they are re-paired first, and recorded then
+        missing = await self.state.without_gmail_ids(mailbox)
+        if missing:
+            await self.remember(mailbox, missing)
+
     async def link(self, mailbox: MailboxState, copies: list[Copy]) -> tuple[list[Copy], int]:
         """Carry the copies from the server whose Gmail message the Maildir holds in another
         folder as hard links.  Returns the copies left to download (those with an intent

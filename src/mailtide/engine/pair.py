@@ -177,6 +177,8 @@ class PairSync:
         return Prepared(mailbox, statuses, bool(void), plan, snapshots)
 
     async def run(self) -> PairReport:
+        if self.labels is not None:
+            await self.labels.catch_up(await self.state.mailbox(self.name))
         prepared = await self.prepare()
         if prepared is None:
             return self.report

@@ -468,6 +468,18 @@ class StateDB:
                 ((mailbox.id, validity, far_id, msgid) for far_id, msgid in ids.items()),
             )
 
+    def without_gmail_ids(self, mailbox: MailboxState) -> list[str]:
+        """The server ids of the mailbox's paired records whose Gmail message is not recorded
+        (under the mailbox's current validity): records made before the labels mode."""
+        rows = self._db.execute(
+            "SELECT r.far_id FROM record r JOIN mailbox m ON m.id = r.mailbox"
+            " WHERE r.mailbox = ? AND r.far_id != '' AND r.near_id != '' AND NOT EXISTS"
+            " (SELECT 1 FROM gmail_message g WHERE g.mailbox = r.mailbox"
+            " AND g.far_id = r.far_id AND g.far_validity = m.far_validity)",
+            (mailbox.id,),
+        )
+        return [far_id for (far_id,) in rows]
+
     def gmail_ids(self, mailbox: MailboxState, far_ids: Iterable[str]) -> dict[str, int]:
         """The X-GM-MSGID recorded for each of ``far_ids`` under the mailbox's current
         validity (ids without one are left out)."""

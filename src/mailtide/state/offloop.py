@@ -114,3 +114,6 @@ class OffLoopState:
         self, identity: Identity, besides: MailboxState
     ) -> GmailCopy | None:
         return await self._run(self.db.gmail_message_like, identity, besides)
+
+    async def without_gmail_ids(self, mailbox: MailboxState) -> list[str]:
+        return await self._run(self.db.without_gmail_ids, mailbox)
