@@ -30,7 +30,9 @@ What it does, as Gmail does:
   (COPY, MOVE, APPEND, ``+X-GM-LABELS (\\Trash)``) takes every label away.
 - Gmail's IMAP settings at their defaults: "Auto-Expunge on" (a message marked ``\\Deleted``
   leaves the mailbox at once, as if expunged; ``auto_expunge=False`` waits for EXPUNGE) and,
-  for a message expunged from its last visible label, "Archive the message" (as above).
+  for a message expunged from its last visible label, "Archive the message" (as above;
+  ``expunge_last="trash"`` moves it to Trash, ``"delete"`` deletes it forever, as Gmail's
+  other two choices do).  Taking a label away with ``-X-GM-LABELS`` is no expunge.
 - FETCH X-GM-LABELS lists a message's labels but not the selected mailbox's own (Gmail
   leaves it out); a star shows as ``\\Starred``, and ``+X-GM-LABELS (\\Starred)`` sets
   ``\\Flagged``.  STORE of X-GM-LABELS that names a label that does not exist creates it.
@@ -150,12 +152,14 @@ class GmailServer:
         labels: Iterable[str] = (),
         *,
         auto_expunge: bool = True,
+        expunge_last: str = "archive",
         password: str | None = None,
         token: str | None = None,
         capabilities: str = CAPABILITIES,
     ) -> None:
         self.names = dict(names or ENGLISH)
         self.auto_expunge = auto_expunge
+        self.expunge_last = expunge_last
         self.password = password
         self.token = token
         self.capabilities = capabilities
@@ -165,6 +169,8 @@ class GmailServer:
         self.port = 0
         self.commands: list[str] = []  # "VERB" of each command, in order
         self.downloads: Counter[int] = Counter()  # whole bodies sent, by X-GM-MSGID
+        # each FETCH: (mailbox, its arguments as sent, how many messages it answered)
+        self.fetches: list[tuple[str, str, int]] = []
         self.lock = threading.RLock()
         self._validity = 10
         self._next_msgid = FIRST_MSGID
@@ -281,6 +287,10 @@ class GmailServer:
             msg.flags.discard("\\Flagged")
         else:
             msg.labels.discard(label)
+            if not msg.labels and self.expunge_last == "trash":
+                self.label(msg, "\\Trash")
+            elif not msg.labels and self.expunge_last == "delete":
+                del self.messages[msg.msgid]
 
     def labels_shown(self, msg: StoredMessage, selected: Box | None) -> list[str]:
         """X-GM-LABELS of ``msg``, without the selected mailbox's label (as Gmail does)."""
@@ -380,7 +390,9 @@ class GmailSession(socketserver.StreamRequestHandler):
     # -- dispatch ---------------------------------------------------------------------
 
     def command(self, line: bytes) -> None:
-        tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+        # Only the command's own line end: an APPEND's literal ends the line and keeps its own.
+        end = 2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0
+        tag, _, rest = line[: len(line) - end].partition(b" ")
         literal = b""
         if m := re.search(rb"\{\d+\}", rest):  # APPEND: the message, kept aside
             literal = rest[m.end() :]
@@ -624,10 +636,13 @@ class GmailSession(socketserver.StreamRequestHandler):
         since = None
         if len(args) > 2 and (m := re.search(r"CHANGEDSINCE (\d+)", args[2].upper())):
             since = int(m.group(1))
+        answered = 0
         for seq, uid, msg in self._targets(by_uid, args[0]):
             if since is not None and msg.modseq <= since:
                 continue
             self.send(self._fetched(seq, uid, msg, items, by_uid, since is not None))
+            answered += 1
+        self.gmail.fetches.append((self.selected.name, " ".join(args), answered))
         return None
 
     def do_uid_fetch(self, t: str, args: list[str], literal: bytes) -> str | None:

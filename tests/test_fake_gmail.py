@@ -145,6 +145,15 @@ def test_append_is_always_a_new_message_even_with_the_same_message_id(gmail: Gma
     imap.logout()
 
 
+def test_append_keeps_the_message_whole_to_its_last_line_end(gmail: GmailServer) -> None:
+    imap = client(gmail)
+    body = mail(1) + b"last line\r\n\r\n"
+    assert imap.append("Work", None, None, body)[0] == "OK"
+    ((_, stored),) = gmail.mailbox("Work")
+    assert stored.body == body
+    imap.logout()
+
+
 def test_copy_to_a_label_adds_the_label_to_the_same_message(gmail: GmailServer) -> None:
     msg = gmail.add(mail(1))
     imap = client(gmail)
@@ -189,6 +198,23 @@ def test_expunge_from_a_label_removes_that_label_only(auto_expunge: bool) -> Non
         assert [m for _, m in server.mailbox(ALL)] == [msg]
         assert "\\Deleted" not in msg.flags
         imap.logout()
+
+
+@pytest.mark.parametrize("setting", ["archive", "trash", "delete"])
+def test_expunged_from_its_last_label_a_message_follows_the_setting(setting: str) -> None:
+    with serve_gmail(GmailServer(labels=["Work"], expunge_last=setting)) as gmail:
+        msg = gmail.add(mail(1), ["Work"])
+        kept = gmail.add(mail(2), ["Work"])
+        imap = client(gmail)
+        imap.select("Work")
+        imap.uid("STORE", "2", "-X-GM-LABELS", "(Work)")  # a label taken away: no expunge
+        imap.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+        imap.logout()
+        assert kept.place == "all" and kept.labels == set()
+        if setting == "delete":
+            assert msg.msgid not in gmail.messages
+        else:
+            assert msg.place == ("all" if setting == "archive" else "trash")
 
 
 def test_trash_takes_every_label_and_expunge_there_deletes_for_good(gmail: GmailServer) -> None:

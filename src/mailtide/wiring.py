@@ -18,7 +18,7 @@ import structlog
 from mailtide.config import ConfigError, gmail, load_config
 from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import Side
+from mailtide.core.model import TRASH_SPECIAL_USE, Side
 from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_env
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
@@ -117,17 +117,22 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
     """The engine's options for ``request``.  A one-shot run syncs mailboxes on every
     connection ``max_connections`` allows but the store's own (folder list, namespace); a
     daemon's server push may hold all but two of them, so its syncs take one mailbox at a
-    time (they mostly concern one)."""
+    time (they mostly concern one).  Gmail's labels mode takes one at a time too: a message
+    new in two labels is linked from the first label's file only once that one is written."""
+    remote = account.remote
+    labels = isinstance(remote, ImapRepository) and remote.gmail_labels
     return Options(
-        parallel=1 if daemon else max(1, account.daemon.max_connections - 1),
+        parallel=1 if daemon or labels else max(1, account.daemon.max_connections - 1),
         mode=request.mode,
         dry_run=request.dry_run,
         allow_mass_delete=request.allow_mass_delete,
         restore_deleted=request.restore_deleted,
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
-        trash=(account.trash, None),  # by Side: the remote's
+        # by Side: the remote's; Gmail's labels mode trashes what left every local folder
+        trash=(account.trash or (TRASH_SPECIAL_USE if labels else None), None),
         trash_new_only=account.trash_new_only,
+        gmail_labels=labels,
     )
 
 

@@ -31,6 +31,7 @@ def test_example_gmail_account() -> None:
         gmail.oauth2 is not None and gmail.oauth2.token_url == "https://oauth2.googleapis.com/token"
     )
     assert "\\All" in gmail.left_out
+    assert gmail.gmail_labels
 
 
 def test_example_daemon_keys() -> None:

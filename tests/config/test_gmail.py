@@ -167,3 +167,53 @@ def test_only_patterns_naming_one_folder_bring_a_left_out_folder_back() -> None:
     named = gmail.named(("*", "[[]Gmail]/*", "[[]Gmail]/Trash", "Lists/?"))
     assert named.selects("[Gmail]/Trash")
     assert not named.selects("[Gmail]/All Mail") and not named.selects("Lists/a")
+
+
+def test_the_labels_mode_is_off_unless_asked_for(tmp_path: Path) -> None:
+    assert load(tmp_path, BUILT_IN).gmail_labels is False
+    on = load(tmp_path, BUILT_IN + 'gmail_labels = true\ngmail_labels_as = "folders"\n')
+    assert on.gmail_labels is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'gmail_labels = "yes"\n',
+            "config.toml:14: repository.gmail.gmail_labels: must be true or false",
+        ),
+        (
+            'gmail_labels = true\ngmail_labels_as = "keywords"\n',
+            'config.toml:15: repository.gmail.gmail_labels_as: "keywords" (labels as an'
+            ' X-Keywords: header in one copy) is not built yet; use "folders" (the default)',
+        ),
+        (
+            'gmail_labels_as = "tags"\n',
+            "config.toml:14: repository.gmail.gmail_labels_as: must be",
+        ),
+    ],
+    ids=["not-a-bool", "keywords-not-built", "unknown-choice"],
+)
+def test_labels_mode_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
+    found = [p[p.index("config.toml:") :] for p in problems(tmp_path, BUILT_IN + extra)]
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_the_labels_mode_is_a_key_of_gmail_repositories_only(tmp_path: Path) -> None:
+    file = write(tmp_path, BUILT_IN + "gmail_labels = true\n")
+    file.write_text(file.read_text().replace('type = "gmail"', 'type = "imap"\nhost = "h"'))
+    found = refused(lambda: remote_of(file, "mail"))
+    assert any(
+        'repository.gmail.gmail_labels: not a key for type = "imap"' in p for p in found
+    ), found
+
+
+def test_the_labels_mode_needs_a_maildir_on_the_other_side(tmp_path: Path) -> None:
+    file = write(tmp_path, BUILT_IN + "gmail_labels = true\n")
+    imap = 'type = "imap"\nhost = "h"\nuser = "u"\npassword = "p"'
+    file.write_text(file.read_text().replace('type = "maildir"\npath = "Mail"', imap))
+    found = refused(lambda: remote_of(file, "mail"))
+    assert any(
+        "account.mail.local: gmail_labels of the remote repository needs a Maildir here" in p
+        for p in found
+    ), found

@@ -1,20 +1,23 @@
 """``mailtide sync`` of a ``type = "gmail"`` repository (the fake Gmail of tests/fake_gmail.py on
 127.0.0.1) into a Maildir.
 
-Today each label is synced as a plain folder: a message with three labels is three files, and
-All Mail, Spam and Trash are left out.  The labels mode of issue 11 (one download, a hard link
-per label) is stated below as a strict xfail for the step that builds it."""
+By default each label is synced as a plain folder: a message with three labels is three files,
+and All Mail, Spam and Trash are left out.  With ``gmail_labels = true`` (the labels mode,
+engine/gmail_labels.py) a message is downloaded once and hard-linked into the folder of each
+label; labels added or taken away on either side, deletions (to Trash only from every local
+folder), hostile label names, lost state and runs killed after a durable step are below."""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import maildir_helpers as loc
-from engine_helpers import run_forked
+from engine_helpers import run_forked, run_sync, steps_of
 from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
 
 TOKEN = "ya29.fake-access-token"
@@ -133,11 +136,6 @@ def test_a_left_out_folder_named_whole_is_synced(tmp_path: Path) -> None:
     assert ENGLISH["\\All"] not in loc.folders(root, "fs")  # "*" does not bring it back
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, next step: gmail_labels = true (All Mail as the source of truth, a "
-    "message identified by X-GM-MSGID, one download, one hard link per label)",
-)
 def test_labels_mode_downloads_a_message_once_and_links_it_into_each_label(
     tmp_path: Path,
 ) -> None:
@@ -181,16 +179,11 @@ def test_a_message_deleted_from_a_label_folder_loses_that_label_only(tmp_path: P
     assert lf(mail(1)) not in [m.body for m in loc.messages(root, "fs", "Work")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, next step: a message deleted from every local label folder goes to "
-    "[Gmail]/Trash (today its labels go and Gmail archives it in All Mail)",
-)
 def test_a_message_deleted_from_every_label_goes_to_trash(tmp_path: Path) -> None:
     with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
         fill(gmail)
         first = gmail.messages[min(gmail.messages)]
-        config = write_config(tmp_path, gmail.port)
+        config = write_config(tmp_path, gmail.port, "gmail_labels = true\n")
         assert run_forked(config)[0] == 0
         for folder in ("INBOX", "Work", "Travel"):
             local_copy(tmp_path / "Mail", folder, 1).unlink()
@@ -212,3 +205,461 @@ def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) ->
         assert code == 0, output
         assert len(gmail.messages) == 6
         assert gmail.messages[second].labels == {"Work"}
+
+
+# ---- the labels mode (gmail_labels = true) ---------------------------------------------------
+
+LABELS = "gmail_labels = true\n"
+
+
+def copies_of(root: Path, n: int) -> dict[str, Path]:
+    """Each local folder's file of message ``n``, by folder (at most one per folder)."""
+    out: dict[str, Path] = {}
+    for folder in loc.folders(root, "fs"):
+        for m in loc.messages(root, "fs", folder):
+            if m.body == lf(mail(n)):
+                assert folder not in out, f"message {n} twice in {folder}"
+                out[folder] = m.path
+    return out
+
+
+def one_file(paths: dict[str, Path]) -> int:
+    """The inode all ``paths`` share (they must be one file), checking its link count."""
+    inodes = {p.stat().st_ino for p in paths.values()}
+    assert len(inodes) == 1, paths
+    (path, *_) = paths.values()
+    assert path.stat().st_nlink == len(paths)
+    return inodes.pop()
+
+
+def change(gmail: GmailServer, n: int, add: str = "", remove: str = "") -> None:
+    """On the server, as the web interface would: give message ``n`` a label or take one."""
+    with gmail.lock:
+        msg = next(m for m in gmail.messages.values() if m.body == mail(n))
+        if add:
+            gmail.label(msg, add)
+        if remove:
+            gmail.strip(msg, remove)
+        gmail.touch(msg)
+        gmail.refresh()
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> Iterator[tuple[GmailServer, Path]]:
+    """The fake Gmail filled, and a first sync in the labels mode done: (server, config)."""
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(tmp_path, gmail.port, LABELS)
+        code, output = run_forked(config)
+        assert code == 0, output
+        yield gmail, config
+
+
+def test_labels_mode_a_second_run_changes_nothing_and_files_stay_private(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    before = server_state(gmail)
+    root = tmp_path / "Mail"
+    first = copies_of(root, 1)
+    assert sorted(first) == ["INBOX", "Travel", "Work"]
+    inode = one_file(first)
+    assert first["Work"].stat().st_mode & 0o777 == 0o600
+    assert first["Travel"].name.endswith(":2,S")  # each name carries the message's flags
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "new_local=0" in output.split("account.done")[-1]
+    assert server_state(gmail) == before
+    assert one_file(copies_of(root, 1)) == inode
+    assert sum(gmail.downloads.values()) == 4  # messages 1 to 4, once each
+
+
+def test_labels_mode_a_label_added_on_the_server_is_one_more_hard_link(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    inode = one_file(copies_of(root, 2))
+    change(gmail, 2, add="Travel")
+    code, output = run_forked(config)
+    assert code == 0, output
+    now = copies_of(root, 2)
+    assert sorted(now) == ["INBOX", "Travel"]
+    assert one_file(now) == inode
+    assert gmail.downloads[min(gmail.messages) + 1] == 1
+
+
+def test_labels_mode_a_label_removed_on_the_server_unlinks_that_name_only(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    change(gmail, 1, remove="Work")
+    code, output = run_forked(config)
+    assert code == 0, output
+    now = copies_of(root, 1)
+    assert sorted(now) == ["INBOX", "Travel"]
+    one_file(now)
+
+
+def test_labels_mode_a_file_deleted_from_one_label_folder_removes_that_label_only(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    copies_of(root, 1)["Work"].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert first.labels == {"\\Inbox", "Travel"} and first.place == "all"
+    assert len(gmail.messages) == 6
+    assert sorted(copies_of(root, 1)) == ["INBOX", "Travel"]
+    one_file(copies_of(root, 1))
+
+
+def test_labels_mode_a_message_in_one_label_deleted_there_goes_to_trash(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    copies_of(tmp_path / "Mail", 2)["INBOX"].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert second.place == "trash" and second.msgid in gmail.messages
+    all_mail = gmail.names["\\All"]
+    assert second.msgid not in gmail.boxes[all_mail].uids  # in Trash, out of All Mail
+
+
+def test_labels_mode_a_label_not_synced_keeps_a_message_out_of_trash(tmp_path: Path) -> None:
+    """Deleted from every folder synced here, but still labelled Travel, which is left out:
+    only the synced labels go, the message is never trashed for what is not seen here."""
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        first = gmail.messages[min(gmail.messages)]
+        config = write_config(tmp_path, gmail.port, LABELS + 'folders.exclude = ["Travel"]\n')
+        assert run_forked(config)[0] == 0
+        for path in copies_of(tmp_path / "Mail", 1).values():
+            path.unlink()
+        code, output = run_forked(config)
+        assert code == 0, output
+        assert first.place == "all" and first.labels == {"Travel"}
+
+
+def expected_files(root: Path) -> None:
+    """The labels of ``fill`` on disk: each message once per label's folder, one file each."""
+    starred, sent = ENGLISH["\\Flagged"], ENGLISH["\\Sent"]
+    want = {1: ["INBOX", "Travel", "Work"], 2: ["INBOX"], 3: [sent], 4: ["Work", starred]}
+    for n, folders in want.items():
+        found = copies_of(root, n)
+        assert sorted(found) == sorted(folders), n
+        one_file(found)
+
+
+def crash_points(steps: list[str]) -> list[int]:
+    """Where to interrupt: after the first step of each kind, after every link made and the
+    intent before it, and after the last step."""
+    firsts = {steps.index(kind) + 1 for kind in steps}
+    links = {i for i, kind in enumerate(steps, 1) if kind == "link local"}
+    return sorted(firsts | links | {i - 1 for i in links} | {len(steps)})
+
+
+def interrupted(
+    tmp: Path,
+    prepare: Callable[[GmailServer, Path], None],
+    check: Callable[[GmailServer, Path], None],
+) -> None:
+    """For each crash point of the run after ``prepare(server, config)``: on a fresh fake Gmail
+    and Maildir, that run killed after the step, then a complete run, then one that changes
+    nothing; ``check(server, Maildir root)`` after each complete run."""
+    reference = tmp / "reference"
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(reference.mkdir() or reference, gmail.port, LABELS)
+        prepare(gmail, config)
+        code, output = run_sync(config, verbose=True)
+        assert code == 0, output
+        steps = steps_of(output)
+    for point in crash_points(steps):
+        where = tmp / f"after-{point}"
+        with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+            fill(gmail)
+            config = write_config(where.mkdir() or where, gmail.port, LABELS)
+            prepare(gmail, config)
+            code, output = run_sync(config, crash_after=point)
+            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
+            code, output = run_sync(config)
+            assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
+            check(gmail, where / "Mail")
+            before = server_state(gmail)
+            code, output = run_sync(config)
+            assert code == 0, output
+            totals = output.split("account.done")[-1]
+            assert "new_local=0" in totals and "new_remote=0" in totals, totals
+            assert server_state(gmail) == before, f"after step {point} ({steps[point - 1]})"
+            check(gmail, where / "Mail")
+
+
+def test_labels_mode_a_first_sync_killed_after_a_durable_step_converges(tmp_path: Path) -> None:
+    def nothing(gmail: GmailServer, config: Path) -> None:
+        pass
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        assert len(gmail.messages) == 6
+        assert all(m.place == "all" for m in gmail.messages.values() if m.labels)
+        expected_files(root)
+
+    interrupted(tmp_path, nothing, check)
+
+
+def test_labels_mode_a_deletion_from_every_label_killed_after_a_step_converges(
+    tmp_path: Path,
+) -> None:
+    def delete_everywhere(gmail: GmailServer, config: Path) -> None:
+        code, output = run_forked(config)
+        assert code == 0, output
+        for path in copies_of(config.parent / "Mail", 1).values():
+            path.unlink()
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        first = gmail.messages[min(gmail.messages)]
+        assert first.place == "trash" and len(gmail.messages) == 6
+        assert copies_of(root, 1) == {}
+        assert sorted(copies_of(root, 4)) == ["Work", ENGLISH["\\Flagged"]]
+
+    interrupted(tmp_path, delete_everywhere, check)
+
+
+def test_labels_mode_a_file_linked_into_another_label_folder_adds_that_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    source = copies_of(root, 2)["INBOX"]
+    os.link(source, root / "Travel" / "cur" / "1700000000.M1P1.client:2,")
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6  # no second message: a label
+    assert second.labels == {"\\Inbox", "Travel"}
+    assert gmail.downloads[second.msgid] == 1
+    again, output = run_forked(config)
+    assert again == 0, output
+    assert server_state(gmail)["Travel"][-1][1] == second.msgid
+
+
+def test_labels_mode_a_clients_copy_into_a_new_local_folder_labels_the_message(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """A label folder made locally becomes a label, and a copy a mail client writes into it
+    (a new file, the same message) labels the message instead of uploading it again."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    fourth = next(m for m in gmail.messages.values() if m.body == mail(4))
+    loc.deliver(root, "fs", "Receipts/2024", lf(mail(4)), letters="F")
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6
+    assert fourth.labels == {"Work", "Receipts/2024"}
+    assert "Receipts/2024" in gmail.boxes
+
+
+def test_labels_mode_a_new_message_in_a_label_folder_is_uploaded_with_that_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    loc.deliver(tmp_path / "Mail", "fs", "Work", lf(mail(7)))
+    code, output = run_forked(config)
+    assert code == 0, output
+    (added,) = [m for m in gmail.messages.values() if m.body == mail(7)]
+    assert added.labels == {"Work"} and len(gmail.messages) == 7
+
+
+def test_labels_mode_a_local_move_between_label_folders_moves_the_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    second = gmail.messages[sorted(gmail.messages)[1]]
+    moved = copies_of(root, 2)["INBOX"]
+    moved.rename(root / "Work" / moved.parent.name / moved.name)
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert len(gmail.messages) == 6 and second.labels == {"Work"}
+    assert sorted(copies_of(root, 2)) == ["Work"]
+
+
+def test_labels_mode_a_label_put_in_locally_killed_after_a_step_converges(
+    tmp_path: Path,
+) -> None:
+    def link_into_travel(gmail: GmailServer, config: Path) -> None:
+        code, output = run_forked(config)
+        assert code == 0, output
+        root = config.parent / "Mail"
+        os.link(copies_of(root, 2)["INBOX"], root / "Travel" / "cur" / "1700000000.M1P1.x:2,")
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        second = next(m for m in gmail.messages.values() if m.body == mail(2))
+        assert len(gmail.messages) == 6 and second.labels == {"\\Inbox", "Travel"}
+        assert sorted(copies_of(root, 2)) == ["INBOX", "Travel"]
+        one_file(copies_of(root, 2))
+
+    interrupted(tmp_path, link_into_travel, check)
+
+
+HOSTILE = ["../escape", "a/../../b", "nul\x00byte", "/rooted"]
+
+
+def test_labels_mode_hostile_label_names_are_refused_and_cost_nothing_else(
+    tmp_path: Path,
+) -> None:
+    with serve_gmail(GmailServer(labels=["Work"], token=TOKEN)) as gmail:
+        for label in HOSTILE:
+            gmail.create_label(label)
+        first = gmail.add(mail(1), ["\\Inbox", "Work", *HOSTILE])
+        config = write_config(tmp_path, gmail.port, LABELS)
+        code, output = run_forked(config)
+        assert code == 3, output  # the folders refused: their mail stays on the server
+        assert "remote folder '../escape' is not synced" in output
+        root = tmp_path / "Mail"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["Mail", "config.toml", "state"]
+        assert all(root in p.resolve().parents for p in root.rglob("*"))
+        assert sorted(copies_of(root, 1)) == ["INBOX", "Work"]
+        one_file(copies_of(root, 1))
+        # Deleted from every folder synced here, it keeps the labels not synced: no Trash.
+        for path in copies_of(root, 1).values():
+            path.unlink()
+        code, output = run_forked(config)
+        assert code == 3, output
+        assert first.place == "all" and first.labels == set(HOSTILE)
+
+
+def test_labels_mode_a_flag_set_on_one_name_reaches_every_name_and_starred(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """Flags are the message's in Gmail: flagged in one label's folder, it is flagged on the
+    server, shown in Starred, and every local name of the file says so."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    work = copies_of(root, 1)["Work"]
+    work.rename(work.with_name(work.name.replace(":2,S", ":2,FS")))
+    for _ in range(2):
+        code, output = run_forked(config)
+        assert code == 0, output
+    assert first.flags == {"\\Seen", "\\Flagged"} and len(gmail.messages) == 6
+    now = copies_of(root, 1)
+    assert sorted(now) == sorted(["INBOX", "Travel", "Work", ENGLISH["\\Flagged"]])
+    one_file(now)
+    assert all(p.name.endswith(":2,FS") for p in now.values()), now
+
+
+def test_labels_mode_asks_gmail_only_what_changed(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """Gmail has CONDSTORE without QRESYNC: a quick sync asks each label's mailbox for what
+    changed since the last (CHANGEDSINCE), never for every message's flags, and learns of a
+    message gone from a label by the count."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    with gmail.lock:
+        gmail.messages[min(gmail.messages)].flags.add("\\Answered")
+        gmail.touch(gmail.messages[min(gmail.messages)])
+        gmail.refresh()
+    change(gmail, 4, remove="Work")
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    listings = [(box, args) for box, args, _ in gmail.fetches if args.startswith("1:*")]
+    assert listings and all("CHANGEDSINCE" in args for _, args in listings), listings
+    assert all(p.name.endswith(":2,RS") for p in copies_of(root, 1).values())
+    assert sorted(copies_of(root, 4)) == [ENGLISH["\\Flagged"]]
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert sum(answered for _, _, answered in gmail.fetches) == 0, gmail.fetches
+
+
+def test_labels_mode_after_lost_state_links_and_trash_work_as_before(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """The state deleted: the next run pairs every message by content and learns again which
+    Gmail message each is, so a label added is a link and a deletion everywhere is Trash."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    for path in (tmp_path / "state").iterdir():
+        path.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "new_local=0" in output.split("account.done")[-1]
+    inode = one_file(copies_of(root, 2))
+    change(gmail, 2, add="Travel")
+    for path in copies_of(root, 1).values():
+        path.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert one_file(copies_of(root, 2)) == inode and len(copies_of(root, 2)) == 2
+    assert gmail.messages[min(gmail.messages)].place == "trash"
+
+
+def test_labels_mode_takes_a_label_away_without_an_expunge_gmail_could_make_final(
+    tmp_path: Path,
+) -> None:
+    """Gmail may be set to delete for good a message expunged from its last label.  The
+    server took Work and Travel away meanwhile, and here the INBOX file goes while the Work
+    and Travel files still stand: INBOX is taken away as a label (no expunge), so the message
+    ends archived in All Mail, never deleted; the other files go as their labels did."""
+    with serve_gmail(
+        GmailServer(labels=["Work", "Travel"], token=TOKEN, expunge_last="delete")
+    ) as gmail:
+        fill(gmail)
+        first = gmail.messages[min(gmail.messages)]
+        config = write_config(tmp_path, gmail.port, LABELS)
+        assert run_forked(config)[0] == 0
+        change(gmail, 1, remove="Work")
+        change(gmail, 1, remove="Travel")
+        root = tmp_path / "Mail"
+        copies_of(root, 1)["INBOX"].unlink()
+        code, output = run_forked(config)
+        assert code == 0, output
+        assert first.msgid in gmail.messages, "deleted for good"
+        assert first.place == "all" and first.labels == set()
+        assert copies_of(root, 1) == {}
+
+
+@pytest.mark.parametrize(
+    ("folder", "label"),
+    [("INBOX", "\\Inbox"), ("Work", "Work"), (ENGLISH["\\Sent"], "\\Sent")],
+    ids=["inbox", "user-label", "sent"],
+)
+def test_labels_mode_a_file_gone_from_a_folder_takes_exactly_its_label(
+    labelled: tuple[GmailServer, Path], tmp_path: Path, folder: str, label: str
+) -> None:
+    gmail, config = labelled
+    n = 3 if label == "\\Sent" else 1
+    msg = next(m for m in gmail.messages.values() if m.body == mail(n))
+    if n == 3:
+        change(gmail, 3, add="Work")  # so that it is not its last copy
+        assert run_forked(config)[0] == 0
+    before = set(msg.labels)
+    copies_of(tmp_path / "Mail", n)[folder].unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert msg.labels == before - {label} and msg.place == "all"
+
+
+def test_an_account_switched_to_the_labels_mode_links_from_the_files_it_has(
+    tmp_path: Path,
+) -> None:
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(tmp_path, gmail.port)
+        assert run_forked(config)[0] == 0  # plain folders first
+        config.write_text(config.read_text() + LABELS)
+        change(gmail, 2, add="Travel")
+        code, output = run_forked(config)
+        assert code == 0, output
+        second = next(m for m in gmail.messages.values() if m.body == mail(2))
+        assert gmail.downloads[second.msgid] == 1
+    now = copies_of(tmp_path / "Mail", 2)
+    assert sorted(now) == ["INBOX", "Travel"]
+    one_file(now)

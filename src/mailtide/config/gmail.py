@@ -13,6 +13,11 @@ account's language (``[Gmail]/Papierkorb``); one is synced when a ``folders.incl
 without ``*`` or ``?`` selects it: a pattern that names that one folder.  In the glob language
 ``[Gmail]`` is a set of letters, so the folder ``[Gmail]/Trash`` is written ``[[]Gmail]/Trash``;
 a pattern that starts with ``[Gmail]`` or ``[Google Mail]`` is refused with that advice.
+
+``gmail_labels = true`` is Gmail's labels mode (``engine/gmail_labels.py``): a message is one
+file however many labels show it, hard-linked into the folder of each label, and one deleted
+from every local folder goes to Gmail's Trash.  ``gmail_labels_as`` says how labels show
+locally: ``"folders"`` (the default, the only one built so far).
 """
 
 from __future__ import annotations
@@ -21,12 +26,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailtide.config import oauth2_keys
+from mailtide.config.model import ImapRepository, MaildirRepository, Repository
 from mailtide.config.show import show_value
 from mailtide.core.folder_filter import FolderFilter
 
 HOST = "imap.gmail.com"
 OAUTH2_PROVIDER = "google"
 LEFT_OUT = ("\\All", "\\Junk", "\\Trash")
+LABELS = "gmail_labels"
+LABELS_AS = "gmail_labels_as"
+KEYS = (LABELS, LABELS_AS)  # the keys only a Gmail repository has
+LABELS_AS_CHOICES = ("folders", "keywords")
+LABELS_AS_NOT_BUILT = (
+    '"keywords" (labels as an X-Keywords: header in one copy) is not built yet; '
+    'use "folders" (the default)'
+)
 _WILDCARDS = frozenset("*?")
 # The prefixes Gmail gives its own folders (Google Mail in Germany and the UK).
 _PREFIXES = ("[Gmail]", "[Google Mail]")
@@ -40,6 +54,20 @@ def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
     if oauth2_keys.CLIENT_ID in table and not own_provider:
         filled["oauth2_provider"] = OAUTH2_PROVIDER
     return filled
+
+
+def sides_problems(
+    local: Repository | None, remote: Repository | None
+) -> list[tuple[str, str]]:
+    """(account key, problem) for a repository in the labels mode on the wrong side of an
+    account: it must be the remote, and the local one a Maildir (links are files)."""
+    out = []
+    if isinstance(local, ImapRepository) and local.gmail_labels:
+        out.append(("local", f"{LABELS} works only on the account's remote repository"))
+    labels = isinstance(remote, ImapRepository) and remote.gmail_labels
+    if labels and local is not None and not isinstance(local, MaildirRepository):
+        out.append(("local", f"{LABELS} of the remote repository needs a Maildir here"))
+    return out
 
 
 def named(include: tuple[str, ...]) -> FolderFilter:

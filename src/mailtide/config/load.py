@@ -158,7 +158,8 @@ _IMAP_KEYS = (
     "timeout",
     "folders",
 )
-_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS, "gmail": _IMAP_KEYS}
+_GMAIL_KEYS = (*_IMAP_KEYS, *gmail.KEYS)
+_REPOSITORY_KEYS = {"maildir": _MAILDIR_KEYS, "imap": _IMAP_KEYS, "gmail": _GMAIL_KEYS}
 # [general] also holds a default for each of daemon_keys.NAMES.
 _GENERAL_KEYS = ("accounts", "state_dir", "max_sync_accounts")
 _ACCOUNT_KEYS = (
@@ -363,6 +364,8 @@ class _Checker:
                 "has no effect without trash: set the account's trash too, or remove this key",
             )
         local, remote = sides["local"], sides["remote"]
+        for key, problem in gmail.sides_problems(local, remote):
+            self.problem((*path, key), problem)
         folders = self.account_folders((*path, "folders"), table, local, remote)
         if local is None or remote is None or folders is None or daemon_keys.unusable(values):
             return None
@@ -465,10 +468,14 @@ class _Checker:
     ) -> ImapRepository | None:
         """``type = "gmail"``: an IMAP repository with Gmail's preset (config.gmail)."""
         self.gmail_patterns((*path, "folders"), table.get("folders"))
+        labels = self.get(table, path, gmail.LABELS, (bool,), "true or false")
+        labels_as = self.choice(table, path, gmail.LABELS_AS, gmail.LABELS_AS_CHOICES)
+        if labels_as is not None and labels_as != "folders":
+            self.problem((*path, gmail.LABELS_AS), gmail.LABELS_AS_NOT_BUILT)
         imap = self.imap(path, name, gmail.with_preset(table), folders)
         if imap is None:
             return None
-        return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT)
+        return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT, gmail_labels=bool(labels))
 
     def gmail_patterns(self, path: KeyPath, folders: object) -> None:
         """Report the folder patterns that cannot mean what they seem on Gmail."""

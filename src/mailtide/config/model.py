@@ -88,6 +88,8 @@ class ImapRepository:
     folders: FolderFilter = field(default_factory=FolderFilter)
     kind: ServerKind = "imap"
     left_out: tuple[str, ...] = ()
+    # kind "gmail" only: Gmail's labels mode (config.gmail, engine/gmail_labels.py)
+    gmail_labels: bool = False
 
 
 Repository = MaildirRepository | ImapRepository

@@ -32,6 +32,7 @@ from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
+from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync
 from mailtide.engine.steps import Steps, StopRequested
@@ -315,6 +316,8 @@ class AccountSync:
         boxes: list[Mailbox | None] = [None, None]
         report: PairReport
         planned = self.moves.planned(name) if self.moves is not None else None
+        if self.options.gmail_labels:
+            planned = None  # each label pair catches up on its links before it plans
         try:
             # An empty plan made by the move pass touches neither side: not even a SELECT.
             for side in SIDES if planned is None or not planned.plan.empty else ():
@@ -323,8 +326,19 @@ class AccountSync:
                 except MailboxError:
                     if not self.options.dry_run:
                         raise
+            labels = (
+                LabelLinks.of((boxes[0], boxes[1]), self.stores[Side.FAR], self.state, self.steps)
+                if self.options.gmail_labels and not self.options.dry_run
+                else None
+            )
             pair = PairSync(
-                name, (boxes[0], boxes[1]), self.state, self.steps, self.options, planned
+                name,
+                (boxes[0], boxes[1]),
+                self.state,
+                self.steps,
+                self.options,
+                planned,
+                labels,
             )
             report = await pair.run()
         except (MailboxError, UnsafeFolderName) as exc:

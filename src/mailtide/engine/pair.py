@@ -36,6 +36,7 @@ from mailtide.core.reconcile import (
     restore_deleted,
     settle_pending,
 )
+from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.steps import Steps
 from mailtide.state.db import Cursor, MailboxState
 from mailtide.state.offloop import OffLoopState
@@ -78,6 +79,8 @@ class Options:
     dry_moves: tuple[Move, ...] = ()
     # Mailbox pairs synced at once, each on a connection of its own (engine/account.py)
     parallel: int = 1
+    # Gmail's labels mode (engine/gmail_labels.py): one file per message, a hard link per label
+    gmail_labels: bool = False
 
 
 @dataclass(slots=True)
@@ -144,9 +147,11 @@ class PairSync:
         steps: Steps,
         options: Options,
         planned: Prepared | None = None,
+        labels: LabelLinks | None = None,
     ) -> None:
         """``planned``: this pair's ``prepare()`` made earlier in this run (by the move pass)
-        and still true; ``run`` carries it out instead of planning again."""
+        and still true; ``run`` carries it out instead of planning again.  ``labels``: Gmail's
+        labels mode for this pair (engine/gmail_labels.py)."""
         self.name = name
         self.planned = planned
         self.boxes = boxes
@@ -159,6 +164,7 @@ class PairSync:
         # sync (quick mode, where it can tell) and its full listing.
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, list[MessageInfo]] = {}
+        self.labels = labels
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -207,6 +213,8 @@ class PairSync:
         return (digests[0], digests[1])
 
     async def run(self) -> PairReport:
+        if self.labels is not None:
+            await self.labels.catch_up(await self.state.mailbox(self.name))
         prepared = self.planned if self.planned is not None else await self.prepare()
         self.planned = None  # a plan is carried out once: a retry plans again
         if prepared.unchanged:
@@ -482,6 +490,9 @@ class PairSync:
             )
             self.report.paired += sum(1 for u in plan.updates if u.old is None)
             self.steps.done("records")
+        paired = [u.new.ids[Side.FAR] for u in plan.updates if u.old is None]
+        if self.labels is not None and paired:
+            await self.labels.remember(mailbox, paired)
 
     async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
         fresh = never_synced(plan)
@@ -490,7 +501,10 @@ class PairSync:
             if not deletes:
                 continue
             gone = await self._remove(
-                side, [d.id for d in deletes], {d.id for d in deletes if d.record in fresh}
+                mailbox,
+                side,
+                [d.id for d in deletes],
+                {d.id for d in deletes if d.record in fresh},
             )
             self.steps.done(f"delete {SIDE_NAMES[side]}")
             done = [d for d in deletes if d.id in gone]
@@ -505,21 +519,34 @@ class PairSync:
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
-    async def _remove(self, side: Side, ids: list[str], fresh: set[str]) -> set[str]:
+    async def _remove(
+        self, mailbox: MailboxState, side: Side, ids: list[str], fresh: set[str]
+    ) -> set[str]:
         """Delete, or move to the side's trash folder where one is set (not from the trash
         itself; with ``trash_new_only``, only the ``fresh`` ids: never synced); the ids gone
-        from this mailbox now."""
+        from this mailbox now.  In Gmail's labels mode only a message deleted from every
+        local folder goes to the trash; from the others this label goes (never an expunge,
+        which Gmail may make final)."""
         trash = self.options.trash[side]
         if trash is None or trash == self.name:
             return await self.box(side).delete(ids)
-        gone: set[str] = set()
+        if self.labels is not None and side is Side.FAR:
+            last = await self.labels.last_copies(mailbox, ids)
+            others = [i for i in ids if i not in last]
+            gone = await self.labels.remove_label(others) if others else set()
+            return gone | (await self._to_trash(side, [i for i in ids if i in last], trash))
+        gone = set()
         if self.options.trash_new_only:
             expunged = [i for i in ids if i not in fresh]
             ids = [i for i in ids if i in fresh]
             if expunged:
                 gone = await self.box(side).delete(expunged)
-            if not ids:
-                return gone
+        return gone | (await self._to_trash(side, ids, trash))
+
+    async def _to_trash(self, side: Side, ids: list[str], trash: str) -> set[str]:
+        """Move ``ids`` to the side's trash folder ``trash``; the ids gone from here now."""
+        if not ids:
+            return set()
         if trash == TRASH_SPECIAL_USE:  # no folder was found marked so (engine/trash.py)
             raise MailboxError(
                 f"{self.name}: deleted messages are to go to the trash, but the "
@@ -535,10 +562,14 @@ class PairSync:
                 "account's trash setting"
             ) from None
         # not moved: gone already (the one case the stores leave out here for IMAP)
-        return gone | (set(ids) - moved.kept)
+        return set(ids) - moved.kept
 
     async def _copy(self, mailbox: MailboxState, source: Side, copies: list[Copy]) -> None:
         """Copy in batches bounded by bytes and count: intent, append, result."""
+        if self.labels is not None:
+            carry = self.labels.link if source is Side.FAR else self.labels.label
+            copies, carried = await carry(mailbox, copies)
+            self.report.copied[source.other] += carried
         by_id = {c.id: c for c in copies}
         batch: list[tuple[Copy, Fetched]] = []
         held = 0

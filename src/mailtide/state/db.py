@@ -76,6 +76,15 @@ CREATE TABLE IF NOT EXISTS record (
     pending_flags TEXT,                  -- a flag update being carried (core.model.PendingFlags)
     pending_sides INTEGER                -- its sides: bit 1 far, bit 2 near
 );
+CREATE TABLE IF NOT EXISTS gmail_message (  -- Gmail's labels mode: which message a UID shows
+    mailbox INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+    far_validity TEXT NOT NULL,          -- the UIDVALIDITY the UID belongs to
+    far_id TEXT NOT NULL,
+    msgid INTEGER NOT NULL,              -- its X-GM-MSGID (the same in every label's mailbox)
+    PRIMARY KEY (mailbox, far_id)
+);
+CREATE INDEX IF NOT EXISTS gmail_message_msgid ON gmail_message (msgid);
+CREATE INDEX IF NOT EXISTS record_header ON record (header_digest);  -- a message by content
 CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
@@ -123,6 +132,17 @@ class MailboxState:
     id: int
     name: str
     cursors: tuple[Cursor, Cursor]  # indexed by Side
+
+
+@dataclass(frozen=True, slots=True)
+class GmailCopy:
+    """Where a Gmail message shows (Gmail's labels mode): the pair ``mailbox`` (its server
+    name), its UID there, its X-GM-MSGID, and the flags last agreed on."""
+
+    mailbox: str
+    far_id: str
+    msgid: int
+    flags: frozenset[str]
 
 
 def _flags_text(flags: Iterable[str]) -> str:
@@ -435,6 +455,90 @@ class StateDB:
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
+
+
+    # --- Gmail's labels mode --------------------------------------------------------------
+
+    def put_gmail_ids(self, mailbox: MailboxState, validity: str, ids: dict[str, int]) -> None:
+        """Record which Gmail message (X-GM-MSGID) each server UID of ``mailbox`` shows."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO gmail_message (mailbox, far_validity, far_id, msgid)"
+                " VALUES (?, ?, ?, ?)",
+                ((mailbox.id, validity, far_id, msgid) for far_id, msgid in ids.items()),
+            )
+
+    def without_gmail_ids(self, mailbox: MailboxState) -> list[str]:
+        """The server ids of the mailbox's paired records whose Gmail message is not recorded
+        (under the mailbox's current validity): records made before the labels mode."""
+        rows = self._db.execute(
+            "SELECT r.far_id FROM record r JOIN mailbox m ON m.id = r.mailbox"
+            " WHERE r.mailbox = ? AND r.far_id != '' AND r.near_id != '' AND NOT EXISTS"
+            " (SELECT 1 FROM gmail_message g WHERE g.mailbox = r.mailbox"
+            " AND g.far_id = r.far_id AND g.far_validity = m.far_validity)",
+            (mailbox.id,),
+        )
+        return [far_id for (far_id,) in rows]
+
+    def gmail_ids(self, mailbox: MailboxState, far_ids: Iterable[str]) -> dict[str, int]:
+        """The X-GM-MSGID recorded for each of ``far_ids`` under the mailbox's current
+        validity (ids without one are left out)."""
+        out = {}
+        for far_id in far_ids:
+            row = self._db.execute(
+                "SELECT g.msgid FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+                " WHERE g.mailbox = ? AND g.far_id = ? AND g.far_validity = m.far_validity",
+                (mailbox.id, far_id),
+            ).fetchone()
+            if row is not None:
+                out[far_id] = int(row[0])
+        return out
+
+    def local_copies(
+        self, msgids: Iterable[int], besides: MailboxState
+    ) -> dict[int, list[tuple[str, str]]]:
+        """Where each Gmail message is recorded in the Maildir outside mailbox ``besides``:
+        (local folder name, local id) of each record paired with a UID that shows it."""
+        out: dict[int, list[tuple[str, str]]] = {}
+        for msgid in msgids:
+            rows = self._db.execute(
+                "SELECT COALESCE(f.near_name, f.far_name), r.near_id FROM gmail_message g"
+                " JOIN mailbox m ON m.id = g.mailbox AND m.far_validity = g.far_validity"
+                " JOIN record r ON r.mailbox = g.mailbox AND r.far_id = g.far_id"
+                " JOIN folder f ON f.far_name = m.name"
+                " WHERE g.msgid = ? AND g.mailbox != ? AND r.near_id != ''"
+                " ORDER BY m.name",
+                (msgid, besides.id),
+            )
+            found = [(near, near_id) for near, near_id in rows]
+            if found:
+                out[msgid] = found
+        return out
+
+
+    def gmail_message_like(self, identity: Identity, besides: MailboxState) -> GmailCopy | None:
+        """A Gmail message of that content identity, recorded in a mailbox other than
+        ``besides`` under its current validity: where it is and the flags last agreed on."""
+        row = self._db.execute(
+            "SELECT m.name, r.far_id, g.msgid, r.flags FROM record r"
+            " JOIN mailbox m ON m.id = r.mailbox"
+            " JOIN gmail_message g ON g.mailbox = r.mailbox AND g.far_id = r.far_id"
+            " AND g.far_validity = m.far_validity"
+            " WHERE r.header_digest = ? AND r.size = ? AND r.message_id IS ?"
+            " AND COALESCE(r.body_digest, '') = ? AND r.mailbox != ? AND r.far_id != ''"
+            " ORDER BY m.name LIMIT 1",
+            (
+                identity.header_digest,
+                identity.size,
+                identity.message_id,
+                identity.body_digest,
+                besides.id,
+            ),
+        ).fetchone()
+        if row is None:
+            return None
+        name, far_id, msgid, flags = row
+        return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
 
 
 def _failure(path: Path, what: str, exc: BaseException) -> str:

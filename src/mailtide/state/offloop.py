@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from mailtide.core.model import PendingFlags, Record
-from mailtide.state.db import Cursor, FolderPair, MailboxState, StateDB
+from mailtide.core.model import Identity, PendingFlags, Record
+from mailtide.state.db import Cursor, FolderPair, GmailCopy, MailboxState, StateDB
 
 T = TypeVar("T")
 
@@ -96,3 +96,24 @@ class OffLoopState:
                 self.db.put(mailbox, kept)
 
         await self._run(both, list(records))
+
+    async def put_gmail_ids(
+        self, mailbox: MailboxState, validity: str, ids: dict[str, int]
+    ) -> None:
+        await self._run(self.db.put_gmail_ids, mailbox, validity, dict(ids))
+
+    async def gmail_ids(self, mailbox: MailboxState, far_ids: Iterable[str]) -> dict[str, int]:
+        return await self._run(self.db.gmail_ids, mailbox, list(far_ids))
+
+    async def local_copies(
+        self, msgids: Iterable[int], besides: MailboxState
+    ) -> dict[int, list[tuple[str, str]]]:
+        return await self._run(self.db.local_copies, list(msgids), besides)
+
+    async def gmail_message_like(
+        self, identity: Identity, besides: MailboxState
+    ) -> GmailCopy | None:
+        return await self._run(self.db.gmail_message_like, identity, besides)
+
+    async def without_gmail_ids(self, mailbox: MailboxState) -> list[str]:
+        return await self._run(self.db.without_gmail_ids, mailbox)

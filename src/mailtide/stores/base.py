@@ -178,6 +178,19 @@ class Moved:
     kept: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A message to give a name in a mailbox that is another name of a file the store holds
+    already (Gmail's labels mode: one file, a hard link per label).  ``sources``: where that
+    file may be, as (canonical folder name, id) pairs, tried in order; only one whose content
+    identity is ``identity`` is linked.  ``flags`` and ``hint`` as in ``Incoming``."""
+
+    sources: tuple[tuple[str, str], ...]
+    identity: Identity
+    flags: Flags
+    hint: str | None = None
+
+
 class Mailbox(Protocol):
     """One open mailbox.  Every method may raise ``MailboxError``."""
 

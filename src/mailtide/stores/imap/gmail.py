@@ -64,6 +64,11 @@ def gmail_message(attrs: dict[str, Value]) -> GmailMessage:
     )
 
 
+def message_id_of(value: Value) -> int:
+    """An ``X-GM-MSGID`` value."""
+    return _id64(value, "X-GM-MSGID")
+
+
 def _id64(value: Value, what: str) -> int:
     number = number_of(value)
     if not 0 < number < 1 << 64:
@@ -92,6 +97,27 @@ def label_of(value: Value) -> str:
         return mutf7.decode(text)
     except ValueError as e:
         raise ParseError(f"label {text!r} is not valid modified UTF-7: {e}"[:120]) from None
+
+
+# The label a special-use mailbox shows; \All, \Trash and \Junk show none (leaving them is
+# no label taken away but a move to Trash, or a deletion for good).
+_LABEL_OF_USE = {
+    "\\Sent": "\\Sent",
+    "\\Drafts": "\\Draft",
+    "\\Important": "\\Important",
+    "\\Flagged": "\\Starred",
+}
+
+
+def label_of_mailbox(name: str, special_use: str | None) -> str | None:
+    """The label whose mailbox ``name`` (canonical) is, with its special use: ``\\Inbox``
+    for INBOX, a system label for Sent, Drafts, Important and Starred, the name itself for a
+    user label; None for All Mail, Trash, Spam and any other special use."""
+    if name == "INBOX":
+        return "\\Inbox"
+    if special_use is None:
+        return name
+    return _LABEL_OF_USE.get(special_use)
 
 
 def with_selected(labels: frozenset[str], selected: str | None) -> frozenset[str]:

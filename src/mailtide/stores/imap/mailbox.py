@@ -30,7 +30,7 @@ from mailtide.stores.base import (
     Moved,
     StoreError,
 )
-from mailtide.stores.imap import wire
+from mailtide.stores.imap import gmail, wire
 from mailtide.stores.imap.client import ImapClient, quote_astring
 from mailtide.stores.imap.copyuid import copied_uids
 from mailtide.stores.imap.parse import (
@@ -112,6 +112,21 @@ def merge_ranges(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
+
+
+def gaps(present: Sequence[int], top: int) -> list[tuple[int, int]]:
+    """The ranges of 1..``top`` not in ``present`` (sorted UIDs): what was expunged."""
+    out: list[tuple[int, int]] = []
+    start = 1
+    for uid in present:
+        if uid > top:
+            break
+        if uid > start:
+            out.append((start, uid - 1))
+        start = max(start, uid + 1)
+    if start <= top:
+        out.append((start, top))
+    return out
 
 
 def uid_sets(uids: Iterable[int], per_set: int = UIDS_PER_COMMAND) -> list[str]:
@@ -238,11 +253,14 @@ class ImapMailbox:
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
+        special_use: str | None = None,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
-        ``locate``: the server's name for another folder's canonical name (for ``move``)."""
+        ``locate``: the server's name for another folder's canonical name (for ``move``).
+        ``special_use``: the RFC 6154 attribute the folder was listed with."""
         self.name = name
+        self.special_use = special_use
         self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
         self._release = release  # gives the connection back to the store for the next mailbox
@@ -405,13 +423,17 @@ class ImapMailbox:
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """With QRESYNC: the messages whose MODSEQ passed ``since.highestmodseq`` (new ones
-        included) and the UIDs expunged since (VANISHED), in one command."""
+        included) and the UIDs expunged since (VANISHED), in one command.  With CONDSTORE
+        alone (Gmail): the same changed messages, and the expunged ones only when the count
+        says some went (``_vanished_by_count``)."""
         if (
-            "QRESYNC" not in self._client.enabled
+            not {"QRESYNC", "CONDSTORE"} & self._client.enabled
             or since.highestmodseq is None
             or since.validity != str(self.uidvalidity)
         ):
             return None
+        if "QRESYNC" not in self._client.enabled:
+            return await self._changes_by_condstore(since)
         if self.highestmodseq == since.highestmodseq:
             return Delta([])
         changed: list[MessageInfo] = []
@@ -440,6 +462,52 @@ class ImapMailbox:
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
             return None
         return Delta(changed, tuple(merge_ranges(vanished)))
+
+    async def _changes_by_condstore(self, since: MailboxStatus) -> Delta | None:
+        """``UID FETCH 1:* (CHANGEDSINCE)`` for the messages changed or new since ``since``;
+        then, as a server without QRESYNC need not count an expunge as a change, the
+        expunged UIDs from the count: when the mailbox holds exactly ``since.count`` plus the
+        new messages, nothing went; else ``UID SEARCH ALL`` says which UIDs are left.  None
+        (a full listing) when an answer does not parse or the old count is not known."""
+        if since.count is None or since.uidnext is None:
+            return None
+        changed: list[MessageInfo] = []
+        bad: list[str] = []
+        on_fetch = self._on_fetch(lambda attrs: changed.append(message_info(attrs)), bad)
+        await self._run(
+            "UID FETCH",
+            "1:*",
+            "(UID FLAGS RFC822.SIZE)",
+            f"(CHANGEDSINCE {since.highestmodseq})",
+            on_untagged=on_fetch,
+        )
+        if bad:
+            return None
+        new = sum(1 for m in changed if int(m.id) >= since.uidnext)
+        if self._count_after_news() == since.count + new:
+            return Delta(changed)
+        left = await self._all_uids()
+        if left is None:
+            return None
+        return Delta(changed, tuple(gaps(left, since.uidnext - 1)))
+
+    async def _all_uids(self) -> list[int] | None:
+        """Every UID now in the mailbox (``UID SEARCH ALL``), None when the answer does not
+        parse (a UID missing from it would read as expunged)."""
+        uids: list[int] = []
+        bad = False
+
+        def on_search(u: Untagged) -> bool:
+            nonlocal bad
+            if u.kind != "SEARCH":
+                return False
+            words = u.raw.first.split()[2:]
+            bad = bad or not all(w.isdigit() for w in words)
+            uids.extend(int(w) for w in words if w.isdigit())
+            return True
+
+        await self._run("UID SEARCH", "ALL", on_untagged=on_search)
+        return None if bad else sorted(uids)
 
     def _on_fetch(
         self, take: Callable[[dict[str, Value]], bool | None], bad: list[str] | None = None
@@ -506,6 +574,46 @@ class ImapMailbox:
                 "gone and their copies here for new"
             )
         return out
+
+    async def gmail_ids(self, ids: Sequence[str]) -> dict[str, int]:
+        """The Gmail message (X-GM-MSGID) each of the given messages shows, by UID (``UID
+        FETCH (X-GM-MSGID)``).  A message whose answer does not parse is left out (logged):
+        the caller then does without its Gmail identity."""
+        out: dict[str, int] = {}
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # another client's flag change, told in the middle: news
+            out[str(uid_of(attrs))] = gmail.message_id_of(attrs["X-GM-MSGID"])
+            return True
+
+        await self._gmail_fetch(ids, "(UID X-GM-MSGID)", take)
+        return out
+
+    async def gmail_messages(self, ids: Sequence[str]) -> dict[str, gmail.GmailMessage]:
+        """Gmail's identity and labels of the given messages (``UID FETCH (X-GM-MSGID
+        X-GM-LABELS)``), by UID; the selected mailbox's own label is left out, as Gmail does.
+        A message whose answer does not parse (a label that is no label) is left out (logged):
+        a label read wrong would later read as the user taking it away."""
+        out: dict[str, gmail.GmailMessage] = {}
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # another client's flag change, told in the middle: news
+            out[str(uid_of(attrs))] = gmail.gmail_message(attrs)
+            return True
+
+        await self._gmail_fetch(ids, "(UID X-GM-MSGID X-GM-LABELS)", take)
+        return out
+
+    async def _gmail_fetch(
+        self, ids: Sequence[str], items: str, take: Callable[[dict[str, Value]], bool]
+    ) -> None:
+        if not gmail.speaks_gmail(self._client.capabilities):
+            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        on_fetch = self._on_fetch(take)
+        for uids in uid_sets(_uids(ids)):
+            await self._run("UID FETCH", uids, items, on_untagged=on_fetch)
 
     async def _sizes(self, ids: Sequence[str], bad: list[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
@@ -724,6 +832,45 @@ class ImapMailbox:
             kept = frozenset(new) - frozenset(await self.delete(list(new)))
         log.debug("imap.moved", mailbox=self.name, target=target, count=len(new), via=verb)
         return Moved(new, kept)
+
+    async def remove_label(self, ids: Sequence[str]) -> set[str]:
+        """Take this mailbox's Gmail label away from exactly these messages (``UID STORE
+        -X-GM-LABELS``), which takes them out of it and out of nothing else: unlike an expunge,
+        never a deletion, whatever Gmail's setting for a message expunged from its last label.
+        A mailbox that is no label's (All Mail, Trash, Spam) deletes as ``delete`` does.
+        Returns the ids gone from this mailbox."""
+        label = gmail.label_of_mailbox(self.name, self.special_use)
+        if label is None:
+            return await self.delete(ids)
+        argument = gmail.labels_argument([label])
+        for uid_set in uid_sets(_uids(ids)):
+            await self._run(
+                "UID STORE", uid_set, "-X-GM-LABELS", argument, on_untagged=_swallow_fetch
+            )
+        log.debug("imap.label_removed", mailbox=self.name, count=len(ids))
+        return set(ids)
+
+    async def copy(self, ids: Sequence[str], target: str) -> dict[str, str | None]:
+        """``UID COPY`` of exactly these into folder ``target`` (canonical name), without
+        reading their bodies: each UID copied and its new UID there (None where the server
+        does not say, without UIDPLUS).  On Gmail this adds the target's label to the same
+        message, never a second message."""
+        uids = _uids(ids)
+        if not uids:
+            return {}
+        if self._locate is None:
+            raise MailboxError(f"mailbox {self.name!r}: no way to name another folder")
+        dest = quote_astring(self._locate(target))
+        new: dict[str, str | None] = {}
+        for uid_set in uid_sets(uids):
+            in_set = _expanded(uid_set)
+            codes: list[bytes] = []
+            done = await self._run("UID COPY", uid_set, dest, on_untagged=_copyuid_into(codes))
+            if done.code == "COPYUID":
+                codes.append(done.code_args)
+            new.update(self._moved([u for u in uids if u in in_set], codes))
+        log.debug("imap.copied", mailbox=self.name, target=target, count=len(new))
+        return new
 
     def _moved(self, chunk: list[int], codes: list[bytes]) -> dict[str, str | None]:
         """Source UID -> new UID, from the COPYUID codes of one command (none: all unknown)."""

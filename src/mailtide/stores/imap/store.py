@@ -41,6 +41,8 @@ class ImapStore:
         self._refused: list[tuple[str, str]] = []
         # Folders the last list_folders left out by their special use: name -> the use.
         self._left_out: dict[str, str] = {}
+        # The special use of each folder of the last list_folders (a Gmail label's mailbox).
+        self._uses: dict[str, str] = {}
         self.names = FolderNames()  # read from the server (NAMESPACE) at connect
 
     @property
@@ -127,6 +129,7 @@ class ImapStore:
             elif info is not None:
                 found[info.name] = info
         self._refused = refused
+        self._uses = {name: f.special_use for name, f in found.items() if f.special_use}
         self._left_out = left_out
         if listed == 0:
             # Never let an empty answer look like "every folder was deleted".
@@ -296,6 +299,7 @@ class ImapStore:
             listed=listed,
             read_only=self.read_only,
             locate=self.server_name,
+            special_use=self._uses.get(name),
         )
         if listed is None:
             try:

@@ -52,10 +52,12 @@ from mailtide.stores.base import (
     Fetched,
     FlagChange,
     Incoming,
+    Link,
     MailboxError,
     MailboxStatus,
     Moved,
 )
+from mailtide.stores.maildir import links as links_mod
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
 from mailtide.stores.maildir.duplicates import give_fresh_names
@@ -712,6 +714,59 @@ class MaildirMailbox:
         fsync_dirs(sorted(touched & arrived))
         fsync_dirs(sorted(touched - arrived))
         return moved
+
+    async def link(self, links: Sequence[Link]) -> list[str | None]:
+        """Give each message a name here that is a hard link of a file of another folder of
+        the tree (links.py): the first of its ``sources`` that exists and whose content identity
+        is the link's (a file changed since is never linked).  Returns each new id in order,
+        None where no source fits (the caller copies that message instead); the names are
+        durable when this returns."""
+        self._writable()
+        if not links:
+            return []
+        if self._locate is None:
+            raise MailboxError(f"Maildir folder {self.name}: no way to name another folder")
+        return await self._run(self._link, list(links), self._locate)
+
+    def _link(self, links: list[Link], locate: Callable[[str], str]) -> list[str | None]:
+        if not os.path.isdir(os.path.join(self.path, "cur")):
+            raise MailboxError(f"Maildir folder {self.path} has vanished")
+        wanted = {f for k in links for f in k.flags}
+        keywords = ensure_keywords(self.path, wanted, self._orphan_letters())
+        seen: links_mod.Listings = {}
+        out: list[str | None] = []
+        touched: list[str] = []
+        for link in links:
+
+            def fits(path: str, link: Link = link) -> bool:
+                return read_identity(path)[0] == link.identity
+
+            source = links_mod.source_path(link.sources, locate, fits, seen)
+            if source is None:
+                out.append(None)
+                continue
+            try:
+                msg_id, entry = links_mod.make_link(
+                    self.path, self.name, source, link, keywords, self.journal
+                )
+            except OSError as err:  # another file system (EXDEV), too many links (EMLINK)
+                log.warning("maildir.link_failed", folder=self.path, source=source, error=str(err))
+                out.append(None)
+                continue
+            self._index[msg_id] = entry
+            out.append(msg_id)
+            touched.append(os.path.join(self.path, entry[0]))
+        links_mod.make_durable(touched)
+        return out
+
+    async def holding(self, files: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``files`` ((canonical folder name, id) anywhere in the tree) that exist; a
+        folder that cannot be listed counts as holding all of its files."""
+        if not files:
+            return set()
+        if self._locate is None:
+            raise MailboxError(f"Maildir folder {self.name}: no way to name another folder")
+        return await self._run(links_mod.held, list(files), self._locate)
 
     def _unlink(self, path: str) -> None:
         self.journal.before(path)
