@@ -154,7 +154,7 @@ class PairSync:
             if (status := statuses[side]) is not None
             and mailbox.cursors[side].validity not in (None, status.validity)
         ]
-        if not void and await self._unchanged(mailbox):
+        if not void and await self._unchanged(mailbox, statuses):
             self.log.debug("mailbox.unchanged")
             return None
         records = await self.state.records(mailbox)
@@ -246,24 +246,37 @@ class PairSync:
             self._listings[side] = await box.snapshot() if box is not None else []
         return self._listings[side]
 
-    async def _unchanged(self, mailbox: MailboxState) -> bool:
+    async def _unchanged(
+        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
+    ) -> bool:
         """Quick mode: both sides provably as the last complete sync left them, so the plan is
-        empty without loading a record.  A side that can tell says so with an empty delta; any
-        other side's full listing must hash as it did when it last matched the records."""
+        empty without loading a record.  A side that can tell says so with an empty delta, or
+        with the stamp it had when its listing last matched the records; any other side's full
+        listing must hash as it did then (and its stamp now is recorded, so the next run need
+        not list it)."""
         if self.options.mode != "quick":
             return False
+        restamped = list(mailbox.cursors)
         for side in SIDES:
             cursor = mailbox.cursors[side]
-            if self.boxes[side] is None or cursor.validity is None:
+            status = statuses[side]
+            if self.boxes[side] is None or status is None or cursor.validity is None:
                 return False
             delta = await self._delta(side, cursor)
             if delta is not None:
                 if delta.changed or delta.vanished:
                     return False
+            elif status.stamp is not None and status.stamp == cursor.stamp:
+                continue
             elif cursor.digest is None or listing_digest(await self._listing(side)) != (
                 cursor.digest
             ):
                 return False
+            elif status.stamp is not None:
+                restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
+        if restamped != list(mailbox.cursors) and not self.options.dry_run:
+            await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
+            self.steps.done("cursors")
         return True
 
     async def _snapshot(
@@ -388,8 +401,8 @@ class PairSync:
     ) -> None:
         """Validities as soon as records depend on them; the progress markers (which let the
         next quick sync skip what came before) only once the whole plan is carried out; the
-        digest of a side's full listing only when that listing matched the records (``settled``:
-        the plan was empty)."""
+        digest of a side's full listing and its stamp (taken before that listing) only when that
+        listing matched the records (``settled``: the plan was empty)."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -399,8 +412,12 @@ class PairSync:
                 cursors.append(Cursor(s.validity))
             else:
                 full = self._deltas.get(side) is None and side in self._listings
-                digest = listing_digest(self._listings[side]) if settled and full else None
-                cursors.append(Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest))
+                kept = settled and full
+                digest = listing_digest(self._listings[side]) if kept else None
+                stamp = s.stamp if kept else None
+                cursors.append(
+                    Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest, stamp)
+                )
         await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
 

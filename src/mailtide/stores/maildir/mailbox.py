@@ -22,9 +22,12 @@ deleted meanwhile then looks present for this run, which is harmless: it is
 skipped as vanished, and its deletion is seen next run).
 
 Sizes in ``snapshot`` come from ``,S=<size>`` in the file name (our own
-files and Dovecot's carry it) and are 0 when absent: a stat per file would
-make a 10k-message scan cost 10k syscalls, and the exact CRLF size is what
-``identify`` / ``fetch`` give anyway.
+files and Dovecot's carry it); only a file whose name has none is stat-ed (a
+stat per file would make a 10k-message scan cost 10k syscalls).  They are LF
+sizes: the exact CRLF size is what ``identify`` / ``fetch`` give.
+
+``status`` lists nothing: it gives the folder's stamp (stamp.py), with which the
+engine skips a folder that has not changed since its last complete sync.
 
 All disk work runs in worker threads, one ``asyncio.to_thread`` per batch.
 """
@@ -87,6 +90,7 @@ from mailtide.stores.maildir.listing import (
     open_regular,
     read_regular,
 )
+from mailtide.stores.maildir.stamp import folder_stamp
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -145,6 +149,7 @@ class MaildirMailbox:
         self.path = path
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
+        self._sizes: dict[str, int] = {}  # id -> file size, for names without ,S= (last scan)
         self._generation = 0  # scans so far (see _Attempt)
         self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
         self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
@@ -156,11 +161,13 @@ class MaildirMailbox:
         """List new/ then cur/ until a listing ran while neither changed (see the module
         docstring); every pass's messages are kept, the latest name of each winning."""
         index: dict[str, Entry] = {}
+        sizes: dict[str, int] = {}
         for _ in range(SCAN_PASSES):
             before = self._stamps()
             listing = list_folder(self.path)
             after = self._stamps()
             index.update(listing.index)
+            sizes.update(listing.sizes)
             quiet = before == after and time.time() - max(after) > STILL
             if quiet:
                 break
@@ -172,6 +179,7 @@ class MaildirMailbox:
             index.update((msg_id, names[0]) for msg_id, names in separated.items())
             twins |= {msg_id: names[1:] for msg_id, names in separated.items() if names[1:]}
         self._index = index
+        self._sizes = sizes
         self._twins = twins
         self._generation += 1
         return index
@@ -268,7 +276,8 @@ class MaildirMailbox:
         if not self.read_only:
             self._clear_tmp()
         validity = folder_id(self.path, create=not self.read_only)
-        return MailboxStatus(validity=validity, count=len(self._scan()))
+        # No listing here: the stamp says whether one is needed (the count is left unknown).
+        return MailboxStatus(validity=validity, stamp=folder_stamp(self.path))
 
     def _clear_tmp(self) -> None:
         """At the start of each sync of this folder, where its tmp/ is about to be written (a
@@ -297,7 +306,10 @@ class MaildirMailbox:
             if flags is None:
                 flags = flags_cache[letters] = flags_of_letters(letters, keywords)
                 orphans |= unnamed_letters(letters, keywords)
-            out.append(MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0))
+            size = size_of(msg_id)
+            if size is None:
+                size = self._sizes.get(msg_id, 0)
+            out.append(MessageInfo(id=msg_id, flags=flags, size=size))
         if orphans and not self._orphans:
             log.warning(
                 "maildir.keyword_letters_unnamed",
