@@ -73,9 +73,9 @@ def flags_on_server(s: Setup, folder: str) -> dict[str, frozenset[str]]:
 
 
 def test_a_sync_with_nothing_changed_lists_no_folder_and_one_change_lists_its_folder(
-    fs_setup: Setup, listed: list[str]
+    setup: Setup, listed: list[str]
 ) -> None:
-    s = fs_setup
+    s = setup
     fill(s)
     settled(s)
     listed.clear()
