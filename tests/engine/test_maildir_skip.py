@@ -21,7 +21,7 @@ from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, steps_of, write_config
 from mailtide.stores.maildir.stamp import folder_stamp
 from stores.maildir.coarse_fs import whole_second_fs
-from stores.maildir.listing_spy import record_listings
+from stores.maildir.listing_spy import record_file_stats, record_listings
 
 FLAGGED = "\\Flagged"
 FOLDERS = ("INBOX", "Archive/2024", "Entwürfe")
@@ -73,16 +73,17 @@ def flags_on_server(s: Setup, folder: str) -> dict[str, frozenset[str]]:
 
 
 def test_a_sync_with_nothing_changed_lists_no_folder_and_one_change_lists_its_folder(
-    setup: Setup, listed: list[str]
+    setup: Setup, listed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = setup
     fill(s)
     settled(s)
     listed.clear()
+    stats = record_file_stats(monkeypatch)
     report = s.sync()
     assert not report.failed, report
     assert all(not any(m.summary().values()) for m in report.mailboxes), report
-    assert listed == []
+    assert listed == [] and stats == []
     # a flag set by a mail reader right away, in the second of that sync, is carried: and
     # only its folder is listed
     msg = loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(1, "INBOX")]
