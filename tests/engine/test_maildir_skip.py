@@ -9,7 +9,9 @@ second of the last change is over), as a sync a moment later would find them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -62,10 +64,10 @@ def synced(s: Setup, **kwargs: object) -> None:
     assert not report.failed, report
 
 
-def settled(s: Setup) -> None:
+def settled(s: Setup, folders: tuple[str, ...] = FOLDERS) -> None:
     """Synced, then once more once the times can prove it: the stamps are recorded."""
     synced(s)
-    provable(s)
+    provable(s, folders)
     synced(s)
 
 
@@ -176,4 +178,65 @@ def test_a_sync_killed_before_it_recorded_the_folder_leaves_the_next_run_listing
         synced(s)
         assert folder_of(s, "INBOX") in folders_listed(listed), f"after step {n}"
         assert FLAGGED in flags_on_server(s, "INBOX")[ids[n]], f"after step {n}"
+    assert_in_sync(s)
+
+
+def test_a_server_change_reaches_a_folder_that_did_not_change_without_listing_it(
+    setup: Setup, listed: list[str]
+) -> None:
+    """The folder is as its last complete sync recorded it, so the records stand for its
+    listing: a new server message is delivered into it unlisted."""
+    s = setup
+    fill(s)
+    settled(s)
+    srv.append(s.imap, "INBOX", srv.make_message(60, "INBOX"), ["\\Seen"])
+    listed.clear()
+    synced(s)
+    assert srv.message_id(60, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert listed == []
+    assert_in_sync(s)
+
+
+def test_a_new_keyword_on_an_unlisted_folder_takes_no_letter_its_files_still_carry(
+    fs_setup: Setup,
+) -> None:
+    """The keyword table was lost, so a file carries a letter no keyword is named by.  A
+    keyword new to the folder, set on the server while the folder is taken as recorded, must
+    not be given that letter: the old file would then read as carrying it."""
+    s = fs_setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen", "Work"])
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    synced(s)
+    inbox = Path(folder_of(s, "INBOX"))
+    (inbox / "dovecot-keywords").unlink()
+    settled(s, ("INBOX",))
+    srv.set_flags(s.imap, "INBOX", srv.message_id(2, "INBOX"), ["Home"])
+    synced(s)
+    synced(s)
+    flags = flags_on_server(s, "INBOX")
+    assert "Home" not in flags[srv.message_id(1, "INBOX")], flags
+    assert "Home" in flags[srv.message_id(2, "INBOX")], flags
+
+
+def test_a_new_uidvalidity_on_the_server_re_pairs_an_unchanged_folder_by_listing_it(
+    fs_setup: Setup,
+) -> None:
+    """A new UIDVALIDITY voids the server ids of the records: they no longer stand for the
+    local folder, so it is listed and its messages are paired again, none copied twice.  (The
+    records here have no content identity, as records of early versions: voiding drops them.)"""
+    s = fs_setup
+    fill(s)
+    settled(s)
+    with contextlib.closing(sqlite3.connect(s.config.general.state_dir / "test.sqlite")) as db:
+        db.execute("UPDATE record SET header_digest = NULL")
+        db.commit()
+    old = srv.fetch_all(s.imap, "Archive/2024")
+    with srv.session(s.imap) as c:
+        srv._ok(c.delete(srv._quote("Archive/2024")))
+        for m in old:  # the same messages under a new UIDVALIDITY
+            srv.append(s.imap, "Archive/2024", m.body, m.flags, imap=c)
+    synced(s)
+    synced(s)
+    assert len(loc.messages(s.root, s.layout, "Archive/2024")) == len(old)
+    assert len(srv.fetch_all(s.imap, "Archive/2024")) == len(old)
     assert_in_sync(s)

@@ -160,6 +160,9 @@ class PairSync:
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
+            # The records changed: no side's stamp vouches for them now, so every side is listed.
+            cursors = [dataclasses.replace(c, stamp=None) for c in mailbox.cursors]
+            mailbox = dataclasses.replace(mailbox, cursors=(cursors[0], cursors[1]))
         snapshots = [
             await self._held_as_recorded(
                 side, await self._snapshot(side, mailbox, records), records
@@ -233,9 +236,11 @@ class PairSync:
                 box is not None
                 and self.options.mode == "quick"
                 and cursor.validity is not None
-                and cursor.modseq is not None
+                and (cursor.modseq is not None or cursor.stamp is not None)
             ):
-                since = MailboxStatus(cursor.validity, cursor.uidnext, cursor.modseq, cursor.count)
+                since = MailboxStatus(
+                    cursor.validity, cursor.uidnext, cursor.modseq, cursor.count, cursor.stamp
+                )
                 delta = await box.changes_since(since)
             self._deltas[side] = delta
         return self._deltas[side]
@@ -250,10 +255,10 @@ class PairSync:
         self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
     ) -> bool:
         """Quick mode: both sides provably as the last complete sync left them, so the plan is
-        empty without loading a record.  A side that can tell says so with an empty delta, or
-        with the stamp it had when its listing last matched the records; any other side's full
-        listing must hash as it did then (and its stamp now is recorded, so the next run need
-        not list it)."""
+        empty without loading a record.  A side that can tell says so with an empty delta (a
+        Maildir: by the stamp it had when its listing last matched the records); any other
+        side's full listing must hash as it did then (and its stamp now is recorded, so the
+        next run need not list it)."""
         if self.options.mode != "quick":
             return False
         restamped = list(mailbox.cursors)
@@ -266,8 +271,6 @@ class PairSync:
             if delta is not None:
                 if delta.changed or delta.vanished:
                     return False
-            elif status.stamp is not None and status.stamp == cursor.stamp:
-                continue
             elif cursor.digest is None or listing_digest(await self._listing(side)) != (
                 cursor.digest
             ):
@@ -402,7 +405,8 @@ class PairSync:
         """Validities as soon as records depend on them; the progress markers (which let the
         next quick sync skip what came before) only once the whole plan is carried out; the
         digest of a side's full listing and its stamp (taken before that listing) only when that
-        listing matched the records (``settled``: the plan was empty)."""
+        listing matched the records (``settled``: the plan was empty).  A side not listed because
+        its stamp was the recorded one keeps its digest and stamp when the plan was empty."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -411,10 +415,12 @@ class PairSync:
             elif not complete:
                 cursors.append(Cursor(s.validity))
             else:
-                full = self._deltas.get(side) is None and side in self._listings
-                kept = settled and full
-                digest = listing_digest(self._listings[side]) if kept else None
-                stamp = s.stamp if kept else None
+                digest, stamp = None, None
+                recorded = mailbox.cursors[side]
+                if settled and self._deltas.get(side) is None and side in self._listings:
+                    digest, stamp = listing_digest(self._listings[side]), s.stamp
+                elif settled and s.stamp is not None and s.stamp == recorded.stamp:
+                    digest, stamp = recorded.digest, s.stamp
                 cursors.append(
                     Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digest, stamp)
                 )

@@ -40,7 +40,7 @@ import io
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
@@ -154,6 +154,8 @@ class MaildirMailbox:
         self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
         self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
         self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
+        self._snapshotted = False  # whether _orphans is known: a snapshot ran this run
+        self._status_seen: MailboxStatus | None = None  # what the last status gave
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -277,7 +279,8 @@ class MaildirMailbox:
             self._clear_tmp()
         validity = folder_id(self.path, create=not self.read_only)
         # No listing here: the stamp says whether one is needed (the count is left unknown).
-        return MailboxStatus(validity=validity, stamp=folder_stamp(self.path))
+        self._status_seen = MailboxStatus(validity=validity, stamp=folder_stamp(self.path))
+        return self._status_seen
 
     def _clear_tmp(self) -> None:
         """At the start of each sync of this folder, where its tmp/ is about to be written (a
@@ -319,7 +322,18 @@ class MaildirMailbox:
                 "they were on the other side, and these letters are not given out again",
             )
         self._orphans = frozenset(orphans)
+        self._snapshotted = True
         return out
+
+    def _reserved(self, flags: Iterable[str]) -> frozenset[str]:
+        """The letters a new keyword must not take (``_orphans``).  A folder not listed this
+        run (the engine took it as recorded, by its stamp) is listed first, but only when
+        ``flags`` hold a keyword the table has no letter for: else no letter is given out."""
+        if not self._snapshotted:
+            table = read_keywords(self.path)
+            if any(is_keyword(f) and table.letter_of(f) is None for f in flags):
+                self._snapshot()
+        return self._orphans
 
     async def cannot_hold(self, flags: Flags) -> Flags:
         """Keywords beyond the table's 26; and, while files carry letters the table no longer
@@ -331,9 +345,15 @@ class MaildirMailbox:
         return unstorable(flags, table)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
-        """Never: listing cur/ and new/ is cheap (10k files in tens of ms) and a file rename
-        leaves no change counter to ask."""
-        return None
+        """Nothing, when the last ``status`` gave the validity and the stamp ``since`` holds:
+        the folder lists as it did then (stamp.py).  Otherwise None: a file rename leaves no
+        change counter to ask, so only a listing can tell."""
+        now = self._status_seen
+        if now is None or since.stamp is None:
+            return None
+        if (now.validity, now.stamp) != (since.validity, since.stamp):
+            return None
+        return Delta([])
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         return await self._run(self._identify, list(ids))
@@ -505,7 +525,8 @@ class MaildirMailbox:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         delivery.prepare()
-        return ensure_keywords(self.path, {f for m in messages for f in m.flags}, self._orphans)
+        flags = {f for m in messages for f in m.flags}
+        return ensure_keywords(self.path, flags, self._reserved(flags))
 
     def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
         unique = new_unique(message.hint)
@@ -557,10 +578,10 @@ class MaildirMailbox:
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
         full: OSError | None = None
+        added = {f for c in changes for f in c.add}
+        reserved = self._reserved(added)
         try:
-            keywords = ensure_keywords(
-                self.path, {f for c in changes for f in c.add}, self._orphans
-            )
+            keywords = ensure_keywords(self.path, added, reserved)
         except OSError as err:
             # The keyword table cannot grow (a full disk): the table on disk is intact (it is
             # replaced by rename), and the changes that need no new letter are renames, which
