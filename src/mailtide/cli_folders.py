@@ -56,7 +56,9 @@ async def _counts(store: Store, names: Sequence[str]) -> dict[str, int | None]:
             counts[name] = None
             continue
         try:
-            counts[name] = (await mailbox.status()).count
+            count = (await mailbox.status()).count
+            # a Maildir folder's status lists nothing: its count is its listing's length
+            counts[name] = count if count is not None else len(await mailbox.snapshot())
         except StoreError:
             counts[name] = None
         finally:

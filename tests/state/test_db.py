@@ -257,6 +257,8 @@ def test_schema_4_folders_become_pairings_with_their_mailboxes_identities(
         DROP TABLE folder;
         CREATE TABLE folder (name TEXT PRIMARY KEY);
         INSERT INTO folder VALUES ('Archive/2024'), ('Leer');
+        ALTER TABLE mailbox DROP COLUMN far_stamp;
+        ALTER TABLE mailbox DROP COLUMN near_stamp;
         UPDATE meta SET value = '4' WHERE key = 'schema';
         """
     )
@@ -270,6 +272,33 @@ def test_schema_4_folders_become_pairings_with_their_mailboxes_identities(
     ]
     assert db.known_folders() == {"Archive/2024", "Leer"}
     assert [r.ids for r in db.records(db.mailbox("Archive/2024"))] == [("3", "n3")]
+
+
+def test_schema_5_database_gains_stamps_keeping_its_cursors(tmp_path: Path) -> None:
+    """A schema-5 state has no stamps: its cursors and digests are kept, each side's stamp is
+    unknown (so the next sync lists every folder once), and a stamp written then is kept."""
+    path = tmp_path / "old.sqlite"
+    db = StateDB(path)
+    box = db.mailbox("INBOX")
+    db.set_cursors(box, (Cursor("77", 9, 6, 1, "d1"), Cursor("f00d", digest="d2")))
+    db.close()
+    raw = sqlite3.connect(path)
+    raw.executescript(
+        """
+        ALTER TABLE mailbox DROP COLUMN far_stamp;
+        ALTER TABLE mailbox DROP COLUMN near_stamp;
+        UPDATE meta SET value = '5' WHERE key = 'schema';
+        """
+    )
+    raw.commit()
+    raw.close()
+
+    db = StateDB(path)
+    box = db.mailbox("INBOX")
+    assert box.cursors == (Cursor("77", 9, 6, 1, "d1"), Cursor("f00d", digest="d2"))
+    db.set_cursors(box, (box.cursors[0], Cursor("f00d", digest="d2", stamp="new=1:2:3:4")))
+    db.close()
+    assert StateDB(path).mailbox("INBOX").cursors[1].stamp == "new=1:2:3:4"
 
 
 def test_renamed_pair_keeps_its_records_and_cursors(tmp_path: Path) -> None:

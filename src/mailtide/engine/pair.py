@@ -118,8 +118,10 @@ class Prepared:
     plan: Plan
     held: tuple[int, int]  # messages each side holds: what the mass-delete guard weighs
     # By Side: the digest of the side's full listing when it was listed in full and the plan
-    # is empty (what lets the next quick sync skip the pair); else None.
+    # is empty (what lets the next quick sync skip the pair); else None.  With it, the stamp
+    # the side had before that listing (a Maildir's: what lets the next run not list it).
     digests: tuple[str | None, str | None] = (None, None)
+    stamps: tuple[str | None, str | None] = (None, None)
     unchanged: bool = False
 
 
@@ -182,12 +184,15 @@ class PairSync:
             if (status := statuses[side]) is not None
             and mailbox.cursors[side].validity not in (None, status.validity)
         ]
-        if not void and await self._unchanged(mailbox):
+        if not void and await self._unchanged(mailbox, statuses):
             self.log.debug("mailbox.unchanged")
             return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
+            # The records changed: no side's stamp vouches for them now, so every side is listed.
+            cursors = [dataclasses.replace(c, stamp=None) for c in mailbox.cursors]
+            mailbox = dataclasses.replace(mailbox, cursors=(cursors[0], cursors[1]))
         snapshots = [
             await self._held_as_recorded(
                 side, await self._snapshot(side, mailbox, records), records
@@ -197,20 +202,31 @@ class PairSync:
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
         held = (len(snapshots[Side.FAR]), len(snapshots[Side.NEAR]))
-        return Prepared(mailbox, statuses, bool(void), plan, held, self._digests(plan))
+        marks = [self._marks(plan, mailbox, statuses, side) for side in SIDES]
+        digests = (marks[0][0], marks[1][0])
+        stamps = (marks[0][1], marks[1][1])
+        return Prepared(mailbox, statuses, bool(void), plan, held, digests, stamps)
 
-    def _digests(self, plan: Plan) -> tuple[str | None, str | None]:
-        """By Side: the digest of the full listing of a side listed in full, when the plan is
-        empty (the listing then matches the records)."""
-        if not plan.empty:
+    def _marks(
+        self,
+        plan: Plan,
+        mailbox: MailboxState,
+        statuses: Sequence[MailboxStatus | None],
+        side: Side,
+    ) -> tuple[str | None, str | None]:
+        """The digest and stamp a complete sync may record for ``side``, when the plan is
+        empty (the side then matches the records): a side listed in full, its listing's
+        digest and the stamp taken before it; a side not listed because its stamp was the
+        recorded one, the recorded digest and stamp."""
+        status = statuses[side]
+        if not plan.empty or status is None:
             return (None, None)
-        digests = [
-            listing_digest(self._listings[side])
-            if self._deltas.get(side) is None and side in self._listings
-            else None
-            for side in SIDES
-        ]
-        return (digests[0], digests[1])
+        if self._deltas.get(side) is None and side in self._listings:
+            return (listing_digest(self._listings[side]), status.stamp)
+        recorded = mailbox.cursors[side]
+        if status.stamp is not None and status.stamp == recorded.stamp:
+            return (recorded.digest, status.stamp)
+        return (None, None)
 
     async def run(self) -> PairReport:
         if self.labels is not None:
@@ -237,8 +253,8 @@ class PairSync:
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
-        digests = prepared.digests if plan.empty else (None, None)
-        await self._save_cursors(mailbox, statuses, complete=True, digests=digests)
+        marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
+        await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
         return self.report
@@ -278,9 +294,11 @@ class PairSync:
                 box is not None
                 and self.options.mode == "quick"
                 and cursor.validity is not None
-                and cursor.modseq is not None
+                and (cursor.modseq is not None or cursor.stamp is not None)
             ):
-                since = MailboxStatus(cursor.validity, cursor.uidnext, cursor.modseq, cursor.count)
+                since = MailboxStatus(
+                    cursor.validity, cursor.uidnext, cursor.modseq, cursor.count, cursor.stamp
+                )
                 delta = await box.changes_since(since)
             self._deltas[side] = delta
         return self._deltas[side]
@@ -291,15 +309,21 @@ class PairSync:
             self._listings[side] = await box.snapshot() if box is not None else []
         return self._listings[side]
 
-    async def _unchanged(self, mailbox: MailboxState) -> bool:
+    async def _unchanged(
+        self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
+    ) -> bool:
         """Quick mode: both sides provably as the last complete sync left them, so the plan is
-        empty without loading a record.  A side that can tell says so with an empty delta; any
-        other side's full listing must hash as it did when it last matched the records."""
+        empty without loading a record.  A side that can tell says so with an empty delta (a
+        Maildir: by the stamp it had when its listing last matched the records); any other
+        side's full listing must hash as it did then (and its stamp now is recorded, so the
+        next run need not list it)."""
         if self.options.mode != "quick":
             return False
+        restamped = list(mailbox.cursors)
         for side in SIDES:
             cursor = mailbox.cursors[side]
-            if self.boxes[side] is None or cursor.validity is None:
+            status = statuses[side]
+            if self.boxes[side] is None or status is None or cursor.validity is None:
                 return False
             delta = await self._delta(side, cursor)
             if delta is not None:
@@ -309,6 +333,11 @@ class PairSync:
                 cursor.digest
             ):
                 return False
+            elif status.stamp is not None:
+                restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
+        if restamped != list(mailbox.cursors) and not self.options.dry_run:
+            await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
+            self.steps.done("cursors")
         return True
 
     async def _snapshot(
@@ -428,11 +457,15 @@ class PairSync:
         mailbox: MailboxState,
         statuses: Sequence[MailboxStatus | None],
         complete: bool = False,
-        digests: tuple[str | None, str | None] = (None, None),
+        marks: tuple[tuple[str | None, str | None], tuple[str | None, str | None]] = (
+            (None, None),
+            (None, None),
+        ),
     ) -> None:
         """Validities as soon as records depend on them; the progress markers (which let the
         next quick sync skip what came before) only once the whole plan is carried out, with
-        the ``digests`` of full listings that matched the records (``Prepared.digests``)."""
+        the ``marks`` (digests, stamps: ``Prepared.digests`` and ``stamps``) of sides that
+        matched the records."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -441,8 +474,11 @@ class PairSync:
             elif not complete:
                 cursors.append(Cursor(s.validity))
             else:
+                digests, stamps = marks
                 cursors.append(
-                    Cursor(s.validity, s.uidnext, s.highestmodseq, s.count, digests[side])
+                    Cursor(
+                        s.validity, s.uidnext, s.highestmodseq, s.count, digests[side], stamps[side]
+                    )
                 )
         await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")

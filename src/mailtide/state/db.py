@@ -25,7 +25,7 @@ from pathlib import Path
 from mailtide.core.model import Identity, PendingFlags, Record, Side
 from mailtide.private import FILE_MODE, make_dirs, touch_file
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # How a database of schema N becomes N + 1 (each step one transaction).
 _MIGRATIONS = {
@@ -49,6 +49,11 @@ _MIGRATIONS = {
         " far_id = (SELECT far_validity FROM mailbox WHERE mailbox.name = folder.far_name),"
         " near_id = (SELECT near_validity FROM mailbox WHERE mailbox.name = folder.far_name)",
     ),
+    # A side's stamp (a Maildir folder's directory times): none yet, so each is listed once.
+    5: (
+        "ALTER TABLE mailbox ADD COLUMN far_stamp TEXT",
+        "ALTER TABLE mailbox ADD COLUMN near_stamp TEXT",
+    ),
 }
 
 _SCHEMA = """
@@ -65,7 +70,8 @@ CREATE TABLE IF NOT EXISTS mailbox (
     far_uidnext INTEGER, near_uidnext INTEGER,
     far_modseq INTEGER, near_modseq INTEGER,
     far_count INTEGER, near_count INTEGER,
-    far_digest TEXT, near_digest TEXT    -- of a side's full listing when it matched the records
+    far_digest TEXT, near_digest TEXT,   -- of a side's full listing when it matched the records
+    far_stamp TEXT, near_stamp TEXT      -- the side's stamp (MailboxStatus.stamp) at that listing
 );
 CREATE TABLE IF NOT EXISTS record (
     mailbox INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
@@ -108,6 +114,7 @@ class Cursor:
     modseq: int | None = None
     count: int | None = None
     digest: str | None = None  # see ``core.model.listing_digest``: the side's listing, as synced
+    stamp: str | None = None  # the side's ``MailboxStatus.stamp`` when that listing was taken
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -338,8 +345,8 @@ class StateDB:
         """The state of mailbox pair ``name``, created empty on first use (unless not ``create``:
         then an unsaved empty state, for a dry run)."""
         row = self._db.execute(
-            "SELECT id, far_validity, far_uidnext, far_modseq, far_count, far_digest,"
-            " near_validity, near_uidnext, near_modseq, near_count, near_digest"
+            "SELECT id, far_validity, far_uidnext, far_modseq, far_count, far_digest, far_stamp,"
+            " near_validity, near_uidnext, near_modseq, near_count, near_digest, near_stamp"
             " FROM mailbox WHERE name = ?",
             (name,),
         ).fetchone()
@@ -349,15 +356,15 @@ class StateDB:
             with self.transaction():
                 cur = self._db.execute("INSERT INTO mailbox (name) VALUES (?)", (name,))
             return MailboxState(int(cur.lastrowid or 0), name, (Cursor(), Cursor()))
-        return MailboxState(row[0], name, (Cursor(*row[1:6]), Cursor(*row[6:11])))
+        return MailboxState(row[0], name, (Cursor(*row[1:7]), Cursor(*row[7:13])))
 
     def set_cursors(self, mailbox: MailboxState, cursors: tuple[Cursor, Cursor]) -> None:
         far, near = cursors
         with self.transaction():
             self._db.execute(
                 "UPDATE mailbox SET far_validity=?, far_uidnext=?, far_modseq=?, far_count=?,"
-                " far_digest=?, near_validity=?, near_uidnext=?, near_modseq=?, near_count=?,"
-                " near_digest=? WHERE id=?",
+                " far_digest=?, far_stamp=?, near_validity=?, near_uidnext=?, near_modseq=?,"
+                " near_count=?, near_digest=?, near_stamp=? WHERE id=?",
                 (*_cursor_row(far), *_cursor_row(near), mailbox.id),
             )
 
@@ -613,5 +620,5 @@ def _sides_bits(sides: Iterable[Side]) -> int:
 
 def _cursor_row(
     c: Cursor,
-) -> tuple[str | None, int | None, int | None, int | None, str | None]:
-    return (c.validity, c.uidnext, c.modseq, c.count, c.digest)
+) -> tuple[str | None, int | None, int | None, int | None, str | None, str | None]:
+    return (c.validity, c.uidnext, c.modseq, c.count, c.digest, c.stamp)

@@ -76,13 +76,17 @@ class MailboxStatus:
 
     ``validity`` is the UIDVALIDITY (decimal string) on IMAP, the folder's own
     id on Maildir; when it changes, every id the side gave before is void.
-    ``uidnext`` / ``highestmodseq`` are None where the side has no such thing.
+    ``uidnext`` / ``highestmodseq`` are None where the side has no such thing; ``count`` where
+    it costs a listing.  ``stamp``, where the side gives one, is a token of the mailbox's
+    listing: a later status with the same stamp proves the mailbox lists the same messages
+    with the same flags as it did then; None proves nothing (a listing is needed).
     """
 
     validity: str
     uidnext: int | None = None
     highestmodseq: int | None = None
     count: int | None = None
+    stamp: str | None = None
 
 
 class Body(Protocol):

@@ -12,13 +12,16 @@ without following a symlink or waiting on a FIFO, and refuses what is not a
 regular file.
 
 Cost: a listing is one readdir of new/ and one of cur/.  The file type comes
-from readdir itself (no stat per file); only an entry that is no regular file
-is stat-ed (to say what it is), and only names whose id occurs twice are
-stat-ed (to tell a second name of one file from a second file).
+from readdir itself and the size from the name's ``,S=`` (no stat per file);
+only a message whose name carries no size is stat-ed (for its size), only an
+entry that is no regular file is stat-ed (to say what it is), and only names
+whose id occurs twice are stat-ed (to tell a second name of one file from a
+second file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import split_name
+from mailtide.stores.maildir.filenames import size_of, split_name
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -49,6 +52,7 @@ class FolderListing:
     twins: dict[str, list[Entry]] = field(default_factory=dict)
     clashes: list[Clash] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why not a message)
+    sizes: dict[str, int] = field(default_factory=dict)  # id -> file size, where no ,S= says it
 
 
 class NotARegularFile(FileNotFoundError):
@@ -85,6 +89,9 @@ def list_folder(folder: str) -> FolderListing:
                     out.skipped.append((printable(entry.path), "its name is not UTF-8"))
                     continue
                 unique, _ = split_name(filename)
+                if size_of(unique) is None:
+                    with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
+                        out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
                 if unique in out.index:
                     named_twice.setdefault(unique, [out.index[unique]]).append((sub, filename))
                 out.index[unique] = (sub, filename)

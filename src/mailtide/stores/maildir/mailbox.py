@@ -22,9 +22,12 @@ deleted meanwhile then looks present for this run, which is harmless: it is
 skipped as vanished, and its deletion is seen next run).
 
 Sizes in ``snapshot`` come from ``,S=<size>`` in the file name (our own
-files and Dovecot's carry it) and are 0 when absent: a stat per file would
-make a 10k-message scan cost 10k syscalls, and the exact CRLF size is what
-``identify`` / ``fetch`` give anyway.
+files and Dovecot's carry it); only a file whose name has none is stat-ed (a
+stat per file would make a 10k-message scan cost 10k syscalls).  They are LF
+sizes: the exact CRLF size is what ``identify`` / ``fetch`` give.
+
+``status`` lists nothing: it gives the folder's stamp (stamp.py), with which the
+engine skips a folder that has not changed since its last complete sync.
 
 All disk work runs in worker threads, one ``asyncio.to_thread`` per batch.
 """
@@ -37,7 +40,7 @@ import io
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
@@ -89,6 +92,7 @@ from mailtide.stores.maildir.listing import (
     open_regular,
     read_regular,
 )
+from mailtide.stores.maildir.stamp import folder_stamp
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -147,12 +151,13 @@ class MaildirMailbox:
         self.path = path
         self.durability: Durability = durability
         self._index: dict[str, Entry] = {}
+        self._sizes: dict[str, int] = {}  # id -> file size, for names without ,S= (last scan)
         self._generation = 0  # scans so far (see _Attempt)
         self._twins: dict[str, list[Entry]] = {}  # further names of indexed files
         self._warned: set[str] = set()  # paths skipped with a warning this run (once each)
-        # keyword letters the files carry and the table does not name: from the last snapshot
-        # (None: none yet in this open, see ``_orphan_letters``)
-        self._orphans: frozenset[str] | None = None
+        self._orphans: frozenset[str] = frozenset()  # keyword letters the table does not name
+        self._snapshotted = False  # whether _orphans is known: a snapshot ran this run
+        self._status_seen: MailboxStatus | None = None  # what the last status gave
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -160,11 +165,13 @@ class MaildirMailbox:
         """List new/ then cur/ until a listing ran while neither changed (see the module
         docstring); every pass's messages are kept, the latest name of each winning."""
         index: dict[str, Entry] = {}
+        sizes: dict[str, int] = {}
         for _ in range(SCAN_PASSES):
             before = self._stamps()
             listing = list_folder(self.path)
             after = self._stamps()
             index.update(listing.index)
+            sizes.update(listing.sizes)
             quiet = before == after and time.time() - max(after) > STILL
             if quiet:
                 break
@@ -176,6 +183,7 @@ class MaildirMailbox:
             index.update((msg_id, names[0]) for msg_id, names in separated.items())
             twins |= {msg_id: names[1:] for msg_id, names in separated.items() if names[1:]}
         self._index = index
+        self._sizes = sizes
         self._twins = twins
         self._generation += 1
         return index
@@ -272,7 +280,9 @@ class MaildirMailbox:
         if not self.read_only:
             self._clear_tmp()
         validity = folder_id(self.path, create=not self.read_only)
-        return MailboxStatus(validity=validity, count=len(self._scan()))
+        # No listing here: the stamp says whether one is needed (the count is left unknown).
+        self._status_seen = MailboxStatus(validity=validity, stamp=folder_stamp(self.path))
+        return self._status_seen
 
     def _clear_tmp(self) -> None:
         """At the start of each sync of this folder, where its tmp/ is about to be written (a
@@ -301,7 +311,10 @@ class MaildirMailbox:
             if flags is None:
                 flags = flags_cache[letters] = flags_of_letters(letters, keywords)
                 orphans |= unnamed_letters(letters, keywords)
-            out.append(MessageInfo(id=msg_id, flags=flags, size=size_of(msg_id) or 0))
+            size = size_of(msg_id)
+            if size is None:
+                size = self._sizes.get(msg_id, 0)
+            out.append(MessageInfo(id=msg_id, flags=flags, size=size))
         if orphans and not self._orphans:
             log.warning(
                 "maildir.keyword_letters_unnamed",
@@ -311,17 +324,25 @@ class MaildirMailbox:
                 "they were on the other side, and these letters are not given out again",
             )
         self._orphans = frozenset(orphans)
+        self._snapshotted = True
         return out
 
     def _orphan_letters(self) -> frozenset[str]:
-        """The keyword letters no write may give out: as the last snapshot found them, else
-        (a write into a mailbox opened to carry out a plan listed earlier) from a scan now."""
-        if self._orphans is None:
-            keywords = read_keywords(self.path)
-            found: set[str] = set()
-            for entry in self._scan().values():
-                found |= unnamed_letters(self._letters(entry), keywords)
-            self._orphans = frozenset(found)
+        """The keyword letters the files carry and the table does not name, the folder listed
+        first if this open has not (taken as recorded by its stamp, or opened to carry out a
+        plan made earlier in the run)."""
+        if not self._snapshotted:
+            self._snapshot()
+        return self._orphans
+
+    def _reserved(self, flags: Iterable[str]) -> frozenset[str]:
+        """The letters a new keyword must not take (``_orphans``).  A folder not listed this
+        run (the engine took it as recorded, by its stamp) is listed first, but only when
+        ``flags`` hold a keyword the table has no letter for: else no letter is given out."""
+        if not self._snapshotted:
+            table = read_keywords(self.path)
+            if any(is_keyword(f) and table.letter_of(f) is None for f in flags):
+                self._snapshot()
         return self._orphans
 
     async def cannot_hold(self, flags: Flags) -> Flags:
@@ -334,9 +355,15 @@ class MaildirMailbox:
         return unstorable(flags, table)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
-        """Never: listing cur/ and new/ is cheap (10k files in tens of ms) and a file rename
-        leaves no change counter to ask."""
-        return None
+        """Nothing, when the last ``status`` gave the validity and the stamp ``since`` holds:
+        the folder lists as it did then (stamp.py).  Otherwise None: a file rename leaves no
+        change counter to ask, so only a listing can tell."""
+        now = self._status_seen
+        if now is None or since.stamp is None:
+            return None
+        if (now.validity, now.stamp) != (since.validity, since.stamp):
+            return None
+        return Delta([])
 
     async def identify(self, ids: Sequence[str]) -> dict[str, Identity]:
         return await self._run(self._identify, list(ids))
@@ -508,8 +535,8 @@ class MaildirMailbox:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         delivery.prepare()
-        wanted = {f for m in messages for f in m.flags}
-        return ensure_keywords(self.path, wanted, self._orphan_letters())
+        flags = {f for m in messages for f in m.flags}
+        return ensure_keywords(self.path, flags, self._reserved(flags))
 
     def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
         unique = new_unique(message.hint)
@@ -561,10 +588,10 @@ class MaildirMailbox:
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
         full: OSError | None = None
+        added = {f for c in changes for f in c.add}
+        reserved = self._reserved(added)
         try:
-            keywords = ensure_keywords(
-                self.path, {f for c in changes for f in c.add}, self._orphan_letters()
-            )
+            keywords = ensure_keywords(self.path, added, reserved)
         except OSError as err:
             # The keyword table cannot grow (a full disk): the table on disk is intact (it is
             # replaced by rename), and the changes that need no new letter are renames, which
@@ -732,7 +759,7 @@ class MaildirMailbox:
         if not os.path.isdir(os.path.join(self.path, "cur")):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         wanted = {f for k in links for f in k.flags}
-        keywords = ensure_keywords(self.path, wanted, self._orphan_letters())
+        keywords = ensure_keywords(self.path, wanted, self._reserved(wanted))
         seen: links_mod.Listings = {}
         out: list[str | None] = []
         touched: list[str] = []

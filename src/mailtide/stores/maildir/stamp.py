@@ -1,0 +1,68 @@
+"""A Maildir folder's stamp: a token that is equal at two moments only if the folder lists the
+same messages with the same flags at both, so a sync can skip listing it.
+
+Every change a listing can see is a change to a directory entry of new/ or cur/ (a file
+delivered, renamed for its flags, moved between them, deleted), which sets that directory's
+mtime and ctime, or a new keyword table (``dovecot-keywords``, replaced by rename, or edited in
+place), which spells the flags.  The stamp is those directories' device, inode, mtime and ctime
+and the keyword file's inode, times and size: a directory replaced by another is a new inode,
+and a ``touch -d`` or ``os.utime`` that puts an mtime back sets the ctime to now.
+
+A time is only a proof where it cannot be taken again by a later change.  A file system keeps
+times in ticks (a second on ext4 with small inodes and many network file systems, two on FAT):
+a change in the same tick as the time read leaves it as it was.  So a time in the tick of the
+moment the stamp is read, or later, makes the stamp ambiguous: ``folder_stamp`` then gives
+None, and the folder is listed.  A time with no sub-second part is taken to come from a file
+system with two-second ticks (on one with finer times that is one chance in a billion, and
+costs a listing).  The moment is read before the times, with a margin for the coarse clock
+the kernel stamps files with, which may lag the one ``time.time_ns`` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+from mailtide.stores.base import MailboxError
+from mailtide.stores.maildir.flags import KEYWORDS_FILE
+
+SECOND = 1_000_000_000  # ns
+CLOCK_SLACK = 100_000_000  # ns: how far a file time may lag time.time_ns (a jiffy, with room)
+
+
+def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
+    """The stamp of the Maildir folder at ``folder`` (see the module docstring), or None when
+    a time in it is too recent to prove anything.  MailboxError when new/ or cur/ cannot be
+    read (a folder that has vanished must never look unchanged)."""
+    now = time.time_ns() if now_ns is None else now_ns
+    parts: list[str] = []
+    times: list[int] = []
+    for sub in ("new", "cur"):
+        try:
+            st = os.stat(os.path.join(folder, sub))
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
+        if not stat.S_ISDIR(st.st_mode):
+            raise MailboxError(f"Maildir folder {folder} cannot be read: {sub} is no directory")
+        parts.append(f"{sub}={st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+        times += (st.st_mtime_ns, st.st_ctime_ns)
+    try:
+        kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
+    except FileNotFoundError:
+        parts.append("kw=-")
+    except OSError as err:
+        raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
+    else:
+        parts.append(f"kw={kw.st_ino}:{kw.st_mtime_ns}:{kw.st_ctime_ns}:{kw.st_size}")
+        times += (kw.st_mtime_ns, kw.st_ctime_ns)
+    if not all(_settled(t, now) for t in times):
+        return None
+    return " ".join(parts)
+
+
+def _settled(time_ns: int, now_ns: int) -> bool:
+    """Whether a change after ``now_ns`` must give a time other than ``time_ns``: it lies in
+    an earlier tick of the file system's clock than any such change can."""
+    tick = 2 * SECOND if time_ns % SECOND == 0 else SECOND
+    return time_ns // tick < (now_ns - CLOCK_SLACK) // tick
