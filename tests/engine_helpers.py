@@ -217,14 +217,15 @@ def clone_into(dovecot: Dovecot, template: Setup, fresh: Setup) -> None:
 
 
 def run_sync(
-    config: Path, crash_after: int | None = None, verbose: bool = False
+    config: Path, crash_after: int | None = None, verbose: bool = False, *args: str
 ) -> tuple[int, str]:
-    """``mailtide sync`` of ``config`` in a forked process, killed after its durable step
-    ``crash_after`` when given, with ``-v`` (the step log) when ``verbose``: (exit code, output)."""
+    """``mailtide sync`` of ``config`` (with the options ``args``) in a forked process, killed
+    after its durable step ``crash_after`` when given, with ``-v`` (the step log) when
+    ``verbose``: (exit code, output)."""
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_after is not None:
         env[CRASH_ENV] = str(crash_after)
-    return run_forked(config, *(["-v"] if verbose else []), env=env)
+    return run_forked(config, *(["-v"] if verbose else []), *args, env=env)
 
 
 def steps_of(log: str) -> list[str]:

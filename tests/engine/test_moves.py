@@ -424,12 +424,10 @@ def test_trash_new_only_trashes_only_what_no_sync_recorded(
     srv.append(t.imap, "INBOX", long_message(1), [SEEN])
     synced(t, proxy)
     loc.deliver(t.root, "fs", "INBOX", long_message(2).replace(b"\r\n", b"\n"), "S")
-    # one mailbox at a time, so the steps come in one order
-    config = with_account_keys(
-        write_config(t), trash="Trash", trash_new_only=new_only, max_connections=2
-    )
-    # killed right after the APPEND, before its UID is recorded: cursors, intent, append
-    code, out = run_sync(config, crash_after=3, verbose=True)
+    config = with_account_keys(write_config(t), trash="Trash", trash_new_only=new_only)
+    # killed right after the APPEND, before its UID is recorded: cursors, intent, append (the
+    # inbox alone, so no other mailbox's step comes between)
+    code, out = run_sync(config, 3, True, "-f", "INBOX")
     assert code == -9 and steps_of(out)[-1] == "append remote", out
     assert sorted(m.message_id for m in srv.fetch_all(t.imap, "INBOX")) == [mid(1), mid(2)]
     for i in (1, 2):

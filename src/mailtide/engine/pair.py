@@ -336,8 +336,10 @@ class PairSync:
             elif status.stamp is not None:
                 restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
         if restamped != list(mailbox.cursors) and not self.options.dry_run:
+            # Not a durable step of the run: whether a stamp can be taken depends on the clock
+            # (the same-second rule), and a crash on either side of this write costs only a
+            # listing next time; so the steps a run counts stay the same from run to run.
             await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
-            self.steps.done("cursors")
         return True
 
     async def _snapshot(

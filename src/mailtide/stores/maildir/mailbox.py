@@ -350,8 +350,10 @@ class MaildirMailbox:
         names, every keyword (what those letters meant is unknown, so nothing read here can
         say a keyword was removed)."""
         table = read_keywords(self.path)
-        if await self._run(self._orphan_letters):
-            return frozenset(f for f in flags if is_keyword(f))
+        keywords = frozenset(f for f in flags if is_keyword(f))
+        # only keywords depend on the orphan letters: a folder not listed is listed for them
+        if keywords and await self._run(self._orphan_letters):
+            return keywords
         return unstorable(flags, table)
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
