@@ -70,6 +70,7 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
         tls=repo.tls,
         ca_file=str(repo.ca_file) if repo.ca_file else None,
         timeout=repo.timeout,
+        compress=repo.compress,
         tls_min_version=repo.tls_min_version,
         client_cert=str(repo.client_cert) if repo.client_cert else None,
         client_key=str(repo.client_key) if repo.client_key else None,
