@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import replace
 
 import structlog
@@ -36,8 +37,13 @@ class ImapStore:
         self._client: ImapClient | None = None
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
-        # later open must not trust a status older than the sync that follows it.
+        # later open must not trust a status older than the sync that follows it.  Except
+        # that a mailbox closed unselected and unwritten gives its status back, for a second
+        # open in the same sync (the engine's move pass opens every mailbox before the pairs
+        # do: a no-change sync then selects none), until anything is written (a MOVE changes
+        # the mailbox it goes to without selecting it).
         self._listed: dict[str, MailboxStatus] = {}
+        self._given_back: set[str] = set()
         self._refused: list[tuple[str, str]] = []
         # Folders the last list_folders left out by their special use: name -> the use.
         self._left_out: dict[str, str] = {}
@@ -105,6 +111,7 @@ class ImapStore:
         left_out: dict[str, str] = {}
         listed = 0
         self._listed = {}
+        self._given_back = set()
         for u in done.untagged:
             if u.kind == "STATUS":
                 self._remember_status(u)
@@ -176,6 +183,7 @@ class ImapStore:
         return list(self._refused)
 
     async def create_folder(self, name: str) -> None:
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         client = await self._ready()
@@ -211,6 +219,7 @@ class ImapStore:
     async def rename_folder(self, old: str, new: str) -> None:
         """RENAME (the folders under it go along, RFC 3501 6.3.5), and the subscription of
         each with it (servers differ on whether RENAME carries subscriptions)."""
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(old) or is_inbox(new):
@@ -234,6 +243,7 @@ class ImapStore:
 
     async def delete_folder(self, name: str) -> None:
         """DELETE, only when STATUS says the folder holds no message."""
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(name):
@@ -292,10 +302,11 @@ class ImapStore:
             client,
             name,
             server_name,
-            release=self._give_back,
+            release=functools.partial(self._give_back, name),
             listed=listed,
             read_only=self.read_only,
             locate=self.server_name,
+            on_write=self._written,
         )
         if listed is None:
             try:
@@ -305,11 +316,22 @@ class ImapStore:
                 raise
         return mailbox
 
-    async def _give_back(self, client: ImapClient) -> None:
+    async def _give_back(
+        self, name: str, client: ImapClient, listed: MailboxStatus | None
+    ) -> None:
+        if listed is not None and name not in self._listed:
+            self._listed[name] = listed
+            self._given_back.add(name)
         if client.usable:
             self._idle.append(client)
         else:
             await client.close()
+
+    def _written(self) -> None:
+        """Mail is about to change on the server: a status given back may no longer hold."""
+        for name in self._given_back:
+            self._listed.pop(name, None)
+        self._given_back.clear()
 
     async def keepalive(self) -> None:
         """A NOOP on every connection held between syncs; one that does not answer within the
