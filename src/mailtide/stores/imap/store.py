@@ -290,14 +290,16 @@ class ImapStore:
         # Never hand out a connection that broke while it waited in the pool.
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
-        client = self._idle.pop() if self._idle else await self._new_client()
         listed = self._listed.pop(name, None)
-        if (
-            listed is not None
-            and "CONDSTORE" in client.capabilities
-            and listed.highestmodseq is None
-        ):
+        if listed is not None and "CONDSTORE" in self.capabilities and listed.highestmodseq is None:
             listed = None
+        later = listed is not None and not self._idle
+        if self._idle:
+            client = self._idle.pop()
+        elif later:
+            client = self._unconnected_client()
+        else:
+            client = await self._new_client()
         mailbox = ImapMailbox(
             client,
             name,
@@ -307,6 +309,7 @@ class ImapStore:
             read_only=self.read_only,
             locate=self.server_name,
             on_write=self._written,
+            connect_later=later,
         )
         if listed is None:
             try:
@@ -316,12 +319,23 @@ class ImapStore:
                 raise
         return mailbox
 
+    def _unconnected_client(self) -> ImapClient:
+        """A connection for a mailbox with a listed status, made only when the mailbox needs
+        the server; till then it has the capabilities of the store's connection (the same
+        server and login), which the mailbox's choices before connecting rest on."""
+        client = ImapClient(self.settings)
+        if self._client is not None:
+            client.capabilities, client.enabled = self._client.capabilities, self._client.enabled
+        return client
+
     async def _give_back(
-        self, name: str, client: ImapClient, listed: MailboxStatus | None
+        self, name: str, client: ImapClient | None, listed: MailboxStatus | None
     ) -> None:
         if listed is not None and name not in self._listed:
             self._listed[name] = listed
             self._given_back.add(name)
+        if client is None:
+            return
         if client.usable:
             self._idle.append(client)
         else:
