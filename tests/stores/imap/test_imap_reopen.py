@@ -17,33 +17,33 @@ from fault_proxy import fault_proxy
 FOLDERS = ("INBOX", "Work", "Lists/python")
 
 
-def synced_through_proxy(s: Setup) -> tuple[bytes, int]:
-    """A sync through a recording proxy: what mailtide sent, on how many connections."""
+def synced_through_proxy(s: Setup) -> bytes:
+    """A sync through a recording proxy: what mailtide sent."""
     with fault_proxy(s.imap.port, record=True) as proxy:
         report = s.with_account(remote=replace(s.account.remote, port=proxy.port)).sync()
         assert not report.failed and not report.error and not report.stranded, report
-        return proxy.stream("up"), proxy.connections
+        return proxy.stream("up")
 
 
-def test_a_no_change_sync_selects_no_mailbox_on_one_connection(
+def test_a_no_change_sync_selects_no_mailbox(
     imap_account: ImapAccount, tmp_path: Path
 ) -> None:
+    # One pair at a time (as the daemon syncs): beside another open mailbox a status given
+    # back is not trusted, since that mailbox's pair may write into this one.
     s = make_setup(imap_account, tmp_path)
+    s = s.with_account(daemon=replace(s.account.daemon, max_connections=2))
     for i, folder in enumerate(FOLDERS):
         srv.append(imap_account, folder, srv.make_message(i, folder))
         loc.deliver(s.root, s.layout, folder, srv.make_message(10 + i, folder))
     s.sync()
     s.sync()  # keeps each side's listing digest: from now on an unchanged mailbox is skipped
-    sent, connections = synced_through_proxy(s)
+    sent = synced_through_proxy(s)
     assert b" SELECT " not in sent and b" EXAMINE " not in sent, sent.decode()
-    # The mailboxes' connection is made when one needs the server: none did.
-    assert connections == 1
-    assert sent.count(b" LOGIN ") == 1
     assert_in_sync(s)
-    # A change in one mailbox: its pair connects and syncs it.
+    # A change in one mailbox: its pair selects it, and only it.
     srv.append(imap_account, "Work", srv.make_message(50, "Work"))
-    sent, connections = synced_through_proxy(s)
-    assert connections == 2 and b'SELECT "Work"' in sent, sent.decode()
+    sent = synced_through_proxy(s)
+    assert b'SELECT "Work"' in sent, sent.decode()
     assert b'SELECT "INBOX"' not in sent and b'SELECT "Lists/python"' not in sent
     assert len(loc.messages(s.root, s.layout, "Work")) == 3
     assert_in_sync(s)
@@ -64,7 +64,7 @@ def test_a_message_moved_locally_reaches_its_folder_and_the_next_sync_changes_no
     assert_in_sync(s)
     assert [m.message_id for m in srv.fetch_all(imap_account, "Work")] == []
     assert len(srv.fetch_all(imap_account, "Lists/python")) == 2
-    again, _ = synced_through_proxy(s)
+    again = synced_through_proxy(s)
     assert b"APPEND" not in again and b"MOVE" not in again, again.decode()
     assert_in_sync(s)
 

@@ -234,23 +234,21 @@ class ImapMailbox:
         client: ImapClient,
         name: str,
         server_name: str,
-        release: Callable[[ImapClient | None, MailboxStatus | None], Awaitable[None]]
-        | None = None,
+        release: Callable[[ImapClient, MailboxStatus | None], Awaitable[None]] | None = None,
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
         on_write: Callable[[], None] | None = None,
-        connect_later: bool = False,
+        listed_holds: Callable[[], bool] | None = None,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
         ``locate``: the server's name for another folder's canonical name (for ``move``).
         ``release`` gets the connection back at ``close``, with ``listed`` when the mailbox
         was never selected and nothing was written through it (else None); ``on_write`` is
-        called before each command that may change the server's mail.  ``connect_later``:
-        ``client`` is not connected yet (only with ``listed``); it connects when a command
-        first needs the server, so a mailbox found unchanged costs no connection (``release``
-        then gets None for the connection)."""
+        called before each command that may change the server's mail.  ``listed_holds``:
+        whether ``listed`` (a status given back by an earlier open) still holds; when it no
+        longer does, the mailbox is selected before its status is read."""
         self.name = name
         self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
@@ -258,7 +256,7 @@ class ImapMailbox:
         self._on_write = on_write
         self._listed = listed
         self._wrote = False
-        self._unconnected = connect_later and listed is not None
+        self._listed_holds = listed_holds
         self._failed = False
         self.server_name = server_name
         self._client = client
@@ -315,7 +313,6 @@ class ImapMailbox:
             self._wrote = True
             if self._on_write is not None:
                 self._on_write()
-        await self._connected()
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
         try:
@@ -331,22 +328,17 @@ class ImapMailbox:
             self._failed = True
             raise MailboxError(f"mailbox {self.name!r}: {e}") from None
 
-    async def _connected(self) -> None:
-        """Connect a connection handed over unconnected (``connect_later``); its errors are
-        the store's (a lost connection, a refused login), not this mailbox's."""
-        if not self._unconnected:
-            return
-        self._unconnected = False
-        try:
-            await self._client.connect()
-        except BaseException:
-            self._failed = True
-            raise
-
     # -- reading --------------------------------------------------------------------
+
+    async def _fresh(self) -> None:
+        """Select when the listed status this mailbox was opened with no longer holds."""
+        holds = self._listed_holds
+        if not self._selected and holds is not None and not holds():
+            await self.select()
 
     async def status(self) -> MailboxStatus:
         """From the SELECT answer when it carried everything (no round trip), else STATUS."""
+        await self._fresh()
         if (
             self.uidvalidity
             and self.uidnext is not None
@@ -436,6 +428,7 @@ class ImapMailbox:
     async def changes_since(self, since: MailboxStatus) -> Delta | None:
         """With QRESYNC: the messages whose MODSEQ passed ``since.highestmodseq`` (new ones
         included) and the UIDs expunged since (VANISHED), in one command."""
+        await self._fresh()
         if (
             "QRESYNC" not in self._client.enabled
             or since.highestmodseq is None
@@ -769,11 +762,6 @@ class ImapMailbox:
         return {str(u): str(mapping[u]) for u in chunk if u in mapping}
 
     async def close(self) -> None:
-        if self._unconnected:  # never needed the server
-            self._unconnected = False
-            if self._release is not None:
-                await self._release(None, None if self._wrote else self._listed)
-            return
         if self._release is not None and not self._failed and self._client.usable:
             untouched = not self._selected and not self._wrote
             await self._release(self._client, self._listed if untouched else None)

@@ -44,6 +44,9 @@ class ImapStore:
         # the mailbox it goes to without selecting it).
         self._listed: dict[str, MailboxStatus] = {}
         self._given_back: set[str] = set()
+        self._writes = 0  # commands that may have changed mail, counted over the store's life
+        self._writes_at_list = 0  # ... when list_folders read the statuses
+        self._open = 0  # mailboxes handed out and not yet given back
         self._refused: list[tuple[str, str]] = []
         # Folders the last list_folders left out by their special use: name -> the use.
         self._left_out: dict[str, str] = {}
@@ -112,6 +115,7 @@ class ImapStore:
         listed = 0
         self._listed = {}
         self._given_back = set()
+        self._writes_at_list = self._writes
         for u in done.untagged:
             if u.kind == "STATUS":
                 self._remember_status(u)
@@ -290,16 +294,12 @@ class ImapStore:
         # Never hand out a connection that broke while it waited in the pool.
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
+        given_back = name in self._given_back
+        self._given_back.discard(name)
         listed = self._listed.pop(name, None)
         if listed is not None and "CONDSTORE" in self.capabilities and listed.highestmodseq is None:
             listed = None
-        later = listed is not None and not self._idle
-        if self._idle:
-            client = self._idle.pop()
-        elif later:
-            client = self._unconnected_client()
-        else:
-            client = await self._new_client()
+        client = self._idle.pop() if self._idle else await self._new_client()
         mailbox = ImapMailbox(
             client,
             name,
@@ -309,7 +309,8 @@ class ImapStore:
             read_only=self.read_only,
             locate=self.server_name,
             on_write=self._written,
-            connect_later=later,
+            # A pair may run beside another that writes (a MOVE into this mailbox).
+            listed_holds=self._given_back_holds if given_back else None,
         )
         if listed is None:
             try:
@@ -317,32 +318,35 @@ class ImapStore:
             except BaseException:
                 await client.close()
                 raise
+        self._open += 1  # a mailbox that fails is never given back: counted open, to be safe
         return mailbox
 
-    def _unconnected_client(self) -> ImapClient:
-        """A connection for a mailbox with a listed status, made only when the mailbox needs
-        the server; till then it has the capabilities of the store's connection (the same
-        server and login), which the mailbox's choices before connecting rest on."""
-        client = ImapClient(self.settings)
-        if self._client is not None:
-            client.capabilities, client.enabled = self._client.capabilities, self._client.enabled
-        return client
-
     async def _give_back(
-        self, name: str, client: ImapClient | None, listed: MailboxStatus | None
+        self, name: str, client: ImapClient, listed: MailboxStatus | None
     ) -> None:
-        if listed is not None and name not in self._listed:
+        # The status is the listing's: it holds only while nothing at all has been written.
+        self._open -= 1
+        if listed is not None and name not in self._listed and self._unwritten():
             self._listed[name] = listed
             self._given_back.add(name)
-        if client is None:
-            return
         if client.usable:
             self._idle.append(client)
         else:
             await client.close()
 
+    def _unwritten(self) -> bool:
+        """Whether nothing was written since list_folders read the statuses."""
+        return self._writes == self._writes_at_list
+
+    def _given_back_holds(self) -> bool:
+        """Whether a status given back still holds for the mailbox asking: nothing written,
+        and no other mailbox open, whose pair might be about to write into it (a deletion
+        moved to Trash) while this one decides it is unchanged."""
+        return self._unwritten() and self._open <= 1
+
     def _written(self) -> None:
         """Mail is about to change on the server: a status given back may no longer hold."""
+        self._writes += 1
         for name in self._given_back:
             self._listed.pop(name, None)
         self._given_back.clear()
