@@ -168,6 +168,8 @@ class Dovecot:
     ``settings`` are more lines of Dovecot config for the mail side, e.g. a small
     ``mail_index_log_rotate_max_size`` to make index logs rotate after a few changes.
 
+    ``compress``: offer COMPRESS=DEFLATE after login (the imap_zlib plugin; default on).
+
     ``oauth2_introspection_url``: OAUTHBEARER and XOAUTH2 logins are checked by Dovecot's
     ``oauth2`` passdb, which posts the token to that URL (RFC 7662 introspection, see
     tests/oauth2_provider.py) and takes ``{"active": true, "username": USER}`` for ``USER``;
@@ -188,6 +190,7 @@ class Dovecot:
         ssl_min_protocol: str = "TLSv1.2",
         oauth2_introspection_url: str | None = None,
         settings: str = "",
+        compress: bool = True,
     ) -> None:
         _require_tools()
         self.root = Path(root).resolve()
@@ -209,6 +212,7 @@ class Dovecot:
         self.ssl_min_protocol = ssl_min_protocol
         self.oauth2_introspection_url = oauth2_introspection_url
         self.settings = settings
+        self.compress = compress
         self.home = self.root / "home"
         self.log = self.root / "log" / "dovecot.log"
         # users with a password of their own, a file each (Dovecot reads a new file at once,
@@ -493,6 +497,9 @@ class Dovecot:
             if self.capability_override is not None
             else ""
         )
+        # COMPRESS=DEFLATE (RFC 4978) after login: imap_zlib, which needs zlib loaded.
+        zlib = "mail_plugins = $mail_plugins zlib\n" if self.compress else ""
+        imap_zlib = "  mail_plugins = $mail_plugins imap_zlib\n" if self.compress else ""
         instance = self.instance
         addresses = ", ".join(self.addresses)
         locals_ = "".join(
@@ -551,7 +558,7 @@ userdb {{
 
 mail_location = maildir:~/Maildir
 mail_fsync = optimized
-{self.settings}
+{zlib}{self.settings}
 namespace inbox {{
   inbox = yes
   separator = /
@@ -579,7 +586,7 @@ namespace inbox {{
 
 protocol imap {{
   mail_max_userip_connections = 200
-{caps}}}
+{imap_zlib}{caps}}}
 
 service imap-login {{
 {no_chroot}  inet_listener imap {{

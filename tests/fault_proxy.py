@@ -9,7 +9,10 @@ A ``Fault`` says what to do once a number of bytes has passed in one direction:
 - ``stall``: forward nothing more either way but keep both sockets open, as a
   server that hangs or a network that silently drops everything does;
 - ``none``: no fault (only the ``then`` hook runs), e.g. to stop the server
-  behind the proxy at an exact point of a sync.
+  behind the proxy at an exact point of a sync;
+- ``corrupt``: every byte after that point on that connection and direction
+  arrives as 0xFF (a compressed stream that cannot be inflated, when the point
+  is the start of a DEFLATE block: 0xFF's block type is the reserved one).
 
 Bytes are counted across the whole run (``Fault.connection`` None: the fault
 hits whichever connection carries byte ``after``, once) or on one connection
@@ -53,7 +56,7 @@ from typing import Literal
 from ports import listen
 
 Direction = Literal["up", "down"]
-Kind = Literal["cut", "reset", "stall", "none"]
+Kind = Literal["cut", "reset", "stall", "none", "corrupt"]
 HOST = "127.0.0.1"
 
 
@@ -189,6 +192,7 @@ class _Link:
         self.sent = {"up": 0, "down": 0}  # this connection's own counts
         self.tail = {"up": b"", "down": b""}  # the last bytes passed, for ``Fault.before``
         self.stalled = False
+        self.garbled: set[str] = set()  # directions whose bytes arrive as 0xFF (``corrupt``)
         self.closed = False
         self.wires: dict[str, _Wire] = {}
 
@@ -224,9 +228,15 @@ class _Link:
                 break
             if self.stalled:
                 continue  # read and drop: neither side hears anything more, neither blocks
+            if direction in self.garbled:
+                data = b"\xff" * len(data)
             passing, fault = self.proxy._admit(self, direction, data)
             if fault is not None and fault.kind == "none":
                 passing = len(data)  # a hook only: the bytes still pass
+            if fault is not None and fault.kind == "corrupt":
+                self.garbled.add(direction)
+                data = data[:passing] + b"\xff" * (len(data) - passing)
+                passing = len(data)
             if passing:
                 wire = self.wires.get(direction)
                 try:

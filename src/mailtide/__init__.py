@@ -1,1 +1,15 @@
+"""mailtide: a two-way IMAP <-> Maildir mail synchroniser."""
+
+import sys
+
 __version__ = "0.1.0"
+
+# structlog loads rich, when it is installed, for its tracebacks: about 90 ms of every start
+# (issue 12), for a traceback format mailtide does not use.  It is hidden while structlog
+# loads (its modules fall back to plain tracebacks) and importable again afterwards.
+if "structlog" not in sys.modules and "rich" not in sys.modules:
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]

@@ -29,12 +29,12 @@ from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
-from mailtide.stores.imap.push import PushSettings, ServerPush, connector
 from mailtide.stores.imap.special_use import LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
 
 if TYPE_CHECKING:
+    from mailtide.stores.imap.push import ServerPush
     from mailtide.stores.maildir.watch import MaildirChange
 
 log = structlog.get_logger(__name__)
@@ -70,6 +70,7 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
         tls=repo.tls,
         ca_file=str(repo.ca_file) if repo.ca_file else None,
         timeout=repo.timeout,
+        compress=repo.compress,
         tls_min_version=repo.tls_min_version,
         client_cert=str(repo.client_cert) if repo.client_cert else None,
         client_key=str(repo.client_key) if repo.client_key else None,
@@ -81,6 +82,8 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
 
 def server_push(account: Account, repo: ImapRepository) -> ServerPush:
     """The account's IMAP push (NOTIFY, else IDLE on idle_folders and a poll of the rest)."""
+    from mailtide.stores.imap.push import PushSettings, ServerPush, connector  # the daemon's
+
     d = account.daemon
     settings = PushSettings(
         idle_folders=d.idle_folders,

@@ -56,6 +56,7 @@ from mailtide.config.show import kind_of, show_value
 from mailtide.config.values import (
     BadValue,
     Reader,
+    auto_or_bool,
     boolean,
     duration,
     expect,
@@ -156,6 +157,7 @@ _IMAP_KEYS = (
     *password_keys.KEYS,
     *oauth2_keys.KEYS,
     "timeout",
+    "compress",
     "folders",
 )
 _GMAIL_KEYS = (*_IMAP_KEYS, *gmail.KEYS)
@@ -441,6 +443,7 @@ class _Checker:
             self.problem((*path, "ca_file"), f"no such file: {ca_file}")
         tls_options = self.tls_options(path, table, tls)
         timeout = self.value(table, path, "timeout", duration(0, above=True))
+        compress = self.value(table, path, "compress", auto_or_bool)
         readers = password_keys.READERS.items()
         passwords = {key: self.value(table, path, key, read) for key, read in readers}
         sources = oauth2_keys.source_problem(table)
@@ -460,6 +463,7 @@ class _Checker:
             oauth2=oauth2,
             **tls_options,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            compress="auto" if compress is None else compress,
             folders=folders,
         )
 

@@ -19,6 +19,8 @@ Layout = Literal["fs", "maildir++"]
 ServerKind = Literal["imap", "gmail"]  # the repository's type (config.gmail: Gmail's preset)
 Tls = Literal["implicit", "starttls", "none"]
 TlsVersion = Literal["1.2", "1.3"]
+# COMPRESS=DEFLATE: "auto" (offered, and the host is not loopback), True (offered), False.
+Compress = bool | Literal["auto"]
 
 LAYOUTS: tuple[Layout, ...] = ("fs", "maildir++")
 # what a folder deleted on one side means for the other (engine.folder_policy.FolderPolicy)
@@ -85,6 +87,7 @@ class ImapRepository:
     keyring: bool = False
     oauth2: OAuth2 | None = None  # instead of a password source (config.oauth2_keys)
     timeout: float = DEFAULT_TIMEOUT
+    compress: Compress = "auto"
     folders: FolderFilter = field(default_factory=FolderFilter)
     kind: ServerKind = "imap"
     left_out: tuple[str, ...] = ()

@@ -123,3 +123,10 @@ def command(example: str) -> Reader:
         return (program, *argv[1:])
 
     return read
+
+
+def auto_or_bool(value: object, _: Path) -> bool | str:
+    """ "auto", true or false (``compress``)."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise BadValue(f'must be "auto", true or false, not {show_value(value)}')

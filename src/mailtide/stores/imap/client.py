@@ -35,7 +35,7 @@ from aioimaplib import aioimaplib as aio
 
 from mailtide.core.fingerprint import Fingerprint
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
-from mailtide.stores.imap import sasl, tls_failure
+from mailtide.stores.imap import deflate, sasl, tls_failure
 from mailtide.stores.imap.credentials import Credentials, CredentialSource
 from mailtide.stores.imap.keepalive import keep_alive
 from mailtide.stores.imap.parse import RawResponse, Untagged, status_text
@@ -90,6 +90,7 @@ class ImapSettings:
     cert_fingerprint: Fingerprint | None = None
     mechanism: str | None = None  # the one SASL mechanism to log in with; None: sasl.choose's
     left_out: LeftOut = field(default_factory=LeftOut)  # folders not listed, by special use
+    compress: deflate.Compress = "auto"  # COMPRESS=DEFLATE, see deflate.wanted
 
     @property
     def where(self) -> str:
@@ -139,10 +140,33 @@ class ImapClient:
                 await self.connect(again=True)
                 return
         self.protocol.state = aio.AUTH
+        await self._within_timeout(self._compress())
         await self._within_timeout(self._enable())
         s = self.settings
         conn = self.protocol.number if self.protocol is not None else None
-        log.debug("imap.connected", host=s.host, port=s.port, user=self.user, tls=s.tls, conn=conn)
+        compressed = self.protocol is not None and self.protocol.compressed
+        log.debug(
+            "imap.connected",
+            host=s.host,
+            port=s.port,
+            user=self.user,
+            tls=s.tls,
+            compressed=compressed,
+            conn=conn,
+        )
+
+    async def _compress(self) -> None:
+        """COMPRESS=DEFLATE when the setting wants it and the server offers it; a server
+        that does not offer or refuses it is used uncompressed (said at debug level)."""
+        s = self.settings
+        if not deflate.wanted(s.compress, s.host):
+            return
+        if deflate.CAPABILITY not in self.capabilities:
+            log.debug("imap.compress_not_offered", host=s.host, port=s.port)
+            return
+        done = await self._talk(lambda p: p.compress())
+        if not done.ok:
+            log.debug("imap.compress_refused", host=s.host, port=s.port, answer=done.text)
 
     async def _credentials(self) -> Credentials:
         try:

@@ -249,21 +249,32 @@ class ImapMailbox:
         client: ImapClient,
         name: str,
         server_name: str,
-        release: Callable[[ImapClient], Awaitable[None]] | None = None,
+        release: Callable[[ImapClient, MailboxStatus | None], Awaitable[None]] | None = None,
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
         special_use: str | None = None,
+        on_write: Callable[[], None] | None = None,
+        listed_holds: Callable[[], bool] | None = None,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
         ``locate``: the server's name for another folder's canonical name (for ``move``).
-        ``special_use``: the RFC 6154 attribute the folder was listed with."""
+        ``special_use``: the RFC 6154 attribute the folder was listed with.
+        ``release`` gets the connection back at ``close``, with ``listed`` when the mailbox
+        was never selected and nothing was written through it (else None); ``on_write`` is
+        called before each command that may change the server's mail.  ``listed_holds``:
+        whether ``listed`` (a status given back by an earlier open) still holds; when it no
+        longer does, the mailbox is selected before its status is read."""
         self.name = name
         self.special_use = special_use
         self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
         self._release = release  # gives the connection back to the store for the next mailbox
+        self._on_write = on_write
+        self._listed = listed
+        self._wrote = False
+        self._listed_holds = listed_holds
         self._failed = False
         self.server_name = server_name
         self._client = client
@@ -314,8 +325,12 @@ class ImapMailbox:
         literal_plus: bool = False,
         check: bool = True,
     ) -> Done:
-        if self.read_only and parts[0] in _WRITES:
-            raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
+        if parts[0] in _WRITES:
+            if self.read_only:
+                raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
+            self._wrote = True
+            if self._on_write is not None:
+                self._on_write()
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
         try:
@@ -333,8 +348,15 @@ class ImapMailbox:
 
     # -- reading --------------------------------------------------------------------
 
+    async def _fresh(self) -> None:
+        """Select when the listed status this mailbox was opened with no longer holds."""
+        holds = self._listed_holds
+        if not self._selected and holds is not None and not holds():
+            await self.select()
+
     async def status(self) -> MailboxStatus:
         """From the SELECT answer when it carried everything (no round trip), else STATUS."""
+        await self._fresh()
         if (
             self.uidvalidity
             and self.uidnext is not None
@@ -426,6 +448,7 @@ class ImapMailbox:
         included) and the UIDs expunged since (VANISHED), in one command.  With CONDSTORE
         alone (Gmail): the same changed messages, and the expunged ones only when the count
         says some went (``_vanished_by_count``)."""
+        await self._fresh()
         if (
             not {"QRESYNC", "CONDSTORE"} & self._client.enabled
             or since.highestmodseq is None
@@ -887,7 +910,8 @@ class ImapMailbox:
 
     async def close(self) -> None:
         if self._release is not None and not self._failed and self._client.usable:
-            await self._release(self._client)
+            untouched = not self._selected and not self._wrote
+            await self._release(self._client, self._listed if untouched else None)
         else:
             await self._client.close()
 

@@ -40,6 +40,7 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.stores.imap import wire
+from mailtide.stores.imap.deflate import CorruptStream, Deflate
 from mailtide.stores.imap.parse import (
     LiteralData,
     ParseError,
@@ -120,6 +121,10 @@ class ResponseReader:
         self._held = 0  # bytes of _lines and of in-memory literals
         self._literal: LiteralData | None = None
         self._literal_fill = 0
+        # A tag whose tagged response ends a ``feed`` early: what follows it in the same read
+        # is kept in ``rest`` (after COMPRESS's OK the server's bytes are DEFLATE, not IMAP).
+        self.pause_after: bytes | None = None
+        self.rest: bytes | None = None
 
     @property
     def idle(self) -> bool:
@@ -165,6 +170,8 @@ class ResponseReader:
             self._pending_len = 0
             pos = 1
             self._line_done(line, out)
+            if self._paused(out, data, pos):
+                return out
         while pos < n:
             literal = self._literal
             if isinstance(literal, SpooledLiteral):
@@ -207,7 +214,19 @@ class ResponseReader:
                 raise ProtocolError(f"response line longer than {MAX_LINE} bytes")
             pos = at + 2
             self._line_done(line, out)
+            if self._paused(out, data, pos):
+                return out
         return out
+
+    def _paused(self, out: list[RawResponse], data: bytes, pos: int) -> bool:
+        """Whether the response just read answers ``pause_after``: then the bytes after it
+        go to ``rest``, unread, and the reader waits for the next ``feed``."""
+        tag = self.pause_after
+        if tag is None or not out or not out[-1].first.startswith(tag + b" "):
+            return False
+        self.pause_after = None
+        self.rest = data[pos:]
+        return True
 
     def _line_done(self, line: bytes, out: list[RawResponse]) -> None:
         try:
@@ -321,6 +340,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self._trickled = 0  # bytes of a literal received since the timeout last restarted
         self.closing = False  # set before LOGOUT: the server hanging up is then expected
         self.number = next(_connections)
+        self._deflate: Deflate | None = None  # COMPRESS=DEFLATE, once the server said OK
         self._context = structlog.contextvars.get_contextvars()  # for the greeting's log
 
     # -- incoming -------------------------------------------------------------------
@@ -335,18 +355,44 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if self._broken is not None:
             return
         try:
-            for response in self.reader.feed(d):
-                self._dispatch(response)
-                if self._broken is not None:
-                    return  # e.g. BYE: what follows it is not for us
+            self._arrived(d)
             if not self.reader.in_literal:
                 self._last_activity = time.monotonic()
                 self._trickled = 0
+        except CorruptStream as e:
+            self._break(ConnectionClosed(str(e)))
         except (ProtocolError, ParseError) as e:
             self._break(ProtocolError(str(e)))
         except Exception as e:  # a bug in a response handler must not escape into asyncio
             log.error("imap.handler_failed", error=f"{type(e).__name__}: {e}", exc_info=True)
             self._break(ProtocolError(f"internal error reading a response: {type(e).__name__}"))
+
+    def _arrived(self, data: bytes) -> None:
+        """Bytes from the network: inflated first once COMPRESS is active."""
+        if self._deflate is None:
+            self._read(data)
+            return
+        for piece in self._deflate.inflate(data):
+            self._read(piece)
+            if self._broken is not None:
+                return
+
+    def _read(self, data: bytes) -> None:
+        """Plain IMAP bytes to responses, each dispatched as it is complete."""
+        for response in self.reader.feed(data):
+            self._dispatch(response)
+            if self._broken is not None:
+                return  # e.g. BYE: what follows it is not for us
+        rest, self.reader.rest = self.reader.rest, None
+        if rest is None:
+            return
+        # COMPRESS was answered: after an OK the server's next byte is DEFLATE.
+        current = self._current
+        answer = current.done.result() if current is not None and current.done.done() else None
+        if answer is not None and answer.ok:
+            self._deflate = Deflate()
+        if rest:
+            self._arrived(rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Not aioimaplib's, which logs "connection lost: None" for every close, a LOGOUT too.
@@ -731,7 +777,34 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             raise self._broken or ConnectionClosed("connection is closed")
-        self.transport.write(data)
+        self.transport.write(data if self._deflate is None else self._deflate.deflate(data))
+
+    @property
+    def compressed(self) -> bool:
+        """Whether COMPRESS=DEFLATE is active on this connection."""
+        return self._deflate is not None
+
+    async def compress(self) -> Done:
+        """COMPRESS DEFLATE (RFC 4978): after the server's OK every byte both ways is
+        DEFLATE (see deflate.py); after NO or BAD nothing changes.  The tagged answer."""
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            inflight = _InFlight(self.new_tag().encode(), "COMPRESS", None, self._new_future())
+            inflight.context = _log_context()
+            self._current = inflight
+            # The switch happens in ``_read``, at the exact byte after the OK's CRLF.
+            self.reader.pause_after = inflight.tag
+            try:
+                await self._send(inflight.tag, ["COMPRESS DEFLATE"], inflight, False)
+                done: Done = await self._wait(inflight.done, "COMPRESS command")
+                return done
+            except asyncio.CancelledError:
+                self._break(ConnectionClosed("COMPRESS command cancelled"))
+                raise
+            finally:
+                self.reader.pause_after = None
+                self._current = None
 
     async def _drain(self) -> None:
         # Keep at most a little in the send buffer: a 25 MB APPEND must not be buffered whole.

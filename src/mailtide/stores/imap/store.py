@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import replace
 
 import structlog
@@ -36,8 +37,16 @@ class ImapStore:
         self._client: ImapClient | None = None
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
-        # later open must not trust a status older than the sync that follows it.
+        # later open must not trust a status older than the sync that follows it.  Except
+        # that a mailbox closed unselected and unwritten gives its status back, for a second
+        # open in the same sync (the engine's move pass opens every mailbox before the pairs
+        # do: a no-change sync then selects none), until anything is written (a MOVE changes
+        # the mailbox it goes to without selecting it).
         self._listed: dict[str, MailboxStatus] = {}
+        self._given_back: set[str] = set()
+        self._writes = 0  # commands that may have changed mail, counted over the store's life
+        self._writes_at_list = 0  # ... when list_folders read the statuses
+        self._open = 0  # mailboxes handed out and not yet given back
         self._refused: list[tuple[str, str]] = []
         # Folders the last list_folders left out by their special use: name -> the use.
         self._left_out: dict[str, str] = {}
@@ -107,6 +116,8 @@ class ImapStore:
         left_out: dict[str, str] = {}
         listed = 0
         self._listed = {}
+        self._given_back = set()
+        self._writes_at_list = self._writes
         for u in done.untagged:
             if u.kind == "STATUS":
                 self._remember_status(u)
@@ -179,6 +190,7 @@ class ImapStore:
         return list(self._refused)
 
     async def create_folder(self, name: str) -> None:
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         client = await self._ready()
@@ -214,6 +226,7 @@ class ImapStore:
     async def rename_folder(self, old: str, new: str) -> None:
         """RENAME (the folders under it go along, RFC 3501 6.3.5), and the subscription of
         each with it (servers differ on whether RENAME carries subscriptions)."""
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(old) or is_inbox(new):
@@ -237,6 +250,7 @@ class ImapStore:
 
     async def delete_folder(self, name: str) -> None:
         """DELETE, only when STATUS says the folder holds no message."""
+        self._written()  # a folder's status from the listing may no longer hold
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(name):
@@ -283,23 +297,24 @@ class ImapStore:
         # Never hand out a connection that broke while it waited in the pool.
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
-        client = self._idle.pop() if self._idle else await self._new_client()
+        given_back = name in self._given_back
+        self._given_back.discard(name)
         listed = self._listed.pop(name, None)
-        if (
-            listed is not None
-            and "CONDSTORE" in client.capabilities
-            and listed.highestmodseq is None
-        ):
+        if listed is not None and "CONDSTORE" in self.capabilities and listed.highestmodseq is None:
             listed = None
+        client = self._idle.pop() if self._idle else await self._new_client()
         mailbox = ImapMailbox(
             client,
             name,
             server_name,
-            release=self._give_back,
+            release=functools.partial(self._give_back, name),
             listed=listed,
             read_only=self.read_only,
             locate=self.server_name,
             special_use=self._uses.get(name),
+            on_write=self._written,
+            # A pair may run beside another that writes (a MOVE into this mailbox).
+            listed_holds=self._given_back_holds if given_back else None,
         )
         if listed is None:
             try:
@@ -307,13 +322,38 @@ class ImapStore:
             except BaseException:
                 await client.close()
                 raise
+        self._open += 1  # a mailbox that fails is never given back: counted open, to be safe
         return mailbox
 
-    async def _give_back(self, client: ImapClient) -> None:
+    async def _give_back(
+        self, name: str, client: ImapClient, listed: MailboxStatus | None
+    ) -> None:
+        # The status is the listing's: it holds only while nothing at all has been written.
+        self._open -= 1
+        if listed is not None and name not in self._listed and self._unwritten():
+            self._listed[name] = listed
+            self._given_back.add(name)
         if client.usable:
             self._idle.append(client)
         else:
             await client.close()
+
+    def _unwritten(self) -> bool:
+        """Whether nothing was written since list_folders read the statuses."""
+        return self._writes == self._writes_at_list
+
+    def _given_back_holds(self) -> bool:
+        """Whether a status given back still holds for the mailbox asking: nothing written,
+        and no other mailbox open, whose pair might be about to write into it (a deletion
+        moved to Trash) while this one decides it is unchanged."""
+        return self._unwritten() and self._open <= 1
+
+    def _written(self) -> None:
+        """Mail is about to change on the server: a status given back may no longer hold."""
+        self._writes += 1
+        for name in self._given_back:
+            self._listed.pop(name, None)
+        self._given_back.clear()
 
     async def keepalive(self) -> None:
         """A NOOP on every connection held between syncs; one that does not answer within the
