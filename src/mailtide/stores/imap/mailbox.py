@@ -562,11 +562,15 @@ class ImapMailbox:
         its twin on the other side for new (copied again): so an answer that does not parse,
         or no answer for a message the server still holds, fails the mailbox instead."""
         out: dict[str, Identity] = {}
+        nil: list[int] = []
 
         def take(attrs: dict[str, Value]) -> bool:
             if "BODY[HEADER]" not in attrs:
                 return False  # another client's flag change, told in the middle: news
             header = attrs.get("BODY[HEADER]")
+            if header is None:
+                nil.append(uid_of(attrs))  # being expunged by another session, maybe
+                return True
             text = attrs.get("BODY[TEXT]<0>", b"")
             if header is None or isinstance(header, list) or isinstance(text, list | str):
                 raise ParseError("BODY[HEADER] or BODY[TEXT] is not a string")
@@ -585,6 +589,9 @@ class ImapMailbox:
                 f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{BODY_PREFIX}>)",
                 on_untagged=on_fetch,
             )
+        still = sorted(set(nil) - await self._gone_meanwhile(nil))
+        if still:
+            bad.append(f"UID {', '.join(map(str, still[:20]))}: BODY[HEADER] is NIL")
         if not bad:
             missing = [str(u) for u in wanted if str(u) not in out]
             held = await self._sizes(missing, bad) if missing else {}
@@ -638,6 +645,20 @@ class ImapMailbox:
         for uids in uid_sets(_uids(ids)):
             await self._run("UID FETCH", uids, items, on_untagged=on_fetch)
 
+    async def _gone_meanwhile(self, uids: Sequence[int]) -> set[int]:
+        """Of ``uids``, whose FETCH came back without its body (NIL: Dovecot's answer for a
+        message another session has just expunged), those the server no longer holds once a
+        NOOP has told of the expunge.  They went while we read, as if gone before we listed:
+        the next listing says so; the others stay unreadable."""
+        if not uids:
+            return set()
+        await self._run("NOOP")
+        held = await self._sizes([str(u) for u in uids], [])
+        gone = set(uids) - set(held)
+        if gone:
+            log.debug("imap.gone_while_read", mailbox=self.name, count=len(gone))
+        return gone
+
     async def _sizes(self, ids: Sequence[str], bad: list[str]) -> dict[int, int]:
         sizes: dict[int, int] = {}
 
@@ -689,10 +710,15 @@ class ImapMailbox:
         # would fill the disk with spooled bodies of one command.
         most = 2 * budget + BATCH_BYTES
 
+        nil: list[int] = []
+
         def take(attrs: dict[str, Value]) -> bool:
             nonlocal received
             if "BODY[]" not in attrs:
                 return False  # a flag update for another message: keep it as news
+            if attrs["BODY[]"] is None:
+                nil.append(uid_of(attrs))  # being expunged by another session, maybe
+                return True
             fetched = fetched_of(attrs)
             received += fetched.body.size
             if received > most:
@@ -712,6 +738,9 @@ class ImapMailbox:
                 "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
                 on_untagged=on_fetch,
             )
+        still = sorted(set(nil) - await self._gone_meanwhile(nil))
+        if still:
+            bad.append("BODY[] is NIL")
         if bad:
             missing = sorted(set(uids) - {int(f.id) for f in got})
             unreadable.append(
