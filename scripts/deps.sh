@@ -15,7 +15,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 wanted=(dovecot-imapd openssl time isync offlineimap3
-  libcourier-unicode4 libidn12 libltdl7 libgamin0 libgdbm6 systemd neomutt tmux "$@")
+  libcourier-unicode4 libidn12 libltdl7 libgamin0 libgdbm6 systemd neomutt tmux e2fsprogs "$@")
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "deps: not a Debian system; make sure these are installed: ${wanted[*]}" >&2
