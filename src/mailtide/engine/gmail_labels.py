@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from mailtide.core.model import Record, Side, pair_ids
+from mailtide.core.model import Identity, Record, Side, pair_ids
 from mailtide.core.reconcile import Copy
 from mailtide.engine.steps import Steps
 from mailtide.state.db import GmailCopy, MailboxState
@@ -139,14 +139,7 @@ class LabelLinks:
             return copies, 0
         identities = await self.remote.identify([c.id for c in candidates])
         candidates = [c for c in candidates if c.id in identities]
-        intents = {
-            c.id: c.record or Record(pair_ids(Side.FAR, c.id, ""), c.flags, identities[c.id])
-            for c in candidates
-        }
-        fresh = [intents[c.id] for c in candidates if c.record is None]
-        if fresh:
-            await self.state.put(mailbox, fresh)
-            self.steps.done("intent")
+        intents = await self._intents(mailbox, Side.FAR, candidates, identities)
         links = [
             Link(tuple(held[msgids[c.id]]), identities[c.id], c.flags, hint=c.id)
             for c in candidates
@@ -213,14 +206,7 @@ class LabelLinks:
         if not candidates:
             return copies, 0
         identities = {c.id: c.identity or found[c.id] for c in candidates}
-        intents = {
-            c.id: c.record or Record(pair_ids(Side.NEAR, c.id, ""), c.flags, identities[c.id])
-            for c in candidates
-        }
-        fresh = [intents[c.id] for c in candidates if c.record is None]
-        if fresh:
-            await self.state.put(mailbox, fresh)
-            self.steps.done("intent")
+        intents = await self._intents(mailbox, Side.NEAR, candidates, identities)
         new_uids = await self._copy_here([(c.id, known[c.id]) for c in candidates])
         self.steps.done("label remote")
         labelled = [c for c in candidates if new_uids.get(c.id)]
@@ -252,6 +238,25 @@ class LabelLinks:
             if c.id not in done
         ]
         return rest, len(done)
+
+    async def _intents(
+        self,
+        mailbox: MailboxState,
+        source: Side,
+        candidates: Sequence[Copy],
+        identities: Mapping[str, Identity],
+    ) -> dict[str, Record]:
+        """Each candidate's record: its own, or a half record from ``source`` made durable
+        first (the intent step, as every copy takes)."""
+        intents = {
+            c.id: c.record or Record(pair_ids(source, c.id, ""), c.flags, identities[c.id])
+            for c in candidates
+        }
+        fresh = [intents[c.id] for c in candidates if c.record is None]
+        if fresh:
+            await self.state.put(mailbox, fresh)
+            self.steps.done("intent")
+        return intents
 
     async def _copy_here(self, wanted: list[tuple[str, GmailCopy]]) -> dict[str, str | None]:
         """``UID COPY`` each message from the mailbox it is recorded in into this one: local id

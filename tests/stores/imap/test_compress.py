@@ -23,7 +23,7 @@ from dovecot import Dovecot, ImapAccount, private_dovecot
 from engine_helpers import Setup, assert_in_sync, make_setup
 from fault_proxy import Fault, FaultProxy, fault_proxy
 from mailtide.stores.imap.deflate import PIECE, CorruptStream, Deflate, wanted
-from mailtide.stores.imap.protocol import ImapProtocol
+from mailtide.stores.imap.protocol import Done, ImapProtocol
 from mailtide.stores.imap.push import IdlePush, NotifyPush, PushSettings, connector
 from push_helpers import Reports, in_thread, names, running, settings_of
 
@@ -226,8 +226,9 @@ class _Wire(srv.NullTransport):
         self.sent.append(bytes(data))
 
 
-async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
-    # The server's stream turns DEFLATE right after the CRLF of its OK, wherever the read ends.
+async def asking_to_compress() -> tuple[ImapProtocol, _Wire, asyncio.Task[Done], bytes]:
+    """A logged-in protocol on a fake wire that has sent COMPRESS DEFLATE: it, the wire, the
+    command's task and its tag."""
     proto = ImapProtocol(asyncio.get_running_loop(), timeout=5)
     wire = _Wire()
     proto.connection_made(wire)
@@ -235,7 +236,12 @@ async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
     asking = asyncio.create_task(proto.compress())
     while not wire.sent:
         await asyncio.sleep(0)
-    tag = wire.sent[0].split(b" ")[0]
+    return proto, wire, asking, wire.sent[0].split(b" ")[0]
+
+
+async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
+    # The server's stream turns DEFLATE right after the CRLF of its OK, wherever the read ends.
+    proto, wire, asking, tag = await asking_to_compress()
     server = zlib.compressobj(6, zlib.DEFLATED, -15)
     news = server.compress(b"* 4 EXISTS\r\n") + server.flush(zlib.Z_SYNC_FLUSH)
     proto.data_received(tag + b" OK DEFLATE active\r\n" + news)
@@ -254,14 +260,7 @@ async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
 
 
 async def test_a_refused_compress_leaves_the_connection_plain() -> None:
-    proto = ImapProtocol(asyncio.get_running_loop(), timeout=5)
-    wire = _Wire()
-    proto.connection_made(wire)
-    proto.state = aio.AUTH
-    asking = asyncio.create_task(proto.compress())
-    while not wire.sent:
-        await asyncio.sleep(0)
-    tag = wire.sent[0].split(b" ")[0]
+    proto, _, asking, tag = await asking_to_compress()
     proto.data_received(tag + b" NO [COMPRESSIONACTIVE] no\r\n* 5 EXISTS\r\n")
     assert not (await asyncio.wait_for(asking, 5)).ok
     assert not proto.compressed
