@@ -23,7 +23,7 @@ from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
 from mailtide.engine.folder_policy import FolderPolicy
-from mailtide.engine.pair import Options
+from mailtide.engine.pair import BATCH_BYTES, Options
 from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
@@ -120,12 +120,16 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
     """The engine's options for ``request``.  A one-shot run syncs mailboxes on every
     connection ``max_connections`` allows but the store's own (folder list, namespace); a
     daemon's server push may hold all but two of them, so its syncs take one mailbox at a
-    time (they mostly concern one).  Gmail's labels mode takes one at a time too: a message
-    new in two labels is linked from the first label's file only once that one is written."""
+    time (they mostly concern one); mailboxes at once share the bodies' memory budget.
+    Gmail's labels mode takes one at a time too: a message new in two labels is linked from
+    the first label's file only once that one is written."""
     remote = account.remote
     labels = isinstance(remote, ImapRepository) and remote.gmail_labels
+    parallel = 1 if daemon or labels else max(1, account.daemon.max_connections - 1)
     return Options(
-        parallel=1 if daemon or labels else max(1, account.daemon.max_connections - 1),
+        parallel=parallel,
+        # the mailboxes in flight share one budget of bodies held, as one mailbox had it
+        batch_bytes=BATCH_BYTES // parallel,
         mode=request.mode,
         dry_run=request.dry_run,
         allow_mass_delete=request.allow_mass_delete,

@@ -56,6 +56,9 @@ log = structlog.get_logger(__name__)
 SIDE_NAMES = ("remote", "local")  # by Side: in an account, FAR is the remote repository
 
 
+BATCH_BYTES = 16 << 20  # bodies a sync holds at once while copying, its mailboxes together
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """``mode``: "quick" asks a side that can tell (IMAP with QRESYNC) only for what changed
@@ -67,7 +70,7 @@ class Options:
     restore_deleted: bool = False  # copy back what one side deleted instead of deleting it
     mass_delete_share: float = 0.5
     mass_delete_floor: int = 10
-    batch_bytes: int = 16 << 20  # bodies held at once while copying
+    batch_bytes: int = BATCH_BYTES  # bodies held at once while copying
     batch_count: int = 1000  # messages per durable batch
     # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
     trash: tuple[str | None, str | None] = (None, None)
@@ -612,7 +615,7 @@ class PairSync:
         batch: list[tuple[Copy, Fetched]] = []
         held = 0
         try:
-            async for fetched in self.box(source).fetch(list(by_id)):
+            async for fetched in self.box(source).fetch(list(by_id), self.options.batch_bytes):
                 copy = by_id.get(fetched.id)
                 if copy is None:
                     continue

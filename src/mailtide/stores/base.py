@@ -221,8 +221,10 @@ class Mailbox(Protocol):
         """Content identities of the given messages; ids no longer present are left out."""
         ...
 
-    def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
-        """The given messages with their bodies, in bounded memory; vanished ids are skipped."""
+    def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
+        """The given messages with their bodies, in bounded memory (about ``budget`` bytes of
+        bodies held at once where given, else the store's own bound); vanished ids are
+        skipped."""
         ...
 
     async def append(self, messages: Sequence[Incoming]) -> list[str | None]:

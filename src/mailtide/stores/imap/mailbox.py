@@ -674,8 +674,11 @@ class ImapMailbox:
             await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
         return sizes
 
-    async def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
-        """Bodies in batches of at most ``BATCH_BYTES`` (a bigger message alone).
+    async def fetch(
+        self, ids: Sequence[str], budget: int | None = None
+    ) -> AsyncIterator[Fetched]:
+        """Bodies in batches of at most ``budget`` bytes (default ``BATCH_BYTES``; a bigger
+        message alone).
 
         A message whose FETCH response does not parse is skipped; the others are still
         given, and then ``MailboxError`` names what could not be read (the caller keeps
@@ -683,17 +686,18 @@ class ImapMailbox:
         bad: list[str] = []
         sizes = await self._sizes(ids, bad)
         unreadable = [f"a size: {why}" for why in bad]
+        most = budget or BATCH_BYTES
         batch: list[int] = []
-        budget = 0
+        held = 0
         for uid in sorted(sizes):
-            if batch and budget + sizes[uid] > BATCH_BYTES:
-                for item in await self._fetch_batch(batch, budget, unreadable):
+            if batch and held + sizes[uid] > most:
+                for item in await self._fetch_batch(batch, held, unreadable):
                     yield item
-                batch, budget = [], 0
+                batch, held = [], 0
             batch.append(uid)
-            budget += sizes[uid]
+            held += sizes[uid]
         if batch:
-            for item in await self._fetch_batch(batch, budget, unreadable):
+            for item in await self._fetch_batch(batch, held, unreadable):
                 yield item
         if unreadable:
             raise MailboxError(

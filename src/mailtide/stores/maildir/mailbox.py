@@ -379,7 +379,10 @@ class MaildirMailbox:
                 out[msg_id] = found[0]
         return out
 
-    async def fetch(self, ids: Sequence[str]) -> AsyncIterator[Fetched]:
+    async def fetch(
+        self, ids: Sequence[str], budget: int | None = None
+    ) -> AsyncIterator[Fetched]:
+        # ``budget`` does not apply: a batch holds small messages and the others' open files
         ids = list(ids)
         for start in range(0, len(ids), META_BATCH):
             batch = await self._run(self._fetch_meta, ids[start : start + META_BATCH])

@@ -1,0 +1,41 @@
+"""Bodies are fetched in batches bounded by the caller's budget (a sync with several
+mailboxes at once gives each a share of one budget), a message bigger than it alone."""
+
+from __future__ import annotations
+
+import imap_helpers as srv
+from dovecot import ImapAccount
+from fault_proxy import fault_proxy
+from mailtide.stores.imap import ImapStore
+from stores.imap.imap_store_helpers import settings
+
+
+def big(i: int, kib: int) -> bytes:
+    head = srv.make_message(i, "INBOX")
+    return head + b"x" * (kib * 1024 - 2) + b"\r\n"
+
+
+async def fetch_commands(account: ImapAccount, budget: int | None) -> tuple[int, int]:
+    """(FETCH commands for bodies, messages fetched) for the whole INBOX."""
+    with fault_proxy(account.port, record=True) as proxy:
+        store = ImapStore(settings(account, port=proxy.port))
+        await store.connect()
+        try:
+            await store.list_folders()
+            box = await store.open("INBOX")
+            ids = [m.id for m in await box.snapshot()]
+            got = [f.id async for f in box.fetch(ids, budget)]
+            await box.close()
+        finally:
+            await store.close()
+        sent = proxy.stream("up")
+    return sent.count(b"BODY.PEEK[])"), len(got)
+
+
+async def test_bodies_come_in_batches_of_the_budget(imap_account: ImapAccount) -> None:
+    for i, kib in enumerate([100, 100, 100, 100, 100, 100, 700]):
+        srv.append(imap_account, "INBOX", big(i, kib))
+    # 6 x 100 KiB in batches of 250 KiB: 3 commands; the 700 KiB one alone: 4 in all
+    assert await fetch_commands(imap_account, 250 * 1024) == (4, 7)
+    # the store's own bound (16 MiB): one command
+    assert await fetch_commands(imap_account, None) == (1, 7)
