@@ -23,6 +23,8 @@ autorefresh = "5m"
 local = "work-local"
 remote = "work-remote"
 retries = 5
+folders.exclude = ["Trash"]
+folders.rename = [{{ from = "^Sent$", to = "root/Sent" }}]
 postsync_hook = ["notmuch", "new"]
 
 [account.cloud]
@@ -113,6 +115,10 @@ def test_every_key_an_account_resolves_to_is_shown(shown: list[str], tmp_path: P
         '  idle_folders = ["INBOX"]',
         '  postsync_hook = ["notmuch", "new"]',
         '  hook_timeout = "1m"',
+        # the account's folder rules in the config's own syntax
+        '  folders.exclude = ["Trash"]',
+        '  folders.rename = [{ from = "^Sent$", to = "root/Sent" }]',
+        "  folders.map_special = false",
     ):
         assert line in work, line
     cloud = block(shown, "cloud")
@@ -146,9 +152,16 @@ def test_every_field_of_the_model_shows_as_a_key_the_config_takes(shown: list[st
             keys[depth].add(line.strip().partition(" = ")[0].partition(".")[0])
     for depth, names in keys.items():
         assert names <= takes[depth], names - takes[depth]
-    unset = {"presync_hook", "newmail_hook"}
+    unset = {"presync_hook", "newmail_hook", "trash"}
     assert keys[2] == takes[2] - {"local", "remote"} - unset
     unset = {*password_keys.KEYS, *oauth2_keys.KEYS} - {"password", "auth"}
     unset -= {f"oauth2_{name}" for name in ("client_id", "client_secret", "token_url")}
     unset -= {"oauth2_auth_url", "oauth2_scopes", "oauth2_refresh_token_command"}
     assert keys[4] == takes[4] - unset - {"oauth2_provider"}  # the provider: its URLs
+
+
+def test_no_python_value_is_shown(shown: list[str]) -> None:
+    """Every value reads as TOML: no ``None``, no dataclass repr."""
+    for line in (line for line in shown if " = " in line):
+        value = line.partition(" = ")[2].partition("#")[0]
+        assert value != "None" and "(" not in value, line

@@ -29,6 +29,7 @@ from mailtide.config.oauth2 import OAuth2
 from mailtide.config.show import show_value
 from mailtide.core.fingerprint import Fingerprint
 from mailtide.core.folder_filter import FolderFilter
+from mailtide.core.folder_rules import FolderRules
 
 REDACTED = "<redacted>"
 # Fields whose config key is spelt otherwise (OAuth2's fields also get "oauth2_").
@@ -76,8 +77,22 @@ def _account(account: Account) -> Iterator[str]:
         value = getattr(account, field.name)
         if isinstance(value, DaemonSettings | Hooks):
             yield from (f"  {line}" for line in _settings(value))
-        elif field.name not in ("name", "local", "remote"):
+        elif isinstance(value, FolderRules):
+            yield from (f"  {line}" for line in _rules(value, f"[account.{account.name}]"))
+        elif field.name not in ("name", "local", "remote") and value is not None:
             yield f"  {_line(field.name, value, field.repr)}"
+
+
+def _rules(rules: FolderRules, owner: str) -> Iterator[str]:
+    """The account's own ``folders`` keys (its repositories' filters show under them)."""
+    for f in rules.server_filters:
+        if f.owner == owner:
+            yield f"folders.include = {_toml(f.include)}"
+            yield f"folders.exclude = {_toml(f.exclude)}"
+    if rules.renames:
+        shown = (f"{{ from = {_toml(r.source)}, to = {_toml(r.template)} }}" for r in rules.renames)
+        yield f"folders.rename = [{', '.join(shown)}]"
+    yield f"folders.map_special = {_toml(rules.map_special)}"
 
 
 def _settings(settings: DaemonSettings | Hooks) -> Iterator[str]:
