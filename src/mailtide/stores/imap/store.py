@@ -21,6 +21,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.special_use import ALL_MAIL
 
 log = structlog.get_logger(__name__)
 
@@ -315,6 +316,7 @@ class ImapStore:
             on_write=self._written,
             # A pair may run beside another that writes (a MOVE into this mailbox).
             listed_holds=self._given_back_holds if given_back else None,
+            gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
         )
         if listed is None:
             try:
