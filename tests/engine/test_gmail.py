@@ -9,7 +9,9 @@ folder), hostile label names, lost state and runs killed after a durable step ar
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -581,3 +583,88 @@ def test_an_account_switched_to_the_labels_mode_links_from_the_files_it_has(
     now = copies_of(tmp_path / "Mail", 2)
     assert sorted(now) == ["INBOX", "Travel"]
     one_file(now)
+
+
+def test_labels_mode_a_second_copy_in_a_label_folder_that_holds_the_message_is_its_own(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """A file of a message its folder holds already (a client's copy into the same folder):
+    never a second record of the message's one UID there, which would later read its deletion
+    as the label's; it is a message of its own, uploaded once, and deleting either copy takes
+    only that copy."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    work = copies_of(root, 1)["Work"]
+    twin = root / "Work" / "cur" / "1700000000.M2P2.client:2,S"
+    os.link(work, twin)
+    code, output = run_forked(config)
+    assert code == 0, output
+    before = server_state(gmail)
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert server_state(gmail) == before
+    twin.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "Work" in first.labels and first.place == "all"
+    assert work.exists()
+    held = [m.body for m in loc.messages(root, "fs", "Work")]
+    assert held.count(lf(mail(1))) == 1
+    kept = [m for m in gmail.messages.values() if m.body == mail(1) and m.place == "all"]
+    assert kept == [first]  # the twin's own message went to Trash with its last file
+
+
+def gmail_rows(state_dir: Path) -> list[tuple[str, int]]:
+    """What the state records of Gmail messages: (mailbox, X-GM-MSGID) per UID."""
+    with contextlib.closing(sqlite3.connect(state_dir / "gmail.sqlite")) as db:
+        return list(
+            db.execute(
+                "SELECT m.name, g.msgid FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+            )
+        )
+
+
+def test_labels_mode_forgets_the_gmail_ids_of_a_message_gone_everywhere(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    first = gmail.messages[min(gmail.messages)]
+    fourth = next(m for m in gmail.messages.values() if m.body == mail(4))
+    assert sorted(n for n, msgid in gmail_rows(tmp_path / "state") if msgid == first.msgid) == [
+        "INBOX",
+        "Travel",
+        "Work",
+    ]
+    for path in copies_of(tmp_path / "Mail", 1).values():
+        path.unlink()
+    change(gmail, 4, remove="Work")  # a label gone on the server: its UID there too
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert first.place == "trash"
+    rows = gmail_rows(tmp_path / "state")
+    assert [n for n, msgid in rows if msgid == first.msgid] == []
+    assert [n for n, msgid in rows if msgid == fourth.msgid] == [ENGLISH["\\Flagged"]]
+
+
+def test_labels_mode_a_dry_run_says_link_and_label_where_the_run_would_not_copy(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    change(gmail, 2, add="Travel")  # a link here
+    os.link(copies_of(root, 4)["Work"], root / "Travel" / "cur" / "1700000000.M3P3.x:2,F")
+    before_files = sorted(p.name for p in root.rglob("*"))
+    before = server_state(gmail)
+    code, output = run_forked(config, "--dry-run")
+    assert code == 0, output
+    (line,) = [x for x in output.splitlines() if "mailbox.would_sync" in x and "=Travel" in x]
+    assert "new_local=1" in line and "linked_local=1" in line, line
+    assert "new_remote=1" in line and "labelled_remote=1" in line, line
+    assert sorted(p.name for p in root.rglob("*")) == before_files
+    assert server_state(gmail) == before
+    code, output = run_forked(config)
+    assert code == 0, output
+    (line,) = [x for x in output.splitlines() if "mailbox.synced" in x and "=Travel" in x]
+    assert "linked_local=1" in line and "labelled_remote=1" in line, line
+    assert sum(gmail.downloads.values()) == 4 and len(gmail.messages) == 6

@@ -328,7 +328,7 @@ class AccountSync:
                         raise
             labels = (
                 LabelLinks.of((boxes[0], boxes[1]), self.stores[Side.FAR], self.state, self.steps)
-                if self.options.gmail_labels and not self.options.dry_run
+                if self.options.gmail_labels
                 else None
             )
             pair = PairSync(

@@ -522,6 +522,35 @@ class StateDB:
                 out[msgid] = found
         return out
 
+    def gmail_held(self, mailbox: MailboxState, msgids: Iterable[int]) -> set[int]:
+        """Of these Gmail messages, those ``mailbox`` holds paired with a local file already
+        (a record with both ids, under the mailbox's current validity)."""
+        out = set()
+        for msgid in msgids:
+            row = self._db.execute(
+                "SELECT 1 FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+                " AND m.far_validity = g.far_validity"
+                " JOIN record r ON r.mailbox = g.mailbox AND r.far_id = g.far_id"
+                " WHERE g.mailbox = ? AND g.msgid = ? AND r.near_id != '' LIMIT 1",
+                (mailbox.id, msgid),
+            ).fetchone()
+            if row is not None:
+                out.add(msgid)
+        return out
+
+    def forget_gmail_ids(self, mailbox: MailboxState) -> int:
+        """Forget which Gmail message the mailbox's UIDs show where no record holds the UID
+        any more (the message left the label, or went everywhere) or the UID belongs to an
+        old validity: such a row would only grow the table.  How many went."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "DELETE FROM gmail_message WHERE mailbox = ? AND (far_validity IS NOT"
+                " (SELECT far_validity FROM mailbox WHERE id = ?) OR NOT EXISTS"
+                " (SELECT 1 FROM record r WHERE r.mailbox = gmail_message.mailbox"
+                " AND r.far_id = gmail_message.far_id))",
+                (mailbox.id, mailbox.id),
+            )
+        return cursor.rowcount
 
     def gmail_message_like(self, identity: Identity, besides: MailboxState) -> GmailCopy | None:
         """A Gmail message of that content identity, recorded in a mailbox other than
