@@ -154,8 +154,12 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
 
 
 def filters_of(account: Account) -> tuple[FolderFilter, FolderFilter]:
-    """The folder filters, indexed by Side (FAR: the remote repository)."""
-    return (account.remote.folders, account.local.folders)
+    """The folder filters, indexed by Side (FAR: the remote repository).  Gmail's labels as
+    keywords syncs All Mail alone: no local folder becomes a label folder."""
+    remote = account.remote
+    if isinstance(remote, ImapRepository) and remote.gmail_keywords:
+        return (gmail.ALL_MAIL_ONLY, account.local.folders)
+    return (remote.folders, account.local.folders)
 
 
 def folder_policy_of(account: Account) -> FolderPolicy:

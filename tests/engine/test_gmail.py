@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -668,3 +669,38 @@ def test_labels_mode_a_dry_run_says_link_and_label_where_the_run_would_not_copy(
     (line,) = [x for x in output.splitlines() if "mailbox.synced" in x and "=Travel" in x]
     assert "linked_local=1" in line and "labelled_remote=1" in line, line
     assert sum(gmail.downloads.values()) == 4 and len(gmail.messages) == 6
+
+
+def test_labels_mode_all_mail_says_which_labels_a_quick_sync_looks_at(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """One CHANGEDSINCE FETCH on All Mail tells every label change: a sync with nothing
+    changed asks nothing else (no label's mailbox, no body), and a label added asks only the
+    labels of the message it changed."""
+    gmail, config = labelled
+    all_mail = ENGLISH["\\All"]
+    time.sleep(1.1)  # the Maildir's stamps are taken once no mtime is in the current second
+    assert run_forked(config)[0] == 0
+    del gmail.fetches[:], gmail.commands[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    # All Mail's HIGHESTMODSEQ and count as recorded: not even a FETCH, one SELECT.
+    assert gmail.fetches == [] and gmail.commands.count("SELECT") == 1, gmail.commands
+    change(gmail, 2, add="Travel")
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert {box for box, _, _ in gmail.fetches} <= {all_mail, "INBOX", "Travel"}, gmail.fetches
+    assert sorted(copies_of(tmp_path / "Mail", 2)) == ["INBOX", "Travel"]
+    assert sum(gmail.downloads.values()) == 4
+    with gmail.lock:
+        gmail.messages[min(gmail.messages)].flags.add("\\Answered")
+        gmail.touch(gmail.messages[min(gmail.messages)])
+        gmail.refresh()
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert gmail.fetches[0][0] == all_mail and gmail.fetches[0][2] == 1
+    assert "CHANGEDSINCE" in gmail.fetches[0][1] and "X-GM-LABELS" in gmail.fetches[0][1]
+    assert {box for box, _, _ in gmail.fetches} == {all_mail, "INBOX", "Work", "Travel"}
+    assert all(p.name.endswith(":2,RS") for p in copies_of(tmp_path / "Mail", 1).values())

@@ -11,7 +11,7 @@ import pytest
 
 import maildir_helpers as loc
 from engine_helpers import run_forked
-from fake_gmail import ENGLISH, GmailServer, serve_gmail
+from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
 from gmail_helpers import TOKEN, change, fill, lf, mail, server_state, write_config
 
 KEYWORDS = 'gmail_labels = true\ngmail_labels_as = "keywords"\n'
@@ -161,3 +161,33 @@ def test_a_new_local_message_is_uploaded_once_with_its_labels(
     (added,) = [m for m in gmail.messages.values() if m.body == mail(8)]
     assert added.labels == {"Work"} and added.flags == {"\\Seen"}
     assert len(gmail.messages) == 7
+
+
+def test_a_local_folder_beside_all_mail_stays_local_and_is_no_label(
+    synced: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """Labels are keywords here, not folders: a folder made locally is left alone, never
+    created on the server as a label, and never reported gone from the server."""
+    gmail, config = synced
+    root = tmp_path / "Mail"
+    loc.deliver(root, "fs", "Local/Stuff", lf(mail(9)))
+    boxes = sorted(gmail.boxes)
+    for _ in range(2):
+        code, output = run_forked(config)
+        assert code == 0, output
+    assert sorted(gmail.boxes) == boxes and len(gmail.messages) == 6
+    assert [m.body for m in loc.messages(root, "fs", "Local/Stuff")] == [lf(mail(9))]
+
+
+def test_a_german_account_keeps_its_all_mail_and_labels(tmp_path: Path) -> None:
+    with serve_gmail(GmailServer(GERMAN, labels=["Arbeit"], token=TOKEN)) as gmail:
+        gmail.add(mail(1), ["\\Inbox", "Arbeit", "\\Important"])
+        config = write_config(tmp_path, gmail.port, KEYWORDS)
+        code, output = run_forked(config)
+        assert code == 0, output
+    root = tmp_path / "Mail"
+    all_mail = GERMAN["\\All"]
+    assert loc.folders(root, "fs") == [all_mail]
+    names = loc.keyword_names(root, "fs", all_mail)
+    (only,) = loc.messages(root, "fs", all_mail)
+    assert {names[c] for c in only.letters if c.islower()} == {"Inbox", "Arbeit", "Important"}

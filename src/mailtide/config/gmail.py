@@ -40,6 +40,9 @@ KEYS = (LABELS, LABELS_AS)  # the keys only a Gmail repository has
 LABELS_AS_CHOICES = ("folders", "keywords")
 LABELS_AS_WITHOUT_LABELS = f"has no effect without {LABELS} = true; set that too"
 _WILDCARDS = frozenset("*?")
+# Labels as keywords: the server folders that may take part, Gmail's own (of which the store
+# lists All Mail alone, by its special use): a local folder is never made a label folder.
+ALL_MAIL_ONLY = FolderFilter(include=("re:\\[(Gmail|Google Mail)\\]/.*",))
 # The prefixes Gmail gives its own folders (Google Mail in Germany and the UK).
 _PREFIXES = ("[Gmail]", "[Google Mail]")
 

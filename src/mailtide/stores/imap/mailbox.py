@@ -667,6 +667,34 @@ class ImapMailbox:
         await self._gmail_fetch(ids, "(UID X-GM-MSGID X-GM-LABELS)", take)
         return out
 
+    async def gmail_changes(self, since: int) -> dict[str, gmail.GmailMessage]:
+        """Every message whose MODSEQ passed ``since`` (a label, a flag changed, or new),
+        with its Gmail identity and labels, by UID: one ``UID FETCH 1:* (X-GM-MSGID
+        X-GM-LABELS FLAGS) (CHANGEDSINCE since)``.  On All Mail this is every label change
+        of the account (Gmail counts a label change as a change).  An answer that does not
+        parse fails the mailbox: a change not read must not pass for no change."""
+        if not gmail.speaks_gmail(self._client.capabilities):
+            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        out: dict[str, gmail.GmailMessage] = {}
+        bad: list[str] = []
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # news of another kind
+            out[str(uid_of(attrs))] = gmail.gmail_message(attrs)
+            return True
+
+        await self._run(
+            "UID FETCH",
+            "1:*",
+            "(UID X-GM-MSGID X-GM-LABELS FLAGS)",
+            f"(CHANGEDSINCE {since})",
+            on_untagged=self._on_fetch(take, bad),
+        )
+        if bad:
+            raise MailboxError(f"mailbox {self.name!r}: a changed message cannot be read: {bad[0]}")
+        return out
+
     async def _gmail_fetch(
         self, ids: Sequence[str], items: str, take: Callable[[dict[str, Value]], bool]
     ) -> None:

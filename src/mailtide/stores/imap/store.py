@@ -151,6 +151,11 @@ class ImapStore:
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
 
+    def special_uses(self) -> dict[str, str]:
+        """The special use of each folder the last ``list_folders`` listed (canonical names),
+        and of each it left out by its special use."""
+        return {**self._left_out, **self._uses}
+
     async def special_folder(self, use: str) -> str | None:
         """``LIST (SPECIAL-USE) "" "*"`` where the server has SPECIAL-USE (else a plain LIST,
         whose attributes may carry it); the first folder so marked, by name."""
