@@ -4,10 +4,14 @@ account syncing it into a Maildir, and what the server and the Maildir hold."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import maildir_helpers as loc
-from fake_gmail import GmailServer
+from engine_helpers import run_sync, steps_of
+from fake_gmail import GmailServer, serve_gmail
+
+LABELS = "gmail_labels = true\n"  # the labels mode, labels as folders
 
 TOKEN = "ya29.fake-access-token"
 
@@ -100,3 +104,49 @@ def change(gmail: GmailServer, n: int, add: str = "", remove: str = "") -> None:
             gmail.strip(msg, remove)
         gmail.touch(msg)
         gmail.refresh()
+
+
+def crash_points(steps: list[str]) -> list[int]:
+    """Where to interrupt: after the first step of each kind, after every link made and the
+    intent before it, and after the last step."""
+    firsts = {steps.index(kind) + 1 for kind in steps}
+    links = {i for i, kind in enumerate(steps, 1) if kind == "link local"}
+    return sorted(firsts | links | {i - 1 for i in links} | {len(steps)})
+
+
+def interrupted(
+    tmp: Path,
+    prepare: Callable[[GmailServer, Path], None],
+    check: Callable[[GmailServer, Path], None],
+    mode: str = LABELS,
+) -> None:
+    """For each crash point of the run after ``prepare(server, config)``: on a fresh fake Gmail
+    (``fill``-ed) and Maildir synced with the repository keys ``mode``, that run killed after
+    the step, then a complete run, then one that changes nothing; ``check(server, Maildir
+    root)`` after each complete run."""
+    reference = tmp / "reference"
+    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+        fill(gmail)
+        config = write_config(reference.mkdir() or reference, gmail.port, mode)
+        prepare(gmail, config)
+        code, output = run_sync(config, verbose=True)
+        assert code == 0, output
+        steps = steps_of(output)
+    for point in crash_points(steps):
+        where = tmp / f"after-{point}"
+        with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
+            fill(gmail)
+            config = write_config(where.mkdir() or where, gmail.port, mode)
+            prepare(gmail, config)
+            code, output = run_sync(config, crash_after=point)
+            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
+            code, output = run_sync(config)
+            assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
+            check(gmail, where / "Mail")
+            before = server_state(gmail)
+            code, output = run_sync(config)
+            assert code == 0, output
+            totals = output.split("account.done")[-1]
+            assert "new_local=0" in totals and "new_remote=0" in totals, totals
+            assert server_state(gmail) == before, f"after step {point} ({steps[point - 1]})"
+            check(gmail, where / "Mail")

@@ -13,19 +13,21 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import maildir_helpers as loc
-from engine_helpers import run_forked, run_sync, steps_of
+from engine_helpers import run_forked
 from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
 from gmail_helpers import (
+    LABELS,
     TOKEN,
     change,
     copies_of,
     fill,
+    interrupted,
     lf,
     mail,
     one_file,
@@ -162,7 +164,6 @@ def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) ->
 
 # ---- the labels mode (gmail_labels = true) ---------------------------------------------------
 
-LABELS = "gmail_labels = true\n"
 
 
 @pytest.fixture
@@ -274,50 +275,6 @@ def expected_files(root: Path) -> None:
         found = copies_of(root, n)
         assert sorted(found) == sorted(folders), n
         one_file(found)
-
-
-def crash_points(steps: list[str]) -> list[int]:
-    """Where to interrupt: after the first step of each kind, after every link made and the
-    intent before it, and after the last step."""
-    firsts = {steps.index(kind) + 1 for kind in steps}
-    links = {i for i, kind in enumerate(steps, 1) if kind == "link local"}
-    return sorted(firsts | links | {i - 1 for i in links} | {len(steps)})
-
-
-def interrupted(
-    tmp: Path,
-    prepare: Callable[[GmailServer, Path], None],
-    check: Callable[[GmailServer, Path], None],
-) -> None:
-    """For each crash point of the run after ``prepare(server, config)``: on a fresh fake Gmail
-    and Maildir, that run killed after the step, then a complete run, then one that changes
-    nothing; ``check(server, Maildir root)`` after each complete run."""
-    reference = tmp / "reference"
-    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
-        fill(gmail)
-        config = write_config(reference.mkdir() or reference, gmail.port, LABELS)
-        prepare(gmail, config)
-        code, output = run_sync(config, verbose=True)
-        assert code == 0, output
-        steps = steps_of(output)
-    for point in crash_points(steps):
-        where = tmp / f"after-{point}"
-        with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
-            fill(gmail)
-            config = write_config(where.mkdir() or where, gmail.port, LABELS)
-            prepare(gmail, config)
-            code, output = run_sync(config, crash_after=point)
-            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
-            code, output = run_sync(config)
-            assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
-            check(gmail, where / "Mail")
-            before = server_state(gmail)
-            code, output = run_sync(config)
-            assert code == 0, output
-            totals = output.split("account.done")[-1]
-            assert "new_local=0" in totals and "new_remote=0" in totals, totals
-            assert server_state(gmail) == before, f"after step {point} ({steps[point - 1]})"
-            check(gmail, where / "Mail")
 
 
 def test_labels_mode_a_first_sync_killed_after_a_durable_step_converges(tmp_path: Path) -> None:

@@ -11,8 +11,17 @@ import pytest
 
 import maildir_helpers as loc
 from engine_helpers import run_forked
-from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
-from gmail_helpers import TOKEN, change, fill, lf, mail, server_state, write_config
+from fake_gmail import ENGLISH, GERMAN, GmailServer, StoredMessage, serve_gmail
+from gmail_helpers import (
+    TOKEN,
+    change,
+    fill,
+    interrupted,
+    lf,
+    mail,
+    server_state,
+    write_config,
+)
 
 KEYWORDS = 'gmail_labels = true\ngmail_labels_as = "keywords"\n'
 ALL_MAIL = ENGLISH["\\All"]
@@ -45,7 +54,7 @@ def drop_keyword(root: Path, n: int, keyword: str) -> None:
     loc.set_letters(found, found.letters.replace(letter, ""))
 
 
-def message(gmail: GmailServer, n: int) -> object:
+def message(gmail: GmailServer, n: int) -> StoredMessage:
     return next(m for m in gmail.messages.values() if m.body == mail(n))
 
 
@@ -115,8 +124,8 @@ def test_a_keyword_added_and_removed_here_is_a_label_on_the_server(
     code, output = run_forked(config)
     assert code == 0, output
     third, first = message(gmail, 3), message(gmail, 1)
-    assert third.labels == {"\\Sent", "Travel", "Receipts 2024"}  # type: ignore[attr-defined]
-    assert first.labels == {"Work", "Travel"}  # type: ignore[attr-defined]
+    assert third.labels == {"\\Sent", "Travel", "Receipts 2024"}
+    assert first.labels == {"Work", "Travel"}
     assert len(gmail.messages) == 6 and sum(gmail.downloads.values()) == 4
     again, output = run_forked(config)
     assert again == 0, output
@@ -133,7 +142,7 @@ def test_deleting_the_file_moves_the_message_to_trash_never_out_of_gmail(
     code, output = run_forked(config)
     assert code == 0, output
     second = message(gmail, 2)
-    assert second.place == "trash" and len(gmail.messages) == 6  # type: ignore[attr-defined]
+    assert second.place == "trash" and len(gmail.messages) == 6
     with gmail.lock:
         gone = gmail.add(mail(7), ["Work"])
     code, output = run_forked(config)
@@ -191,3 +200,25 @@ def test_a_german_account_keeps_its_all_mail_and_labels(tmp_path: Path) -> None:
     names = loc.keyword_names(root, "fs", all_mail)
     (only,) = loc.messages(root, "fs", all_mail)
     assert {names[c] for c in only.letters if c.islower()} == {"Inbox", "Arbeit", "Important"}
+
+
+def test_labels_changed_both_ways_killed_after_a_durable_step_converge(tmp_path: Path) -> None:
+    def prepare(gmail: GmailServer, config: Path) -> None:
+        code, output = run_forked(config)
+        assert code == 0, output
+        root = config.parent / "Mail"
+        add_keyword(root, 3, "Travel")
+        drop_keyword(root, 1, "Inbox")
+        change(gmail, 2, add="Work")
+        loc.deliver(root, "fs", ALL_MAIL, lf(mail(8)), letters="S")
+        add_keyword(root, 8, "Work")
+
+    def check(gmail: GmailServer, root: Path) -> None:
+        assert message(gmail, 3).labels == {"\\Sent", "Travel"}
+        assert message(gmail, 1).labels == {"Work", "Travel"}
+        assert message(gmail, 8).labels == {"Work"}
+        assert len(gmail.messages) == 7
+        assert labels_here(root, 2) == {"Inbox", "Work"}
+        assert labels_here(root, 8) == {"Work"}
+
+    interrupted(tmp_path, prepare, check, KEYWORDS)
