@@ -29,7 +29,7 @@ from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
-from mailtide.stores.imap.special_use import LeftOut
+from mailtide.stores.imap.special_use import ALL_MAIL, LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
 
@@ -76,7 +76,13 @@ def imap_settings(repo: ImapRepository) -> ImapSettings:
         client_key=str(repo.client_key) if repo.client_key else None,
         cert_fingerprint=repo.cert_fingerprint,
         mechanism=repo.oauth2.mechanism if repo.oauth2 else None,
-        left_out=LeftOut(frozenset(repo.left_out), gmail.named(repo.folders.include)),
+        left_out=LeftOut(
+            frozenset(repo.left_out),
+            gmail.named(repo.folders.include),
+            # labels as keywords: All Mail is the one folder, its messages carry the labels
+            only=ALL_MAIL if repo.gmail_keywords else None,
+        ),
+        gmail_keywords=repo.gmail_keywords,
     )
 
 
@@ -127,7 +133,8 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
     Gmail's labels mode takes one at a time too: a message new in two labels is linked from
     the first label's file only once that one is written."""
     remote = account.remote
-    labels = isinstance(remote, ImapRepository) and remote.gmail_labels
+    gmail_labels = isinstance(remote, ImapRepository) and remote.gmail_labels
+    labels = isinstance(remote, ImapRepository) and remote.gmail_folders
     parallel = 1 if daemon or labels else max(1, account.daemon.max_connections - 1)
     return Options(
         parallel=parallel,
@@ -140,15 +147,19 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
         mass_delete_share=account.mass_delete_share,
         mass_delete_floor=account.mass_delete_floor,
         # by Side: the remote's; Gmail's labels mode trashes what left every local folder
-        trash=(account.trash or (TRASH_SPECIAL_USE if labels else None), None),
+        trash=(account.trash or (TRASH_SPECIAL_USE if gmail_labels else None), None),
         trash_new_only=account.trash_new_only,
         gmail_labels=labels,
     )
 
 
 def filters_of(account: Account) -> tuple[FolderFilter, FolderFilter]:
-    """The folder filters, indexed by Side (FAR: the remote repository)."""
-    return (account.remote.folders, account.local.folders)
+    """The folder filters, indexed by Side (FAR: the remote repository).  Gmail's labels as
+    keywords syncs All Mail alone: no local folder becomes a label folder."""
+    remote = account.remote
+    if isinstance(remote, ImapRepository) and remote.gmail_keywords:
+        return (gmail.ALL_MAIL_ONLY, account.local.folders)
+    return (remote.folders, account.local.folders)
 
 
 def folder_policy_of(account: Account) -> FolderPolicy:

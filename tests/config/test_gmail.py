@@ -172,7 +172,12 @@ def test_only_patterns_naming_one_folder_bring_a_left_out_folder_back() -> None:
 def test_the_labels_mode_is_off_unless_asked_for(tmp_path: Path) -> None:
     assert load(tmp_path, BUILT_IN).gmail_labels is False
     on = load(tmp_path, BUILT_IN + 'gmail_labels = true\ngmail_labels_as = "folders"\n')
-    assert on.gmail_labels is True
+    assert on.gmail_labels is True and on.gmail_folders and not on.gmail_keywords
+
+
+def test_labels_as_keywords_is_the_labels_mode_with_all_mail_alone(tmp_path: Path) -> None:
+    on = load(tmp_path, BUILT_IN + 'gmail_labels = true\ngmail_labels_as = "keywords"\n')
+    assert on.gmail_keywords and not on.gmail_folders
 
 
 @pytest.mark.parametrize(
@@ -183,16 +188,16 @@ def test_the_labels_mode_is_off_unless_asked_for(tmp_path: Path) -> None:
             "config.toml:14: repository.gmail.gmail_labels: must be true or false",
         ),
         (
-            'gmail_labels = true\ngmail_labels_as = "keywords"\n',
-            'config.toml:15: repository.gmail.gmail_labels_as: "keywords" (labels as an'
-            ' X-Keywords: header in one copy) is not built yet; use "folders" (the default)',
+            'gmail_labels_as = "keywords"\n',
+            "config.toml:14: repository.gmail.gmail_labels_as: has no effect without"
+            " gmail_labels = true; set that too",
         ),
         (
             'gmail_labels_as = "tags"\n',
             "config.toml:14: repository.gmail.gmail_labels_as: must be",
         ),
     ],
-    ids=["not-a-bool", "keywords-not-built", "unknown-choice"],
+    ids=["not-a-bool", "keywords-without-labels", "unknown-choice"],
 )
 def test_labels_mode_mistakes_are_named(tmp_path: Path, extra: str, expected: str) -> None:
     found = [p[p.index("config.toml:") :] for p in problems(tmp_path, BUILT_IN + extra)]

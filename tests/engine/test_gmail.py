@@ -9,76 +9,31 @@ folder), hostile label names, lost state and runs killed after a durable step ar
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator
+import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import maildir_helpers as loc
-from engine_helpers import run_forked, run_sync, steps_of
+from engine_helpers import run_forked
 from fake_gmail import ENGLISH, GERMAN, GmailServer, serve_gmail
-
-TOKEN = "ya29.fake-access-token"
-
-
-def mail(n: int) -> bytes:
-    return (
-        f"From: a@example.org\r\nTo: me@gmail.com\r\nSubject: message {n}\r\n"
-        f"Message-ID: <m{n}@example.org>\r\nDate: Mon, 1 Jan 2024 00:00:0{n} +0000\r\n"
-        f"\r\nbody {n}\r\n"
-    ).encode()
-
-
-def lf(body: bytes) -> bytes:
-    return body.replace(b"\r\n", b"\n")
-
-
-def fill(gmail: GmailServer) -> None:
-    """Six messages: one with three labels, the others in one place each."""
-    gmail.add(mail(1), ["\\Inbox", "Work", "Travel"], flags=["\\Seen"])
-    gmail.add(mail(2), ["\\Inbox"])
-    gmail.add(mail(3), ["\\Sent"], flags=["\\Seen"])
-    gmail.add(mail(4), ["Work"], flags=["\\Flagged"])  # starred
-    gmail.add(mail(5), place="trash")
-    gmail.add(mail(6), place="spam")
-
-
-def write_config(tmp: Path, port: int, extra: str = "") -> Path:
-    """The account "gmail": the preset's only changes are the fake's address and no TLS."""
-    config = tmp / "config.toml"
-    config.write_text(
-        f"""\
-[general]
-state_dir = "state"
-
-[account.gmail]
-local = "local"
-remote = "gmail"
-
-[repository.local]
-type = "maildir"
-path = "Mail"
-
-[repository.gmail]
-type = "gmail"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-user = "me@gmail.com"
-oauth2_token_command = ["{sys.executable}", "-c", "print('{TOKEN}')"]
-{extra}"""
-    )
-    return config
-
-
-def server_state(gmail: GmailServer) -> dict[str, list[tuple[int, int, list[str], list[str]]]]:
-    """What each mailbox holds: (UID, X-GM-MSGID, labels, flags) of each message."""
-    return {
-        name: [(uid, m.msgid, sorted(m.labels), sorted(m.flags)) for uid, m in gmail.mailbox(name)]
-        for name in gmail.boxes
-    }
+from gmail_helpers import (
+    LABELS,
+    TOKEN,
+    change,
+    copies_of,
+    fill,
+    interrupted,
+    lf,
+    mail,
+    one_file,
+    server_state,
+    write_config,
+)
 
 
 @pytest.fixture(params=[ENGLISH, GERMAN], ids=["english", "german"])
@@ -209,39 +164,6 @@ def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) ->
 
 # ---- the labels mode (gmail_labels = true) ---------------------------------------------------
 
-LABELS = "gmail_labels = true\n"
-
-
-def copies_of(root: Path, n: int) -> dict[str, Path]:
-    """Each local folder's file of message ``n``, by folder (at most one per folder)."""
-    out: dict[str, Path] = {}
-    for folder in loc.folders(root, "fs"):
-        for m in loc.messages(root, "fs", folder):
-            if m.body == lf(mail(n)):
-                assert folder not in out, f"message {n} twice in {folder}"
-                out[folder] = m.path
-    return out
-
-
-def one_file(paths: dict[str, Path]) -> int:
-    """The inode all ``paths`` share (they must be one file), checking its link count."""
-    inodes = {p.stat().st_ino for p in paths.values()}
-    assert len(inodes) == 1, paths
-    (path, *_) = paths.values()
-    assert path.stat().st_nlink == len(paths)
-    return inodes.pop()
-
-
-def change(gmail: GmailServer, n: int, add: str = "", remove: str = "") -> None:
-    """On the server, as the web interface would: give message ``n`` a label or take one."""
-    with gmail.lock:
-        msg = next(m for m in gmail.messages.values() if m.body == mail(n))
-        if add:
-            gmail.label(msg, add)
-        if remove:
-            gmail.strip(msg, remove)
-        gmail.touch(msg)
-        gmail.refresh()
 
 
 @pytest.fixture
@@ -353,50 +275,6 @@ def expected_files(root: Path) -> None:
         found = copies_of(root, n)
         assert sorted(found) == sorted(folders), n
         one_file(found)
-
-
-def crash_points(steps: list[str]) -> list[int]:
-    """Where to interrupt: after the first step of each kind, after every link made and the
-    intent before it, and after the last step."""
-    firsts = {steps.index(kind) + 1 for kind in steps}
-    links = {i for i, kind in enumerate(steps, 1) if kind == "link local"}
-    return sorted(firsts | links | {i - 1 for i in links} | {len(steps)})
-
-
-def interrupted(
-    tmp: Path,
-    prepare: Callable[[GmailServer, Path], None],
-    check: Callable[[GmailServer, Path], None],
-) -> None:
-    """For each crash point of the run after ``prepare(server, config)``: on a fresh fake Gmail
-    and Maildir, that run killed after the step, then a complete run, then one that changes
-    nothing; ``check(server, Maildir root)`` after each complete run."""
-    reference = tmp / "reference"
-    with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
-        fill(gmail)
-        config = write_config(reference.mkdir() or reference, gmail.port, LABELS)
-        prepare(gmail, config)
-        code, output = run_sync(config, verbose=True)
-        assert code == 0, output
-        steps = steps_of(output)
-    for point in crash_points(steps):
-        where = tmp / f"after-{point}"
-        with serve_gmail(GmailServer(labels=["Work", "Travel"], token=TOKEN)) as gmail:
-            fill(gmail)
-            config = write_config(where.mkdir() or where, gmail.port, LABELS)
-            prepare(gmail, config)
-            code, output = run_sync(config, crash_after=point)
-            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
-            code, output = run_sync(config)
-            assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
-            check(gmail, where / "Mail")
-            before = server_state(gmail)
-            code, output = run_sync(config)
-            assert code == 0, output
-            totals = output.split("account.done")[-1]
-            assert "new_local=0" in totals and "new_remote=0" in totals, totals
-            assert server_state(gmail) == before, f"after step {point} ({steps[point - 1]})"
-            check(gmail, where / "Mail")
 
 
 def test_labels_mode_a_first_sync_killed_after_a_durable_step_converges(tmp_path: Path) -> None:
@@ -663,3 +541,123 @@ def test_an_account_switched_to_the_labels_mode_links_from_the_files_it_has(
     now = copies_of(tmp_path / "Mail", 2)
     assert sorted(now) == ["INBOX", "Travel"]
     one_file(now)
+
+
+def test_labels_mode_a_second_copy_in_a_label_folder_that_holds_the_message_is_its_own(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """A file of a message its folder holds already (a client's copy into the same folder):
+    never a second record of the message's one UID there, which would later read its deletion
+    as the label's; it is a message of its own, uploaded once, and deleting either copy takes
+    only that copy."""
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    first = gmail.messages[min(gmail.messages)]
+    work = copies_of(root, 1)["Work"]
+    twin = root / "Work" / "cur" / "1700000000.M2P2.client:2,S"
+    os.link(work, twin)
+    code, output = run_forked(config)
+    assert code == 0, output
+    before = server_state(gmail)
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert server_state(gmail) == before
+    twin.unlink()
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert "Work" in first.labels and first.place == "all"
+    assert work.exists()
+    held = [m.body for m in loc.messages(root, "fs", "Work")]
+    assert held.count(lf(mail(1))) == 1
+    kept = [m for m in gmail.messages.values() if m.body == mail(1) and m.place == "all"]
+    assert kept == [first]  # the twin's own message went to Trash with its last file
+
+
+def gmail_rows(state_dir: Path) -> list[tuple[str, int]]:
+    """What the state records of Gmail messages: (mailbox, X-GM-MSGID) per UID."""
+    with contextlib.closing(sqlite3.connect(state_dir / "gmail.sqlite")) as db:
+        return list(
+            db.execute(
+                "SELECT m.name, g.msgid FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+            )
+        )
+
+
+def test_labels_mode_forgets_the_gmail_ids_of_a_message_gone_everywhere(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    first = gmail.messages[min(gmail.messages)]
+    fourth = next(m for m in gmail.messages.values() if m.body == mail(4))
+    assert sorted(n for n, msgid in gmail_rows(tmp_path / "state") if msgid == first.msgid) == [
+        "INBOX",
+        "Travel",
+        "Work",
+    ]
+    for path in copies_of(tmp_path / "Mail", 1).values():
+        path.unlink()
+    change(gmail, 4, remove="Work")  # a label gone on the server: its UID there too
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert first.place == "trash"
+    rows = gmail_rows(tmp_path / "state")
+    assert [n for n, msgid in rows if msgid == first.msgid] == []
+    assert [n for n, msgid in rows if msgid == fourth.msgid] == [ENGLISH["\\Flagged"]]
+
+
+def test_labels_mode_a_dry_run_says_link_and_label_where_the_run_would_not_copy(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    gmail, config = labelled
+    root = tmp_path / "Mail"
+    change(gmail, 2, add="Travel")  # a link here
+    os.link(copies_of(root, 4)["Work"], root / "Travel" / "cur" / "1700000000.M3P3.x:2,F")
+    before_files = sorted(p.name for p in root.rglob("*"))
+    before = server_state(gmail)
+    code, output = run_forked(config, "--dry-run")
+    assert code == 0, output
+    (line,) = [x for x in output.splitlines() if "mailbox.would_sync" in x and "=Travel" in x]
+    assert "new_local=1" in line and "linked_local=1" in line, line
+    assert "new_remote=1" in line and "labelled_remote=1" in line, line
+    assert sorted(p.name for p in root.rglob("*")) == before_files
+    assert server_state(gmail) == before
+    code, output = run_forked(config)
+    assert code == 0, output
+    (line,) = [x for x in output.splitlines() if "mailbox.synced" in x and "=Travel" in x]
+    assert "linked_local=1" in line and "labelled_remote=1" in line, line
+    assert sum(gmail.downloads.values()) == 4 and len(gmail.messages) == 6
+
+
+def test_labels_mode_all_mail_says_which_labels_a_quick_sync_looks_at(
+    labelled: tuple[GmailServer, Path], tmp_path: Path
+) -> None:
+    """One CHANGEDSINCE FETCH on All Mail tells every label change: a sync with nothing
+    changed asks nothing else (no label's mailbox, no body), and a label added asks only the
+    labels of the message it changed."""
+    gmail, config = labelled
+    all_mail = ENGLISH["\\All"]
+    time.sleep(1.1)  # the Maildir's stamps are taken once no mtime is in the current second
+    assert run_forked(config)[0] == 0
+    del gmail.fetches[:], gmail.commands[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    # All Mail's HIGHESTMODSEQ and count as recorded: not even a FETCH, one SELECT.
+    assert gmail.fetches == [] and gmail.commands.count("SELECT") == 1, gmail.commands
+    change(gmail, 2, add="Travel")
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert {box for box, _, _ in gmail.fetches} <= {all_mail, "INBOX", "Travel"}, gmail.fetches
+    assert sorted(copies_of(tmp_path / "Mail", 2)) == ["INBOX", "Travel"]
+    assert sum(gmail.downloads.values()) == 4
+    with gmail.lock:
+        gmail.messages[min(gmail.messages)].flags.add("\\Answered")
+        gmail.touch(gmail.messages[min(gmail.messages)])
+        gmail.refresh()
+    del gmail.fetches[:]
+    code, output = run_forked(config)
+    assert code == 0, output
+    assert gmail.fetches[0][0] == all_mail and gmail.fetches[0][2] == 1
+    assert "CHANGEDSINCE" in gmail.fetches[0][1] and "X-GM-LABELS" in gmail.fetches[0][1]
+    assert {box for box, _, _ in gmail.fetches} == {all_mail, "INBOX", "Work", "Travel"}
+    assert all(p.name.endswith(":2,RS") for p in copies_of(tmp_path / "Mail", 1).values())

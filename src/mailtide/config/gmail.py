@@ -14,10 +14,11 @@ without ``*`` or ``?`` selects it: a pattern that names that one folder.  In the
 ``[Gmail]`` is a set of letters, so the folder ``[Gmail]/Trash`` is written ``[[]Gmail]/Trash``;
 a pattern that starts with ``[Gmail]`` or ``[Google Mail]`` is refused with that advice.
 
-``gmail_labels = true`` is Gmail's labels mode (``engine/gmail_labels.py``): a message is one
-file however many labels show it, hard-linked into the folder of each label, and one deleted
-from every local folder goes to Gmail's Trash.  ``gmail_labels_as`` says how labels show
-locally: ``"folders"`` (the default, the only one built so far).
+``gmail_labels = true`` is Gmail's labels mode: a message is one file however many labels show
+it, and one deleted from every local folder goes to Gmail's Trash.  ``gmail_labels_as`` says
+how labels show locally: ``"folders"`` (the default; ``engine/gmail_labels.py``): the file is
+hard-linked into the folder of each label; ``"keywords"``: only All Mail is synced, into one
+local folder, and each message's labels are keywords of it (``stores/imap/gmail_keywords.py``).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ LABELS = "gmail_labels"
 LABELS_AS = "gmail_labels_as"
 KEYS = (LABELS, LABELS_AS)  # the keys only a Gmail repository has
 LABELS_AS_CHOICES = ("folders", "keywords")
-LABELS_AS_NOT_BUILT = (
-    '"keywords" (labels as an X-Keywords: header in one copy) is not built yet; '
-    'use "folders" (the default)'
-)
+LABELS_AS_WITHOUT_LABELS = f"has no effect without {LABELS} = true; set that too"
 _WILDCARDS = frozenset("*?")
+# Labels as keywords: the server folders that may take part, Gmail's own (of which the store
+# lists All Mail alone, by its special use): a local folder is never made a label folder.
+ALL_MAIL_ONLY = FolderFilter(include=("re:\\[(Gmail|Google Mail)\\]/.*",))
 # The prefixes Gmail gives its own folders (Google Mail in Germany and the UK).
 _PREFIXES = ("[Gmail]", "[Google Mail]")
 

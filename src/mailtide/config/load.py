@@ -474,12 +474,18 @@ class _Checker:
         self.gmail_patterns((*path, "folders"), table.get("folders"))
         labels = self.get(table, path, gmail.LABELS, (bool,), "true or false")
         labels_as = self.choice(table, path, gmail.LABELS_AS, gmail.LABELS_AS_CHOICES)
-        if labels_as is not None and labels_as != "folders":
-            self.problem((*path, gmail.LABELS_AS), gmail.LABELS_AS_NOT_BUILT)
+        if labels_as is not None and not labels:
+            self.problem((*path, gmail.LABELS_AS), gmail.LABELS_AS_WITHOUT_LABELS)
         imap = self.imap(path, name, gmail.with_preset(table), folders)
         if imap is None:
             return None
-        return replace(imap, kind="gmail", left_out=gmail.LEFT_OUT, gmail_labels=bool(labels))
+        return replace(
+            imap,
+            kind="gmail",
+            left_out=gmail.LEFT_OUT,
+            gmail_labels=bool(labels),
+            gmail_labels_as="keywords" if labels_as == "keywords" else "folders",
+        )
 
     def gmail_patterns(self, path: KeyPath, folders: object) -> None:
         """Report the folder patterns that cannot mean what they seem on Gmail."""

@@ -93,6 +93,18 @@ class ImapRepository:
     left_out: tuple[str, ...] = ()
     # kind "gmail" only: Gmail's labels mode (config.gmail, engine/gmail_labels.py)
     gmail_labels: bool = False
+    # how labels show locally: a folder each (hard links), or keywords of All Mail's messages
+    gmail_labels_as: Literal["folders", "keywords"] = "folders"
+
+    @property
+    def gmail_keywords(self) -> bool:
+        """Gmail's labels mode with labels as keywords of All Mail's messages."""
+        return self.gmail_labels and self.gmail_labels_as == "keywords"
+
+    @property
+    def gmail_folders(self) -> bool:
+        """Gmail's labels mode with a folder per label (one file, a hard link per label)."""
+        return self.gmail_labels and self.gmail_labels_as == "folders"
 
 
 Repository = MaildirRepository | ImapRepository

@@ -111,6 +111,8 @@ def _repository(repository: Repository) -> Iterator[str]:
         value = getattr(repository, field.name)
         if field.name in ("name", "kind", "left_out") or (tls_off and field.name in _TLS_ONLY):
             continue
+        if field.name == "gmail_labels_as" and not getattr(repository, "gmail_labels", False):
+            continue  # means nothing outside Gmail's labels mode
         if isinstance(value, OAuth2):
             yield from _oauth2(value)
         elif isinstance(value, FolderFilter):

@@ -32,6 +32,7 @@ from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
+from mailtide.engine.gmail_all_mail import AllMailChanges
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync
@@ -187,6 +188,9 @@ class AccountSync:
             self.steps.check()
             known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
+            all_mail = self._all_mail()
+            if all_mail is not None:
+                names = await all_mail.pairs(names, quick=self.options.mode == "quick")
             moves = self.moves = MovePass(
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
@@ -195,6 +199,8 @@ class AccountSync:
             finally:  # what it carried counts, whatever ended it
                 self.report.moved = list(moves.moved)
             await self._mailboxes(names)
+            if all_mail is not None and not self.report.failed:
+                await all_mail.done()
         except StopRequested:
             self.report.stopped = True
             self.log.info("account.stopped", steps=self.steps.count)
@@ -206,6 +212,14 @@ class AccountSync:
             self.report.login_failed = isinstance(exc, AuthenticationFailed)
             self.log.error("account.failed", error=str(exc))
         return self.report
+
+    def _all_mail(self) -> AllMailChanges | None:
+        """Gmail's labels mode on a whole account: All Mail says which labels changed
+        (engine/gmail_all_mail.py).  Not for a dry run, nor for some folders only (``-f``, a
+        daemon's push): the mark it records must hold for every pair."""
+        if not self.options.gmail_labels or self.options.dry_run or self.only is not None:
+            return None
+        return AllMailChanges(self.stores, self.state, self.tree)
 
     async def _mailboxes(self, names: list[str]) -> None:
         """Sync the pairs ``names``, ``options.parallel`` of them at once (each on its own
@@ -328,7 +342,7 @@ class AccountSync:
                         raise
             labels = (
                 LabelLinks.of((boxes[0], boxes[1]), self.stores[Side.FAR], self.state, self.steps)
-                if self.options.gmail_labels and not self.options.dry_run
+                if self.options.gmail_labels
                 else None
             )
             pair = PairSync(

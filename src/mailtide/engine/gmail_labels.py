@@ -165,6 +165,35 @@ class LabelLinks:
         ]
         return rest, len(linked)
 
+    async def would_carry(self, mailbox: MailboxState, copies: Sequence[Copy]) -> tuple[int, int]:
+        """A dry run's count of the copies ``link`` and ``label`` would carry without a body,
+        by Side (the side the link or label is made on), asking and changing nothing but
+        what reading tells."""
+        carried = [0, 0]
+        down = [c.id for c in copies if c.source is Side.FAR]
+        if down:
+            msgids = await self.gmail.gmail_ids(down)
+            held = await self.state.local_copies(set(msgids.values()), mailbox)
+            carried[Side.NEAR] = sum(1 for i in down if msgids.get(i) in held)
+        up = [c for c in copies if c.source is Side.NEAR]
+        need = [c.id for c in up if c.identity is None]
+        found = await self.local_box.identify(need) if need else {}
+        like: list[int] = []
+        for c in up:
+            identity = c.identity or found.get(c.id)
+            known = await self.state.gmail_message_like(identity, mailbox) if identity else None
+            if known is not None:
+                like.append(known.msgid)
+        here = await self.state.gmail_held(mailbox, like)
+        carried[Side.FAR] = sum(1 for msgid in like if msgid not in here)
+        return carried[0], carried[1]
+
+    async def forget_gone(self, mailbox: MailboxState) -> None:
+        """Forget the Gmail message of each UID no record of the pair holds any more (deleted,
+        forgotten, its validity void), so the table is as big as the records."""
+        if await self.state.forget_gmail_ids(mailbox):
+            self.steps.done("forget gmail ids")
+
     async def remove_label(self, ids: Sequence[str]) -> set[str]:
         """Take this pair's label away from the server's ``ids``; the ids gone from it."""
         return await self.gmail.remove_label(ids)
@@ -202,6 +231,12 @@ class LabelLinks:
                 like = await self.state.gmail_message_like(identity, mailbox)
                 if like is not None:
                     known[c.id] = like
+        # A message this label's mailbox holds already, paired with another file here: that
+        # file is a second copy (a client's copy into the same folder).  A COPY would name the
+        # one UID again, and two records of one UID would read one file's deletion as the
+        # label's; it is uploaded as a message of its own instead.
+        here = await self.state.gmail_held(mailbox, {k.msgid for k in known.values()})
+        known = {i: k for i, k in known.items() if k.msgid not in here}
         candidates = [c for c in copies if c.id in known]
         if not candidates:
             return copies, 0
@@ -209,7 +244,10 @@ class LabelLinks:
         intents = await self._intents(mailbox, Side.NEAR, candidates, identities)
         new_uids = await self._copy_here([(c.id, known[c.id]) for c in candidates])
         self.steps.done("label remote")
-        labelled = [c for c in candidates if new_uids.get(c.id)]
+        # A UID recorded here already (the label came on the server meanwhile): no second
+        # record of it; the intent stays, and the next run pairs or uploads by content.
+        taken = set(await self.state.gmail_ids(mailbox, [u for u in new_uids.values() if u]))
+        labelled = [c for c in candidates if new_uids.get(c.id) and new_uids[c.id] not in taken]
         if labelled:
             validity = (await self.remote.status()).validity
             await self.state.put_gmail_ids(

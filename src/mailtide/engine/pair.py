@@ -97,6 +97,9 @@ class PairReport:
     paired: int = 0
     error: str | None = None
     refused: list[str] = field(default_factory=list)  # messages a store would not take
+    # Of ``copied``, those carried without a body in Gmail's labels mode (a hard link on the
+    # local side, a label added on the server), by Side: the side changed.
+    linked: list[int] = field(default_factory=lambda: [0, 0])
 
     def summary(self) -> dict[str, int]:
         return {
@@ -232,7 +235,7 @@ class PairSync:
         return (None, None)
 
     async def run(self) -> PairReport:
-        if self.labels is not None:
+        if self.labels is not None and not self.options.dry_run:
             await self.labels.catch_up(await self.state.mailbox(self.name))
         prepared = self.planned if self.planned is not None else await self.prepare()
         self.planned = None  # a plan is carried out once: a retry plans again
@@ -250,16 +253,23 @@ class PairSync:
             plan = without_moves(plan, self.name, self.options.dry_moves)
         self._guard(plan, prepared.held)
         if self.options.dry_run:
+            if self.labels is not None:  # links and labels carried without a body
+                carried = await self.labels.would_carry(mailbox, plan.copies)
+                self.report.linked = list(carried)
             self._report_dry(plan)
             return self.report
         if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
         await self._apply(mailbox, plan)
+        if self.labels is not None and (plan.deletes or plan.forgets or void):
+            await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
         await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
         summary = self.report.summary()
-        (self.log.info if any(summary.values()) else self.log.debug)("mailbox.synced", **summary)
+        (self.log.info if any(summary.values()) else self.log.debug)(
+            "mailbox.synced", **summary, **self._linked()
+        )
         return self.report
 
     # --- planning ---------------------------------------------------------------------
@@ -455,7 +465,15 @@ class PairSync:
             r.paired += u.old is None
         for d in plan.deletes:
             r.deleted[d.side] += 1
-        self.log.info("mailbox.would_sync", **r.summary())
+        self.log.info("mailbox.would_sync", **r.summary(), **self._linked())
+
+    def _linked(self) -> dict[str, int]:
+        """Gmail's labels mode: of the copies, those carried without a body (a hard link
+        here, a label added there), for the log line."""
+        if self.labels is None:
+            return {}
+        r = self.report
+        return {"linked_local": r.linked[Side.NEAR], "labelled_remote": r.linked[Side.FAR]}
 
     async def _save_cursors(
         self,
@@ -611,6 +629,7 @@ class PairSync:
             carry = self.labels.link if source is Side.FAR else self.labels.label
             copies, carried = await carry(mailbox, copies)
             self.report.copied[source.other] += carried
+            self.report.linked[source.other] += carried
         by_id = {c.id: c for c in copies}
         batch: list[tuple[Copy, Fetched]] = []
         held = 0

@@ -96,6 +96,9 @@ CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
 
 
+_ALL_MAIL = "gmail_all_mail"  # the meta key of Gmail's All Mail cursor (labels mode)
+
+
 class StateError(Exception):
     """The state database cannot be used (the message is for the user)."""
 
@@ -522,6 +525,67 @@ class StateDB:
                 out[msgid] = found
         return out
 
+    def gmail_all_mail(self) -> Cursor | None:
+        """Gmail's All Mail as the last complete labels-mode sync saw it (validity, UIDNEXT,
+        HIGHESTMODSEQ, count), None when none was recorded.  Kept in ``meta``: All Mail is no
+        mailbox pair of the account."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_ALL_MAIL,)).fetchone()
+        if row is None:
+            return None
+        validity, uidnext, modseq, count = row[0].split()
+        return Cursor(validity, int(uidnext), int(modseq), int(count))
+
+    def set_gmail_all_mail(self, cursor: Cursor | None) -> None:
+        with self.transaction():
+            if cursor is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (_ALL_MAIL,))
+                return
+            value = f"{cursor.validity} {cursor.uidnext} {cursor.modseq} {cursor.count}"
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_ALL_MAIL, value)
+            )
+
+    def gmail_mailboxes(self, msgids: Iterable[int]) -> set[str]:
+        """The pairs (names) in which any of these Gmail messages is recorded."""
+        out: set[str] = set()
+        for msgid in msgids:
+            rows = self._db.execute(
+                "SELECT DISTINCT m.name FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+                " AND m.far_validity = g.far_validity WHERE g.msgid = ?",
+                (msgid,),
+            )
+            out.update(name for (name,) in rows)
+        return out
+
+    def gmail_held(self, mailbox: MailboxState, msgids: Iterable[int]) -> set[int]:
+        """Of these Gmail messages, those ``mailbox`` holds paired with a local file already
+        (a record with both ids, under the mailbox's current validity)."""
+        out = set()
+        for msgid in msgids:
+            row = self._db.execute(
+                "SELECT 1 FROM gmail_message g JOIN mailbox m ON m.id = g.mailbox"
+                " AND m.far_validity = g.far_validity"
+                " JOIN record r ON r.mailbox = g.mailbox AND r.far_id = g.far_id"
+                " WHERE g.mailbox = ? AND g.msgid = ? AND r.near_id != '' LIMIT 1",
+                (mailbox.id, msgid),
+            ).fetchone()
+            if row is not None:
+                out.add(msgid)
+        return out
+
+    def forget_gmail_ids(self, mailbox: MailboxState) -> int:
+        """Forget which Gmail message the mailbox's UIDs show where no record holds the UID
+        any more (the message left the label, or went everywhere) or the UID belongs to an
+        old validity: such a row would only grow the table.  How many went."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "DELETE FROM gmail_message WHERE mailbox = ? AND (far_validity IS NOT"
+                " (SELECT far_validity FROM mailbox WHERE id = ?) OR NOT EXISTS"
+                " (SELECT 1 FROM record r WHERE r.mailbox = gmail_message.mailbox"
+                " AND r.far_id = gmail_message.far_id))",
+                (mailbox.id, mailbox.id),
+            )
+        return cursor.rowcount
 
     def gmail_message_like(self, identity: Identity, besides: MailboxState) -> GmailCopy | None:
         """A Gmail message of that content identity, recorded in a mailbox other than

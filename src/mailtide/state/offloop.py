@@ -115,5 +115,20 @@ class OffLoopState:
     ) -> GmailCopy | None:
         return await self._run(self.db.gmail_message_like, identity, besides)
 
+    async def gmail_all_mail(self) -> Cursor | None:
+        return await self._run(self.db.gmail_all_mail)
+
+    async def set_gmail_all_mail(self, cursor: Cursor | None) -> None:
+        await self._run(self.db.set_gmail_all_mail, cursor)
+
+    async def gmail_mailboxes(self, msgids: Iterable[int]) -> set[str]:
+        return await self._run(self.db.gmail_mailboxes, list(msgids))
+
+    async def gmail_held(self, mailbox: MailboxState, msgids: Iterable[int]) -> set[int]:
+        return await self._run(self.db.gmail_held, mailbox, list(msgids))
+
+    async def forget_gmail_ids(self, mailbox: MailboxState) -> int:
+        return await self._run(self.db.forget_gmail_ids, mailbox)
+
     async def without_gmail_ids(self, mailbox: MailboxState) -> list[str]:
         return await self._run(self.db.without_gmail_ids, mailbox)

@@ -91,6 +91,8 @@ class ImapSettings:
     mechanism: str | None = None  # the one SASL mechanism to log in with; None: sasl.choose's
     left_out: LeftOut = field(default_factory=LeftOut)  # folders not listed, by special use
     compress: deflate.Compress = "auto"  # COMPRESS=DEFLATE, see deflate.wanted
+    # Gmail's labels as keywords of All Mail's messages (stores/imap/gmail_keywords.py)
+    gmail_keywords: bool = False
 
     @property
     def where(self) -> str:

@@ -7,6 +7,7 @@ batches bounded by bytes, so memory stays bounded whatever the mailbox size.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
@@ -30,7 +31,7 @@ from mailtide.stores.base import (
     Moved,
     StoreError,
 )
-from mailtide.stores.imap import gmail, wire
+from mailtide.stores.imap import gmail, gmail_keywords, wire
 from mailtide.stores.imap.client import ImapClient, quote_astring
 from mailtide.stores.imap.copyuid import copied_uids
 from mailtide.stores.imap.parse import (
@@ -256,6 +257,7 @@ class ImapMailbox:
         special_use: str | None = None,
         on_write: Callable[[], None] | None = None,
         listed_holds: Callable[[], bool] | None = None,
+        gmail_keywords: bool = False,
     ) -> None:
         """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
@@ -265,8 +267,19 @@ class ImapMailbox:
         was never selected and nothing was written through it (else None); ``on_write`` is
         called before each command that may change the server's mail.  ``listed_holds``:
         whether ``listed`` (a status given back by an earlier open) still holds; when it no
-        longer does, the mailbox is selected before its status is read."""
+        longer does, the mailbox is selected before its status is read.
+        ``gmail_keywords``: Gmail's All Mail in ``gmail_labels_as = "keywords"``: each
+        message's labels are read and written as keywords of its flags
+        (stores/imap/gmail_keywords.py)."""
         self.name = name
+        self.gmail_keywords = gmail_keywords
+        # What a listing asks of each message: with labels as keywords, its labels too (one
+        # CHANGEDSINCE FETCH on All Mail then tells every label change).
+        self._listing = (
+            "(UID FLAGS RFC822.SIZE X-GM-MSGID X-GM-LABELS)"
+            if gmail_keywords
+            else "(UID FLAGS RFC822.SIZE)"
+        )
         self.special_use = special_use
         self._locate = locate
         self.read_only = read_only  # a dry run: EXAMINE, and every write refused
@@ -389,7 +402,7 @@ class ImapMailbox:
         bad: list[str] = []
         answered: set[int] = set()
 
-        listing = self._on_fetch(lambda attrs: out.append(message_info(attrs)), bad)
+        listing = self._on_fetch(lambda attrs: out.append(self._info(attrs)), bad)
 
         def on_fetch(u: Untagged) -> bool:
             before = len(out)
@@ -403,7 +416,7 @@ class ImapMailbox:
                 end = start + SNAPSHOT_CHUNK - 1
                 seq = f"{start}:*" if end >= self.exists else f"{start}:{end}"
                 before = len(answered)
-                await self._run("FETCH", seq, "(UID FLAGS RFC822.SIZE)", on_untagged=on_fetch)
+                await self._run("FETCH", seq, self._listing, on_untagged=on_fetch)
                 if len(answered) == before:
                     break  # fewer messages than counted: no need to ask on up to a false count
         if bad:
@@ -462,7 +475,7 @@ class ImapMailbox:
         changed: list[MessageInfo] = []
         vanished: list[tuple[int, int]] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: changed.append(message_info(attrs)), bad)
+        on_fetch = self._on_fetch(lambda attrs: changed.append(self._info(attrs)), bad)
 
         def on_untagged(u: Untagged) -> bool:
             if u.kind != "VANISHED":
@@ -476,7 +489,7 @@ class ImapMailbox:
         await self._run(
             "UID FETCH",
             "1:*",
-            "(UID FLAGS RFC822.SIZE)",
+            self._listing,
             f"(CHANGEDSINCE {since.highestmodseq} VANISHED)",
             on_untagged=on_untagged,
         )
@@ -496,11 +509,11 @@ class ImapMailbox:
             return None
         changed: list[MessageInfo] = []
         bad: list[str] = []
-        on_fetch = self._on_fetch(lambda attrs: changed.append(message_info(attrs)), bad)
+        on_fetch = self._on_fetch(lambda attrs: changed.append(self._info(attrs)), bad)
         await self._run(
             "UID FETCH",
             "1:*",
-            "(UID FLAGS RFC822.SIZE)",
+            self._listing,
             f"(CHANGEDSINCE {since.highestmodseq})",
             on_untagged=on_fetch,
         )
@@ -553,6 +566,24 @@ class ImapMailbox:
                 return True
 
         return on_untagged
+
+    def _info(self, attrs: dict[str, Value]) -> MessageInfo:
+        info = message_info(attrs)
+        if not self.gmail_keywords:
+            return info
+        labels = gmail.labels_of(attrs["X-GM-LABELS"]) if "X-GM-LABELS" in attrs else None
+        if labels is None:
+            raise ParseError("FETCH response without X-GM-LABELS")
+        return dataclasses.replace(info, flags=gmail_keywords.with_labels(info.flags, labels))
+
+    def _with_labels(self, fetched: Fetched, attrs: dict[str, Value]) -> Fetched:
+        if not self.gmail_keywords:
+            return fetched
+        if "X-GM-LABELS" not in attrs:
+            raise ParseError("FETCH response without X-GM-LABELS")
+        labels = gmail.labels_of(attrs["X-GM-LABELS"])
+        flags = gmail_keywords.with_labels(fetched.flags, labels)
+        return dataclasses.replace(fetched, flags=flags)
 
     async def cannot_hold(self, flags: Flags) -> Flags:
         return frozenset(f for f in flags if f == RECENT or not is_flag_atom(f))
@@ -634,6 +665,34 @@ class ImapMailbox:
             return True
 
         await self._gmail_fetch(ids, "(UID X-GM-MSGID X-GM-LABELS)", take)
+        return out
+
+    async def gmail_changes(self, since: int) -> dict[str, gmail.GmailMessage]:
+        """Every message whose MODSEQ passed ``since`` (a label, a flag changed, or new),
+        with its Gmail identity and labels, by UID: one ``UID FETCH 1:* (X-GM-MSGID
+        X-GM-LABELS FLAGS) (CHANGEDSINCE since)``.  On All Mail this is every label change
+        of the account (Gmail counts a label change as a change).  An answer that does not
+        parse fails the mailbox: a change not read must not pass for no change."""
+        if not gmail.speaks_gmail(self._client.capabilities):
+            raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
+        out: dict[str, gmail.GmailMessage] = {}
+        bad: list[str] = []
+
+        def take(attrs: dict[str, Value]) -> bool:
+            if "X-GM-MSGID" not in attrs:
+                return False  # news of another kind
+            out[str(uid_of(attrs))] = gmail.gmail_message(attrs)
+            return True
+
+        await self._run(
+            "UID FETCH",
+            "1:*",
+            "(UID X-GM-MSGID X-GM-LABELS FLAGS)",
+            f"(CHANGEDSINCE {since})",
+            on_untagged=self._on_fetch(take, bad),
+        )
+        if bad:
+            raise MailboxError(f"mailbox {self.name!r}: a changed message cannot be read: {bad[0]}")
         return out
 
     async def _gmail_fetch(
@@ -723,7 +782,7 @@ class ImapMailbox:
             if attrs["BODY[]"] is None:
                 nil.append(uid_of(attrs))  # being expunged by another session, maybe
                 return True
-            fetched = fetched_of(attrs)
+            fetched = self._with_labels(fetched_of(attrs), attrs)
             received += fetched.body.size
             if received > most:
                 raise ProtocolError(
@@ -739,7 +798,9 @@ class ImapMailbox:
             await self._run(
                 "UID FETCH",
                 uid_set,
-                "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+                "(UID FLAGS INTERNALDATE RFC822.SIZE X-GM-LABELS BODY.PEEK[])"
+                if self.gmail_keywords
+                else "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
                 on_untagged=on_fetch,
             )
         still = sorted(set(nil) - await self._gone_meanwhile(nil))
@@ -775,11 +836,12 @@ class ImapMailbox:
         plus = "LITERAL+" in self._client.capabilities
         out: list[str | None] = []
         for message in messages:
-            parts: list[str | bytes | Literal] = [
-                "APPEND",
-                self._quoted,
-                self._flag_list(message.flags),
-            ]
+            flags, labels = (
+                gmail_keywords.split(message.flags)
+                if self.gmail_keywords
+                else (message.flags, frozenset())
+            )
+            parts: list[str | bytes | Literal] = ["APPEND", self._quoted, self._flag_list(flags)]
             if message.internaldate is not None:
                 parts.append(aio.time2internaldate(message.internaldate))
             parts.append((message.body.size, message.body.chunks()))
@@ -801,23 +863,36 @@ class ImapMailbox:
                 fields = done.code_args.split()
                 if len(fields) == 2 and fields[1].isdigit():
                     uid = fields[1].decode()
+            if labels and uid is not None:
+                # A message appended to All Mail has no label: its labels are stored after.
+                argument = gmail.labels_argument(labels)
+                await self._run(
+                    "UID STORE", uid, "+X-GM-LABELS", argument, on_untagged=_swallow_fetch
+                )
             out.append(uid)
         log.debug("imap.appended", mailbox=self.name, count=len(messages))
         return out
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
+        """Flags added and removed; with labels as keywords (``gmail_keywords``), a keyword
+        that stands for a label is that label added or taken away (``X-GM-LABELS``)."""
         ops: list[tuple[str, Flags, int]] = []
         for change in changes:
-            if change.add:
-                ops.append(("+FLAGS.SILENT", change.add, int(change.id)))
-            if change.remove:
-                ops.append(("-FLAGS.SILENT", change.remove, int(change.id)))
+            for sign, changed in (("+", change.add), ("-", change.remove)):
+                plain, named = (
+                    gmail_keywords.split(changed) if self.gmail_keywords else (changed, frozenset())
+                )
+                if plain:
+                    ops.append((sign + "FLAGS.SILENT", plain, int(change.id)))
+                if named:
+                    ops.append((sign + "X-GM-LABELS", named, int(change.id)))
 
         def key(op: tuple[str, Flags, int]) -> tuple[str, tuple[str, ...]]:
             return op[0], tuple(sorted(op[1]))
 
         for (verb, flags), group in groupby(sorted(ops, key=key), key=key):
-            flag_list = self._flag_list(flags)
+            as_labels = verb.endswith("X-GM-LABELS")
+            flag_list = gmail.labels_argument(flags) if as_labels else self._flag_list(flags)
             if flag_list == "()":
                 continue
             for uids in uid_sets(op[2] for op in group):

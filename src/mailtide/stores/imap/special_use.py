@@ -37,6 +37,7 @@ def special_use_of(attributes: Iterable[str]) -> str | None:
     return None
 
 
+ALL_MAIL = "\\All"
 NO_FOLDER = FolderFilter(include=())  # selects nothing
 
 
@@ -50,6 +51,10 @@ class LeftOut:
 
     uses: frozenset[str] = frozenset()
     named: FolderFilter = NO_FOLDER
+    # Only the folder of this special use is listed (Gmail's labels as keywords: All Mail).
+    only: str | None = None
 
     def hides(self, folder: FolderInfo) -> bool:
+        if self.only is not None:
+            return folder.special_use != self.only
         return folder.special_use in self.uses and not self.named.selects(folder.name)

@@ -21,6 +21,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.special_use import ALL_MAIL
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,11 @@ class ImapStore:
             replace(f, identity=s.validity) if (s := self._listed.get(f.name)) else f
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
+
+    def special_uses(self) -> dict[str, str]:
+        """The special use of each folder the last ``list_folders`` listed (canonical names),
+        and of each it left out by its special use."""
+        return {**self._left_out, **self._uses}
 
     async def special_folder(self, use: str) -> str | None:
         """``LIST (SPECIAL-USE) "" "*"`` where the server has SPECIAL-USE (else a plain LIST,
@@ -315,6 +321,7 @@ class ImapStore:
             on_write=self._written,
             # A pair may run beside another that writes (a MOVE into this mailbox).
             listed_holds=self._given_back_holds if given_back else None,
+            gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
         )
         if listed is None:
             try:
