@@ -42,3 +42,14 @@ def capture(verbosity: int = 0, *, json_lines: bool = False, tty: bool = False) 
     out = io.StringIO()
     setup_logging(verbosity, json_lines, stream=out, tty=tty)
     return out
+
+
+def one_error_line(output: str) -> str:
+    """The error of a failed ``mailtide`` run at the default verbosity: its one
+    ``mailtide:`` line, and no other line but the log's ``account.failed`` (no lost
+    connection, no retry, no traceback before it)."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    (error,) = [line for line in lines if line.startswith("mailtide: ")]
+    others = [line for line in lines if line != error and "event=account.failed" not in line]
+    assert others == [], output
+    return error

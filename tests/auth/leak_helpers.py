@@ -1,10 +1,12 @@
 """The runs of the "no secret leaks" tests, and the search of all they wrote: every run's
-output (-vv, JSON logs, stderr), a daemon's log and ``status --json``, and the files under
-the state dir, the Maildir and the runtime dir."""
+output (-vv, JSON logs, stderr; a failed login, a failed command, a TLS failure), a daemon's
+log and ``status --json``, and the files under the state dir, the Maildir and the runtime
+dir."""
 
 from __future__ import annotations
 
 import base64
+import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,21 @@ class Runs:
         self.outputs.append(done.stdout + done.stderr)
         assert done.returncode == expected, done.stderr
         return done.stdout + done.stderr
+
+    def sync_failing_tls(self, tls_port: int) -> None:
+        """A sync at -vv and one with JSON logs against the server's implicit-TLS port, whose
+        self-signed certificate is not trusted: each fails (exit 1) and says why."""
+        text = self.config.read_text()
+        failing, n = re.subn(
+            r'^port = \d+\ntls = "none"$', f'port = {tls_port}\ntls = "implicit"', text, flags=re.M
+        )
+        assert n == 1, text
+        self.config.write_text(failing)
+        try:
+            assert "TLS certificate verify failed" in self.sync(1, "-vv")
+            self.sync_json(1)
+        finally:
+            self.config.write_text(text)
 
     def daemon_with_status(self, account: str) -> None:
         """A daemon at -vv until its first sync is done, ``status --json``, a clean stop."""

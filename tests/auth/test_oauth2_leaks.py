@@ -1,6 +1,7 @@
 """No OAuth2 secret leaks: with ``oauth2_token_command`` (through XOAUTH2) and with the
 built-in flow (a refresh token from a file, through OAUTHBEARER), a sync at -vv and with JSON
-logs, with a good and a refused token, a ``--dry-run`` and a daemon with ``status --json``
+logs, with a good and a refused token, a TLS failure and (for the command) a failing
+command, a ``--dry-run`` and a daemon with ``status --json``
 write neither the access tokens, nor the refresh tokens, nor the client secret, as they are,
 in base64 or inside the SASL responses, anywhere (leak_helpers.py)."""
 
@@ -50,6 +51,15 @@ def test_no_oauth2_secret_leaks_from_any_run(
     assert logins(runs.sync(0, "-vv")) >= 1  # the conversation is logged, the login included
     assert '"event": "imap.sent"' in runs.sync_json(0)
     runs.daemon_with_status("work")
+
+    runs.sync_failing_tls(oauth2.dovecot.imaps_port)
+    if source == "oauth2_token_command":
+        # A failing command that printed the token: neither is shown but its stderr.
+        text = config.read_text()
+        failing = f'["sh", "-c", "head -n 1 \\"$0\\"; echo oops >&2; exit 3", "{holder}"]'
+        config.write_text(text.replace(f'["head", "-n", "1", "{holder}"]', failing))
+        assert "failed with exit 3: oops" in runs.sync(1, "-vv")
+        config.write_text(text)
 
     private(holder, refused)
     assert " refused the " in runs.sync(1, "-vv", "--full")  # the server, or the provider

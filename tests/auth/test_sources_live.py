@@ -1,8 +1,9 @@
 """Every password source against the real Dovecot: a real ``mailtide sync`` logs in with it,
 a wrong password through it fails once with one clear line, and the password never shows
 anywhere mailtide writes (logs at -vv and in JSON, stdout and stderr, ``--dry-run``, a
-daemon's log, ``mailtide status --json``, the state directory, the Maildir), neither as it is
-nor in base64 (AUTHENTICATE PLAIN carries ``\\0user\\0password`` so)."""
+daemon's log, ``mailtide status --json``, the state directory, the Maildir), with a good and
+a wrong password, a failing command and a TLS failure, neither as it is nor in base64
+(AUTHENTICATE PLAIN carries ``\\0user\\0password`` so)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def test_no_password_leaks_from_any_run(
     assert '"event": "imap.sent"' in runs.sync_json(0)
     runs.daemon_with_status("test")
 
+    runs.sync_failing_tls(dovecot.imaps_port)
     configured(source, s, tmp_path, wrong, monkeypatch)
     runs.sync(1, "-vv", "--full")
     runs.sync_json(1)

@@ -70,8 +70,12 @@ def systemd_analyze() -> str:
     return tool
 
 
+@pytest.mark.parametrize("credential", [False, True], ids=["as-shipped", "with-credential"])
 @pytest.mark.parametrize("unit", sorted(INSTANCES))
-def test_systemd_analyze_verifies_the_unit(unit: str, systemd_analyze: str, tmp_path: Path) -> None:
+def test_systemd_analyze_verifies_the_unit(
+    unit: str, systemd_analyze: str, tmp_path: Path, credential: bool
+) -> None:
+    """As shipped, and with the commented LoadCredential= line taken in."""
     # ExecStart must name an executable that exists: a stand-in for the installed mailtide.
     mailtide = tmp_path / "bin" / "mailtide"
     mailtide.parent.mkdir()
@@ -82,6 +86,8 @@ def test_systemd_analyze_verifies_the_unit(unit: str, systemd_analyze: str, tmp_
     for source in UNITS.iterdir():
         if source.name in INSTANCES:
             text = source.read_text().replace(INSTALLED_AT, str(mailtide))
+            if credential:
+                text = text.replace("\n#LoadCredential=", "\nLoadCredential=")
             (units / source.name).write_text(text)
     runtime = tmp_path / "runtime"  # a user manager needs one; CI has no login session
     runtime.mkdir(mode=0o700)
@@ -140,7 +146,18 @@ def test_services_are_hardened_as_far_as_a_user_unit_allows(unit: str) -> None:
     }
     # password_command tools may need the real /tmp (ssh-agent, Kerberos).
     assert "PrivateTmp" not in service
-    assert "#LoadCredential=" in (UNITS / unit).read_text()
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_show_the_password_as_a_systemd_credential(unit: str) -> None:
+    """Each service shows, commented out, both ways systemd hands over a credential, under
+    the name the config's password_credential reads."""
+    text = (UNITS / unit).read_text()
+    assert '#   password_credential = "mail-work"' in text
+    assert "\n#LoadCredential=mail-work:" in text
+    assert "\n#SetCredentialEncrypted=mail-work: " in text
+    assert "systemd-creds encrypt --user --name=mail-work --pretty" in text
+    assert "CREDENTIALS_DIRECTORY/" not in text, "the credential is read by mailtide itself"
 
 
 @pytest.mark.parametrize("unit", [*SERVICES, TIMER])

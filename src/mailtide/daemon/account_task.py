@@ -12,7 +12,9 @@ supervisor (SIGUSR1, a control request, a resume from suspend).
 - ``stop`` (SIGTERM) ends a sync in flight after its current durable step, and the task;
   ``finish`` (SIGUSR2) lets the sync in flight end, then ends the task.
 - A push source that fails is restarted after its own backoff; the account goes on meanwhile
-  on timers.
+  on timers.  One whose login is refused (a password, a client certificate) waits, beyond
+  that, for a sync of the account to log in: the account's syncs report the refusal ("login
+  failed"), once, and a push source cannot log in where they cannot.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mailtide.daemon.runner import AccountRunner, PushSource
 from mailtide.daemon.status import AccountStatus, LastSync, State
 from mailtide.daemon.triggers import Cause, SyncRequest, Trigger, TriggerQueue
 from mailtide.engine.account import AccountReport
+from mailtide.stores.base import AuthenticationFailed
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +65,8 @@ class AccountTask:
         self._next_keepalive: float | None = None  # a NOOP on the held connections
         self._said: str | None = None  # the failure last logged, said again once per backoff
         self._waiting_state = State.WAITING  # how a backoff shows in the status
+        self._logged_in = asyncio.Event()  # set by each sync that did not fail at login
+        self._logged_in.set()
         self._exclusive: asyncio.Queue[tuple[SyncRequest, dict[str, bool]]] = asyncio.Queue()
         self._pushes: dict[PushSource, asyncio.Task[None]] = {}  # each source's running task
         self._retired: set[asyncio.Task[None]] = set()  # restarted sources' old runs, ending
@@ -243,6 +248,8 @@ class AccountTask:
             started, time.time(), mode, names, report.result, report.totals(), _errors(report)
         )
         self.status.alive()
+        if not report.login_failed:
+            self._logged_in.set()
         if report.error is not None and not report.usage:
             self._waiting_state = (
                 State.LOGIN_FAILED
@@ -334,13 +341,18 @@ class AccountTask:
                     backoff.succeeded()
                     said = ""
                 delay = backoff.failed()
-                # The same failure again (a server still down) is said once, not per attempt.
-                (self.log.debug if str(exc) == said else self.log.warning)(
+                refused = isinstance(exc, AuthenticationFailed)
+                if refused:
+                    self._logged_in.clear()  # until the sync triggered below logs in
+                # The same failure again (a server still down) is said once, not per attempt;
+                # a refused login is said by the account's sync.
+                (self.log.debug if str(exc) == said or refused else self.log.warning)(
                     "daemon.push_failed", source=source.name, error=str(exc), retry_in=delay
                 )
                 said = str(exc)
                 self.trigger(cause, None)  # what it may have missed meanwhile
                 await backoff.wait()
+                await self._logged_in.wait()
 
 
 async def _first_set(*events: asyncio.Event) -> None:

@@ -410,8 +410,13 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
     def _break(self, error: Exception) -> None:
         if self._broken is None:
             self._broken = error
+            # Before the login the client's connect error reports the break itself, judged
+            # (a refused client certificate is not a lost connection): said once, there.
+            connecting = self.state in (aio.STARTED, aio.CONNECTED, aio.NONAUTH)
             if not self.closing:
-                log.warning("imap.connection_broken", reason=str(error))
+                (log.debug if connecting else log.warning)(
+                    "imap.connection_broken", reason=str(error)
+                )
         # Waiters see the error; marking it retrieved keeps asyncio from logging it again.
         if not self.greeting.done():
             self.greeting.set_exception(error)

@@ -265,6 +265,6 @@ def client_certificate_error(
             " trusts"
         )
     return ClientCertificateRefused(
-        f"{where} refused the client certificate {trust.client_cert} ({said}): check that it"
-        " is one the server accepts (its CA, its dates)"
+        f"{where} refused the client certificate {trust.client_cert} ({said}): check that"
+        " client_cert is one the server accepts (its CA, its dates)"
     )
