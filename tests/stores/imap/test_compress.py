@@ -202,6 +202,16 @@ def test_inflate_hands_on_bounded_pieces_of_a_small_bomb() -> None:
     assert total == 64 << 20
 
 
+def test_inflate_holds_nothing_back_wherever_a_read_ends() -> None:
+    # A read that ends where a piece fills up may leave plain bytes inside the inflater; on an
+    # idle connection no next read comes to push them out (a tagged OK would never be seen).
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = packer.compress(b"\0" * (2 * PIECE + 1000)) + packer.flush(zlib.Z_SYNC_FLUSH)
+    for end in range(1, len(stream) + 1):
+        expected = len(zlib.decompressobj(-15).decompress(stream[:end]))
+        assert sum(map(len, Deflate().inflate(stream[:end]))) == expected, end
+
+
 def test_deflate_flushes_every_write_whole() -> None:
     ours, theirs = Deflate(), zlib.decompressobj(-15)
     for line in (b"a1 NOOP\r\n", b"DONE\r\n", b"x" * 100_000):
