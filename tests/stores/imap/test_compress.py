@@ -89,21 +89,7 @@ def test_a_message_of_several_mb_goes_both_ways_compressed(
     assert wire < 2 * 9 << 20  # each body once, compressed (6 MB + 6 MB in clear text)
 
 
-@pytest.mark.parametrize(
-    "push",
-    [
-        "idle",
-        pytest.param(
-            "notify",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="NOTIFY's news over COMPRESS=DEFLATE sometimes never arrives (seen on an "
-                "idle machine, passed under load): not understood yet; the daemon's push "
-                "connections are not compressed (wiring.server_push)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("push", ["idle", "notify"])
 async def test_push_reports_over_a_compressed_connection(
     imap_account: ImapAccount, push: str
 ) -> None:
