@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -106,10 +106,9 @@ def server_push(account: Account, repo: ImapRepository) -> ServerPush:
     def wanted(name: str) -> bool:
         return all(f.selects(name) for f in filters)
 
-    # Asks for the credentials at every connect.  Push connections carry a few lines an hour
-    # and are never compressed: NOTIFY's news over COMPRESS=DEFLATE was seen not to arrive
-    # (tests/stores/imap/test_compress.py, an open question).
-    connect = connector(replace(imap_settings(repo), compress=False))
+    # Asks for the credentials at every connect; compressed as the repository says, like the
+    # sync connections.
+    connect = connector(imap_settings(repo))
 
     return ServerPush(connect, settings, wanted)
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import maildir_helpers as loc
 from daemon_helpers import Daemon, cli, eventually, local_ids, settled, with_account_keys
 from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, write_config
+from fault_proxy import FaultProxy
 
 
 @pytest.fixture
@@ -364,3 +366,30 @@ def test_new_server_mail_arrives_without_a_signal(
     )
     d.signal(signal.SIGTERM)
     assert d.wait_exit(10)[0] == 0
+
+
+def test_server_push_is_compressed_where_the_repository_asks(
+    proxied: tuple[Setup, FaultProxy], daemons: Callable[..., Daemon]
+) -> None:
+    """``compress = true`` covers the push connection too: NOTIFY over COMPRESS=DEFLATE
+    reports at once (each renewal of its watch also reports what changed while none ran)."""
+    s, proxy = proxied
+    proxy.record = True
+    direct = replace(s.imap, port=proxy.target[1])  # the test's own changes: not recorded
+    config = write_config(s)
+    config.write_text(config.read_text().replace('tls = "none"', 'tls = "none"\ncompress = true'))
+    d = daemons(config)
+    eventually(lambda: "sources=NOTIFY" in d.output, 20, "NOTIFY running", d)
+    settled(d)
+    for i in range(3):  # each report renews the watch: news after news still comes
+        srv.append(direct, "Work", srv.make_message(i, "Work"), [])
+        pushed = srv.message_id(i, "Work")
+        eventually(lambda m=pushed: m in local_ids(s, "Work"), 5, "pushed", d)  # type: ignore[misc]
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+    ups: dict[int, bytes] = {}
+    for direction, _, connection, data in proxy.recorded:
+        if direction == "up":
+            ups[connection] = ups.get(connection, b"") + data
+    assert ups and all(b" COMPRESS DEFLATE\r\n" in up for up in ups.values()), ups.keys()
+    assert not any(b"NOTIFY" in up or b"IDLE" in up for up in ups.values())  # none in clear

@@ -6,6 +6,7 @@ mailbox (or None: any mailbox) it changed."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 
 import imap_helpers as srv
 from dovecot import CAPABILITIES_WITHOUT_EXTENSIONS, Dovecot, ImapAccount, private_dovecot
-from fault_proxy import Shape, fault_proxy
+from fault_proxy import Fault, Shape, fault_proxy
 from mailtide.stores.base import StoreError
 from mailtide.stores.imap.push import (
     IdlePush,
@@ -136,6 +137,35 @@ async def test_notify_reports_only_wanted_mailboxes(imap_account: ImapAccount) -
         await in_thread(srv.append, imap_account, "Work", srv.make_message(2, "Work"))
         await reports.next(5, names("Work"))
     assert all(m is not None and "Spam" not in m for _, m in reports.seen)
+
+
+async def test_notify_reports_a_change_made_while_its_watch_is_renewed(
+    imap_account: ImapAccount,
+) -> None:
+    """Each report renews NOTIFY's watch (NOTIFY NONE, then SET), and a new watch reports only
+    what changes after it began: a message delivered in between must be reported too.  The
+    proxy holds the renewal right after its NOTIFY NONE while another client delivers (a
+    delivery that falls into that gap by chance, as through a slow link)."""
+    for folder in ("Work", "Later"):
+        srv.create_folder(imap_account, folder)
+    delivered: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def deliver_in_the_gap() -> None:  # in the proxy's thread: the SET waits for it
+        if not delivered.done():
+            srv.append(imap_account, "Later", srv.make_message(2, "Later"))
+            delivered.set_result(None)
+
+    reports = Reports()
+    with fault_proxy(imap_account.port) as proxy:
+        proxy.arm(Fault("none", "up", before=b"NOTIFY NONE", then=deliver_in_the_gap))
+        settings = settings_of(imap_account, port=proxy.port)
+        source = NotifyPush(connector(settings), PushSettings(), lambda n: True)
+        async with running(source.run(reports)):
+            await asyncio.sleep(0.3)  # NOTIFY SET and IDLE under way
+            await in_thread(srv.append, imap_account, "Work", srv.make_message(1, "Work"))
+            await reports.next(5, names("Work"))
+            await asyncio.wait_for(asyncio.wrap_future(delivered), 10)
+            await reports.next(5, names("Later"))
 
 
 # Dovecot rotates an index log past 2 KiB here (by default past 1 MiB, or 32 KiB once 5

@@ -62,11 +62,16 @@ class Deflate:
         return self._out.compress(data) + self._out.flush(zlib.Z_SYNC_FLUSH)
 
     def inflate(self, data: bytes) -> Iterator[bytes]:
-        """The plain bytes in ``data``, in pieces of at most ``PIECE`` bytes (none, when
-        ``data`` ends inside a DEFLATE block).  ``CorruptStream`` when it is not DEFLATE,
+        """Every plain byte that ``data`` completes, in pieces of at most ``PIECE`` bytes
+        (none, when ``data`` ends inside a DEFLATE block); nothing inflatable is held back
+        for the next call.  ``CorruptStream`` when it is not DEFLATE,
         or when the server ended its stream (a connection's stream never ends)."""
         pending = data
-        while pending:
+        full = False
+        # A full piece may leave plain bytes inside the inflater even when all the input was
+        # taken (a long match half copied): ask again, or they wait for a read that may never
+        # come on an idle connection.
+        while pending or full:
             try:
                 piece = self._in.decompress(pending, PIECE)
             except zlib.error as e:
@@ -74,5 +79,6 @@ class Deflate:
             if self._in.eof:
                 raise CorruptStream("the server ended its compressed stream")
             pending = self._in.unconsumed_tail
+            full = len(piece) == PIECE
             if piece:
                 yield piece

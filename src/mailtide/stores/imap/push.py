@@ -38,6 +38,7 @@ from mailtide.stores.base import StoreError
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import status_items, status_of
 from mailtide.stores.imap.names import FolderNames, read_namespace
+from mailtide.stores.imap.notify_counters import MailboxCounters
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 from mailtide.stores.imap.protocol import IdleEnd
 from mailtide.stores.imap.special_use import LeftOut
@@ -61,7 +62,8 @@ NOTIFY_EVENTS_NO_FLAGS = "(MessageNew MessageExpunge MailboxName)"
 # (bench/README.md, "NOTIFY after a rotation").  Most rotations are caught at once (the change
 # that rotates a log is reported, and each report renews the watch); this catches the rest
 # (e.g. a rotation by a change NOTIFY does not report) within a minute, at the cost of one
-# DONE, NOOP, NOTIFY SET and IDLE a minute on an idle connection.
+# DONE, NOTIFY NONE, NOTIFY SET STATUS (a line per mailbox) and IDLE a minute on an idle
+# connection.
 NOTIFY_RENEW = 60.0
 
 
@@ -203,7 +205,8 @@ async def _watching(connect: Connect) -> AsyncIterator[tuple[ImapClient, FolderN
 
 class NotifyPush:
     """NOTIFY on one connection: a ``* STATUS`` names a mailbox whose messages or flags
-    changed, a ``* LIST`` a mailbox created, renamed or deleted (then: any mailbox)."""
+    changed, a ``* LIST`` a mailbox created, renamed or deleted (then: any mailbox).  Each
+    renewal of the watch also reports what changed while none ran (``notify_counters``)."""
 
     server = True
     name = "NOTIFY"
@@ -218,31 +221,36 @@ class NotifyPush:
 
     async def run(self, changed: Changed) -> None:
         async with _watching(self.connect) as (client, names):
-            await _notify_set(client)
+            counters = MailboxCounters()
+            counters.renewed(await _notify_set(client))
             if self.catch_up:
                 changed(None)
             reported = asyncio.Event()  # news came: end the IDLE and renew the watch
-            news = _notify_news(names, self.wanted, changed, reported.set)
+            report = _reporting(names, self.wanted, changed)
+            news = _notify_news(report, reported.set, counters)
             renew = min(self.settings.idle_renew, NOTIFY_RENEW)
-            while True:  # the renewal's commands hand their responses to news too
+            while True:
                 end = await client.idle(
                     news, renew=renew, keepalive=self.settings.keepalive, stop=reported
                 )
                 if end in (IdleEnd.STOPPED, IdleEnd.RENEW):
-                    await _notify_renew(client, news)
+                    await _notify_renew(client, news, counters, report)
                     reported.clear()
 
 
-async def _notify_renew(client: ImapClient, news: Callable[[Untagged], None]) -> None:
-    """Set NOTIFY's watch up again (after DONE).  The NOOP first makes Dovecot report what its
-    old watch has not yet (``imap_notify_flush``): the new one starts from the mailboxes'
-    state at NOTIFY SET, so what was pending would never be reported.  NOTIFY NONE before
-    the SET: on Dovecot 2.3 a second SET on a log that has not rotated silences the push
-    (measured; it seems to add the new file watch before it drops the old, shared one)."""
-    take = _taking(news)
-    await client.run("NOOP", on_untagged=take)
-    await client.run("NOTIFY NONE", on_untagged=take)
-    await _notify_set(client, news)
+async def _notify_renew(
+    client: ImapClient,
+    news: Callable[[Untagged], None],
+    counters: MailboxCounters,
+    report: Callable[[frozenset[str] | None], None],
+) -> None:
+    """Set NOTIFY's watch up again (after DONE), and ``report`` the mailboxes that changed
+    while none ran: the new watch reports only what changes after it began
+    (``notify_counters``).  Responses of the old watch that come with NOTIFY NONE are news."""
+    await client.run("NOTIFY NONE", on_untagged=_taking(news))
+    moved = counters.renewed(await _notify_set(client))
+    if moved is None or moved:
+        report(moved)
 
 
 def _taking(news: Callable[[Untagged], None]) -> Callable[[Untagged], bool]:
@@ -255,48 +263,81 @@ def _taking(news: Callable[[Untagged], None]) -> Callable[[Untagged], bool]:
     return take
 
 
-async def _notify_set(client: ImapClient, news: Callable[[Untagged], None] | None = None) -> None:
-    """NOTIFY SET for every personal mailbox; without FlagChange where the server refuses it
-    for mailboxes that are not selected (flag changes then wait for the next full sync).
-    Responses that come with it go to ``news``."""
-    take = None if news is None else _taking(news)
-    done = await client.run(
-        "NOTIFY SET", f"(personal {NOTIFY_EVENTS})", on_untagged=take, check=False
-    )
+async def _notify_set(client: ImapClient) -> dict[str, dict[str, int]]:
+    """NOTIFY SET STATUS for every personal mailbox; without FlagChange where the server
+    refuses it for mailboxes that are not selected (flag changes then wait for the next full
+    sync).  The STATUS of each mailbox watched, by the server's name for it, as the server
+    sent it once the watch ran.  (NOTIFY NONE must come before it: on Dovecot 2.3 a second SET
+    on a log that has not rotated silences the push; measured, it seems to add the new file
+    watch before it drops the old, shared one.)"""
+    done = await client.run("NOTIFY SET STATUS", f"(personal {NOTIFY_EVENTS})", check=False)
     if not done.ok and done.code == "BADEVENT":
         log.info("imap.notify_without_flag_changes", reason=done.text)
         done = await client.run(
-            "NOTIFY SET", f"(personal {NOTIFY_EVENTS_NO_FLAGS})", on_untagged=take, check=False
+            "NOTIFY SET STATUS", f"(personal {NOTIFY_EVENTS_NO_FLAGS})", check=False
         )
     if not done.ok:
         raise StoreError(
             f"{client.settings.where}: the server refused NOTIFY: {done.status} {done.text}"
             " (set notify = false to use IDLE instead)"
         )
+    snapshot: dict[str, dict[str, int]] = {}
+    for u in done.untagged:  # besides STATUS: a LIST of a mailbox it may not read, or NO
+        if u.kind == "STATUS":
+            with contextlib.suppress(ParseError):
+                raw, items = status_of(u)
+                snapshot[text_of(raw)] = items
+    return snapshot
 
 
 def _notify_news(
-    names: FolderNames, wanted: Wanted, changed: Changed, heard: Callable[[], None]
+    report: Callable[[frozenset[str] | None], None],
+    heard: Callable[[], None],
+    counters: MailboxCounters,
 ) -> Callable[[Untagged], None]:
-    """What NOTIFY's responses mean, for ``changed``; ``heard`` is called on every piece of
-    news, also of a mailbox not ``wanted`` (its change may have rotated a log too)."""
+    """What NOTIFY's responses mean, for ``report``; ``heard`` is called on every piece of
+    news, also of a mailbox not ``wanted`` (its change may have rotated a log too).  A STATUS
+    is also what ``counters`` were last told of its mailbox."""
 
     def news(u: Untagged) -> None:
         if u.kind in ("LIST", "STATUS"):
             heard()
         if u.kind == "LIST":
-            changed(None)
+            report(None)
         elif u.kind == "STATUS":
             try:
-                raw, _ = status_of(u)
-                name = names.canonical_name(text_of(raw))
-            except (ParseError, BadFolderName, ValueError):
-                changed(None)  # a mailbox we cannot name: let a full listing find it
+                raw, items = status_of(u)
+                name = text_of(raw)
+            except (ParseError, ValueError):
+                report(None)  # a mailbox we cannot name: let a full listing find it
                 return
-            if wanted(name):
-                changed(frozenset({name}))
+            counters.told(name, items)
+            report(frozenset({name}))
 
     return news
+
+
+def _reporting(
+    names: FolderNames, wanted: Wanted, changed: Changed
+) -> Callable[[frozenset[str] | None], None]:
+    """``changed`` for mailboxes named as the server names them: the canonical names of
+    those ``wanted``; a name that cannot be mapped means any mailbox (a full listing finds it,
+    never a guess)."""
+
+    def report(server_names: frozenset[str] | None) -> None:
+        if server_names is None:
+            changed(None)
+            return
+        try:
+            canonical = {names.canonical_name(n) for n in server_names}
+        except (BadFolderName, ValueError):
+            changed(None)
+            return
+        mine = frozenset(n for n in canonical if wanted(n))
+        if mine:
+            changed(mine)
+
+    return report
 
 
 # --- IDLE ------------------------------------------------------------------------------------
