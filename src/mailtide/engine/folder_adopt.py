@@ -50,7 +50,9 @@ async def adopt_raw_names(tree: FolderTree) -> None:
             continue
         decoded, server = target
         if decoded in tree.listed[Side.NEAR] or decoded in tree.parent_only[Side.NEAR]:
-            _both_exist(tree, raw, decoded)
+            _both_exist(tree, raw, decoded)  # also once the Unicode one is synced (recorded)
+        elif server in tree.recorded:
+            continue  # its pair lost its local folder: not taken for this one (folder_delete)
         elif tree.options.dry_run:
             tree.log.info("folder.would_rename", folder=raw, to=decoded, side="local", why=WHY)
             tree.recorded[server] = FolderPair((server, raw))  # synced as it is, in this run
@@ -59,14 +61,15 @@ async def adopt_raw_names(tree: FolderTree) -> None:
 
 
 def _target(tree: FolderTree, raw: str) -> tuple[str, str] | None:
-    """(decoded local name, server name) when local folder ``raw`` is to be adopted."""
+    """(decoded local name, server name) when local folder ``raw`` spells a synced server
+    folder in raw modified UTF-7 and was never synced itself."""
     decoded = mutf7.raw_name(raw)
     if decoded is None or (Side.NEAR, raw) in tree.held:
         return None
     if any(p.names[Side.NEAR] == raw for p in tree.recorded.values()):
         return None  # synced under this name before: an ordinary folder
     server = tree.naming.on(Side.FAR, decoded)
-    if server is None or server not in tree.listed[Side.FAR] or server in tree.recorded:
+    if server is None or server not in tree.listed[Side.FAR]:
         return None
     if tree.naming.on(Side.FAR, raw) in tree.listed[Side.FAR]:
         return None  # the server has a folder of the raw name itself: they pair as they are
