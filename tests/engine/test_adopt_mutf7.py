@@ -188,3 +188,17 @@ def test_an_ordinary_or_unmatched_name_is_left_as_it_is(fs_setup: Setup, name: s
     assert not report.failed and not report.stranded, report
     assert loc.folders(s.root, "fs") == sorted(["INBOX", name])
     assert srv.list_folders(s.imap) == sorted(["INBOX", name])
+
+
+@pytest.mark.parametrize("asked", ["Entw&APw-rfe", "Entwürfe"])
+def test_f_by_either_name_adopts_that_folder_alone(fs_setup: Setup, asked: str) -> None:
+    s = fs_setup
+    fill_both(s)
+    counts = server_counts(s)
+    code, out = run_sync(write_config(s), None, False, "-f", asked)
+    assert code == 0, out
+    # the others keep their raw names until a sync covers them
+    assert loc.folders(s.root, "fs") == sorted(
+        ["INBOX", "Entwürfe", "Archiv/Entw&APw-rfe", "&ZeVnLIqe-"]
+    )
+    assert server_counts(s) == counts + Counter({"Entwürfe": 1})

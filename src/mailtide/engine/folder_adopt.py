@@ -77,9 +77,21 @@ def _target(tree: FolderTree, raw: str) -> tuple[str, str] | None:
         tree.stores[Side.NEAR].check_name(decoded)
     except UnsafeFolderName:
         return None  # a name the local side cannot hold: left as it is
-    if not tree.selects(FolderPair((server, decoded))):
+    if not _selected(tree, FolderPair((server, decoded)), raw):
         return None
     return decoded, server
+
+
+def _selected(tree: FolderTree, pair: FolderPair, raw: str) -> bool:
+    """``pair`` (under the Unicode name) is synced this run; ``-f`` may name it by ``raw``."""
+    only, decoded = tree.only, pair.names[Side.NEAR]
+    if only is None or raw not in only or decoded in only:
+        return tree.selects(pair)
+    only.add(decoded)
+    try:
+        return tree.selects(pair)
+    finally:
+        only.discard(decoded)
 
 
 def _both_exist(tree: FolderTree, raw: str, decoded: str) -> None:
@@ -110,6 +122,9 @@ async def _rename(tree: FolderTree, raw: str, decoded: str) -> None:
         )
         return
     tree.log.info("folder.adopted", folder=raw, to=decoded, side="local", why=WHY)
+    if tree.only is not None and raw in tree.only:  # -f by the old name: the same folder
+        tree.only.discard(raw)
+        tree.only.add(decoded)
     tree.steps.done("rename folder")
     await tree.relist(Side.NEAR)
 

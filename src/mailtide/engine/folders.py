@@ -99,7 +99,7 @@ class FolderTree:
         self.options = options
         self.steps = steps
         self.strand = strand
-        self.only = only
+        self.only = set(only) if only is not None else None  # adoption may respell one
         self.log = log
         self.policy = policy or FolderPolicy()
         self.warn = warn or strand
