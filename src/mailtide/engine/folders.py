@@ -15,12 +15,13 @@ rename carries).  Folders are matched by that record, never again by name alone.
    identities are the intent: a crash between the two renames, or before the record, is
    recognised again by the next run.  A rename whose target name is taken on the other side
    is reported and neither folder is touched;
-   A local folder under the raw modified UTF-7 name of a server folder (as OfflineIMAP and
-   mbsync leave it) and never synced is renamed to its Unicode name first (folder_adopt.py);
-4. **deletions**: a recorded folder gone from one side (not renamed) follows ``folder_delete``
+4. **raw names**: a local folder never synced whose name is a server folder's in raw modified
+   UTF-7 (as OfflineIMAP and mbsync leave it) is renamed to the Unicode name, then paired as
+   any other (folder_adopt.py);
+5. **deletions**: a recorded folder gone from one side (not renamed) follows ``folder_delete``
    (see ``FolderPolicy``); what is not deleted is reported and left alone, never re-created;
    a pair gone from both sides is forgotten;
-5. a folder on one side only that was never synced is created on the other (subscribed to on
+6. a folder on one side only that was never synced is created on the other (subscribed to on
    the server), unless that side holds the name only as a parent.
 
 The result is the list of mailbox pairs to sync, by their server names (``name_on`` gives a
