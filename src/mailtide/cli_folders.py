@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from mailtide.config.model import Account
+from mailtide.core import mutf7
 from mailtide.core.folder_rules import FolderMap
 from mailtide.stores.base import FolderInfo, Store, StoreError
 from mailtide.wiring import open_store
@@ -135,19 +136,43 @@ def _rows(
                 local_counts.get(local) if local is not None else None,
             )
         )
+    servers = {f.name for f in server_folders}
     for name in local_names:
         if name in paired:
             continue
         server = mapping.to_server(name)
-        if server is not None:
+        raw_of = _raw_of(mapping, name, servers, server)
+        synced = server is not None
+        if raw_of is not None:
+            unicode, server = json.dumps(raw_of[0], ensure_ascii=False), raw_of[1]
+            # beside its Unicode name, mailtide sync reports it and leaves both alone
+            synced = raw_of[0] not in local_names
+            rule = (
+                f"raw modified UTF-7: renamed to {unicode} by the next sync"
+                if synced
+                else f"raw modified UTF-7 of {unicode}, which exists too"
+            )
+        elif server is not None:
             rule = f"local only: made on the server as {json.dumps(server, ensure_ascii=False)}"
         else:
             left_out = [why for f in mapping.rules.local_filters if (why := f.left_out_by(name))]
             rule = f"left out by {left_out[0]}" if left_out else "no server name (see below)"
-        rows.append(
-            FolderRow(server, None, name, server is not None, rule, None, local_counts.get(name))
-        )
+        rows.append(FolderRow(server, None, name, synced, rule, None, local_counts.get(name)))
     return rows
+
+
+def _raw_of(
+    mapping: FolderMap, name: str, servers: set[str], server: str | None
+) -> tuple[str, str] | None:
+    """(Unicode local name, its server folder) when local folder ``name`` is that folder's
+    name in raw modified UTF-7 (as OfflineIMAP and mbsync write it), which ``mailtide sync``
+    renames (engine/folder_adopt.py; a folder synced before under the raw name is not, but
+    this command reads no state)."""
+    decoded = mutf7.raw_name(name)
+    target = mapping.to_server(decoded) if decoded is not None else None
+    if decoded is None or target is None or target not in servers or server in servers:
+        return None
+    return decoded, target
 
 
 def _count(value: int | None) -> str:

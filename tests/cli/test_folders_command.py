@@ -138,3 +138,29 @@ def test_a_server_that_refuses_the_login_is_one_line_and_exit_1(
     assert line.startswith("mailtide: account test: ") and "authentication failed" in line
     assert "wrong-Pa55" not in result.stdout + result.stderr
     assert result.stdout == ""
+
+
+def test_a_raw_modified_utf7_folder_is_shown_as_renamed_by_the_next_sync(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """OfflineIMAP and mbsync name the local copy of "Entwürfe" "Entw&APw-rfe": the next sync
+    renames it, it is not made on the server; beside a local "Entwürfe" it is left alone."""
+    setup = make_setup(imap_account, tmp_path)
+    srv.append(imap_account, "Entwürfe", message(1))
+    loc.deliver(setup.root, setup.layout, "Entw&APw-rfe", message(1))
+    config = account_with(setup, "")
+    result = run("folders", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[2:-1]
+    assert [" ".join(r.split()) for r in rows] == [
+        "Entwürfe Entwürfe 1 - same name",
+        "INBOX INBOX 0 - the inbox",
+        'Entwürfe Entw&APw-rfe - 1 raw modified UTF-7: renamed to "Entwürfe" by the next sync',
+    ]
+    loc.deliver(setup.root, setup.layout, "Entwürfe", message(1))
+    result = run("folders", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert " ".join(result.stdout.splitlines()[-2].split()) == (
+        'Entwürfe Entw&APw-rfe - 1 not synced: raw modified UTF-7 of "Entwürfe", which exists too'
+    )
+    assert "Entw&APw-rfe" in loc.folders(setup.root, setup.layout)

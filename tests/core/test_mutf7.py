@@ -66,3 +66,27 @@ def test_decode_is_exact_inverse_where_it_succeeds(wire: str) -> None:
     except ValueError:
         return
     assert mutf7.encode(text) == wire
+
+
+@pytest.mark.parametrize(
+    ("name", "unicode"),
+    [
+        ("Entw&APw-rfe", "Entwürfe"),
+        ("Archiv/Entw&APw-rfe", "Archiv/Entwürfe"),
+        ("&ZeVnLIqe-", "日本語"),
+        ("R&-D &APw-", "R&D ü"),  # "&-" beside an encoded run
+        # ordinary names: no encoded run, or not valid modified UTF-7
+        ("INBOX", None),
+        ("&-", None),
+        ("R&-D", None),
+        ("A&B", None),
+        ("Entw&APw", None),
+        ("Entwürfe", None),
+        ("&AGE-", None),
+        ("", None),
+    ],
+)
+def test_raw_name_is_the_decoded_name_only_where_something_was_encoded(
+    name: str, unicode: str | None
+) -> None:
+    assert mutf7.raw_name(name) == unicode

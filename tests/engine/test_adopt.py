@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from engine_helpers import Setup, make_setup
 SEEN, ANSWERED, FLAGGED, DRAFT = "\\Seen", "\\Answered", "\\Flagged", "\\Draft"
 mid = srv.message_id
 
-# What the server holds when the other tool makes its Maildir (ASCII folder names: mbsync 1.4
-# and OfflineIMAP would keep "Entw&APw-rfe" as a local directory name, mailtide decodes it).
+# What the server holds when the other tool makes its Maildir.  mbsync 1.4 and OfflineIMAP keep
+# a non-ASCII name as IMAP sends it: the directory of "Entwürfe" is "Entw&APw-rfe", which the
+# first mailtide run renames to "Entwürfe" (the same files) and pairs with the server's folder.
 SERVER = {
     "INBOX": [
         (1, [SEEN]),
@@ -43,7 +44,14 @@ SERVER = {
     ],
     "Archive/2024": [(11, [SEEN]), (12, [SEEN, ANSWERED]), (13, [])],
     "Lists/Debian": [(21, [SEEN]), (22, [])],
+    "Entwürfe": [(61, [DRAFT, SEEN]), (62, [])],
+    "Archiv/Entwürfe": [(71, [SEEN])],
 }
+
+
+def raw_names(folders: Iterable[str]) -> list[str]:
+    """The local folders the other tool makes: the server's names in modified UTF-7, sorted."""
+    return sorted(srv._mutf7_encode(f) for f in folders)
 
 
 # the marks other synchronisers put in their copies: mbsync's in every message it copied (to the
@@ -191,13 +199,15 @@ def change_both_sides(
 def check_kept(
     before: Held, after: Held, uploads: set[tuple[str, str]], downloads: set[tuple[str, str]]
 ) -> None:
-    """Every local file is still there (same inode, same folder, same name unless its flags
-    changed, then the same unique part), every server UID still holds its message, and the
-    only new ones on each side are ``downloads`` and ``uploads`` (folder, Message-ID)."""
+    """Every local file is still there (same inode, same folder, but one the other tool named
+    in modified UTF-7 now under its Unicode name, same file name unless its flags changed, then
+    the same unique part), every server UID still holds its message, and the only new ones on
+    each side are ``downloads`` and ``uploads`` (folder, Message-ID)."""
     for inode, was in before.local.items():
         now = after.local.get(inode)
         assert now is not None, f"local file {was.name} in {was.folder} replaced or deleted"
-        assert (now.folder, now.message_id) == (was.folder, was.message_id)
+        folder = srv._mutf7_decode(was.folder)
+        assert (now.folder, now.message_id) == (folder, was.message_id)
         if now.flags == was.flags:
             assert now.name == was.name, f"{was.name} renamed though its flags did not change"
         else:
@@ -306,7 +316,7 @@ def test_maildir_made_by_mbsync(imap_account: ImapAccount, tmp_path: Path, layou
     # mbsync's own files are there, and the tree is what mailtide's layout expects
     inbox_dir = loc.folder_dir(s.root, layout, "INBOX")
     assert (inbox_dir / ".uidvalidity").exists() and (inbox_dir / ".mbsyncstate").exists()
-    assert sorted(loc.folders(s.root, layout)) == sorted(SERVER)
+    assert sorted(loc.folders(s.root, layout)) == raw_names(SERVER)
     on_server = {m.message_id: m for m in srv.fetch_all(s.imap, "INBOX")}
     assert mid(9, "INBOX") in on_server, "mbsync did not upload"
     assert any(COPY_MARKS.search(m.body.replace(b"\r\n", b"\n")) for m in on_server.values())
@@ -364,6 +374,7 @@ def test_maildir_made_by_offlineimap(imap_account: ImapAccount, tmp_path: Path) 
     s = make_setup(imap_account, tmp_path, "fs")
     fill_server(s.imap)
     run_offlineimap(s)
+    assert sorted(loc.folders(s.root, "fs")) == raw_names(SERVER)
     names = [m.path.name for m in loc.messages(s.root, "fs", "INBOX")]
     assert names and all(",U=" in n and ",FMD5=" in n for n in names), names
     first_sync_pairs(s, *change_both_sides(s))
@@ -380,7 +391,7 @@ def test_maildir_made_by_offlineimap_on_a_server_without_uidplus(
     loc.deliver(s.root, "fs", "INBOX", srv.make_message(9, "INBOX"), "S")
     loc.deliver(s.root, "fs", "Archive/2024", srv.make_message(19, "Archive/2024"), "")
     run_offlineimap(s, courier=True)
-    assert sorted(loc.folders(s.root, "fs")) == sorted(SERVER)
+    assert sorted(loc.folders(s.root, "fs")) == raw_names(SERVER)
     uploaded = {m.message_id: m.body for m in srv.fetch_all(s.imap, "INBOX")}[mid(9, "INBOX")]
     assert b"\r\nX-OfflineIMAP: " in uploaded, "OfflineIMAP did not mark its upload"
     first_sync_pairs(s, *change_both_sides(s, courier_name))

@@ -90,3 +90,15 @@ def _decode_run(chunk: str, name: str) -> str:
     if any(_is_direct(c) for c in text):
         raise ValueError(f"printable ASCII encoded in base64 in {name!r}")
     return text
+
+
+def raw_name(name: str) -> str | None:
+    """The Unicode name that ``name`` spells in raw modified UTF-7, as OfflineIMAP and mbsync
+    leave a server's folder name on disk ("Entw&APw-rfe" -> "Entwürfe"); None when ``name`` is
+    an ordinary name: not valid modified UTF-7 ("A&B", "Entwürfe"), or without an encoded run
+    ("R&-D": "&-" alone is "&", nothing says the name was ever encoded)."""
+    try:
+        text = decode(name)
+    except ValueError:
+        return None
+    return text if any(not _is_direct(ch) for ch in text) else None

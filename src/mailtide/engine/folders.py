@@ -15,10 +15,13 @@ rename carries).  Folders are matched by that record, never again by name alone.
    identities are the intent: a crash between the two renames, or before the record, is
    recognised again by the next run.  A rename whose target name is taken on the other side
    is reported and neither folder is touched;
-4. **deletions**: a recorded folder gone from one side (not renamed) follows ``folder_delete``
+4. **raw names**: a local folder never synced whose name is a server folder's in raw modified
+   UTF-7 (as OfflineIMAP and mbsync leave it) is renamed to the Unicode name, then paired as
+   any other (folder_adopt.py);
+5. **deletions**: a recorded folder gone from one side (not renamed) follows ``folder_delete``
    (see ``FolderPolicy``); what is not deleted is reported and left alone, never re-created;
    a pair gone from both sides is forgotten;
-5. a folder on one side only that was never synced is created on the other (subscribed to on
+6. a folder on one side only that was never synced is created on the other (subscribed to on
    the server), unless that side holds the name only as a parent.
 
 The result is the list of mailbox pairs to sync, by their server names (``name_on`` gives a
@@ -36,6 +39,7 @@ from structlog.typing import FilteringBoundLogger
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.folder_rules import FolderMap
 from mailtide.core.model import SIDES, Side
+from mailtide.engine.folder_adopt import adopt_raw_names
 from mailtide.engine.folder_delete import propagate_deletion
 from mailtide.engine.folder_match import match_by_content
 from mailtide.engine.folder_policy import FolderNaming, FolderPolicy
@@ -96,7 +100,7 @@ class FolderTree:
         self.options = options
         self.steps = steps
         self.strand = strand
-        self.only = only
+        self.only = set(only) if only is not None else None  # adoption may respell one
         self.log = log
         self.policy = policy or FolderPolicy()
         self.warn = warn or strand
@@ -132,6 +136,7 @@ class FolderTree:
         if self.policy.subscribed_only:
             self.subscribed = await self.stores[Side.FAR].subscribed()
         await self._carry_renames()
+        await adopt_raw_names(self)
         await self._place_all()
         if not self.options.dry_run:
             await self._record()
@@ -192,6 +197,10 @@ class FolderTree:
         if Side.FAR in sides:
             self._bind_rules()
 
+    async def relist(self, side: Side) -> None:
+        """List ``side`` again after a change made there (nothing stranded a second time)."""
+        await self._list({side}, warn=False)
+
     def _bind_rules(self) -> None:
         """The rules' naming over the server's folders as listed now (special uses and the
         reverse of lower-cased names need the real list)."""
@@ -214,7 +223,7 @@ class FolderTree:
         for line in folders.unmapped(self.listed[Side.NEAR]):
             self.warn(f"{line} (its mail stays local)")
 
-    def _selects(self, pair: FolderPair) -> bool:
+    def selects(self, pair: FolderPair) -> bool:
         """The filters, ``-f`` and subscriptions let ``pair`` be synced."""
         if not all(self.filters[s].selects(pair.names[s]) for s in SIDES):
             return False
@@ -249,7 +258,7 @@ class FolderTree:
         return {
             n: p
             for n, p in out.items()
-            if self._selects(p) and not any((s, p.names[s]) in self.held for s in SIDES)
+            if self.selects(p) and not any((s, p.names[s]) in self.held for s in SIDES)
         }
 
     def _check_only(self, wanted: dict[str, FolderPair]) -> None:
@@ -344,7 +353,7 @@ class FolderTree:
         target = self.naming.on(other, new)
         old = pair.names[other]
         names = _with(_with(pair.names, side, new), other, target or "")
-        if target is None or not self._selects(FolderPair(names)):
+        if target is None or not self.selects(FolderPair(names)):
             return  # renamed out of what is synced: as gone from that side (folder_delete)
         if target != old and old in self.listed[other]:
             if target in self.listed[other] or target in self.parent_only[other]:

@@ -148,7 +148,7 @@ class MaildirStore:
             rename_dir(source, target, children)
         except StoreError as err:
             raise StoreError(f"cannot rename folder {old!r} to {new!r}: {err}") from None
-        log.info("maildir.folder_renamed", old=old, new=new)
+        log.debug("maildir.folder_renamed", old=old, new=new)
 
     async def delete_folder(self, name: str) -> None:
         if self.read_only:
