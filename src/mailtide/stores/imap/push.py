@@ -39,6 +39,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import status_items, status_of
 from mailtide.stores.imap.names import FolderNames, read_namespace
 from mailtide.stores.imap.notify_counters import MailboxCounters
+from mailtide.stores.imap.notify_names import WatchedNames, sent_name
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 from mailtide.stores.imap.protocol import IdleEnd
 from mailtide.stores.imap.special_use import LeftOut
@@ -222,19 +223,20 @@ class NotifyPush:
     async def run(self, changed: Changed) -> None:
         async with _watching(self.connect) as (client, names):
             counters = MailboxCounters()
-            counters.renewed(await _notify_set(client))
+            watched = WatchedNames(names)
+            await _notify_watch(client, counters, watched)
             if self.catch_up:
                 changed(None)
             reported = asyncio.Event()  # news came: end the IDLE and renew the watch
-            report = _reporting(names, self.wanted, changed)
-            news = _notify_news(report, reported.set, counters)
+            report = _reporting(watched, self.wanted, changed)
+            news = _notify_news(report, reported.set, counters, watched)
             renew = min(self.settings.idle_renew, NOTIFY_RENEW)
             while True:
                 end = await client.idle(
                     news, renew=renew, keepalive=self.settings.keepalive, stop=reported
                 )
                 if end in (IdleEnd.STOPPED, IdleEnd.RENEW):
-                    await _notify_renew(client, news, counters, report)
+                    await _notify_renew(client, news, counters, watched, report)
                     reported.clear()
 
 
@@ -242,15 +244,26 @@ async def _notify_renew(
     client: ImapClient,
     news: Callable[[Untagged], None],
     counters: MailboxCounters,
+    watched: WatchedNames,
     report: Callable[[frozenset[str] | None], None],
 ) -> None:
     """Set NOTIFY's watch up again (after DONE), and ``report`` the mailboxes that changed
     while none ran: the new watch reports only what changes after it began
     (``notify_counters``).  Responses of the old watch that come with NOTIFY NONE are news."""
     await client.run("NOTIFY NONE", on_untagged=_taking(news))
-    moved = counters.renewed(await _notify_set(client))
+    moved = await _notify_watch(client, counters, watched)
     if moved is None or moved:
         report(moved)
+
+
+async def _notify_watch(
+    client: ImapClient, counters: MailboxCounters, watched: WatchedNames
+) -> frozenset[str] | None:
+    """NOTIFY SET STATUS: ``watched`` and ``counters`` start over from what it covers; the
+    mailboxes whose counters moved since last told (``MailboxCounters.renewed``)."""
+    snapshot = await _notify_set(client)
+    watched.renewed(snapshot)
+    return counters.renewed(snapshot)
 
 
 def _taking(news: Callable[[Untagged], None]) -> Callable[[Untagged], bool]:
@@ -284,9 +297,9 @@ async def _notify_set(client: ImapClient) -> dict[str, dict[str, int]]:
     snapshot: dict[str, dict[str, int]] = {}
     for u in done.untagged:  # besides STATUS: a LIST of a mailbox it may not read, or NO
         if u.kind == "STATUS":
-            with contextlib.suppress(ParseError):
+            with contextlib.suppress(ParseError, ValueError):  # not UTF-8: left unwatched
                 raw, items = status_of(u)
-                snapshot[text_of(raw)] = items
+                snapshot[sent_name(raw)] = items
     return snapshot
 
 
@@ -294,10 +307,12 @@ def _notify_news(
     report: Callable[[frozenset[str] | None], None],
     heard: Callable[[], None],
     counters: MailboxCounters,
+    watched: WatchedNames,
 ) -> Callable[[Untagged], None]:
     """What NOTIFY's responses mean, for ``report``; ``heard`` is called on every piece of
     news, also of a mailbox not ``wanted`` (its change may have rotated a log too).  A STATUS
-    is also what ``counters`` were last told of its mailbox."""
+    is also what ``counters`` were last told of its mailbox (under the name its watch gave
+    it: Dovecot's news may spell it otherwise, ``notify_names``)."""
 
     def news(u: Untagged) -> None:
         if u.kind in ("LIST", "STATUS"):
@@ -307,7 +322,7 @@ def _notify_news(
         elif u.kind == "STATUS":
             try:
                 raw, items = status_of(u)
-                name = text_of(raw)
+                name = watched.watched_name(sent_name(raw))
             except (ParseError, ValueError):
                 report(None)  # a mailbox we cannot name: let a full listing find it
                 return
@@ -318,7 +333,7 @@ def _notify_news(
 
 
 def _reporting(
-    names: FolderNames, wanted: Wanted, changed: Changed
+    names: WatchedNames, wanted: Wanted, changed: Changed
 ) -> Callable[[frozenset[str] | None], None]:
     """``changed`` for mailboxes named as the server names them: the canonical names of
     those ``wanted``; a name that cannot be mapped means any mailbox (a full listing finds it,
