@@ -20,6 +20,7 @@ from mailtide.config.import_toml import (
     regex_literal,
     shell,
 )
+from mailtide.core.folder_filter import compile_pattern
 
 _SECTIONS = {"imapaccount", "imapstore", "maildirstore", "channel", "group"}
 # Channel options that may also stand before any section, for every Channel.
@@ -129,6 +130,7 @@ def parse(text: str, file: str) -> Source:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+]*", key):
             raise SourceError(f"{file}:{number}: not a 'Keyword value' line: {stripped!r}")
         line = Line(number, key, value.strip())
+        words(line.value, file, number)  # an unclosed quote is a mistake wherever it is
         in_group = current is not None and current[0] == "group"
         if key.lower() in _SECTIONS and not (in_group and key.lower() == "channel"):
             _close(current, sections)
@@ -254,7 +256,7 @@ def _folders(source: Source, chosen: list[Channel], account: TableDraft) -> None
     every = False
     renames: list[dict[str, str]] = []
     for channel in chosen:
-        lines = [ln for ln in channel.section.lines if ln.name in ("pattern", "patterns")]
+        lines = _pattern_lines(channel)
         if not lines:
             far = channel.far_box or "INBOX"
             include.append(glob_literal(far))
@@ -273,10 +275,39 @@ def _folders(source: Source, chosen: list[Channel], account: TableDraft) -> None
         every |= _patterns(patterns, include, exclude, account)
     if include and not every:
         account.set("folders.include", include)
+    exclude = _kept_exclusions(
+        exclude, [c.far_box or "INBOX" for c in chosen if not _has_patterns(c)], account
+    )
     if exclude:
         account.set("folders.exclude", exclude)
     if renames:
         account.set("folders.rename", renames)
+
+
+def _pattern_lines(channel: Channel) -> list[Line]:
+    return [ln for ln in channel.section.lines if ln.name in ("pattern", "patterns")]
+
+
+def _has_patterns(channel: Channel) -> bool:
+    return bool(_pattern_lines(channel))
+
+
+def _kept_exclusions(exclude: list[str], singles: list[str], account: TableDraft) -> list[str]:
+    """One Channel's exclusions, minus the folders another Channel syncs alone (the usual
+    way to give one folder another local name): in a mailtide account an exclusion holds
+    for every folder."""
+    kept = []
+    for pattern in exclude:
+        matched = [box for box in singles if compile_pattern(pattern).fullmatch(box)]
+        if matched and pattern == glob_literal(matched[0]):
+            continue
+        if matched:
+            account.note(
+                f"folders.exclude {pattern} also leaves out {matched[0]}, which a Channel of "
+                "its own syncs: narrow the pattern by hand"
+            )
+        kept.append(pattern)
+    return kept
 
 
 def _patterns(
