@@ -163,19 +163,6 @@ def test_oauth2_token_command_and_what_does_not_fit(tmp_path: Path) -> None:
     assert "SubFolders = Legacy" in not_translated(text)
 
 
-def test_a_line_that_does_not_parse_names_file_and_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from mailtide.cli import main
-
-    source = tmp_path / "mbsyncrc"
-    source.write_text('IMAPStore x\nHost h\nPass "unterminated\n')
-    assert main(["import-config", "mbsync", str(source)]) == 2
-    err = capsys.readouterr().err
-    assert err == f'mailtide: {source}:3: a quote is not closed: "unterminated\n'
-    assert "unterminated" in err and "Traceback" not in err
-
-
 # ---- the real mbsync first, then mailtide with the imported config ----------------------------
 
 

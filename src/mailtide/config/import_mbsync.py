@@ -73,7 +73,9 @@ class Source:
         for section in self.sections:
             if section.kind in kinds and section.name == name:
                 return section
-        raise SourceError(f"{self.file}:{where.number}: no store or account named {name!r}")
+        raise SourceError(
+            f"{self.file}:{where.number}: no store or account named {name!r}; define it"
+        )
 
 
 def words(value: str, file: str, number: int) -> list[str]:
@@ -98,7 +100,8 @@ def words(value: str, file: str, number: int) -> list[str]:
         else:
             word = (word or []) + [char]
     if quoted or escaped:
-        raise SourceError(f"{file}:{number}: a quote is not closed: {value.strip()}")
+        # The value is never shown: it may be a password.
+        raise SourceError(f"{file}:{number}: a quote is not closed; close it")
     if word is not None:
         found.append("".join(word))
     return found
@@ -128,7 +131,9 @@ def parse(text: str, file: str) -> Source:
             continue
         key, _, value = stripped.partition(" ")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+]*", key):
-            raise SourceError(f"{file}:{number}: not a 'Keyword value' line: {stripped!r}")
+            raise SourceError(
+                f"{file}:{number}: not a 'Keyword value' line or a # comment; fix or remove it"
+            )
         line = Line(number, key, value.strip())
         words(line.value, file, number)  # an unclosed quote is a mistake wherever it is
         in_group = current is not None and current[0] == "group"
@@ -165,11 +170,15 @@ class Channel:
 def _side(source: Source, channel: Section, keys: tuple[str, str]) -> tuple[Section, str, Line]:
     line = channel.get(keys[0]) or channel.get(keys[1])
     if line is None:
-        raise SourceError(f"{source.file}: Channel {channel.name} has no {keys[0].title()} line")
+        raise SourceError(
+            f"{source.file}: Channel {channel.name} has no {keys[0].title()} line; add it"
+        )
     spec = single(line, source.file) if not line.value.startswith(":") else line.value
     match = re.fullmatch(r":([^:]+):(.*)", spec)
     if match is None:
-        raise SourceError(f"{source.file}:{line.number}: not :store:[mailbox]: {line.value}")
+        raise SourceError(
+            f"{source.file}:{line.number}: {line.key} must be :store:[mailbox]; fix it"
+        )
     box = match.group(2)
     box = words(box, source.file, line.number)[0] if box.startswith('"') else box
     store = source.find(("imapstore", "maildirstore"), match.group(1), line)
@@ -208,7 +217,9 @@ def translate(source: Source) -> list[TableDraft]:
     for channel in channels(source, general):
         pairs.setdefault((channel.imap.name, channel.maildir.name), []).append(channel)
     if not pairs:
-        raise SourceError(f"{source.file}: no Channel between an IMAPStore and a MaildirStore")
+        raise SourceError(
+            f"{source.file}: no Channel between an IMAPStore and a MaildirStore: nothing to import"
+        )
     for group in source.sections:
         if group.kind == "group":
             why = "mailtide syncs every account, or those named with -a"

@@ -57,17 +57,22 @@ def parse(text: str, file: str) -> Source:
     ini = configparser.RawConfigParser(default_section="\0none", strict=True)
     try:
         ini.read_string(text, source=file)
+    # The offending line is never shown: it may hold a password.
     except configparser.MissingSectionHeaderError as e:
         raise SourceError(
-            f"{file}:{e.lineno}: a line before the first [section]: {e.line.strip()!r}"
+            f"{file}:{e.lineno}: a setting before the first [section] header; move it into one"
         ) from None
     except configparser.ParsingError as e:
-        line, content = e.errors[0]
         raise SourceError(
-            f"{file}:{line}: not a KEY = VALUE line: {content.strip()!r}; fix or remove it"
+            f"{file}:{e.errors[0][0]}: not a KEY = VALUE line, a [section] header or a "
+            "comment; fix or remove it"
         ) from None
-    except (configparser.DuplicateSectionError, configparser.DuplicateOptionError) as e:
-        raise SourceError(f"{file}:{e.lineno}: {e.message.partition(': ')[2] or e}") from None
+    except configparser.DuplicateSectionError as e:
+        raise SourceError(f"{file}:{e.lineno}: [{e.section}] appears twice; merge them") from None
+    except configparser.DuplicateOptionError as e:
+        raise SourceError(
+            f"{file}:{e.lineno}: {e.option} is set twice in [{e.section}]; keep one"
+        ) from None
     return Source(file, text, ini)
 
 
