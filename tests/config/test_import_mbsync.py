@@ -201,3 +201,42 @@ def test_mbsync_maildir_is_taken_over_without_a_download(
         on_server = [m.message_id for m in srv.fetch_all(s.imap, folder)]
         here = [m.message_id for m in loc.messages(s.root, "fs", folder)]
         assert sorted(on_server) == sorted(here) and len(set(here)) == len(here), folder
+
+
+MINIMAL = """
+IMAPStore r
+Host imap.example.org
+User me
+PassCmd "pass show mail/r"
+{line}
+
+MaildirStore l
+Path ~/Mail/r/
+Inbox ~/Mail/r/INBOX
+
+Channel r
+Far :r:
+Near :l:
+Patterns *
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "tls", "version"),
+    [
+        ("", "starttls", "1.2"),  # mbsync's default is STARTTLS
+        ("SSLType IMAPS", "implicit", "1.2"),
+        ("TLSType STARTTLS", "starttls", "1.2"),
+        ("SSLVersions TLSv1.2 TLSv1.3", "starttls", "1.2"),
+        ("SSLVersions TLSv1.3", "starttls", "1.3"),
+        ("TLSVersions +1.3", "starttls", "1.2"),  # added to the default set
+        ("TLSVersions -1.0 -1.1 -1.2", "starttls", "1.3"),
+        ("SSLType None", "starttls", "1.2"),  # plain IMAP only on loopback
+    ],
+)
+def test_tls(line: str, tls: str, version: str, tmp_path: Path) -> None:
+    text, config = imported("mbsync", MINIMAL.format(line=line), tmp_path)
+    remote = config.account("r").remote
+    assert isinstance(remote, ImapRepository)
+    assert (remote.tls, remote.tls_min_version) == (tls, version)
+    assert ("plain IMAP only to 127.0.0.1" in text) == ("None" in line)

@@ -203,3 +203,28 @@ def test_what_is_not_simple_is_listed_not_guessed(tmp_path: Path) -> None:
     assert "nametrans = lambda folder: re.sub('^\\[Gmail\\]/', '', folder).lower()" in listed
     assert "nametrans = lambda folder: folder.upper()" in listed
     assert any(item.startswith("cert_fingerprint = 43a4") for item in listed)
+
+
+@pytest.mark.parametrize(
+    ("rule", "server", "local"),
+    [
+        ("folderfilter = lambda f: f in ['INBOX', 'Sent']", "Sent", "Sent"),
+        ("folderfilter = lambda f: f in ['INBOX', 'Sent']", "Drafts", None),
+        ("folderfilter = lambda f: f != 'Junk' and not re.match('Old', f)", "Old/2019", None),
+        ("folderfilter = lambda f: f != 'Junk' and not re.match('Old', f)", "Junk", None),
+        ("folderfilter = lambda f: f != 'Junk' and not re.match('Old', f)", "Bold", "Bold"),
+        ("nametrans = lambda f: re.sub('^\\[Gmail\\]/', '', f)", "[Gmail]/Sent Mail", "Sent Mail"),
+        ("nametrans = lambda f: re.sub('^Sent$', 'root/Sent', f)", "Sent", "root/Sent"),
+        ("nametrans = lambda f: re.sub('^Sent$', 'root/Sent', f)", "Sent2", "Sent2"),
+        ("nametrans = lambda f: re.sub('^INBOX/', '', f)", "Lists", "Lists"),
+    ],
+)
+def test_simple_lambda_forms(rule: str, server: str, local: str | None, tmp_path: Path) -> None:
+    source = (
+        "[Account a]\nlocalrepository = l\nremoterepository = r\n\n"
+        "[Repository l]\ntype = Maildir\nlocalfolders = ~/Mail/a\nsep = /\n\n"
+        f"[Repository r]\ntype = IMAP\nremotehost = h.example\nremoteuser = u\n{rule}\n"
+    )
+    text, config = imported("offlineimap", source, tmp_path)
+    assert config.account("a").folders.to_local(server) == local
+    assert not_translated(text) == []

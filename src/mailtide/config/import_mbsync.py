@@ -430,11 +430,25 @@ def _tls(keys: dict[str, Line], source: Source, remote: TableDraft) -> None:
         if kind == "none":
             remote.note("TLSType None: mailtide speaks plain IMAP only to 127.0.0.1")
     versions = keys.get("tlsversions") or keys.get("sslversions")
-    if versions is not None:
-        named = [w.lstrip("+").removeprefix("TLSv") for w in versions.value.split()]
-        allowed = [v for v in named if not v.startswith("-")]
-        if allowed and min(allowed) >= "1.3":
-            remote.set("tls_min_version", "1.3")
+    if versions is not None and min(_tls_versions(versions.value), default="1.2") >= "1.3":
+        remote.set("tls_min_version", "1.3")
+
+
+def _tls_versions(value: str) -> set[str]:
+    """The TLS versions an ``SSLVersions TLSv1.2 TLSv1.3`` or a ``TLSVersions +1.3 -1.2`` line
+    allows; a list that starts with + or - changes mbsync's default set."""
+    named = [
+        w.removeprefix("TLSv") if w[:1] not in "+-" else w[0] + w[1:].removeprefix("TLSv")
+        for w in value.split()
+    ]
+    relative = bool(named) and named[0][:1] in "+-"
+    allowed = {"1.0", "1.1", "1.2", "1.3"} if relative else set()
+    for word in named:
+        if word.startswith("-"):
+            allowed.discard(word[1:])
+        else:
+            allowed.add(word.lstrip("+"))
+    return allowed
 
 
 def _password(keys: dict[str, Line], source: Source, remote: TableDraft) -> None:
