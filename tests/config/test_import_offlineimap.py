@@ -3,10 +3,18 @@ with Gmail and nametrans lambdas) become mailtide configs that load and do the s
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+import imap_helpers as srv
+import maildir_helpers as loc
+from dovecot import ImapAccount
+from engine_helpers import make_setup, run_forked
+from mailtide.cli import main
 from mailtide.config import ImapRepository, MaildirRepository
 
 from .import_helpers import imported, not_translated
@@ -217,6 +225,8 @@ def test_what_is_not_simple_is_listed_not_guessed(tmp_path: Path) -> None:
         ("nametrans = lambda f: re.sub('^Sent$', 'root/Sent', f)", "Sent", "root/Sent"),
         ("nametrans = lambda f: re.sub('^Sent$', 'root/Sent', f)", "Sent2", "Sent2"),
         ("nametrans = lambda f: re.sub('^INBOX/', '', f)", "Lists", "Lists"),
+        ("nametrans = lambda f: f[6:] if f.startswith('INBOX.') else f", "Lists", "Lists"),
+        ("nametrans = lambda f: f[8:] if f.startswith('[Gmail]/') else f", "[Gmail]/Sent", "Sent"),
     ],
 )
 def test_simple_lambda_forms(rule: str, server: str, local: str | None, tmp_path: Path) -> None:
@@ -228,3 +238,50 @@ def test_simple_lambda_forms(rule: str, server: str, local: str | None, tmp_path
     text, config = imported("offlineimap", source, tmp_path)
     assert config.account("a").folders.to_local(server) == local
     assert not_translated(text) == []
+
+
+# ---- the real OfflineIMAP first (its default sep = .), then mailtide with the imported config --
+
+
+def test_offlineimap_maildir_is_taken_over_without_a_download(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    if shutil.which("offlineimap") is None:
+        pytest.skip("offlineimap is not installed (scripts/deps.sh installs it)")
+    s = make_setup(imap_account, tmp_path, "fs")
+    for i, folder in enumerate(["INBOX", "Archive/2024", "Lists/python-dev", "Lists/python-dev"]):
+        srv.append(s.imap, folder, srv.make_message(i, folder), ["\\Seen"] if i % 2 else [])
+    rc = tmp_path / "offlineimaprc"
+    rc.write_text(
+        f"[general]\naccounts = test\nmetadata = {tmp_path / 'offlineimap'}\n\n"
+        "[Account test]\nlocalrepository = local\nremoterepository = remote\n\n"
+        f"[Repository local]\ntype = Maildir\nlocalfolders = {s.root}\n\n"
+        f"[Repository remote]\ntype = IMAP\nremotehost = {s.imap.host}\n"
+        f"remoteport = {s.imap.port}\nremoteuser = {s.imap.user}\n"
+        f"remotepass = {s.imap.password}\nssl = no\nstarttls = no\n"
+    )
+    done = subprocess.run(
+        ["offlineimap", "-c", str(rc), "-o", "-u", "basic"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (s.root / "Lists.python-dev" / "cur").is_dir()  # sep = . : flat, dotted names
+    before = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file()}
+    config = tmp_path / "imported.toml"
+    assert main(["import-config", "offlineimap", str(rc), "-o", str(config)]) == 0
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    code, output = run_forked(config, env=env)
+    assert code == 0, output
+    assert "new_local=0" in output and "new_remote=0" in output
+    after = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file() and p in before}
+    assert after == before  # the same files, by inode: nothing downloaded again
+    assert not (s.root / "Lists" / "python-dev").exists()  # no second tree beside the first
+    on_server = srv.list_folders(s.imap, selectable=True)
+    assert "Lists.python-dev" not in on_server  # nor uploaded as a new folder
+    for folder in ["Archive/2024", "Lists/python-dev"]:
+        names = [m.message_id for m in srv.fetch_all(s.imap, folder)]
+        here = [m.message_id for m in loc.messages(s.root, "fs", folder.replace("/", "."))]
+        assert sorted(names) == sorted(here) and len(set(names)) == len(names), folder

@@ -12,7 +12,7 @@ import ast
 import warnings
 from dataclasses import dataclass
 
-from mailtide.config.import_toml import REGEX_SPECIAL, glob_literal, regex_literal
+from mailtide.config.import_toml import REGEX_SPECIAL, braces, glob_literal, regex_literal
 
 # What a server's namespace prefix looks like to OfflineIMAP; mailtide takes it off itself.
 _NAMESPACE_PREFIXES = ("INBOX.", "INBOX/")
@@ -154,10 +154,6 @@ def _literal(pattern: str) -> str | None:
     return None if escaped else "".join(out)
 
 
-def _braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 def _sub_rule(pattern: str, replacement: str) -> dict[str, str] | None:
     """``re.sub(pattern, replacement, f)`` as one rename rule, for a whole name (``^X$``) or a
     prefix (``^X``) written as literal text."""
@@ -168,13 +164,35 @@ def _sub_rule(pattern: str, replacement: str) -> dict[str, str] | None:
     if text is None or not text:
         return None
     if whole:
-        return {"from": regex_literal(text), "to": _braces(replacement)}
-    return {"from": regex_literal(text) + "(.*)", "to": _braces(replacement) + "{1}"}
+        return {"from": regex_literal(text), "to": braces(replacement)}
+    return {"from": regex_literal(text) + "(.*)", "to": braces(replacement) + "{1}"}
+
+
+def _sliced(node: ast.expr, arg: str) -> list[dict[str, str]] | None:
+    """``f[N:] if f.startswith('P') else f`` with N the length of P: P taken off."""
+    if not isinstance(node, ast.IfExp) or not _is_arg(node.orelse, arg):
+        return None
+    test, body = node.test, node.body
+    if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute)):
+        return None
+    prefix = _constant(test.args[0]) if len(test.args) == 1 else None
+    if test.func.attr != "startswith" or not _is_arg(test.func.value, arg) or not prefix:
+        return None
+    if not (isinstance(body, ast.Subscript) and _is_arg(body.value, arg)):
+        return None
+    cut = body.slice
+    if not (isinstance(cut, ast.Slice) and cut.upper is None and cut.step is None):
+        return None
+    if not (isinstance(cut.lower, ast.Constant) and cut.lower.value == len(prefix)):
+        return None
+    return [{"from": regex_literal(prefix) + "(.*)", "to": "{1}"}]
 
 
 def _rules(node: ast.expr, arg: str) -> list[dict[str, str]] | None:
     if _is_arg(node, arg):
         return []
+    if isinstance(node, ast.IfExp):
+        return _sliced(node, arg)
     call = _re_call(node, arg)
     if call is None and isinstance(node, ast.Call) and len(node.args) == 3:
         # re.sub(P, R, re.sub(...)): the inner call renames first; the rules are exclusive
@@ -208,14 +226,14 @@ def _mapping(node: ast.expr, arg: str) -> list[dict[str, str]] | None:
         old, new = (None if k is None else _constant(k) for k in (key, value))
         if old is None or new is None:
             return None
-        rules.append({"from": regex_literal(old), "to": _braces(new)})
+        rules.append({"from": regex_literal(old), "to": braces(new)})
     return rules
 
 
 def name_translation(text: str) -> Renames | None:
     """The rename rules of a remote repository's ``nametrans`` lambda, or None when its form
-    is not one of: ``re.sub('^X$', 'Y', f)``, ``re.sub('^X', 'Y', f)`` (nested too), or
-    ``{...}.get(f, f)``."""
+    is not one of: ``re.sub('^X$', 'Y', f)``, ``re.sub('^X', 'Y', f)`` (nested too),
+    ``{...}.get(f, f)``, or ``f[N:] if f.startswith('X') else f``."""
     parsed = _lambda(text)
     if parsed is None:
         return None

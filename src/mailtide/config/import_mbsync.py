@@ -16,6 +16,7 @@ from mailtide.config.import_toml import (
     LOOPBACK,
     SourceError,
     TableDraft,
+    braces,
     glob_literal,
     regex_literal,
     shell,
@@ -273,8 +274,7 @@ def _folders(source: Source, chosen: list[Channel], account: TableDraft) -> None
             include.append(glob_literal(far))
             near = channel.near_box or "INBOX"
             if near != far:
-                braced = near.replace("{", "{{").replace("}", "}}")
-                renames.append({"from": regex_literal(far), "to": braced})
+                renames.append({"from": regex_literal(far), "to": braces(near)})
             continue
         if channel.far_box or channel.near_box:
             account.untranslated(

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import ast
 import configparser
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mailtide.config import import_lambdas as lambdas
 from mailtide.config.import_toml import (
     LOOPBACK,
     SourceError,
     TableDraft,
+    braces,
     duration,
+    regex_literal,
     shell,
 )
 
@@ -196,14 +200,10 @@ def _local(source: Source, name: str, account: TableDraft, table: TableDraft) ->
     if "localfolders" not in keys:
         raise SourceError(f"{source.line_of(section)}: [{section}] has no localfolders; add it")
     table.set("path", keys["localfolders"].strip())
-    sep = keys.get("sep", ".").strip()
     table.set("layout", "fs")
+    sep = keys.get("sep", ".").strip()
     if sep != "/":
-        table.note(
-            f"sep = {sep}: OfflineIMAP kept a subfolder A/B in the directory A{sep}B; "
-            "mailtide's fs layout nests it (A/B): rename such directories before the first "
-            "sync, or they are downloaded again beside the old ones"
-        )
+        _separated(keys["localfolders"].strip(), sep, account, table)
     for key, value in keys.items():
         if key in (*_USED_ELSEWHERE, "localfolders", "sep"):
             continue
@@ -213,6 +213,41 @@ def _local(source: Source, name: str, account: TableDraft, table: TableDraft) ->
             table.untranslated(key, value, "the way back is derived from the account's rules")
         else:
             table.untranslated(key, value, _NO_KEY)
+
+
+def _separated(path: str, sep: str, account: TableDraft, table: TableDraft) -> None:
+    """OfflineIMAP keeps a subfolder A/B in the directory ``A<sep>B``, where mailtide's fs
+    layout nests it (A/B).  The directories it left get a rename rule each, so their mail is
+    paired, not downloaded again beside them (nor uploaded as new folders)."""
+    found = _dirs_holding(path, sep)
+    rules = [{"from": regex_literal(name.replace(sep, "/")), "to": braces(name)} for name in found]
+    _add_renames(account, rules)
+    kept = f"; the {len(rules)} such directories here keep their names (folders.rename)"
+    table.note(
+        f"sep = {sep}: OfflineIMAP kept a subfolder A/B in the directory A{sep}B, mailtide "
+        f"nests a new one (A/B){kept if rules else ''}"
+    )
+
+
+def _dirs_holding(path: str, sep: str) -> list[str]:
+    """The Maildir folders directly under ``path`` whose names hold ``sep``."""
+    root = Path(os.path.expandvars(os.path.expanduser(path)))
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []  # not there (yet): nothing to keep
+    return sorted(
+        e.name for e in entries if sep in e.name and e.is_dir() and Path(e.path, "cur").is_dir()
+    )
+
+
+def _add_renames(account: TableDraft, rules: list[dict[str, str]], first: bool = False) -> None:
+    """Add rename rules to the account's (the first match wins: ``first`` puts them ahead)."""
+    if not rules:
+        return
+    old = account.keys.get("folders.rename", [])
+    assert isinstance(old, list)
+    account.set("folders.rename", [*rules, *old] if first else [*old, *rules])
 
 
 def _filter(table: TableDraft, key: str, value: str) -> None:
@@ -407,8 +442,7 @@ def _nametrans(value: str, account: TableDraft, table: TableDraft) -> None:
             "nametrans", value, "Python: write it as folders.rename in [account], see README"
         )
         return
-    if found.rules:
-        account.set("folders.rename", list(found.rules))
+    _add_renames(account, list(found.rules), first=True)
     if found.namespace:
         table.note("nametrans took off INBOX.: mailtide takes the server's prefix off itself")
 

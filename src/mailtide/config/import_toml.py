@@ -130,6 +130,11 @@ def regex_literal(text: str) -> str:
     return "".join("\\" + c if c in REGEX_SPECIAL else c for c in text)
 
 
+def braces(text: str) -> str:
+    """``text`` as the ``to`` of a rename rule, which reads ``{1}`` as a group."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def glob_literal(name: str) -> str:
     """A folder name as a mailtide folder pattern that matches only that name."""
     if re.search(r"[*?\[]", name) is None and not name.startswith("re:"):
