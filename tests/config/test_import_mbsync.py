@@ -240,3 +240,16 @@ def test_tls(line: str, tls: str, version: str, tmp_path: Path) -> None:
     assert isinstance(remote, ImapRepository)
     assert (remote.tls, remote.tls_min_version) == (tls, version)
     assert ("plain IMAP only to 127.0.0.1" in text) == ("None" in line)
+
+
+def test_a_store_without_path_keeps_to_the_inbox(tmp_path: Path) -> None:
+    text, config = imported(
+        "mbsync", MINIMAL.format(line="").replace("Path ~/Mail/r/\n", ""), tmp_path
+    )
+    assert "no Path: only the inbox is synced" in text
+    account = config.account("r")
+    local = account.local
+    assert isinstance(local, MaildirRepository)
+    assert (local.path, local.layout) == (Path.home() / "Mail/r/INBOX", "maildir++")
+    assert account.folders.to_local("INBOX") == "INBOX"
+    assert account.folders.to_local("Archive") is None

@@ -213,6 +213,46 @@ def test_what_is_not_simple_is_listed_not_guessed(tmp_path: Path) -> None:
     assert any(item.startswith("cert_fingerprint = 43a4") for item in listed)
 
 
+OAUTH2 = """
+[Account g]
+localrepository = g-local
+remoterepository = g-remote
+
+[Repository g-local]
+type = Maildir
+localfolders = ~/Mail/g
+sep = /
+
+[Repository g-remote]
+type = Gmail
+remoteuser = me@gmail.com
+auth_mechanisms = XOAUTH2
+oauth2_request_url = https://accounts.google.com/o/oauth2/token
+oauth2_client_id = 1234-abc.apps.googleusercontent.com
+oauth2_client_secret = GOCSPX-Secret
+oauth2_refresh_token = 1//Refresh-Secret
+remotepass = Password-Secret
+"""
+
+
+def test_oauth2_keys(tmp_path: Path) -> None:
+    text, config = imported("offlineimap", OAUTH2, tmp_path)
+    remote = config.account("g").remote
+    assert isinstance(remote, ImapRepository) and remote.oauth2 is not None
+    oauth2 = remote.oauth2
+    assert oauth2.client_id == "1234-abc.apps.googleusercontent.com"
+    assert oauth2.client_secret == "GOCSPX-Secret"
+    assert oauth2.token_url == "https://oauth2.googleapis.com/token"  # the google preset
+    assert oauth2.refresh_token_file == Path.home() / ".config/mailtide/g-remote.refresh-token"
+    assert oauth2.mechanism == "XOAUTH2" and remote.password is None
+    assert "mailtide oauth2 authorize ACCOUNT" in text
+    assert "Refresh-Secret" not in text and "Password-Secret" not in text
+    assert not_translated(text) == [
+        "remotepass = <secret, not copied>",
+        "oauth2_refresh_token = <secret, not copied>",
+    ]
+
+
 @pytest.mark.parametrize(
     ("rule", "server", "local"),
     [

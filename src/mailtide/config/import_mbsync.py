@@ -380,11 +380,15 @@ def _maildir(source: Source, store: Section, account: TableDraft, local: TableDr
     style = subfolders.value.lower() if subfolders else ""
     path_line, inbox_line = store.get("path"), store.get("inbox")
     inbox = single(inbox_line, source.file) if inbox_line else "~/Maildir"
-    if style == "maildir++":
+    if style == "maildir++" or path_line is None:
         local.set("path", inbox.rstrip("/"))
         local.set("layout", "maildir++")
+        if path_line is None and style != "maildir++":
+            # Without Path, mbsync reaches the inbox alone: so does the translation.
+            account.set("folders.include", ["INBOX"])
+            local.note("no Path: only the inbox is synced, as mbsync did")
     else:
-        root = single(path_line, source.file).rstrip("/") if path_line else inbox.rsplit("/", 1)[0]
+        root = single(path_line, source.file).rstrip("/")
         local.set("path", root)
         local.set("layout", "fs")
         if inbox.rstrip("/") != f"{root}/INBOX":

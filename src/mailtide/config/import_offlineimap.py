@@ -276,6 +276,14 @@ def _tls(keys: dict[str, str], table: TableDraft) -> None:
 
 
 def _password(keys: dict[str, str], account: TableDraft, table: TableDraft) -> None:
+    if "remotepasseval" in keys:
+        why = "Python code cannot be translated"
+        table.untranslated("remotepasseval", keys["remotepasseval"], why)
+    if "oauth2_client_id" in keys:
+        for key in ("remotepass", "remotepassfile"):
+            if key in keys:
+                table.untranslated(key, keys[key], "OAuth2 signs in instead")
+        return
     if "remotepass" in keys:
         table.set("password", keys["remotepass"])
         table.note(
@@ -284,11 +292,7 @@ def _password(keys: dict[str, str], account: TableDraft, table: TableDraft) -> N
         )
     elif "remotepassfile" in keys:
         table.set("password_file", keys["remotepassfile"].strip())
-    elif "remotepasseval" in keys or not _oauth2_keys(keys):
-        if "remotepasseval" in keys:
-            table.untranslated(
-                "remotepasseval", keys["remotepasseval"], "Python code cannot be translated"
-            )
+    else:  # nothing else mailtide can sign in with
         table.note(
             "netrc = true is OfflineIMAP's own fallback; replace it with the command that "
             "prints the password"
