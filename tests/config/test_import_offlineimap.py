@@ -325,3 +325,16 @@ def test_offlineimap_maildir_is_taken_over_without_a_download(
         names = [m.message_id for m in srv.fetch_all(s.imap, folder)]
         here = [m.message_id for m in loc.messages(s.root, "fs", folder.replace("/", "."))]
         assert sorted(names) == sorted(here) and len(set(names)) == len(names), folder
+
+
+def test_a_value_out_of_mailtides_range_is_listed_and_the_config_loads(tmp_path: Path) -> None:
+    source = (
+        "[Account a]\nlocalrepository = l\nremoterepository = r\n\n"
+        "[Repository l]\ntype = Maildir\nlocalfolders = ~/Mail/a\nsep = /\n\n"
+        "[Repository r]\ntype = IMAP\nremotehost = h.example\nremoteuser = u\n"
+        "keepalive = 5\nmaxconnections = 50\nretrycount = 2\nsslcacertfile = OS-DEFAULT\n"
+    )
+    text, config = imported("offlineimap", source, tmp_path)
+    account = config.account("a")
+    assert account.retries == 2 and account.daemon.keepalive == 120
+    assert not_translated(text) == ["keepalive = 5", "maxconnections = 50"]

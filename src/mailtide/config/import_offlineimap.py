@@ -368,40 +368,58 @@ _DONE_KEYS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """A repository key that is one mailtide key: where it goes (the account's table or the
+    repository's), its name, and how its value reads (None: a value mailtide cannot take)."""
+
+    on_account: bool
+    name: str
+    read: Callable[[str], object]
+
+
+def _text(value: str) -> str | None:
+    return value or None
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int | None]:
+    def read(value: str) -> int | None:
+        number = _number(value)
+        ok = number is not None and number.is_integer() and low <= number <= high
+        return int(number) if ok and number is not None else None
+
+    return read
+
+
+# The ranges are mailtide's, so the output loads.
+_PLAIN = {
+    "sslcacertfile": Plain(False, "ca_file", _text),
+    "sslclientcert": Plain(False, "client_cert", _text),
+    "sslclientkey": Plain(False, "client_key", _text),
+    "usecompression": Plain(False, "compress", _bool),
+    "ssl_version": Plain(False, "tls_min_version", _TLS_VERSIONS.get),
+    "subscribedonly": Plain(True, "subscribed_only", _bool),
+    "holdconnectionopen": Plain(True, "hold_connection_open", _bool),
+    "maxconnections": Plain(True, "max_connections", _int_in(1, 20)),
+    "keepalive": Plain(True, "keepalive", _int_in(10, 29 * 60)),
+    "retrycount": Plain(True, "retries", _int_in(0, 100)),
+}
+
+
 def _remote_key(
     key: str, value: str, keys: dict[str, str], account: TableDraft, table: TableDraft
 ) -> None:
-    if key in _DONE_KEYS:
+    if key in _DONE_KEYS or (key == "sslcacertfile" and value.strip() == "OS-DEFAULT"):
+        return  # OS-DEFAULT: the system trust store, mailtide's default too
+    plain = _PLAIN.get(key)
+    if plain is None:
+        _special_key(key, value, keys, account, table)
         return
-    simple: dict[str, Callable[[str], tuple[TableDraft, str, object] | None]] = {
-        "sslcacertfile": lambda v: None if v.strip() == "OS-DEFAULT" else (table, "ca_file", v),
-        "sslclientcert": lambda v: (table, "client_cert", v),
-        "sslclientkey": lambda v: (table, "client_key", v),
-        "subscribedonly": lambda v: _maybe(account, "subscribed_only", _bool(v)),
-        "holdconnectionopen": lambda v: _maybe(account, "hold_connection_open", _bool(v)),
-        "usecompression": lambda v: _maybe(table, "compress", _bool(v)),
-        "maxconnections": lambda v: _maybe(account, "max_connections", _int(v)),
-        "keepalive": lambda v: _maybe(account, "keepalive", _int(v)),
-        "retrycount": lambda v: _maybe(account, "retries", _int(v)),
-        "ssl_version": lambda v: _maybe(table, "tls_min_version", _TLS_VERSIONS.get(v.strip())),
-    }
-    if key in simple:
-        found = simple[key](value.strip() if isinstance(value, str) else value)
-        if found is not None:
-            found[0].set(found[1], found[2].strip() if isinstance(found[2], str) else found[2])
-        elif key != "sslcacertfile":
-            table.untranslated(key, value, "a value mailtide cannot take")
-        return
-    _special_key(key, value, keys, account, table)
-
-
-def _maybe(table: TableDraft, key: str, value: object) -> tuple[TableDraft, str, object] | None:
-    return None if value is None else (table, key, value)
-
-
-def _int(value: str) -> int | None:
-    number = _number(value)
-    return None if number is None or not number.is_integer() else int(number)
+    read = plain.read(value.strip())
+    if read is None:
+        table.untranslated(key, value, "a value mailtide cannot take")
+    else:
+        (account if plain.on_account else table).set(plain.name, read)
 
 
 def _special_key(
