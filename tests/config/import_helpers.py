@@ -12,6 +12,7 @@ from mailtide.config import Config, load_config
 def imported(tool: str, source: str, tmp_path: Path) -> tuple[str, Config]:
     """Import ``source`` (the text of a ``tool`` config) into a new file; its text and the
     Config mailtide's loader makes of it (a config that does not load fails the test)."""
+    tmp_path.mkdir(exist_ok=True)
     given = tmp_path / f"{tool}.conf"
     given.write_text(source, encoding="utf-8")
     out = tmp_path / "mailtide.toml"

@@ -253,3 +253,13 @@ def test_a_store_without_path_keeps_to_the_inbox(tmp_path: Path) -> None:
     assert (local.path, local.layout) == (Path.home() / "Mail/r/INBOX", "maildir++")
     assert account.folders.to_local("INBOX") == "INBOX"
     assert account.folders.to_local("Archive") is None
+
+
+def test_a_relative_path_is_from_where_mbsync_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = MINIMAL.format(line="").replace("~/Mail/r", "Mail/r")
+    _, config = imported("mbsync", source, tmp_path / "elsewhere")
+    local = config.account("r").local
+    assert isinstance(local, MaildirRepository) and local.path == tmp_path / "Mail/r"

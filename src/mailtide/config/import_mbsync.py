@@ -16,6 +16,7 @@ from mailtide.config.import_toml import (
     LOOPBACK,
     SourceError,
     TableDraft,
+    absolute,
     braces,
     glob_literal,
     regex_literal,
@@ -381,7 +382,7 @@ def _maildir(source: Source, store: Section, account: TableDraft, local: TableDr
     path_line, inbox_line = store.get("path"), store.get("inbox")
     inbox = single(inbox_line, source.file) if inbox_line else "~/Maildir"
     if style == "maildir++" or path_line is None:
-        local.set("path", inbox.rstrip("/"))
+        local.set("path", absolute(inbox.rstrip("/")))
         local.set("layout", "maildir++")
         if path_line is None and style != "maildir++":
             # Without Path, mbsync reaches the inbox alone: so does the translation.
@@ -389,7 +390,7 @@ def _maildir(source: Source, store: Section, account: TableDraft, local: TableDr
             local.note("no Path: only the inbox is synced, as mbsync did")
     else:
         root = single(path_line, source.file).rstrip("/")
-        local.set("path", root)
+        local.set("path", absolute(root))
         local.set("layout", "fs")
         if inbox.rstrip("/") != f"{root}/INBOX":
             local.untranslated("Inbox", inbox, f"mailtide keeps the inbox at {root}/INBOX")

@@ -20,6 +20,7 @@ from mailtide.config.import_toml import (
     LOOPBACK,
     SourceError,
     TableDraft,
+    absolute,
     braces,
     duration,
     regex_literal,
@@ -199,7 +200,7 @@ def _local(source: Source, name: str, account: TableDraft, table: TableDraft) ->
     table.set("type", "maildir")
     if "localfolders" not in keys:
         raise SourceError(f"{source.line_of(section)}: [{section}] has no localfolders; add it")
-    table.set("path", keys["localfolders"].strip())
+    table.set("path", absolute(keys["localfolders"].strip()))
     table.set("layout", "fs")
     sep = keys.get("sep", ".").strip()
     if sep != "/":

@@ -8,6 +8,7 @@ writes them as TOML.  Nothing here knows either source format.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +141,14 @@ def glob_literal(name: str) -> str:
     if re.search(r"[*?\[]", name) is None and not name.startswith("re:"):
         return name
     return "re:" + regex_literal(name)
+
+
+def absolute(path: str) -> str:
+    """A source path as mailtide reads it: both tools take a relative path from the directory
+    they run in, mailtide from the config file's, so it is made absolute here."""
+    if path.startswith(("/", "~", "$")):
+        return path
+    return os.path.abspath(path)
 
 
 def shell(command: str) -> list[str]:
