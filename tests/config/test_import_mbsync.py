@@ -263,3 +263,14 @@ def test_a_relative_path_is_from_where_mbsync_ran(
     _, config = imported("mbsync", source, tmp_path / "elsewhere")
     local = config.account("r").local
     assert isinstance(local, MaildirRepository) and local.path == tmp_path / "Mail/r"
+
+
+def test_client_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+    line = f"ClientCertificate {cert}\nClientKey {key}"
+    _, config = imported("mbsync", MINIMAL.format(line=line), tmp_path / "import")
+    remote = config.account("r").remote
+    assert isinstance(remote, ImapRepository)
+    assert (remote.client_cert, remote.client_key) == (cert, key)

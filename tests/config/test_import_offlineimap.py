@@ -338,3 +338,24 @@ def test_a_value_out_of_mailtides_range_is_listed_and_the_config_loads(tmp_path:
     account = config.account("a")
     assert account.retries == 2 and account.daemon.keepalive == 120
     assert not_translated(text) == ["keepalive = 5", "maxconnections = 50"]
+
+
+def test_client_certificate_and_sha256_pin(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+    pin = "ab" * 32
+    source = (
+        "[Account a]\nlocalrepository = l\nremoterepository = r\n\n"
+        "[Repository l]\ntype = Maildir\nlocalfolders = ~/Mail/a\nsep = /\n\n"
+        "[Repository r]\ntype = IMAP\nremotehost = h.example\nremoteuser = u\n"
+        f"sslclientcert = {cert}\nsslclientkey = {key}\n"
+        f"cert_fingerprint = {'cd' * 20}, {pin}\nssl_version = tls1_3\n"
+    )
+    text, config = imported("offlineimap", source, tmp_path / "import")
+    remote = config.account("a").remote
+    assert isinstance(remote, ImapRepository)
+    assert (remote.client_cert, remote.client_key) == (cert, key)
+    assert remote.cert_fingerprint is not None and remote.tls_min_version == "1.3"
+    assert pin in str(remote.cert_fingerprint).replace(":", "").lower()
+    assert not_translated(text) == [f"cert_fingerprint = {'cd' * 20}"]

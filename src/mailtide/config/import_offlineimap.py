@@ -437,6 +437,9 @@ def _special_key(
         sha256 = [p for p in pins if re.fullmatch(r"[0-9A-Fa-f]{64}", p)]
         if sha256:
             table.set("cert_fingerprint", "sha256:" + sha256[0])
+            others = ", ".join(p for p in pins if p != sha256[0])
+            if others:
+                table.untranslated(key, others, "mailtide pins one SHA-256 fingerprint")
         else:
             why = "mailtide pins SHA-256: openssl x509 -noout -fingerprint -sha256"
             table.untranslated(key, value, why)
