@@ -227,7 +227,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     authorize.add_argument("account", metavar="ACCOUNT")
     authorize.set_defaults(run=_oauth2_authorize)
+
+    imported = commands.add_parser(
+        "import-config",
+        parents=[verbosity],
+        help="translate an OfflineIMAP or mbsync config into a mailtide config",
+        description="Print a mailtide config that does the job of an OfflineIMAP or mbsync"
+        " config (default: the file the tool itself reads). What cannot be translated is"
+        " listed in comments.",
+    )
+    imported.add_argument("tool", choices=("offlineimap", "mbsync"))
+    imported.add_argument("file", metavar="FILE", nargs="?", help="the config to translate")
+    imported.add_argument(
+        "-o", "--output", metavar="OUT", help="write to this new file (0600), never overwriting"
+    )
+    imported.set_defaults(run=_import_config)
     return parser
+
+
+def _import_config(args: argparse.Namespace) -> int:
+    from mailtide.config.import_command import run
+
+    return run(args.tool, args.file, args.output)
 
 
 def _check_config(args: argparse.Namespace) -> int:
