@@ -6,7 +6,7 @@ The full input is what the engine gives ``reconcile`` when it lists everything: 
 its side lists it (no identity unless asked for).  The changed input is what the engine gives
 when each side said what changed: the messages that are new or whose flags differ from their
 record, plus (as a side may say more than changed) some unchanged ones, and the recorded ids
-that are gone."""
+that are gone; or a listing compared with the records as the engine does (``listing_changes``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from mailtide.core.reconcile import (
     Plan,
     SideChanges,
     changed_view,
+    listing_changes,
     reconcile,
 )
 
@@ -37,6 +38,9 @@ def changes_of(pair: Pair, side: Side, data: DataObject) -> SideChanges:
     for r in pair.records:
         if r.ids[side]:
             recorded.setdefault(r.ids[side], set()).add(r.flags)
+    if data.draw(st.booleans(), label="as the engine compares a listing"):
+        named = {id: next(iter(f)) if len(f) == 1 else None for id, f in recorded.items()}
+        return listing_changes(listed(pair, side), named)
     changed = {}
     for m in listed(pair, side):
         if recorded.get(m.id) != {m.flags} or data.draw(st.booleans(), label="said anyway"):

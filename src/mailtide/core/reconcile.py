@@ -362,6 +362,25 @@ class SideChanges:
     def names(self, id: str) -> bool:
         return id in self.changed or id in self.gone
 
+    def gone_now(self, id: str) -> bool:
+        """Gone, and not back (a message may be said changed and gone at once: it is there)."""
+        return id in self.gone and id not in self.changed
+
+
+def listing_changes(
+    listing: Iterable[MessageInfo], recorded: Mapping[str, Flags | None]
+) -> SideChanges:
+    """What a side listed in full holds that may differ from the records: ``recorded`` maps
+    each id the records name on it to the recorded flags (None: more than one record names
+    it, so it is always looked at)."""
+    changed = {}
+    present = set()
+    for m in listing:
+        present.add(m.id)
+        if recorded.get(m.id) != m.flags:
+            changed[m.id] = m
+    return SideChanges(changed, frozenset(id for id in recorded if id not in present))
+
 
 def touched(record: Record, changes: Sequence[SideChanges]) -> bool:
     """Whether ``record`` can decide anything given ``changes`` (indexed by Side): it names a

@@ -18,11 +18,12 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mailtide.core.model import Identity, PendingFlags, Record, Side
+from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
 from mailtide.private import FILE_MODE, make_dirs, touch_file
 
 SCHEMA_VERSION = 6
@@ -95,6 +96,19 @@ CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
 
+# The few records a sync of what changed always reads (pending flag updates).  Not a schema
+# change (older versions work with it): made on open where missing, once the columns exist.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS record_pending ON record (mailbox) WHERE pending_flags IS NOT NULL;
+"""
+
+_RECORD_COLUMNS = (
+    "far_id, near_id, flags, message_id, size, header_digest, body_digest,"
+    " pending_flags, pending_sides"
+)
+_SIDE_COLUMN = ("far_id", "near_id")  # by Side
+IDS_PER_QUERY = 500  # ids looked up in one statement (SQLite allows 32,766 parameters)
+
 
 class StateError(Exception):
     """The state database cannot be used (the message is for the user)."""
@@ -139,6 +153,15 @@ class MailboxState:
     id: int
     name: str
     cursors: tuple[Cursor, Cursor]  # indexed by Side
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTotals:
+    """Of a mailbox's records: how many ids they name on each side (by Side), and every flag
+    they hold."""
+
+    held: tuple[int, int]
+    flags: Flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +218,7 @@ class StateDB:
                 )
             else:
                 self._migrate(int(row[0]))
+            self._db.executescript(_INDEXES)
         except BaseException as exc:
             if conn is not None:
                 conn.close()
@@ -372,27 +396,70 @@ class StateDB:
 
     def records(self, mailbox: MailboxState) -> list[Record]:
         rows = self._db.execute(
-            "SELECT far_id, near_id, flags, message_id, size, header_digest, body_digest,"
-            " pending_flags, pending_sides FROM record WHERE mailbox = ?",
+            f"SELECT {_RECORD_COLUMNS} FROM record WHERE mailbox = ?", (mailbox.id,)
+        )
+        return [_record_of(row) for row in rows]
+
+    def touched_records(
+        self, mailbox: MailboxState, ids: tuple[Iterable[str], Iterable[str]]
+    ) -> list[Record]:
+        """The records that name one of ``ids`` (by Side), every half record and every record
+        with a pending flag update (``core.reconcile.touched``), each once, in the order they
+        were written; found by the indexes, never by reading every record of the mailbox."""
+        found: dict[int, Record] = {}
+
+        def take(where: str, params: Sequence[object]) -> None:
+            rows = self._db.execute(
+                f"SELECT rowid, {_RECORD_COLUMNS} FROM record WHERE mailbox = ? AND {where}",
+                (mailbox.id, *params),
+            )
+            for rowid, *row in rows:
+                found.setdefault(rowid, _record_of(row))
+
+        take("far_id = ''", ())
+        take("near_id = ''", ())
+        take("pending_flags IS NOT NULL", ())
+        for side in Side:
+            wanted = sorted(set(ids[side]))
+            for at in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = wanted[at : at + IDS_PER_QUERY]
+                take(f"{_SIDE_COLUMN[side]} IN ({', '.join('?' * len(chunk))})", chunk)
+        return [found[rowid] for rowid in sorted(found)]
+
+    def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, Flags | None]:
+        """Each id the records name on ``side`` and its recorded flags (None: named by more
+        than one record), to compare a listing of that side with."""
+        column = _SIDE_COLUMN[side]
+        rows = self._db.execute(
+            f"SELECT {column}, flags FROM record WHERE mailbox = ? AND {column} != ''",
             (mailbox.id,),
         )
-        out = []
-        for far_id, near_id, flags, message_id, size, digest, body, p_flags, p_sides in rows:
-            identity = (
-                None
-                if digest is None
-                else Identity(message_id or "", size or 0, digest, body or "")
-            )
-            pending = (
-                None
-                if p_flags is None
-                else PendingFlags(
-                    frozenset(p_flags.split()),
-                    frozenset(s for s in Side if p_sides & (1 << s)),
-                )
-            )
-            out.append(Record((far_id, near_id), frozenset(flags.split()), identity, pending))
+        spelled: dict[str, Flags] = {}  # few distinct flag sets: one frozenset each
+        out: dict[str, Flags | None] = {}
+        for id, text in rows:
+            flags = spelled.get(text)
+            if flags is None:
+                flags = spelled[text] = frozenset(text.split())
+            out[id] = None if id in out else flags
         return out
+
+    def record_totals(self, mailbox: MailboxState) -> RecordTotals:
+        """How many ids the records name on each side, and every flag they hold."""
+        held = [
+            self._db.execute(
+                f"SELECT COUNT(DISTINCT {column}) FROM record WHERE mailbox = ? AND {column} != ''",
+                (mailbox.id,),
+            ).fetchone()[0]
+            for column in _SIDE_COLUMN
+        ]
+        flags = frozenset(
+            flag
+            for (text,) in self._db.execute(
+                "SELECT DISTINCT flags FROM record WHERE mailbox = ?", (mailbox.id,)
+            )
+            for flag in text.split()
+        )
+        return RecordTotals((held[0], held[1]), flags)
 
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
@@ -463,7 +530,6 @@ class StateDB:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
 
-
     # --- Gmail's labels mode --------------------------------------------------------------
 
     def put_gmail_ids(self, mailbox: MailboxState, validity: str, ids: dict[str, int]) -> None:
@@ -522,7 +588,6 @@ class StateDB:
                 out[msgid] = found
         return out
 
-
     def gmail_message_like(self, identity: Identity, besides: MailboxState) -> GmailCopy | None:
         """A Gmail message of that content identity, recorded in a mailbox other than
         ``besides`` under its current validity: where it is and the flags last agreed on."""
@@ -546,6 +611,19 @@ class StateDB:
             return None
         name, far_id, msgid, flags = row
         return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
+
+
+def _record_of(row: Sequence[Any]) -> Record:
+    far_id, near_id, flags, message_id, size, digest, body, p_flags, p_sides = row
+    identity = None if digest is None else Identity(message_id or "", size or 0, digest, body or "")
+    pending = (
+        None
+        if p_flags is None
+        else PendingFlags(
+            frozenset(p_flags.split()), frozenset(s for s in Side if p_sides & (1 << s))
+        )
+    )
+    return Record((far_id, near_id), frozenset(flags.split()), identity, pending)
 
 
 def _failure(path: Path, what: str, exc: BaseException) -> str:

@@ -14,8 +14,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from mailtide.core.model import Identity, PendingFlags, Record
-from mailtide.state.db import Cursor, FolderPair, GmailCopy, MailboxState, StateDB
+from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
+from mailtide.state.db import (
+    Cursor,
+    FolderPair,
+    GmailCopy,
+    MailboxState,
+    RecordTotals,
+    StateDB,
+)
 
 T = TypeVar("T")
 
@@ -64,6 +71,17 @@ class OffLoopState:
 
     async def records(self, mailbox: MailboxState) -> list[Record]:
         return await self._run(self.db.records, mailbox)
+
+    async def touched_records(
+        self, mailbox: MailboxState, ids: tuple[Iterable[str], Iterable[str]]
+    ) -> list[Record]:
+        return await self._run(self.db.touched_records, mailbox, (list(ids[0]), list(ids[1])))
+
+    async def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, Flags | None]:
+        return await self._run(self.db.recorded_flags, mailbox, side)
+
+    async def record_totals(self, mailbox: MailboxState) -> RecordTotals:
+        return await self._run(self.db.record_totals, mailbox)
 
     async def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         await self._run(self.db.put, mailbox, list(records))
