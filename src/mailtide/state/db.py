@@ -25,6 +25,7 @@ from typing import Any
 
 from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
 from mailtide.private import FILE_MODE, make_dirs, touch_file
+from mailtide.state.checked import closed_cleanly, unchanged_since_closed
 
 SCHEMA_VERSION = 6
 
@@ -184,7 +185,8 @@ class StateDB:
 
     def __init__(self, path: Path, check: bool = False, cache_kib: int | None = None) -> None:
         """Open (or create) the database at ``path``; with ``check``, read every page once
-        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged.  ``cache_kib``
+        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged (``for_account``
+        checks unless the file is as mailtide closed it: state/checked.py).  ``cache_kib``
         bounds SQLite's page cache of this connection (default: SQLite's 2,000 KiB)."""
         self.path = path
         # Set by ``for_account`` when it moved a damaged database aside: what to tell the user.
@@ -262,7 +264,7 @@ class StateDB:
                 # A WAL without its database would be replayed into the new, empty one.
                 _move_aside(path, "orphan")
             try:
-                db = cls(path, check=True, cache_kib=cache_kib)
+                db = cls(path, check=not unchanged_since_closed(path), cache_kib=cache_kib)
             except CorruptState as exc:
                 # Never fatal and never silent: the old file is kept for a post-mortem, and an
                 # empty state makes this run pair both sides again by content identity (no
@@ -284,6 +286,7 @@ class StateDB:
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
+            closed_cleanly(self.path)  # before the lock goes: no other mailtide writes it yet
             os.close(self._lock)  # releases the flock
             self._lock = None
 
