@@ -373,13 +373,10 @@ def listing_changes(
     """What a side listed in full holds that may differ from the records: ``recorded`` maps
     each id the records name on it to the recorded flags (None: more than one record names
     it, so it is always looked at)."""
-    changed = {}
-    present = set()
-    for m in listing:
-        present.add(m.id)
-        if recorded.get(m.id) != m.flags:
-            changed[m.id] = m
-    return SideChanges(changed, frozenset(id for id in recorded if id not in present))
+    listing = list(listing)
+    get = recorded.get  # a lookup per message: 50k of them in a big folder
+    changed = {m.id: m for m in listing if get(m.id) != m.flags}
+    return SideChanges(changed, frozenset(recorded.keys() - {m.id for m in listing}))
 
 
 def touched(record: Record, changes: Sequence[SideChanges]) -> bool:
