@@ -40,7 +40,7 @@ def changes_of(pair: Pair, side: Side, data: DataObject) -> SideChanges:
             recorded.setdefault(r.ids[side], set()).add(r.flags)
     if data.draw(st.booleans(), label="as the engine compares a listing"):
         named = {id: next(iter(f)) if len(f) == 1 else None for id, f in recorded.items()}
-        return listing_changes(listed(pair, side), named)
+        return listing_changes(listed(pair, side), named, lambda flags: flags)
     changed = {}
     for m in listed(pair, side):
         if recorded.get(m.id) != {m.flags} or data.draw(st.booleans(), label="said anyway"):

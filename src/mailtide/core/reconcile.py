@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -65,6 +65,8 @@ from mailtide.core.model import (
     pair_ids,
     spelled,
 )
+
+_Form = TypeVar("_Form")  # how listing_changes compares flags
 
 # --- the plan -------------------------------------------------------------------------
 
@@ -368,14 +370,17 @@ class SideChanges:
 
 
 def listing_changes(
-    listing: Iterable[MessageInfo], recorded: Mapping[str, Flags | None]
+    listing: Iterable[MessageInfo],
+    recorded: Mapping[str, _Form | None],
+    form: Callable[[Flags], _Form],
 ) -> SideChanges:
     """What a side listed in full holds that may differ from the records: ``recorded`` maps
-    each id the records name on it to the recorded flags (None: more than one record names
-    it, so it is always looked at)."""
+    each id the records name on it to the recorded flags, in the ``form`` the flags of a
+    listed message are compared in (None: more than one record names it, so it is always
+    looked at)."""
     listing = list(listing)
     get = recorded.get  # a lookup per message: 50k of them in a big folder
-    changed = {m.id: m for m in listing if get(m.id) != m.flags}
+    changed = {m.id: m for m in listing if get(m.id) != form(m.flags)}
     return SideChanges(changed, frozenset(recorded.keys() - {m.id for m in listing}))
 
 

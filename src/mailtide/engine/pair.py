@@ -10,7 +10,7 @@ side effect is one ``Steps.done``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,7 +42,7 @@ from mailtide.core.reconcile import (
 )
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.steps import Steps
-from mailtide.state.db import Cursor, MailboxState
+from mailtide.state.db import Cursor, MailboxState, flags_text
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     Delta,
@@ -126,13 +126,28 @@ class Prepared:
     statuses: Sequence[MailboxStatus | None]
     void: bool  # a side's validity changed
     plan: Plan
-    held: tuple[int, int]  # messages each side holds: what the mass-delete guard weighs
+    # Messages each side holds: what the mass-delete guard weighs (0 on a side where the plan
+    # deletes no more than the guard's floor: not counted, as the guard does not weigh it)
+    held: tuple[int, int]
     # By Side: the digest of the side's full listing when it was listed in full and the plan
     # is empty (what lets the next quick sync skip the pair); else None.  With it, the stamp
     # the side had before that listing (a Maildir's: what lets the next run not list it).
     digests: tuple[str | None, str | None] = (None, None)
     stamps: tuple[str | None, str | None] = (None, None)
     unchanged: bool = False
+
+
+def _texts() -> Callable[[Flags], str]:
+    """``flags_text``, once per distinct set of flags (a listing shares a few among all)."""
+    cache: dict[Flags, str] = {}
+
+    def text(flags: Flags) -> str:
+        found = cache.get(flags)
+        if found is None:
+            found = cache[flags] = flags_text(flags)
+        return found
+
+    return text
 
 
 class MassDeleteRefused(MailboxError):
@@ -199,12 +214,12 @@ class PairSync:
             return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
         changes = None if void else await self._changes(mailbox)
         if changes is not None:
-            records, snapshots, held = await self._changed_only(mailbox, changes)
+            records, snapshots = await self._changed_only(mailbox, changes)
         else:
             records, snapshots = await self._everything(mailbox, void)
-            held = (len(snapshots[Side.FAR]), len(snapshots[Side.NEAR]))
         records = await self._settle(mailbox, records, snapshots)
         plan = await self._plan(records, snapshots)
+        held = await self._held(mailbox, plan, records, snapshots, changes)
         marks = [self._marks(plan, mailbox, statuses, side) for side in SIDES]
         digests = (marks[0][0], marks[1][0])
         stamps = (marks[0][1], marks[1][1])
@@ -245,7 +260,7 @@ class PairSync:
             if delta is None:
                 listing = await self._listing(side)
                 recorded = await self.state.recorded_flags(mailbox, side)
-                out.append(listing_changes(listing, recorded))
+                out.append(listing_changes(listing, recorded, _texts()))
                 continue
             if sum(hi - lo + 1 for lo, hi in delta.vanished) > MAX_VANISHED_LOOKUPS:
                 return None
@@ -255,31 +270,47 @@ class PairSync:
 
     async def _changed_only(
         self, mailbox: MailboxState, changes: list[SideChanges]
-    ) -> tuple[list[Record], list[list[MessageInfo]], tuple[int, int]]:
+    ) -> tuple[list[Record], list[list[MessageInfo]]]:
         """The records ``changes`` touch, looked up by key, and each side's messages as
-        ``changed_view`` makes them; with what each side holds (for the mass-delete guard)."""
+        ``changed_view`` makes them."""
         named = ([*c.changed, *c.gone] for c in changes)
         touched = await self.state.touched_records(mailbox, (next(named), next(named)))
         records, far, near = changed_view(touched, changes)
-        totals = await self.state.record_totals(mailbox)
-        held = []
-        for side in SIDES:
-            if side in self._listings and self._deltas.get(side) is None:
-                held.append(len(self._listings[side]))
-                continue
-            ids = {r.ids[side] for r in records if r.ids[side]}
-            gone = sum(1 for id in ids if changes[side].gone_now(id))
-            new = sum(1 for id in changes[side].changed if id not in ids)
-            held.append(totals.held[side] - gone + new)
         for side, c in zip(SIDES, changes, strict=True):
             self.log.debug(
                 "mailbox.changes", side=SIDE_NAMES[side], changed=len(c.changed), gone=len(c.gone)
             )
+        flags = await self.state.recorded_flag_names(mailbox)
         snapshots = [
-            await self._held_as_recorded(side, messages, records, totals.flags)
+            await self._held_as_recorded(side, messages, records, flags)
             for side, messages in zip(SIDES, (far, near), strict=True)
         ]
-        return records, snapshots, (held[0], held[1])
+        return records, snapshots
+
+    async def _held(
+        self,
+        mailbox: MailboxState,
+        plan: Plan,
+        records: list[Record],
+        snapshots: list[list[MessageInfo]],
+        changes: list[SideChanges] | None,
+    ) -> tuple[int, int]:
+        """The messages each side holds, for the mass-delete guard: a side listed in full, its
+        listing; else counted from the records and the changes, only where the plan deletes
+        more than the guard's floor there (the guard weighs no other side: 0)."""
+        held = []
+        for side in SIDES:
+            if changes is None or (side in self._listings and self._deltas.get(side) is None):
+                held.append(len(snapshots[side]))
+            elif plan.deletes_on(side) <= self.options.mass_delete_floor:
+                held.append(0)
+            else:
+                ids = {r.ids[side] for r in records if r.ids[side]}
+                gone = sum(1 for id in ids if changes[side].gone_now(id))
+                new = sum(1 for id in changes[side].changed if id not in ids)
+                recorded = await self.state.recorded_count(mailbox, side)
+                held.append(recorded - gone + new)
+        return (held[0], held[1])
 
     def _marks(
         self,

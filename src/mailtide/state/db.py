@@ -97,10 +97,12 @@ CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
 
-# The few records a sync of what changed always reads (pending flag updates).  Not a schema
-# change (older versions work with it): made on open where missing, once the columns exist.
+# What a sync of what changed reads without reading every record: the pending flag updates,
+# the distinct flag sets.  Not a schema change (older versions work with them): made on open
+# where missing, once the columns exist.
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS record_pending ON record (mailbox) WHERE pending_flags IS NOT NULL;
+CREATE INDEX IF NOT EXISTS record_flags ON record (mailbox, flags);
 """
 
 _RECORD_COLUMNS = (
@@ -157,15 +159,6 @@ class MailboxState:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordTotals:
-    """Of a mailbox's records: how many ids they name on each side (by Side), and every flag
-    they hold."""
-
-    held: tuple[int, int]
-    flags: Flags
-
-
-@dataclass(frozen=True, slots=True)
 class GmailCopy:
     """Where a Gmail message shows (Gmail's labels mode): the pair ``mailbox`` (its server
     name), its UID there, its X-GM-MSGID, and the flags last agreed on."""
@@ -176,7 +169,8 @@ class GmailCopy:
     flags: frozenset[str]
 
 
-def _flags_text(flags: Iterable[str]) -> str:
+def flags_text(flags: Iterable[str]) -> str:
+    """Flags as a record row holds them: the names, sorted, separated by spaces."""
     return " ".join(sorted(flags))
 
 
@@ -429,40 +423,41 @@ class StateDB:
                 take(f"{_SIDE_COLUMN[side]} IN ({', '.join('?' * len(chunk))})", chunk)
         return [found[rowid] for rowid in sorted(found)]
 
-    def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, Flags | None]:
-        """Each id the records name on ``side`` and its recorded flags (None: named by more
-        than one record), to compare a listing of that side with."""
+    def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, str | None]:
+        """Each id the records name on ``side`` and its recorded flags as ``flags_text``
+        writes them (None: named by more than one record), to compare a listing with."""
         column = _SIDE_COLUMN[side]
         rows = self._db.execute(
             f"SELECT {column}, flags FROM record WHERE mailbox = ? AND {column} != ''",
             (mailbox.id,),
-        )
-        spelled: dict[str, Flags] = {}  # few distinct flag sets: one frozenset each
-        out: dict[str, Flags | None] = {}
-        for id, text in rows:
-            flags = spelled.get(text)
-            if flags is None:
-                flags = spelled[text] = frozenset(text.split())
-            out[id] = None if id in out else flags
+        ).fetchall()
+        out: dict[str, str | None] = dict(rows)
+        if len(out) != len(rows):
+            seen: set[str] = set()
+            for id, _ in rows:
+                if id in seen:
+                    out[id] = None
+                seen.add(id)
         return out
 
-    def record_totals(self, mailbox: MailboxState) -> RecordTotals:
-        """How many ids the records name on each side, and every flag they hold."""
-        held = [
-            self._db.execute(
-                f"SELECT COUNT(DISTINCT {column}) FROM record WHERE mailbox = ? AND {column} != ''",
-                (mailbox.id,),
-            ).fetchone()[0]
-            for column in _SIDE_COLUMN
-        ]
-        flags = frozenset(
+    def recorded_count(self, mailbox: MailboxState, side: Side) -> int:
+        """How many ids the records name on ``side``."""
+        column = _SIDE_COLUMN[side]
+        row = self._db.execute(
+            f"SELECT COUNT(DISTINCT {column}) FROM record WHERE mailbox = ? AND {column} != ''",
+            (mailbox.id,),
+        ).fetchone()
+        return int(row[0])
+
+    def recorded_flag_names(self, mailbox: MailboxState) -> Flags:
+        """Every flag the records hold (from the index of their flags: a few distinct sets)."""
+        return frozenset(
             flag
             for (text,) in self._db.execute(
                 "SELECT DISTINCT flags FROM record WHERE mailbox = ?", (mailbox.id,)
             )
             for flag in text.split()
         )
-        return RecordTotals((held[0], held[1]), flags)
 
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
@@ -475,12 +470,12 @@ class StateDB:
                         mailbox.id,
                         r.ids[Side.FAR],
                         r.ids[Side.NEAR],
-                        _flags_text(r.flags),
+                        flags_text(r.flags),
                         r.identity.message_id if r.identity else None,
                         r.identity.size if r.identity else None,
                         r.identity.header_digest if r.identity else None,
                         r.identity.body_digest if r.identity else None,
-                        _flags_text(r.pending.flags) if r.pending else None,
+                        flags_text(r.pending.flags) if r.pending else None,
                         _sides_bits(r.pending.sides) if r.pending else None,
                     )
                     for r in records
@@ -498,7 +493,7 @@ class StateDB:
                 " LIMIT 1)",
                 (
                     (
-                        _flags_text(p.flags),
+                        flags_text(p.flags),
                         _sides_bits(p.sides),
                         mailbox.id,
                         r.ids[Side.FAR],

@@ -20,7 +20,6 @@ from mailtide.state.db import (
     FolderPair,
     GmailCopy,
     MailboxState,
-    RecordTotals,
     StateDB,
 )
 
@@ -77,11 +76,14 @@ class OffLoopState:
     ) -> list[Record]:
         return await self._run(self.db.touched_records, mailbox, (list(ids[0]), list(ids[1])))
 
-    async def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, Flags | None]:
+    async def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, str | None]:
         return await self._run(self.db.recorded_flags, mailbox, side)
 
-    async def record_totals(self, mailbox: MailboxState) -> RecordTotals:
-        return await self._run(self.db.record_totals, mailbox)
+    async def recorded_count(self, mailbox: MailboxState, side: Side) -> int:
+        return await self._run(self.db.recorded_count, mailbox, side)
+
+    async def recorded_flag_names(self, mailbox: MailboxState) -> Flags:
+        return await self._run(self.db.recorded_flag_names, mailbox)
 
     async def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         await self._run(self.db.put, mailbox, list(records))
