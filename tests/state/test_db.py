@@ -352,3 +352,48 @@ def test_page_cache_is_bounded_by_cache_kib(
         assert cached > 1 << 20, cached  # the default: the whole 1.5 MB database stays cached
     else:
         assert cached < bound, cached  # 256 KiB of pages, plus the schema and statements
+
+
+def _damage_a_record_page(path: Path) -> None:
+    """Overwrite a page in the middle of the file (the record table's): only reading every
+    page finds it."""
+    data = bytearray(path.read_bytes())
+    page = 4096
+    at = page * (len(data) // page // 2)
+    data[at : at + page] = b"\xff" * page
+    path.write_bytes(bytes(data))
+
+
+def test_a_state_closed_cleanly_is_not_read_through_at_the_next_open(tmp_path: Path) -> None:
+    """Reading every page at every open costs in proportion to the account.  A file as mailtide
+    closed it is trusted; one written since (a crash, another program, damage) is checked."""
+    state = tmp_path / "state"
+    db = StateDB.for_account(state, "work")
+    box = db.mailbox("INBOX")
+    db.put(box, [Record((str(n), f"n{n}"), frozenset({"\\Seen"}), ID) for n in range(2000)])
+    db.close()
+    path, mark = state / "work.sqlite", state / "work.sqlite.checked"
+    assert stat.S_IMODE(mark.stat().st_mode) == 0o600
+    _damage_a_record_page(path)
+    # The mark vouches for the file as it is now, as if the damage had come before the close:
+    st = path.stat()
+    mark.write_text(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    db = StateDB.for_account(state, "work")
+    assert db.moved_aside is None  # not read through, so not found
+    db.close()
+    # Written since the mark (the damage again, as after a crash): checked and moved aside.
+    path.write_bytes(path.read_bytes())
+    db = StateDB.for_account(state, "work")
+    assert db.moved_aside is not None and "damaged" in db.moved_aside
+    db.close()
+    # A run killed while it held the database leaves no mark (used up at open): checked.
+    db = StateDB.for_account(state, "work")
+    db.put(db.mailbox("INBOX"), [Record((str(n), f"m{n}"), frozenset(), ID) for n in range(2000)])
+    assert not mark.exists()
+    db._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the damage must not be in the WAL
+    db._db.close()  # killed: no mark written, the lock gone with the process
+    os.close(db._lock or -1)
+    _damage_a_record_page(path)
+    db = StateDB.for_account(state, "work")
+    assert db.moved_aside is not None and "damaged" in db.moved_aside
+    db.close()

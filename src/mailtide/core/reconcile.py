@@ -38,13 +38,19 @@ The decisions, per message (``F`` far, ``N`` near, ``R`` record):
 
 A message moved between mailboxes reads here as a Delete in one pair and a Copy in another:
 ``core.moves`` looks at every pair's plan of an account and turns such pairs into moves.
+
+Work in proportion to change: a message unchanged on both sides since its record (same id, the
+recorded flags) decides nothing above.  So a sync that knows what changed on each side
+(``SideChanges``) reconciles only the records those changes name, with the half records and
+those with a pending update (``touched``); ``changed_view`` builds that input, and ``reconcile``
+over it plans what ``reconcile`` over every record and message would.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -59,6 +65,8 @@ from mailtide.core.model import (
     pair_ids,
     spelled,
 )
+
+_Form = TypeVar("_Form")  # how listing_changes compares flags
 
 # --- the plan -------------------------------------------------------------------------
 
@@ -339,6 +347,72 @@ def _spelled(item: _Flagged, spelling: dict[str, str]) -> _Flagged:
 def _order(msg: MessageInfo) -> tuple[int, str]:
     """Numeric ids (UIDs) in numeric order, then the rest by name: copies keep arrival order."""
     return (int(msg.id), "") if msg.id.isdigit() else (1 << 62, msg.id)
+
+
+# --- only what changed --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SideChanges:
+    """What one side holds that may differ from the records: ``changed``, every message that is
+    new or whose flags may differ from its record (by id; more is harmless, one left out is
+    not); ``gone``, recorded ids the side no longer holds."""
+
+    changed: Mapping[str, MessageInfo]
+    gone: frozenset[str] = frozenset()
+
+    def names(self, id: str) -> bool:
+        return id in self.changed or id in self.gone
+
+    def gone_now(self, id: str) -> bool:
+        """Gone, and not back (a message may be said changed and gone at once: it is there)."""
+        return id in self.gone and id not in self.changed
+
+
+def listing_changes(
+    listing: Iterable[MessageInfo],
+    recorded: Mapping[str, _Form | None],
+    form: Callable[[Flags], _Form],
+) -> SideChanges:
+    """What a side listed in full holds that may differ from the records: ``recorded`` maps
+    each id the records name on it to the recorded flags, in the ``form`` the flags of a
+    listed message are compared in (None: more than one record names it, so it is always
+    looked at)."""
+    listing = list(listing)
+    get = recorded.get  # a lookup per message: 50k of them in a big folder
+    changed = {m.id: m for m in listing if get(m.id) != form(m.flags)}
+    return SideChanges(changed, frozenset(recorded.keys() - {m.id for m in listing}))
+
+
+def touched(record: Record, changes: Sequence[SideChanges]) -> bool:
+    """Whether ``record`` can decide anything given ``changes`` (indexed by Side): it names a
+    changed or gone id, or it is a half record, or it carries a pending flag update."""
+    if record.pending is not None or not all(record.ids):
+        return True
+    return any(changes[side].names(record.ids[side]) for side in SIDES)
+
+
+def changed_view(
+    records: Iterable[Record], changes: Sequence[SideChanges]
+) -> tuple[list[Record], list[MessageInfo], list[MessageInfo]]:
+    """The input of ``reconcile`` that plans only what ``changes`` (indexed by Side) call for:
+    the ``touched`` records (``records`` must hold at least those), and each side's messages:
+    those a touched record names, as recorded unless changed or gone, then every changed one.
+    The order is the one a full listing built from the records would have, so the plan is the
+    same as ``reconcile`` over everything (flags spelt two ways in one mailbox aside: which
+    spelling a new record keeps may differ)."""
+    base = [r for r in records if touched(r, changes)]
+    sides: list[list[MessageInfo]] = []
+    for side in SIDES:
+        change = changes[side]
+        held: dict[str, MessageInfo] = {}
+        for r in base:
+            id = r.ids[side]
+            if id and id not in held and id not in change.gone:
+                held[id] = MessageInfo(id, r.flags, r.identity.size if r.identity else 0)
+        held.update(change.changed)
+        sides.append(list(held.values()))
+    return base, sides[Side.FAR], sides[Side.NEAR]
 
 
 def restore_deleted(plan: Plan) -> Plan:

@@ -10,7 +10,7 @@ side effect is one ``Steps.done``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +19,7 @@ import structlog
 from mailtide.core.model import (
     SIDES,
     TRASH_SPECIAL_USE,
+    Flags,
     MessageInfo,
     PendingFlags,
     Record,
@@ -31,6 +32,9 @@ from mailtide.core.reconcile import (
     Copy,
     NeedIdentities,
     Plan,
+    SideChanges,
+    changed_view,
+    listing_changes,
     mass_deletes,
     reconcile,
     restore_deleted,
@@ -38,7 +42,7 @@ from mailtide.core.reconcile import (
 )
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.steps import Steps
-from mailtide.state.db import Cursor, MailboxState
+from mailtide.state.db import Cursor, MailboxState, flags_text
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     Delta,
@@ -57,6 +61,9 @@ SIDE_NAMES = ("remote", "local")  # by Side: in an account, FAR is the remote re
 
 
 BATCH_BYTES = 16 << 20  # bodies a sync holds at once while copying, its mailboxes together
+# Ids a server's VANISHED may name for the records to be looked up one by one; a larger
+# expunge (a mailbox emptied) reconciles every record instead.
+MAX_VANISHED_LOOKUPS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +129,28 @@ class Prepared:
     statuses: Sequence[MailboxStatus | None]
     void: bool  # a side's validity changed
     plan: Plan
-    held: tuple[int, int]  # messages each side holds: what the mass-delete guard weighs
+    # Messages each side holds: what the mass-delete guard weighs (0 on a side where the plan
+    # deletes no more than the guard's floor: not counted, as the guard does not weigh it)
+    held: tuple[int, int]
     # By Side: the digest of the side's full listing when it was listed in full and the plan
     # is empty (what lets the next quick sync skip the pair); else None.  With it, the stamp
     # the side had before that listing (a Maildir's: what lets the next run not list it).
     digests: tuple[str | None, str | None] = (None, None)
     stamps: tuple[str | None, str | None] = (None, None)
     unchanged: bool = False
+
+
+def _texts() -> Callable[[Flags], str]:
+    """``flags_text``, once per distinct set of flags (a listing shares a few among all)."""
+    cache: dict[Flags, str] = {}
+
+    def text(flags: Flags) -> str:
+        found = cache.get(flags)
+        if found is None:
+            found = cache[flags] = flags_text(flags)
+        return found
+
+    return text
 
 
 class MassDeleteRefused(MailboxError):
@@ -193,25 +215,105 @@ class PairSync:
         if not void and await self._unchanged(mailbox, statuses):
             self.log.debug("mailbox.unchanged")
             return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
+        changes = None if void else await self._changes(mailbox)
+        if changes is not None:
+            records, snapshots = await self._changed_only(mailbox, changes)
+        else:
+            records, snapshots = await self._everything(mailbox, void)
+        records = await self._settle(mailbox, records, snapshots)
+        plan = await self._plan(records, snapshots)
+        held = await self._held(mailbox, plan, records, snapshots, changes)
+        marks = [self._marks(plan, mailbox, statuses, side) for side in SIDES]
+        digests = (marks[0][0], marks[1][0])
+        stamps = (marks[0][1], marks[1][1])
+        return Prepared(mailbox, statuses, bool(void), plan, held, digests, stamps)
+
+    async def _everything(
+        self, mailbox: MailboxState, void: list[Side]
+    ) -> tuple[list[Record], list[list[MessageInfo]]]:
+        """Every record, and every message of each side (from the records and the side's delta
+        where it has one): what ``--full``, a changed validity and a first sync reconcile."""
         records = await self.state.records(mailbox)
         if void:
             records = await self._void_ids(mailbox, records, void)
             # The records changed: no side's stamp vouches for them now, so every side is listed.
             cursors = [dataclasses.replace(c, stamp=None) for c in mailbox.cursors]
             mailbox = dataclasses.replace(mailbox, cursors=(cursors[0], cursors[1]))
+        recorded = frozenset().union(*(r.flags for r in records))
         snapshots = [
             await self._held_as_recorded(
-                side, await self._snapshot(side, mailbox, records), records
+                side, await self._snapshot(side, mailbox, records), records, recorded
             )
             for side in SIDES
         ]
-        records = await self._settle(mailbox, records, snapshots)
-        plan = await self._plan(records, snapshots)
-        held = (len(snapshots[Side.FAR]), len(snapshots[Side.NEAR]))
-        marks = [self._marks(plan, mailbox, statuses, side) for side in SIDES]
-        digests = (marks[0][0], marks[1][0])
-        stamps = (marks[0][1], marks[1][1])
-        return Prepared(mailbox, statuses, bool(void), plan, held, digests, stamps)
+        return records, snapshots
+
+    async def _changes(self, mailbox: MailboxState) -> list[SideChanges] | None:
+        """Quick mode: what each side holds that may differ from the records (its delta, else
+        its listing compared with the ids and flags recorded); None where only reconciling
+        everything will do (a side never synced or missing, expunges too many to look up)."""
+        if self.options.mode != "quick":
+            return None
+        out = []
+        for side in SIDES:
+            cursor = mailbox.cursors[side]
+            if self.boxes[side] is None or cursor.validity is None:
+                return None
+            delta = await self._delta(side, cursor)
+            if delta is None:
+                listing = await self._listing(side)
+                recorded = await self.state.recorded_flags(mailbox, side)
+                out.append(listing_changes(listing, recorded, _texts()))
+                continue
+            if sum(hi - lo + 1 for lo, hi in delta.vanished) > MAX_VANISHED_LOOKUPS:
+                return None
+            gone = frozenset(str(n) for lo, hi in delta.vanished for n in range(lo, hi + 1))
+            out.append(SideChanges({m.id: m for m in delta.changed}, gone))
+        return out
+
+    async def _changed_only(
+        self, mailbox: MailboxState, changes: list[SideChanges]
+    ) -> tuple[list[Record], list[list[MessageInfo]]]:
+        """The records ``changes`` touch, looked up by key, and each side's messages as
+        ``changed_view`` makes them."""
+        named = ([*c.changed, *c.gone] for c in changes)
+        touched = await self.state.touched_records(mailbox, (next(named), next(named)))
+        records, far, near = changed_view(touched, changes)
+        for side, c in zip(SIDES, changes, strict=True):
+            self.log.debug(
+                "mailbox.changes", side=SIDE_NAMES[side], changed=len(c.changed), gone=len(c.gone)
+            )
+        flags = await self.state.recorded_flag_names(mailbox)
+        snapshots = [
+            await self._held_as_recorded(side, messages, records, flags)
+            for side, messages in zip(SIDES, (far, near), strict=True)
+        ]
+        return records, snapshots
+
+    async def _held(
+        self,
+        mailbox: MailboxState,
+        plan: Plan,
+        records: list[Record],
+        snapshots: list[list[MessageInfo]],
+        changes: list[SideChanges] | None,
+    ) -> tuple[int, int]:
+        """The messages each side holds, for the mass-delete guard: a side listed in full, its
+        listing; else counted from the records and the changes, only where the plan deletes
+        more than the guard's floor there (the guard weighs no other side: 0)."""
+        held = []
+        for side in SIDES:
+            if changes is None or (side in self._listings and self._deltas.get(side) is None):
+                held.append(len(snapshots[side]))
+            elif plan.deletes_on(side) <= self.options.mass_delete_floor:
+                held.append(0)
+            else:
+                ids = {r.ids[side] for r in records if r.ids[side]}
+                gone = sum(1 for id in ids if changes[side].gone_now(id))
+                new = sum(1 for id in changes[side].changed if id not in ids)
+                recorded = await self.state.recorded_count(mailbox, side)
+                held.append(recorded - gone + new)
+        return (held[0], held[1])
 
     def _marks(
         self,
@@ -374,11 +476,12 @@ class PairSync:
         return list(known.values())
 
     async def _held_as_recorded(
-        self, side: Side, messages: list[MessageInfo], records: list[Record]
+        self, side: Side, messages: list[MessageInfo], records: list[Record], recorded: Flags
     ) -> list[MessageInfo]:
-        """Flags a side cannot store are taken to be as the record has them on that side."""
+        """Flags a side cannot store are taken to be as the record has them on that side.
+        ``recorded``: every flag of the mailbox's records (also of those not in ``records``:
+        which keywords a Maildir cannot hold depends on all of them)."""
         box = self.boxes[side]
-        recorded = frozenset().union(*(r.flags for r in records))
         unheld = await box.cannot_hold(recorded) if box is not None and recorded else frozenset()
         if not unheld:
             return messages
@@ -443,9 +546,7 @@ class PairSync:
             plan, held, self.options.mass_delete_share, self.options.mass_delete_floor
         )
         if tripped and not self.options.allow_mass_delete:
-            why = "; ".join(
-                f"{t} (gone from the {SIDE_NAMES[t.side.other]} side)" for t in tripped
-            )
+            why = "; ".join(f"{t} (gone from the {SIDE_NAMES[t.side.other]} side)" for t in tripped)
             where = " and ".join(SIDE_NAMES[t.side.other] for t in tripped)
             source = SIDE_NAMES[tripped[0].side]
             raise MassDeleteRefused(

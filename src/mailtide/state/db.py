@@ -18,12 +18,14 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mailtide.core.model import Identity, PendingFlags, Record, Side
+from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
 from mailtide.private import FILE_MODE, make_dirs, touch_file
+from mailtide.state.checked import closed_cleanly, unchanged_since_closed
 
 SCHEMA_VERSION = 6
 
@@ -95,6 +97,21 @@ CREATE INDEX IF NOT EXISTS record_far ON record (mailbox, far_id);
 CREATE INDEX IF NOT EXISTS record_near ON record (mailbox, near_id);
 """
 
+# What a sync of what changed reads without reading every record: the pending flag updates,
+# the distinct flag sets.  Not a schema change (older versions work with them): made on open
+# where missing, once the columns exist.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS record_pending ON record (mailbox) WHERE pending_flags IS NOT NULL;
+CREATE INDEX IF NOT EXISTS record_flags ON record (mailbox, flags);
+"""
+
+_RECORD_COLUMNS = (
+    "far_id, near_id, flags, message_id, size, header_digest, body_digest,"
+    " pending_flags, pending_sides"
+)
+_SIDE_COLUMN = ("far_id", "near_id")  # by Side
+IDS_PER_QUERY = 500  # ids looked up in one statement (SQLite allows 32,766 parameters)
+
 
 _ALL_MAIL = "gmail_all_mail"  # the meta key of Gmail's All Mail cursor (labels mode)
 
@@ -155,7 +172,8 @@ class GmailCopy:
     flags: frozenset[str]
 
 
-def _flags_text(flags: Iterable[str]) -> str:
+def flags_text(flags: Iterable[str]) -> str:
+    """Flags as a record row holds them: the names, sorted, separated by spaces."""
     return " ".join(sorted(flags))
 
 
@@ -164,7 +182,8 @@ class StateDB:
 
     def __init__(self, path: Path, check: bool = False, cache_kib: int | None = None) -> None:
         """Open (or create) the database at ``path``; with ``check``, read every page once
-        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged.  ``cache_kib``
+        (``PRAGMA quick_check``) and raise ``CorruptState`` if one is damaged (``for_account``
+        checks unless the file is as mailtide closed it: state/checked.py).  ``cache_kib``
         bounds SQLite's page cache of this connection (default: SQLite's 2,000 KiB)."""
         self.path = path
         # Set by ``for_account`` when it moved a damaged database aside: what to tell the user.
@@ -198,6 +217,7 @@ class StateDB:
                 )
             else:
                 self._migrate(int(row[0]))
+            self._db.executescript(_INDEXES)
         except BaseException as exc:
             if conn is not None:
                 conn.close()
@@ -241,7 +261,7 @@ class StateDB:
                 # A WAL without its database would be replayed into the new, empty one.
                 _move_aside(path, "orphan")
             try:
-                db = cls(path, check=True, cache_kib=cache_kib)
+                db = cls(path, check=not unchanged_since_closed(path), cache_kib=cache_kib)
             except CorruptState as exc:
                 # Never fatal and never silent: the old file is kept for a post-mortem, and an
                 # empty state makes this run pair both sides again by content identity (no
@@ -263,6 +283,7 @@ class StateDB:
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
+            closed_cleanly(self.path)  # before the lock goes: no other mailtide writes it yet
             os.close(self._lock)  # releases the flock
             self._lock = None
 
@@ -375,27 +396,71 @@ class StateDB:
 
     def records(self, mailbox: MailboxState) -> list[Record]:
         rows = self._db.execute(
-            "SELECT far_id, near_id, flags, message_id, size, header_digest, body_digest,"
-            " pending_flags, pending_sides FROM record WHERE mailbox = ?",
-            (mailbox.id,),
+            f"SELECT {_RECORD_COLUMNS} FROM record WHERE mailbox = ?", (mailbox.id,)
         )
-        out = []
-        for far_id, near_id, flags, message_id, size, digest, body, p_flags, p_sides in rows:
-            identity = (
-                None
-                if digest is None
-                else Identity(message_id or "", size or 0, digest, body or "")
+        return [_record_of(row) for row in rows]
+
+    def touched_records(
+        self, mailbox: MailboxState, ids: tuple[Iterable[str], Iterable[str]]
+    ) -> list[Record]:
+        """The records that name one of ``ids`` (by Side), every half record and every record
+        with a pending flag update (``core.reconcile.touched``), each once, in the order they
+        were written; found by the indexes, never by reading every record of the mailbox."""
+        found: dict[int, Record] = {}
+
+        def take(where: str, params: Sequence[object]) -> None:
+            rows = self._db.execute(
+                f"SELECT rowid, {_RECORD_COLUMNS} FROM record WHERE mailbox = ? AND {where}",
+                (mailbox.id, *params),
             )
-            pending = (
-                None
-                if p_flags is None
-                else PendingFlags(
-                    frozenset(p_flags.split()),
-                    frozenset(s for s in Side if p_sides & (1 << s)),
-                )
-            )
-            out.append(Record((far_id, near_id), frozenset(flags.split()), identity, pending))
+            for rowid, *row in rows:
+                found.setdefault(rowid, _record_of(row))
+
+        take("far_id = ''", ())
+        take("near_id = ''", ())
+        take("pending_flags IS NOT NULL", ())
+        for side in Side:
+            wanted = sorted(set(ids[side]))
+            for at in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = wanted[at : at + IDS_PER_QUERY]
+                take(f"{_SIDE_COLUMN[side]} IN ({', '.join('?' * len(chunk))})", chunk)
+        return [found[rowid] for rowid in sorted(found)]
+
+    def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, str | None]:
+        """Each id the records name on ``side`` and its recorded flags as ``flags_text``
+        writes them (None: named by more than one record), to compare a listing with."""
+        column = _SIDE_COLUMN[side]
+        rows = self._db.execute(
+            f"SELECT {column}, flags FROM record WHERE mailbox = ? AND {column} != ''",
+            (mailbox.id,),
+        ).fetchall()
+        out: dict[str, str | None] = dict(rows)
+        if len(out) != len(rows):
+            seen: set[str] = set()
+            for id, _ in rows:
+                if id in seen:
+                    out[id] = None
+                seen.add(id)
         return out
+
+    def recorded_count(self, mailbox: MailboxState, side: Side) -> int:
+        """How many ids the records name on ``side``."""
+        column = _SIDE_COLUMN[side]
+        row = self._db.execute(
+            f"SELECT COUNT(DISTINCT {column}) FROM record WHERE mailbox = ? AND {column} != ''",
+            (mailbox.id,),
+        ).fetchone()
+        return int(row[0])
+
+    def recorded_flag_names(self, mailbox: MailboxState) -> Flags:
+        """Every flag the records hold (from the index of their flags: a few distinct sets)."""
+        return frozenset(
+            flag
+            for (text,) in self._db.execute(
+                "SELECT DISTINCT flags FROM record WHERE mailbox = ?", (mailbox.id,)
+            )
+            for flag in text.split()
+        )
 
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
@@ -408,12 +473,12 @@ class StateDB:
                         mailbox.id,
                         r.ids[Side.FAR],
                         r.ids[Side.NEAR],
-                        _flags_text(r.flags),
+                        flags_text(r.flags),
                         r.identity.message_id if r.identity else None,
                         r.identity.size if r.identity else None,
                         r.identity.header_digest if r.identity else None,
                         r.identity.body_digest if r.identity else None,
-                        _flags_text(r.pending.flags) if r.pending else None,
+                        flags_text(r.pending.flags) if r.pending else None,
                         _sides_bits(r.pending.sides) if r.pending else None,
                     )
                     for r in records
@@ -431,7 +496,7 @@ class StateDB:
                 " LIMIT 1)",
                 (
                     (
-                        _flags_text(p.flags),
+                        flags_text(p.flags),
                         _sides_bits(p.sides),
                         mailbox.id,
                         r.ids[Side.FAR],
@@ -465,7 +530,6 @@ class StateDB:
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM record WHERE mailbox = ?", (mailbox.id,))
-
 
     # --- Gmail's labels mode --------------------------------------------------------------
 
@@ -610,6 +674,19 @@ class StateDB:
             return None
         name, far_id, msgid, flags = row
         return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
+
+
+def _record_of(row: Sequence[Any]) -> Record:
+    far_id, near_id, flags, message_id, size, digest, body, p_flags, p_sides = row
+    identity = None if digest is None else Identity(message_id or "", size or 0, digest, body or "")
+    pending = (
+        None
+        if p_flags is None
+        else PendingFlags(
+            frozenset(p_flags.split()), frozenset(s for s in Side if p_sides & (1 << s))
+        )
+    )
+    return Record((far_id, near_id), frozenset(flags.split()), identity, pending)
 
 
 def _failure(path: Path, what: str, exc: BaseException) -> str:

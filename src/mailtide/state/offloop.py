@@ -14,8 +14,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from mailtide.core.model import Identity, PendingFlags, Record
-from mailtide.state.db import Cursor, FolderPair, GmailCopy, MailboxState, StateDB
+from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
+from mailtide.state.db import (
+    Cursor,
+    FolderPair,
+    GmailCopy,
+    MailboxState,
+    StateDB,
+)
 
 T = TypeVar("T")
 
@@ -64,6 +70,20 @@ class OffLoopState:
 
     async def records(self, mailbox: MailboxState) -> list[Record]:
         return await self._run(self.db.records, mailbox)
+
+    async def touched_records(
+        self, mailbox: MailboxState, ids: tuple[Iterable[str], Iterable[str]]
+    ) -> list[Record]:
+        return await self._run(self.db.touched_records, mailbox, (list(ids[0]), list(ids[1])))
+
+    async def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, str | None]:
+        return await self._run(self.db.recorded_flags, mailbox, side)
+
+    async def recorded_count(self, mailbox: MailboxState, side: Side) -> int:
+        return await self._run(self.db.recorded_count, mailbox, side)
+
+    async def recorded_flag_names(self, mailbox: MailboxState) -> Flags:
+        return await self._run(self.db.recorded_flag_names, mailbox)
 
     async def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         await self._run(self.db.put, mailbox, list(records))
