@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -131,6 +132,9 @@ def literal_size(line: bytes) -> int | None:
 
 
 _ATOM_END = frozenset(b" ()\r\n")
+_BRACKETS = frozenset(b"[]")
+_PLAIN_ATOM = re.compile(rb"[^ ()\[\]\r\n]+")  # an atom up to its end or its first bracket
+_SPACES = re.compile(rb" *")
 
 
 class Tokens:
@@ -163,33 +167,43 @@ class Tokens:
         return self._line[self._pos] if self._pos < len(self._line) else None
 
     def _skip_spaces(self) -> None:
-        line = self._line
-        while self._pos < len(line) and line[self._pos] == 0x20:
-            self._pos += 1
+        self._pos = _SPACES.match(self._line, self._pos).end()  # type: ignore[union-attr]
 
     # -- values ---------------------------------------------------------------------
 
     def value(self) -> Value:
         """The next value: atom, number, quoted string, literal, NIL or list."""
-        self._skip_spaces()
         line = self._line
-        if self._pos >= len(line):
+        pos = self._pos = _SPACES.match(line, self._pos).end()  # type: ignore[union-attr]
+        if pos >= len(line):
             raise ParseError(f"unexpected end of response in {self._context()}")
-        ch = line[self._pos]
+        ch = line[pos]
         if ch == 0x28:  # (
             return self._list()
         if ch == 0x22:  # "
             return self._quoted()
-        if ch == 0x7B or (ch == 0x7E and line[self._pos + 1 : self._pos + 2] == b"{"):
+        if ch == 0x7B or (ch == 0x7E and line[pos + 1 : pos + 2] == b"{"):
             return self._literal()
-        atom = self.atom()
-        return None if atom.upper() == "NIL" else atom
+        atom = self._atom_here()
+        return None if len(atom) == 3 and atom.upper() == "NIL" else atom
 
     def atom(self) -> str:
         """An atom; brackets may hold spaces and parentheses (``BODY[HEADER.FIELDS (A B)]``)."""
         self._skip_spaces()
+        return self._atom_here()
+
+    def _atom_here(self) -> str:
+        """``atom`` with the spaces before it already skipped."""
         line = self._line
         start = self._pos
+        # Most atoms hold no bracket: one regex match, not a loop per byte.
+        found = _PLAIN_ATOM.match(line, start)
+        pos = found.end() if found is not None else start
+        if pos >= len(line) or line[pos] not in _BRACKETS:
+            if pos == start:
+                raise ParseError(f"expected an atom in {self._context()}")
+            self._pos = pos
+            return line[start:pos].decode("ascii", "replace")
         pos = start
         depth = 0
         n = len(line)
@@ -213,6 +227,10 @@ class Tokens:
     def _quoted(self) -> bytes:
         line = self._line
         pos = self._pos + 1
+        end = line.find(b'"', pos)
+        if end >= 0 and line.find(b"\\", pos, end) < 0:  # nothing escaped: a slice
+            self._pos = end + 1
+            return line[pos:end]
         out = bytearray()
         n = len(line)
         while pos < n:
@@ -252,10 +270,11 @@ class Tokens:
         self._pos += 1  # (
         stack: list[list[Value]] = [[]]
         while True:
-            self._skip_spaces()
-            if self._pos >= len(self._line):
+            line = self._line
+            pos = self._pos = _SPACES.match(line, self._pos).end()  # type: ignore[union-attr]
+            if pos >= len(line):
                 raise ParseError(f"unterminated list in {self._context()}")
-            ch = self._line[self._pos]
+            ch = line[pos]
             if ch == 0x29:  # )
                 self._pos += 1
                 done = stack.pop()
