@@ -26,6 +26,7 @@ from mailtide.stores.maildir.filenames import full_name, with_size
 from mailtide.stores.maildir.journal import FileChange, WriteJournal
 
 Durability = Literal["syncfs", "fsync"]
+Parts = list[bytes] | list[bytes | bytearray]  # a message's bytes, held in memory
 DEFAULT_DURABILITY: Durability = "syncfs" if has_syncfs() else "fsync"
 
 
@@ -38,6 +39,9 @@ class Staged:
     mtime: float | None
     tmp_path: str
     size: int = 0  # bytes on disk (LF form)
+    # The parts given to ``write_whole`` are one whole message in CRLF form, converted to
+    # LF as it is written: a batch then holds no second, converted copy of its bodies.
+    crlf: bool = False
 
     @property
     def id(self) -> str:
@@ -77,12 +81,16 @@ class Delivery:
 
     # -- writing (each call runs in a worker thread) ---------------------------------------
 
-    def write_whole(self, items: list[tuple[Staged, list[bytes]]]) -> None:
-        """Write small messages held in memory; a failure removes that message's file."""
+    def write_whole(self, items: list[tuple[Staged, Parts]]) -> None:
+        """Write messages held in memory; a failure removes that message's file.  A message
+        marked ``crlf`` is one part in CRLF form, converted here: one message's LF copy at a
+        time, never a batch's."""
         for message, parts in items:
             f = self.open(message)
             try:
                 for part in parts:
+                    if message.crlf:
+                        part = part.replace(b"\r\n", b"\n")
                     f.write(part)
                     message.size += len(part)
             except BaseException:
