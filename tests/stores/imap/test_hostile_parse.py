@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -122,6 +123,25 @@ def test_identity_of_a_big_spooled_body_reads_only_its_start() -> None:
     message = b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\n" + b"z" * (5 << 20)
     reader = ResponseReader()
     (raw,) = reader.feed(b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n" % (len(message), message))
+    body = raw.literals[0]
+    assert isinstance(body, SpooledLiteral)
+    assert identity_of_spooled(body) == identity_of_message(message)
+    tracemalloc.start()
+    identity_of_spooled(body)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20  # its start, not the 8 MiB a header may run to
+
+
+@pytest.mark.parametrize("header_kib", [63, 64, 65, 700, 5000])
+def test_identity_of_a_spooled_body_with_a_long_header(header_kib: int) -> None:
+    """A header longer than the first read is read on to its end (up to HEADER_SCAN)."""
+    filler = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+    header = b"Message-ID: <a@b>\r\n" + filler * header_kib + b"\r\n"
+    message = header + b"body\r\n" * 3000
+    (raw,) = ResponseReader(spool_above=0).feed(
+        b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n" % (len(message), message)
+    )
     body = raw.literals[0]
     assert isinstance(body, SpooledLiteral)
     assert identity_of_spooled(body) == identity_of_message(message)

@@ -39,3 +39,42 @@ async def test_bodies_come_in_batches_of_the_budget(imap_account: ImapAccount) -
     assert await fetch_commands(imap_account, 250 * 1024) == (4, 7)
     # the store's own bound (16 MiB): one command
     assert await fetch_commands(imap_account, None) == (1, 7)
+
+
+async def size_questions(account: ImapAccount, listed: bool) -> tuple[int, int]:
+    """(size-only FETCH commands, messages fetched) for the bodies of the whole INBOX, with
+    or without a snapshot first (without: the UIDs come from a store of their own)."""
+    if not listed:
+        store = ImapStore(settings(account))
+        await store.connect()
+        try:
+            await store.list_folders()
+            box = await store.open("INBOX")
+            ids = [m.id for m in await box.snapshot()]
+            await box.close()
+        finally:
+            await store.close()
+    with fault_proxy(account.port, record=True) as proxy:
+        store = ImapStore(settings(account, port=proxy.port))
+        await store.connect()
+        try:
+            await store.list_folders()
+            box = await store.open("INBOX")
+            if listed:
+                ids = [m.id for m in await box.snapshot()]
+            got = [f.id async for f in box.fetch(ids, 250 * 1024)]
+            await box.close()
+        finally:
+            await store.close()
+        sent = proxy.stream("up")
+    return sent.count(b"(UID RFC822.SIZE)"), len(got)
+
+
+async def test_sizes_the_snapshot_gave_are_not_asked_again(imap_account: ImapAccount) -> None:
+    """A first sync lists every message with its size: fetching their bodies in batches
+    needs no second round of size-only FETCHes (10k small responses fewer at 10k)."""
+    for i, kib in enumerate([100, 100, 100, 100, 700]):
+        srv.append(imap_account, "INBOX", big(i, kib))
+    assert await size_questions(imap_account, listed=True) == (0, 5)
+    # ids the mailbox never listed: their sizes are asked for, and batches still hold
+    assert await size_questions(imap_account, listed=False) == (1, 5)

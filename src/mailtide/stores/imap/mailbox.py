@@ -45,6 +45,7 @@ from mailtide.stores.imap.parse import (
     text_of,
 )
 from mailtide.stores.imap.protocol import Done, OnUntagged, ProtocolError
+from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.wire import Literal
 
 log = structlog.get_logger(__name__)
@@ -211,9 +212,16 @@ def message_info(attrs: dict[str, Value]) -> MessageInfo:
 
 
 def identity_of_spooled(body: SpooledLiteral) -> Identity:
-    """``identity_of_message`` for a body on disk: only its start is read back."""
-    head = body.read(0, min(body.size, HEADER_SCAN))
-    cut = header_end(head) or len(head)  # a header past HEADER_SCAN is cut there
+    """``identity_of_message`` for a body on disk: only its start is read back, 64 KiB and
+    more only while no header end is found (a header past HEADER_SCAN is cut there)."""
+    want = 64 << 10
+    while True:
+        head = body.read(0, min(body.size, want))
+        cut = header_end(head)
+        if cut is not None or len(head) < want or want >= HEADER_SCAN:
+            break
+        want = min(want * 8, HEADER_SCAN)
+    cut = cut or len(head)
     prefix = body.read(cut, BODY_PREFIX)
     return identity_of(head[:cut], body.size, prefix)
 
@@ -284,6 +292,7 @@ class ImapMailbox:
         self.highestmodseq: int | None = None
         self.exists = 0
         self._selected = listed is None  # else the store selects before handing it over
+        self._known = KnownSizes()  # sizes the listings gave, for fetch's batches
         if listed is not None:
             self.uidvalidity = int(listed.validity)
             self.uidnext = listed.uidnext
@@ -297,6 +306,7 @@ class ImapMailbox:
         return protocol.unsolicited if protocol is not None else []
 
     async def select(self) -> None:
+        before = self.uidvalidity
         done = await self._run("EXAMINE" if self.read_only else "SELECT", self._quoted)
         for u in done.untagged:
             if u.kind == "EXISTS" and u.number is not None:
@@ -311,6 +321,8 @@ class ImapMailbox:
                 elif st.code == "HIGHESTMODSEQ" and arg.isdigit():
                     self.highestmodseq = int(arg)
         self._selected = True
+        if self.uidvalidity != before:
+            self._known.clear()  # the same UIDs may name other messages now
         if self._client.protocol is not None:
             self._client.protocol.state = aio.SELECTED
             self._client.protocol.unsolicited.clear()
@@ -421,6 +433,7 @@ class ImapMailbox:
             )
         # A message can be answered twice when new mail arrives mid-way ("n:*").
         unique = {m.id: m for m in out}
+        self._known.listed(unique.values())
         return sorted(unique.values(), key=lambda m: int(m.id))
 
     def _count_after_news(self) -> int:
@@ -484,6 +497,7 @@ class ImapMailbox:
             # A change we cannot read: a full listing is the safe answer.
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
             return None
+        self._known.add(changed)
         return Delta(changed, tuple(merge_ranges(vanished)))
 
     async def _changes_by_condstore(self, since: MailboxStatus) -> Delta | None:
@@ -506,6 +520,7 @@ class ImapMailbox:
         )
         if bad:
             return None
+        self._known.add(changed)
         new = sum(1 for m in changed if int(m.id) >= since.uidnext)
         if self._count_after_news() == since.count + new:
             return Delta(changed)
@@ -674,9 +689,22 @@ class ImapMailbox:
             await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
         return sizes
 
-    async def fetch(
-        self, ids: Sequence[str], budget: int | None = None
-    ) -> AsyncIterator[Fetched]:
+    async def _sizes_of(self, uids: list[int], bad: list[str]) -> dict[int, int]:
+        """The sizes of ``uids``: from the listings where they gave them, else asked for
+        (a message the server no longer holds is then left out)."""
+        sizes: dict[int, int] = {}
+        unknown: list[str] = []
+        for uid in uids:
+            size = self._known.get(uid)
+            if size is None:
+                unknown.append(str(uid))
+            else:
+                sizes[uid] = size
+        if unknown:
+            sizes.update(await self._sizes(unknown, bad))
+        return sizes
+
+    async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
         """Bodies in batches of at most ``budget`` bytes (default ``BATCH_BYTES``; a bigger
         message alone).
 
@@ -684,7 +712,7 @@ class ImapMailbox:
         given, and then ``MailboxError`` names what could not be read (the caller keeps
         what it got; the next run tries the skipped ones again)."""
         bad: list[str] = []
-        sizes = await self._sizes(ids, bad)
+        sizes = await self._sizes_of(_uids(ids), bad)
         unreadable = [f"a size: {why}" for why in bad]
         most = budget or BATCH_BYTES
         batch: list[int] = []
@@ -739,7 +767,7 @@ class ImapMailbox:
             await self._run(
                 "UID FETCH",
                 uid_set,
-                "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+                "(UID FLAGS INTERNALDATE BODY.PEEK[])",
                 on_untagged=on_fetch,
             )
         still = sorted(set(nil) - await self._gone_meanwhile(nil))
