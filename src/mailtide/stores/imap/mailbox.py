@@ -7,7 +7,7 @@ batches bounded by bytes, so memory stays bounded whatever the mailbox size.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 
@@ -52,7 +52,8 @@ log = structlog.get_logger(__name__)
 
 SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
 UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
-BATCH_BYTES = 16 << 20  # bodies per FETCH, by RFC822.SIZE; a bigger message goes alone
+BATCH_BYTES = 16 << 20  # bodies the caller holds, by RFC822.SIZE, unless it says
+READ_AHEAD_SHARE = 4  # a FETCH reads that share of it (a bigger message alone)
 RECENT = "\\Recent"
 HEADER_SCAN = 8 << 20  # a header section is looked for in a message's first 8 MiB
 
@@ -705,8 +706,11 @@ class ImapMailbox:
         return sizes
 
     async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
-        """Bodies in batches of at most ``budget`` bytes (default ``BATCH_BYTES``; a bigger
-        message alone).
+        """Bodies in batches of at most a quarter of ``budget`` bytes (default
+        ``BATCH_BYTES``; a bigger message alone).  The caller holds up to ``budget`` of
+        them before it writes them, and the next batch is read while it still holds some:
+        so bodies in memory stay under 1.25 x ``budget`` (whole batches: twice).  A body
+        given is no longer referenced here.
 
         A message whose FETCH response does not parse is skipped; the others are still
         given, and then ``MailboxError`` names what could not be read (the caller keeps
@@ -714,19 +718,12 @@ class ImapMailbox:
         bad: list[str] = []
         sizes = await self._sizes_of(_uids(ids), bad)
         unreadable = [f"a size: {why}" for why in bad]
-        most = budget or BATCH_BYTES
-        batch: list[int] = []
-        held = 0
-        for uid in sorted(sizes):
-            if batch and held + sizes[uid] > most:
-                for item in await self._fetch_batch(batch, held, unreadable):
-                    yield item
-                batch, held = [], 0
-            batch.append(uid)
-            held += sizes[uid]
-        if batch:
-            for item in await self._fetch_batch(batch, held, unreadable):
-                yield item
+        step = max((budget or BATCH_BYTES) // READ_AHEAD_SHARE, 1)
+        for batch, held in _batches(sizes, step):
+            got = await self._fetch_batch(batch, held, unreadable)
+            got.reverse()
+            while got:
+                yield got.pop()
         if unreadable:
             raise MailboxError(
                 f"mailbox {self.name!r}: {len(unreadable)} message(s) could not be read and "
@@ -981,6 +978,21 @@ _NO_SELECT_NEEDED = frozenset({"SELECT", "EXAMINE", "APPEND", "STATUS"})
 _WRITES = frozenset(
     {"APPEND", "UID STORE", "STORE", "UID EXPUNGE", "EXPUNGE", "UID MOVE", "UID COPY"}
 )
+
+
+def _batches(sizes: dict[int, int], most: int) -> Iterator[tuple[list[int], int]]:
+    """UIDs in order, in batches of at most ``most`` bytes (a bigger message alone), each
+    with its bytes."""
+    batch: list[int] = []
+    held = 0
+    for uid in sorted(sizes):
+        if batch and held + sizes[uid] > most:
+            yield batch, held
+            batch, held = [], 0
+        batch.append(uid)
+        held += sizes[uid]
+    if batch:
+        yield batch, held
 
 
 def _copyuid_into(codes: list[bytes]) -> OnUntagged:
