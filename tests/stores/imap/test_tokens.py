@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailtide.stores.imap.parse import ParseError, RawResponse, Tokens, Value
+from mailtide.stores.imap.parse import ParseError, RawResponse, Tokens, Value, untagged
 
 
 def values(line: bytes) -> list[Value]:
@@ -44,3 +44,24 @@ def test_values(line: bytes, expected: list[Value]) -> None:
 def test_broken_values_are_parse_errors(line: bytes) -> None:
     with pytest.raises(ParseError):
         values(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "number", "rest"),
+    [
+        (b"* 12 FETCH (UID 7)", "FETCH", 12, [["UID", "7"]]),
+        (b"* SEARCH 1 2", "SEARCH", None, ["1", "2"]),
+        (b"*  3   EXISTS", "EXISTS", 3, []),
+        (b"* OK [UIDNEXT 5] ready", "OK", None, ["[UIDNEXT 5]", "ready"]),
+    ],
+)
+def test_an_untagged_response_is_read_on_after_its_kind(
+    line: bytes, kind: str, number: int | None, rest: list[Value]
+) -> None:
+    u = untagged(RawResponse([line]))
+    assert (u.kind, u.number) == (kind, number)
+    t = u.tokens()
+    got = []
+    while not t.at_end():
+        got.append(t.value())
+    assert got == rest

@@ -162,6 +162,11 @@ class Tokens:
         self._pos = len(self._line)
         return rest
 
+    @property
+    def position(self) -> int:
+        """Where the cursor is in the first line (only while it is still there)."""
+        return self._pos if self._index == 0 else -1
+
     def peek(self) -> int | None:
         self._skip_spaces()
         return self._line[self._pos] if self._pos < len(self._line) else None
@@ -353,13 +358,17 @@ def pairs(items: Value) -> dict[str, Value]:
 
 @dataclass(frozen=True, slots=True)
 class Untagged:
-    """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest."""
+    """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest
+    (``rest``: where the rest begins in the first line, found once when it was classified)."""
 
     kind: str
     number: int | None
     raw: RawResponse
+    rest: int = -1
 
     def tokens(self) -> Tokens:
+        if self.rest >= 0:
+            return Tokens(self.raw, self.rest)
         t = Tokens(self.raw, 2)
         if self.number is not None:
             t.atom()
@@ -375,10 +384,10 @@ def untagged(raw: RawResponse) -> Untagged:
     try:
         word = t.atom()
         if word.isascii() and word.isdigit() and len(word) <= 20:
-            return Untagged(t.atom().upper(), int(word), raw)
+            return Untagged(t.atom().upper(), int(word), raw, t.position)
     except ParseError:
         return Untagged("", None, raw)
-    return Untagged(word.upper(), None, raw)
+    return Untagged(word.upper(), None, raw, t.position)
 
 
 @dataclass(frozen=True, slots=True)
