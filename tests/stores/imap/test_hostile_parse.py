@@ -176,3 +176,20 @@ def test_a_flood_of_responses_is_cut_off(
         assert i < 10_000  # cut off near the cap, not at the end
     finally:
         loop.close()
+
+
+def test_a_listing_shares_its_flag_sets() -> None:
+    """A listing of 100k messages held one frozenset of flags a message (21 MB); messages
+    with the same flags share one."""
+    wire = b"".join(
+        b"* %d FETCH (UID %d FLAGS (\\Seen%s) RFC822.SIZE 900)\r\n"
+        % (i, i, b" $Work" if i % 3 else b"")
+        for i in range(1, 5001)
+    )
+    tracemalloc.start()
+    listed = [message_info(fetch_attributes(untagged(r))) for r in ResponseReader().feed(wire)]
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(listed) == 5000
+    assert {m.flags for m in listed} == {frozenset({"\\Seen"}), frozenset({"\\Seen", "$Work"})}
+    assert held / len(listed) < 250, held  # the message, its id, the list: not its own set
