@@ -135,6 +135,7 @@ _ATOM_END = frozenset(b" ()\r\n")
 _BRACKETS = frozenset(b"[]")
 _PLAIN_ATOM = re.compile(rb"[^ ()\[\]\r\n]+")  # an atom up to its end or its first bracket
 _SPACES = re.compile(rb" *")
+_PLAIN_START = frozenset(range(256)) - frozenset(b' ()[]\r\n"{~')  # starts an atom, no more
 
 
 class Tokens:
@@ -291,6 +292,15 @@ class Tokens:
                     raise ParseError(f"lists nested deeper than {MAX_DEPTH} in {self._context()}")
                 self._pos += 1
                 stack.append([])
+            elif ch in _PLAIN_START and (found := _PLAIN_ATOM.match(line, pos)) is not None:
+                # ``value`` of an atom without brackets (most items of a FETCH), inline
+                end = found.end()
+                if end < len(line) and line[end] in _BRACKETS:
+                    stack[-1].append(self.value())
+                    continue
+                self._pos = end
+                atom = line[pos:end].decode("ascii", "replace")
+                stack[-1].append(None if len(atom) == 3 and atom.upper() == "NIL" else atom)
             else:
                 stack[-1].append(self.value())
 
