@@ -23,6 +23,7 @@ import structlog
 import mailtide
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.config.summary import summary
+from mailtide.daemon import memory
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
@@ -277,6 +278,7 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
 
 
 def _sync(args: argparse.Namespace) -> int:
+    memory.one_heap()  # before any worker thread starts
     config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     folders = _split_list(args.folder)
@@ -412,6 +414,7 @@ def _prepare(config: Config) -> None:
 
 
 def _daemon(args: argparse.Namespace) -> int:
+    memory.one_heap()  # before any worker thread starts
     config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     _prepare(config)

@@ -43,8 +43,12 @@ def make_dirs(path: str) -> list[str]:
 
 def create_file(path: str) -> BinaryIO:
     """A new file open for writing, 0600; FileExistsError when ``path`` exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-    return _opened(fd)
+    return _opened(create_fd(path))
+
+
+def create_fd(path: str) -> int:
+    """``create_file`` as a bare descriptor (no Python file object, no isatty or fstat)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
 
 
 def touch_file(path: str) -> None:

@@ -87,3 +87,21 @@ def test_program_that_cannot_be_expanded(
         load_config(str(file))
     (line,) = info.value.problems
     assert line.endswith(f".{key}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("hook", "kept"),
+    [(None, False), ("presync_hook", False), ("postsync_hook", True), ("newmail_hook", True)],
+)
+def test_a_sync_keeps_the_files_it_wrote_only_for_a_hook_told_of_them(
+    tmp_path: Path, hook: str | None, kept: bool
+) -> None:
+    """Without a postsync or newmail hook nobody reads them: a 50k sync kept 50k paths."""
+    from mailtide.stores.maildir.journal import FileChange
+    from mailtide.wiring import journal_for
+
+    file = tmp_path / "config.toml"
+    file.write_text(with_command(hook, '["true"]') if hook else GOOD)
+    journal = journal_for(load_config(str(file)).account("work"))
+    journal.done(FileChange("added", "INBOX", "INBOX/new/1"))
+    assert len(journal.take()) == (1 if kept else 0)

@@ -253,11 +253,12 @@ CASES = [
         "UID 2",
     ),
     Case(
+        # the listing gives the sizes the bodies are batched by (none are asked again)
         "a size that is not a number",
-        "sizes",
-        replaced(b"* {seq} FETCH (UID 2 RFC822.SIZE big)\r\n"),
-        "message",
-        "UID 2",
+        "listing",
+        replaced(b"* {seq} FETCH (UID 2 FLAGS () RFC822.SIZE big)\r\n"),
+        "mailbox",
+        "do not parse",
     ),
     Case(
         "odd atoms in FLAGS of the listing",
@@ -577,7 +578,9 @@ def test_a_server_sending_far_more_than_it_announced_fails_the_mailbox(tmp_path:
     boxes = mailboxes()
     boxes["Bad"][1] = message(2, "Bad", size=20 * MiB)
     server = FakeServer(boxes)
-    server.faults[("Bad", 2, "sizes")] = replaced(b"* {seq} FETCH (UID 2 RFC822.SIZE 10)\r\n")
+    server.faults[("Bad", 2, "listing")] = replaced(
+        b"* {seq} FETCH (UID 2 FLAGS () RFC822.SIZE 10)\r\n"
+    )
     with serve(server):
         outcome = run_sync(config_for(tmp_path, server.port))
     bad = {m.name: m for m in outcome.report.mailboxes}["Bad"]

@@ -1,4 +1,5 @@
-"""Memory a sync freed, given back to the system before the daemon waits again.
+"""Memory a sync freed, given back to the system before the daemon waits again; and one
+C heap for the whole process.
 
 glibc keeps the chunks a process frees in its heap for the next allocation, and returns
 the top of the heap only: after a sync that held a batch of bodies, a long-running daemon
@@ -35,3 +36,25 @@ def give_back() -> bool:
         return False
     trim(0)
     return True
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def one_heap() -> bool:
+    """Have glibc keep one heap (arena) for every thread, instead of one more per thread that
+    allocates: each worker thread that wrote a batch of message files kept its own heap at
+    its high-water mark (an initial sync of 10k: 70 MB peak RSS against 62 MB with one).
+    Python's threads allocate under the GIL, so one heap costs no waiting.  Call it before
+    any thread starts; whether there was a way to."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, 1))

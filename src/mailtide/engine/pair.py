@@ -60,7 +60,10 @@ log = structlog.get_logger(__name__)
 SIDE_NAMES = ("remote", "local")  # by Side: in an account, FAR is the remote repository
 
 
-BATCH_BYTES = 16 << 20  # bodies a sync holds at once while copying, its mailboxes together
+# Bodies a sync holds at once while copying, its mailboxes together.  8 MiB: the 10k initial
+# sync peaks at 55 MB RSS instead of 63, with no measurable cost in time (a syncfs per
+# about 100 messages instead of 200).
+BATCH_BYTES = 8 << 20
 # Ids a server's VANISHED may name for the records to be looked up one by one; a larger
 # expunge (a mailbox emptied) reconciles every record instead.
 MAX_VANISHED_LOOKUPS = 20_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -125,6 +126,25 @@ def test_identity_of_a_big_spooled_body_reads_only_its_start() -> None:
     body = raw.literals[0]
     assert isinstance(body, SpooledLiteral)
     assert identity_of_spooled(body) == identity_of_message(message)
+    tracemalloc.start()
+    identity_of_spooled(body)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20  # its start, not the 8 MiB a header may run to
+
+
+@pytest.mark.parametrize("header_kib", [63, 64, 65, 700, 5000])
+def test_identity_of_a_spooled_body_with_a_long_header(header_kib: int) -> None:
+    """A header longer than the first read is read on to its end (up to HEADER_SCAN)."""
+    filler = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+    header = b"Message-ID: <a@b>\r\n" + filler * header_kib + b"\r\n"
+    message = header + b"body\r\n" * 3000
+    (raw,) = ResponseReader(spool_above=0).feed(
+        b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n" % (len(message), message)
+    )
+    body = raw.literals[0]
+    assert isinstance(body, SpooledLiteral)
+    assert identity_of_spooled(body) == identity_of_message(message)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +176,20 @@ def test_a_flood_of_responses_is_cut_off(
         assert i < 10_000  # cut off near the cap, not at the end
     finally:
         loop.close()
+
+
+def test_a_listing_shares_its_flag_sets() -> None:
+    """A listing of 100k messages held one frozenset of flags a message (21 MB); messages
+    with the same flags share one."""
+    wire = b"".join(
+        b"* %d FETCH (UID %d FLAGS (\\Seen%s) RFC822.SIZE 900)\r\n"
+        % (i, i, b" $Work" if i % 3 else b"")
+        for i in range(1, 5001)
+    )
+    tracemalloc.start()
+    listed = [message_info(fetch_attributes(untagged(r))) for r in ResponseReader().feed(wire)]
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(listed) == 5000
+    assert {m.flags for m in listed} == {frozenset({"\\Seen"}), frozenset({"\\Seen", "$Work"})}
+    assert held / len(listed) < 250, held  # the message, its id, the list: not its own set

@@ -8,7 +8,7 @@ batches bounded by bytes, so memory stays bounded whatever the mailbox size.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 
@@ -46,13 +46,15 @@ from mailtide.stores.imap.parse import (
     text_of,
 )
 from mailtide.stores.imap.protocol import Done, OnUntagged, ProtocolError
+from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.wire import Literal
 
 log = structlog.get_logger(__name__)
 
 SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
 UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
-BATCH_BYTES = 16 << 20  # bodies per FETCH, by RFC822.SIZE; a bigger message goes alone
+BATCH_BYTES = 16 << 20  # bodies the caller holds, by RFC822.SIZE, unless it says
+READ_AHEAD_SHARE = 4  # a FETCH reads that share of it (a bigger message alone)
 RECENT = "\\Recent"
 HEADER_SCAN = 8 << 20  # a header section is looked for in a message's first 8 MiB
 
@@ -63,6 +65,10 @@ _MONTHS = {
     )
 }
 _ATOM_SPECIALS = frozenset('(){ %*"\\]')
+# A mailbox's messages share a few flag sets: one frozenset each, not one a message (100k
+# listed messages held 21 MB of equal sets).  Keyed by the FLAGS list as the server sent it.
+_FLAG_SETS: dict[tuple[Value, ...], Flags] = {}
+MAX_FLAG_SETS = 4096
 
 
 def uid_ranges(text: str) -> list[tuple[int, int]]:
@@ -184,13 +190,23 @@ def flags_of(value: Value) -> Flags:
     dropping just that item would read as the user removing a flag."""
     if not isinstance(value, list):
         raise ParseError("FLAGS is not a list")
+    key = tuple(value)
+    try:
+        known = _FLAG_SETS.get(key)
+    except TypeError:  # a list inside: refused below
+        known = None
+    if known is not None:
+        return known
     flags = set()
     for item in value:
         if not isinstance(item, str) or not item or not item.isascii() or not item.isprintable():
             raise ParseError(f"FLAGS holds {item!r}, which is not a flag"[:120])
         if item != RECENT:
             flags.add(item)
-    return frozenset(flags)
+    if len(_FLAG_SETS) >= MAX_FLAG_SETS:
+        _FLAG_SETS.clear()
+    found = _FLAG_SETS[key] = frozenset(flags)
+    return found
 
 
 def uid_of(attrs: dict[str, Value]) -> int:
@@ -212,9 +228,16 @@ def message_info(attrs: dict[str, Value]) -> MessageInfo:
 
 
 def identity_of_spooled(body: SpooledLiteral) -> Identity:
-    """``identity_of_message`` for a body on disk: only its start is read back."""
-    head = body.read(0, min(body.size, HEADER_SCAN))
-    cut = header_end(head) or len(head)  # a header past HEADER_SCAN is cut there
+    """``identity_of_message`` for a body on disk: only its start is read back, 64 KiB and
+    more only while no header end is found (a header past HEADER_SCAN is cut there)."""
+    want = 64 << 10
+    while True:
+        head = body.read(0, min(body.size, want))
+        cut = header_end(head)
+        if cut is not None or len(head) < want or want >= HEADER_SCAN:
+            break
+        want = min(want * 8, HEADER_SCAN)
+    cut = cut or len(head)
     prefix = body.read(cut, BODY_PREFIX)
     return identity_of(head[:cut], body.size, prefix)
 
@@ -297,6 +320,7 @@ class ImapMailbox:
         self.highestmodseq: int | None = None
         self.exists = 0
         self._selected = listed is None  # else the store selects before handing it over
+        self._known = KnownSizes()  # sizes the listings gave, for fetch's batches
         if listed is not None:
             self.uidvalidity = int(listed.validity)
             self.uidnext = listed.uidnext
@@ -310,6 +334,7 @@ class ImapMailbox:
         return protocol.unsolicited if protocol is not None else []
 
     async def select(self) -> None:
+        before = self.uidvalidity
         done = await self._run("EXAMINE" if self.read_only else "SELECT", self._quoted)
         for u in done.untagged:
             if u.kind == "EXISTS" and u.number is not None:
@@ -324,6 +349,8 @@ class ImapMailbox:
                 elif st.code == "HIGHESTMODSEQ" and arg.isdigit():
                     self.highestmodseq = int(arg)
         self._selected = True
+        if self.uidvalidity != before:
+            self._known.clear()  # the same UIDs may name other messages now
         if self._client.protocol is not None:
             self._client.protocol.state = aio.SELECTED
             self._client.protocol.unsolicited.clear()
@@ -434,6 +461,7 @@ class ImapMailbox:
             )
         # A message can be answered twice when new mail arrives mid-way ("n:*").
         unique = {m.id: m for m in out}
+        self._known.listed(unique.values())
         return sorted(unique.values(), key=lambda m: int(m.id))
 
     def _count_after_news(self) -> int:
@@ -497,6 +525,7 @@ class ImapMailbox:
             # A change we cannot read: a full listing is the safe answer.
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])
             return None
+        self._known.add(changed)
         return Delta(changed, tuple(merge_ranges(vanished)))
 
     async def _changes_by_condstore(self, since: MailboxStatus) -> Delta | None:
@@ -519,6 +548,7 @@ class ImapMailbox:
         )
         if bad:
             return None
+        self._known.add(changed)
         new = sum(1 for m in changed if int(m.id) >= since.uidnext)
         if self._count_after_news() == since.count + new:
             return Delta(changed)
@@ -733,31 +763,40 @@ class ImapMailbox:
             await self._run("UID FETCH", uids, "(UID RFC822.SIZE)", on_untagged=on_fetch)
         return sizes
 
-    async def fetch(
-        self, ids: Sequence[str], budget: int | None = None
-    ) -> AsyncIterator[Fetched]:
-        """Bodies in batches of at most ``budget`` bytes (default ``BATCH_BYTES``; a bigger
-        message alone).
+    async def _sizes_of(self, uids: list[int], bad: list[str]) -> dict[int, int]:
+        """The sizes of ``uids``: from the listings where they gave them, else asked for
+        (a message the server no longer holds is then left out)."""
+        sizes: dict[int, int] = {}
+        unknown: list[str] = []
+        for uid in uids:
+            size = self._known.get(uid)
+            if size is None:
+                unknown.append(str(uid))
+            else:
+                sizes[uid] = size
+        if unknown:
+            sizes.update(await self._sizes(unknown, bad))
+        return sizes
+
+    async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
+        """Bodies in batches of at most a quarter of ``budget`` bytes (default
+        ``BATCH_BYTES``; a bigger message alone).  The caller holds up to ``budget`` of
+        them before it writes them, and the next batch is read while it still holds some:
+        so bodies in memory stay under 1.25 x ``budget`` (whole batches: twice).  A body
+        given is no longer referenced here.
 
         A message whose FETCH response does not parse is skipped; the others are still
         given, and then ``MailboxError`` names what could not be read (the caller keeps
         what it got; the next run tries the skipped ones again)."""
         bad: list[str] = []
-        sizes = await self._sizes(ids, bad)
+        sizes = await self._sizes_of(_uids(ids), bad)
         unreadable = [f"a size: {why}" for why in bad]
-        most = budget or BATCH_BYTES
-        batch: list[int] = []
-        held = 0
-        for uid in sorted(sizes):
-            if batch and held + sizes[uid] > most:
-                for item in await self._fetch_batch(batch, held, unreadable):
-                    yield item
-                batch, held = [], 0
-            batch.append(uid)
-            held += sizes[uid]
-        if batch:
-            for item in await self._fetch_batch(batch, held, unreadable):
-                yield item
+        step = max((budget or BATCH_BYTES) // READ_AHEAD_SHARE, 1)
+        for batch, held in _batches(sizes, step):
+            got = await self._fetch_batch(batch, held, unreadable)
+            got.reverse()
+            while got:
+                yield got.pop()
         if unreadable:
             raise MailboxError(
                 f"mailbox {self.name!r}: {len(unreadable)} message(s) could not be read and "
@@ -798,9 +837,9 @@ class ImapMailbox:
             await self._run(
                 "UID FETCH",
                 uid_set,
-                "(UID FLAGS INTERNALDATE RFC822.SIZE X-GM-LABELS BODY.PEEK[])"
+                "(UID FLAGS INTERNALDATE X-GM-LABELS BODY.PEEK[])"
                 if self.gmail_keywords
-                else "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+                else "(UID FLAGS INTERNALDATE BODY.PEEK[])",
                 on_untagged=on_fetch,
             )
         still = sorted(set(nil) - await self._gone_meanwhile(nil))
@@ -1028,6 +1067,21 @@ _NO_SELECT_NEEDED = frozenset({"SELECT", "EXAMINE", "APPEND", "STATUS"})
 _WRITES = frozenset(
     {"APPEND", "UID STORE", "STORE", "UID EXPUNGE", "EXPUNGE", "UID MOVE", "UID COPY"}
 )
+
+
+def _batches(sizes: dict[int, int], most: int) -> Iterator[tuple[list[int], int]]:
+    """UIDs in order, in batches of at most ``most`` bytes (a bigger message alone), each
+    with its bytes."""
+    batch: list[int] = []
+    held = 0
+    for uid in sorted(sizes):
+        if batch and held + sizes[uid] > most:
+            yield batch, held
+            batch, held = [], 0
+        batch.append(uid)
+        held += sizes[uid]
+    if batch:
+        yield batch, held
 
 
 def _copyuid_into(codes: list[bytes]) -> OnUntagged:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -131,6 +132,10 @@ def literal_size(line: bytes) -> int | None:
 
 
 _ATOM_END = frozenset(b" ()\r\n")
+_BRACKETS = frozenset(b"[]")
+_PLAIN_ATOM = re.compile(rb"[^ ()\[\]\r\n]+")  # an atom up to its end or its first bracket
+_SPACES = re.compile(rb" *")
+_PLAIN_START = frozenset(range(256)) - frozenset(b' ()[]\r\n"{~')  # starts an atom, no more
 
 
 class Tokens:
@@ -158,38 +163,53 @@ class Tokens:
         self._pos = len(self._line)
         return rest
 
+    @property
+    def position(self) -> int:
+        """Where the cursor is in the first line (only while it is still there)."""
+        return self._pos if self._index == 0 else -1
+
     def peek(self) -> int | None:
         self._skip_spaces()
         return self._line[self._pos] if self._pos < len(self._line) else None
 
     def _skip_spaces(self) -> None:
-        line = self._line
-        while self._pos < len(line) and line[self._pos] == 0x20:
-            self._pos += 1
+        self._pos = _SPACES.match(self._line, self._pos).end()  # type: ignore[union-attr]
 
     # -- values ---------------------------------------------------------------------
 
     def value(self) -> Value:
         """The next value: atom, number, quoted string, literal, NIL or list."""
-        self._skip_spaces()
         line = self._line
-        if self._pos >= len(line):
+        pos = self._pos = _SPACES.match(line, self._pos).end()  # type: ignore[union-attr]
+        if pos >= len(line):
             raise ParseError(f"unexpected end of response in {self._context()}")
-        ch = line[self._pos]
+        ch = line[pos]
         if ch == 0x28:  # (
             return self._list()
         if ch == 0x22:  # "
             return self._quoted()
-        if ch == 0x7B or (ch == 0x7E and line[self._pos + 1 : self._pos + 2] == b"{"):
+        if ch == 0x7B or (ch == 0x7E and line[pos + 1 : pos + 2] == b"{"):
             return self._literal()
-        atom = self.atom()
-        return None if atom.upper() == "NIL" else atom
+        atom = self._atom_here()
+        return None if len(atom) == 3 and atom.upper() == "NIL" else atom
 
     def atom(self) -> str:
         """An atom; brackets may hold spaces and parentheses (``BODY[HEADER.FIELDS (A B)]``)."""
         self._skip_spaces()
+        return self._atom_here()
+
+    def _atom_here(self) -> str:
+        """``atom`` with the spaces before it already skipped."""
         line = self._line
         start = self._pos
+        # Most atoms hold no bracket: one regex match, not a loop per byte.
+        found = _PLAIN_ATOM.match(line, start)
+        pos = found.end() if found is not None else start
+        if pos >= len(line) or line[pos] not in _BRACKETS:
+            if pos == start:
+                raise ParseError(f"expected an atom in {self._context()}")
+            self._pos = pos
+            return line[start:pos].decode("ascii", "replace")
         pos = start
         depth = 0
         n = len(line)
@@ -213,6 +233,10 @@ class Tokens:
     def _quoted(self) -> bytes:
         line = self._line
         pos = self._pos + 1
+        end = line.find(b'"', pos)
+        if end >= 0 and line.find(b"\\", pos, end) < 0:  # nothing escaped: a slice
+            self._pos = end + 1
+            return line[pos:end]
         out = bytearray()
         n = len(line)
         while pos < n:
@@ -252,10 +276,11 @@ class Tokens:
         self._pos += 1  # (
         stack: list[list[Value]] = [[]]
         while True:
-            self._skip_spaces()
-            if self._pos >= len(self._line):
+            line = self._line
+            pos = self._pos = _SPACES.match(line, self._pos).end()  # type: ignore[union-attr]
+            if pos >= len(line):
                 raise ParseError(f"unterminated list in {self._context()}")
-            ch = self._line[self._pos]
+            ch = line[pos]
             if ch == 0x29:  # )
                 self._pos += 1
                 done = stack.pop()
@@ -267,6 +292,15 @@ class Tokens:
                     raise ParseError(f"lists nested deeper than {MAX_DEPTH} in {self._context()}")
                 self._pos += 1
                 stack.append([])
+            elif ch in _PLAIN_START and (found := _PLAIN_ATOM.match(line, pos)) is not None:
+                # ``value`` of an atom without brackets (most items of a FETCH), inline
+                end = found.end()
+                if end < len(line) and line[end] in _BRACKETS:
+                    stack[-1].append(self.value())
+                    continue
+                self._pos = end
+                atom = line[pos:end].decode("ascii", "replace")
+                stack[-1].append(None if len(atom) == 3 and atom.upper() == "NIL" else atom)
             else:
                 stack[-1].append(self.value())
 
@@ -334,13 +368,17 @@ def pairs(items: Value) -> dict[str, Value]:
 
 @dataclass(frozen=True, slots=True)
 class Untagged:
-    """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest."""
+    """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest
+    (``rest``: where the rest begins in the first line, found once when it was classified)."""
 
     kind: str
     number: int | None
     raw: RawResponse
+    rest: int = -1
 
     def tokens(self) -> Tokens:
+        if self.rest >= 0:
+            return Tokens(self.raw, self.rest)
         t = Tokens(self.raw, 2)
         if self.number is not None:
             t.atom()
@@ -356,10 +394,10 @@ def untagged(raw: RawResponse) -> Untagged:
     try:
         word = t.atom()
         if word.isascii() and word.isdigit() and len(word) <= 20:
-            return Untagged(t.atom().upper(), int(word), raw)
+            return Untagged(t.atom().upper(), int(word), raw, t.position)
     except ParseError:
         return Untagged("", None, raw)
-    return Untagged(word.upper(), None, raw)
+    return Untagged(word.upper(), None, raw, t.position)
 
 
 @dataclass(frozen=True, slots=True)

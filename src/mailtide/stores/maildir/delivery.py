@@ -15,17 +15,19 @@ Where ``syncfs`` is missing we fall back to an fsync per file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
-from mailtide.private import create_file, make_dirs
+from mailtide.private import create_fd, create_file, make_dirs
 from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
 from mailtide.stores.maildir.filenames import full_name, with_size
 from mailtide.stores.maildir.journal import FileChange, WriteJournal
 
 Durability = Literal["syncfs", "fsync"]
+Parts = list[bytes] | list[bytes | bytearray]  # a message's bytes, held in memory
 DEFAULT_DURABILITY: Durability = "syncfs" if has_syncfs() else "fsync"
 
 
@@ -38,6 +40,9 @@ class Staged:
     mtime: float | None
     tmp_path: str
     size: int = 0  # bytes on disk (LF form)
+    # The parts given to ``write_whole`` are one whole message in CRLF form, converted to
+    # LF as it is written: a batch then holds no second, converted copy of its bodies.
+    crlf: bool = False
 
     @property
     def id(self) -> str:
@@ -50,6 +55,12 @@ class Staged:
     @property
     def subdir(self) -> str:
         return "new" if self.letters is None else "cur"
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class Delivery:
@@ -77,18 +88,34 @@ class Delivery:
 
     # -- writing (each call runs in a worker thread) ---------------------------------------
 
-    def write_whole(self, items: list[tuple[Staged, list[bytes]]]) -> None:
-        """Write small messages held in memory; a failure removes that message's file."""
+    def write_whole(self, items: list[tuple[Staged, Parts]]) -> None:
+        """Write messages held in memory; a failure removes that message's file.  A message
+        marked ``crlf`` is one part in CRLF form, converted here: one message's LF copy at a
+        time, never a batch's.  Written through a bare descriptor: four system calls a
+        message (open, write, utime, close), each of which lets the event loop's thread
+        take the GIL back."""
         for message, parts in items:
-            f = self.open(message)
+            fd = create_fd(message.tmp_path)
+            open_ = True
             try:
                 for part in parts:
-                    f.write(part)
+                    if message.crlf:
+                        part = part.replace(b"\r\n", b"\n")
+                    _write_all(fd, part)
                     message.size += len(part)
+                if message.mtime is not None:
+                    os.utime(fd, (time.time(), message.mtime))  # atime now: see finish
+                if self.durability == "fsync":
+                    os.fsync(fd)
+                open_ = False
+                os.close(fd)  # may report a write error too (NFS)
             except BaseException:
-                self.abandon(message, f)
+                if open_:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                self.abandon(message)
                 raise
-            self.finish(message, f)
+            self.staged.append(message)
 
     def open(self, message: Staged) -> BinaryIO:
         return create_file(message.tmp_path)  # 0600, as it stays once renamed into place

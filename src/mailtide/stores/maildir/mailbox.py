@@ -51,6 +51,8 @@ from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, MessageInfo
 from mailtide.private import create_file
 from mailtide.stores.base import (
+    Body,
+    BytesBody,
     Delta,
     Fetched,
     FlagChange,
@@ -62,7 +64,13 @@ from mailtide.stores.base import (
 )
 from mailtide.stores.maildir import links as links_mod
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
-from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Delivery, Durability, Staged
+from mailtide.stores.maildir.delivery import (
+    DEFAULT_DURABILITY,
+    Delivery,
+    Durability,
+    Parts,
+    Staged,
+)
 from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
 from mailtide.stores.maildir.filenames import (
@@ -379,9 +387,7 @@ class MaildirMailbox:
                 out[msg_id] = found[0]
         return out
 
-    async def fetch(
-        self, ids: Sequence[str], budget: int | None = None
-    ) -> AsyncIterator[Fetched]:
+    async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
         # ``budget`` does not apply: a batch holds small messages and the others' open files
         ids = list(ids)
         for start in range(0, len(ids), META_BATCH):
@@ -453,12 +459,16 @@ class MaildirMailbox:
             return []
         delivery = Delivery(self.path, self.durability, self.journal, self.name)
         keywords = await self._run(self._prepare_delivery, delivery, messages)
-        pending: list[tuple[Staged, list[bytes]]] = []  # small bodies not yet written
+        pending: list[tuple[Staged, Parts]] = []  # small bodies not yet written
         pending_bytes = 0
         try:
             for message in messages:
                 staged = self._staged(delivery, message, keywords)
-                parts = await self._receive(delivery, staged, message, pending)
+                parts = _held(message.body)
+                if parts is not None:
+                    staged.crlf = True  # converted by the worker as it writes
+                else:
+                    parts = await self._receive(delivery, staged, message, pending)
                 if parts is None:  # streamed; the pending ones were written before it
                     pending_bytes = 0
                     continue
@@ -491,8 +501,8 @@ class MaildirMailbox:
         delivery: Delivery,
         staged: Staged,
         message: Incoming,
-        pending: list[tuple[Staged, list[bytes]]],
-    ) -> list[bytes] | None:
+        pending: list[tuple[Staged, Parts]],
+    ) -> Parts | None:
         """Read one body, converting to LF.
 
         A small body is returned whole, to be written with others in one worker
@@ -561,7 +571,7 @@ class MaildirMailbox:
         )
 
     async def _commit_after_failure(
-        self, delivery: Delivery, pending: list[tuple[Staged, list[bytes]]]
+        self, delivery: Delivery, pending: list[tuple[Staged, Parts]]
     ) -> list[str | None]:
         """Deliver what was complete before the failure; the partial message is already gone."""
         try:
@@ -807,6 +817,15 @@ class MaildirMailbox:
 
     async def close(self) -> None:
         self._index = {}
+
+
+def _held(body: Body) -> Parts | None:
+    """The body as one part in CRLF form when it is already in memory (a server's small
+    message), without a copy; None when it has to be read."""
+    if not isinstance(body, BytesBody):
+        return None
+    data = body.data
+    return [bytes(data) if isinstance(data, memoryview) else data]
 
 
 async def _settled(fn: Callable[..., T], *args: object) -> T:
