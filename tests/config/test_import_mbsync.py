@@ -4,7 +4,6 @@ real mbsync's Maildir is taken over by the imported config without a download.""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,10 +13,10 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import ImapAccount
-from engine_helpers import make_setup, run_forked
+from engine_helpers import make_setup
 from mailtide.config import ImapRepository, MaildirRepository
 
-from .import_helpers import imported, not_translated
+from .import_helpers import imported, not_translated, take_over
 
 # Gmail the ArchWiki way: one IMAP store, a channel per special folder, a Group over them.
 GMAIL = """
@@ -184,18 +183,8 @@ def test_mbsync_maildir_is_taken_over_without_a_download(
     )
     done = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    before = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file()}
-    assert len([p for p in before if ",U=" in p.name]) == 4
-    config = tmp_path / "imported.toml"
-    from mailtide.cli import main
-
-    assert main(["import-config", "mbsync", str(rc), "-o", str(config)]) == 0
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    code, output = run_forked(config, env=env)
-    assert code == 0, output
-    assert "new_local=0" in output and "new_remote=0" in output
-    after = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file() and p in before}
-    assert after == before  # the same files, by inode: nothing downloaded again
+    assert len([p for p in s.root.rglob("*") if p.is_file() and ",U=" in p.name]) == 4
+    take_over("mbsync", rc, s.root, tmp_path)
     assert sorted(loc.folders(s.root, "fs")) == ["Archive/2024", "INBOX", "Lists/python-dev"]
     for folder in ["INBOX", "Archive/2024", "Lists/python-dev"]:  # each message once, each side
         on_server = [m.message_id for m in srv.fetch_all(s.imap, folder)]

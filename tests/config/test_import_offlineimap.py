@@ -13,11 +13,10 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import ImapAccount
-from engine_helpers import make_setup, run_forked
-from mailtide.cli import main
+from engine_helpers import make_setup
 from mailtide.config import ImapRepository, MaildirRepository
 
-from .import_helpers import imported, not_translated
+from .import_helpers import imported, not_translated, take_over
 
 # The ArchWiki's minimal example, with a STARTTLS server and hooks.
 PLAIN = """
@@ -309,15 +308,7 @@ def test_offlineimap_maildir_is_taken_over_without_a_download(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (s.root / "Lists.python-dev" / "cur").is_dir()  # sep = . : flat, dotted names
-    before = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file()}
-    config = tmp_path / "imported.toml"
-    assert main(["import-config", "offlineimap", str(rc), "-o", str(config)]) == 0
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    code, output = run_forked(config, env=env)
-    assert code == 0, output
-    assert "new_local=0" in output and "new_remote=0" in output
-    after = {p: p.stat().st_ino for p in s.root.rglob("*") if p.is_file() and p in before}
-    assert after == before  # the same files, by inode: nothing downloaded again
+    take_over("offlineimap", rc, s.root, tmp_path)
     assert not (s.root / "Lists" / "python-dev").exists()  # no second tree beside the first
     on_server = srv.list_folders(s.imap, selectable=True)
     assert "Lists.python-dev" not in on_server  # nor uploaded as a new folder
