@@ -48,6 +48,7 @@ $(STAMP): pyproject.toml
 # lint-imports: the layering contract of design.md, kept in pyproject.toml [tool.importlinter].
 lint: venv
 	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/lint-imports --no-cache
 
 typecheck: venv

@@ -176,9 +176,7 @@ async def test_a_password_refused_while_making_folders_stops_the_run(
     account = dovecot.account(imap_account.user, OLD)
     secret, command, _ = file_command(tmp_path, OLD)
     with FaultProxy(account.port, record=True) as proxy:
-        s = make_setup(
-            account, tmp_path, port=proxy.port, password=None, password_command=command
-        )
+        s = make_setup(account, tmp_path, port=proxy.port, password=None, password_command=command)
         for folder in ("a", "b", "c"):
             loc.deliver(s.root, s.layout, folder, srv.make_message(1, folder))
         remote = await open_store(s.account.remote)

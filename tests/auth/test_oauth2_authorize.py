@@ -28,9 +28,7 @@ def authorize(config: Path) -> subprocess.CompletedProcess[str]:
     """Run the command and open the URL it prints, as a browser would (following the
     provider's redirect to the loopback)."""
     command = [sys.executable, "-m", "mailtide", "-c", str(config), "oauth2", "authorize", "work"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()
     if first.startswith("Open this URL"):

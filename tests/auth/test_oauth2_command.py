@@ -55,7 +55,7 @@ def test_a_refused_token_fails_once_with_the_servers_report(
     (line,) = report.failures()
     assert line.startswith(
         f"account test: authentication failed for user {imap_account.user} at 127.0.0.1:"
-        f'{proxy.port}: the server refused the OAuth2 access token printed by'
+        f"{proxy.port}: the server refused the OAuth2 access token printed by"
         ' oauth2_token_command "sh": '
     ), line
     assert '"status":"invalid_token"' in line  # the server's report, decoded

@@ -23,9 +23,7 @@ from .leak_helpers import Runs, logins, plain_forms
 pytestmark = pytest.mark.parametrize("source", list(SOURCES))
 
 
-def configured(
-    source: str, s: Setup, tmp: Path, password: str, env: pytest.MonkeyPatch
-) -> Path:
+def configured(source: str, s: Setup, tmp: Path, password: str, env: pytest.MonkeyPatch) -> Path:
     """The config of ``s`` whose password comes from ``source``, which gives ``password``."""
     return use_source(write_config(s), SOURCES[source](tmp, s.imap, password, env))
 

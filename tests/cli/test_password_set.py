@@ -104,7 +104,7 @@ def test_password_set_prompts_without_echo_and_stores_it(
     assert code == 0, seen
     assert secret not in seen  # not echoed, not printed
     assert (
-        'stored the password of me@example.org@imap.example.org in the system keyring: service'
+        "stored the password of me@example.org@imap.example.org in the system keyring: service"
         ' "mailtide", username me@example.org@imap.example.org, backend'
         " keyrings.alt.file.PlaintextKeyring (" in seen
     ), seen
@@ -144,5 +144,5 @@ def test_password_set_for_an_unknown_account(tmp_path: Path, file_keyring: Path)
     term = Terminal("password", "set", "wrok", "-c", config_file(tmp_path, "keyring = true"))
     code, seen = term.finish()
     assert code == 2, seen
-    assert 'mailtide: no account named "wrok"' in seen and "(did you mean \"work\"?)" in seen
+    assert 'mailtide: no account named "wrok"' in seen and '(did you mean "work"?)' in seen
     assert "Traceback" not in seen

@@ -208,9 +208,9 @@ def test_the_labels_mode_is_a_key_of_gmail_repositories_only(tmp_path: Path) -> 
     file = write(tmp_path, BUILT_IN + "gmail_labels = true\n")
     file.write_text(file.read_text().replace('type = "gmail"', 'type = "imap"\nhost = "h"'))
     found = refused(lambda: remote_of(file, "mail"))
-    assert any(
-        'repository.gmail.gmail_labels: not a key for type = "imap"' in p for p in found
-    ), found
+    assert any('repository.gmail.gmail_labels: not a key for type = "imap"' in p for p in found), (
+        found
+    )
 
 
 def test_the_labels_mode_needs_a_maildir_on_the_other_side(tmp_path: Path) -> None:

@@ -42,9 +42,7 @@ def test_a_delivery_into_a_non_ascii_folder_syncs_that_folder_only(
     settled(d)
     start = len(d.output)
     srv.append(s.imap, "Entwürfe", srv.make_message(2, "Entwürfe"), [])
-    eventually(
-        lambda: srv.message_id(2, "Entwürfe") in local_ids(s, "Entwürfe"), 10, "pushed", d
-    )
+    eventually(lambda: srv.message_id(2, "Entwürfe") in local_ids(s, "Entwürfe"), 10, "pushed", d)
     settled(d)
     assert synced_since(d, start) == [1], d.output[start:]
     (account,) = json.loads(cli(d.config, "status", "--json").stdout)["daemons"][0]["accounts"]
@@ -91,9 +89,7 @@ def test_our_own_change_on_the_server_makes_one_sync(setup: Setup, watching: Dae
     assert synced_since(watching, start) == [1], watching.output[start:]
 
 
-def test_a_server_change_right_after_our_own_still_arrives(
-    setup: Setup, watching: Daemon
-) -> None:
+def test_a_server_change_right_after_our_own_still_arrives(setup: Setup, watching: Daemon) -> None:
     """Whatever is done about the echo of our own writes, another client's change right after
     them is news, never mistaken for the echo."""
     s, d = setup, watching

@@ -165,7 +165,6 @@ def test_a_local_move_between_label_folders_keeps_one_message(tmp_path: Path) ->
 # ---- the labels mode (gmail_labels = true) ---------------------------------------------------
 
 
-
 @pytest.fixture
 def labelled(tmp_path: Path) -> Iterator[tuple[GmailServer, Path]]:
     """The fake Gmail filled, and a first sync in the labels mode done: (server, config)."""

@@ -47,9 +47,7 @@ class Pkce:
         return cls(secrets.token_urlsafe(48))
 
 
-def authorization_url(
-    oauth2: OAuth2, user: str, redirect_uri: str, state: str, pkce: Pkce
-) -> str:
+def authorization_url(oauth2: OAuth2, user: str, redirect_uri: str, state: str, pkce: Pkce) -> str:
     """The URL the user opens: ``auth_url`` with the code request (RFC 6749 4.1.1)."""
     assert oauth2.auth_url is not None and oauth2.client_id is not None
     query = {

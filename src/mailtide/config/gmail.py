@@ -57,9 +57,7 @@ def with_preset(table: Mapping[str, Any]) -> dict[str, Any]:
     return filled
 
 
-def sides_problems(
-    local: Repository | None, remote: Repository | None
-) -> list[tuple[str, str]]:
+def sides_problems(local: Repository | None, remote: Repository | None) -> list[tuple[str, str]]:
     """(account key, problem) for a repository in the labels mode on the wrong side of an
     account: it must be the remote, and the local one a Maildir (links are files)."""
     out = []

@@ -509,9 +509,7 @@ class _Checker:
             self.problem(path if key is None else (*path, key), message)
         options: dict[str, Any] = {
             "tls_min_version": self.value(table, path, "tls_min_version", tls_keys.tls_version),
-            "cert_fingerprint": self.value(
-                table, path, "cert_fingerprint", tls_keys.fingerprint
-            ),
+            "cert_fingerprint": self.value(table, path, "cert_fingerprint", tls_keys.fingerprint),
         }
         for key in tls_keys.FILE_KEYS:
             file = self.path(table, path, key)

@@ -65,8 +65,10 @@ async def _empty(tree: FolderTree, pair: FolderPair, side: Side) -> str | None:
         if new:
             return f"{new} message{'s' * (new != 1)} in it arrived since the last sync"
         options = tree.options
-        if n > options.mass_delete_floor and n > options.mass_delete_share * n and not (
-            options.allow_mass_delete
+        if (
+            n > options.mass_delete_floor
+            and n > options.mass_delete_share * n
+            and not (options.allow_mass_delete)
         ):
             return (
                 f"deleting its {n} messages is a mass deletion: sync with "

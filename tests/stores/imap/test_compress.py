@@ -71,6 +71,7 @@ def test_a_message_of_several_mb_goes_both_ways_compressed(
 ) -> None:
     s = make_setup(imap_account, tmp_path, compress=True)
     noise = random.Random(4978)
+
     # Half text, half noise that does not compress: a literal spread over many DEFLATE blocks.
     def big(i: int, folder: str) -> bytes:
         text = srv.make_message(i, folder, 3 << 20)

@@ -25,9 +25,7 @@ def synced_through_proxy(s: Setup) -> bytes:
         return proxy.stream("up")
 
 
-def test_a_no_change_sync_selects_no_mailbox(
-    imap_account: ImapAccount, tmp_path: Path
-) -> None:
+def test_a_no_change_sync_selects_no_mailbox(imap_account: ImapAccount, tmp_path: Path) -> None:
     # One pair at a time (as the daemon syncs): beside another open mailbox a status given
     # back is not trusted, since that mailbox's pair may write into this one.
     s = make_setup(imap_account, tmp_path)

@@ -138,7 +138,7 @@ def test_a_challenge_that_is_not_base64_is_shown_as_text() -> None:
 
 
 def test_no_secret_in_repr() -> None:
-    creds = Credentials("me", "Hunter2-pw", TOKEN, "printed by password_command \"x\"")
+    creds = Credentials("me", "Hunter2-pw", TOKEN, 'printed by password_command "x"')
     exchange = sasl.Exchange(sasl.XOAUTH2, creds, HOME, sasl_ir=True)
     for shown in (repr(creds), repr(exchange.command()), repr(vars(exchange))):
         assert "Hunter2-pw" not in shown

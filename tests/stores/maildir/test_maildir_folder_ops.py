@@ -13,9 +13,7 @@ from mailtide.stores.maildir import MaildirStore
 
 def files_with_inodes(root: Path) -> dict[str, int]:
     """Every message file below ``root``: its name -> inode."""
-    return {
-        p.name: p.stat().st_ino for p in root.rglob("*") if p.parent.name in ("cur", "new")
-    }
+    return {p.name: p.stat().st_ino for p in root.rglob("*") if p.parent.name in ("cur", "new")}
 
 
 def put(store: MaildirStore, folder: str, name: str) -> None:

@@ -241,13 +241,9 @@ class ImapStore:
         client = await self._ready()
         source, target = self.server_name(old), self.server_name(new)
         subscribed = await self.subscribed() or set()
-        done = await client.run(
-            "RENAME", quote_astring(source), quote_astring(target), check=False
-        )
+        done = await client.run("RENAME", quote_astring(source), quote_astring(target), check=False)
         if not done.ok:
-            raise StoreError(
-                f"cannot rename folder {old!r} to {new!r}: {done.status} {done.text}"
-            )
+            raise StoreError(f"cannot rename folder {old!r} to {new!r}: {done.status} {done.text}")
         for name in sorted(subscribed):
             if name == old or name.startswith(old + "/"):
                 await self.subscribe(new + name[len(old) :])
@@ -332,9 +328,7 @@ class ImapStore:
         self._open += 1  # a mailbox that fails is never given back: counted open, to be safe
         return mailbox
 
-    async def _give_back(
-        self, name: str, client: ImapClient, listed: MailboxStatus | None
-    ) -> None:
+    async def _give_back(self, name: str, client: ImapClient, listed: MailboxStatus | None) -> None:
         # The status is the listing's: it holds only while nothing at all has been written.
         self._open -= 1
         if listed is not None and name not in self._listed and self._unwritten():

@@ -189,9 +189,7 @@ class MaildirStore:
         path = self.folder_path(name)
         root = self._checked_root()
         missing = [p for p in _ancestors(path, root) if not os.path.lexists(p)]
-        self.journal.before_dirs(
-            *missing, *(os.path.join(path, sub) for sub in MAILDIR_SUBDIRS)
-        )
+        self.journal.before_dirs(*missing, *(os.path.join(path, sub) for sub in MAILDIR_SUBDIRS))
         try:
             made = make_dirs(path)
             marker = self._layout.marker(name)
