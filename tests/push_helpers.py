@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
@@ -63,17 +64,37 @@ def any_mailbox(mailboxes: Changed) -> bool:
     return mailboxes is None
 
 
+# Seconds a cancelled source may take to end: its LOGOUT waits 0.5 s, an IDLE's DONE 2 s.
+ENDS_WITHIN = 10.0
+
+
 @contextlib.asynccontextmanager
 async def running(work: Coroutine[Any, Any, object]) -> AsyncIterator[asyncio.Task[object]]:
     """``work`` as a task for the block; cancelled and awaited after it (its error re-raised
-    unless it was the cancellation)."""
+    unless it was the cancellation).  A task still running ``ENDS_WITHIN`` seconds after its
+    cancellation fails the test with its stack (as it would hang a daemon's shutdown)."""
     task = asyncio.ensure_future(work)
     try:
         yield task
     finally:
         task.cancel()
+        await ended(task)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def ended(task: asyncio.Task[Any], within: float = ENDS_WITHIN) -> float:
+    """Seconds ``task`` (cancelled) took to end; AssertionError with where it waits if it
+    has not ended within ``within`` seconds."""
+    start = time.monotonic()
+    await asyncio.wait({task}, timeout=within)
+    if not task.done():
+        where = io.StringIO()
+        task.print_stack(file=where)
+        raise AssertionError(
+            f"still running {within} s after it was cancelled:\n{where.getvalue()}"
+        )
+    return time.monotonic() - start
 
 
 async def in_thread(fn: Callable[..., object], *args: object) -> float:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from mailtide.auth.source import PasswordError
+from mailtide.deadline import within
 
 COMMAND_TIMEOUT = 30.0
 
@@ -55,7 +56,7 @@ class PasswordCommand:
         except OSError as e:
             raise PasswordError(f"{self.shown} could not be started: {e.strerror or e}") from None
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout)
+            stdout, stderr = await within(process.communicate(), self.timeout)
         except TimeoutError:
             process.kill()
             await process.wait()

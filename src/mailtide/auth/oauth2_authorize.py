@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from mailtide.auth.oauth2_endpoint import Grant, TokenEndpoint, TokenRefused
 from mailtide.auth.source import PasswordError
 from mailtide.config.oauth2 import OAuth2
+from mailtide.deadline import within
 
 WAIT = 600.0  # how long the user has to consent
 PAGE = b"<!doctype html><title>mailtide</title><p>%s You can close this window.</p>"
@@ -75,7 +76,7 @@ class _Redirect:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), 30)
+            request = await within(reader.readline(), 30)
             target = request.decode("latin-1").split(" ")[1] if b" " in request else "/"
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
             mine = query.get("state") == self.state
@@ -105,7 +106,7 @@ async def authorize(
     try:
         show(authorization_url(oauth2, user, redirect_uri, state, pkce))
         try:
-            query = await asyncio.wait_for(redirect.arrived, wait)
+            query = await within(redirect.arrived, wait)
         except TimeoutError:
             raise AuthorizeFailed(
                 f"authorization: no answer came back to {redirect_uri} within {wait:g} s"

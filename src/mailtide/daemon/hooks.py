@@ -24,6 +24,8 @@ from typing import Protocol
 
 import structlog
 
+from mailtide.deadline import within
+
 log = structlog.get_logger(__name__)
 
 HEADER_BYTES = 64 << 10  # of a new message read for From, Subject and Date
@@ -67,7 +69,7 @@ async def run_hook(
         hook_log.warning("hook.failed", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
         return False
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        out, err = await within(proc.communicate(stdin), timeout)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -34,6 +34,7 @@ from mailtide.daemon.runner import AccountRunner
 from mailtide.daemon.sdnotify import Notifier, Watchdog
 from mailtide.daemon.status import State
 from mailtide.daemon.triggers import Cause, Trigger, merge
+from mailtide.deadline import within
 from mailtide.engine.account import AccountReport
 
 log = structlog.get_logger(__name__)
@@ -293,7 +294,7 @@ class Supervisor:
                 self.notifier.watchdog()
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), interval)
+                await within(self.changed.wait(), interval)
 
     def healthy(self) -> bool:
         """No account task has hung: each is waiting, or its sync showed a sign of life

@@ -30,6 +30,7 @@ import structlog
 from mailtide.core.folder_filter import FolderFilter
 from mailtide.core.model import SIDES, Side
 from mailtide.core.names import canonical
+from mailtide.deadline import within
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.folders import FolderTree, NoSuchFolder
 from mailtide.engine.gmail_all_mail import AllMailChanges
@@ -318,7 +319,7 @@ class AccountSync:
             await asyncio.sleep(seconds)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await within(stop.wait(), seconds)
         self.steps.check()
 
     async def _start(self) -> list[str]:

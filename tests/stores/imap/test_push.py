@@ -27,7 +27,7 @@ from mailtide.stores.imap.push import (
     connector,
     plan_push,
 )
-from push_helpers import Reports, any_mailbox, in_thread, names, running, settings_of
+from push_helpers import Reports, any_mailbox, ended, in_thread, names, running, settings_of
 
 DOVECOT = frozenset({"IMAP4REV1", "IDLE", "NOTIFY", "LIST-STATUS", "CONDSTORE", "QRESYNC"})
 IDLE_ONLY = frozenset({"IMAP4REV1", "IDLE"})
@@ -167,6 +167,35 @@ async def test_notify_reports_a_change_made_while_its_watch_is_renewed(
             await reports.next(5, names("Work"))
             await asyncio.wait_for(asyncio.wrap_future(delivered), 10)
             await reports.next(5, names("Later"))
+
+
+@pytest.mark.parametrize("held", [b"DONE", b"NOTIFY NONE", b"NOTIFY SET"])
+async def test_a_cancelled_notify_ends_at_once_while_the_server_holds_an_answer(
+    imap_account: ImapAccount, held: bytes
+) -> None:
+    """A daemon stopping waits for its push sources: one cancelled while the answer to its
+    renewal (IDLE's DONE, NOTIFY NONE, NOTIFY SET) is held up ends within seconds, not after
+    the command timeout, and never goes on watching."""
+    srv.create_folder(imap_account, "Work")
+    reports = Reports()
+    with fault_proxy(imap_account.port) as proxy:
+        settings = settings_of(imap_account, port=proxy.port, timeout=60.0)
+        source = NotifyPush(connector(settings), PushSettings(), lambda n: True, catch_up=True)
+        task = asyncio.ensure_future(source.run(reports))
+        try:
+            await reports.next(10, any_mailbox)  # catch_up: the watch is set up
+            proxy.arm(Fault("stall", "up", before=held))
+            await in_thread(srv.append, imap_account, "Work", srv.make_message(1, "Work"))
+            await reports.next(10, names("Work"))  # the renewal begins
+            deadline = time.monotonic() + 10
+            while not proxy.fired and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert proxy.fired, f"{held!r} was never sent"
+        finally:
+            task.cancel()
+            took = await ended(task)
+    assert task.cancelled()
+    assert took < 5.0  # DONE unanswered: 2 s for its answer; a command unanswered: at once
 
 
 # Dovecot rotates an index log past 2 KiB here (by default past 1 MiB, or 32 KiB once 5

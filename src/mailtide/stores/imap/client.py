@@ -34,6 +34,7 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.core.fingerprint import Fingerprint
+from mailtide.deadline import within
 from mailtide.stores.base import AuthenticationFailed, ConnectionLost, MailboxError, StoreError
 from mailtide.stores.imap import deflate, sasl, tls_failure
 from mailtide.stores.imap.credentials import Credentials, CredentialSource
@@ -182,7 +183,7 @@ class ImapClient:
         connection and becomes a ``StoreError`` (see the module docstring)."""
         s = self.settings
         try:
-            await asyncio.wait_for(step, s.timeout)
+            await within(step, s.timeout)
         except MailboxError as e:  # an unreadable answer while logging in: no mailbox yet
             await self.close()
             raise StoreError(str(e)) from None
@@ -351,7 +352,7 @@ class ImapClient:
         if s.tls != "implicit":
             wait = greeting_wait(s.timeout)
             try:
-                return await asyncio.wait_for(asyncio.shield(protocol.greeting), wait)
+                return await within(asyncio.shield(protocol.greeting), wait)
             except TimeoutError:
                 if await speaks_tls(s.host, s.port, wait):
                     raise wants_implicit(s.where) from None
@@ -527,7 +528,7 @@ class ImapClient:
                 and not protocol.transport.is_closing()
             ):
                 with contextlib.suppress(Exception):  # the connection is going away anyway
-                    await asyncio.wait_for(protocol.run("LOGOUT"), wait)
+                    await within(protocol.run("LOGOUT"), wait)
         finally:
             if protocol.transport is not None:
                 protocol.transport.close()

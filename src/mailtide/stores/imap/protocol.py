@@ -39,6 +39,7 @@ from typing import Any
 import structlog
 from aioimaplib import aioimaplib as aio
 
+from mailtide.deadline import within
 from mailtide.stores.imap import wire
 from mailtide.stores.imap.deflate import CorruptStream, Deflate
 from mailtide.stores.imap.parse import (
@@ -719,7 +720,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 if not inflight.continuation.is_set():
                     raise ConnectionClosed("IDLE cancelled before it began")
                 self._write(b"DONE\r\n")
-            await asyncio.wait_for(asyncio.shield(inflight.done), min(self.timeout, 2.0))
+            await within(asyncio.shield(inflight.done), min(self.timeout, 2.0))
         except Exception:
             self.closing = True  # going away on purpose: no warning
             self._break(ConnectionClosed(f"{inflight.name} cancelled"))
@@ -837,7 +838,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 self._break(error)
                 raise error
             try:
-                return await asyncio.wait_for(asyncio.shield(future), remaining)
+                return await within(asyncio.shield(future), remaining)
             except TimeoutError:
                 continue
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
+from mailtide.deadline import within
 from mailtide.stores.base import StoreError
 
 # Seconds without a greeting before a port is suspected of speaking TLS (a third of
@@ -77,7 +78,7 @@ async def speaks_tls(host: str, port: int, timeout: float) -> bool:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        _, writer = await asyncio.wait_for(
+        _, writer = await within(
             asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
         )
     except ssl.SSLError as e:
@@ -91,11 +92,11 @@ async def speaks_tls(host: str, port: int, timeout: float) -> bool:
 async def greets_in_plain(host: str, port: int, timeout: float) -> bool:
     """Whether ``host:port`` sends an IMAP greeting in clear text on connect."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        reader, writer = await within(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError):
         return False
     try:
-        first = await asyncio.wait_for(reader.readline(), timeout)
+        first = await within(reader.readline(), timeout)
     except (OSError, TimeoutError, ValueError):  # ValueError: a line over 64 KiB
         return False
     finally:

@@ -23,6 +23,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailtide.deadline import within
 from mailtide.stores.base import AuthenticationFailed, StoreError
 from mailtide.stores.imap.tls_trust import TlsTrust
 from mailtide.stores.imap.x509 import CertificateFacts, certificate_facts
@@ -89,7 +90,7 @@ async def presented(server: Server, lowest: bool = False) -> Presented | None:
         except (ValueError, ssl.SSLError):  # an OpenSSL built without them
             pass
     try:
-        return await asyncio.wait_for(_handshake(server, context), server.timeout)
+        return await within(_handshake(server, context), server.timeout)
     except (OSError, TimeoutError, ValueError):  # ssl.SSLError is an OSError
         return None
 
@@ -225,7 +226,7 @@ async def refused_after_handshake(
     without writing, for at most ``server.timeout``: the alert, or None (the greeting, or
     silence: a server waiting for a command after STARTTLS)."""
     try:
-        alert = await asyncio.wait_for(_first_read(server, context), server.timeout)
+        alert = await within(_first_read(server, context), server.timeout)
     except (OSError, TimeoutError, ValueError):  # ssl.SSLError is an OSError
         return None
     return client_certificate_refused(alert, server.where, trust) if alert else None

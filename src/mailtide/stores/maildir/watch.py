@@ -75,6 +75,7 @@ from watchdog.observers.inotify_c import (
     WatchDescriptor,
 )
 
+from mailtide.deadline import within
 from mailtide.stores.base import UnsafeFolderName
 from mailtide.stores.maildir.layout import layout_for
 from mailtide.stores.maildir.own_changes import OwnChanges
@@ -474,7 +475,7 @@ class MaildirWatcher:
 
     async def _pause(self, seconds: float) -> None:
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            await within(self._wake.wait(), seconds)
         except TimeoutError:
             pass
         self._wake.clear()
