@@ -24,9 +24,9 @@ keyword; every other keyword on a message of All Mail is a label.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 
+from mailtide.core import mutf7
 from mailtide.core.model import Flags
 
 _SYSTEM = {"\\Inbox": "Inbox", "\\Important": "Important", "\\Sent": "Sent", "\\Draft": "Draft"}
@@ -35,36 +35,22 @@ _NOT_KEYWORDS = frozenset({"\\Starred", "\\Trash", "\\Spam"})
 _ATOM_SPECIALS = frozenset('(){ %*"\\]&')
 
 
-def _plain(ch: str) -> bool:
-    return 0x21 <= ord(ch) <= 0x7E and ch not in _ATOM_SPECIALS
+def _literal(at: int, ch: str) -> bool:
+    """Whether a label's character stands for itself in its keyword: a plain atom character,
+    but not a leading ``$`` (that would read as no label)."""
+    return 0x21 <= ord(ch) <= 0x7E and ch not in _ATOM_SPECIALS and not (at == 0 and ch == "$")
 
 
 def keyword_of(label: str) -> str | None:
     """The keyword that stands for ``label`` (as ``stores.imap.gmail`` spells labels); None
     for a label that is no keyword (``\\Starred``, ``\\Trash``, ``\\Spam``, other system
-    labels)."""
+    labels) or cannot be spelt (a lone surrogate)."""
     if label.startswith("\\"):
         return _SYSTEM.get(label)
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if run:
-            raw = "".join(run).encode("utf-16-be", "surrogatepass")
-            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
-            run.clear()
-
-    for i, ch in enumerate(label):
-        if ch == "&":
-            flush()
-            out.append("&-")
-        elif _plain(ch) and not (i == 0 and ch == "$"):  # a leading $ reads as no label
-            flush()
-            out.append(ch)
-        else:
-            run.append(ch)
-    flush()
-    return "".join(out)
+    try:
+        return mutf7.encode(label, _literal)
+    except ValueError:
+        return None
 
 
 def label_of(keyword: str) -> str | None:
@@ -75,28 +61,10 @@ def label_of(keyword: str) -> str | None:
     system = _SYSTEM_OF_KEYWORD.get(keyword.upper())
     if system is not None:
         return system
-    out: list[str] = []
-    i = 0
-    while i < len(keyword):
-        ch = keyword[i]
-        if ch != "&":
-            out.append(ch)
-            i += 1
-            continue
-        end = keyword.find("-", i + 1)
-        if end < 0:
-            return None
-        chunk = keyword[i + 1 : end]
-        i = end + 1
-        if not chunk:
-            out.append("&")
-            continue
-        try:
-            raw = base64.b64decode(chunk.replace(",", "/") + "=" * (-len(chunk) % 4))
-            out.append(raw.decode("utf-16-be"))
-        except (ValueError, UnicodeDecodeError):
-            return None
-    return "".join(out)
+    try:
+        return mutf7.decode(keyword, _literal)
+    except ValueError:
+        return None
 
 
 def with_labels(flags: Flags, labels: Iterable[str]) -> Flags:

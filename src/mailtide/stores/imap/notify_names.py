@@ -77,4 +77,7 @@ class WatchedNames:
 
 
 def _decoded(name: str) -> str:
-    return mutf7.decode(name) if _is_mutf7(name) else name
+    try:
+        return mutf7.decode(name)
+    except ValueError:
+        return name
