@@ -21,6 +21,7 @@ import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, steps_of, write_config
+from mailtide.stores.maildir.delivery import Delivery
 from mailtide.stores.maildir.stamp import folder_stamp
 from stores.maildir.coarse_fs import whole_second_fs
 from stores.maildir.listing_spy import record_file_stats, record_listings
@@ -239,4 +240,83 @@ def test_a_new_uidvalidity_on_the_server_re_pairs_an_unchanged_folder_by_listing
     synced(s)
     assert len(loc.messages(s.root, s.layout, "Archive/2024")) == len(old)
     assert len(srv.fetch_all(s.imap, "Archive/2024")) == len(old)
+    assert_in_sync(s)
+
+
+def test_a_sync_that_writes_into_folders_lets_the_next_sync_skip_listing_them(
+    setup: Setup, listed: list[str]
+) -> None:
+    """A download, a flag rename and a deletion are the sync's own writes: it records the
+    stamp after them (engine/restamp.py), so the next sync lists none of these folders."""
+    s = setup
+    fill(s)
+    settled(s)
+    srv.append(s.imap, "INBOX", srv.make_message(70, "INBOX"), ["\\Seen"])
+    srv.set_flags(s.imap, "Archive/2024", srv.message_id(1, "Archive/2024"), [FLAGGED])
+    srv.expunge(s.imap, "Entwürfe", srv.message_id(2, "Entwürfe"))
+    synced(s)
+    listed.clear()
+    report = s.sync()
+    assert not report.failed, report
+    assert all(not any(m.summary().values()) for m in report.mailboxes), report
+    assert listed == []
+    assert_in_sync(s)
+
+
+def _mutt_adds(s: Setup) -> None:
+    loc.deliver(s.root, s.layout, "INBOX", srv.make_message(80, "INBOX"), "S")
+
+
+def _mutt_flags(s: Setup) -> None:
+    msg = loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(1, "INBOX")]
+    loc.set_letters(msg, msg.letters + "F")
+
+
+def _mutt_deletes(s: Setup) -> None:
+    loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(2, "INBOX")].path.unlink()
+
+
+def _on_server(s: Setup) -> dict[str, frozenset[str]]:
+    return flags_on_server(s, "INBOX")
+
+
+FOREIGN = {
+    "added": (_mutt_adds, lambda s: srv.message_id(80, "INBOX") in _on_server(s)),
+    "renamed": (_mutt_flags, lambda s: FLAGGED in _on_server(s)[srv.message_id(1, "INBOX")]),
+    "removed": (_mutt_deletes, lambda s: srv.message_id(2, "INBOX") not in _on_server(s)),
+}
+
+
+@pytest.mark.parametrize("change", FOREIGN)
+def test_a_mail_readers_change_amid_a_syncs_writes_is_seen_by_the_next_sync(
+    setup: Setup, listed: list[str], monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Another client adds, renames or removes a file in INBOX right after the sync's own
+    delivery there, in the same second: the stamp after the writes holds that change too, so
+    it must not be recorded; the next sync lists INBOX and carries the change.  A folder the
+    sync wrote to alone is still not listed."""
+    s = setup
+    fill(s)
+    settled(s)
+    srv.append(s.imap, "INBOX", srv.make_message(70, "INBOX"), ["\\Seen"])
+    srv.append(s.imap, "Archive/2024", srv.make_message(70, "Archive/2024"), ["\\Seen"])
+    act, carried = FOREIGN[change]
+    inbox = folder_of(s, "INBOX")
+    commit = Delivery.commit
+    acted: list[str] = []
+
+    def commit_then_foreign(self: Delivery) -> list[str]:
+        ids = commit(self)
+        if os.path.realpath(self.folder) == inbox and not acted:
+            acted.append(change)
+            act(s)
+        return ids
+
+    monkeypatch.setattr(Delivery, "commit", commit_then_foreign)
+    synced(s)
+    assert acted
+    listed.clear()
+    synced(s)
+    assert carried(s)
+    assert folders_listed(listed) == {inbox}
     assert_in_sync(s)

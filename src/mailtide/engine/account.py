@@ -37,6 +37,7 @@ from mailtide.engine.gmail_all_mail import AllMailChanges
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync
+from mailtide.engine.restamp import Restamps
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
 from mailtide.state.offloop import OffLoopState
@@ -161,6 +162,7 @@ class AccountSync:
         self.first_sync = first_sync
         self.report = AccountReport(name)
         self.moves: MovePass | None = None  # this run's, once the folder tree is known
+        self.restamps = Restamps()  # the sides the pairs wrote to, stamped at the end
         self.log = log.bind(account=name)
         self.tree = FolderTree(
             stores,
@@ -202,6 +204,7 @@ class AccountSync:
             await self._mailboxes(names)
             if all_mail is not None and not self.report.failed:
                 await all_mail.done()
+            await self.restamps.record(self.state, self.options.stamp_wait, self.steps.stop)
         except StopRequested:
             self.report.stopped = True
             self.log.info("account.stopped", steps=self.steps.count)
@@ -212,6 +215,8 @@ class AccountSync:
             self.report.offline = isinstance(exc, ConnectionLost | _GaveUp)
             self.report.login_failed = isinstance(exc, AuthenticationFailed)
             self.log.error("account.failed", error=str(exc))
+        finally:
+            self.restamps.close()
         return self.report
 
     def _all_mail(self) -> AllMailChanges | None:
@@ -356,6 +361,8 @@ class AccountSync:
                 labels,
             )
             report = await pair.run()
+            for side, proof in pair.written:
+                self.restamps.add(name, side, proof)
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))

@@ -53,6 +53,7 @@ from mailtide.stores.base import (
     MailboxError,
     MailboxStatus,
     MessageRefused,
+    WrittenStamp,
 )
 
 log = structlog.get_logger(__name__)
@@ -94,6 +95,9 @@ class Options:
     parallel: int = 1
     # Gmail's labels mode (engine/gmail_labels.py): one file per message, a hard link per label
     gmail_labels: bool = False
+    # Seconds the run waits at its end for the stamps of the sides it wrote to to settle
+    # (engine/restamp.py): a second's tick and the clock's slack
+    stamp_wait: float = 1.2
 
 
 @dataclass(slots=True)
@@ -198,6 +202,9 @@ class PairSync:
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, list[MessageInfo]] = {}
         self.labels = labels
+        # By side, once the plan is carried out whole: what may prove the side lists as the
+        # records say (engine/restamp.py), for the account to record at the run's end
+        self.written: list[tuple[Side, WrittenStamp]] = []
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -366,11 +373,20 @@ class PairSync:
         if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
+        for box, status in zip(self.boxes, statuses, strict=True):
+            if box is not None and status is not None:
+                box.begin_writes(status)
         await self._apply(mailbox, plan)
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
         await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
+        if not plan.empty and not self.report.refused:
+            self.written = [
+                (side, proof)
+                for side in SIDES
+                if (box := self.boxes[side]) is not None and (proof := box.written()) is not None
+            ]
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)(
             "mailbox.synced", **summary, **self._linked()

@@ -195,6 +195,22 @@ class Link:
     hint: str | None = None
 
 
+class WrittenStamp(Protocol):
+    """A side's proof that, after a sync's own writes, it lists as the sync's records say
+    (``Mailbox.written``).  Its methods do blocking I/O: call them off the event loop."""
+
+    def settles_in(self) -> float:
+        """Seconds until ``stamp`` can prove anything (the stamp's times must be older)."""
+        ...
+
+    def stamp(self) -> str | None:
+        """The stamp to record as the side's (``MailboxStatus.stamp``), or None: not proven
+        (anything else changed the side, or its times have not settled yet)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Mailbox(Protocol):
     """One open mailbox.  Every method may raise ``MailboxError``."""
 
@@ -245,6 +261,17 @@ class Mailbox(Protocol):
     async def move(self, ids: Sequence[str], target: str) -> Moved:
         """Move exactly these messages into folder ``target`` (canonical name, same store)
         without reading their bodies, keeping their flags; durable when this returns."""
+        ...
+
+    def begin_writes(self, status: MailboxStatus) -> None:
+        """The caller is about to carry out a plan made when this side gave ``status`` (maybe
+        through another open of it); ``written`` then weighs the writes against it."""
+        ...
+
+    def written(self) -> WrittenStamp | None:
+        """After a sync carried out its plan on this open mailbox (``begin_writes``): what may
+        prove the side lists as the sync's records now say, so the next sync need not list
+        it; None where nothing can.  Handed over: the caller closes it."""
         ...
 
     async def close(self) -> None: ...

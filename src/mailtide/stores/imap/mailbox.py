@@ -1055,6 +1055,13 @@ class ImapMailbox:
             return {str(u): None for u in chunk}
         return {str(u): str(mapping[u]) for u in chunk if u in mapping}
 
+    def begin_writes(self, status: MailboxStatus) -> None:
+        """Nothing: see ``written``."""
+
+    def written(self) -> None:
+        """Nothing: the server's HIGHESTMODSEQ tells the next sync what changed."""
+        return None
+
     async def close(self) -> None:
         if self._release is not None and not self._failed and self._client.usable:
             untouched = not self._selected and not self._wrote

@@ -10,7 +10,7 @@ the info are always sorted in ASCII order (uppercase before lowercase).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -125,8 +125,11 @@ def read_keywords(folder_dir: str) -> Keywords:
     return Keywords(tuple(names))
 
 
-def write_keywords(folder_dir: str, keywords: Keywords) -> None:
-    """Replace the keyword file atomically (temp file, fsync, rename)."""
+def write_keywords(
+    folder_dir: str, keywords: Keywords, replaced: Callable[[str], None] | None = None
+) -> None:
+    """Replace the keyword file atomically (temp file, fsync, rename); ``replaced`` is told
+    its path once it is."""
     final = os.path.join(folder_dir, KEYWORDS_FILE)
     tmp = temp_path(folder_dir)
     text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords.names) if name is not None)
@@ -136,6 +139,8 @@ def write_keywords(folder_dir: str, keywords: Keywords) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, final)
+        if replaced is not None:
+            replaced(final)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -145,10 +150,13 @@ def write_keywords(folder_dir: str, keywords: Keywords) -> None:
 
 
 def ensure_keywords(
-    folder_dir: str, flags: Iterable[str], reserved: Iterable[str] = ()
+    folder_dir: str,
+    flags: Iterable[str],
+    reserved: Iterable[str] = (),
+    replaced: Callable[[str], None] | None = None,
 ) -> Keywords:
     """The folder's table, extended on disk with letters for any new keyword in ``flags``
-    (never one of the ``reserved`` letters)."""
+    (never one of the ``reserved`` letters); ``replaced`` as in ``write_keywords``."""
     current = read_keywords(folder_dir)
     wanted = [f for f in flags if not f.startswith("\\") and f not in LETTER_OF_FLAG]
     table, dropped = current.extended(wanted, reserved)
@@ -160,7 +168,7 @@ def ensure_keywords(
             reason=f"a Maildir folder holds at most {MAX_KEYWORDS} keywords",
         )
     if table != current:
-        write_keywords(folder_dir, table)
+        write_keywords(folder_dir, table, replaced)
     return table
 
 

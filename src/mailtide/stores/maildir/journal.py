@@ -11,6 +11,7 @@ Thread-safe: the store writes from worker threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailtide.stores.maildir.own_changes import OwnChanges
@@ -32,6 +33,14 @@ class WriteJournal:
         self.keep = keep
         self._lock = threading.Lock()
         self._changes: list[FileChange] = []
+        self._observer: Callable[[FileChange], None] | None = None
+
+    def observed(self, observer: Callable[[FileChange], None]) -> WriteJournal:
+        """This journal as one writer uses it: the same record, and ``observer`` is also told
+        of each change that writer makes (a folder's own writes, for its ``Witness``)."""
+        view = WriteJournal(self.own, self.keep)
+        view._lock, view._changes, view._observer = self._lock, self._changes, observer
+        return view
 
     def before(self, *paths: str) -> None:
         """About to create or unlink ``paths[0]``, or rename ``paths[0]`` to ``paths[1]``."""
@@ -44,6 +53,8 @@ class WriteJournal:
             self.own.expect_dirs(*paths)
 
     def done(self, change: FileChange) -> None:
+        if self._observer is not None:
+            self._observer(change)
         if self.keep:
             with self._lock:
                 self._changes.append(change)
@@ -51,5 +62,6 @@ class WriteJournal:
     def take(self) -> list[FileChange]:
         """The changes recorded since the last ``take``."""
         with self._lock:
-            changes, self._changes = self._changes, []
+            changes = list(self._changes)
+            self._changes.clear()  # in place: writers' views share the list
         return changes

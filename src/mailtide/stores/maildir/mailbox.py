@@ -61,6 +61,7 @@ from mailtide.stores.base import (
     MailboxError,
     MailboxStatus,
     Moved,
+    WrittenStamp,
 )
 from mailtide.stores.maildir import links as links_mod
 from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
@@ -101,6 +102,7 @@ from mailtide.stores.maildir.listing import (
     read_regular,
 )
 from mailtide.stores.maildir.stamp import folder_stamp
+from mailtide.stores.maildir.witness import Unwritten, Witness
 
 log = structlog.get_logger("mailtide.stores.maildir")
 
@@ -155,6 +157,12 @@ class MaildirMailbox:
         self.name = name
         self._locate = locate
         self.journal = journal or WriteJournal(keep=False)
+        # this open's own writes (not a duplicate's new name, made while listing), told to
+        # the witness of its writes
+        self._own = self.journal.observed(self._saw_own)
+        self._witness: Witness | None = None
+        self._start: str | None = None  # the stamp the caller's plan was made from
+        self._wrote = False  # a write began: the witness was started, or could not be
         self.read_only = read_only  # a dry run: every write refused, no id file made
         self.path = path
         self.durability: Durability = durability
@@ -246,6 +254,7 @@ class MaildirMailbox:
             except FileNotFoundError:
                 self._scan()  # renamed (flags, new/ -> cur/) or deleted: look again by its id
         log.info("maildir.message_vanished", folder=self.path, id=msg_id)
+        self._spoil()
         return None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -457,7 +466,7 @@ class MaildirMailbox:
         self._writable()
         if not messages:
             return []
-        delivery = Delivery(self.path, self.durability, self.journal, self.name)
+        delivery = Delivery(self.path, self.durability, self._own, self.name)
         keywords = await self._run(self._prepare_delivery, delivery, messages)
         pending: list[tuple[Staged, Parts]] = []  # small bodies not yet written
         pending_bytes = 0
@@ -549,9 +558,10 @@ class MaildirMailbox:
     def _prepare_delivery(self, delivery: Delivery, messages: Sequence[Incoming]) -> Keywords:
         if not os.path.isdir(self.path):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
+        self._arm()
         delivery.prepare()
         flags = {f for m in messages for f in m.flags}
-        return ensure_keywords(self.path, flags, self._reserved(flags))
+        return ensure_keywords(self.path, flags, self._reserved(flags), self._saw_keywords)
 
     def _staged(self, delivery: Delivery, message: Incoming, keywords: Keywords) -> Staged:
         unique = new_unique(message.hint)
@@ -602,11 +612,12 @@ class MaildirMailbox:
             await self._run(self._set_flags, list(changes))
 
     def _set_flags(self, changes: list[FlagChange]) -> None:
+        self._arm()
         full: OSError | None = None
         added = {f for c in changes for f in c.add}
         reserved = self._reserved(added)
         try:
-            keywords = ensure_keywords(self.path, added, reserved)
+            keywords = ensure_keywords(self.path, added, reserved, self._saw_keywords)
         except OSError as err:
             # The keyword table cannot grow (a full disk): the table on disk is intact (it is
             # replaced by rename), and the changes that need no new letter are renames, which
@@ -637,11 +648,12 @@ class MaildirMailbox:
                 dest = os.path.join(self.path, "cur", target)
                 if os.path.lexists(dest):
                     log.warning("maildir.rename_target_exists", folder=self.path, file=target)
+                    self._spoil()  # the file keeps flags the records will not
                     return True
                 source = self._file(entry)
-                self.journal.before(source, dest)
+                self._own.before(source, dest)
                 os.rename(source, dest)
-                self.journal.done(FileChange("renamed", self.name, dest, source))
+                self._own.done(FileChange("renamed", self.name, dest, source))
                 self._index[change.id] = ("cur", target)
                 touched.update((sub, "cur"))
                 return True
@@ -671,6 +683,7 @@ class MaildirMailbox:
         return await self._run(self._delete, list(ids))
 
     def _delete(self, ids: list[str]) -> set[str]:
+        self._arm()
         attempt = self._attempt()
         touched: set[str] = set()
         gone: set[str] = set()
@@ -704,6 +717,7 @@ class MaildirMailbox:
         return Moved(await self._run(self._move, list(ids), dest, target))
 
     def _move(self, ids: list[str], dest: str, target: str) -> dict[str, str | None]:
+        self._arm()
         if not os.path.isdir(os.path.join(dest, "cur")):
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
@@ -734,11 +748,12 @@ class MaildirMailbox:
                     to = os.path.join(dest, "cur", full_name(msg_id, new_letters))
                 if msg_id in taken or os.path.lexists(to):  # another file of that name
                     log.warning("maildir.move_target_exists", folder=dest, file=to)
+                    self._spoil()  # it stays here, though the records will not have it
                     return False
                 source = self._file(entry)
-                self.journal.before(source, to)
+                self._own.before(source, to)
                 os.rename(source, to)
-                self.journal.done(FileChange("moved", target, to, source))
+                self._own.done(FileChange("moved", target, to, source))
                 self._index.pop(msg_id, None)
                 touched.update((os.path.dirname(to), os.path.dirname(source)))
                 # other names of the same file (a crash between new/ and cur/): left here they
@@ -771,10 +786,11 @@ class MaildirMailbox:
         return await self._run(self._link, list(links), self._locate)
 
     def _link(self, links: list[Link], locate: Callable[[str], str]) -> list[str | None]:
+        self._arm()
         if not os.path.isdir(os.path.join(self.path, "cur")):
             raise MailboxError(f"Maildir folder {self.path} has vanished")
         wanted = {f for k in links for f in k.flags}
-        keywords = ensure_keywords(self.path, wanted, self._reserved(wanted))
+        keywords = ensure_keywords(self.path, wanted, self._reserved(wanted), self._saw_keywords)
         seen: links_mod.Listings = {}
         out: list[str | None] = []
         touched: list[str] = []
@@ -789,7 +805,7 @@ class MaildirMailbox:
                 continue
             try:
                 msg_id, entry = links_mod.make_link(
-                    self.path, self.name, source, link, keywords, self.journal
+                    self.path, self.name, source, link, keywords, self._own
                 )
             except OSError as err:  # another file system (EXDEV), too many links (EMLINK)
                 log.warning("maildir.link_failed", folder=self.path, source=source, error=str(err))
@@ -811,12 +827,59 @@ class MaildirMailbox:
         return await self._run(links_mod.held, list(files), self._locate)
 
     def _unlink(self, path: str) -> None:
-        self.journal.before(path)
+        self._own.before(path)
         os.unlink(path)
-        self.journal.done(FileChange("removed", self.name, path))
+        self._own.done(FileChange("removed", self.name, path))
+
+    # -- the stamp after this open's writes (witness.py) ---------------------------------
+
+    def _arm(self) -> None:
+        """Before this open's first write (in its worker thread): watch the folder, when it
+        is still as the last status found it."""
+        if self._wrote:
+            return
+        self._wrote = True
+        self._witness = Witness.start(self.path, self._start)
+
+    def _saw_own(self, change: FileChange) -> None:
+        if self._witness is None:
+            return
+        if change.old_path is not None:
+            self._witness.own(change.old_path, arrived=False)
+        self._witness.own(change.path, arrived=change.kind != "removed")
+
+    def _saw_keywords(self, path: str) -> None:
+        if self._witness is not None:
+            self._witness.own(path, arrived=True)
+
+    def _spoil(self) -> None:
+        if self._witness is not None:
+            self._witness.spoil()
+
+    def begin_writes(self, status: MailboxStatus) -> None:
+        """The writes from here on are weighed against ``status``'s stamp (witness.py)."""
+        self._start = status.stamp
+        self._wrote = False
+
+    def written(self) -> WrittenStamp | None:
+        """What may prove, once the writes since ``begin_writes`` are done, that the folder
+        lists as the caller's records now say: that stamp when nothing was written, else the
+        ``Witness`` of the writes (handed over: the caller closes it).  None when nothing can
+        (no stamp to begin from, the folder changed before the first write, no inotify)."""
+        witness, self._witness = self._witness, None
+        if self._start is None or self.read_only:
+            if witness is not None:
+                witness.close()
+            return None
+        if not self._wrote:
+            return Unwritten(self._start)
+        return witness
 
     async def close(self) -> None:
         self._index = {}
+        witness, self._witness = self._witness, None
+        if witness is not None:
+            witness.close()
 
 
 def _held(body: Body) -> Parts | None:

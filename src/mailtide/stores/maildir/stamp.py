@@ -20,6 +20,7 @@ the kernel stamps files with, which may lag the one ``time.time_ns`` reads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -61,8 +62,25 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
     return " ".join(parts)
 
 
+def settled_after(folder: str) -> int:
+    """The moment (``time.time_ns``) from which the times new/ and cur/ of ``folder`` have now
+    can prove something (``folder_stamp`` gives them); OSError when they cannot be read."""
+    times: list[int] = []
+    for sub in ("new", "cur"):
+        st = os.stat(os.path.join(folder, sub))
+        times += (st.st_mtime_ns, st.st_ctime_ns)
+    with contextlib.suppress(FileNotFoundError):
+        kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
+        times += (kw.st_mtime_ns, kw.st_ctime_ns)
+    return max(_tick_of(t) * (t // _tick_of(t) + 1) + CLOCK_SLACK for t in times)
+
+
+def _tick_of(time_ns: int) -> int:
+    return 2 * SECOND if time_ns % SECOND == 0 else SECOND
+
+
 def _settled(time_ns: int, now_ns: int) -> bool:
     """Whether a change after ``now_ns`` must give a time other than ``time_ns``: it lies in
     an earlier tick of the file system's clock than any such change can."""
-    tick = 2 * SECOND if time_ns % SECOND == 0 else SECOND
+    tick = _tick_of(time_ns)
     return time_ns // tick < (now_ns - CLOCK_SLACK) // tick

@@ -1,0 +1,90 @@
+"""A side a sync wrote to keeps a stamp: after the run's pairs, each proof a side gave that
+only the sync changed it (``Mailbox.written``: a Maildir folder's witness) becomes the stamp
+in that side's cursor, so the next sync need not list the folder it has just written to.
+
+A proof is only asked for where a pair's plan was carried out whole (its cursors saved as
+complete) with no message refused (a refused one must be tried again next run, which a
+skipped pair would not do).  The stamp's times must have settled (stamp.py's tick rule):
+proofs that settle within ``wait`` seconds are waited for, once for the whole run, the
+others are dropped (the next sync lists that folder, as before).  Not a durable step: like
+the restamp of an unchanged pair (pair.py), a crash before it costs only a listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+import structlog
+
+from mailtide.core.model import Side
+from mailtide.deadline import within
+from mailtide.state.offloop import OffLoopState
+from mailtide.stores.base import WrittenStamp
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    mailbox: str  # canonical name of the pair
+    side: Side
+    proof: WrittenStamp
+
+
+class Restamps:
+    """The proofs of one run, recorded (or dropped) at its end."""
+
+    def __init__(self) -> None:
+        self._pending: list[Written] = []
+
+    def add(self, mailbox: str, side: Side, proof: WrittenStamp) -> None:
+        self._pending.append(Written(mailbox, side, proof))
+
+    async def record(
+        self, state: OffLoopState, wait: float, stop: asyncio.Event | None = None
+    ) -> int:
+        """Record the stamps proven, waiting at most ``wait`` seconds for times to settle
+        (not at all once ``stop`` is set); how many were recorded."""
+        pending, self._pending = self._pending, []
+        recorded = 0
+        try:
+            if not pending:
+                return 0
+            settle = [await asyncio.to_thread(w.proof.settles_in) for w in pending]
+            longest = max((s for s in settle if s <= wait), default=0.0)
+            if longest > 0 and (stop is None or not stop.is_set()):
+                with contextlib.suppress(TimeoutError):
+                    await within((stop or asyncio.Event()).wait(), longest)
+            for w in pending:
+                stamp = await asyncio.to_thread(w.proof.stamp)
+                if stamp is not None and await _record(state, w, stamp):
+                    recorded += 1
+                else:
+                    log.debug("mailbox.stamp_unproven", mailbox=w.mailbox, side=w.side.name)
+        finally:
+            for w in pending:
+                w.proof.close()
+        return recorded
+
+    def close(self) -> None:
+        """Drop every proof (the run ended without getting to ``record``)."""
+        pending, self._pending = self._pending, []
+        for w in pending:
+            w.proof.close()
+
+
+async def _record(state: OffLoopState, written: Written, stamp: str) -> bool:
+    """Put ``stamp`` in the side's cursor, as long as the pair's run left it complete (a
+    validity) and unstamped; whether it was."""
+    mailbox = await state.mailbox(written.mailbox)
+    cursors = list(mailbox.cursors)
+    cursor = cursors[written.side]
+    if cursor.validity is None or cursor.stamp is not None:
+        return False
+    cursors[written.side] = dataclasses.replace(cursor, stamp=stamp)
+    await state.set_cursors(mailbox, (cursors[0], cursors[1]))
+    log.debug("mailbox.restamped", mailbox=written.mailbox, side=written.side.name)
+    return True

@@ -1,0 +1,232 @@
+"""Proof that a sync's own writes were the only change to a Maildir folder, so that the stamp
+taken after them (stamp.py) may be recorded as the folder's: the next sync then need not list
+the folder it just wrote to.
+
+A ``Witness`` is an inotify watch on the folder, its new/ and cur/, set up before the sync's
+first write.  It counts only once the folder's stamp, read after the watch is in place, is
+still the one the sync's listing (or the recorded stamp) started from: from then on every
+change of an entry of new/ or cur/, of the keyword file, or of new/ and cur/ themselves is an
+event in its queue.  The writer tells it of each of its own operations (``own``: a file that
+arrived in or left new/ or cur/, the keyword file replaced); ``stamp`` reads the stamp, then
+the queue, and gives the stamp only when every event is one of those operations.  Another
+client's change in the same moment, even on the same name, is one event more than expected.
+A lost event (``IN_Q_OVERFLOW``), a watch ended (new/ or cur/ removed or renamed, the file
+system unmounted), or an event on the keyword file that is no replacement of ours, spoil
+the proof for good.
+
+The stamp's own rule holds: a stamp whose times lie in the current tick is no proof
+(``folder_stamp`` gives None), so ``stamp`` gives None until they have settled
+(``settles_in`` says how long that is).  Reading the queue after the stamp also leaves time
+for the event of a change whose times the stamp shows (the kernel queues it right after it
+sets them): a settled stamp's last change is at least ``CLOCK_SLACK`` old.
+
+Linux only (inotify through ctypes); elsewhere ``start`` gives None and nothing is proven.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import struct
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailtide.stores.maildir.flags import KEYWORDS_FILE
+from mailtide.stores.maildir.stamp import SECOND, folder_stamp, settled_after
+
+IN_MODIFY = 0x00000002
+IN_ATTRIB = 0x00000004
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
+IN_DELETE_SELF = 0x00000400
+IN_MOVE_SELF = 0x00000800
+IN_UNMOUNT = 0x00002000
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+_ARRIVED = IN_CREATE | IN_MOVED_TO
+_LEFT = IN_DELETE | IN_MOVED_FROM
+_SELF = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED | IN_Q_OVERFLOW
+_ENTRIES = _ARRIVED | _LEFT | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW
+# the folder itself: the keyword file (also edited in place) and new/, cur/ replaced
+_FOLDER = _ENTRIES | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE
+_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
+_FOLDER_NAMES = frozenset((KEYWORDS_FILE, "new", "cur"))
+MESSAGE_DIRS = ("new", "cur")
+# Own operations a witness keeps at most (about 200 bytes each): a sync that writes more to
+# one folder (an initial one) lists it once more next time instead.
+MAX_OWN = 4096
+
+# (subdirectory or "" for the folder, file name, True: arrived / False: left)
+Entry = tuple[str, str, bool]
+
+
+def _load() -> tuple[Callable[[int], int], Callable[[int, bytes, int], int]] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        init, add = libc.inotify_init1, libc.inotify_add_watch
+    except (OSError, AttributeError):
+        return None
+    init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
+    add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    add.restype = ctypes.c_int
+    return init, add
+
+
+_INOTIFY = _load()
+
+
+class Witness:
+    """The inotify watch of one folder from before a sync's first write to its end.  Used
+    from the writer's worker threads one at a time; ``close`` it when done."""
+
+    def __init__(self, folder: str, fd: int, dirs: dict[int, str]) -> None:
+        self.folder = folder
+        self._fd = fd
+        self._dirs = dirs  # watch descriptor -> "" (the folder), "new" or "cur"
+        self._expected: Counter[Entry] = Counter()
+        self._owned = 0
+        self.spoiled = False
+
+    @classmethod
+    def start(cls, folder: str, since: str | None) -> Witness | None:
+        """A witness of ``folder`` whose stamp is still ``since`` now that it is watched; None
+        when it is not (or ``since`` is None), or inotify cannot be had (then nothing is
+        proven: the next sync lists the folder, as without a witness)."""
+        if since is None or _INOTIFY is None:
+            return None
+        init, add = _INOTIFY
+        fd = init(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            return None
+        dirs: dict[int, str] = {}
+        witness = cls(folder, fd, dirs)
+        try:
+            for sub, mask in (("", _FOLDER), ("new", _ENTRIES), ("cur", _ENTRIES)):
+                wd = add(fd, os.fsencode(os.path.join(folder, sub)), mask)
+                if wd < 0:
+                    witness.close()
+                    return None
+                dirs[wd] = sub
+            if folder_stamp(folder) != since:  # changed before the watch was in place
+                witness.close()
+                return None
+        except BaseException:
+            witness.close()
+            raise
+        return witness
+
+    def own(self, path: str, arrived: bool) -> None:
+        """One operation of the writer's own: ``path`` arrived in (created, renamed to) or left
+        (unlinked, renamed from) new/, cur/ or the folder; paths elsewhere are no concern."""
+        if self.spoiled:
+            return
+        self._owned += 1
+        if self._owned > MAX_OWN:
+            self.spoil()
+            return
+        sub, name = os.path.split(path)
+        parent, base = os.path.split(sub)
+        if sub == self.folder:
+            self._expected[("", name, arrived)] += 1
+        elif parent == self.folder and base in MESSAGE_DIRS:
+            self._expected[(base, name, arrived)] += 1
+
+    def spoil(self) -> None:
+        """The writer knows the folder no longer lists as it will record (a write it skipped)."""
+        self.spoiled = True
+        self._expected.clear()
+
+    def settles_in(self) -> float:
+        """Seconds until the folder's times as they are now can prove something (0: now)."""
+        try:
+            at = settled_after(self.folder)
+        except OSError:
+            return 0.0
+        return max(0.0, (at - time.time_ns()) / SECOND)
+
+    def stamp(self) -> str | None:
+        """The folder's stamp now, when it is proven that only the operations told to ``own``
+        changed the folder since the witness started; None when it is not, or not yet (its
+        times have not settled: ``settles_in``)."""
+        if self.spoiled:
+            return None
+        try:
+            now = folder_stamp(self.folder)
+        except OSError:
+            return None
+        if now is None:
+            return None
+        self._read()
+        return None if self.spoiled else now
+
+    def _read(self) -> None:
+        """Match every queued event against the expected ones."""
+        while not self.spoiled:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    continue
+                self.spoiled = True
+                return
+            self._match(data)
+
+    def _match(self, data: bytes) -> None:
+        at = 0
+        while at < len(data):
+            wd, mask, _cookie, size = _HEADER.unpack_from(data, at)
+            name = os.fsdecode(data[at + _HEADER.size : at + _HEADER.size + size].rstrip(b"\0"))
+            at += _HEADER.size + size
+            if mask & _SELF:
+                self.spoiled = True
+                return
+            sub = self._dirs.get(wd)
+            if sub is None or (sub == "" and name not in _FOLDER_NAMES):
+                continue  # tmp/, .mailtide-id, subfolders, other programs' files
+            if not mask & (_ARRIVED | _LEFT):  # the keyword file edited in place, touched
+                self.spoiled = True
+                return
+            entry = (sub, name, bool(mask & _ARRIVED))
+            if not self._expected[entry]:
+                self.spoiled = True
+                return
+            self._expected[entry] -= 1
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """A folder nothing was written to: the stamp its status gave proves it as it is."""
+
+    given: str
+
+    def settles_in(self) -> float:
+        return 0.0
+
+    def stamp(self) -> str | None:
+        return self.given
+
+    def close(self) -> None:
+        """Nothing is held."""

@@ -1,0 +1,149 @@
+"""The witness of a folder's own writes (witness.py): after a sync's writes, the folder's
+stamp is given only when every change since the stamp the sync started from is one of those
+writes.  Another client's file added, renamed or removed, the keyword file edited, new/
+replaced, each in the middle of the writes, leave it without one; so does a change made
+before the watch was in place."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailtide.stores.base import FlagChange
+from mailtide.stores.maildir import MaildirMailbox, MaildirStore
+from mailtide.stores.maildir.stamp import folder_stamp
+from mailtide.stores.maildir.witness import Witness
+from stores.maildir.mdstore_helpers import incoming, message
+
+FLAGGED = "\\Flagged"
+
+
+def settle(folder: str) -> None:
+    """Wait until the folder's times can prove something (the second of the last change is
+    over)."""
+    deadline = time.monotonic() + 5
+    while folder_stamp(folder) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def stamp_when_settled(proof: Witness) -> str | None:
+    time.sleep(proof.settles_in())
+    return proof.stamp()
+
+
+@pytest.fixture
+async def box(fs_store: MaildirStore) -> MaildirMailbox:
+    """A folder with three messages, its status taken once its times have settled: the
+    writes to come are weighed against it."""
+    await fs_store.create_folder("INBOX")
+    first = await fs_store.open("INBOX")
+    await first.append([incoming(message(i)) for i in range(3)])
+    await first.close()
+    settle(first.path)
+    box = await fs_store.open("INBOX")
+    box.begin_writes(await box.status())
+    await box.snapshot()
+    return box
+
+
+def _files(box: MaildirMailbox) -> list[Path]:
+    return sorted(p for sub in ("new", "cur") for p in Path(box.path, sub).iterdir())
+
+
+async def test_own_writes_alone_give_the_stamp_after_them(box: MaildirMailbox) -> None:
+    """A delivery, a flag rename, a deletion and a new keyword (the keyword file replaced)."""
+    ids = [m.id for m in await box.snapshot()]
+    await box.append([incoming(message(10))])
+    await box.set_flags([FlagChange(ids[0], frozenset({FLAGGED, "Work"}), frozenset())])
+    await box.delete([ids[1]])
+    proof = box.written()
+    assert isinstance(proof, Witness)
+    try:
+        stamp = stamp_when_settled(proof)
+    finally:
+        proof.close()
+    assert stamp is not None and stamp == folder_stamp(box.path)
+
+
+def _add(box: MaildirMailbox) -> None:
+    Path(box.path, "new", "1700000001.M9P9Q9.mutt").write_bytes(b"Subject: x\n\nbody\n")
+
+
+def _rename(box: MaildirMailbox) -> None:
+    path = _files(box)[-1]
+    os.rename(path, Path(box.path, "cur", path.name.split(":")[0] + ":2,FS"))
+
+
+def _remove(box: MaildirMailbox) -> None:
+    _files(box)[-1].unlink()
+
+
+def _keywords(box: MaildirMailbox) -> None:
+    with open(Path(box.path, "dovecot-keywords"), "a") as f:  # edited in place
+        f.write("5 Urgent\n")
+
+
+def _new_replaced(box: MaildirMailbox) -> None:
+    os.rename(Path(box.path, "new"), Path(box.path, "new.old"))
+    os.mkdir(Path(box.path, "new"))
+
+
+FOREIGN: dict[str, Callable[[MaildirMailbox], None]] = {
+    "added": _add,
+    "renamed": _rename,
+    "removed": _remove,
+    "keywords edited": _keywords,
+    "new/ replaced": _new_replaced,
+}
+
+
+@pytest.mark.parametrize("change", FOREIGN)
+async def test_another_clients_change_between_own_writes_leaves_no_stamp(
+    box: MaildirMailbox, change: str
+) -> None:
+    await box.append([incoming(message(10), flags=frozenset({"Work"}))])
+    FOREIGN[change](box)
+    await box.append([incoming(message(11))])
+    proof = box.written()
+    assert proof is not None
+    try:
+        assert stamp_when_settled(proof) is None
+    finally:
+        proof.close()
+
+
+async def test_a_change_before_the_first_write_leaves_no_witness(box: MaildirMailbox) -> None:
+    """The folder changed after the status: what the sync planned from is not what is there,
+    so nothing after the writes can stand for it."""
+    _add(box)
+    await box.append([incoming(message(10))])
+    assert box.written() is None
+
+
+async def test_a_folder_nothing_was_written_to_keeps_the_stamp_of_its_status(
+    box: MaildirMailbox,
+) -> None:
+    status = await box.status()
+    box.begin_writes(status)
+    proof = box.written()
+    assert proof is not None and proof.settles_in() == 0
+    assert proof.stamp() == status.stamp
+
+
+async def test_a_stamp_is_given_only_once_the_writes_times_have_settled(
+    box: MaildirMailbox,
+) -> None:
+    await box.append([incoming(message(10))])
+    proof = box.written()
+    assert isinstance(proof, Witness)
+    try:
+        assert proof.settles_in() > 0
+        assert proof.stamp() is None  # the tick of the write is not over
+        assert stamp_when_settled(proof) is not None
+    finally:
+        proof.close()
