@@ -3,9 +3,12 @@ a real ``mailtide daemon`` and the private Dovecot (NOTIFY)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import maildir_helpers as loc
 from daemon_helpers import Daemon, cli, eventually, local_ids, settled
 from dovecot import ImapAccount
 from engine_helpers import Setup, make_setup, write_config
+from mailtide.stores.maildir.stamp import folder_stamp
 
 
 @pytest.fixture
@@ -104,6 +108,49 @@ def test_a_server_change_right_after_our_own_still_arrives(setup: Setup, watchin
         ),
         10,
         "the other client's changes in the Maildir",
+        d,
+    )
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10)[0] == 0
+
+
+def near_stamp(s: Setup, folder: str) -> str | None:
+    """The stamp the state records for the local side of ``folder`` (None: to be listed)."""
+    db = sqlite3.connect(s.config.general.state_dir / "test.sqlite")
+    with contextlib.closing(db):
+        row = db.execute("SELECT near_stamp FROM mailbox WHERE name = ?", (folder,)).fetchone()
+    return row[0] if row else None
+
+
+def test_a_pushed_delivery_keeps_the_folders_stamp_and_a_readers_file_still_arrives(
+    setup: Setup, daemons: Callable[..., Daemon]
+) -> None:
+    """The daemon's sync of a pushed message writes into INBOX and records the stamp after
+    its write (the next sync does not list INBOX); a file a mail reader adds then is seen by
+    the watcher, and the sync it makes lists INBOX and uploads it."""
+    s = setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen"])
+    s.sync()
+    inbox = loc.folder_dir(s.root, s.layout, "INBOX")
+    deadline = time.monotonic() + 5
+    while folder_stamp(str(inbox)) is None:  # times that prove something: a stamp recorded
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    d = daemons(write_config(s))
+    eventually(lambda: "sources=NOTIFY" in d.output, 20, "NOTIFY running", d)
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    eventually(lambda: srv.message_id(2, "INBOX") in local_ids(s), 10, "pushed", d)
+    settled(d)
+    assert near_stamp(s, "INBOX") == folder_stamp(str(inbox)) is not None, d.output[-3000:]
+    loc.deliver(s.root, s.layout, "INBOX", srv.make_message(3, "INBOX"), "S")
+    eventually(
+        lambda: (
+            srv.message_id(3, "INBOX") in {m.message_id for m in srv.fetch_all(s.imap, "INBOX")}
+        ),
+        10,
+        "uploaded",
         d,
     )
     d.signal(signal.SIGTERM)
