@@ -24,6 +24,7 @@ from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.pair import BATCH_BYTES, Options
+from mailtide.engine.restamp import Restamps
 from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.offloop import OffLoopState
@@ -359,6 +360,8 @@ class WiredAccount:
         self.own = OwnChanges()  # the Maildir writes of this account's syncs
         # what its syncs write, announced to the watcher (own) and recorded for the hooks
         self.journal = WriteJournal(own=self.own, keep=True)
+        # its syncs' proofs of their own Maildir writes, carried from sync to sync
+        self.restamps = Restamps(carry=True)
         self._state: OffLoopState | None = None
         self._stores: tuple[Store, Store] | None = None
 
@@ -415,6 +418,7 @@ class WiredAccount:
                 stop=stop,
                 progress=progress,
                 folder_policy=folder_policy_of(self.account),
+                restamps=self.restamps,
             )
 
         try:
@@ -453,6 +457,7 @@ class WiredAccount:
                     log.debug("account.drop_failed", account=self.name, error=str(exc))
 
     async def close(self) -> None:
+        self.restamps.close()
         if self._stores is not None:
             stores, self._stores = self._stores, None
             await _close_stores(self.name, stores)

@@ -150,7 +150,9 @@ class AccountSync:
         first_sync: bool = False,
         progress: Callable[[], None] | None = None,
         folder_policy: FolderPolicy | None = None,
+        restamps: Restamps | None = None,
     ) -> None:
+        """``restamps``: a daemon's, carried from run to run (engine/restamp.py)."""
         self.name = name
         self.retry = retry
         self.stores = stores
@@ -162,7 +164,8 @@ class AccountSync:
         self.first_sync = first_sync
         self.report = AccountReport(name)
         self.moves: MovePass | None = None  # this run's, once the folder tree is known
-        self.restamps = Restamps()  # the sides the pairs wrote to, stamped at the end
+        # the sides the pairs wrote to, stamped at the end
+        self.restamps = restamps or Restamps()
         self.log = log.bind(account=name)
         self.tree = FolderTree(
             stores,
@@ -189,6 +192,7 @@ class AccountSync:
     async def run(self) -> AccountReport:
         try:
             self.steps.check()
+            await self.restamps.record(self.state, 0)  # a daemon's, from its run before
             known = await self.state.known_folders()  # before this run adds its own
             names = await self._retrying(self._start, "account.retry")
             all_mail = self._all_mail()
@@ -216,7 +220,7 @@ class AccountSync:
             self.report.login_failed = isinstance(exc, AuthenticationFailed)
             self.log.error("account.failed", error=str(exc))
         finally:
-            self.restamps.close()
+            self.restamps.end_run()
         return self.report
 
     def _all_mail(self) -> AllMailChanges | None:

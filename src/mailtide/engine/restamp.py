@@ -6,8 +6,10 @@ A proof is only asked for where a pair's plan was carried out whole (its cursors
 complete) with no message refused (a refused one must be tried again next run, which a
 skipped pair would not do).  The stamp's times must have settled (stamp.py's tick rule):
 proofs that settle within ``wait`` seconds are waited for, once for the whole run, the
-others are dropped (the next sync lists that folder, as before).  Not a durable step: like
-the restamp of an unchanged pair (pair.py), a crash before it costs only a listing.
+others are dropped (the next sync lists that folder, as before).  A daemon waits for none:
+its ``carry`` keeps a proof that has not settled, still watching, for the start of its next
+run, before that run looks at any folder.  Not a durable step: like the restamp of an
+unchanged pair (pair.py), a crash before it costs only a listing.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ class Written:
 
 
 class Restamps:
-    """The proofs of one run, recorded (or dropped) at its end."""
+    """The proofs of one run, recorded (or dropped) at its end; with ``carry``, of a daemon's
+    runs, each run's that had not settled recorded at the next one's start."""
 
-    def __init__(self) -> None:
+    def __init__(self, carry: bool = False) -> None:
+        self.carry = carry
         self._pending: list[Written] = []
 
     def add(self, mailbox: str, side: Side, proof: WrittenStamp) -> None:
@@ -47,17 +51,20 @@ class Restamps:
         self, state: OffLoopState, wait: float, stop: asyncio.Event | None = None
     ) -> int:
         """Record the stamps proven, waiting at most ``wait`` seconds for times to settle
-        (not at all once ``stop`` is set); how many were recorded."""
+        (not at all with ``carry``, nor once ``stop`` is set); how many were recorded."""
         pending, self._pending = self._pending, []
         recorded = 0
         try:
             if not pending:
                 return 0
             settle = [await asyncio.to_thread(w.proof.settles_in) for w in pending]
-            longest = max((s for s in settle if s <= wait), default=0.0)
+            longest = 0.0 if self.carry else max((s for s in settle if s <= wait), default=0.0)
             if longest > 0 and (stop is None or not stop.is_set()):
                 with contextlib.suppress(TimeoutError):
                     await within((stop or asyncio.Event()).wait(), longest)
+            if self.carry:  # kept, still watching, for the next run
+                self._pending = [w for w, s in zip(pending, settle, strict=True) if s > 0]
+                pending = [w for w, s in zip(pending, settle, strict=True) if s <= 0]
             for w in pending:
                 stamp = await asyncio.to_thread(w.proof.stamp)
                 if stamp is not None and await _record(state, w, stamp):
@@ -69,8 +76,13 @@ class Restamps:
                 w.proof.close()
         return recorded
 
+    def end_run(self) -> None:
+        """A run ended: what it did not record is dropped, unless carried to the next."""
+        if not self.carry:
+            self.close()
+
     def close(self) -> None:
-        """Drop every proof (the run ended without getting to ``record``)."""
+        """Drop every proof."""
         pending, self._pending = self._pending, []
         for w in pending:
             w.proof.close()

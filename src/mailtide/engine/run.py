@@ -16,6 +16,7 @@ from mailtide.core.folder_filter import FolderFilter
 from mailtide.engine.account import AccountReport, AccountSync, Retry
 from mailtide.engine.folder_policy import FolderPolicy
 from mailtide.engine.pair import Options
+from mailtide.engine.restamp import Restamps
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store
 
@@ -34,6 +35,7 @@ async def sync_stores(
     stop: asyncio.Event | None = None,
     progress: Callable[[], None] | None = None,
     folder_policy: FolderPolicy | None = None,
+    restamps: Restamps | None = None,
 ) -> AccountReport:
     """Sync account ``name`` (all its folders, or only ``folders``) between ``stores`` (indexed
     by Side: FAR, NEAR).  An account that has never synced (no known folder, no state moved
@@ -53,6 +55,7 @@ async def sync_stores(
         first_sync=first_sync,
         progress=progress,
         folder_policy=folder_policy,
+        restamps=restamps,
     )
     report = await sync.run()
     if state.moved_aside:
