@@ -15,6 +15,7 @@ import pytest
 
 from mailtide.stores.base import FlagChange
 from mailtide.stores.maildir import MaildirMailbox, MaildirStore
+from mailtide.stores.maildir import witness as witness_mod
 from mailtide.stores.maildir.stamp import folder_stamp
 from mailtide.stores.maildir.witness import Witness
 from stores.maildir.mdstore_helpers import incoming, message
@@ -147,3 +148,19 @@ async def test_a_stamp_is_given_only_once_the_writes_times_have_settled(
         assert stamp_when_settled(proof) is not None
     finally:
         proof.close()
+
+
+async def test_witnesses_beyond_the_cap_are_not_started_and_a_closed_one_frees_its_place(
+    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each witness holds an inotify instance, of which a user has 128 for every program."""
+    monkeypatch.setattr(witness_mod, "MAX_OPEN", 2)
+    since = folder_stamp(box.path)
+    first, second = Witness.start(box.path, since), Witness.start(box.path, since)
+    assert first is not None and second is not None
+    assert Witness.start(box.path, since) is None
+    first.close()
+    third = Witness.start(box.path, since)
+    assert third is not None
+    second.close()
+    third.close()

@@ -21,6 +21,9 @@ for the event of a change whose times the stamp shows (the kernel queues it righ
 sets them): a settled stamp's last change is at least ``CLOCK_SLACK`` old.
 
 Linux only (inotify through ctypes); elsewhere ``start`` gives None and nothing is proven.
+Each witness is an inotify instance of its own, and a user has 128 of them for all programs
+(``fs.inotify.max_user_instances``): at most ``MAX_OPEN`` are open at once in this process,
+a folder written beyond that is listed next time, as without a witness.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import errno
 import os
 import struct
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailtide.stores.base import MailboxError
 from mailtide.stores.maildir.flags import KEYWORDS_FILE
 from mailtide.stores.maildir.stamp import SECOND, folder_stamp, settled_after
 
@@ -68,6 +73,9 @@ MESSAGE_DIRS = ("new", "cur")
 # Own operations a witness keeps at most (about 200 bytes each): a sync that writes more to
 # one folder (an initial one) lists it once more next time instead.
 MAX_OWN = 4096
+MAX_OPEN = 32  # witnesses open at once (inotify instances taken from the user's 128)
+_open = 0  # witnesses open now
+_open_lock = threading.Lock()
 
 # (subdirectory or "" for the folder, file name, True: arrived / False: left)
 Entry = tuple[str, str, bool]
@@ -107,11 +115,12 @@ class Witness:
         """A witness of ``folder`` whose stamp is still ``since`` now that it is watched; None
         when it is not (or ``since`` is None), or inotify cannot be had (then nothing is
         proven: the next sync lists the folder, as without a witness)."""
-        if since is None or _INOTIFY is None:
+        if since is None or _INOTIFY is None or not _take():
             return None
         init, add = _INOTIFY
         fd = init(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
+            _give_back()
             return None
         dirs: dict[int, str] = {}
         witness = cls(folder, fd, dirs)
@@ -125,6 +134,9 @@ class Witness:
             if folder_stamp(folder) != since:  # changed before the watch was in place
                 witness.close()
                 return None
+        except MailboxError:  # new/ or cur/ gone: the write that follows says so
+            witness.close()
+            return None
         except BaseException:
             witness.close()
             raise
@@ -214,6 +226,22 @@ class Witness:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+            _give_back()
+
+
+def _take() -> bool:
+    global _open
+    with _open_lock:
+        if _open >= MAX_OPEN:
+            return False
+        _open += 1
+        return True
+
+
+def _give_back() -> None:
+    global _open
+    with _open_lock:
+        _open -= 1
 
 
 @dataclass(frozen=True, slots=True)
