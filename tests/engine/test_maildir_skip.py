@@ -320,3 +320,20 @@ def test_a_mail_readers_change_amid_a_syncs_writes_is_seen_by_the_next_sync(
     assert carried(s)
     assert folders_listed(listed) == {inbox}
     assert_in_sync(s)
+
+
+def test_a_server_change_reaches_a_folder_with_keywords_without_listing_it(
+    fs_setup: Setup, listed: list[str]
+) -> None:
+    """Which keywords a Maildir folder cannot hold depends on letters its files carry, known
+    only from a listing: a folder taken as recorded is not asked (its messages are the
+    records'), so its keywords cost no listing."""
+    s = fs_setup
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen", "Work"])
+    settled(s, ("INBOX",))
+    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
+    listed.clear()
+    synced(s)
+    assert srv.message_id(2, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert listed == []
+    assert_in_sync(s)

@@ -499,7 +499,12 @@ class PairSync:
     ) -> list[MessageInfo]:
         """Flags a side cannot store are taken to be as the record has them on that side.
         ``recorded``: every flag of the mailbox's records (also of those not in ``records``:
-        which keywords a Maildir cannot hold depends on all of them)."""
+        which keywords a Maildir cannot hold depends on all of them).  A side whose delta is
+        empty is not asked: its messages are the records' (a Maildir skipped by its stamp would
+        otherwise be listed for its keyword letters)."""
+        delta = self._deltas.get(side)
+        if delta is not None and not delta.changed and not delta.vanished:
+            return messages
         box = self.boxes[side]
         unheld = await box.cannot_hold(recorded) if box is not None and recorded else frozenset()
         if not unheld:
