@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import re
 import sys
 import traceback
@@ -269,6 +268,8 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
     known = config.account_names
     for name in names:
         if name not in known:
+            import difflib  # only for the mistake (issue 12: start-up)
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise UsageError(
