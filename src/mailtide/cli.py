@@ -15,7 +15,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
@@ -23,6 +23,7 @@ import mailtide
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.config.summary import summary
 from mailtide.daemon import memory
+from mailtide.process_exit import exit_now
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
@@ -552,5 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> NoReturn:
+    """The ``mailtide`` command: ``main``, then the process ends without the interpreter's
+    teardown (``process_exit``)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
