@@ -22,13 +22,19 @@ _STAMP = re.compile(r"timestamp=(\S+)")
 DONE = "event=account.done"
 
 
-def write_config(where: Path, server: Server, **account_keys: object) -> Path:
+def write_config(
+    where: Path,
+    server: Server,
+    remote_keys: dict[str, object] | None = None,
+    **account_keys: object,
+) -> Path:
     """A config for one account ``bench``: the lab server (plain IMAP, 127.0.0.1) and an fs
     Maildir at ``where/Mail``, state in ``where/state``; ``account_keys`` (TOML values, written
     as JSON, which TOML reads alike for strings, numbers, booleans and lists) go into
-    ``[account.bench]``."""
+    ``[account.bench]``, ``remote_keys`` into the IMAP repository's table."""
     where.mkdir(parents=True, exist_ok=True)
     keys = "".join(f"{k} = {json.dumps(v)}\n" for k, v in account_keys.items())
+    remote = "".join(f"{k} = {json.dumps(v)}\n" for k, v in (remote_keys or {}).items())
     config = where / "config.toml"
     config.write_text(
         "# written by bench/daemon.py\n"
@@ -38,7 +44,7 @@ def write_config(where: Path, server: Server, **account_keys: object) -> Path:
         f'path = {json.dumps(str(where / "Mail"))}\nlayout = "fs"\n\n'
         '[repository.bench-remote]\ntype = "imap"\nhost = "127.0.0.1"\n'
         f'port = {server.port}\ntls = "none"\nuser = {json.dumps(server.user)}\n'
-        f"password = {json.dumps(server.password)}\n"
+        f"password = {json.dumps(server.password)}\n{remote}"
     )
     config.chmod(0o600)
     return config

@@ -23,6 +23,9 @@ class Tool:
     name: str
     dir: Path  # the tool's config, state and Maildir (``dir/Mail``)
     server: Server  # where it syncs from: the lab server, or the shaped link in front of it
+    # Through the shaped link mailtide compresses (COMPRESS=DEFLATE), as ``compress = "auto"``
+    # does on any link that is not loopback: the link's far end is 127.0.0.1 only here.
+    compress: bool = False
 
     @property
     def maildir(self) -> Path:
@@ -39,7 +42,7 @@ class Tool:
         self.maildir.mkdir(parents=True)
         (self.dir / "state").mkdir()
         if self.name == "mailtide":
-            write_config(self.dir, self.server)
+            write_config(self.dir, self.server, {"compress": True} if self.compress else None)
 
     def argv(self, lab: Path, mailtide: Path) -> list[str]:
         if self.name == "mailtide":
@@ -55,7 +58,7 @@ class Tool:
 
     def through(self, port: int) -> Tool:
         """The same tool syncing through ``port`` (the shaped link) instead."""
-        return replace(self, server=replace(self.server, port=port))
+        return replace(self, server=replace(self.server, port=port), compress=True)
 
 
 def installed(name: str, mailtide: Path) -> bool:

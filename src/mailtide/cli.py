@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import re
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
@@ -24,6 +23,7 @@ import mailtide
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.config.summary import summary
 from mailtide.daemon import memory
+from mailtide.process_exit import exit_now
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
@@ -67,7 +67,178 @@ def _accounts_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _add_check_config(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    check = commands.add_parser(
+        "check-config",
+        parents=parents,
+        help=summary,
+        description="Check the config file; print every problem, or a summary of the accounts.",
+    )
+    check.set_defaults(run=_check_config)
+
+
+def _add_sync(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    sync = commands.add_parser(
+        "sync",
+        parents=parents,
+        help=summary,
+        description="Sync the accounts once, both ways, and exit.",
+    )
+    _accounts_option(sync)
+    sync.add_argument(
+        "-f",
+        "--folder",
+        metavar="FOLDER,...",
+        action="append",
+        help=r'only these folders (canonical names, "/"-separated; "\," for a comma in a name)',
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="list every message on both sides, even where the server can say what changed "
+        "(CONDSTORE/QRESYNC) since the last sync",
+    )
+    sync.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let a run delete more than the account's mass_delete_share of a mailbox",
+    )
+    sync.add_argument(
+        "--restore-deleted",
+        action="store_true",
+        help="copy messages deleted on one side since the last sync back from the other side, "
+        "instead of deleting them there (the way back from a mass deletion made by mistake)",
+    )
+    sync.add_argument(
+        "--now",
+        action="store_true",
+        help="have the running daemon sync at once and wait for its result (what a plain sync "
+        "does anyway for the accounts a daemon holds); without a daemon, sync here",
+    )
+    sync.set_defaults(run=_sync)
+
+
+def _add_folders(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    folders = commands.add_parser(
+        "folders",
+        parents=parents,
+        help=summary,
+        description="List every folder of the accounts on the server and locally (read-only):"
+        " the server name, its special use, the local name, whether it is synced and by which"
+        " rule, and the messages on each side. Problems of the folder rules (two folders with"
+        " one name, a name that does not map back) are printed on stderr, exit status 2.",
+    )
+    _accounts_option(folders)
+    folders.add_argument("--json", action="store_true", help="one JSON document")
+    folders.set_defaults(run=_folders)
+
+
+def _add_status(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    status = commands.add_parser(
+        "status",
+        parents=parents,
+        help=summary,
+        description="Ask every running mailtide daemon of this user what its accounts are doing.",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON document (see README)")
+    status.set_defaults(run=_status)
+
+
+def _add_daemon(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    daemon = commands.add_parser(
+        "daemon",
+        parents=parents,
+        help=summary,
+        description="Keep the accounts in sync as they change, until SIGTERM. SIGUSR1: sync "
+        "every account now; SIGUSR2: finish the syncs in flight, then exit.",
+    )
+    _accounts_option(daemon)
+    daemon.set_defaults(run=_daemon)
+
+
+def _add_password(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    password = commands.add_parser(
+        "password",
+        parents=parents,
+        help=summary,
+        description="Manage passwords kept by mailtide.",
+    )
+    password_commands = password.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store = password_commands.add_parser(
+        "set",
+        parents=parents,
+        help="prompt for a password (no echo) and store it in the system keyring",
+        description="Prompt for the password of the account's IMAP repository (no echo) and "
+        'store it in the system keyring: service "mailtide", username USER@HOST, which '
+        "keyring = true reads.",
+    )
+    store.add_argument("account", metavar="ACCOUNT")
+    store.set_defaults(run=_password_set)
+
+
+def _add_oauth2(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    oauth2 = commands.add_parser(
+        "oauth2",
+        parents=parents,
+        help=summary,
+        description="Manage OAuth2 tokens kept by mailtide.",
+    )
+    oauth2_commands = oauth2.add_subparsers(dest="action", metavar="ACTION", required=True)
+    authorize = oauth2_commands.add_parser(
+        "authorize",
+        parents=parents,
+        help="authorize mailtide in a browser and store the refresh token",
+        description="Print a URL to open in a browser; after you log in and consent, the"
+        " provider sends the browser back to mailtide on 127.0.0.1, and the refresh token is"
+        " stored where the repository reads it (oauth2_refresh_token_file, chmod 600, or the"
+        " system keyring).",
+    )
+    authorize.add_argument("account", metavar="ACCOUNT")
+    authorize.set_defaults(run=_oauth2_authorize)
+
+
+def _add_import_config(commands: Any, parents: list[argparse.ArgumentParser], summary: str) -> None:
+    imported = commands.add_parser(
+        "import-config",
+        parents=parents[:1],
+        help=summary,
+        description="Print a mailtide config that does the job of an OfflineIMAP or mbsync"
+        " config (default: the file the tool itself reads). What cannot be translated is"
+        " listed in comments.",
+    )
+    imported.add_argument("tool", choices=("offlineimap", "mbsync"))
+    imported.add_argument("file", metavar="FILE", nargs="?", help="the config to translate")
+    imported.add_argument(
+        "-o", "--output", metavar="OUT", help="write to this new file (0600), never overwriting"
+    )
+    imported.set_defaults(run=_import_config)
+
+
+_COMMANDS: dict[str, tuple[str, Callable[[Any, list[argparse.ArgumentParser], str], None]]] = {
+    "check-config": ("check the config file and summarise it", _add_check_config),
+    "sync": ("sync accounts once", _add_sync),
+    "folders": (
+        "every folder on both sides, its local name and the rule that decides it",
+        _add_folders,
+    ),
+    "status": ("what the running daemons are doing", _add_status),
+    "daemon": ("keep accounts in sync until stopped (what the systemd units run)", _add_daemon),
+    "password": ("store an account's password in the system keyring", _add_password),
+    "oauth2": ("get an account's OAuth2 refresh token", _add_oauth2),
+    "import-config": (
+        "translate an OfflineIMAP or mbsync config into a mailtide config",
+        _add_import_config,
+    ),
+}
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, the options of that command alone (the others
+    are named, for the help and the errors): building every command's options cost a start-up
+    several milliseconds of argparse and gettext (issue 12)."""
     verbosity = argparse.ArgumentParser(add_help=False)
     loudness = verbosity.add_mutually_exclusive_group()
     loudness.add_argument(
@@ -109,141 +280,25 @@ def _parser() -> argparse.ArgumentParser:
         "journald priorities under systemd) or json (one object per line)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    check = commands.add_parser(
-        "check-config",
-        parents=[verbosity, config],
-        help="check the config file and summarise it",
-        description="Check the config file; print every problem, or a summary of the accounts.",
-    )
-    check.set_defaults(run=_check_config)
-
-    sync = commands.add_parser(
-        "sync",
-        parents=[verbosity, config],
-        help="sync accounts once",
-        description="Sync the accounts once, both ways, and exit.",
-    )
-    _accounts_option(sync)
-    sync.add_argument(
-        "-f",
-        "--folder",
-        metavar="FOLDER,...",
-        action="append",
-        help=r'only these folders (canonical names, "/"-separated; "\," for a comma in a name)',
-    )
-    sync.add_argument(
-        "--dry-run", action="store_true", help="print what would be done, change nothing"
-    )
-    sync.add_argument(
-        "--full",
-        action="store_true",
-        help="list every message on both sides, even where the server can say what changed "
-        "(CONDSTORE/QRESYNC) since the last sync",
-    )
-    sync.add_argument(
-        "--allow-mass-delete",
-        action="store_true",
-        help="let a run delete more than the account's mass_delete_share of a mailbox",
-    )
-    sync.add_argument(
-        "--restore-deleted",
-        action="store_true",
-        help="copy messages deleted on one side since the last sync back from the other side, "
-        "instead of deleting them there (the way back from a mass deletion made by mistake)",
-    )
-    sync.add_argument(
-        "--now",
-        action="store_true",
-        help="have the running daemon sync at once and wait for its result (what a plain sync "
-        "does anyway for the accounts a daemon holds); without a daemon, sync here",
-    )
-    sync.set_defaults(run=_sync)
-
-    folders = commands.add_parser(
-        "folders",
-        parents=[verbosity, config],
-        help="every folder on both sides, its local name and the rule that decides it",
-        description="List every folder of the accounts on the server and locally (read-only):"
-        " the server name, its special use, the local name, whether it is synced and by which"
-        " rule, and the messages on each side. Problems of the folder rules (two folders with"
-        " one name, a name that does not map back) are printed on stderr, exit status 2.",
-    )
-    _accounts_option(folders)
-    folders.add_argument("--json", action="store_true", help="one JSON document")
-    folders.set_defaults(run=_folders)
-
-    status = commands.add_parser(
-        "status",
-        parents=[verbosity, config],
-        help="what the running daemons are doing",
-        description="Ask every running mailtide daemon of this user what its accounts are doing.",
-    )
-    status.add_argument("--json", action="store_true", help="one JSON document (see README)")
-    status.set_defaults(run=_status)
-
-    daemon = commands.add_parser(
-        "daemon",
-        parents=[verbosity, config],
-        help="keep accounts in sync until stopped (what the systemd units run)",
-        description="Keep the accounts in sync as they change, until SIGTERM. SIGUSR1: sync "
-        "every account now; SIGUSR2: finish the syncs in flight, then exit.",
-    )
-    _accounts_option(daemon)
-    daemon.set_defaults(run=_daemon)
-
-    password = commands.add_parser(
-        "password",
-        parents=[verbosity, config],
-        help="store an account's password in the system keyring",
-        description="Manage passwords kept by mailtide.",
-    )
-    password_commands = password.add_subparsers(dest="action", metavar="ACTION", required=True)
-    store = password_commands.add_parser(
-        "set",
-        parents=[verbosity, config],
-        help="prompt for a password (no echo) and store it in the system keyring",
-        description="Prompt for the password of the account's IMAP repository (no echo) and "
-        'store it in the system keyring: service "mailtide", username USER@HOST, which '
-        "keyring = true reads.",
-    )
-    store.add_argument("account", metavar="ACCOUNT")
-    store.set_defaults(run=_password_set)
-
-    oauth2 = commands.add_parser(
-        "oauth2",
-        parents=[verbosity, config],
-        help="get an account's OAuth2 refresh token",
-        description="Manage OAuth2 tokens kept by mailtide.",
-    )
-    oauth2_commands = oauth2.add_subparsers(dest="action", metavar="ACTION", required=True)
-    authorize = oauth2_commands.add_parser(
-        "authorize",
-        parents=[verbosity, config],
-        help="authorize mailtide in a browser and store the refresh token",
-        description="Print a URL to open in a browser; after you log in and consent, the"
-        " provider sends the browser back to mailtide on 127.0.0.1, and the refresh token is"
-        " stored where the repository reads it (oauth2_refresh_token_file, chmod 600, or the"
-        " system keyring).",
-    )
-    authorize.add_argument("account", metavar="ACCOUNT")
-    authorize.set_defaults(run=_oauth2_authorize)
-
-    imported = commands.add_parser(
-        "import-config",
-        parents=[verbosity],
-        help="translate an OfflineIMAP or mbsync config into a mailtide config",
-        description="Print a mailtide config that does the job of an OfflineIMAP or mbsync"
-        " config (default: the file the tool itself reads). What cannot be translated is"
-        " listed in comments.",
-    )
-    imported.add_argument("tool", choices=("offlineimap", "mbsync"))
-    imported.add_argument("file", metavar="FILE", nargs="?", help="the config to translate")
-    imported.add_argument(
-        "-o", "--output", metavar="OUT", help="write to this new file (0600), never overwriting"
-    )
-    imported.set_defaults(run=_import_config)
+    parents = [verbosity, config]
+    for name, (text, add) in _COMMANDS.items():
+        if only in (None, name):
+            add(commands, parents, text)
+        else:
+            commands.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (the first word that is not an option or an option's
+    value), or None when it names none that is known."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "--config", "--log-format"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in _COMMANDS else None
+    return None
 
 
 def _import_config(args: argparse.Namespace) -> int:
@@ -269,6 +324,8 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
     known = config.account_names
     for name in names:
         if name not in known:
+            import difflib  # only for the mistake (issue 12: start-up)
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise UsageError(
@@ -522,7 +579,8 @@ def _error(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(_command_of(words)).parse_args(words)
     verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
     setup_logging(verbosity, json=getattr(args, "log_format", "auto") == "json")
     try:
@@ -551,5 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> NoReturn:
+    """The ``mailtide`` command: ``main``, then the process ends without the interpreter's
+    teardown (``process_exit``)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

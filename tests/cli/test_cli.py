@@ -277,3 +277,46 @@ def test_internal_error(
     assert "mailtide: internal error: RuntimeError: state went odd near ***\n" in err
     assert ("Traceback" in err) == verbose
     assert ("run with -v" in err) != verbose
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sync", "--help"],
+        ["-c", "x.toml", "sync", "--help"],
+        ["--log-format", "json", "-q", "folders", "--help"],
+        ["password", "set", "--help"],
+        ["oauth2", "authorize", "--help"],
+        ["import-config", "--help"],
+    ],
+)
+def test_each_command_parses_its_own_options_whatever_comes_before_it(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parser is built with the options of the command given alone (start-up, issue 12):
+    the command is found after the options before it, and its help shows all of its own."""
+    with pytest.raises(SystemExit) as ended:
+        cli.main(argv)
+    assert ended.value.code == 0
+    out = capsys.readouterr().out
+    command = [w for w in argv if not w.startswith("-") and w not in ("x.toml", "json")]
+    assert out.startswith(f"usage: mailtide {' '.join(command)}")
+    if command == ["sync"]:
+        for option in ("--account", "--folder", "--dry-run", "--full", "--now"):
+            assert option in out
+
+
+def test_the_top_help_and_a_mistyped_command_still_name_every_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["check-config", "sync", "folders", "status", "daemon", "password", "oauth2"]
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["--help"])
+    assert ended.value.code == 0
+    top = capsys.readouterr().out
+    assert all(f"    {name}" in top for name in [*names, "import-config"])
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["-c", "x.toml", "snyc"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'snyc'" in err and all(f"'{name}'" in err for name in names)

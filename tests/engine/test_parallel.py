@@ -40,3 +40,29 @@ def test_mailboxes_sync_at_once_up_to_max_connections(
     assert_in_sync(s)
     for folder in FOLDERS:
         assert len(loc.messages(s.root, "fs", folder)) == 5
+
+
+def test_a_sync_with_nothing_to_do_opens_only_the_stores_connection(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """A listed mailbox takes its own connection only when a command needs one, so a no-change
+    sync of many mailboxes logs in once (each further login costs a handshake and round trips
+    on a real link); a mailbox that changed still gets its connection."""
+    for folder in FOLDERS:
+        srv.append_many(imap_account, folder, [srv.make_message(i, folder) for i in range(2)])
+    with fault_proxy(imap_account.port) as proxy:
+        s = make_setup(imap_account, tmp_path, "fs", port=proxy.port).with_account(
+            daemon=DaemonSettings(max_connections=4)
+        )
+        assert not s.sync().failed
+        before = proxy.connections
+        again = s.sync()
+        assert not again.failed, again.failures()
+        assert proxy.connections - before == 1
+        srv.append_many(imap_account, "Work", [srv.make_message(9, "Work")])
+        before = proxy.connections
+        third = s.sync()
+        assert not third.failed, third.failures()
+        assert proxy.connections - before == 2  # the store's own, and one for Work
+    assert_in_sync(s)
+    assert len(loc.messages(s.root, "fs", "Work")) == 3

@@ -12,10 +12,8 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from mailtide.auth.source import PasswordError
+from mailtide.auth.source import COMMAND_TIMEOUT, PasswordError
 from mailtide.deadline import within
-
-COMMAND_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mailtide.auth.command import COMMAND_TIMEOUT, PasswordCommand
-from mailtide.auth.netrc_file import NetrcPassword
-from mailtide.auth.secret_file import PasswordFile, SystemdCredential
-from mailtide.auth.source import PasswordError, Source
-from mailtide.auth.system_keyring import KeyringPassword
+from mailtide.auth.source import COMMAND_TIMEOUT, PasswordError, Source
 from mailtide.ui.log import register_secret
 
 __all__ = ["COMMAND_TIMEOUT", "HasPassword", "PasswordError", "password_source", "resolve_password"]
@@ -55,18 +51,27 @@ class ConfigPassword:
 
 
 def password_source(repo: HasPassword, *, timeout: float = COMMAND_TIMEOUT) -> Source:
-    """The source ``repo`` names; ``timeout`` bounds a ``password_command``."""
+    """The source ``repo`` names; ``timeout`` bounds a ``password_command``.  Each kind of
+    source is imported when named: a sync's start-up pays only for its own (issue 12)."""
     if repo.password is not None:
         return ConfigPassword(repo.password)
     if repo.password_command:
+        from mailtide.auth.command import PasswordCommand
+
         return PasswordCommand(repo.password_command, timeout)
-    if repo.password_file is not None:
-        return PasswordFile(repo.password_file)
-    if repo.password_credential is not None:
-        return SystemdCredential(repo.password_credential)
+    if repo.password_file is not None or repo.password_credential is not None:
+        from mailtide.auth.secret_file import PasswordFile, SystemdCredential
+
+        if repo.password_file is not None:
+            return PasswordFile(repo.password_file)
+        return SystemdCredential(repo.password_credential or "")
     if repo.netrc is not None:
+        from mailtide.auth.netrc_file import NetrcPassword
+
         return NetrcPassword(repo.netrc, repo.host, repo.user)
     if repo.keyring:
+        from mailtide.auth.system_keyring import KeyringPassword
+
         return KeyringPassword(repo.user, repo.host)
     return NoPassword()
 

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from mailtide.stores.base import StoreError
 
+COMMAND_TIMEOUT = 30.0  # seconds a password or token command may take
+
 
 class PasswordError(StoreError):
     """The password could not be obtained.  The message is one line for the user."""

@@ -6,25 +6,20 @@ unit, largest unit first, each unit once: ``"30s"``, ``"15m"``, ``"1h30m"``, ``"
 are allowed (``"1h 30m"``).  A bare number in a string (``"30"``), a negative value, NaN or
 infinity is refused: each is more likely a mistake than a wish.
 
-The string's parts are added as exact fractions and rounded once, so ``"1h30m"`` is exactly
-5400.0 and ``show_duration`` of a whole number of milliseconds reads back to the same float.
+The string's parts are added exactly (as whole numbers of a common decimal unit) and rounded
+once, by Python's correctly rounded integer division, so ``"1h30m"`` is exactly 5400.0 and
+``show_duration`` of a whole number of milliseconds reads back to the same float.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 
 from mailtide.config.show import kind_of, show_value
 
-# Largest first: the order a string must use, and the order show_duration writes.
-_UNITS: tuple[tuple[str, Fraction], ...] = (
-    ("h", Fraction(3600)),
-    ("m", Fraction(60)),
-    ("s", Fraction(1)),
-    ("ms", Fraction(1, 1000)),
-)
+# Largest first: the order a string must use, and the order show_duration writes; in ms.
+_UNITS: tuple[tuple[str, int], ...] = (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
 _FACTORS = dict(_UNITS)
 _ORDER = {unit: rank for rank, (unit, _) in enumerate(_UNITS)}
 # "ms" before "m", so "500ms" is not read as 500 minutes and a stray "s".
@@ -60,7 +55,8 @@ def _seconds(text: str) -> float | None:
     body = text.strip()
     sign = -1 if body.startswith("-") else 1
     body = body.removeprefix("-")
-    total, last, position = Fraction(0), -1, 0
+    parts: list[tuple[str, int, int]] = []  # digits, how many after the point, ms per unit
+    last, position = -1, 0
     while position < len(body):
         m = _PART.match(body, position)
         if m is None:
@@ -69,13 +65,17 @@ def _seconds(text: str) -> float | None:
         if _ORDER[unit] <= last:
             return None  # "30m1h" or "1m1m": a slip, not a duration
         last = _ORDER[unit]
-        total += Fraction(m.group(1)) * _FACTORS[unit]
+        whole, _, fraction = m.group(1).partition(".")
+        parts.append((whole + fraction, len(fraction), _FACTORS[unit]))
         position = m.end()
     if last < 0:
         return None  # "" or only spaces
+    scale = max(places for _, places, _ in parts)
     try:
-        return sign * float(total)
-    except OverflowError:
+        total: int = sum(int(d or "0") * 10 ** (scale - places) * ms for d, places, ms in parts)
+        whole_units: int = 10**scale * 1000
+        return sign * (total / whole_units)
+    except (OverflowError, ValueError):  # beyond a float, or more digits than int() reads
         return None
 
 
@@ -89,7 +89,7 @@ def show_duration(seconds: float) -> str:
         return f"{seconds:g}s"
     parts = []
     for unit, factor in _UNITS:
-        count, millis = divmod(millis, int(factor * 1000))
+        count, millis = divmod(millis, factor)
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"

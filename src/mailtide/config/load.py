@@ -11,7 +11,6 @@ the meaning of a config does not depend on where mailtide is started from.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -141,6 +140,8 @@ def _show_key(path: KeyPath) -> str:
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
+    import difflib  # only for a mistake's hint
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {show_value(close[0])}?)" if close else ""
 
@@ -637,6 +638,8 @@ class _Checker:
     def required(self, table: Table, path: KeyPath, key: str) -> bool:
         if key not in table:
             # A misspelling of this key was reported as unknown already, with a suggestion.
+            import difflib  # only for a mistake's hint
+
             if not difflib.get_close_matches(key, self.unknown.get(path, []), cutoff=0.6):
                 self.problem(path, f"missing key {show_value(key)}")
             return False

@@ -27,7 +27,6 @@ import json
 import os
 import socket
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,8 @@ def runtime_dir() -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base:
         return Path(base) / "mailtide"
+    import tempfile  # without XDG_RUNTIME_DIR only: it costs a sync's start-up 5-10 ms
+
     return Path(tempfile.gettempdir()) / f"mailtide-{os.getuid()}"
 
 

@@ -30,7 +30,6 @@ pair's name on each side).
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Callable
 
@@ -274,6 +273,8 @@ class FolderTree:
             if name in anywhere:
                 lines.append(f'folder "{name}" is left out by the folders.include/exclude rules')
                 continue
+            import difflib  # only for a mistake's hint
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             lines.append(f'no folder "{name}" on either side{hint}')

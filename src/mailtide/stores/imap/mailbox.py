@@ -51,6 +51,8 @@ from mailtide.stores.imap.wire import Literal
 
 log = structlog.get_logger(__name__)
 
+Connect = Callable[[], Awaitable[ImapClient]]  # a connection of the store's, when first needed
+
 SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
 UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
 BATCH_BYTES = 16 << 20  # bodies the caller holds, by RFC822.SIZE, unless it says
@@ -270,10 +272,10 @@ class ImapMailbox:
 
     def __init__(
         self,
-        client: ImapClient,
+        client: ImapClient | Connect,
         name: str,
         server_name: str,
-        release: Callable[[ImapClient, MailboxStatus | None], Awaitable[None]] | None = None,
+        release: Callable[[ImapClient | None, MailboxStatus | None], Awaitable[None]] | None = None,
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
@@ -281,13 +283,19 @@ class ImapMailbox:
         on_write: Callable[[], None] | None = None,
         listed_holds: Callable[[], bool] | None = None,
         gmail_keywords: bool = False,
+        server: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
     ) -> None:
-        """``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
+        """``client``: the connection, or (with ``listed``) a coroutine function that gives one
+        when a command first needs it, so a mailbox that turns out unchanged costs none.
+        ``listed``: the status the store's LIST-STATUS gave; then SELECT waits until a command
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
         ``locate``: the server's name for another folder's canonical name (for ``move``).
         ``special_use``: the RFC 6154 attribute the folder was listed with.
-        ``release`` gets the connection back at ``close``, with ``listed`` when the mailbox
-        was never selected and nothing was written through it (else None); ``on_write`` is
+        ``server``: the capabilities and the ENABLEd extensions of the store's connections,
+        for a mailbox whose own connection is not yet taken.
+        ``release`` gets the connection back at ``close`` (None if it never took one), with
+        ``listed`` when the mailbox was never selected and nothing was written through it
+        (else None); ``on_write`` is
         called before each command that may change the server's mail.  ``listed_holds``:
         whether ``listed`` (a status given back by an earlier open) still holds; when it no
         longer does, the mailbox is selected before its status is read.
@@ -313,7 +321,9 @@ class ImapMailbox:
         self._listed_holds = listed_holds
         self._failed = False
         self.server_name = server_name
-        self._client = client
+        self._caps = server
+        self._client: ImapClient | None = client if isinstance(client, ImapClient) else None
+        self._connect: Connect | None = None if isinstance(client, ImapClient) else client
         self._quoted = quote_astring(server_name)
         self.uidvalidity = 0
         self.uidnext: int | None = None
@@ -330,8 +340,29 @@ class ImapMailbox:
     @property
     def unsolicited(self) -> list[Untagged]:
         """EXPUNGE / VANISHED / EXISTS / FETCH the server sent on its own (read and clear)."""
-        protocol = self._client.protocol
+        protocol = self._client.protocol if self._client is not None else None
         return protocol.unsolicited if protocol is not None else []
+
+    async def _connection(self) -> ImapClient:
+        """The mailbox's connection, taken from the store on first need."""
+        if self._client is None:
+            assert self._connect is not None
+            try:
+                self._client = await self._connect()
+            except BaseException:
+                self._failed = True
+                raise
+        return self._client
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities (a connection of the store's, before this one's own)."""
+        return self._client.capabilities if self._client is not None else self._caps[0]
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        """The extensions ENABLEd on the connection (every connection of a store alike)."""
+        return self._client.enabled if self._client is not None else self._caps[1]
 
     async def select(self) -> None:
         before = self.uidvalidity
@@ -351,9 +382,10 @@ class ImapMailbox:
         self._selected = True
         if self.uidvalidity != before:
             self._known.clear()  # the same UIDs may name other messages now
-        if self._client.protocol is not None:
-            self._client.protocol.state = aio.SELECTED
-            self._client.protocol.unsolicited.clear()
+        protocol = (await self._connection()).protocol
+        if protocol is not None:
+            protocol.state = aio.SELECTED
+            protocol.unsolicited.clear()
         log.debug(
             "imap.selected", mailbox=self.name, exists=self.exists, uidvalidity=self.uidvalidity
         )
@@ -373,10 +405,11 @@ class ImapMailbox:
                 self._on_write()
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
+        client = await self._connection()
         try:
             # The conversation log names the mailbox a command is for.
             with structlog.contextvars.bound_contextvars(mailbox=self.name):
-                return await self._client.run(
+                return await client.run(
                     *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
                 )
         except ConnectionLost:  # not this mailbox's fault: the engine retries it
@@ -400,12 +433,12 @@ class ImapMailbox:
         if (
             self.uidvalidity
             and self.uidnext is not None
-            and (self.highestmodseq is not None or "CONDSTORE" not in self._client.capabilities)
+            and (self.highestmodseq is not None or "CONDSTORE" not in self.capabilities)
         ):
             return MailboxStatus(
                 str(self.uidvalidity), self.uidnext, self.highestmodseq, self.exists
             )
-        items = status_items(self._client.capabilities)
+        items = status_items(self.capabilities)
         done = await self._run("STATUS", self._quoted, f"({items})")
         values: dict[str, int] = {}
         for u in done.untagged:
@@ -491,12 +524,12 @@ class ImapMailbox:
         says some went (``_vanished_by_count``)."""
         await self._fresh()
         if (
-            not {"QRESYNC", "CONDSTORE"} & self._client.enabled
+            not {"QRESYNC", "CONDSTORE"} & self.enabled
             or since.highestmodseq is None
             or since.validity != str(self.uidvalidity)
         ):
             return None
-        if "QRESYNC" not in self._client.enabled:
+        if "QRESYNC" not in self.enabled:
             return await self._changes_by_condstore(since)
         if self.highestmodseq == since.highestmodseq:
             return Delta([])
@@ -703,7 +736,7 @@ class ImapMailbox:
         X-GM-LABELS FLAGS) (CHANGEDSINCE since)``.  On All Mail this is every label change
         of the account (Gmail counts a label change as a change).  An answer that does not
         parse fails the mailbox: a change not read must not pass for no change."""
-        if not gmail.speaks_gmail(self._client.capabilities):
+        if not gmail.speaks_gmail(self.capabilities):
             raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
         out: dict[str, gmail.GmailMessage] = {}
         bad: list[str] = []
@@ -728,7 +761,7 @@ class ImapMailbox:
     async def _gmail_fetch(
         self, ids: Sequence[str], items: str, take: Callable[[dict[str, Value]], bool]
     ) -> None:
-        if not gmail.speaks_gmail(self._client.capabilities):
+        if not gmail.speaks_gmail(self.capabilities):
             raise MailboxError(f"mailbox {self.name!r}: the server does not speak X-GM-EXT-1")
         on_fetch = self._on_fetch(take)
         for uids in uid_sets(_uids(ids)):
@@ -872,7 +905,7 @@ class ImapMailbox:
         return "(" + " ".join(ok) + ")"
 
     async def append(self, messages: Sequence[Incoming]) -> list[str | None]:
-        plus = "LITERAL+" in self._client.capabilities
+        plus = "LITERAL+" in self.capabilities
         out: list[str | None] = []
         for message in messages:
             flags, labels = (
@@ -949,9 +982,9 @@ class ImapMailbox:
             await self._run(
                 "UID STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)", on_untagged=_swallow_fetch
             )
-            if "UIDPLUS" in self._client.capabilities:
+            if "UIDPLUS" in self.capabilities:
                 await self._run("UID EXPUNGE", uid_set)
-        if "UIDPLUS" in self._client.capabilities:
+        if "UIDPLUS" in self.capabilities:
             log.debug("imap.deleted", mailbox=self.name, count=len(uids))
             return set(ids)
         marked: set[int] = set()
@@ -987,7 +1020,7 @@ class ImapMailbox:
         if self._locate is None:
             raise MailboxError(f"mailbox {self.name!r}: no way to name another folder")
         dest = quote_astring(self._locate(target))
-        verb = "UID MOVE" if "MOVE" in self._client.capabilities else "UID COPY"
+        verb = "UID MOVE" if "MOVE" in self.capabilities else "UID COPY"
         new: dict[str, str | None] = {}
         for uid_set in uid_sets(uids):
             in_set = _expanded(uid_set)
@@ -1063,11 +1096,12 @@ class ImapMailbox:
         return None
 
     async def close(self) -> None:
-        if self._release is not None and not self._failed and self._client.usable:
+        client = self._client
+        if self._release is not None and not self._failed and (client is None or client.usable):
             untouched = not self._selected and not self._wrote
-            await self._release(self._client, self._listed if untouched else None)
-        else:
-            await self._client.close()
+            await self._release(client, self._listed if untouched else None)
+        elif client is not None:
+            await client.close()
 
 
 _NO_SELECT_NEEDED = frozenset({"SELECT", "EXAMINE", "APPEND", "STATUS"})

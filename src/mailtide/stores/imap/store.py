@@ -25,6 +25,8 @@ from mailtide.stores.imap.special_use import ALL_MAIL
 
 log = structlog.get_logger(__name__)
 
+NO_CAPABILITIES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
 __all__ = ["ImapMailbox", "ImapSettings", "ImapStore"]
 
 
@@ -296,17 +298,17 @@ class ImapStore:
 
     async def open(self, name: str) -> ImapMailbox:
         server_name = self.server_name(name)
-        # Never hand out a connection that broke while it waited in the pool.
-        while self._idle and not self._idle[-1].usable:
-            await self._idle.pop().close()
         given_back = name in self._given_back
         self._given_back.discard(name)
         listed = self._listed.pop(name, None)
         if listed is not None and "CONDSTORE" in self.capabilities and listed.highestmodseq is None:
             listed = None
-        client = self._idle.pop() if self._idle else await self._new_client()
+        # A listed mailbox takes a connection when a command first needs one: a no-change
+        # sync of many mailboxes then opens no connection beyond the store's own.
+        client = None if listed is not None else await self._take_client()
+        server = client or self._client
         mailbox = ImapMailbox(
-            client,
+            client or self._take_client,
             name,
             server_name,
             release=functools.partial(self._give_back, name),
@@ -318,8 +320,9 @@ class ImapStore:
             # A pair may run beside another that writes (a MOVE into this mailbox).
             listed_holds=self._given_back_holds if given_back else None,
             gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
+            server=(server.capabilities, server.enabled) if server else NO_CAPABILITIES,
         )
-        if listed is None:
+        if client is not None:
             try:
                 await mailbox.select()
             except BaseException:
@@ -328,12 +331,23 @@ class ImapStore:
         self._open += 1  # a mailbox that fails is never given back: counted open, to be safe
         return mailbox
 
-    async def _give_back(self, name: str, client: ImapClient, listed: MailboxStatus | None) -> None:
+    async def _take_client(self) -> ImapClient:
+        """A connection for a mailbox: one given back (never one that broke while it waited),
+        else a new one."""
+        while self._idle and not self._idle[-1].usable:
+            await self._idle.pop().close()
+        return self._idle.pop() if self._idle else await self._new_client()
+
+    async def _give_back(
+        self, name: str, client: ImapClient | None, listed: MailboxStatus | None
+    ) -> None:
         # The status is the listing's: it holds only while nothing at all has been written.
         self._open -= 1
         if listed is not None and name not in self._listed and self._unwritten():
             self._listed[name] = listed
             self._given_back.add(name)
+        if client is None:
+            return
         if client.usable:
             self._idle.append(client)
         else:
