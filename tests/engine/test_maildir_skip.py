@@ -10,6 +10,7 @@ second of the last change is over), as a sync a moment later would find them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import time
@@ -29,6 +30,22 @@ from stores.maildir.listing_spy import record_file_stats, record_listings
 FLAGGED = "\\Flagged"
 FOLDERS = ("INBOX", "Archive/2024", "Entwürfe")
 TRIES = 6  # to fit a sync into one second on a loaded machine
+
+
+@pytest.fixture(autouse=True)
+def stamps_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-shot sync records the stamps that settled by its end and waits for none
+    (``Options.stamp_wait`` is 0: a run must not end a second later for the next one's
+    sake); these tests follow a sync by another at once, so their syncs wait, as a sync
+    that ended a second later would have found them."""
+    from mailtide import wiring
+
+    made = wiring.options_for
+    monkeypatch.setattr(
+        wiring,
+        "options_for",
+        lambda *a, **k: dataclasses.replace(made(*a, **k), stamp_wait=1.2),
+    )
 
 
 @pytest.fixture

@@ -95,9 +95,11 @@ class Options:
     parallel: int = 1
     # Gmail's labels mode (engine/gmail_labels.py): one file per message, a hard link per label
     gmail_labels: bool = False
-    # Seconds the run waits at its end for the stamps of the sides it wrote to to settle
-    # (engine/restamp.py): a second's tick and the clock's slack
-    stamp_wait: float = 1.2
+    # Seconds the run may wait at its end for the stamps of the sides it wrote to to settle
+    # (engine/restamp.py; a second's tick and the clock's slack: up to 1.2).  None by default:
+    # a one-shot sync must not end a second later for it; what settled by its end is recorded,
+    # a folder written in its last second is listed by the next run.
+    stamp_wait: float = 0.0
 
 
 @dataclass(slots=True)
