@@ -25,11 +25,12 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import size_of, split_name
+from mailtide.stores.maildir.filenames import INFO, size_of, split_name
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -97,6 +98,41 @@ def list_folder(folder: str) -> FolderListing:
                 out.index[unique] = (sub, filename)
     for unique, entries in named_twice.items():
         _sort_out(folder, unique, entries, out)
+    return out
+
+
+def find_files(folder: str, ids: Collection[str]) -> dict[str, Entry] | None:
+    """The names of the messages ``ids`` in ``folder``'s new/ and cur/, found by one readdir
+    of each that only compares names: no stat and nothing made of a name not wanted (a few
+    messages of a big folder, where ``list_folder`` would index every file).  A name counts
+    as ``list_folder`` counts it (a regular file, not hidden, UTF-8).  An id not found is left
+    out; None when an id has more than one name (only a full listing sorts that out).
+    MailboxError when either directory cannot be read."""
+    out: dict[str, Entry] = {}
+    for sub in ("new", "cur"):
+        directory = os.path.join(folder, sub)
+        try:
+            it = os.scandir(directory)
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
+        with it:
+            for entry in it:
+                filename = entry.name
+                unique, sep, _ = filename.rpartition(INFO)
+                if not sep:
+                    unique = filename
+                if unique not in ids or filename.startswith("."):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                if not filename.isascii() and not _utf8(filename):
+                    continue
+                if unique in out:
+                    return None
+                out[unique] = (sub, filename)
     return out
 
 

@@ -96,6 +96,7 @@ from mailtide.stores.maildir.listing import (
     Clash,
     Entry,
     NotARegularFile,
+    find_files,
     list_folder,
     open_regular,
     read_regular,
@@ -228,7 +229,19 @@ class MaildirMailbox:
             out += (st.st_mtime, st.st_ctime)
         return tuple(out)
 
-    def _attempt(self) -> _Attempt:
+    def _attempt(self, ids: Iterable[str] = ()) -> _Attempt:
+        """A batch operation on the messages ``ids`` begins.  In a folder not listed since
+        this open (its plan was made by an earlier open in the run, or from its stamp), their
+        files are looked up by name first, not by a listing of the whole folder; a message not
+        found so is looked for by a full scan, as always (``_with_file``)."""
+        if not self._generation:
+            wanted = {i for i in ids if i not in self._index}
+            if wanted:
+                found = find_files(self.path, wanted)
+                if found is None:
+                    self._scan()  # an id with two names: the listing sorts them out
+                else:
+                    self._index.update(found)
         return _Attempt(self._generation)
 
     def _with_file(self, msg_id: str, op: Callable[[Entry], T], attempt: _Attempt) -> T | None:
@@ -379,7 +392,7 @@ class MaildirMailbox:
         return await self._run(self._identify, list(ids))
 
     def _identify(self, ids: list[str]) -> dict[str, Identity]:
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         out: dict[str, Identity] = {}
         for msg_id in ids:
             found = self._with_file(msg_id, lambda e: read_identity(self._file(e)), attempt)
@@ -390,6 +403,7 @@ class MaildirMailbox:
     async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
         # ``budget`` does not apply: a batch holds small messages and the others' open files
         ids = list(ids)
+        await self._run(self._attempt, ids)  # every file found at once, not once per batch
         for start in range(0, len(ids), META_BATCH):
             batch = await self._run(self._fetch_meta, ids[start : start + META_BATCH])
             for fetched in batch:
@@ -399,7 +413,7 @@ class MaildirMailbox:
         """Each message's flags, date and identity, its file already opened: a message another
         client renames or deletes before its body is sent is still read whole (a small one is
         held in memory, a bigger one by its open file), instead of failing the copy."""
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         keywords = read_keywords(self.path)
         out: list[Fetched] = []
         for msg_id in ids:
@@ -613,7 +627,7 @@ class MaildirMailbox:
             # take no space, so they still go; the others wait for the next sync.
             full = err
             keywords = read_keywords(self.path)
-        attempt = self._attempt()
+        attempt = self._attempt(c.id for c in changes)
         touched: set[str] = set()
         missed: list[str] = []
         waiting = 0
@@ -671,7 +685,7 @@ class MaildirMailbox:
         return await self._run(self._delete, list(ids))
 
     def _delete(self, ids: list[str]) -> set[str]:
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         touched: set[str] = set()
         gone: set[str] = set()
         for msg_id in ids:
@@ -707,6 +721,7 @@ class MaildirMailbox:
         if not os.path.isdir(os.path.join(dest, "cur")):
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
+        self._attempt(ids)  # their files found by name, in a folder not listed this open
         index = self._index or self._scan()
         wanted = {
             f
