@@ -306,8 +306,11 @@ class PairSync:
         more than the guard's floor there (the guard weighs no other side: 0)."""
         held = []
         for side in SIDES:
-            if changes is None or (side in self._listings and self._deltas.get(side) is None):
+            if changes is None:
                 held.append(len(snapshots[side]))
+            elif side in self._listings and self._deltas.get(side) is None:
+                # its full listing: ``snapshots`` hold only what the changes name
+                held.append(len(self._listings[side]))
             elif plan.deletes_on(side) <= self.options.mass_delete_floor:
                 held.append(0)
             else:
