@@ -20,11 +20,11 @@ from mailtide.core.model import (
     SIDES,
     TRASH_SPECIAL_USE,
     Flags,
+    Listing,
     MessageInfo,
     PendingFlags,
     Record,
     Side,
-    listing_digest,
     pair_ids,
 )
 from mailtide.core.moves import Move, without_moves
@@ -196,7 +196,7 @@ class PairSync:
         # What each side said this run, asked at most once: its delta since the last complete
         # sync (quick mode, where it can tell) and its full listing.
         self._deltas: dict[Side, Delta | None] = {}
-        self._listings: dict[Side, list[MessageInfo]] = {}
+        self._listings: dict[Side, Listing] = {}
         self.labels = labels
 
     def box(self, side: Side) -> Mailbox:
@@ -336,7 +336,7 @@ class PairSync:
         if not plan.empty or status is None:
             return (None, None)
         if self._deltas.get(side) is None and side in self._listings:
-            return (listing_digest(self._listings[side]), status.stamp)
+            return (self._listings[side].digest(), status.stamp)
         recorded = mailbox.cursors[side]
         if status.stamp is not None and status.stamp == recorded.stamp:
             return (recorded.digest, status.stamp)
@@ -424,10 +424,10 @@ class PairSync:
             self._deltas[side] = delta
         return self._deltas[side]
 
-    async def _listing(self, side: Side) -> list[MessageInfo]:
+    async def _listing(self, side: Side) -> Listing:
         if side not in self._listings:
             box = self.boxes[side]
-            self._listings[side] = await box.snapshot() if box is not None else []
+            self._listings[side] = await box.listing() if box is not None else Listing({}, {})
         return self._listings[side]
 
     async def _unchanged(
@@ -450,9 +450,7 @@ class PairSync:
             if delta is not None:
                 if delta.changed or delta.vanished:
                     return False
-            elif cursor.digest is None or listing_digest(await self._listing(side)) != (
-                cursor.digest
-            ):
+            elif cursor.digest is None or (await self._listing(side)).digest() != cursor.digest:
                 return False
             elif status.stamp is not None:
                 restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
@@ -471,7 +469,7 @@ class PairSync:
         # A side whose validity changed has no delta: its store compares validities.
         delta = await self._delta(side, mailbox.cursors[side])
         if delta is None:
-            return await self._listing(side)
+            return (await self._listing(side)).messages()
         known = {
             r.ids[side]: MessageInfo(r.ids[side], r.flags, r.identity.size if r.identity else 0)
             for r in records

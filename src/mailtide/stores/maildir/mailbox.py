@@ -48,7 +48,7 @@ from typing import BinaryIO, TypeVar
 import structlog
 
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
-from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 from mailtide.private import create_file
 from mailtide.stores.base import (
     Body,
@@ -74,9 +74,9 @@ from mailtide.stores.maildir.delivery import (
 from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
 from mailtide.stores.maildir.filenames import (
+    INFO,
     full_name,
     new_unique,
-    size_of,
     split_name,
     temp_path,
 )
@@ -95,6 +95,7 @@ from mailtide.stores.maildir.leftovers import clear_tmp
 from mailtide.stores.maildir.listing import (
     Clash,
     Entry,
+    ListedSizes,
     NotARegularFile,
     find_files,
     list_folder,
@@ -319,23 +320,24 @@ class MaildirMailbox:
             )
 
     async def snapshot(self) -> list[MessageInfo]:
-        return await self._run(self._snapshot)
+        return (await self.listing()).messages()
 
-    def _snapshot(self) -> list[MessageInfo]:
+    async def listing(self) -> Listing:
+        return await self._run(self._listing)
+
+    def _listing(self) -> Listing:
+        """One scan, kept as names: each id's info letters are its flags' key (the flags of
+        each distinct set of letters read once), its size read from the name when asked."""
         keywords = read_keywords(self.path)
-        flags_cache: dict[str, Flags] = {}
-        out: list[MessageInfo] = []
+        index = self._scan()
+        # an indexed name is the id, or the id, ":2," and the letters (filenames.full_name)
+        cut = len(INFO)
+        keys = {msg_id: name[len(msg_id) + cut :] for msg_id, (_, name) in index.items()}
+        flags: dict[str, Flags] = {}
         orphans: set[str] = set()
-        for msg_id, entry in self._scan().items():
-            letters = self._letters(entry)
-            flags = flags_cache.get(letters)
-            if flags is None:
-                flags = flags_cache[letters] = flags_of_letters(letters, keywords)
-                orphans |= unnamed_letters(letters, keywords)
-            size = size_of(msg_id)
-            if size is None:
-                size = self._sizes.get(msg_id, 0)
-            out.append(MessageInfo(id=msg_id, flags=flags, size=size))
+        for letters in set(keys.values()):
+            flags[letters] = flags_of_letters(letters, keywords)
+            orphans |= unnamed_letters(letters, keywords)
         if orphans and not self._orphans:
             log.warning(
                 "maildir.keyword_letters_unnamed",
@@ -346,14 +348,14 @@ class MaildirMailbox:
             )
         self._orphans = frozenset(orphans)
         self._snapshotted = True
-        return out
+        return Listing(keys, flags, ListedSizes(keys, self._sizes))
 
     def _orphan_letters(self) -> frozenset[str]:
         """The keyword letters the files carry and the table does not name, the folder listed
         first if this open has not (taken as recorded by its stamp, or opened to carry out a
         plan made earlier in the run)."""
         if not self._snapshotted:
-            self._snapshot()
+            self._listing()
         return self._orphans
 
     def _reserved(self, flags: Iterable[str]) -> frozenset[str]:
@@ -363,7 +365,7 @@ class MaildirMailbox:
         if not self._snapshotted:
             table = read_keywords(self.path)
             if any(is_keyword(f) and table.letter_of(f) is None for f in flags):
-                self._snapshot()
+                self._listing()
         return self._orphans
 
     async def cannot_hold(self, flags: Flags) -> Flags:
