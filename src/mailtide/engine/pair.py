@@ -198,6 +198,11 @@ class PairSync:
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, Listing] = {}
         self.labels = labels
+        # Records that side effects already carried out leave, (old, new) in order, not yet
+        # written: they go with the run's next write (an intent, the cursors) in one
+        # transaction instead of a commit each.  A run killed first loses nothing: its
+        # intents and its flag journal lead the next run to the same records.
+        self._results: list[tuple[list[Record], list[Record]]] = []
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -369,7 +374,11 @@ class PairSync:
         if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
             # Until this plan is carried out, the next run must not skip anything.
             await self._save_cursors(mailbox, statuses)
-        await self._apply(mailbox, plan)
+        try:
+            await self._apply(mailbox, plan)
+        except BaseException:
+            await self._flush(mailbox)  # what was carried out is recorded, as ever
+            raise
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
@@ -608,8 +617,34 @@ class PairSync:
                         s.validity, s.uidnext, s.highestmodseq, s.count, digests[side], stamps[side]
                     )
                 )
-        await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
+        if complete and self._results:
+            await self._flush(mailbox, cursors=(cursors[0], cursors[1]))
+        else:
+            await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
+
+    def _carried(self, mailbox: MailboxState, old: list[Record], new: list[Record]) -> bool:
+        """Keep the records a carried side effect leaves for the next write (``_results``);
+        False in Gmail's labels mode, whose own tables follow the records at once."""
+        if self.labels is not None:
+            return False
+        self._results.append((old, new))
+        return True
+
+    async def _flush(
+        self,
+        mailbox: MailboxState,
+        intents: list[Record] | None = None,
+        cursors: tuple[Cursor, Cursor] | None = None,
+    ) -> None:
+        """Write the kept results, then ``intents`` and ``cursors``, in one transaction."""
+        changes = [(mailbox, old, new) for old, new in self._results]
+        if intents:
+            changes.append((mailbox, [], intents))
+        if not changes and cursors is None:
+            return
+        await self.state.rewrite(changes, None if cursors is None else (mailbox, cursors))
+        self._results = []
 
     # --- carrying out -----------------------------------------------------------------
 
@@ -647,13 +682,12 @@ class PairSync:
                 self.report.flagged[side] += len(changes)
                 self.steps.done(f"flags {SIDE_NAMES[side]}")
         if plan.updates:
-            await self.state.replace(
-                mailbox,
-                [u.old for u in plan.updates if u.old is not None],
-                [u.new for u in plan.updates],
-            )
+            old = [u.old for u in plan.updates if u.old is not None]
+            new = [u.new for u in plan.updates]
+            if not self._carried(mailbox, old, new):
+                await self.state.replace(mailbox, old, new)
+                self.steps.done("records")
             self.report.paired += sum(1 for u in plan.updates if u.old is None)
-            self.steps.done("records")
         paired = [u.new.ids[Side.FAR] for u in plan.updates if u.old is None]
         if self.labels is not None and paired:
             await self.labels.remember(mailbox, paired)
@@ -679,7 +713,7 @@ class PairSync:
                     "mailbox.delete_pending", side=SIDE_NAMES[side], count=len(deletes) - len(done)
                 )
             self.report.deleted[side] += len(done)
-            if done:
+            if done and not self._carried(mailbox, [d.record for d in done], []):
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
@@ -764,7 +798,7 @@ class PairSync:
         ]
         fresh = [i for (c, _), i in zip(batch, intents, strict=True) if c.record is None]
         if fresh:
-            await self.state.put(mailbox, fresh)
+            await self._flush(mailbox, intents=fresh)
             self.steps.done("intent")
         while batch:
             incoming = [
@@ -819,6 +853,6 @@ class PairSync:
             old.append(intent)
             new.append(Record(pair_ids(source, f.id, new_id), f.flags, f.identity))
         self.report.copied[source.other] += len(new_ids)
-        if new:
+        if new and not self._carried(mailbox, old, new):
             await self.state.replace(mailbox, old, new)
             self.steps.done("records")

@@ -530,13 +530,20 @@ class StateDB:
             self.drop(mailbox, old)
             self.put(mailbox, new)
 
-    def rewrite(self, changes: Iterable[tuple[MailboxState, list[Record], list[Record]]]) -> None:
-        """For each (mailbox, old, new): drop ``old``, put ``new``; all in one transaction, so
-        a move's records leave one mailbox and reach the other in one durable step."""
+    def rewrite(
+        self,
+        changes: Iterable[tuple[MailboxState, list[Record], list[Record]]],
+        cursors: tuple[MailboxState, tuple[Cursor, Cursor]] | None = None,
+    ) -> None:
+        """For each (mailbox, old, new) in order: drop ``old``, put ``new``; then set
+        ``cursors`` (a mailbox's) if given; all in one transaction, so a move's records leave
+        one mailbox and reach the other in one durable step."""
         with self.transaction():
             for mailbox, old, new in changes:
                 self.drop(mailbox, old)
                 self.put(mailbox, new)
+            if cursors is not None:
+                self.set_cursors(*cursors)
 
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():
