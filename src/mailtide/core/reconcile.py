@@ -140,6 +140,15 @@ class Plan:
     def deletes_on(self, side: Side) -> int:
         return sum(1 for d in self.deletes if d.side is side)
 
+    def touches(self, side: Side) -> bool:
+        """Whether carrying the plan out reads or changes ``side``'s mailbox: a flag edit or
+        a deletion there, or any copy (read on one side, written on the other)."""
+        return (
+            bool(self.copies)
+            or any(d.side is side for d in self.deletes)
+            or any(e.side is side for u in self.updates for e in u.edits)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NeedIdentities:
