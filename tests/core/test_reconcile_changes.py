@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DataObject
 
 from core.test_reconcile_props import FAR, NEAR, Pair, build
-from mailtide.core.model import SIDES, MessageInfo, Record, Side
+from mailtide.core.model import SIDES, Listing, MessageInfo, Record, Side, listing_digest
 from mailtide.core.reconcile import (
     NeedIdentities,
     Plan,
@@ -40,7 +40,7 @@ def changes_of(pair: Pair, side: Side, data: DataObject) -> SideChanges:
             recorded.setdefault(r.ids[side], set()).add(r.flags)
     if data.draw(st.booleans(), label="as the engine compares a listing"):
         named = {id: next(iter(f)) if len(f) == 1 else None for id, f in recorded.items()}
-        return listing_changes(listed(pair, side), named, lambda flags: flags)
+        return listing_changes(Listing.of(listed(pair, side)), named, lambda flags: flags)
     changed = {}
     for m in listed(pair, side):
         if recorded.get(m.id) != {m.flags} or data.draw(st.booleans(), label="said anyway"):
@@ -98,3 +98,22 @@ def test_with_nothing_changed_no_record_is_reconciled(data: DataObject) -> None:
     quiet = [SideChanges({}), SideChanges({})]
     assert all(not all(r.ids) for r in changed_view(pair.records, quiet)[0])
     assert changed_view([r for r in pair.records if all(r.ids)], quiet) == ([], [], [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=4),
+        st.tuples(
+            st.frozensets(st.sampled_from(["\\Seen", "\\Flagged", "$x", "y"])), st.integers(0, 9)
+        ),
+    )
+)
+def test_a_compact_listing_is_the_listing_it_was_made_of(
+    held: dict[str, tuple[frozenset[str], int]],
+) -> None:
+    """The same messages, in order, and the digest the next quick sync compares with."""
+    messages = [MessageInfo(id, flags, size) for id, (flags, size) in held.items()]
+    listing = Listing.of(messages)
+    assert listing.messages() == messages and len(listing) == len(messages)
+    assert listing.digest() == listing_digest(messages)

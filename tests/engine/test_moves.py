@@ -605,3 +605,18 @@ def test_a_dry_run_names_a_move_into_a_folder_missing_on_the_other_side(
     (done,) = [line for line in out.splitlines() if "event=account.done" in line]
     assert f"moved_{carrier}=1" in done and "new_local=0" in done and "new_remote=0" in done, done
     assert both_sides() == before
+
+
+def test_a_change_carried_to_one_side_opens_only_that_side(s: Setup, proxy: FaultProxy) -> None:
+    """A flag changed on the server is carried to the Maildir alone: the pair's own run takes
+    the move pass's plan and does not select the server folder again."""
+    for i in (1, 2):
+        srv.append(s.imap, "INBOX", long_message(i), [SEEN])
+    synced(s, proxy)
+    srv.set_flags(s.imap, "INBOX", mid(1), [SEEN, FLAGGED])
+
+    synced(s, proxy)
+
+    assert commands_per_folder(proxy) == {"INBOX": ["SELECT", "FETCH"]}
+    assert "F" in loc.by_message_id(s.root, s.layout, "INBOX")[mid(1)].letters
+    assert_in_sync(s)

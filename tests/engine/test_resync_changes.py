@@ -84,3 +84,19 @@ def test_a_mass_deletion_found_by_changes_is_still_refused(fs_setup: Setup) -> N
     assert report.failed
     assert "would delete 45 of 60 messages on the remote side" in report.failures()[0]
     assert len(flags_on_server(s, "INBOX")) == BIG
+
+
+def test_server_deletions_below_the_share_pass_when_the_maildir_is_listed(
+    fs_setup: Setup,
+) -> None:
+    """A quarter of the mailbox deleted on the server while the Maildir changed too (so it is
+    listed): the guard weighs the whole listing, not the few messages the changes name."""
+    s = fs_setup
+    big_inbox(s)
+    for n in range(BIG // 4):
+        srv.expunge(s.imap, "INBOX", srv.message_id(n, "INBOX"))
+    local = loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(BIG - 1, "INBOX")]
+    loc.set_letters(local, local.letters + "F")
+    synced(s)
+    assert len(loc.messages(s.root, s.layout, "INBOX")) == BIG - BIG // 4
+    assert_in_sync(s)

@@ -50,6 +50,36 @@ def test_replace_drops_exactly_one_row_per_record(tmp_path: Path) -> None:
     assert sorted(r.ids for r in db.records(box)) == [("", "n1"), ("5", "n1")]
 
 
+def test_recorded_flags_name_each_id_once_and_none_where_two_records_name_it(
+    tmp_path: Path,
+) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    box = db.mailbox("INBOX")
+    seen, both = frozenset({"\\Seen"}), frozenset({"\\Seen", "$Work"})
+    db.put(
+        box,
+        [
+            Record(("1", "a"), seen, ID),
+            Record(("2", "b"), both, ID),
+            Record(("3", "c"), frozenset(), ID),
+            Record(("4", "c"), seen, ID),  # a second record of near id c
+            Record(("", "d"), seen, ID),  # half: names d on the near side only
+        ],
+    )
+    assert db.recorded_flags(box, Side.NEAR) == {
+        "a": "\\Seen",
+        "b": "$Work \\Seen",
+        "c": None,
+        "d": "\\Seen",
+    }
+    assert db.recorded_flags(box, Side.FAR) == {
+        "1": "\\Seen",
+        "2": "$Work \\Seen",
+        "3": "",
+        "4": "\\Seen",
+    }
+
+
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "s.sqlite")
     box = db.mailbox("INBOX")

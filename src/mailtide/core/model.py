@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 Flags = frozenset[str]
@@ -124,10 +124,58 @@ def pair_ids(side: Side, this: str, that: str) -> tuple[str, str]:
     return (this, that) if side is Side.FAR else (that, this)
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Every message a side holds, kept compact (a big mailbox lists 50k messages where a
+    re-sync finds a few changed): ``keys`` maps each id to a key of its flags (ids with one key
+    have the same flags: a Maildir file's info letters), ``flags`` each key to the flags it
+    stands for, ``sizes`` each id to its size (0 where not known; a store may work a size out
+    only when it is asked for)."""
+
+    keys: Mapping[str, str]
+    flags: Mapping[str, Flags]
+    sizes: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, messages: Iterable[MessageInfo]) -> Listing:
+        """The listing of ``messages`` (their identities are left out)."""
+        keys: dict[str, str] = {}
+        flags: dict[str, Flags] = {}
+        sizes: dict[str, int] = {}
+        named: dict[Flags, str] = {}
+        for m in messages:
+            key = named.get(m.flags)
+            if key is None:
+                key = named[m.flags] = str(len(named))
+                flags[key] = m.flags
+            keys[m.id] = key
+            sizes[m.id] = m.size
+        return cls(keys, flags, sizes)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def info(self, id: str) -> MessageInfo:
+        return MessageInfo(id, self.flags[self.keys[id]], self.sizes.get(id, 0))
+
+    def messages(self) -> list[MessageInfo]:
+        """Every message as a ``MessageInfo`` (an object each: what a full reconcile takes)."""
+        return [self.info(id) for id in self.keys]
+
+    def digest(self) -> str:
+        """``listing_digest`` of the messages, without an object per message."""
+        texts = {key: " ".join(sorted(flags)) for key, flags in self.flags.items()}
+        return _digest(f"{id}\0{texts[key]}" for id, key in self.keys.items())
+
+
 def listing_digest(messages: Iterable[MessageInfo]) -> str:
     """A digest of a side's full listing (ids and flags): equal digests, equal listings."""
+    return _digest(f"{m.id}\0{' '.join(sorted(m.flags))}" for m in messages)
+
+
+def _digest(lines: Iterable[str]) -> str:
     h = hashlib.sha256()
-    for line in sorted(f"{m.id}\0{' '.join(sorted(m.flags))}" for m in messages):
+    for line in sorted(lines):
         h.update(line.encode("utf-8", "surrogateescape"))
         h.update(b"\n")
     return h.hexdigest()

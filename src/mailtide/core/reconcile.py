@@ -58,6 +58,7 @@ from mailtide.core.model import (
     SIDES,
     Flags,
     Identity,
+    Listing,
     MessageInfo,
     Record,
     Side,
@@ -138,6 +139,15 @@ class Plan:
 
     def deletes_on(self, side: Side) -> int:
         return sum(1 for d in self.deletes if d.side is side)
+
+    def touches(self, side: Side) -> bool:
+        """Whether carrying the plan out reads or changes ``side``'s mailbox: a flag edit or
+        a deletion there, or any copy (read on one side, written on the other)."""
+        return (
+            bool(self.copies)
+            or any(d.side is side for d in self.deletes)
+            or any(e.side is side for u in self.updates for e in u.edits)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,18 +380,19 @@ class SideChanges:
 
 
 def listing_changes(
-    listing: Iterable[MessageInfo],
+    listing: Listing,
     recorded: Mapping[str, _Form | None],
     form: Callable[[Flags], _Form],
 ) -> SideChanges:
     """What a side listed in full holds that may differ from the records: ``recorded`` maps
     each id the records name on it to the recorded flags, in the ``form`` the flags of a
     listed message are compared in (None: more than one record names it, so it is always
-    looked at)."""
-    listing = list(listing)
+    looked at).  Each distinct set of flags is put in that form once, and only a message
+    that differs is made an object."""
+    forms = {key: form(flags) for key, flags in listing.flags.items()}
     get = recorded.get  # a lookup per message: 50k of them in a big folder
-    changed = {m.id: m for m in listing if get(m.id) != form(m.flags)}
-    return SideChanges(changed, frozenset(recorded.keys() - {m.id for m in listing}))
+    changed = {id: listing.info(id) for id, key in listing.keys.items() if get(id) != forms[key]}
+    return SideChanges(changed, frozenset(recorded.keys() - listing.keys.keys()))
 
 
 def touched(record: Record, changes: Sequence[SideChanges]) -> bool:

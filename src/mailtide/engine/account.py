@@ -36,7 +36,7 @@ from mailtide.engine.folders import FolderTree, NoSuchFolder
 from mailtide.engine.gmail_all_mail import AllMailChanges
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
-from mailtide.engine.pair import Options, PairReport, PairSync
+from mailtide.engine.pair import Options, PairReport, PairSync, Prepared
 from mailtide.engine.restamp import Restamps
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
@@ -343,8 +343,9 @@ class AccountSync:
         if self.options.gmail_labels:
             planned = None  # each label pair catches up on its links before it plans
         try:
-            # An empty plan made by the move pass touches neither side: not even a SELECT.
-            for side in SIDES if planned is None or not planned.plan.empty else ():
+            # A plan made by the move pass opens only the sides it changes or reads (an empty
+            # one neither: not even a SELECT).
+            for side in SIDES if planned is None else planned_sides(planned):
                 try:
                     boxes[side] = await self.stores[side].open(self.tree.name_on(side, name))
                 except MailboxError:
@@ -384,6 +385,11 @@ class AccountSync:
                     except StoreError as exc:
                         self.log.debug("mailbox.close_failed", mailbox=name, error=str(exc))
         self.report.mailboxes.append(report)
+
+
+def planned_sides(planned: Prepared) -> list[Side]:
+    """The sides a plan made earlier in the run needs open to be carried out."""
+    return [side for side in SIDES if planned.plan.touches(side)]
 
 
 class _GaveUp(StoreError):

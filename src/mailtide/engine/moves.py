@@ -26,6 +26,8 @@ with their retries, go on from what is durable.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -156,20 +158,44 @@ class MovePass:
         return [] if isinstance(found, MoveIdentities) else found
 
     async def _prepare(self, names: list[str]) -> None:
-        for name in names:
-            self.steps.check()
-            boxes: list[Mailbox | None] = [None, None]
-            try:
-                for side in SIDES:
-                    boxes[side] = await self._open(side, name)
-                pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
-                prepared = await pair.prepare()
-            except _SKIPPED as exc:
-                log.debug("moves.not_planned", mailbox=name, error=str(exc))
-                continue
-            finally:
-                await _close(boxes)
-            self.prepared[name] = prepared
+        """Plan ``names``, ``options.parallel`` of them at once (each open on a connection of
+        its own, as the pairs' own runs), kept in the order of ``names``.  An error that ends
+        the pass stops the others from taking a further pair; the ones in flight finish."""
+        todo = collections.deque(names)
+        found: dict[str, Prepared] = {}
+        ended: list[BaseException] = []
+
+        async def worker() -> None:
+            while todo and not ended:
+                name = todo.popleft()
+                try:
+                    prepared = await self._prepare_one(name)
+                except Exception as exc:  # raised below, once the others are done
+                    ended.append(exc)
+                    return
+                if prepared is not None:
+                    found[name] = prepared
+
+        workers = max(1, min(self.options.parallel, len(names)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        self.prepared.update((name, found[name]) for name in names if name in found)
+        if ended:
+            raise ended[0]
+
+    async def _prepare_one(self, name: str) -> Prepared | None:
+        """Pair ``name`` planned; None where it cannot be (left out of the pass)."""
+        self.steps.check()
+        boxes: list[Mailbox | None] = [None, None]
+        try:
+            for side in SIDES:
+                boxes[side] = await self._open(side, name)
+            pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
+            return await pair.prepare()
+        except _SKIPPED as exc:
+            log.debug("moves.not_planned", mailbox=name, error=str(exc))
+            return None
+        finally:
+            await _close(boxes)
 
     async def _open(self, side: Side, name: str) -> Mailbox | None:
         """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the

@@ -20,11 +20,11 @@ from mailtide.core.model import (
     SIDES,
     TRASH_SPECIAL_USE,
     Flags,
+    Listing,
     MessageInfo,
     PendingFlags,
     Record,
     Side,
-    listing_digest,
     pair_ids,
 )
 from mailtide.core.moves import Move, without_moves
@@ -202,11 +202,16 @@ class PairSync:
         # What each side said this run, asked at most once: its delta since the last complete
         # sync (quick mode, where it can tell) and its full listing.
         self._deltas: dict[Side, Delta | None] = {}
-        self._listings: dict[Side, list[MessageInfo]] = {}
+        self._listings: dict[Side, Listing] = {}
         self.labels = labels
         # By side, once the plan is carried out whole: what may prove the side lists as the
         # records say (engine/restamp.py), for the account to record at the run's end
         self.written: list[tuple[Side, WrittenStamp]] = []
+        # Records that side effects already carried out leave, (old, new) in order, not yet
+        # written: they go with the run's next write (an intent, the cursors) in one
+        # transaction instead of a commit each.  A run killed first loses nothing: its
+        # intents and its flag journal lead the next run to the same records.
+        self._results: list[tuple[list[Record], list[Record]]] = []
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -315,8 +320,11 @@ class PairSync:
         more than the guard's floor there (the guard weighs no other side: 0)."""
         held = []
         for side in SIDES:
-            if changes is None or (side in self._listings and self._deltas.get(side) is None):
+            if changes is None:
                 held.append(len(snapshots[side]))
+            elif side in self._listings and self._deltas.get(side) is None:
+                # its full listing: ``snapshots`` hold only what the changes name
+                held.append(len(self._listings[side]))
             elif plan.deletes_on(side) <= self.options.mass_delete_floor:
                 held.append(0)
             else:
@@ -342,7 +350,7 @@ class PairSync:
         if not plan.empty or status is None:
             return (None, None)
         if self._deltas.get(side) is None and side in self._listings:
-            return (listing_digest(self._listings[side]), status.stamp)
+            return (self._listings[side].digest(), status.stamp)
         recorded = mailbox.cursors[side]
         if status.stamp is not None and status.stamp == recorded.stamp:
             return (recorded.digest, status.stamp)
@@ -378,7 +386,11 @@ class PairSync:
         for box, status in zip(self.boxes, statuses, strict=True):
             if box is not None and status is not None:
                 box.begin_writes(status)
-        await self._apply(mailbox, plan)
+        try:
+            await self._apply(mailbox, plan)
+        except BaseException:
+            await self._flush(mailbox)  # what was carried out is recorded, as ever
+            raise
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
@@ -439,10 +451,10 @@ class PairSync:
             self._deltas[side] = delta
         return self._deltas[side]
 
-    async def _listing(self, side: Side) -> list[MessageInfo]:
+    async def _listing(self, side: Side) -> Listing:
         if side not in self._listings:
             box = self.boxes[side]
-            self._listings[side] = await box.snapshot() if box is not None else []
+            self._listings[side] = await box.listing() if box is not None else Listing({}, {})
         return self._listings[side]
 
     async def _unchanged(
@@ -465,9 +477,7 @@ class PairSync:
             if delta is not None:
                 if delta.changed or delta.vanished:
                     return False
-            elif cursor.digest is None or listing_digest(await self._listing(side)) != (
-                cursor.digest
-            ):
+            elif cursor.digest is None or (await self._listing(side)).digest() != cursor.digest:
                 return False
             elif status.stamp is not None:
                 restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
@@ -486,7 +496,7 @@ class PairSync:
         # A side whose validity changed has no delta: its store compares validities.
         delta = await self._delta(side, mailbox.cursors[side])
         if delta is None:
-            return await self._listing(side)
+            return (await self._listing(side)).messages()
         known = {
             r.ids[side]: MessageInfo(r.ids[side], r.flags, r.identity.size if r.identity else 0)
             for r in records
@@ -630,8 +640,34 @@ class PairSync:
                         s.validity, s.uidnext, s.highestmodseq, s.count, digests[side], stamps[side]
                     )
                 )
-        await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
+        if complete and self._results:
+            await self._flush(mailbox, cursors=(cursors[0], cursors[1]))
+        else:
+            await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
+
+    def _carried(self, mailbox: MailboxState, old: list[Record], new: list[Record]) -> bool:
+        """Keep the records a carried side effect leaves for the next write (``_results``);
+        False in Gmail's labels mode, whose own tables follow the records at once."""
+        if self.labels is not None:
+            return False
+        self._results.append((old, new))
+        return True
+
+    async def _flush(
+        self,
+        mailbox: MailboxState,
+        intents: list[Record] | None = None,
+        cursors: tuple[Cursor, Cursor] | None = None,
+    ) -> None:
+        """Write the kept results, then ``intents`` and ``cursors``, in one transaction."""
+        changes = [(mailbox, old, new) for old, new in self._results]
+        if intents:
+            changes.append((mailbox, [], intents))
+        if not changes and cursors is None:
+            return
+        await self.state.rewrite(changes, None if cursors is None else (mailbox, cursors))
+        self._results = []
 
     # --- carrying out -----------------------------------------------------------------
 
@@ -669,13 +705,12 @@ class PairSync:
                 self.report.flagged[side] += len(changes)
                 self.steps.done(f"flags {SIDE_NAMES[side]}")
         if plan.updates:
-            await self.state.replace(
-                mailbox,
-                [u.old for u in plan.updates if u.old is not None],
-                [u.new for u in plan.updates],
-            )
+            old = [u.old for u in plan.updates if u.old is not None]
+            new = [u.new for u in plan.updates]
+            if not self._carried(mailbox, old, new):
+                await self.state.replace(mailbox, old, new)
+                self.steps.done("records")
             self.report.paired += sum(1 for u in plan.updates if u.old is None)
-            self.steps.done("records")
         paired = [u.new.ids[Side.FAR] for u in plan.updates if u.old is None]
         if self.labels is not None and paired:
             await self.labels.remember(mailbox, paired)
@@ -701,7 +736,7 @@ class PairSync:
                     "mailbox.delete_pending", side=SIDE_NAMES[side], count=len(deletes) - len(done)
                 )
             self.report.deleted[side] += len(done)
-            if done:
+            if done and not self._carried(mailbox, [d.record for d in done], []):
                 await self.state.drop(mailbox, [d.record for d in done])
                 self.steps.done("forget deleted")
 
@@ -786,7 +821,7 @@ class PairSync:
         ]
         fresh = [i for (c, _), i in zip(batch, intents, strict=True) if c.record is None]
         if fresh:
-            await self.state.put(mailbox, fresh)
+            await self._flush(mailbox, intents=fresh)
             self.steps.done("intent")
         while batch:
             incoming = [
@@ -841,6 +876,6 @@ class PairSync:
             old.append(intent)
             new.append(Record(pair_ids(source, f.id, new_id), f.flags, f.identity))
         self.report.copied[source.other] += len(new_ids)
-        if new:
+        if new and not self._carried(mailbox, old, new):
             await self.state.replace(mailbox, old, new)
             self.steps.done("records")

@@ -430,14 +430,25 @@ class StateDB:
         """Each id the records name on ``side`` and its recorded flags as ``flags_text``
         writes them (None: named by more than one record), to compare a listing with."""
         column = _SIDE_COLUMN[side]
+        # One row per distinct set of flags with its ids joined (no id holds a NUL: a UID, a
+        # file name), from the flags index: a few rows and strings, not one per record.
         rows = self._db.execute(
-            f"SELECT {column}, flags FROM record WHERE mailbox = ? AND {column} != ''",
+            f"SELECT flags, group_concat({column}, char(0)) FROM record"
+            f" WHERE mailbox = ? AND {column} != '' GROUP BY flags",
             (mailbox.id,),
-        ).fetchall()
-        out: dict[str, str | None] = dict(rows)
-        if len(out) != len(rows):
+        )
+        out: dict[str, str | None] = {}
+        named = 0
+        for flags, joined in rows:
+            ids = joined.split("\0")
+            named += len(ids)
+            out.update(dict.fromkeys(ids, flags))
+        if len(out) != named:
             seen: set[str] = set()
-            for id, _ in rows:
+            for (id,) in self._db.execute(
+                f"SELECT {column} FROM record WHERE mailbox = ? AND {column} != ''",
+                (mailbox.id,),
+            ):
                 if id in seen:
                     out[id] = None
                 seen.add(id)
@@ -519,13 +530,20 @@ class StateDB:
             self.drop(mailbox, old)
             self.put(mailbox, new)
 
-    def rewrite(self, changes: Iterable[tuple[MailboxState, list[Record], list[Record]]]) -> None:
-        """For each (mailbox, old, new): drop ``old``, put ``new``; all in one transaction, so
-        a move's records leave one mailbox and reach the other in one durable step."""
+    def rewrite(
+        self,
+        changes: Iterable[tuple[MailboxState, list[Record], list[Record]]],
+        cursors: tuple[MailboxState, tuple[Cursor, Cursor]] | None = None,
+    ) -> None:
+        """For each (mailbox, old, new) in order: drop ``old``, put ``new``; then set
+        ``cursors`` (a mailbox's) if given; all in one transaction, so a move's records leave
+        one mailbox and reach the other in one durable step."""
         with self.transaction():
             for mailbox, old, new in changes:
                 self.drop(mailbox, old)
                 self.put(mailbox, new)
+            if cursors is not None:
+                self.set_cursors(*cursors)
 
     def drop_all(self, mailbox: MailboxState) -> None:
         with self.transaction():

@@ -102,10 +102,13 @@ class OffLoopState:
         await self._run(self.db.replace, mailbox, list(old), list(new))
 
     async def rewrite(
-        self, changes: Iterable[tuple[MailboxState, list[Record], list[Record]]]
+        self,
+        changes: Iterable[tuple[MailboxState, list[Record], list[Record]]],
+        cursors: tuple[MailboxState, tuple[Cursor, Cursor]] | None = None,
     ) -> None:
-        """``StateDB.rewrite``: records of several mailboxes changed in one transaction."""
-        await self._run(self.db.rewrite, list(changes))
+        """``StateDB.rewrite``: records of several mailboxes changed (and a mailbox's cursors
+        set) in one transaction."""
+        await self._run(self.db.rewrite, list(changes), cursors)
 
     async def replace_all(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         """Drop every record of ``mailbox`` and put ``records``, in one transaction."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 
 
 class StoreError(Exception):
@@ -220,6 +220,10 @@ class Mailbox(Protocol):
 
     async def snapshot(self) -> list[MessageInfo]:
         """Every message now in the mailbox with its flags (and size where cheap)."""
+        ...
+
+    async def listing(self) -> Listing:
+        """What ``snapshot`` gives, compact: what a re-sync compares with the records."""
         ...
 
     async def changes_since(self, since: MailboxStatus) -> Delta | None:

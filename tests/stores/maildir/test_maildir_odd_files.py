@@ -127,6 +127,22 @@ async def test_hard_links_of_one_file_stay_one_message(box: MaildirMailbox) -> N
     assert files(box) == []
 
 
+async def test_a_folder_not_listed_this_open_finds_files_by_name(store: MaildirStore) -> None:
+    """A plan made by an earlier open (no listing in this one): its messages are found by
+    name, a symlink of a message's name is never taken for it, and a message with two names
+    (hard links) still loses both when deleted."""
+    await store.create_folder("INBOX")
+    box = await store.open("INBOX")
+    os.link(put(box, "new", "X", 1), Path(box.path, "cur", "X:2,S"))
+    put(box, "cur", "Y:2,", 2)
+    os.symlink(Path(box.path, "cur", "Y:2,"), Path(box.path, "new", "Y"))
+    settle()
+    again = await store.open("INBOX")
+    await again.set_flags([FlagChange("Y", frozenset({FLAGGED}), frozenset())])
+    assert await again.delete(["X"]) == {"X"}
+    assert files(box) == ["cur/Y:2,F", "new/Y"]
+
+
 async def test_a_dry_run_renames_nothing_and_leaves_the_others_out(store: MaildirStore) -> None:
     await store.create_folder("INBOX")
     box = await store.open("INBOX")

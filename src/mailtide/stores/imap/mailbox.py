@@ -16,7 +16,7 @@ import structlog
 from aioimaplib import aioimaplib as aio
 
 from mailtide.core.identity import BODY_PREFIX, header_end, identity_of, identity_of_message
-from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 from mailtide.stores.base import (
     Body,
     BytesBody,
@@ -451,6 +451,9 @@ class ImapMailbox:
             highestmodseq=values.get("HIGHESTMODSEQ", self.highestmodseq),
             count=values.get("MESSAGES", self.exists),
         )
+
+    async def listing(self) -> Listing:
+        return Listing.of(await self.snapshot())
 
     async def snapshot(self) -> list[MessageInfo]:
         """Every message, by ``FETCH 1:*``.  A message the server leaves out of its answer would

@@ -12,11 +12,11 @@ without following a symlink or waiting on a FIFO, and refuses what is not a
 regular file.
 
 Cost: a listing is one readdir of new/ and one of cur/.  The file type comes
-from readdir itself and the size from the name's ``,S=`` (no stat per file);
-only a message whose name carries no size is stat-ed (for its size), only an
-entry that is no regular file is stat-ed (to say what it is), and only names
-whose id occurs twice are stat-ed (to tell a second name of one file from a
-second file).
+from readdir itself and the size from the name's ``,S=`` (no stat per file, and
+read only when asked for); only a message whose name carries no ``,S=`` is
+stat-ed (for its size), only an entry that is no regular file is stat-ed (to
+say what it is), and only names whose id occurs twice are stat-ed (to tell a
+second name of one file from a second file).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import size_of, split_name
+from mailtide.stores.maildir.filenames import INFO, size_of, split_name
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -53,6 +54,30 @@ class FolderListing:
     clashes: list[Clash] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why not a message)
     sizes: dict[str, int] = field(default_factory=dict)  # id -> file size, where no ,S= says it
+
+
+class ListedSizes(Mapping[str, int]):
+    """The size of each message a listing holds (``ids``), read from its name's ``,S=`` only
+    when asked for (a re-sync asks for the few that changed), else the size the listing
+    stat-ed for a name without one (``stated``); 0 where neither tells."""
+
+    __slots__ = ("_ids", "_stated")
+
+    def __init__(self, ids: Mapping[str, object], stated: Mapping[str, int]) -> None:
+        self._ids = ids
+        self._stated = stated
+
+    def __getitem__(self, id: str) -> int:
+        if id not in self._ids:
+            raise KeyError(id)
+        size = size_of(id)
+        return self._stated.get(id, 0) if size is None else size
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class NotARegularFile(FileNotFoundError):
@@ -89,7 +114,7 @@ def list_folder(folder: str) -> FolderListing:
                     out.skipped.append((printable(entry.path), "its name is not UTF-8"))
                     continue
                 unique, _ = split_name(filename)
-                if size_of(unique) is None:
+                if ",S=" not in unique:  # (the size in the name is read only when asked for)
                     with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
                         out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
                 if unique in out.index:
@@ -97,6 +122,41 @@ def list_folder(folder: str) -> FolderListing:
                 out.index[unique] = (sub, filename)
     for unique, entries in named_twice.items():
         _sort_out(folder, unique, entries, out)
+    return out
+
+
+def find_files(folder: str, ids: Collection[str]) -> dict[str, Entry] | None:
+    """The names of the messages ``ids`` in ``folder``'s new/ and cur/, found by one readdir
+    of each that only compares names: no stat and nothing made of a name not wanted (a few
+    messages of a big folder, where ``list_folder`` would index every file).  A name counts
+    as ``list_folder`` counts it (a regular file, not hidden, UTF-8).  An id not found is left
+    out; None when an id has more than one name (only a full listing sorts that out).
+    MailboxError when either directory cannot be read."""
+    out: dict[str, Entry] = {}
+    for sub in ("new", "cur"):
+        directory = os.path.join(folder, sub)
+        try:
+            it = os.scandir(directory)
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
+        with it:
+            for entry in it:
+                filename = entry.name
+                unique, sep, _ = filename.rpartition(INFO)
+                if not sep:
+                    unique = filename
+                if unique not in ids or filename.startswith("."):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                if not filename.isascii() and not _utf8(filename):
+                    continue
+                if unique in out:
+                    return None
+                out[unique] = (sub, filename)
     return out
 
 

@@ -48,7 +48,7 @@ from typing import BinaryIO, TypeVar
 import structlog
 
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
-from mailtide.core.model import Flags, Identity, MessageInfo
+from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 from mailtide.private import create_file
 from mailtide.stores.base import (
     Body,
@@ -75,9 +75,9 @@ from mailtide.stores.maildir.delivery import (
 from mailtide.stores.maildir.duplicates import give_fresh_names
 from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
 from mailtide.stores.maildir.filenames import (
+    INFO,
     full_name,
     new_unique,
-    size_of,
     split_name,
     temp_path,
 )
@@ -96,7 +96,9 @@ from mailtide.stores.maildir.leftovers import clear_tmp
 from mailtide.stores.maildir.listing import (
     Clash,
     Entry,
+    ListedSizes,
     NotARegularFile,
+    find_files,
     list_folder,
     open_regular,
     read_regular,
@@ -236,7 +238,19 @@ class MaildirMailbox:
             out += (st.st_mtime, st.st_ctime)
         return tuple(out)
 
-    def _attempt(self) -> _Attempt:
+    def _attempt(self, ids: Iterable[str] = ()) -> _Attempt:
+        """A batch operation on the messages ``ids`` begins.  In a folder not listed since
+        this open (its plan was made by an earlier open in the run, or from its stamp), their
+        files are looked up by name first, not by a listing of the whole folder; a message not
+        found so is looked for by a full scan, as always (``_with_file``)."""
+        if not self._generation:
+            wanted = {i for i in ids if i not in self._index}
+            if wanted:
+                found = find_files(self.path, wanted)
+                if found is None:
+                    self._scan()  # an id with two names: the listing sorts them out
+                else:
+                    self._index.update(found)
         return _Attempt(self._generation)
 
     def _with_file(self, msg_id: str, op: Callable[[Entry], T], attempt: _Attempt) -> T | None:
@@ -315,23 +329,24 @@ class MaildirMailbox:
             )
 
     async def snapshot(self) -> list[MessageInfo]:
-        return await self._run(self._snapshot)
+        return (await self.listing()).messages()
 
-    def _snapshot(self) -> list[MessageInfo]:
+    async def listing(self) -> Listing:
+        return await self._run(self._listing)
+
+    def _listing(self) -> Listing:
+        """One scan, kept as names: each id's info letters are its flags' key (the flags of
+        each distinct set of letters read once), its size read from the name when asked."""
         keywords = read_keywords(self.path)
-        flags_cache: dict[str, Flags] = {}
-        out: list[MessageInfo] = []
+        index = self._scan()
+        # an indexed name is the id, or the id, ":2," and the letters (filenames.full_name)
+        cut = len(INFO)
+        keys = {msg_id: name[len(msg_id) + cut :] for msg_id, (_, name) in index.items()}
+        flags: dict[str, Flags] = {}
         orphans: set[str] = set()
-        for msg_id, entry in self._scan().items():
-            letters = self._letters(entry)
-            flags = flags_cache.get(letters)
-            if flags is None:
-                flags = flags_cache[letters] = flags_of_letters(letters, keywords)
-                orphans |= unnamed_letters(letters, keywords)
-            size = size_of(msg_id)
-            if size is None:
-                size = self._sizes.get(msg_id, 0)
-            out.append(MessageInfo(id=msg_id, flags=flags, size=size))
+        for letters in set(keys.values()):
+            flags[letters] = flags_of_letters(letters, keywords)
+            orphans |= unnamed_letters(letters, keywords)
         if orphans and not self._orphans:
             log.warning(
                 "maildir.keyword_letters_unnamed",
@@ -342,14 +357,14 @@ class MaildirMailbox:
             )
         self._orphans = frozenset(orphans)
         self._snapshotted = True
-        return out
+        return Listing(keys, flags, ListedSizes(keys, self._sizes))
 
     def _orphan_letters(self) -> frozenset[str]:
         """The keyword letters the files carry and the table does not name, the folder listed
         first if this open has not (taken as recorded by its stamp, or opened to carry out a
         plan made earlier in the run)."""
         if not self._snapshotted:
-            self._snapshot()
+            self._listing()
         return self._orphans
 
     def _reserved(self, flags: Iterable[str]) -> frozenset[str]:
@@ -359,7 +374,7 @@ class MaildirMailbox:
         if not self._snapshotted:
             table = read_keywords(self.path)
             if any(is_keyword(f) and table.letter_of(f) is None for f in flags):
-                self._snapshot()
+                self._listing()
         return self._orphans
 
     async def cannot_hold(self, flags: Flags) -> Flags:
@@ -388,7 +403,7 @@ class MaildirMailbox:
         return await self._run(self._identify, list(ids))
 
     def _identify(self, ids: list[str]) -> dict[str, Identity]:
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         out: dict[str, Identity] = {}
         for msg_id in ids:
             found = self._with_file(msg_id, lambda e: read_identity(self._file(e)), attempt)
@@ -399,6 +414,7 @@ class MaildirMailbox:
     async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
         # ``budget`` does not apply: a batch holds small messages and the others' open files
         ids = list(ids)
+        await self._run(self._attempt, ids)  # every file found at once, not once per batch
         for start in range(0, len(ids), META_BATCH):
             batch = await self._run(self._fetch_meta, ids[start : start + META_BATCH])
             for fetched in batch:
@@ -408,7 +424,7 @@ class MaildirMailbox:
         """Each message's flags, date and identity, its file already opened: a message another
         client renames or deletes before its body is sent is still read whole (a small one is
         held in memory, a bigger one by its open file), instead of failing the copy."""
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         keywords = read_keywords(self.path)
         out: list[Fetched] = []
         for msg_id in ids:
@@ -624,7 +640,7 @@ class MaildirMailbox:
             # take no space, so they still go; the others wait for the next sync.
             full = err
             keywords = read_keywords(self.path)
-        attempt = self._attempt()
+        attempt = self._attempt(c.id for c in changes)
         touched: set[str] = set()
         missed: list[str] = []
         waiting = 0
@@ -684,7 +700,7 @@ class MaildirMailbox:
 
     def _delete(self, ids: list[str]) -> set[str]:
         self._arm()
-        attempt = self._attempt()
+        attempt = self._attempt(ids)
         touched: set[str] = set()
         gone: set[str] = set()
         for msg_id in ids:
@@ -721,6 +737,7 @@ class MaildirMailbox:
         if not os.path.isdir(os.path.join(dest, "cur")):
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
+        self._attempt(ids)  # their files found by name, in a folder not listed this open
         index = self._index or self._scan()
         wanted = {
             f
