@@ -620,3 +620,18 @@ def test_a_change_carried_to_one_side_opens_only_that_side(s: Setup, proxy: Faul
     assert commands_per_folder(proxy) == {"INBOX": ["SELECT", "FETCH"]}
     assert "F" in loc.by_message_id(s.root, s.layout, "INBOX")[mid(1)].letters
     assert_in_sync(s)
+
+
+def test_a_sync_of_one_folder_selects_it_once(s: Setup, proxy: FaultProxy) -> None:
+    """A run over one pair (``-f INBOX``, a daemon's push) can find no move (a move needs two
+    pairs of the run): the pair plans in its own run and selects the server folder once, not
+    once for the move pass and again for the copy."""
+    srv.append(s.imap, "INBOX", long_message(1), [SEEN])
+    synced(s, proxy)
+    srv.append(s.imap, "INBOX", long_message(2), [])
+
+    synced(s, proxy, folders=["INBOX"])
+
+    assert commands_per_folder(proxy)["INBOX"].count("SELECT") == 1
+    assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert_in_sync(s)
