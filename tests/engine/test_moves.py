@@ -635,3 +635,22 @@ def test_a_sync_of_one_folder_selects_it_once(s: Setup, proxy: FaultProxy) -> No
     assert commands_per_folder(proxy)["INBOX"].count("SELECT") == 1
     assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
     assert_in_sync(s)
+
+
+def test_the_pairs_own_run_asks_no_size_the_move_pass_learnt(s: Setup, proxy: FaultProxy) -> None:
+    """The move pass's listing of the changes gives each new message's size; the pair's own
+    run, on another open of the folder, fetches the body without asking for the size again
+    (a round trip per folder with new mail)."""
+    for folder in ("INBOX", "Work"):
+        srv.append(s.imap, folder, long_message(1), [SEEN])
+    synced(s, proxy)
+    srv.append(s.imap, "INBOX", long_message(2), [])
+    srv.set_flags(s.imap, "Work", mid(1), [SEEN, FLAGGED])
+
+    synced(s, proxy)
+
+    commands = proxy.stream("up").decode(errors="replace").splitlines()
+    assert [c for c in commands if c.endswith("(UID RFC822.SIZE)")] == []
+    assert len([c for c in commands if "BODY.PEEK[]" in c]) == 1
+    assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert_in_sync(s)

@@ -284,6 +284,7 @@ class ImapMailbox:
         listed_holds: Callable[[], bool] | None = None,
         gmail_keywords: bool = False,
         server: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
+        sizes: KnownSizes | None = None,
     ) -> None:
         """``client``: the connection, or (with ``listed``) a coroutine function that gives one
         when a command first needs it, so a mailbox that turns out unchanged costs none.
@@ -291,6 +292,8 @@ class ImapMailbox:
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
         ``locate``: the server's name for another folder's canonical name (for ``move``).
         ``special_use``: the RFC 6154 attribute the folder was listed with.
+        ``sizes``: the sizes of its messages known from earlier opens in this run (the
+        store's), kept up to date here; a new UIDVALIDITY forgets them.
         ``server``: the capabilities and the ENABLEd extensions of the store's connections,
         for a mailbox whose own connection is not yet taken.
         ``release`` gets the connection back at ``close`` (None if it never took one), with
@@ -330,9 +333,11 @@ class ImapMailbox:
         self.highestmodseq: int | None = None
         self.exists = 0
         self._selected = listed is None  # else the store selects before handing it over
-        self._known = KnownSizes()  # sizes the listings gave, for fetch's batches
+        # sizes the listings gave, for fetch's batches (of this run's earlier opens too)
+        self._known = sizes if sizes is not None else KnownSizes()
         if listed is not None:
             self.uidvalidity = int(listed.validity)
+            self._known.hold_for(self.uidvalidity)
             self.uidnext = listed.uidnext
             self.highestmodseq = listed.highestmodseq
             self.exists = listed.count or 0
@@ -365,7 +370,6 @@ class ImapMailbox:
         return self._client.enabled if self._client is not None else self._caps[1]
 
     async def select(self) -> None:
-        before = self.uidvalidity
         done = await self._run("EXAMINE" if self.read_only else "SELECT", self._quoted)
         for u in done.untagged:
             if u.kind == "EXISTS" and u.number is not None:
@@ -380,8 +384,7 @@ class ImapMailbox:
                 elif st.code == "HIGHESTMODSEQ" and arg.isdigit():
                     self.highestmodseq = int(arg)
         self._selected = True
-        if self.uidvalidity != before:
-            self._known.clear()  # the same UIDs may name other messages now
+        self._known.hold_for(self.uidvalidity)  # another validity: its UIDs name other mail
         protocol = (await self._connection()).protocol
         if protocol is not None:
             protocol.state = aio.SELECTED

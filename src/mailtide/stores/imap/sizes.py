@@ -20,11 +20,13 @@ MAX_SIZE = (1 << 63) - 1  # a hostile server's 20-digit size still fits (it only
 
 
 class KnownSizes:
-    """UID -> RFC822.SIZE for the messages listed so far in this selection."""
+    """UID -> RFC822.SIZE for the messages listed so far in a mailbox of one UIDVALIDITY
+    (``validity``); the store keeps it for the mailbox's later opens in the same run."""
 
-    __slots__ = ("_more", "_sizes", "_uids")
+    __slots__ = ("_more", "_sizes", "_uids", "validity")
 
     def __init__(self) -> None:
+        self.validity = 0  # the UIDVALIDITY the sizes are for (0: none yet)
         self._uids = array("I")  # UIDs are 32-bit (``uid_of`` checks)
         self._sizes = array("Q")
         self._more: dict[int, int] = {}  # learned after the snapshot (a few new messages)
@@ -53,3 +55,9 @@ class KnownSizes:
     def clear(self) -> None:
         """Forget everything (another UIDVALIDITY: the UIDs name other messages)."""
         self.listed(())
+
+    def hold_for(self, validity: int) -> None:
+        """The sizes are for ``validity`` from now on: those of another are forgotten."""
+        if validity != self.validity:
+            self.clear()
+            self.validity = validity

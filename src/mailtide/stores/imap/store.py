@@ -21,6 +21,7 @@ from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
 from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.special_use import ALL_MAIL
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,10 @@ class ImapStore:
         # The special use of each folder of the last list_folders (a Gmail label's mailbox).
         self._uses: dict[str, str] = {}
         self.names = FolderNames()  # read from the server (NAMESPACE) at connect
+        # The sizes each mailbox's listings gave in this run (from list_folders on), for its
+        # later opens: the move pass's plan and the pair's own run share them, so the copies
+        # need no size FETCH of their own.
+        self._sizes: dict[str, KnownSizes] = {}
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -120,6 +125,7 @@ class ImapStore:
         listed = 0
         self._listed = {}
         self._given_back = set()
+        self._sizes = {}
         self._writes_at_list = self._writes
         for u in done.untagged:
             if u.kind == "STATUS":
@@ -321,6 +327,7 @@ class ImapStore:
             listed_holds=self._given_back_holds if given_back else None,
             gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
             server=(server.capabilities, server.enabled) if server else NO_CAPABILITIES,
+            sizes=self._sizes.setdefault(name, KnownSizes()),
         )
         if client is not None:
             try:
