@@ -622,21 +622,6 @@ def test_a_change_carried_to_one_side_opens_only_that_side(s: Setup, proxy: Faul
     assert_in_sync(s)
 
 
-def test_a_sync_of_one_folder_selects_it_once(s: Setup, proxy: FaultProxy) -> None:
-    """A run over one pair (``-f INBOX``, a daemon's push) can find no move (a move needs two
-    pairs of the run): the pair plans in its own run and selects the server folder once, not
-    once for the move pass and again for the copy."""
-    srv.append(s.imap, "INBOX", long_message(1), [SEEN])
-    synced(s, proxy)
-    srv.append(s.imap, "INBOX", long_message(2), [])
-
-    synced(s, proxy, folders=["INBOX"])
-
-    assert commands_per_folder(proxy)["INBOX"].count("SELECT") == 1
-    assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
-    assert_in_sync(s)
-
-
 def test_the_pairs_own_run_asks_no_size_the_move_pass_learnt(s: Setup, proxy: FaultProxy) -> None:
     """The move pass's listing of the changes gives each new message's size; the pair's own
     run, on another open of the folder, fetches the body without asking for the size again

@@ -99,10 +99,6 @@ class MovePass:
         if self.options.restore_deleted:
             return self.options  # restoring wants every deletion turned back, not moved
         self.options = await resolve_trash(self.stores, self.options)
-        if len(self.names) < 2:
-            # A move needs two pairs of this run: one pair (a daemon's push for INBOX, -f)
-            # plans in its own run, which then selects its folders once, not twice.
-            return self.options
         try:
             moves = await self._find()
             # A pair a move or re-pair touches is planned again by its own run; so is a trash
