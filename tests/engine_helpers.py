@@ -240,3 +240,17 @@ def steps_of(log: str) -> list[str]:
         steps[int(n.group(1))] = next(g for g in what.groups() if g is not None)
     assert sorted(steps) == list(range(1, len(steps) + 1)), steps
     return [steps[i] for i in sorted(steps)]
+
+
+def fill_inbox(dovecot: Dovecot, account: ImapAccount, messages: list[bytes]) -> None:
+    """Put messages straight into the server's own Maildir INBOX, as clone_into copies a
+    user's storage (Dovecot indexes them at the next SELECT): a thousand in a fraction of a
+    second, where a thousand APPENDs take half a minute on a loaded machine."""
+    with srv.session(account) as c:  # the first login makes the user's Maildir
+        srv._ok(c.select("INBOX"))
+    home = dovecot.maildir(account.user)
+    owner = home.stat()
+    for i, data in enumerate(messages):
+        path = home / "cur" / f"{1700000000 + i}.M{i}P1.filled:2,S"
+        path.write_bytes(data)
+        os.lchown(path, owner.st_uid, owner.st_gid)

@@ -1,11 +1,15 @@
 """Content identity: one answer for the server's CRLF copy and the Maildir's LF copy."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailtide.core.identity import (
     crlf_size_of_lf,
+    header_end,
     header_section,
     identity_of,
+    identity_of_message,
     message_id_of,
     to_lf,
 )
@@ -161,3 +165,85 @@ def test_the_legacy_identity_is_the_one_records_hold_from_before() -> None:
     assert copy.legacy == old and copy != old
     assert copy.forms() == (copy, old)
     assert identity_of_lf(LF_MESSAGE).forms() == (identity_of_lf(LF_MESSAGE),)
+
+
+# --- the identity's searches, against the plain regexes they stand in for -----------------
+
+_LINE_WORDS = [
+    b"Message-ID:",
+    b"message-id: ",
+    b"MESSAGE-ID:\r\n\t",
+    b"X-TUID:",
+    b"x-offlineimap:",
+    b"Content-Length:",
+    b"Lines:",
+    b"Status:",
+    b"X-Status:",
+    b"Subject:",
+    b"X-Message-ID:",
+    b" Status:",
+    b"<a@b>",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b" ",
+    b"\t",
+    b"x",
+    b"<",
+    b">",
+]
+
+
+def _reference_identity(header: bytes, crlf_size: int, prefix: bytes) -> Identity:
+    """``identity_of`` as it was written before its searches were made to skip to the lines
+    they concern: every pattern run over the whole header."""
+    import hashlib
+
+    from mailtide.core import identity as mod
+
+    lf = to_lf(header)
+    found = mod._COPY_MARK.findall(lf)
+    if found:
+        lf = mod._COPY_MARK.sub(b"", lf)
+    body = hashlib.sha256(prefix[: mod.BODY_PREFIX]).hexdigest()[:32]
+    m = mod._MESSAGE_ID.search(lf)
+    mid = m.group(1).decode("ascii", "replace") if m else ""
+    marks = sum(len(x) + 1 for x in found)
+    client = mod._CLIENT_MARK.findall(lf)
+    legacy = None
+    if client:
+        legacy = Identity(mid, crlf_size - marks, hashlib.sha256(lf).hexdigest(), body, marks)
+        lf = mod._CLIENT_MARK.sub(b"", lf)
+        marks += sum(len(x) + 1 for x in client)
+    return Identity(mid, crlf_size - marks, hashlib.sha256(lf).hexdigest(), body, marks, legacy)
+
+
+def _reference_header_end(data: bytes) -> int | None:
+    ends = [at + n for at, n in ((data.find(b"\r\n\r\n"), 4), (data.find(b"\n\n"), 2)) if at >= 0]
+    return min(ends) if ends else None
+
+
+@given(st.lists(st.sampled_from(_LINE_WORDS), max_size=40))
+@settings(max_examples=400)
+def test_identity_searches_find_what_the_plain_patterns_find(words: list[bytes]) -> None:
+    header = b"".join(words)
+    assert identity_of(header, 5000, b"body") == _reference_identity(header, 5000, b"body")
+    assert message_id_of(to_lf(header)) == (_reference_identity(header, 0, b"").message_id)
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"a", b" "]), max_size=30))
+def test_header_end_is_where_the_first_blank_line_ends(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert header_end(data) == header_end(bytearray(data)) == _reference_header_end(data)
+    for stop in range(len(data) + 1):
+        assert header_end(data, stop) == _reference_header_end(data[:stop])
+
+
+def test_identity_of_a_message_held_any_way_is_one() -> None:
+    message = CRLF_MESSAGE.replace(b"Shall we?", b"x" * 70_000)
+    long_header = b"X-Long: " + b"y" * 70_000 + b"\r\n" + CRLF_MESSAGE
+    for raw in (CRLF_MESSAGE, message, long_header, b"no blank line at all\r\n"):
+        cut = _reference_header_end(raw) or len(raw)
+        want = identity_of(raw[:cut], len(raw), raw[cut : cut + 4096])
+        for held in (raw, bytearray(raw), memoryview(raw)):
+            assert identity_of_message(held) == want

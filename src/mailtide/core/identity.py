@@ -15,11 +15,18 @@ from mailtide.core.model import Identity
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^>\r\n]*>|[^\s]+)")
 
 
-def header_end(data: bytes) -> int | None:
-    """Where the header section of ``data`` ends: just past its empty line (CRLF or LF form,
-    whichever comes first), or None when ``data`` holds no empty line."""
-    ends = [at + n for at, n in ((data.find(b"\r\n\r\n"), 4), (data.find(b"\n\n"), 2)) if at >= 0]
-    return min(ends) if ends else None
+def header_end(data: bytes | bytearray, stop: int | None = None) -> int | None:
+    """Where the header section of ``data`` (up to ``stop``) ends: just past its empty line
+    (CRLF or LF form, whichever comes first), or None when it holds no empty line.  Nothing
+    is copied, and the LF form is looked for only before the CRLF one (a body is not read
+    twice to its end: in a CRLF message "\\n\\n" never occurs)."""
+    end = len(data) if stop is None else min(stop, len(data))
+    crlf = data.find(b"\r\n\r\n", 0, end)
+    # An LF blank line comes first only if it starts before crlf + 2 (it cannot start there).
+    lf = data.find(b"\n\n", 0, end if crlf < 0 else crlf + 3)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else None
 
 
 def header_section(data: bytes | bytearray | memoryview) -> bytes:
@@ -38,8 +45,50 @@ def crlf_size_of_lf(data: bytes | bytearray) -> int:
 
 
 def message_id_of(header: bytes) -> str:
-    m = _MESSAGE_ID.search(header)
+    return _message_id_in(header, _lowered(header))
+
+
+def _lowered(header: bytes) -> bytes:
+    """The header in lower case after a line end: where every line, the first too, follows
+    b"\\n" (so ``_first_line`` finds a line by one ``find``, its position the same in
+    ``header``)."""
+    return b"\n" + header.lower()
+
+
+_MESSAGE_ID_NAMES = (b"\nmessage-id:",)
+
+
+def _message_id_in(header: bytes, lowered: bytes) -> str:
+    """``message_id_of``, the header's ``_lowered`` form given (made once per message)."""
+    at = _first_line(lowered, _MESSAGE_ID_NAMES)
+    m = _MESSAGE_ID.search(header, at) if at >= 0 else None
     return m.group(1).decode("ascii", "replace") if m else ""
+
+
+def _first_line(lowered: bytes, names: tuple[bytes, ...]) -> int:
+    """Where in the header the first line that starts with one of ``names`` (b"\\nname:",
+    lower case) begins, or -1; ``lowered`` is the header's ``_lowered`` form.  Every match of
+    the line patterns here begins there or later, so a pattern is run from there, or not at
+    all: a regex anchored at every line start (``(?im)^``) tries each byte of the header,
+    which made these searches most of an identity's cost."""
+    found = [at for at in map(lowered.find, names) if at >= 0]
+    return min(found) if found else -1
+
+
+# hashlib lets go of the GIL for data of 2 KiB or more; the event loop's thread then waits to
+# get it back from the worker threads writing files (up to a switch interval, 5 ms), which
+# made a 4 KiB digest cost it some hundred microseconds instead of four.  Fed in smaller
+# pieces, the digest keeps the GIL for the few microseconds it takes.
+_GIL_KEPT = 2047
+
+
+def _sha256(data: bytes | bytearray) -> str:
+    """The hex SHA-256 of ``data``, computed without letting go of the GIL."""
+    h = hashlib.sha256()
+    view = memoryview(data)
+    for start in range(0, len(view), _GIL_KEPT):
+        h.update(view[start : start + _GIL_KEPT])
+    return h.hexdigest()
 
 
 BODY_PREFIX = 4096  # bytes of the body (CRLF form) in an identity: IMAP BODY.PEEK[TEXT]<0.N>
@@ -55,6 +104,16 @@ _COPY_MARK = re.compile(rb"(?im)^(?:x-tuid|x-offlineimap):[^\n]*\n")
 # the same message (a move made with them is a move).  Left out since identity version 2.
 CLIENT_LINES = ("content-length", "lines", "status", "x-status")
 _CLIENT_MARK = re.compile(rb"(?im)^(?:" + "|".join(CLIENT_LINES).encode() + rb"):[^\n]*\n")
+_COPY_NAMES = (b"\nx-tuid:", b"\nx-offlineimap:")
+_CLIENT_NAMES = tuple(f"\n{name}:".encode() for name in CLIENT_LINES)
+
+
+def _lines(
+    pattern: re.Pattern[bytes], names: tuple[bytes, ...], lf: bytes, lower: bytes
+) -> list[bytes]:
+    """``pattern.findall(lf)`` for a pattern of whole lines that start with one of ``names``."""
+    at = _first_line(lower, names)
+    return pattern.findall(lf, at) if at >= 0 else []
 
 
 def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Identity:
@@ -64,23 +123,25 @@ def identity_of(header: bytes, crlf_size: int, body_prefix: bytes = b"") -> Iden
     (``CLIENT_LINES``) count in neither the header nor the size (``marks`` says how long they
     were); ``legacy`` is the identity as computed before client lines were left out."""
     lf = to_lf(header)
-    found = _COPY_MARK.findall(lf)
+    lowered = _lowered(lf)
+    found = _lines(_COPY_MARK, _COPY_NAMES, lf, lowered)
     if found:
         lf = _COPY_MARK.sub(b"", lf)
-    body = hashlib.sha256(bytes(body_prefix[:BODY_PREFIX])).hexdigest()[:32]
-    mid = message_id_of(lf)
+        lowered = _lowered(lf)
+    body = _sha256(body_prefix[:BODY_PREFIX])[:32]
+    mid = _message_id_in(lf, lowered)
     marks = sum(len(m) + 1 for m in found)  # each line's CRLF form
-    client = _CLIENT_MARK.findall(lf)
+    client = _lines(_CLIENT_MARK, _CLIENT_NAMES, lf, lowered)
     legacy = None
     if client:
-        legacy = Identity(mid, crlf_size - marks, hashlib.sha256(lf).hexdigest(), body, marks)
+        legacy = Identity(mid, crlf_size - marks, _sha256(lf), body, marks)
         lf = _CLIENT_MARK.sub(b"", lf)
         marks += sum(len(m) + 1 for m in client)
     return Identity(
         message_id=mid,
         size=crlf_size - marks,
         marks=marks,
-        header_digest=hashlib.sha256(lf).hexdigest(),
+        header_digest=_sha256(lf),
         body_digest=body,
         legacy=legacy,
     )
@@ -90,9 +151,10 @@ def identity_of_message(data: bytes | bytearray | memoryview) -> Identity:
     """Identity of a whole message in CRLF form held in memory (it is not copied: a 25 MB body
     is only looked at, up to the end of its header and BODY_PREFIX bytes beyond)."""
     view = memoryview(data)
-    cut = header_end(bytes(view[:65536]))
-    if cut is None and len(view) > 65536:  # a header over 64 KiB: look further (no full copy)
-        cut = header_end(bytes(view))
+    held = data if isinstance(data, bytes | bytearray) else view.tobytes()
+    cut = header_end(held, 65536)
+    if cut is None and len(view) > 65536:  # a header over 64 KiB: look further
+        cut = header_end(held)
     if cut is None:
         cut = len(view)
     return identity_of(bytes(view[:cut]), len(view), bytes(view[cut : cut + BODY_PREFIX]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count
+from mailtide.stores.maildir.crlf import CrlfToLf, LfToCrlf, bare_lf_count, lf_form
 
 # bytes rich in line ends, so CR and LF fall on chunk boundaries often
 DATA = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b"xyz"]), max_size=60).map(b"".join)
@@ -60,3 +60,16 @@ def test_canonical_crlf_round_trips(data: bytes, cuts_in: list[int], cuts_out: l
 def test_known_limit_cr_before_crlf() -> None:
     # documented in crlf.py: not canonical, so not preserved
     assert _to_crlf([_to_lf([b"a\r\r\nb"])]) == b"a\r\nb"
+
+
+@given(DATA)
+def test_lf_form_is_crlf_made_lf_with_lone_crs_kept(data: bytes) -> None:
+    want = data.replace(b"\r\n", b"\n")
+    assert lf_form(data) == lf_form(bytearray(data)) == want
+    assert lf_form(data + b"\r") == want + b"\r"  # a CR at the very end stands alone
+
+
+def test_lf_form_of_a_message_with_and_without_a_lone_cr() -> None:
+    message = b"Subject: x\r\n\r\nline\r\nend"
+    assert lf_form(message) == b"Subject: x\n\nline\nend"
+    assert lf_form(message.replace(b"line", b"li\rne")) == b"Subject: x\n\nli\rne\nend"

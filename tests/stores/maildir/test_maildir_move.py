@@ -81,3 +81,24 @@ async def test_other_names_of_the_moved_file_go_with_it(store: MaildirStore) -> 
     assert result.ids == {msg_id: msg_id}
     assert files(inbox.path) == {}
     assert [m.id for m in await (await store.open("Old")).snapshot()] == [msg_id]
+
+
+async def test_a_message_delivered_after_the_listing_moves_with_its_keywords(
+    store: MaildirStore,
+) -> None:
+    """The folder was listed before the message was delivered, so the listing does not name
+    it: the move still finds it, and grows the target's keyword table for its keywords (a
+    keyword the table has no letter for would be dropped from the moved file's name)."""
+    await store.create_folder("INBOX")
+    await store.create_folder("Archive")
+    inbox = await store.open("INBOX")
+    [listed] = await inbox.append([incoming(message(1))])
+    assert [m.id for m in await inbox.snapshot()] == [listed]
+    [delivered] = await inbox.append([incoming(message(2), frozenset({SEEN, "Work"}))])
+
+    result = await inbox.move([delivered], "Archive")
+
+    assert result.ids == {delivered: delivered}
+    archive = await store.open("Archive")
+    assert {m.id: m.flags for m in await archive.snapshot()} == {delivered: {SEEN, "Work"}}
+    assert (Path(archive.path) / "dovecot-keywords").read_text().splitlines() == ["0 Work"]

@@ -42,6 +42,7 @@ from mailtide.stores.imap.parse import (
     bytes_of,
     number_of,
     pairs,
+    simple_fetch,
     status_text,
     text_of,
 )
@@ -179,6 +180,8 @@ def parse_internaldate(text: str) -> datetime:
 def fetch_attributes(u: Untagged) -> dict[str, Value]:
     """The attributes of ``* n FETCH (...)``: the list must end the response (bytes after it
     mean the server's parentheses do not match, and the values may belong elsewhere)."""
+    if u.rest >= 0 and (simple := simple_fetch(u.raw, u.rest)) is not None:
+        return simple
     t = u.tokens()
     attrs = pairs(t.value())
     if not t.at_end():

@@ -366,6 +366,70 @@ def pairs(items: Value) -> dict[str, Value]:
     return out
 
 
+# The FETCH attributes most responses hold, in the common spelling: a name (``BODY[]`` the
+# only one with brackets), one space, then a list of plain atoms, a quoted string without
+# escapes, a literal that ends the line, or a plain atom.  A plain atom here holds none of
+# ' ()[]"{~' and no CR or LF, so it ends where the tokenizer's would.
+_PLAIN = rb'[^ ()\[\]"{~\r\n]'
+_FETCH_ITEM = re.compile(
+    rb"([A-Za-z0-9.-]+(?:\[\])?) (?:\(((?:" + _PLAIN + rb"+(?: " + _PLAIN + rb"+)*)?)\)"
+    rb'|"([^"\\\r\n]*)"|\{(\d{1,12})\}\Z|(' + _PLAIN + rb"+))"
+)
+
+
+def simple_fetch(raw: RawResponse, start: int) -> dict[str, Value] | None:
+    """``pairs`` of the attribute list that begins at ``start`` of the first line, read with
+    one regex match an attribute, for a response written in the common spelling only: its
+    list ends the first line, or its only literal ends the first line and the second is ")".
+    None for anything else, which the tokenizer then reads (and judges): the values given
+    are the ones it gives, so this changes what it costs, never what is read."""
+    line = raw.lines[0]
+    pos = start
+    while line[pos : pos + 1] == b" ":
+        pos += 1
+    if line[pos : pos + 1] != b"(":
+        return None
+    pos += 1
+    out: dict[str, Value] = {}
+    n = len(line)
+    while True:
+        m = _FETCH_ITEM.match(line, pos)
+        if m is None:
+            return None
+        key = m[1].decode("ascii").upper()
+        if key in out or key == "NIL":  # the tokenizer refuses both
+            return None
+        atoms, quoted, literal, atom = m[2], m[3], m[4], m[5]
+        value: Value
+        if atoms is not None:
+            value = [_atom_value(a) for a in atoms.split(b" ")] if atoms else []
+        elif quoted is not None:
+            value = quoted
+        elif literal is not None:
+            if len(raw.lines) != 2 or raw.lines[1] != b")" or len(raw.literals) != 1:
+                return None
+            value = raw.literals[0]
+            if len(value) != int(literal):
+                return None
+            out[key] = value
+            return out
+        else:
+            value = _atom_value(atom)
+        out[key] = value
+        pos = m.end()
+        if pos < n and line[pos] == 0x20:  # " ": another attribute
+            pos += 1
+            continue
+        if pos == n - 1 and line[pos] == 0x29 and len(raw.lines) == 1:  # ")" ends it all
+            return out
+        return None
+
+
+def _atom_value(atom: bytes) -> str | None:
+    text = atom.decode("ascii", "replace")
+    return None if len(text) == 3 and text.upper() == "NIL" else text
+
+
 @dataclass(frozen=True, slots=True)
 class Untagged:
     """``* [number] KIND ...``: the kind in upper case, the number if any, a cursor on the rest

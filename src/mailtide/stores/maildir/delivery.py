@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from mailtide.private import create_fd, create_file, make_dirs
+from mailtide.stores.maildir.crlf import lf_form
 from mailtide.stores.maildir.durability import fsync_dirs, has_syncfs, syncfs
 from mailtide.stores.maildir.filenames import full_name, with_size
 from mailtide.stores.maildir.journal import FileChange, WriteJournal
@@ -100,7 +101,7 @@ class Delivery:
             try:
                 for part in parts:
                     if message.crlf:
-                        part = part.replace(b"\r\n", b"\n")
+                        part = lf_form(part)
                     _write_all(fd, part)
                     message.size += len(part)
                 if message.mtime is not None:

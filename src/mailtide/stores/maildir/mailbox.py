@@ -5,7 +5,9 @@ flag renames and new/ -> cur/ moves; a file's info letters are its flags in
 new/ as in cur/.  What a listing holds is read in listing.py (what is no
 message file is skipped with a warning, once per run); distinct files that
 share an id are given ids of their own (duplicates.py).  We keep an index id -> (subdir, file
-name) from the last scan; another mail client may rename or delete files at
+name) from the last scan (not of what ``append`` delivered since: a first sync's whole
+mailbox would stay in memory to its end; a delivered message is found by a scan when it is
+asked for); another mail client may rename or delete files at
 any moment, so every file operation tolerates FileNotFoundError for the
 message concerned: rescan and find it by its id under its new name (a few
 times per message), and only when a fresh scan no longer lists it is it
@@ -517,8 +519,6 @@ class MaildirMailbox:
         except OSError as err:
             ids_done: list[str | None] = list(delivery.delivered)
             raise DeliveryError(self._failed(len(ids_done), len(messages), err), ids_done) from err
-        finally:
-            self._remember(delivery)
         return list(ids)
 
     async def _receive(
@@ -609,12 +609,7 @@ class MaildirMailbox:
             await _settled(delivery.commit)  # removes from tmp/ whatever it does not deliver
         except OSError as err:
             log.error("maildir.commit_failed", folder=self.path, error=str(err))
-        self._remember(delivery)
         return list(delivery.delivered)
-
-    def _remember(self, delivery: Delivery) -> None:
-        for message in delivery.staged[: len(delivery.delivered)]:
-            self._index[message.id] = (message.subdir, message.final_name)
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
         """Rename each message into cur/ with its new info; vanished messages are skipped.
@@ -738,7 +733,9 @@ class MaildirMailbox:
             raise MailboxError(f"Maildir folder {dest} has vanished")
         keywords = read_keywords(self.path)
         self._attempt(ids)  # their files found by name, in a folder not listed this open
-        index = self._index or self._scan()
+        index = self._index
+        if not all(i in index for i in ids):  # e.g. delivered by this open: not indexed
+            index = self._scan()
         wanted = {
             f
             for i in ids
