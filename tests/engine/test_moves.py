@@ -625,3 +625,26 @@ def test_the_pairs_own_run_asks_no_size_the_move_pass_learnt(s: Setup, proxy: Fa
     assert len([c for c in commands if "BODY.PEEK[]" in c]) == 1
     assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
     assert_in_sync(s)
+
+
+def test_the_pairs_own_run_goes_on_from_the_move_pass_selection(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """The move pass selects each changed folder to plan it; the pair's own run, carrying
+    that plan out, takes the same connection with the folder still selected: one SELECT per
+    folder and run, not two (each costs the server a SELECT of the whole folder)."""
+    for folder in ("INBOX", "Work"):
+        srv.append(s.imap, folder, long_message(1), [SEEN])
+    synced(s, proxy)
+    srv.append(s.imap, "INBOX", long_message(2), [])
+    srv.append(s.imap, "Work", long_message(3), [FLAGGED])
+    loc.set_letters(loc.by_message_id(s.root, s.layout, "Work")[mid(1)], "SF")
+
+    synced(s, proxy)
+
+    commands = commands_per_folder(proxy)
+    assert commands["INBOX"].count("SELECT") == 1, commands
+    assert commands["Work"].count("SELECT") == 1, commands
+    assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert "F" in loc.by_message_id(s.root, s.layout, "Work")[mid(3)].letters
+    assert_in_sync(s)

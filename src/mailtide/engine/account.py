@@ -347,7 +347,9 @@ class AccountSync:
             # one neither: not even a SELECT).
             for side in SIDES if planned is None else planned_sides(planned):
                 try:
-                    boxes[side] = await self.stores[side].open(self.tree.name_on(side, name))
+                    boxes[side] = await self.stores[side].open(
+                        self.tree.name_on(side, name), planned=planned is not None
+                    )
                 except MailboxError:
                     if not self.options.dry_run:
                         raise

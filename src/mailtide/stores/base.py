@@ -335,7 +335,11 @@ class Store(Protocol):
         """The folder this store marks with RFC 6154 special ``use`` ("\\Trash"), if any."""
         ...
 
-    async def open(self, name: str) -> Mailbox: ...
+    async def open(self, name: str, planned: bool = False) -> Mailbox:
+        """Mailbox ``name``.  ``planned``: the engine carries out a plan an earlier open of
+        the same run made, and asks no status of this one: a store may hand out that open's
+        session as it was (IMAP: the folder still selected, no second SELECT)."""
+        ...
 
     async def keepalive(self) -> None:
         """Prove the connections held between syncs alive (IMAP: NOOP); drop a dead one."""

@@ -54,6 +54,19 @@ log = structlog.get_logger(__name__)
 
 Connect = Callable[[], Awaitable[ImapClient]]  # a connection of the store's, when first needed
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selection:
+    """What a SELECT of a mailbox said, kept with its connection when the mailbox is closed:
+    a later open of the same run that carries out the plan made on it goes on from here
+    (``ImapStore.open(planned=True)``) instead of selecting again."""
+
+    uidvalidity: int
+    uidnext: int | None
+    highestmodseq: int | None
+    exists: int
+
+
 SNAPSHOT_CHUNK = 5000  # messages per FETCH in a snapshot
 UIDS_PER_COMMAND = 2000  # UIDs per UID FETCH / STORE / EXPUNGE
 BATCH_BYTES = 16 << 20  # bodies the caller holds, by RFC822.SIZE, unless it says
@@ -278,7 +291,10 @@ class ImapMailbox:
         client: ImapClient | Connect,
         name: str,
         server_name: str,
-        release: Callable[[ImapClient | None, MailboxStatus | None], Awaitable[None]] | None = None,
+        release: Callable[
+            [ImapClient | None, MailboxStatus | None, Selection | None], Awaitable[None]
+        ]
+        | None = None,
         listed: MailboxStatus | None = None,
         read_only: bool = False,
         locate: Callable[[str], str] | None = None,
@@ -288,6 +304,7 @@ class ImapMailbox:
         gmail_keywords: bool = False,
         server: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset()),
         sizes: KnownSizes | None = None,
+        selection: Selection | None = None,
     ) -> None:
         """``client``: the connection, or (with ``listed``) a coroutine function that gives one
         when a command first needs it, so a mailbox that turns out unchanged costs none.
@@ -295,6 +312,8 @@ class ImapMailbox:
         needs the mailbox, and a mailbox that turns out unchanged is never selected.
         ``locate``: the server's name for another folder's canonical name (for ``move``).
         ``special_use``: the RFC 6154 attribute the folder was listed with.
+        ``selection``: ``client`` has the mailbox selected, as an earlier open left it: no
+        SELECT is sent.
         ``sizes``: the sizes of its messages known from earlier opens in this run (the
         store's), kept up to date here; a new UIDVALIDITY forgets them.
         ``server``: the capabilities and the ENABLEd extensions of the store's connections,
@@ -344,6 +363,11 @@ class ImapMailbox:
             self.uidnext = listed.uidnext
             self.highestmodseq = listed.highestmodseq
             self.exists = listed.count or 0
+        if selection is not None:
+            self._selected = True
+            self.uidvalidity, self.uidnext = selection.uidvalidity, selection.uidnext
+            self.highestmodseq, self.exists = selection.highestmodseq, selection.exists
+            self._known.hold_for(self.uidvalidity)
 
     @property
     def unsolicited(self) -> list[Untagged]:
@@ -1108,7 +1132,12 @@ class ImapMailbox:
         client = self._client
         if self._release is not None and not self._failed and (client is None or client.usable):
             untouched = not self._selected and not self._wrote
-            await self._release(client, self._listed if untouched else None)
+            selection = (
+                Selection(self.uidvalidity, self.uidnext, self.highestmodseq, self.exists)
+                if self._selected and client is not None
+                else None
+            )
+            await self._release(client, self._listed if untouched else None, selection)
         elif client is not None:
             await client.close()
 

@@ -18,7 +18,7 @@ from mailtide.core.names import BadFolderName, is_inbox, parents
 from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
 from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
-from mailtide.stores.imap.mailbox import ImapMailbox, status_items, status_of
+from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_items, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 from mailtide.stores.imap.sizes import KnownSizes
@@ -61,6 +61,9 @@ class ImapStore:
         # later opens: the move pass's plan and the pair's own run share them, so the copies
         # need no size FETCH of their own.
         self._sizes: dict[str, KnownSizes] = {}
+        # The mailbox each connection given back has selected, and what its SELECT said, for
+        # an open that carries out the plan made on it (``open(planned=True)``); this run only.
+        self._selections: dict[int, tuple[ImapClient, str, Selection]] = {}
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -126,6 +129,7 @@ class ImapStore:
         self._listed = {}
         self._given_back = set()
         self._sizes = {}
+        self._selections = {}
         self._writes_at_list = self._writes
         for u in done.untagged:
             if u.kind == "STATUS":
@@ -302,16 +306,23 @@ class ImapStore:
         if not done.ok:
             log.info("imap.subscribe_refused", folder=name, command=command, text=done.text)
 
-    async def open(self, name: str) -> ImapMailbox:
+    async def open(self, name: str, planned: bool = False) -> ImapMailbox:
         server_name = self.server_name(name)
         given_back = name in self._given_back
         self._given_back.discard(name)
         listed = self._listed.pop(name, None)
         if listed is not None and "CONDSTORE" in self.capabilities and listed.highestmodseq is None:
             listed = None
-        # A listed mailbox takes a connection when a command first needs one: a no-change
-        # sync of many mailboxes then opens no connection beyond the store's own.
-        client = None if listed is not None else await self._take_client()
+        kept = self._selection_of(name) if planned else None
+        selection = None
+        client: ImapClient | None
+        if kept is not None:  # the plan's own session: still selected, no SELECT again
+            client, selection = kept
+            listed = None
+        else:
+            # A listed mailbox takes a connection when a command first needs one: a no-change
+            # sync of many mailboxes then opens no connection beyond the store's own.
+            client = None if listed is not None else await self._take_client()
         server = client or self._client
         mailbox = ImapMailbox(
             client or self._take_client,
@@ -328,8 +339,9 @@ class ImapStore:
             gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
             server=(server.capabilities, server.enabled) if server else NO_CAPABILITIES,
             sizes=self._sizes.setdefault(name, KnownSizes()),
+            selection=selection,
         )
-        if client is not None:
+        if client is not None and selection is None:
             try:
                 await mailbox.select()
             except BaseException:
@@ -343,10 +355,28 @@ class ImapStore:
         else a new one."""
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
-        return self._idle.pop() if self._idle else await self._new_client()
+        if not self._idle:
+            return await self._new_client()
+        client = self._idle.pop()
+        self._selections.pop(id(client), None)  # it is to select another mailbox
+        return client
+
+    def _selection_of(self, name: str) -> tuple[ImapClient, Selection] | None:
+        """A connection given back with mailbox ``name`` selected, taken with its session."""
+        for at in range(len(self._idle) - 1, -1, -1):
+            client = self._idle[at]
+            kept = self._selections.get(id(client))
+            if kept is not None and kept[0] is client and kept[1] == name and client.usable:
+                del self._idle[at], self._selections[id(client)]
+                return client, kept[2]
+        return None
 
     async def _give_back(
-        self, name: str, client: ImapClient | None, listed: MailboxStatus | None
+        self,
+        name: str,
+        client: ImapClient | None,
+        listed: MailboxStatus | None,
+        selection: Selection | None = None,
     ) -> None:
         # The status is the listing's: it holds only while nothing at all has been written.
         self._open -= 1
@@ -357,7 +387,12 @@ class ImapStore:
             return
         if client.usable:
             self._idle.append(client)
+            if selection is not None:
+                self._selections[id(client)] = (client, name, selection)
+            else:
+                self._selections.pop(id(client), None)
         else:
+            self._selections.pop(id(client), None)
             await client.close()
 
     def _unwritten(self) -> bool:
@@ -396,7 +431,7 @@ class ImapStore:
     def _let_go(self) -> list[ImapClient]:
         """Every connection held between syncs, no longer held."""
         held = [c for c in [self._client, *self._idle] if c is not None]
-        self._client, self._idle = None, []
+        self._client, self._idle, self._selections = None, [], {}
         return held
 
     async def close(self) -> None:

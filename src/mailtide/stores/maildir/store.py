@@ -209,7 +209,7 @@ class MaildirStore:
         except OSError as err:
             raise StoreError(f"cannot create folder {name!r} in {self.root}: {err}") from err
 
-    async def open(self, name: str) -> MaildirMailbox:
+    async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
         path = await asyncio.to_thread(self.folder_path, name)
         if not await asyncio.to_thread(is_maildir, path):
             raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
