@@ -350,6 +350,14 @@ class FaultProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def gone(self) -> None:
+        """The network is gone: new connections are refused, and every open one is cut."""
+        self.down()
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            link.close()
+
     def stall_open(self) -> None:
         """Every connection open now goes silent at once (as after a suspend: nothing more
         forwarded, nothing closed); connections opened later pass normally."""

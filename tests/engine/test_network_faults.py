@@ -433,10 +433,10 @@ def test_retries_run_out_then_the_next_run_converges(
 ) -> None:
     with FaultProxy(template.dovecot.port) as proxy:
         s = clone(template, tmp_path, proxy)
-        # mid-run the network goes away: every later connection is refused
+        # mid-run the network goes away: the connections open are cut, later ones refused
         after = measured.total[direction] // 2
         with structlog.testing.capture_logs() as logs:
-            report = run_with(s, proxy, Fault("cut", direction, after, then=proxy.down))
+            report = run_with(s, proxy, Fault("cut", direction, after, then=proxy.gone))
         assert len(proxy.fired) == 1
         assert report.failed
         # each retry is logged with its attempt and its wait, which doubles
