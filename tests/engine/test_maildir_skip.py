@@ -82,6 +82,16 @@ def synced(s: Setup, **kwargs: object) -> None:
     assert not report.failed, report
 
 
+def delivered_unlisted(s: Setup, listed: list[str], n: int) -> None:
+    """A new server message ``n`` reaches INBOX by a sync that lists no folder."""
+    srv.append(s.imap, "INBOX", srv.make_message(n, "INBOX"), ["\\Seen"])
+    listed.clear()
+    synced(s)
+    assert srv.message_id(n, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")
+    assert listed == []
+    assert_in_sync(s)
+
+
 def settled(s: Setup, folders: tuple[str, ...] = FOLDERS) -> None:
     """Synced, then once more once the times can prove it: the stamps are recorded."""
     synced(s)
@@ -207,12 +217,7 @@ def test_a_server_change_reaches_a_folder_that_did_not_change_without_listing_it
     s = setup
     fill(s)
     settled(s)
-    srv.append(s.imap, "INBOX", srv.make_message(60, "INBOX"), ["\\Seen"])
-    listed.clear()
-    synced(s)
-    assert srv.message_id(60, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")
-    assert listed == []
-    assert_in_sync(s)
+    delivered_unlisted(s, listed, 60)
 
 
 def test_a_new_keyword_on_an_unlisted_folder_takes_no_letter_its_files_still_carry(
@@ -348,9 +353,4 @@ def test_a_server_change_reaches_a_folder_with_keywords_without_listing_it(
     s = fs_setup
     srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen", "Work"])
     settled(s, ("INBOX",))
-    srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"), ["\\Seen"])
-    listed.clear()
-    synced(s)
-    assert srv.message_id(2, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")
-    assert listed == []
-    assert_in_sync(s)
+    delivered_unlisted(s, listed, 2)

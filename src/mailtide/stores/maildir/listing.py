@@ -92,34 +92,27 @@ def list_folder(folder: str) -> FolderListing:
     """
     out = FolderListing()
     named_twice: dict[str, list[Entry]] = {}
-    for sub in ("new", "cur"):
-        directory = os.path.join(folder, sub)
+    for sub, entry in _entries(folder):
+        filename = entry.name
+        if filename.startswith("."):
+            continue
         try:
-            it = os.scandir(directory)
-        except OSError as err:
-            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
-        with it:
-            for entry in it:
-                filename = entry.name
-                if filename.startswith("."):
-                    continue
-                try:
-                    regular = entry.is_file(follow_symlinks=False)
-                except OSError:
-                    continue
-                if not regular:
-                    out.skipped.append((printable(entry.path), why_not_a_message(entry)))
-                    continue
-                if not filename.isascii() and not _utf8(filename):
-                    out.skipped.append((printable(entry.path), "its name is not UTF-8"))
-                    continue
-                unique, _ = split_name(filename)
-                if ",S=" not in unique:  # (the size in the name is read only when asked for)
-                    with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
-                        out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
-                if unique in out.index:
-                    named_twice.setdefault(unique, [out.index[unique]]).append((sub, filename))
-                out.index[unique] = (sub, filename)
+            regular = entry.is_file(follow_symlinks=False)
+        except OSError:
+            continue
+        if not regular:
+            out.skipped.append((printable(entry.path), why_not_a_message(entry)))
+            continue
+        if not filename.isascii() and not _utf8(filename):
+            out.skipped.append((printable(entry.path), "its name is not UTF-8"))
+            continue
+        unique, _ = split_name(filename)
+        if ",S=" not in unique:  # (the size in the name is read only when asked for)
+            with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
+                out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
+        if unique in out.index:
+            named_twice.setdefault(unique, [out.index[unique]]).append((sub, filename))
+        out.index[unique] = (sub, filename)
     for unique, entries in named_twice.items():
         _sort_out(folder, unique, entries, out)
     return out
@@ -133,31 +126,37 @@ def find_files(folder: str, ids: Collection[str]) -> dict[str, Entry] | None:
     out; None when an id has more than one name (only a full listing sorts that out).
     MailboxError when either directory cannot be read."""
     out: dict[str, Entry] = {}
-    for sub in ("new", "cur"):
-        directory = os.path.join(folder, sub)
+    for sub, entry in _entries(folder):
+        filename = entry.name
+        unique, sep, _ = filename.rpartition(INFO)
+        if not sep:
+            unique = filename
+        if unique not in ids or filename.startswith("."):
+            continue
         try:
-            it = os.scandir(directory)
+            if not entry.is_file(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        if not filename.isascii() and not _utf8(filename):
+            continue
+        if unique in out:
+            return None
+        out[unique] = (sub, filename)
+    return out
+
+
+def _entries(folder: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every directory entry of ``folder``'s new/ then cur/, with its subdirectory's name;
+    MailboxError when either cannot be read."""
+    for sub in ("new", "cur"):
+        try:
+            it = os.scandir(os.path.join(folder, sub))
         except OSError as err:
             raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
         with it:
             for entry in it:
-                filename = entry.name
-                unique, sep, _ = filename.rpartition(INFO)
-                if not sep:
-                    unique = filename
-                if unique not in ids or filename.startswith("."):
-                    continue
-                try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                except OSError:
-                    continue
-                if not filename.isascii() and not _utf8(filename):
-                    continue
-                if unique in out:
-                    return None
-                out[unique] = (sub, filename)
-    return out
+                yield sub, entry
 
 
 def _sort_out(folder: str, unique: str, entries: list[Entry], out: FolderListing) -> None:
