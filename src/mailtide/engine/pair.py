@@ -98,10 +98,11 @@ class Options:
     # Gmail's labels mode (engine/gmail_labels.py): one file per message, a hard link per label
     gmail_labels: bool = False
     # Seconds the run may wait at its end for the stamps of the sides it wrote to to settle
-    # (engine/restamp.py; a second's tick and the clock's slack: up to 1.2).  None by default:
-    # a one-shot sync must not end a second later for it; what settled by its end is recorded,
-    # a folder written in its last second is listed by the next run.
-    stamp_wait: float = 0.0
+    # (engine/restamp.py): on a local file system with sub-second times a stamp settles
+    # within 0.2 s of the last write (stamp.py), so the next run need not list the folder;
+    # on one of whole seconds it would take up to 1.2 s, which a run does not wait: that
+    # folder is listed next time.
+    stamp_wait: float = 0.2
 
 
 @dataclass(slots=True)

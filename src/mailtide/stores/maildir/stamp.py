@@ -15,7 +15,10 @@ moment the stamp is read, or later, makes the stamp ambiguous: ``folder_stamp`` 
 None, and the folder is listed.  A time with no sub-second part is taken to come from a file
 system with two-second ticks (on one with finer times that is one chance in a billion, and
 costs a listing).  The moment is read before the times, with a margin for the coarse clock
-the kernel stamps files with, which may lag the one ``time.time_ns`` reads.
+the kernel stamps files with, which may lag the one ``time.time_ns`` reads.  A local file
+system with sub-second times (``local_clock``) has the kernel's clock for its tick: a time
+``CLOCK_SLACK`` older than the moment is a proof, and a sync's own writes settle in a
+fraction of a second instead of at the end of theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 
 from mailtide.stores.base import MailboxError
 from mailtide.stores.maildir.flags import KEYWORDS_FILE
+from mailtide.stores.maildir.local_clock import stamps_finely
 
 SECOND = 1_000_000_000  # ns
 CLOCK_SLACK = 100_000_000  # ns: how far a file time may lag time.time_ns (a jiffy, with room)
@@ -39,6 +43,7 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
     now = time.time_ns() if now_ns is None else now_ns
     parts: list[str] = []
     times: list[int] = []
+    fine = True
     for sub in ("new", "cur"):
         try:
             st = os.stat(os.path.join(folder, sub))
@@ -48,6 +53,7 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
             raise MailboxError(f"Maildir folder {folder} cannot be read: {sub} is no directory")
         parts.append(f"{sub}={st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
         times += (st.st_mtime_ns, st.st_ctime_ns)
+        fine = fine and stamps_finely(st.st_dev)
     try:
         kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
     except FileNotFoundError:
@@ -57,7 +63,7 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
     else:
         parts.append(f"kw={kw.st_ino}:{kw.st_mtime_ns}:{kw.st_ctime_ns}:{kw.st_size}")
         times += (kw.st_mtime_ns, kw.st_ctime_ns)
-    if not all(_settled(t, now) for t in times):
+    if not all(_settled(t, now, fine) for t in times):
         return None
     return " ".join(parts)
 
@@ -66,21 +72,28 @@ def settled_after(folder: str) -> int:
     """The moment (``time.time_ns``) from which the times new/ and cur/ of ``folder`` have now
     can prove something (``folder_stamp`` gives them); OSError when they cannot be read."""
     times: list[int] = []
+    fine = True
     for sub in ("new", "cur"):
         st = os.stat(os.path.join(folder, sub))
         times += (st.st_mtime_ns, st.st_ctime_ns)
+        fine = fine and stamps_finely(st.st_dev)
     with contextlib.suppress(FileNotFoundError):
         kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
         times += (kw.st_mtime_ns, kw.st_ctime_ns)
-    return max(_tick_of(t) * (t // _tick_of(t) + 1) + CLOCK_SLACK for t in times)
+    return max(_tick_of(t, fine) * (t // _tick_of(t, fine) + 1) + CLOCK_SLACK for t in times)
 
 
-def _tick_of(time_ns: int) -> int:
-    return 2 * SECOND if time_ns % SECOND == 0 else SECOND
+def _tick_of(time_ns: int, fine: bool) -> int:
+    """The file system's tick for a time it gave: two seconds for a whole second, the
+    kernel's clock (within ``CLOCK_SLACK``) on a local file system with finer times, else a
+    second."""
+    if time_ns % SECOND == 0:
+        return 2 * SECOND
+    return CLOCK_SLACK if fine else SECOND
 
 
-def _settled(time_ns: int, now_ns: int) -> bool:
+def _settled(time_ns: int, now_ns: int, fine: bool) -> bool:
     """Whether a change after ``now_ns`` must give a time other than ``time_ns``: it lies in
     an earlier tick of the file system's clock than any such change can."""
-    tick = _tick_of(time_ns)
+    tick = _tick_of(time_ns, fine)
     return time_ns // tick < (now_ns - CLOCK_SLACK) // tick

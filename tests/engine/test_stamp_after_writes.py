@@ -1,0 +1,40 @@
+"""A one-shot sync that wrote into a Maildir folder on a local file system with sub-second
+times records the folder's stamp at its end (waiting a fraction of a second at most), so the
+next sync does not list it; nothing is waited for where the times are whole seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import imap_helpers as srv
+import maildir_helpers as loc
+from dovecot import ImapAccount
+from engine_helpers import assert_in_sync, make_setup
+from mailtide.stores.maildir.local_clock import stamps_finely
+from stores.maildir.listing_spy import record_listings
+
+
+def test_the_next_sync_does_not_list_a_folder_the_last_one_wrote_into(
+    imap_account: ImapAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not stamps_finely(os.stat(tmp_path).st_dev):
+        pytest.skip("the test's file system keeps whole seconds or another machine's clock")
+    s = make_setup(imap_account, tmp_path, "fs")
+    for i in range(3):
+        srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), ["\\Seen"])
+    assert not s.sync().failed
+    time.sleep(0.3)  # a later run: the first one's writes are settled by then
+    srv.append(s.imap, "INBOX", srv.make_message(7, "INBOX"), [])
+    assert not s.sync().failed  # downloads into INBOX: its own write moves the stamp
+    listed = record_listings(monkeypatch)
+    srv.append(s.imap, "INBOX", srv.make_message(8, "INBOX"), [])
+    assert not s.sync().failed
+    assert listed == []  # the stamp recorded after the write vouched for the folder
+    assert {srv.message_id(i, "INBOX") for i in (7, 8)} <= set(
+        loc.by_message_id(s.root, s.layout, "INBOX")
+    )
+    assert_in_sync(s)
