@@ -17,6 +17,37 @@ from dovecot import Dovecot, ImapAccount, private_dovecot
 
 
 @pytest.fixture(autouse=True)
+def _file_times_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file system is taken to keep whole seconds (``local_clock``): whether a sync's
+    own writes settle by its end then never depends on how fast it ran, and the durable steps
+    of a run stay the same from run to run (the crash sweeps compare them).  The tests of the
+    finer rule (test_maildir_local_clock.py, test_stamp_after_writes.py) set it back."""
+    from mailtide.stores.maildir import local_clock
+
+    monkeypatch.setattr(local_clock, "_types", {})
+
+
+@pytest.fixture(autouse=True)
+def _own_writes_not_restamped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync in a test records no stamp of its own writes at its end (engine/restamp.py):
+    whether one settles in time depends on how fast the run was, and the next run's durable
+    steps on whether it did (the crash sweeps compare the steps of runs).  The tests of that
+    feature (test_maildir_skip.py, test_stamp_after_writes.py) override this fixture; a
+    daemon or a command run as a process of its own is not affected."""
+    from mailtide.engine import restamp
+
+    async def dropped(
+        self: restamp.Restamps, state: object, wait: float, stop: object = None
+    ) -> int:
+        pending, self._pending = self._pending, []
+        for written in pending:
+            written.proof.close()
+        return 0
+
+    monkeypatch.setattr(restamp.Restamps, "record", dropped)
+
+
+@pytest.fixture(autouse=True)
 def _no_log_handler_left_behind() -> Iterator[None]:
     """A test that runs the command line in-process sets up logging on the stderr pytest
     captures for it; left in place, every later test in the worker logs to a closed file."""

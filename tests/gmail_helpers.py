@@ -138,8 +138,11 @@ def interrupted(
             fill(gmail)
             config = write_config(where.mkdir() or where, gmail.port, mode)
             prepare(gmail, config)
-            code, output = run_sync(config, crash_after=point)
-            assert code == -9, f"after step {point} ({steps[point - 1]}): {output}"
+            code, output = run_sync(config, crash_after=point, verbose=True)
+            # A run may take a step fewer than the reference (a folder's stamp settled in
+            # time or not: a listing's marks are then a step of their own): it ends whole.
+            if code != -9:
+                assert code == 0 and len(steps_of(output)) < point, f"after step {point}: {output}"
             code, output = run_sync(config)
             assert code == 0, f"after step {point} ({steps[point - 1]}): {output}"
             check(gmail, where / "Mail")

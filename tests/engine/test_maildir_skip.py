@@ -32,6 +32,11 @@ FOLDERS = ("INBOX", "Archive/2024", "Entwürfe")
 TRIES = 6  # to fit a sync into one second on a loaded machine
 
 
+@pytest.fixture
+def _own_writes_not_restamped() -> None:
+    """These tests are of the restamping the suite's fixture of that name leaves out."""
+
+
 @pytest.fixture(autouse=True)
 def stamps_settle(monkeypatch: pytest.MonkeyPatch) -> None:
     """A one-shot sync records the stamps that settled by its end and waits for none
