@@ -3,12 +3,14 @@ mailboxes at once gives each a share of one budget), a message bigger than a bat
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
+from collections.abc import AsyncIterator
 
 import imap_helpers as srv
 from dovecot import ImapAccount
 from fault_proxy import fault_proxy
-from mailtide.stores.imap import ImapStore
+from mailtide.stores.imap import ImapMailbox, ImapStore
 from stores.imap.imap_store_helpers import settings
 
 
@@ -17,19 +19,32 @@ def big(i: int, kib: int) -> bytes:
     return head + b"x" * (kib * 1024 - 2) + b"\r\n"
 
 
+@contextlib.asynccontextmanager
+async def inbox(account: ImapAccount, **changes: object) -> AsyncIterator[ImapMailbox]:
+    """INBOX of the account, listed and opened on a store of its own (``changes`` to its
+    settings), closed with the store after."""
+    store = ImapStore(settings(account, **changes))
+    await store.connect()
+    try:
+        await store.list_folders()
+        box = await store.open("INBOX")
+        try:
+            yield box
+        finally:
+            await box.close()
+    finally:
+        await store.close()
+
+
+async def listed_ids(box: ImapMailbox) -> list[str]:
+    return [m.id for m in await box.snapshot()]
+
+
 async def fetch_commands(account: ImapAccount, budget: int | None) -> tuple[int, int]:
     """(FETCH commands for bodies, messages fetched) for the whole INBOX."""
     with fault_proxy(account.port, record=True) as proxy:
-        store = ImapStore(settings(account, port=proxy.port))
-        await store.connect()
-        try:
-            await store.list_folders()
-            box = await store.open("INBOX")
-            ids = [m.id for m in await box.snapshot()]
-            got = [f.id async for f in box.fetch(ids, budget)]
-            await box.close()
-        finally:
-            await store.close()
+        async with inbox(account, port=proxy.port) as box:
+            got = [f.id async for f in box.fetch(await listed_ids(box), budget)]
         sent = proxy.stream("up")
     return sent.count(b"BODY.PEEK[])"), len(got)
 
@@ -52,12 +67,8 @@ async def test_bodies_held_stay_near_the_budget(imap_account: ImapAccount) -> No
     for i in range(80):
         srv.append(imap_account, "INBOX", big(i, 100))  # 8 MiB in all
     budget = 4 << 20
-    store = ImapStore(settings(imap_account))
-    await store.connect()
-    try:
-        await store.list_folders()
-        box = await store.open("INBOX")
-        ids = [m.id for m in await box.snapshot()]
+    async with inbox(imap_account) as box:
+        ids = await listed_ids(box)
         held: list[object] = []
         size = got = 0
         tracemalloc.start()
@@ -69,9 +80,6 @@ async def test_bodies_held_stay_near_the_budget(imap_account: ImapAccount) -> No
                 held, size = [], 0  # written: let go
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        await box.close()
-    finally:
-        await store.close()
     assert got == 80
     assert peak < budget * 1.25 + (1 << 20), peak  # and the reader's buffers
 
@@ -80,27 +88,13 @@ async def size_questions(account: ImapAccount, listed: bool) -> tuple[int, int]:
     """(size-only FETCH commands, messages fetched) for the bodies of the whole INBOX, with
     or without a snapshot first (without: the UIDs come from a store of their own)."""
     if not listed:
-        store = ImapStore(settings(account))
-        await store.connect()
-        try:
-            await store.list_folders()
-            box = await store.open("INBOX")
-            ids = [m.id for m in await box.snapshot()]
-            await box.close()
-        finally:
-            await store.close()
+        async with inbox(account) as box:
+            ids = await listed_ids(box)
     with fault_proxy(account.port, record=True) as proxy:
-        store = ImapStore(settings(account, port=proxy.port))
-        await store.connect()
-        try:
-            await store.list_folders()
-            box = await store.open("INBOX")
+        async with inbox(account, port=proxy.port) as box:
             if listed:
-                ids = [m.id for m in await box.snapshot()]
+                ids = await listed_ids(box)
             got = [f.id async for f in box.fetch(ids, 250 * 1024)]
-            await box.close()
-        finally:
-            await store.close()
         sent = proxy.stream("up")
     return sent.count(b"(UID RFC822.SIZE)"), len(got)
 

@@ -23,7 +23,6 @@ fraction of a second instead of at the end of theirs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import time
@@ -41,28 +40,10 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
     a time in it is too recent to prove anything.  MailboxError when new/ or cur/ cannot be
     read (a folder that has vanished must never look unchanged)."""
     now = time.time_ns() if now_ns is None else now_ns
-    parts: list[str] = []
-    times: list[int] = []
-    fine = True
-    for sub in ("new", "cur"):
-        try:
-            st = os.stat(os.path.join(folder, sub))
-        except OSError as err:
-            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
-        if not stat.S_ISDIR(st.st_mode):
-            raise MailboxError(f"Maildir folder {folder} cannot be read: {sub} is no directory")
-        parts.append(f"{sub}={st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
-        times += (st.st_mtime_ns, st.st_ctime_ns)
-        fine = fine and stamps_finely(st.st_dev)
     try:
-        kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
-    except FileNotFoundError:
-        parts.append("kw=-")
+        parts, times, fine = _read(folder)
     except OSError as err:
         raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
-    else:
-        parts.append(f"kw={kw.st_ino}:{kw.st_mtime_ns}:{kw.st_ctime_ns}:{kw.st_size}")
-        times += (kw.st_mtime_ns, kw.st_ctime_ns)
     if not all(_settled(t, now, fine) for t in times):
         return None
     return " ".join(parts)
@@ -71,16 +52,32 @@ def folder_stamp(folder: str, now_ns: int | None = None) -> str | None:
 def settled_after(folder: str) -> int:
     """The moment (``time.time_ns``) from which the times new/ and cur/ of ``folder`` have now
     can prove something (``folder_stamp`` gives them); OSError when they cannot be read."""
+    _, times, fine = _read(folder)
+    return max(_tick_of(t, fine) * (t // _tick_of(t, fine) + 1) + CLOCK_SLACK for t in times)
+
+
+def _read(folder: str) -> tuple[list[str], list[int], bool]:
+    """What the stamp is made of: its parts, the times in them, and whether the file system
+    keeps this machine's clock finely (``local_clock``).  OSError when new/ or cur/ cannot be
+    read or is no directory."""
+    parts: list[str] = []
     times: list[int] = []
     fine = True
     for sub in ("new", "cur"):
         st = os.stat(os.path.join(folder, sub))
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(f"{sub} is no directory")
+        parts.append(f"{sub}={st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
         times += (st.st_mtime_ns, st.st_ctime_ns)
         fine = fine and stamps_finely(st.st_dev)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         kw = os.lstat(os.path.join(folder, KEYWORDS_FILE))
+    except FileNotFoundError:
+        parts.append("kw=-")
+    else:
+        parts.append(f"kw={kw.st_ino}:{kw.st_mtime_ns}:{kw.st_ctime_ns}:{kw.st_size}")
         times += (kw.st_mtime_ns, kw.st_ctime_ns)
-    return max(_tick_of(t, fine) * (t // _tick_of(t, fine) + 1) + CLOCK_SLACK for t in times)
+    return parts, times, fine
 
 
 def _tick_of(time_ns: int, fine: bool) -> int:
