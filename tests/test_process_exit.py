@@ -44,3 +44,28 @@ def test_exit_keeps_the_code_the_output_and_the_exit_functions(
     assert (tmp_path / "atexit").read_text() == "ran"
     if thread == "thread":  # a thread still running is waited for, as a normal exit does
         assert (tmp_path / "thread").read_text() == "finished"
+
+
+def test_a_profiled_run_returns_so_the_profiler_writes_its_results(tmp_path: Path) -> None:
+    """``python -m cProfile -o FILE`` writes FILE after the program returns (bench/profile.py)."""
+    script = tmp_path / "program.py"
+    script.write_text(PROGRAM)
+    stats = tmp_path / "run.pstats"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cProfile",
+            "-o",
+            str(stats),
+            str(script),
+            str(tmp_path),
+            "none",
+            "0",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert stats.stat().st_size > 0
