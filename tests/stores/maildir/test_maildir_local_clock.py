@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailtide.stores.maildir import local_clock, stamp
-from mailtide.stores.maildir.stamp import CLOCK_SLACK, SECOND, folder_stamp
+from mailtide.stores.maildir.stamp import CLOCK_SLACK, EVENT_MARGIN, SECOND, folder_stamp
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
@@ -49,7 +49,7 @@ class Times:
 
 
 @pytest.mark.parametrize(("kind", "proves"), [("ext4", True), ("nfs4", False), (None, False)])
-def test_a_stamp_a_fifth_of_a_second_old_proves_only_on_a_local_clock(
+def test_a_stamp_a_few_jiffies_old_proves_only_on_a_local_clock(
     monkeypatch: pytest.MonkeyPatch, kind: str | None, proves: bool
 ) -> None:
     changed = 1_790_000_000 * SECOND + 300_000_000  # the last change: 0.3 s into a second
@@ -60,6 +60,24 @@ def test_a_stamp_a_fifth_of_a_second_old_proves_only_on_a_local_clock(
         raise FileNotFoundError(path)
 
     monkeypatch.setattr(stamp.os, "lstat", no_keywords)
+    assert (folder_stamp("INBOX", changed + 2 * EVENT_MARGIN) is not None) is proves
     assert (folder_stamp("INBOX", changed + 3 * CLOCK_SLACK) is not None) is proves
     assert folder_stamp("INBOX", changed + SECOND + CLOCK_SLACK) is not None  # any clock
-    assert folder_stamp("INBOX", changed + CLOCK_SLACK // 2) is None  # too recent for any
+    assert folder_stamp("INBOX", changed + EVENT_MARGIN // 2) is None  # too recent for any
+    assert folder_stamp("INBOX", changed + EVENT_MARGIN) is None
+
+
+def test_a_change_is_never_stamped_before_the_coarse_clock_read_ahead_of_it(
+    tmp_path: Path,
+) -> None:
+    """What the local clock rule stands on, checked on this machine's file system: a change
+    after the coarse clock was read gets a time no earlier than that reading."""
+    for sub in ("new", "cur"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "new" / "m").write_bytes(b"x")
+    for i in range(500):
+        _, coarse = stamp._now()
+        here, there = ("new", "cur") if i % 2 == 0 else ("cur", "new")
+        os.rename(tmp_path / here / "m", tmp_path / there / "m")
+        assert os.stat(tmp_path / there).st_mtime_ns >= coarse
+        assert os.stat(tmp_path / here).st_ctime_ns >= coarse

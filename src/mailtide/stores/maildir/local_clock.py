@@ -1,12 +1,12 @@
 """Whether a file system stamps files with this machine's clock, finer than a second.
 
 A local disk file system (ext4 with large inodes, XFS, btrfs, tmpfs) sets a file's times from
-the kernel's clock, in nanoseconds, one jiffy coarse: a change after a moment ``t`` gets a
-time after ``t`` less a jiffy.  A stamp's time a little older than ``CLOCK_SLACK`` (see
-``stamp.py``) is then a proof already, where a file system that keeps whole seconds, or one
-stamped by another machine's clock (NFS, SMB, FUSE: a skew of a second is common), needs a
-tick of its own length to pass.  Read from ``/proc/self/mountinfo`` (the device numbers of
-each mount and its type); anywhere it cannot be read, every file system is taken as coarse.
+the kernel's coarse clock, in nanoseconds, one jiffy coarse: a change after a moment gets a
+time no earlier than that clock read then (stamp.py reads it: a stamp a little older than it
+is a proof already), where a file system that keeps whole seconds, or one stamped by another
+machine's clock (NFS, SMB, FUSE: a skew of a second is common), needs a tick of its own
+length to pass.  Read from ``/proc/self/mountinfo`` (the device numbers of each mount and its
+type); anywhere it cannot be read, every file system is taken as coarse.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ The stamp's own rule holds: a stamp whose times lie in the current tick is no pr
 (``folder_stamp`` gives None), so ``stamp`` gives None until they have settled
 (``settles_in`` says how long that is).  Reading the queue after the stamp also leaves time
 for the event of a change whose times the stamp shows (the kernel queues it right after it
-sets them): a settled stamp's last change is at least ``CLOCK_SLACK`` old.
+sets them): a settled stamp's last change is at least ``EVENT_MARGIN`` old.
 
 Linux only (inotify through ctypes); elsewhere ``start`` gives None and nothing is proven.
 Each witness is an inotify instance of its own, and a user has 128 of them for all programs
