@@ -355,6 +355,7 @@ class ImapMailbox:
         self.highestmodseq: int | None = None
         self.exists = 0
         self._selected = listed is None  # else the store selects before handing it over
+        self._behind = False  # a resumed session, not yet told of the changes since (resume)
         # sizes the listings gave, for fetch's batches (of this run's earlier opens too)
         self._known = sizes if sizes is not None else KnownSizes()
         if listed is not None:
@@ -368,6 +369,7 @@ class ImapMailbox:
             self.uidvalidity, self.uidnext = selection.uidvalidity, selection.uidnext
             self.highestmodseq, self.exists = selection.highestmodseq, selection.exists
             self._known.hold_for(self.uidvalidity)
+            self.exists = self._count_after_news()  # the session's count, news since included
 
     @property
     def unsolicited(self) -> list[Untagged]:
@@ -420,6 +422,14 @@ class ImapMailbox:
             "imap.selected", mailbox=self.name, exists=self.exists, uidvalidity=self.uidvalidity
         )
 
+    def resume(self) -> None:
+        """The session an earlier run left selected goes on: before its first command, a NOOP
+        has the server tell it what changed since (EXISTS, VANISHED), so that a ``1:*`` of the
+        commands that follow covers every message the listing counted (a server leaves a
+        message it has not yet told the session of out of them).  A mailbox that turns out
+        unchanged sends nothing."""
+        self._behind = True
+
     async def _run(
         self,
         *parts: str | bytes | Literal,
@@ -435,6 +445,10 @@ class ImapMailbox:
                 self._on_write()
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
+        if self._behind:
+            self._behind = False
+            await self._run("NOOP")
+            self.exists = self._count_after_news()
         client = await self._connection()
         try:
             # The conversation log names the mailbox a command is for.
