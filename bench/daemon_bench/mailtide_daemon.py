@@ -61,9 +61,10 @@ class DaemonProcess:
         self,
         mailtide: Path,
         config: Path,
-        verbose: bool = False,
+        verbose: bool | int = False,
         env: dict[str, str] | None = None,
     ) -> None:
+        """``verbose``: True or 1 for ``-v``, 2 for ``-vv`` (the IMAP conversation too)."""
         run = config.parent / "run"
         run.mkdir(mode=0o700, exist_ok=True)
         self.log_path = config.parent / f"daemon-{time.strftime('%H%M%S')}-{os.getpid()}.log"
@@ -73,7 +74,13 @@ class DaemonProcess:
         self._partial = b""
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(mailtide), "daemon", "-c", str(config), *(["-v"] if verbose else [])],
+            [
+                str(mailtide),
+                "daemon",
+                "-c",
+                str(config),
+                *(["-" + "v" * int(verbose)] if verbose else []),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "XDG_RUNTIME_DIR": str(run), **(env or {})},
