@@ -5,6 +5,8 @@ change both ways."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import imap_helpers as srv
@@ -12,6 +14,7 @@ import maildir_helpers as loc
 from engine.test_maildir_skip import flags_on_server, settled, synced
 from engine_helpers import Setup, assert_in_sync
 from mailtide.state import db
+from mailtide.stores.maildir import listing
 
 SEEN, FLAGGED, ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
 BIG = 60  # messages in INBOX: far more than a change touches
@@ -99,4 +102,49 @@ def test_server_deletions_below_the_share_pass_when_the_maildir_is_listed(
     loc.set_letters(local, local.letters + "F")
     synced(s)
     assert len(loc.messages(s.root, s.layout, "INBOX")) == BIG - BIG // 4
+    assert_in_sync(s)
+
+
+@pytest.fixture
+def folders_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now until the test ends, every directory the Maildir listings and searches read
+    (new/ and cur/ of a folder: its messages; the root and tmp/ are read every run)."""
+    seen: list[str] = []
+    real = os.scandir
+
+    def spy(path: str) -> object:
+        seen.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(listing.os, "scandir", spy)
+    return seen
+
+
+def test_a_server_flag_change_finds_its_file_by_name_not_by_reading_the_folder(
+    setup: Setup, folders_read: list[str]
+) -> None:
+    s = setup
+    big_inbox(s)
+    folders_read.clear()
+    srv.set_flags(s.imap, "INBOX", srv.message_id(3, "INBOX"), [FLAGGED])
+    synced(s)
+    assert "F" in loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(3, "INBOX")].letters
+    assert [p for p in folders_read if p.endswith(("/new", "/cur"))] == []
+    assert_in_sync(s)
+
+
+def test_a_file_named_otherwise_than_its_flags_say_is_still_found(setup: Setup) -> None:
+    """A mail client that wrote the info letters out of order: the file is not where its
+    flags put it, and a readdir finds it."""
+    s = setup
+    path = loc.deliver(s.root, s.layout, "INBOX", srv.make_message(700, "INBOX"))
+    settled(s, ("INBOX",))
+    unordered = path.parent.parent / "cur" / f"{path.name}:2,SF"
+    os.rename(path, unordered)
+    settled(s, ("INBOX",))
+    srv.set_flags(s.imap, "INBOX", srv.message_id(700, "INBOX"), [ANSWERED])
+    synced(s)
+    here = loc.by_message_id(s.root, s.layout, "INBOX")[srv.message_id(700, "INBOX")]
+    assert sorted(here.letters) == ["F", "R", "S"]
+    assert not unordered.exists()
     assert_in_sync(s)

@@ -702,7 +702,7 @@ class PairSync:
             self.steps.done("flag intent")
         for side in SIDES:
             changes = [
-                FlagChange(e.id, e.add, e.remove)
+                FlagChange(e.id, e.add, e.remove, u.old.flags if u.old is not None else None)
                 for u in plan.updates
                 for e in u.edits
                 if e.side is side

@@ -165,9 +165,14 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class FlagChange:
+    """Add ``add`` to and remove ``remove`` from message ``id``'s flags.  ``was``: the flags
+    it is taken to have (its record's), a hint for a store that finds a message by them (a
+    Maildir file's name); the change is the same whatever the message has."""
+
     id: str
     add: Flags
     remove: Flags
+    was: Flags | None = None
 
 
 @dataclass(frozen=True, slots=True)

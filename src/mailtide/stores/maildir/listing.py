@@ -25,7 +25,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -143,6 +143,24 @@ def find_files(folder: str, ids: Collection[str]) -> dict[str, Entry] | None:
         if unique in out:
             return None
         out[unique] = (sub, filename)
+    return out
+
+
+def find_by_names(folder: str, names: Mapping[str, Sequence[Entry]]) -> dict[str, Entry]:
+    """The messages of ``names`` (id -> the names its file is expected to have, in new/ or
+    cur/) found under one of them: a regular file there now.  What ``find_files`` does for a
+    few messages, by one ``lstat`` each instead of a readdir of the whole folder; an id not
+    found so is left out (its caller looks again by ``find_files``)."""
+    out: dict[str, Entry] = {}
+    for msg_id, entries in names.items():
+        for sub, filename in entries:
+            try:
+                st = os.lstat(os.path.join(folder, sub, filename))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out[msg_id] = (sub, filename)
+                break
     return out
 
 

@@ -42,7 +42,7 @@ import io
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
@@ -100,6 +100,7 @@ from mailtide.stores.maildir.listing import (
     Entry,
     ListedSizes,
     NotARegularFile,
+    find_by_names,
     find_files,
     list_folder,
     open_regular,
@@ -240,13 +241,22 @@ class MaildirMailbox:
             out += (st.st_mtime, st.st_ctime)
         return tuple(out)
 
-    def _attempt(self, ids: Iterable[str] = ()) -> _Attempt:
+    def _attempt(
+        self, ids: Iterable[str] = (), expected: Mapping[str, Sequence[Entry]] | None = None
+    ) -> _Attempt:
         """A batch operation on the messages ``ids`` begins.  In a folder not listed since
         this open (its plan was made by an earlier open in the run, or from its stamp), their
-        files are looked up by name first, not by a listing of the whole folder; a message not
-        found so is looked for by a full scan, as always (``_with_file``)."""
+        files are looked up by name first, not by a listing of the whole folder: under the
+        names ``expected`` of them (``find_by_names``), then by one readdir (``find_files``);
+        a message not found so is looked for by a full scan, as always (``_with_file``)."""
         if not self._generation:
             wanted = {i for i in ids if i not in self._index}
+            if wanted and expected:
+                found_by_name = find_by_names(
+                    self.path, {i: expected[i] for i in wanted if i in expected}
+                )
+                self._index.update(found_by_name)
+                wanted -= found_by_name.keys()
             if wanted:
                 found = find_files(self.path, wanted)
                 if found is None:
@@ -635,7 +645,7 @@ class MaildirMailbox:
             # take no space, so they still go; the others wait for the next sync.
             full = err
             keywords = read_keywords(self.path)
-        attempt = self._attempt(c.id for c in changes)
+        attempt = self._attempt((c.id for c in changes), _names_of(changes, keywords))
         touched: set[str] = set()
         missed: list[str] = []
         waiting = 0
@@ -894,6 +904,21 @@ class MaildirMailbox:
         witness, self._witness = self._witness, None
         if witness is not None:
             witness.close()
+
+
+def _names_of(changes: Iterable[FlagChange], keywords: Keywords) -> dict[str, list[Entry]]:
+    """The names each message's file has if it carries the flags its change says it has
+    (``FlagChange.was``): the info letters in order, in cur/ or (no letters) in new/."""
+    out: dict[str, list[Entry]] = {}
+    for change in changes:
+        if change.was is None:
+            continue
+        letters = letters_of_flags(change.was, keywords)
+        named = [("cur", full_name(change.id, letters)), ("new", full_name(change.id, letters))]
+        if not letters:
+            named.insert(0, ("new", change.id))
+        out[change.id] = named
+    return out
 
 
 def _held(body: Body) -> Parts | None:
