@@ -80,6 +80,31 @@ def test_recorded_flags_name_each_id_once_and_none_where_two_records_name_it(
     }
 
 
+def test_recorded_flags_read_an_index_not_the_records(tmp_path: Path) -> None:
+    """A listing compared with the records reads each side's ids by flag set from one index
+    alone (a covering index): a state made before it gets it at its next open."""
+    path = tmp_path / "s.sqlite"
+    StateDB(path).close()
+    with sqlite3.connect(path) as old:  # as an earlier version left it
+        old.execute("DROP INDEX record_flags_far")
+        old.execute("DROP INDEX record_flags_near")
+        old.execute("CREATE INDEX record_flags ON record (mailbox, flags)")
+    db = StateDB(path)
+    box = db.mailbox("INBOX")
+    db.put(box, [Record(("1", "a"), frozenset({"\\Seen"}), ID)])
+    for side in Side:
+        statements: list[str] = []
+        db._db.set_trace_callback(statements.append)
+        assert db.recorded_flags(box, side) == {"1" if side is Side.FAR else "a": "\\Seen"}
+        db._db.set_trace_callback(None)
+        (query,) = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+        plan = db._db.execute("EXPLAIN QUERY PLAN " + query).fetchall()
+        assert any("COVERING INDEX record_flags_" in str(row) for row in plan), plan
+    names = {r[0] for r in db._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "record_flags" not in names
+    db.close()
+
+
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "s.sqlite")
     box = db.mailbox("INBOX")
