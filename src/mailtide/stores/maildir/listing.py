@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import INFO, size_of, split_name
+from mailtide.stores.maildir.filenames import INFO, size_of
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -92,9 +92,10 @@ def list_folder(folder: str) -> FolderListing:
     """
     out = FolderListing()
     named_twice: dict[str, list[Entry]] = {}
+    index = out.index  # the loop below runs once per message: names bound once (issue 12)
     for sub, entry in _entries(folder):
         filename = entry.name
-        if filename.startswith("."):
+        if filename[:1] == ".":
             continue
         try:
             regular = entry.is_file(follow_symlinks=False)
@@ -106,13 +107,15 @@ def list_folder(folder: str) -> FolderListing:
         if not filename.isascii() and not _utf8(filename):
             out.skipped.append((printable(entry.path), "its name is not UTF-8"))
             continue
-        unique, _ = split_name(filename)
+        unique, sep, _ = filename.rpartition(INFO)  # split_name, inline
+        if not sep:
+            unique = filename
         if ",S=" not in unique:  # (the size in the name is read only when asked for)
             with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
                 out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
-        if unique in out.index:
-            named_twice.setdefault(unique, [out.index[unique]]).append((sub, filename))
-        out.index[unique] = (sub, filename)
+        if unique in index:
+            named_twice.setdefault(unique, [index[unique]]).append((sub, filename))
+        index[unique] = (sub, filename)
     for unique, entries in named_twice.items():
         _sort_out(folder, unique, entries, out)
     return out
