@@ -480,24 +480,9 @@ class StateDB:
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
             self._db.executemany(
-                "INSERT INTO record (mailbox, far_id, near_id, flags, message_id, size,"
-                " header_digest, body_digest, pending_flags, pending_sides)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        mailbox.id,
-                        r.ids[Side.FAR],
-                        r.ids[Side.NEAR],
-                        flags_text(r.flags),
-                        r.identity.message_id if r.identity else None,
-                        r.identity.size if r.identity else None,
-                        r.identity.header_digest if r.identity else None,
-                        r.identity.body_digest if r.identity else None,
-                        flags_text(r.pending.flags) if r.pending else None,
-                        _sides_bits(r.pending.sides) if r.pending else None,
-                    )
-                    for r in records
-                ),
+                f"INSERT INTO record (mailbox, {', '.join(_WRITTEN)})"
+                f" VALUES (?, {', '.join('?' * len(_WRITTEN))})",
+                ((mailbox.id, *_record_values(r)) for r in records),
             )
 
     def set_pending(
@@ -530,9 +515,37 @@ class StateDB:
             )
 
     def replace(self, mailbox: MailboxState, old: Iterable[Record], new: Iterable[Record]) -> None:
+        """Drop ``old``, put ``new`` (each one row per record, as ``drop`` and ``put``).  A new
+        record that names a message an old one names (an id in common on a side: a half
+        record completed, new flags) is written over that record's row, setting only what
+        differs: a download's record then costs the indexes of its new id, not every index
+        twice."""
         with self.transaction():
-            self.drop(mailbox, old)
-            self.put(mailbox, new)
+            dropped, put, updated = _matched(list(old), list(new))
+            self.drop(mailbox, dropped)
+            for before, after in updated:
+                if not self._update(mailbox, before, after):  # no row holds it as it is:
+                    self.drop(mailbox, [before])  # one with its ids goes, as drop does
+                    put.append(after)
+            self.put(mailbox, put)
+
+    def _update(self, mailbox: MailboxState, before: Record, after: Record) -> bool:
+        """Make one row that holds ``before`` exactly hold ``after``; whether there was one."""
+        was = _record_values(before)
+        changed = [
+            (column, value)
+            for column, value, old in zip(_WRITTEN, _record_values(after), was, strict=True)
+            if value != old
+        ]
+        if not changed:
+            changed = [("far_id", before.ids[Side.FAR])]  # nothing to write, but a row to find
+        cur = self._db.execute(
+            f"UPDATE record SET {', '.join(f'{c} = ?' for c, _ in changed)} WHERE rowid IN"
+            f" (SELECT rowid FROM record WHERE mailbox = ? AND"
+            f" {' AND '.join(f'{c} IS ?' for c in _WRITTEN)} LIMIT 1)",
+            (*(v for _, v in changed), mailbox.id, *was),
+        )
+        return cur.rowcount > 0
 
     def rewrite(
         self,
@@ -544,8 +557,7 @@ class StateDB:
         one mailbox and reach the other in one durable step."""
         with self.transaction():
             for mailbox, old, new in changes:
-                self.drop(mailbox, old)
-                self.put(mailbox, new)
+                self.replace(mailbox, old, new)
             if cursors is not None:
                 self.set_cursors(*cursors)
 
@@ -696,6 +708,66 @@ class StateDB:
             return None
         name, far_id, msgid, flags = row
         return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
+
+
+# The columns a record's row holds, as ``_record_values`` gives them.
+_WRITTEN = (
+    "far_id",
+    "near_id",
+    "flags",
+    "message_id",
+    "size",
+    "header_digest",
+    "body_digest",
+    "pending_flags",
+    "pending_sides",
+)
+
+
+def _record_values(r: Record) -> tuple[object, ...]:
+    return (
+        r.ids[Side.FAR],
+        r.ids[Side.NEAR],
+        flags_text(r.flags),
+        r.identity.message_id if r.identity else None,
+        r.identity.size if r.identity else None,
+        r.identity.header_digest if r.identity else None,
+        r.identity.body_digest if r.identity else None,
+        flags_text(r.pending.flags) if r.pending else None,
+        _sides_bits(r.pending.sides) if r.pending else None,
+    )
+
+
+def _matched(
+    old: list[Record], new: list[Record]
+) -> tuple[list[Record], list[Record], list[tuple[Record, Record]]]:
+    """Of ``old`` and ``new``: those with no partner (to drop, to put) and the pairs (old,
+    new) that name one message, an id in common on a side; each record in one pair at most."""
+    by_id: dict[tuple[Side, str], list[int]] = {}
+    for at, r in enumerate(old):
+        for side in Side:
+            if r.ids[side]:
+                by_id.setdefault((side, r.ids[side]), []).append(at)
+    taken: set[int] = set()
+    pairs: list[tuple[Record, Record]] = []
+    put: list[Record] = []
+    for r in new:
+        partner = next(
+            (
+                at
+                for side in Side
+                if r.ids[side]
+                for at in by_id.get((side, r.ids[side]), ())
+                if at not in taken
+            ),
+            None,
+        )
+        if partner is None:
+            put.append(r)
+        else:
+            taken.add(partner)
+            pairs.append((old[partner], r))
+    return [r for at, r in enumerate(old) if at not in taken], put, pairs
 
 
 def _record_of(row: Sequence[Any]) -> Record:
