@@ -18,7 +18,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,14 @@ def flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(flags))
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one call of a group (``StateDB.run_group``) gave: its value, or its exception."""
+
+    ok: bool
+    value: Any
+
+
 class StateDB:
     """The state of one account.  Not thread-safe: one engine task uses it."""
 
@@ -317,6 +325,33 @@ class StateDB:
             except sqlite3.Error as exc:
                 self._rollback()  # a failed COMMIT may leave the transaction open
                 raise StateError(_failure(self.path, "cannot be written", exc)) from exc
+
+    def run_group(
+        self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]
+    ) -> list[Outcome]:
+        """Run ``calls`` (each a function of this database and its arguments) in one
+        transaction with one durable commit: group commit, for calls that several tasks made
+        at once.  Each call runs in a savepoint of its own, so one that fails leaves the
+        others' writes in: its outcome holds its exception.  When the commit fails, or a call
+        took the whole transaction down (SQLite rolls it all back on some errors, a full
+        disk), every call's outcome is that StateError: none of their writes is kept."""
+        outcomes: list[Outcome] = []
+        try:
+            with self.transaction():
+                for fn, args in calls:
+                    self._db.execute("SAVEPOINT call")
+                    try:
+                        outcomes.append(Outcome(True, fn(*args)))
+                    except Exception as exc:  # handed to the call's caller
+                        if not self._db.in_transaction:
+                            raise StateError(_failure(self.path, "cannot be written", exc)) from exc
+                        self._db.execute("ROLLBACK TO call")
+                        outcomes.append(Outcome(False, exc))
+                    self._db.execute("RELEASE call")
+        except (StateError, sqlite3.Error) as exc:
+            failed = exc if isinstance(exc, StateError) else StateError(str(exc))
+            return [Outcome(False, failed) for _ in calls]
+        return outcomes
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
@@ -523,29 +558,44 @@ class StateDB:
         with self.transaction():
             dropped, put, updated = _matched(list(old), list(new))
             self.drop(mailbox, dropped)
+            taken: list[int] = []  # rows written over: each holds one new record now
             for before, after in updated:
-                if not self._update(mailbox, before, after):  # no row holds it as it is:
-                    self.drop(mailbox, [before])  # one with its ids goes, as drop does
+                if not self._update(mailbox, before, after, taken):  # no row holds it as is:
+                    self._db.execute(  # one with its ids goes, as drop does
+                        "DELETE FROM record WHERE rowid IN (SELECT rowid FROM record WHERE"
+                        " mailbox = ? AND far_id = ? AND near_id = ? AND rowid NOT IN"
+                        f" ({', '.join('?' * len(taken))}) LIMIT 1)",
+                        (mailbox.id, before.ids[Side.FAR], before.ids[Side.NEAR], *taken),
+                    )
                     put.append(after)
             self.put(mailbox, put)
 
-    def _update(self, mailbox: MailboxState, before: Record, after: Record) -> bool:
-        """Make one row that holds ``before`` exactly hold ``after``; whether there was one."""
+    def _update(
+        self, mailbox: MailboxState, before: Record, after: Record, taken: list[int]
+    ) -> bool:
+        """Make one row that holds ``before`` exactly (and is not in ``taken``) hold ``after``,
+        and add it to ``taken``; whether there was one."""
         was = _record_values(before)
+        row = self._db.execute(
+            f"SELECT rowid FROM record WHERE mailbox = ? AND"
+            f" {' AND '.join(f'{c} IS ?' for c in _WRITTEN)}"
+            f" AND rowid NOT IN ({', '.join('?' * len(taken))}) LIMIT 1",
+            (mailbox.id, *was, *taken),
+        ).fetchone()
+        if row is None:
+            return False
+        taken.append(row[0])
         changed = [
             (column, value)
             for column, value, old in zip(_WRITTEN, _record_values(after), was, strict=True)
             if value != old
         ]
-        if not changed:
-            changed = [("far_id", before.ids[Side.FAR])]  # nothing to write, but a row to find
-        cur = self._db.execute(
-            f"UPDATE record SET {', '.join(f'{c} = ?' for c, _ in changed)} WHERE rowid IN"
-            f" (SELECT rowid FROM record WHERE mailbox = ? AND"
-            f" {' AND '.join(f'{c} IS ?' for c in _WRITTEN)} LIMIT 1)",
-            (*(v for _, v in changed), mailbox.id, *was),
-        )
-        return cur.rowcount > 0
+        if changed:
+            self._db.execute(
+                f"UPDATE record SET {', '.join(f'{c} = ?' for c, _ in changed)} WHERE rowid = ?",
+                (*(v for _, v in changed), row[0]),
+            )
+        return True
 
     def rewrite(
         self,

@@ -5,14 +5,22 @@ a busy or failing one).  Run on the event loop, that wait would stall every othe
 IDLE, timers and signals in a daemon; here it stalls only the coroutine that asked.  One thread
 per database keeps SQLite's calls in order (a transaction is never interleaved with another
 call), and the caller awaits each call, so the order of durable steps is unchanged.
+
+Group commit: the calls that queue up while the thread is busy (the mailboxes of an account
+sync at once, each waiting for its own commit) run together in one transaction with one
+commit (``StateDB.run_group``), each in a savepoint of its own.  A call returns only once
+its group is durable, so each caller's durable steps are as before; only the fsync is shared.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
 from mailtide.state.db import (
@@ -20,10 +28,36 @@ from mailtide.state.db import (
     FolderPair,
     GmailCopy,
     MailboxState,
+    Outcome,
     StateDB,
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    done: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _alone(call: _Call) -> Outcome:
+    """A call run by itself, as it always was (its own transaction, if it writes)."""
+    try:
+        return Outcome(True, call.fn(*call.args))
+    except BaseException as exc:  # handed to its caller
+        return Outcome(False, exc)
+
+
+def _settle(done: asyncio.Future[Any], outcome: Outcome) -> None:
+    if done.cancelled():  # the caller stopped waiting: the call ran all the same
+        return
+    if outcome.ok:
+        done.set_result(outcome.value)
+    else:
+        done.set_exception(outcome.value)
 
 
 class OffLoopState:
@@ -32,13 +66,42 @@ class OffLoopState:
     def __init__(self, db: StateDB) -> None:
         self.db = db
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailtide-state")
+        self._lock = threading.Lock()
+        self._queue: list[_Call] = []  # calls not yet taken by the worker
+        self._draining = False  # the worker has a drain to run, or is running one
 
     @property
     def moved_aside(self) -> str | None:
         return self.db.moved_aside
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queue.append(_Call(fn, args, done, loop))
+            start, self._draining = not self._draining, True
+        if start:
+            self._worker.submit(self._drain)
+        return await done
+
+    def _drain(self) -> None:
+        """On the worker: run what is queued, a group at a time, until nothing is."""
+        while True:
+            with self._lock:
+                calls, self._queue = self._queue, []
+                if not calls:
+                    self._draining = False
+                    return
+            try:
+                if len(calls) == 1 or any(c.fn == self.db.close for c in calls):
+                    outcomes = [_alone(c) for c in calls]  # nothing is grouped with a close
+                else:
+                    outcomes = self.db.run_group([(c.fn, c.args) for c in calls])
+            except BaseException as exc:  # each caller hears of it
+                outcomes = [Outcome(False, exc) for _ in calls]
+            for call, outcome in zip(calls, outcomes, strict=True):
+                with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                    call.loop.call_soon_threadsafe(_settle, call.done, outcome)
 
     async def close(self) -> None:
         """Close the database (and release the account's lock), then the worker thread."""
