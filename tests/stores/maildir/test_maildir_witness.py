@@ -153,7 +153,7 @@ async def test_a_stamp_is_given_only_once_the_writes_times_have_settled(
 async def test_witnesses_beyond_the_cap_are_not_started_and_a_closed_one_frees_its_place(
     box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each witness holds an inotify instance, of which a user has 128 for every program."""
+    """At most ``MAX_OPEN`` witnesses are open at once; closing one frees its place."""
     monkeypatch.setattr(witness_mod, "MAX_OPEN", 2)
     since = folder_stamp(box.path)
     first, second = Witness.start(box.path, since), Witness.start(box.path, since)
@@ -164,3 +164,31 @@ async def test_witnesses_beyond_the_cap_are_not_started_and_a_closed_one_frees_i
     assert third is not None
     second.close()
     third.close()
+
+
+def _inotify_instances() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+async def test_witnesses_share_one_inotify_instance_and_one_closed_leaves_the_others_watching(
+    box: MaildirMailbox,
+) -> None:
+    """A user has 128 inotify instances for every program, and closing one waits for the
+    kernel's grace period: all witnesses share one.  Two of the same folder share its
+    watches, and the one that stays still hears another client's change."""
+    before = _inotify_instances()
+    since = folder_stamp(box.path)
+    first, second = Witness.start(box.path, since), Witness.start(box.path, since)
+    assert first is not None and second is not None
+    assert _inotify_instances() - before <= 1
+    first.close()
+    settle(box.path)
+    assert stamp_when_settled(second) == folder_stamp(box.path)  # nothing happened yet
+    (Path(box.path) / "new" / "1700000000.M1P1.other").write_bytes(message(9))
+    settle(box.path)
+    assert stamp_when_settled(second) is None
+    second.close()

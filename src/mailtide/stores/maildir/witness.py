@@ -21,14 +21,16 @@ for the event of a change whose times the stamp shows (the kernel queues it righ
 sets them): a settled stamp's last change is at least ``EVENT_MARGIN`` old.
 
 Linux only (inotify through ctypes); elsewhere ``start`` gives None and nothing is proven.
-Each witness is an inotify instance of its own, and a user has 128 of them for all programs
-(``fs.inotify.max_user_instances``): at most ``MAX_OPEN`` are open at once in this process,
-a folder written beyond that is listed next time, as without a witness.
+The witnesses of a process share one inotify instance (``_Watches``), whose events each
+witness keeps by watch descriptor until it reads them itself: a user has 128 instances for all
+programs (``fs.inotify.max_user_instances``), and closing one waits for the kernel's grace
+period (7-17 ms here, once per instance), where removing a watch does not.  At most
+``MAX_OPEN`` witnesses are open at once; a folder written beyond that is listed next time, as
+without a witness.  A lost event (``IN_Q_OVERFLOW``) spoils every witness open.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -37,7 +39,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mailtide.stores.base import MailboxError
@@ -58,6 +60,7 @@ IN_Q_OVERFLOW = 0x00004000
 IN_IGNORED = 0x00008000
 IN_ONLYDIR = 0x01000000
 IN_DONT_FOLLOW = 0x02000000
+IN_MASK_ADD = 0x20000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
@@ -73,7 +76,7 @@ MESSAGE_DIRS = ("new", "cur")
 # Own operations a witness keeps at most (about 200 bytes each): a sync that writes more to
 # one folder (an initial one) lists it once more next time instead.
 MAX_OWN = 4096
-MAX_OPEN = 32  # witnesses open at once (inotify instances taken from the user's 128)
+MAX_OPEN = 32  # witnesses open at once
 _open = 0  # witnesses open now
 _open_lock = threading.Lock()
 
@@ -81,33 +84,105 @@ _open_lock = threading.Lock()
 Entry = tuple[str, str, bool]
 
 
-def _load() -> tuple[Callable[[int], int], Callable[[int, bytes, int], int]] | None:
+def _load() -> tuple[Callable[..., int], Callable[..., int], Callable[..., int]] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        init, add = libc.inotify_init1, libc.inotify_add_watch
+        init, add, rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
     except (OSError, AttributeError):
         return None
     init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
     add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
     add.restype = ctypes.c_int
-    return init, add
+    rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return init, add, rm
 
 
 _INOTIFY = _load()
+
+
+class _Watches:
+    """The process's inotify instance, shared by its witnesses: which witness watches which
+    directory under which descriptor (a directory watched twice has one descriptor), and the
+    events read for each, kept until that witness reads them.  All under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fd = -1
+        self.routes: dict[int, list[tuple[Witness, str]]] = {}  # wd -> (witness, subdirectory)
+
+    def add(self, witness: Witness, path: str, sub: str, mask: int) -> int:
+        """Watch ``path`` for ``witness`` (as its ``sub``); the descriptor, or -1."""
+        assert _INOTIFY is not None
+        init, add, _ = _INOTIFY
+        with self.lock:
+            if self.fd < 0:
+                self.fd = init(IN_NONBLOCK | IN_CLOEXEC)
+                if self.fd < 0:
+                    return -1
+            wd = int(add(self.fd, os.fsencode(path), mask | IN_MASK_ADD))
+            if wd >= 0:
+                self.routes.setdefault(wd, []).append((witness, sub))
+            return wd
+
+    def remove(self, witness: Witness, wds: Iterable[int]) -> None:
+        """``witness`` no longer watches; a descriptor nobody else uses is removed."""
+        assert _INOTIFY is not None
+        rm = _INOTIFY[2]
+        with self.lock:
+            for wd in wds:
+                left = [r for r in self.routes.get(wd, []) if r[0] is not witness]
+                if left:
+                    self.routes[wd] = left
+                else:
+                    self.routes.pop(wd, None)
+                    rm(self.fd, wd)  # its IN_IGNORED, read later, goes to nobody
+
+    def read(self) -> None:
+        """Hand every queued event to the witnesses watching its directory (the caller holds
+        ``lock``)."""
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    continue
+                self._spoil_all()
+                return
+            at = 0
+            while at < len(data):
+                wd, mask, _cookie, size = _HEADER.unpack_from(data, at)
+                name = data[at + _HEADER.size : at + _HEADER.size + size].rstrip(b"\0")
+                at += _HEADER.size + size
+                if mask & IN_Q_OVERFLOW:
+                    self._spoil_all()
+                    continue
+                for witness, sub in self.routes.get(wd, ()):
+                    witness.heard(sub, mask, name)
+
+    def _spoil_all(self) -> None:
+        for routes in self.routes.values():
+            for witness, _ in routes:
+                witness.spoiled = True
+
+
+_WATCHES = _Watches()
 
 
 class Witness:
     """The inotify watch of one folder from before a sync's first write to its end.  Used
     from the writer's worker threads one at a time; ``close`` it when done."""
 
-    def __init__(self, folder: str, fd: int, dirs: dict[int, str]) -> None:
+    def __init__(self, folder: str) -> None:
         self.folder = folder
-        self._fd = fd
-        self._dirs = dirs  # watch descriptor -> "" (the folder), "new" or "cur"
+        self._wds: list[int] = []
         self._expected: Counter[Entry] = Counter()
         self._owned = 0
+        self._heard: list[tuple[str, int, bytes]] = []  # events for it, not yet matched
+        self._open = True
         self.spoiled = False
 
     @classmethod
@@ -117,20 +192,14 @@ class Witness:
         proven: the next sync lists the folder, as without a witness)."""
         if since is None or _INOTIFY is None or not _take():
             return None
-        init, add = _INOTIFY
-        fd = init(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            _give_back()
-            return None
-        dirs: dict[int, str] = {}
-        witness = cls(folder, fd, dirs)
+        witness = cls(folder)
         try:
             for sub, mask in (("", _FOLDER), ("new", _ENTRIES), ("cur", _ENTRIES)):
-                wd = add(fd, os.fsencode(os.path.join(folder, sub)), mask)
+                wd = _WATCHES.add(witness, os.path.join(folder, sub), sub, mask)
                 if wd < 0:
                     witness.close()
                     return None
-                dirs[wd] = sub
+                witness._wds.append(wd)
             if folder_stamp(folder) != since:  # changed before the watch was in place
                 witness.close()
                 return None
@@ -163,6 +232,17 @@ class Witness:
         self.spoiled = True
         self._expected.clear()
 
+    def heard(self, sub: str, mask: int, name: bytes) -> None:
+        """An event of one of its directories, kept until ``stamp`` matches it (``_Watches``
+        calls this, under its lock, while another witness reads the shared queue)."""
+        if self.spoiled:
+            return
+        if len(self._heard) > 2 * MAX_OWN:
+            self.spoiled = True
+            self._heard.clear()
+            return
+        self._heard.append((sub, mask, name))
+
     def settles_in(self) -> float:
         """Seconds until the folder's times as they are now can prove something (0: now)."""
         try:
@@ -187,45 +267,35 @@ class Witness:
         return None if self.spoiled else now
 
     def _read(self) -> None:
-        """Match every queued event against the expected ones."""
-        while not self.spoiled:
-            try:
-                data = os.read(self._fd, 1 << 16)
-            except BlockingIOError:
-                return
-            except OSError as err:
-                if err.errno == errno.EINTR:
-                    continue
+        """Match every event queued for it against the expected ones."""
+        with _WATCHES.lock:
+            if self._open:
+                _WATCHES.read()
+            heard, self._heard = self._heard, []
+        for sub, mask, name in heard:
+            if self.spoiled or not self._match(sub, mask, os.fsdecode(name)):
                 self.spoiled = True
                 return
-            self._match(data)
 
-    def _match(self, data: bytes) -> None:
-        at = 0
-        while at < len(data):
-            wd, mask, _cookie, size = _HEADER.unpack_from(data, at)
-            name = os.fsdecode(data[at + _HEADER.size : at + _HEADER.size + size].rstrip(b"\0"))
-            at += _HEADER.size + size
-            if mask & _SELF:
-                self.spoiled = True
-                return
-            sub = self._dirs.get(wd)
-            if sub is None or (sub == "" and name not in _FOLDER_NAMES):
-                continue  # tmp/, .mailtide-id, subfolders, other programs' files
-            if not mask & (_ARRIVED | _LEFT):  # the keyword file edited in place, touched
-                self.spoiled = True
-                return
-            entry = (sub, name, bool(mask & _ARRIVED))
-            if not self._expected[entry]:
-                self.spoiled = True
-                return
-            self._expected[entry] -= 1
+    def _match(self, sub: str, mask: int, name: str) -> bool:
+        """Whether an event is one of its own operations, or of no concern."""
+        if mask & _SELF:
+            return False
+        if sub == "" and name not in _FOLDER_NAMES:
+            return True  # tmp/, .mailtide-id, subfolders, other programs' files
+        if not mask & (_ARRIVED | _LEFT):  # the keyword file edited in place, touched
+            return False
+        entry = (sub, name, bool(mask & _ARRIVED))
+        if not self._expected[entry]:
+            return False
+        self._expected[entry] -= 1
+        return True
 
     def close(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
+        if self._open:
+            self._open = False
+            _WATCHES.remove(self, self._wds)
+            self._wds = []
             _give_back()
 
 
