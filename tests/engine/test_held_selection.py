@@ -6,15 +6,13 @@ the run's own listing, still arrives.  Through a recording proxy to the real Dov
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from dovecot import Dovecot, ImapAccount
-from engine_helpers import Setup, assert_in_sync, make_setup
+from engine.test_moves import proxy as proxy  # the recording proxy and its account
+from engine.test_moves import s as s
+from engine_helpers import Setup, assert_in_sync
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
 from mailtide.engine.pair import Options
@@ -22,17 +20,6 @@ from mailtide.engine.run import sync_stores
 from mailtide.wiring import filters_of, open_state, open_store, retry_of
 
 SEEN, FLAGGED = "\\Seen", "\\Flagged"
-
-
-@pytest.fixture
-def proxy(dovecot: Dovecot) -> Iterator[FaultProxy]:
-    with FaultProxy(dovecot.port, record=True) as p:
-        yield p
-
-
-@pytest.fixture
-def s(imap_account: ImapAccount, tmp_path: Path, proxy: FaultProxy) -> Setup:
-    return make_setup(imap_account, tmp_path, "fs", port=proxy.port)
 
 
 def held_runs(
