@@ -558,33 +558,36 @@ class StateDB:
         with self.transaction():
             dropped, put, updated = _matched(list(old), list(new))
             self.drop(mailbox, dropped)
-            taken: list[int] = []  # rows written over: each holds one new record now
+            taken: set[int] = set()  # rows written over: each holds one new record now
             for before, after in updated:
                 if not self._update(mailbox, before, after, taken):  # no row holds it as is:
-                    self._db.execute(  # one with its ids goes, as drop does
-                        "DELETE FROM record WHERE rowid IN (SELECT rowid FROM record WHERE"
-                        " mailbox = ? AND far_id = ? AND near_id = ? AND rowid NOT IN"
-                        f" ({', '.join('?' * len(taken))}) LIMIT 1)",
-                        (mailbox.id, before.ids[Side.FAR], before.ids[Side.NEAR], *taken),
+                    row = self._untaken(  # one with its ids goes, as drop does
+                        "far_id = ? AND near_id = ?", before.ids, mailbox, taken
                     )
+                    if row is not None:
+                        self._db.execute("DELETE FROM record WHERE rowid = ?", (row,))
                     put.append(after)
             self.put(mailbox, put)
 
+    def _untaken(
+        self, where: str, values: Sequence[object], mailbox: MailboxState, taken: set[int]
+    ) -> int | None:
+        """The first row of ``mailbox`` that ``where`` finds and ``taken`` does not hold."""
+        rows = self._db.execute(
+            f"SELECT rowid FROM record WHERE mailbox = ? AND {where}", (mailbox.id, *values)
+        )
+        return next((rowid for (rowid,) in rows if rowid not in taken), None)
+
     def _update(
-        self, mailbox: MailboxState, before: Record, after: Record, taken: list[int]
+        self, mailbox: MailboxState, before: Record, after: Record, taken: set[int]
     ) -> bool:
         """Make one row that holds ``before`` exactly (and is not in ``taken``) hold ``after``,
         and add it to ``taken``; whether there was one."""
         was = _record_values(before)
-        row = self._db.execute(
-            f"SELECT rowid FROM record WHERE mailbox = ? AND"
-            f" {' AND '.join(f'{c} IS ?' for c in _WRITTEN)}"
-            f" AND rowid NOT IN ({', '.join('?' * len(taken))}) LIMIT 1",
-            (mailbox.id, *was, *taken),
-        ).fetchone()
+        row = self._untaken(_EXACTLY, was, mailbox, taken)
         if row is None:
             return False
-        taken.append(row[0])
+        taken.add(row)
         changed = [
             (column, value)
             for column, value, old in zip(_WRITTEN, _record_values(after), was, strict=True)
@@ -593,7 +596,7 @@ class StateDB:
         if changed:
             self._db.execute(
                 f"UPDATE record SET {', '.join(f'{c} = ?' for c, _ in changed)} WHERE rowid = ?",
-                (*(v for _, v in changed), row[0]),
+                (*(v for _, v in changed), row),
             )
         return True
 
@@ -772,6 +775,9 @@ _WRITTEN = (
     "pending_flags",
     "pending_sides",
 )
+
+
+_EXACTLY = " AND ".join(f"{c} IS ?" for c in _WRITTEN)  # a row holding a record as it is
 
 
 def _record_values(r: Record) -> tuple[object, ...]:
