@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mailtide.core.model import Identity, PendingFlags, Record, Side
 from mailtide.state.db import CorruptState, Cursor, FolderPair, StateDB, StateError
@@ -454,70 +452,3 @@ def test_a_state_closed_cleanly_is_not_read_through_at_the_next_open(tmp_path: P
     db = StateDB.for_account(state, "work")
     assert db.moved_aside is not None and "damaged" in db.moved_aside
     db.close()
-
-
-_IDS = st.sampled_from(["", "1", "2", "3"])
-_NEAR = st.sampled_from(["", "a", "b", "c"])
-_RECORD = st.builds(
-    lambda far, near, seen, identity, pending: Record(
-        (far, near),
-        frozenset({"\\Seen"}) if seen else frozenset(),
-        ID if identity else None,
-        PendingFlags(frozenset({"\\Flagged"}), frozenset({Side.FAR})) if pending else None,
-    ),
-    _IDS,
-    _NEAR,
-    st.booleans(),
-    st.booleans(),
-    st.booleans(),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    held=st.lists(_RECORD, max_size=6),
-    dropped=st.lists(st.integers(0, 5), max_size=6),
-    unheld=st.lists(_RECORD, max_size=2),
-    new=st.lists(_RECORD, max_size=6),
-)
-def test_replace_leaves_what_dropping_then_putting_leaves(
-    tmp_path_factory: pytest.TempPathFactory,
-    held: list[Record],
-    dropped: list[int],
-    unheld: list[Record],
-    new: list[Record],
-) -> None:
-    """``replace`` writes a new record over the row of an old one naming the same message;
-    the records it leaves are those dropping every old one and putting every new one
-    leaves, whatever the records (half ones, identical twins, ones no row holds)."""
-    first = {r.ids: r for r in reversed(held)}
-    held = [first[r.ids] for r in held]  # rows with the same ids are alike (see below)
-    old = [held[i] for i in dict.fromkeys(dropped) if i < len(held)] + unheld
-    results = []
-    for way in ("replace", "drop, put"):
-        db = StateDB(tmp_path_factory.mktemp("s") / "s.sqlite")
-        box = db.mailbox("INBOX")
-        db.put(box, held)
-        if way == "replace":
-            db.replace(box, old, new)
-        else:
-            db.drop(box, old)
-            db.put(box, new)
-        results.append(sorted(db.records(box), key=repr))
-        db.close()
-    assert results[0] == results[1]
-
-
-def test_replace_takes_the_row_that_holds_the_old_record(tmp_path: Path) -> None:
-    """Two rows with the same ids that differ (a flag update journalled on one of them):
-    the row replaced is the one holding the record given, not the first with its ids."""
-    db = StateDB(tmp_path / "s.sqlite")
-    box = db.mailbox("INBOX")
-    plain = Record(("", "a"), frozenset(), ID)
-    journalled = Record(
-        ("", "a"), frozenset(), ID, PendingFlags(frozenset({"\\Seen"}), frozenset())
-    )
-    db.put(box, [plain, journalled])
-    done = Record(("7", "a"), frozenset({"\\Seen"}), ID)
-    db.replace(box, [journalled], [done])
-    assert sorted(db.records(box), key=repr) == sorted([plain, done], key=repr)

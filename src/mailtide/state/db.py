@@ -550,55 +550,9 @@ class StateDB:
             )
 
     def replace(self, mailbox: MailboxState, old: Iterable[Record], new: Iterable[Record]) -> None:
-        """Drop ``old``, put ``new`` (each one row per record, as ``drop`` and ``put``).  A new
-        record that names a message an old one names (an id in common on a side: a half
-        record completed, new flags) is written over that record's row, setting only what
-        differs: a download's record then costs the indexes of its new id, not every index
-        twice."""
         with self.transaction():
-            dropped, put, updated = _matched(list(old), list(new))
-            self.drop(mailbox, dropped)
-            taken: set[int] = set()  # rows written over: each holds one new record now
-            for before, after in updated:
-                if not self._update(mailbox, before, after, taken):  # no row holds it as is:
-                    row = self._untaken(  # one with its ids goes, as drop does
-                        "far_id = ? AND near_id = ?", before.ids, mailbox, taken
-                    )
-                    if row is not None:
-                        self._db.execute("DELETE FROM record WHERE rowid = ?", (row,))
-                    put.append(after)
-            self.put(mailbox, put)
-
-    def _untaken(
-        self, where: str, values: Sequence[object], mailbox: MailboxState, taken: set[int]
-    ) -> int | None:
-        """The first row of ``mailbox`` that ``where`` finds and ``taken`` does not hold."""
-        rows = self._db.execute(
-            f"SELECT rowid FROM record WHERE mailbox = ? AND {where}", (mailbox.id, *values)
-        )
-        return next((rowid for (rowid,) in rows if rowid not in taken), None)
-
-    def _update(
-        self, mailbox: MailboxState, before: Record, after: Record, taken: set[int]
-    ) -> bool:
-        """Make one row that holds ``before`` exactly (and is not in ``taken``) hold ``after``,
-        and add it to ``taken``; whether there was one."""
-        was = _record_values(before)
-        row = self._untaken(_EXACTLY, was, mailbox, taken)
-        if row is None:
-            return False
-        taken.add(row)
-        changed = [
-            (column, value)
-            for column, value, old in zip(_WRITTEN, _record_values(after), was, strict=True)
-            if value != old
-        ]
-        if changed:
-            self._db.execute(
-                f"UPDATE record SET {', '.join(f'{c} = ?' for c, _ in changed)} WHERE rowid = ?",
-                (*(v for _, v in changed), row),
-            )
-        return True
+            self.drop(mailbox, old)
+            self.put(mailbox, new)
 
     def rewrite(
         self,
@@ -610,7 +564,8 @@ class StateDB:
         one mailbox and reach the other in one durable step."""
         with self.transaction():
             for mailbox, old, new in changes:
-                self.replace(mailbox, old, new)
+                self.drop(mailbox, old)
+                self.put(mailbox, new)
             if cursors is not None:
                 self.set_cursors(*cursors)
 
@@ -777,9 +732,6 @@ _WRITTEN = (
 )
 
 
-_EXACTLY = " AND ".join(f"{c} IS ?" for c in _WRITTEN)  # a row holding a record as it is
-
-
 def _record_values(r: Record) -> tuple[object, ...]:
     return (
         r.ids[Side.FAR],
@@ -792,38 +744,6 @@ def _record_values(r: Record) -> tuple[object, ...]:
         flags_text(r.pending.flags) if r.pending else None,
         _sides_bits(r.pending.sides) if r.pending else None,
     )
-
-
-def _matched(
-    old: list[Record], new: list[Record]
-) -> tuple[list[Record], list[Record], list[tuple[Record, Record]]]:
-    """Of ``old`` and ``new``: those with no partner (to drop, to put) and the pairs (old,
-    new) that name one message, an id in common on a side; each record in one pair at most."""
-    by_id: dict[tuple[Side, str], list[int]] = {}
-    for at, r in enumerate(old):
-        for side in Side:
-            if r.ids[side]:
-                by_id.setdefault((side, r.ids[side]), []).append(at)
-    taken: set[int] = set()
-    pairs: list[tuple[Record, Record]] = []
-    put: list[Record] = []
-    for r in new:
-        partner = next(
-            (
-                at
-                for side in Side
-                if r.ids[side]
-                for at in by_id.get((side, r.ids[side]), ())
-                if at not in taken
-            ),
-            None,
-        )
-        if partner is None:
-            put.append(r)
-        else:
-            taken.add(partner)
-            pairs.append((old[partner], r))
-    return [r for at, r in enumerate(old) if at not in taken], put, pairs
 
 
 def _record_of(row: Sequence[Any]) -> Record:
