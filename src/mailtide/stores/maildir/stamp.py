@@ -23,7 +23,8 @@ never earlier): a change after a moment gets a time no earlier than that clock r
 moment.  So a time older than that clock, read before the times, is a proof already, and a
 sync's own writes settle a jiffy after their last one instead of at the end of their second.
 ``EVENT_MARGIN`` more is asked for: a witness (witness.py) reads its inotify queue after the
-times, and the event of another program's change whose time the stamp shows is queued at the
+times, and the event of another program's write to the keyword file in place (not under the
+folder's lock, which the witness waits on for the entries of new/ and cur/) is queued at the
 end of that program's system call, which a busy machine may hold for a moment.
 """
 

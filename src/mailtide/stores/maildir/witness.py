@@ -16,9 +16,9 @@ the proof for good.
 
 The stamp's own rule holds: a stamp whose times lie in the current tick is no proof
 (``folder_stamp`` gives None), so ``stamp`` gives None until they have settled
-(``settles_in`` says how long that is).  Reading the queue after the stamp also leaves time
-for the event of a change whose times the stamp shows (the kernel queues it right after it
-sets them): a settled stamp's last change is at least ``EVENT_MARGIN`` old.
+(``settles_in`` says how long that is).  Between the stamp and the queue, one read of each
+directory waits for the changes under way in it (``_after_changes_in_flight``), so the event
+of a change whose times the stamp shows is in the queue when it is read.
 
 Linux only (inotify through ctypes); elsewhere ``start`` gives None and nothing is proven.
 The witnesses of a process share one inotify instance (``_Watches``), whose events each
@@ -263,6 +263,8 @@ class Witness:
             return None
         if now is None:
             return None
+        if not _after_changes_in_flight(self.folder):
+            return None
         self._read()
         return None if self.spoiled else now
 
@@ -297,6 +299,27 @@ class Witness:
             _WATCHES.remove(self, self._wds)
             self._wds = []
             _give_back()
+
+
+def _after_changes_in_flight(folder: str) -> bool:
+    """Wait for the changes of the folder's entries that are under way to end (False when a
+    directory cannot be read).  A rename, unlink or create sets its directory's times and
+    queues its inotify event while it holds the directory's lock, which reading a directory
+    also takes: after one read of each, every change whose times a stamp read before shows
+    has its event in the queue, however long the kernel took between the two."""
+    for sub in ("", "new", "cur"):
+        try:
+            fd = os.open(os.path.join(folder, sub), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            with os.scandir(fd) as entries:  # one getdents: not a listing of the folder
+                next(entries, None)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+    return True
 
 
 def _take() -> bool:
