@@ -76,6 +76,9 @@ MESSAGE_DIRS = ("new", "cur")
 # Own operations a witness keeps at most (about 200 bytes each): a sync that writes more to
 # one folder (an initial one) lists it once more next time instead.
 MAX_OWN = 4096
+# Own operations between two reads of the shared queue into the witnesses' own lists: the
+# kernel keeps 16,384 events per instance (``fs.inotify.max_queued_events``) for all of them.
+DRAIN_EVERY = 256
 MAX_OPEN = 32  # witnesses open at once
 _open = 0  # witnesses open now
 _open_lock = threading.Lock()
@@ -220,6 +223,9 @@ class Witness:
         if self._owned > MAX_OWN:
             self.spoil()
             return
+        if self._owned % DRAIN_EVERY == 0:  # the shared queue holds 16,384 events at most
+            with _WATCHES.lock:
+                _WATCHES.read()
         sub, name = os.path.split(path)
         parent, base = os.path.split(sub)
         if sub == self.folder:
