@@ -1,9 +1,14 @@
 """mailtide: a two-way IMAP <-> Maildir mail synchroniser."""
 
 import sys
-from pathlib import Path
 
-from mailtide import compiled_methods
+from mailtide import loading
+
+loading.pause()  # while the package loads (loading.py); resumed at the end of this file
+
+from pathlib import Path  # noqa: E402
+
+from mailtide import compiled_methods  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -19,3 +24,5 @@ if "structlog" not in sys.modules and "rich" not in sys.modules:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
+
+loading.resume()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 import mailtide
+from mailtide import loading
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.config.summary import summary
 from mailtide.daemon import memory
@@ -350,6 +351,7 @@ def _sync(args: argparse.Namespace) -> int:
         # Imported here so that check-config works whatever state the engine is in.
         from mailtide.wiring import sync_accounts
 
+        loading.resume()
         reports = asyncio.run(
             sync_accounts(
                 config,
@@ -486,6 +488,7 @@ def _daemon(args: argparse.Namespace) -> int:
         )
         return await supervisor.run()
 
+    loading.resume()
     return asyncio.run(run())
 
 
@@ -584,6 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
     setup_logging(verbosity, json=getattr(args, "log_format", "auto") == "json")
     try:
+        if args.run not in (_sync, _daemon):  # they resume once their modules have loaded
+            loading.resume()
         code: int = args.run(args)
         return code
     except ConfigError as e:
@@ -611,7 +616,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The ``mailtide`` command: ``main``, then the process ends without the interpreter's
-    teardown (``process_exit``)."""
+    teardown (``process_exit``); the command's modules load without the cyclic garbage
+    collector (``loading``), which is on again once the command begins its work."""
+    loading.pause()
     exit_now(main())
 
 
