@@ -16,7 +16,8 @@ from engine_helpers import make_setup, write_config
 # Loaded only by what needs them: the Maildir watcher (watchdog), the daemon's server push,
 # OAuth2's HTTP client (urllib.request, http.client), the keyring, a newmail hook's header
 # parser (email.parser); rich and pygments, which structlog loads when they are installed (as
-# import-linter's dependencies are in a development venv) for tracebacks mailtide never shows.
+# import-linter's dependencies are in a development venv) for tracebacks mailtide never shows;
+# structlog's deprecated threadlocal context and the uuid and platform it loads.
 NOT_AT_START = {
     "watchdog",
     "mailtide.stores.maildir.watch",
@@ -32,6 +33,8 @@ NOT_AT_START = {
     "pygments",
     "importlinter",
     "aiofiles",
+    "uuid",
+    "platform",
 }
 
 # The CLI's entry, run as the console script runs it; then what it loaded.
