@@ -21,6 +21,7 @@ import structlog
 
 import mailtide
 from mailtide import loading
+from mailtide.cli_help import Parser
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.config.summary import summary
 from mailtide.daemon import memory
@@ -240,7 +241,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with ``only``, the options of that command alone (the others
     are named, for the help and the errors): building every command's options cost a start-up
     several milliseconds of argparse and gettext (issue 12)."""
-    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity = Parser(add_help=False)
     loudness = verbosity.add_mutually_exclusive_group()
     loudness.add_argument(
         "-v",
@@ -258,7 +259,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     # SUPPRESS: given before the command or after it (mailtide -c F sync, mailtide sync -c F),
     # the subcommand's parser must not overwrite the value with its default.
-    config = argparse.ArgumentParser(add_help=False)
+    config = Parser(add_help=False)
     config.add_argument(
         "-c",
         "--config",
@@ -267,7 +268,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         help="the config file (default: $XDG_CONFIG_HOME/mailtide/config.toml)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mailtide",
         description="Two-way IMAP <-> Maildir mail synchroniser.",
         parents=[verbosity, config],
@@ -281,7 +282,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         "journald priorities under systemd) or json (one object per line)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parents = [verbosity, config]
+    parents: list[argparse.ArgumentParser] = [verbosity, config]
     for name, (text, add) in _COMMANDS.items():
         if only in (None, name):
             add(commands, parents, text)
