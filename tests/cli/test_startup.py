@@ -20,7 +20,8 @@ from engine_helpers import make_setup, write_config
 # import-linter's dependencies are in a development venv) for tracebacks mailtide never shows;
 # structlog's deprecated threadlocal context and the uuid and platform it loads; shutil (and
 # the zlib, bz2 and lzma it loads), which argparse's help width and tempfile (a big literal,
-# the daemons' sockets without XDG_RUNTIME_DIR) would load.
+# the daemons' sockets without XDG_RUNTIME_DIR) would load; hashlib (digests: a message's
+# identity, a certificate's pin, a listing's) and secrets (a new Maildir folder's id).
 NOT_AT_START = {
     "watchdog",
     "mailtide.stores.maildir.watch",
@@ -40,6 +41,8 @@ NOT_AT_START = {
     "platform",
     "shutil",
     "tempfile",
+    "hashlib",
+    "secrets",
 }
 
 # The CLI's entry, run as the console script runs it; then what it loaded.
