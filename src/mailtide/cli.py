@@ -23,7 +23,6 @@ import mailtide
 from mailtide import loading
 from mailtide.cli_help import Parser
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
-from mailtide.config.summary import summary
 from mailtide.daemon import memory
 from mailtide.process_exit import exit_now
 from mailtide.stores.base import StoreError
@@ -310,6 +309,8 @@ def _import_config(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from mailtide.config.summary import summary  # check-config's alone (issue 12: start-up)
+
     config = load_config(getattr(args, "config", None))
     print(f"{config.path}: ok")
     # Its report is the place for them, so they are printed here rather than logged.

@@ -21,7 +21,8 @@ from engine_helpers import make_setup, write_config
 # structlog's deprecated threadlocal context and the uuid and platform it loads; shutil (and
 # the zlib, bz2 and lzma it loads), which argparse's help width and tempfile (a big literal,
 # the daemons' sockets without XDG_RUNTIME_DIR) would load; hashlib (digests: a message's
-# identity, a certificate's pin, a listing's) and secrets (a new Maildir folder's id).
+# identity, a certificate's pin, a listing's) and secrets (a new Maildir folder's id); the
+# summary check-config prints.
 NOT_AT_START = {
     "watchdog",
     "mailtide.stores.maildir.watch",
@@ -43,6 +44,7 @@ NOT_AT_START = {
     "tempfile",
     "hashlib",
     "secrets",
+    "mailtide.config.summary",
 }
 
 # The CLI's entry, run as the console script runs it; then what it loaded.
