@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 import mailtide
+from mailtide import loading
+from mailtide.cli_help import Parser
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
-from mailtide.config.summary import summary
 from mailtide.daemon import memory
 from mailtide.process_exit import exit_now
 from mailtide.stores.base import StoreError
@@ -239,7 +240,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with ``only``, the options of that command alone (the others
     are named, for the help and the errors): building every command's options cost a start-up
     several milliseconds of argparse and gettext (issue 12)."""
-    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity = Parser(add_help=False)
     loudness = verbosity.add_mutually_exclusive_group()
     loudness.add_argument(
         "-v",
@@ -257,7 +258,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     # SUPPRESS: given before the command or after it (mailtide -c F sync, mailtide sync -c F),
     # the subcommand's parser must not overwrite the value with its default.
-    config = argparse.ArgumentParser(add_help=False)
+    config = Parser(add_help=False)
     config.add_argument(
         "-c",
         "--config",
@@ -266,7 +267,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         help="the config file (default: $XDG_CONFIG_HOME/mailtide/config.toml)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mailtide",
         description="Two-way IMAP <-> Maildir mail synchroniser.",
         parents=[verbosity, config],
@@ -280,7 +281,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
         "journald priorities under systemd) or json (one object per line)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parents = [verbosity, config]
+    parents: list[argparse.ArgumentParser] = [verbosity, config]
     for name, (text, add) in _COMMANDS.items():
         if only in (None, name):
             add(commands, parents, text)
@@ -308,6 +309,8 @@ def _import_config(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from mailtide.config.summary import summary  # check-config's alone (issue 12: start-up)
+
     config = load_config(getattr(args, "config", None))
     print(f"{config.path}: ok")
     # Its report is the place for them, so they are printed here rather than logged.
@@ -350,6 +353,7 @@ def _sync(args: argparse.Namespace) -> int:
         # Imported here so that check-config works whatever state the engine is in.
         from mailtide.wiring import sync_accounts
 
+        loading.resume()
         reports = asyncio.run(
             sync_accounts(
                 config,
@@ -486,6 +490,7 @@ def _daemon(args: argparse.Namespace) -> int:
         )
         return await supervisor.run()
 
+    loading.resume()
     return asyncio.run(run())
 
 
@@ -584,6 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
     setup_logging(verbosity, json=getattr(args, "log_format", "auto") == "json")
     try:
+        if args.run not in (_sync, _daemon):  # they resume once their modules have loaded
+            loading.resume()
         code: int = args.run(args)
         return code
     except ConfigError as e:
@@ -611,7 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The ``mailtide`` command: ``main``, then the process ends without the interpreter's
-    teardown (``process_exit``)."""
+    teardown (``process_exit``); the command's modules load without the cyclic garbage
+    collector (``loading``), which is on again once the command begins its work."""
+    loading.pause()
     exit_now(main())
 
 

@@ -4,8 +4,11 @@ SIGTERM when idle and in the middle of a large first sync, SIGUSR2, and systemd'
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -200,6 +203,37 @@ def test_a_second_daemon_for_the_same_account_refuses_to_start(
     assert f"{first.proc.pid}" in second.output and "daemon.cannot_start" in second.output
     assert first.proc.poll() is None
     assert cli(first.config, "status").returncode == 0
+
+
+def test_without_xdg_runtime_dir_status_and_a_sync_find_the_daemon_in_the_temporary_dir(
+    setup: Setup, start: Callable[..., Daemon]
+) -> None:
+    """The sockets are then in ``<tmp>/mailtide-<uid>`` (tempfile's directory: $TMPDIR here),
+    and a client finds them there, though it looks for sockets before it asks tempfile."""
+    tmp = setup.root.parent / "tmp"
+    tmp.mkdir()
+    env = {"XDG_RUNTIME_DIR": "", "TMPDIR": str(tmp)}
+    d = start(env)
+    eventually(lambda: "event=account.done" in d.output, 20, "first sync", d)
+    settled(d)
+    assert [p.name for p in (tmp / f"mailtide-{os.getuid()}").iterdir()] == [
+        f"daemon-{d.proc.pid}.sock"
+    ]
+    client = {**os.environ, **env}
+    status = subprocess.run(
+        [sys.executable, "-m", "mailtide", "status", "--json"],
+        capture_output=True, text=True, timeout=60, env=client,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert [daemon["pid"] for daemon in json.loads(status.stdout)["daemons"]] == [d.proc.pid]
+    srv.append(setup.imap, "INBOX", srv.make_message(1, "INBOX"), ["\\Seen"])
+    plain = subprocess.run(
+        [sys.executable, "-m", "mailtide", "sync", "-c", str(d.config), "-v"],
+        capture_output=True, text=True, timeout=120, env=client,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "sync.handed_over" in plain.stderr, plain.stderr
+    assert srv.message_id(1, "INBOX") in local_ids(setup)
 
 
 def test_status_without_a_daemon(setup: Setup) -> None:

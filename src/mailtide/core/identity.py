@@ -7,7 +7,6 @@ the size, so ``identity_of`` gives one answer for both copies.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from mailtide.core.model import Identity
@@ -84,6 +83,8 @@ _GIL_KEPT = 2047
 
 def _sha256(data: bytes | bytearray) -> str:
     """The hex SHA-256 of ``data``, computed without letting go of the GIL."""
+    import hashlib  # here: a start that digests nothing does not load it (issue 12)
+
     h = hashlib.sha256()
     view = memoryview(data)
     for start in range(0, len(view), _GIL_KEPT):

@@ -13,7 +13,6 @@ encoding (Maildir letters, IMAP atoms).
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -174,6 +173,8 @@ def listing_digest(messages: Iterable[MessageInfo]) -> str:
 
 
 def _digest(lines: Iterable[str]) -> str:
+    import hashlib  # here: a start that digests nothing does not load it (issue 12)
+
     h = hashlib.sha256()
     for line in sorted(lines):
         h.update(line.encode("utf-8", "surrogateescape"))

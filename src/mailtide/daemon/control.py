@@ -45,6 +45,12 @@ class ControlError(Exception):
     """A control socket cannot be used (the message is for the user)."""
 
 
+# Where tempfile.gettempdir() looks, in its order (tempfile._candidate_tempdir_list on POSIX):
+# it takes the first it can write a file in.
+_TMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
+_TMP_DIRS = ("/tmp", "/var/tmp", "/usr/tmp")
+
+
 def runtime_dir() -> Path:
     """The directory of the control sockets (created 0700 on demand by ``listen``)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
@@ -53,6 +59,24 @@ def runtime_dir() -> Path:
     import tempfile  # without XDG_RUNTIME_DIR only: it costs a sync's start-up 5-10 ms
 
     return Path(tempfile.gettempdir()) / f"mailtide-{os.getuid()}"
+
+
+def _no_socket_in_any_tmp() -> bool:
+    """Without XDG_RUNTIME_DIR: whether no directory ``runtime_dir`` could name holds a daemon's
+    socket, so there is no daemon to find whichever tempfile would pick (finding out costs
+    a sync's start-up tempfile, which loads shutil and writes a probe file)."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return False
+    candidates = [os.environ.get(name) for name in _TMP_VARIABLES] + [*_TMP_DIRS, os.curdir]
+    name = f"mailtide-{os.getuid()}"
+    for candidate in filter(None, candidates):
+        try:
+            entries = os.listdir(os.path.join(candidate, name))
+        except OSError:  # none there (or none this user may list)
+            continue
+        if any(e.startswith("daemon-") and e.endswith(".sock") for e in entries):
+            return False
+    return True
 
 
 def _private_dir(path: Path) -> Path:
@@ -145,6 +169,8 @@ class Peer:
 
 def peers() -> Iterator[Peer]:
     """The sockets of the daemons of this user that are still running (stale ones removed)."""
+    if _no_socket_in_any_tmp():
+        return
     directory = runtime_dir()
     try:
         st = directory.lstat()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -51,6 +50,8 @@ class SpooledLiteral:
     def __init__(self, size: int) -> None:
         self.size = size
         self.filled = 0
+        import tempfile  # only for a literal this big (issue 12: it loads shutil at start-up)
+
         # owned by this object: closed by close(), or when it is collected
         self._file = tempfile.TemporaryFile(prefix="mailtide-literal-", buffering=0)  # noqa: SIM115
 

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import io
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1054,6 +1053,8 @@ def folder_id(folder: str, create: bool = True) -> str:
         raise MailboxError(f"cannot read {path}: {err}") from err
     if not create:
         return ""
+    import secrets  # only to make a folder's id (issue 12: it loads hmac and hashlib)
+
     token = secrets.token_hex(16)
     tmp = ""
     try:

@@ -1,0 +1,57 @@
+"""structlog, loaded without the parts mailtide never uses (issue 12: every run's start-up).
+
+Importing any part of structlog runs its ``__init__``, which loads every submodule:
+
+- ``rich``, when it is installed (as import-linter's dependencies are in a development venv),
+  for tracebacks mailtide does not show: about 90 ms.  It is hidden while structlog loads (its
+  modules fall back to plain tracebacks) and importable again afterwards.
+- ``structlog.threadlocal``, deprecated, for context in thread-local dicts (mailtide binds
+  context with ``structlog.contextvars``): it loads ``uuid``, which loads ``platform`` and asks
+  the system for its name, 10M instructions of a no-change sync's 563M.  It is bound lazily
+  (``importlib.util.LazyLoader``): the module object is there at once, and its code runs the
+  first time one of its names is used.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+HIDDEN = ("rich",)
+LAZY = ("structlog.threadlocal",)
+
+
+def load() -> None:
+    """Import structlog, unless it (or rich) is loaded already: then it is left as it is."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    for name in HIDDEN:
+        sys.modules[name] = None  # type: ignore[assignment]
+    sys.meta_path.insert(0, _Lazily)
+    try:
+        import structlog  # noqa: F401
+    finally:
+        sys.meta_path.remove(_Lazily)
+        for name in HIDDEN:
+            del sys.modules[name]
+
+
+class _Lazily:
+    """A finder for the ``LAZY`` modules: found where the import system finds them, with a
+    loader that runs their code at first use.  (A lazy module put in ``sys.modules`` in advance
+    would not do: the import system looks at its ``__spec__``, and that is a use.)"""
+
+    @staticmethod
+    def find_spec(
+        name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name not in LAZY:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
