@@ -91,6 +91,13 @@ def assert_in_sync(setup: Setup, ignore: frozenset[str] = frozenset()) -> None:
             assert m.body.replace(b"\r\n", b"\n") == here.body, (folder, m.message_id)
 
 
+def one_message_account(imap: ImapAccount, tmp: Path, tag: str) -> tuple[Setup, Path]:
+    """An account whose server holds one message in INBOX, and its config file."""
+    setup = make_setup(imap, tmp)
+    srv.append(imap, "INBOX", srv.make_message(1, tag))
+    return setup, write_config(setup)
+
+
 def write_config(s: Setup) -> Path:
     """The TOML config of ``s`` next to its local root, for ``python -m mailtide sync -c``: its
     remote's host, port, tls, ca_file, client certificate and password (any characters) as

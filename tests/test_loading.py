@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import imap_helpers as srv
 from dovecot import ImapAccount
-from engine_helpers import make_setup, write_config
+from engine_helpers import one_message_account
 
 # The modules loaded with the collector on while ``mailtide`` loads, but for those before the
 # pause (the package, the module that pauses and what it imports), and whether the collector
@@ -75,9 +74,7 @@ def test_a_host_that_turned_the_collector_off_finds_it_off() -> None:
 def test_a_sync_loads_its_modules_without_the_collector_and_syncs_with_it_on(
     imap_account: ImapAccount, tmp_path: Path
 ) -> None:
-    setup = make_setup(imap_account, tmp_path)
-    srv.append(imap_account, "INBOX", srv.make_message(1, "loading"))
-    config = write_config(setup)
+    setup, config = one_message_account(imap_account, tmp_path, "loading")
     code, seen, stderr = _python(COMMAND, str(config))
     assert code == 0, stderr[-2000:]
     assert seen == {"collected": [], "enabled": True}

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import imap_helpers as srv
 from dovecot import ImapAccount
-from engine_helpers import make_setup, write_config
+from engine_helpers import one_message_account
 
 # Loaded only by what needs them: the Maildir watcher (watchdog), the daemon's server push,
 # OAuth2's HTTP client (urllib.request, http.client), the keyring, a newmail hook's header
@@ -77,9 +76,7 @@ def _loaded_by_sync(config: Path) -> tuple[int, set[str], str]:
 def test_a_password_sync_loads_nothing_only_the_daemon_or_oauth2_needs(
     imap_account: ImapAccount, tmp_path: Path
 ) -> None:
-    setup = make_setup(imap_account, tmp_path)
-    srv.append(imap_account, "INBOX", srv.make_message(1, "startup"))
-    config = write_config(setup)
+    setup, config = one_message_account(imap_account, tmp_path, "startup")
     code, _, stderr = _loaded_by_sync(config)  # the first sync copies the message
     assert code == 0, stderr[-2000:]
     # The second may find the first's writes too recent to prove by their times, and digest
