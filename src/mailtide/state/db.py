@@ -515,8 +515,8 @@ class StateDB:
     def put(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         with self.transaction():
             self._db.executemany(
-                f"INSERT INTO record (mailbox, {', '.join(_WRITTEN)})"
-                f" VALUES (?, {', '.join('?' * len(_WRITTEN))})",
+                f"INSERT INTO record (mailbox, {_RECORD_COLUMNS})"
+                f" VALUES (?, {', '.join('?' * _RECORD_COLUMNS.count(','))}, ?)",
                 ((mailbox.id, *_record_values(r)) for r in records),
             )
 
@@ -718,21 +718,8 @@ class StateDB:
         return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
 
 
-# The columns a record's row holds, as ``_record_values`` gives them.
-_WRITTEN = (
-    "far_id",
-    "near_id",
-    "flags",
-    "message_id",
-    "size",
-    "header_digest",
-    "body_digest",
-    "pending_flags",
-    "pending_sides",
-)
-
-
 def _record_values(r: Record) -> tuple[object, ...]:
+    """A record's row, as ``_RECORD_COLUMNS`` names it (``_record_of`` reads it back)."""
     return (
         r.ids[Side.FAR],
         r.ids[Side.NEAR],

@@ -375,15 +375,24 @@ class ImapStore:
         self._selections.pop(id(client), None)
         self._earlier.pop(id(client), None)
 
+    def _idle_selecting(
+        self, name: str, table: dict[int, tuple[ImapClient, str, Selection]]
+    ) -> int | None:
+        """Where in ``_idle`` a connection is that ``table`` says has mailbox ``name``
+        selected (the last given back first)."""
+        for at in range(len(self._idle) - 1, -1, -1):
+            kept = table.get(id(self._idle[at]))
+            if kept is not None and kept[0] is self._idle[at] and kept[1] == name:
+                return at
+        return None
+
     def _selection_of(self, name: str) -> tuple[ImapClient, Selection] | None:
         """A connection given back with mailbox ``name`` selected, taken with its session."""
-        for at in range(len(self._idle) - 1, -1, -1):
-            client = self._idle[at]
-            kept = self._selections.get(id(client))
-            if kept is not None and kept[0] is client and kept[1] == name and client.usable:
-                del self._idle[at], self._selections[id(client)]
-                return client, kept[2]
-        return None
+        at = self._idle_selecting(name, self._selections)
+        if at is None or not self._idle[at].usable:
+            return None
+        client = self._idle.pop(at)
+        return client, self._selections.pop(id(client))[2]
 
     def _resumed(self, name: str, listed: MailboxStatus) -> tuple[ImapClient, Selection] | None:
         """A connection that an earlier run left with mailbox ``name`` selected, taken with its
@@ -393,25 +402,20 @@ class ImapStore:
         session's own news since (EXISTS, VANISHED) give its message count.  A SELECT of a
         big mailbox costs the server a read of its whole index (0.1 s at 50k messages), which
         a daemon would otherwise pay on every push."""
-        for at in range(len(self._idle) - 1, -1, -1):
-            client = self._idle[at]
-            kept = self._earlier.get(id(client))
-            if kept is None or kept[0] is not client or kept[1] != name:
-                continue
-            old = kept[2]
-            del self._earlier[id(client)]
-            if (
-                not client.usable
-                or "QRESYNC" not in client.enabled
-                or listed.validity != str(old.uidvalidity)
-                or listed.highestmodseq is None
-            ):
-                return None  # left as it is: the next open of this mailbox selects it
-            del self._idle[at]
-            return client, Selection(
-                old.uidvalidity, listed.uidnext, listed.highestmodseq, old.exists
-            )
-        return None
+        at = self._idle_selecting(name, self._earlier)
+        if at is None:
+            return None
+        client = self._idle[at]
+        old = self._earlier.pop(id(client))[2]
+        if (
+            not client.usable
+            or "QRESYNC" not in client.enabled
+            or listed.validity != str(old.uidvalidity)
+            or listed.highestmodseq is None
+        ):
+            return None  # left idle: the next open of this mailbox selects it
+        del self._idle[at]
+        return client, Selection(old.uidvalidity, listed.uidnext, listed.highestmodseq, old.exists)
 
     async def _give_back(
         self,

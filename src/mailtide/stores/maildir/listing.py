@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import INFO, size_of
+from mailtide.stores.maildir.filenames import size_of, split_name
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -107,9 +107,7 @@ def list_folder(folder: str) -> FolderListing:
         if not filename.isascii() and not _utf8(filename):
             out.skipped.append((printable(entry.path), "its name is not UTF-8"))
             continue
-        unique, sep, _ = filename.rpartition(INFO)  # split_name, inline
-        if not sep:
-            unique = filename
+        unique = split_name(filename)[0]
         if ",S=" not in unique:  # (the size in the name is read only when asked for)
             with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
                 out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
@@ -131,9 +129,7 @@ def find_files(folder: str, ids: Collection[str]) -> dict[str, Entry] | None:
     out: dict[str, Entry] = {}
     for sub, entry in _entries(folder):
         filename = entry.name
-        unique, sep, _ = filename.rpartition(INFO)
-        if not sep:
-            unique = filename
+        unique = split_name(filename)[0]
         if unique not in ids or filename.startswith("."):
             continue
         try:
