@@ -10,7 +10,6 @@ with a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
 import traceback
@@ -348,9 +347,13 @@ def _sync(args: argparse.Namespace) -> int:
     if not args.dry_run:
         # The accounts a running daemon holds (their lock is its) are synced by it, at once.
         names, handed = _hand_over(names, folders, args)
+    if not (args.dry_run or args.full or folders or args.allow_mass_delete or args.restore_deleted):
+        names = _unless_quiet(config, names)
     reports: list[AccountReport] = []
     if names:
         # Imported here so that check-config works whatever state the engine is in.
+        import asyncio  # not before: the quiet check needs no event loop (issue 12)
+
         from mailtide.wiring import sync_accounts
 
         loading.resume()
@@ -366,6 +369,23 @@ def _sync(args: argparse.Namespace) -> int:
             )
         )
     return _outcome(reports, handed)
+
+
+def _unless_quiet(config: Config, names: list[str]) -> list[str]:
+    """Those of ``names`` that the quiet check (quiet/) does not find as their last quiet run
+    left them; each that it does is reported done, as a sync that did nothing reports it."""
+    from mailtide.quiet.check import quiet_mailboxes
+    from mailtide.ui.report import account_done
+
+    left = []
+    for name in names:
+        mailboxes = quiet_mailboxes(config, config.account(name))
+        if mailboxes is None:
+            left.append(name)
+            continue
+        log.debug("account.quiet", account=name)
+        account_done(name, mailboxes)
+    return left
 
 
 def _hand_over(
@@ -479,6 +499,8 @@ def _daemon(args: argparse.Namespace) -> int:
     config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     _prepare(config)
+    import asyncio
+
     from mailtide.daemon.supervisor import Supervisor
     from mailtide.wiring import daemon_accounts, daemon_loader, max_sync_accounts
 
@@ -531,6 +553,8 @@ def _password_set(args: argparse.Namespace) -> int:
 def _oauth2_authorize(args: argparse.Namespace) -> int:
     """Run the authorization-code flow for each IMAP repository of the account with the
     built-in OAuth2 flow, and store each refresh token where the repository reads it."""
+    import asyncio
+
     from mailtide.auth.oauth2_authorize import authorize_and_store
 
     config = load_config(getattr(args, "config", None))

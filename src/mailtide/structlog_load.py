@@ -10,6 +10,11 @@ Importing any part of structlog runs its ``__init__``, which loads every submodu
   the system for its name, 10M instructions of a no-change sync's 563M.  It is bound lazily
   (``importlib.util.LazyLoader``): the module object is there at once, and its code runs the
   first time one of its names is used.
+- ``asyncio``, which ``structlog.stdlib`` and ``structlog._native`` import for their async
+  loggers, used only inside their functions: about 60 ms of a start on a slow machine, which
+  a run that needs no event loop (the quiet check, quiet/check.py) would pay for nothing.
+  While structlog loads, ``asyncio`` is a stand-in module that imports the real one the
+  first time one of its names is used; afterwards ``import asyncio`` loads the real one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from types import ModuleType
 
 HIDDEN = ("rich",)
 LAZY = ("structlog.threadlocal",)
+DEFERRED = ("asyncio",)
 
 
 def load() -> None:
@@ -30,6 +36,9 @@ def load() -> None:
         return
     for name in HIDDEN:
         sys.modules[name] = None  # type: ignore[assignment]
+    deferred = [name for name in DEFERRED if name not in sys.modules]
+    for name in deferred:
+        sys.modules[name] = _Deferred(name)
     sys.meta_path.insert(0, _Lazily)
     try:
         import structlog  # noqa: F401
@@ -37,6 +46,19 @@ def load() -> None:
         sys.meta_path.remove(_Lazily)
         for name in HIDDEN:
             del sys.modules[name]
+        for name in deferred:
+            if isinstance(sys.modules.get(name), _Deferred):
+                del sys.modules[name]
+
+
+class _Deferred(ModuleType):
+    """A stand-in for a module that its importers use only inside their functions: the first
+    name asked of it imports the real module (no longer shadowed in ``sys.modules``).  Unlike
+    a lazy module (below), it has a plain ``__spec__`` (None), so a second ``import`` of it
+    while structlog loads does not load it."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(importlib.import_module(self.__name__), name)
 
 
 class _Lazily:

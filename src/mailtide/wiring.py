@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -27,12 +27,14 @@ from mailtide.engine.pair import BATCH_BYTES, Options
 from mailtide.engine.restamp import Restamps
 from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
+from mailtide.state.lock import state_file
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
 from mailtide.stores.imap.special_use import ALL_MAIL, LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
+from mailtide.ui.report import account_done
 
 if TYPE_CHECKING:
     from mailtide.stores.imap.push import ServerPush
@@ -240,13 +242,34 @@ async def sync_account(
             folder_policy=folder_policy_of(account),
         )
 
+    seen: list[dict[str, Any] | None] | None = None
     try:
         if dry_run:
             return await run()
-        return await with_hooks(account, request, journal, run)
+        report = await with_hooks(account, request, journal, run)
+        if report.quiet and request == Request() and state.db.untouched:
+            seen = [store.seen() for store in stores]
+        return report
     finally:
         await state.close()
         await _close_stores(account.name, stores)
+        if not dry_run:
+            _leave_proof(config, account, seen, len(report.mailboxes) if seen else 0)
+
+
+def _leave_proof(
+    config: Config, account: Account, seen: list[dict[str, Any] | None] | None, mailboxes: int
+) -> None:
+    """After a run over ``account`` (its state closed): the proof of a quiet run, for the next
+    run's quiet check (quiet/), where each store's ``seen`` holds; else no proof at all."""
+    from mailtide.state import quiet as proof
+
+    db = state_file(config.general.state_dir, account.name)
+    if seen is not None and None not in seen:
+        sides = [s for s in seen if s is not None]
+        if proof.record(db, config.path, sides, mailboxes):
+            return
+    proof.forget(db)
 
 
 def journal_for(account: Account) -> WriteJournal:
@@ -294,16 +317,13 @@ def _print_report(report: AccountReport, dry_run: bool) -> None:
     if report.error:
         return
     total = [sum(m.copied[s] for m in report.mailboxes) for s in Side]
-    (log.warning if report.failed or report.stranded_lines() else log.info)(
-        "account.done",
-        account=report.name,
-        mailboxes=len(report.mailboxes),
+    account_done(
+        report.name,
+        len(report.mailboxes),
         failed=sum(1 for m in report.mailboxes if m.error),
         stranded=len(report.stranded_lines()),
-        new_remote=total[Side.FAR],
-        new_local=total[Side.NEAR],
-        moved_remote=report.moved[Side.FAR],
-        moved_local=report.moved[Side.NEAR],
+        new=(total[Side.FAR], total[Side.NEAR]),
+        moved=(report.moved[Side.FAR], report.moved[Side.NEAR]),
         dry_run=dry_run,
     )
 

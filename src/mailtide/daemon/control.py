@@ -4,7 +4,8 @@ Each daemon listens on a Unix stream socket of its own, ``<runtime dir>/daemon-<
 where the runtime dir is ``$XDG_RUNTIME_DIR/mailtide`` (else ``<tmp>/mailtide-<uid>``), mode
 0700 and owned by the user; the socket is 0600.  A client asks every socket there (one daemon
 per account under ``mailtide@ACCOUNT.service``, or one for all accounts) and skips the stale
-ones of daemons that are gone.
+ones of daemons that are gone.  The daemon's side is control_server.py: a client (a one-shot
+``mailtide sync`` asking whether a daemon holds its accounts) loads no event loop.
 
 The protocol is one JSON object per line each way:
 
@@ -21,20 +22,17 @@ A report: {"account", "result" ("ok" | "stranded" | "failed" | "stopped"), "usag
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
-
-from mailtide.engine.account import AccountReport
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +77,7 @@ def _no_socket_in_any_tmp() -> bool:
     return True
 
 
-def _private_dir(path: Path) -> Path:
+def private_dir(path: Path) -> Path:
     """``path`` as a directory only this user can enter (refused if someone else owns it)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.lstat()
@@ -88,75 +86,6 @@ def _private_dir(path: Path) -> Path:
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
-
-
-def report_json(report: AccountReport) -> dict[str, Any]:
-    return {
-        "account": report.name,
-        "result": report.result,
-        "usage": report.usage,
-        "failures": report.failures(),
-        "stranded": report.stranded_lines(),
-        "counts": report.totals(),
-    }
-
-
-Handler = Callable[[dict[str, Any]], Any]  # returns the answer (a dict), or an awaitable of it
-
-
-class ControlServer:
-    """Serves ``handler`` on this daemon's socket until ``close``."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.path = _private_dir(runtime_dir()) / f"daemon-{os.getpid()}.sock"
-        self._server: asyncio.base_events.Server | None = None
-
-    async def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            if len(line) > MAX_REQUEST:
-                answer: Any = {"ok": False, "error": "request too long"}
-            else:
-                try:
-                    request = json.loads(line)
-                    if not isinstance(request, dict):
-                        raise ValueError("not an object")
-                except ValueError as exc:
-                    answer = {"ok": False, "error": f"not a JSON request: {exc}"}
-                else:
-                    answer = self.handler(request)
-                    if asyncio.iscoroutine(answer):
-                        answer = await answer
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception as exc:  # a bad request must not take the daemon down
-            log.error("control.failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ import structlog
 
 from mailtide.daemon.account_task import AccountTask
 from mailtide.daemon.clock import watch_resumes
-from mailtide.daemon.control import ControlError, ControlServer, report_json
+from mailtide.daemon.control import ControlError
+from mailtide.daemon.control_server import ControlServer, report_json
 from mailtide.daemon.runner import AccountRunner
 from mailtide.daemon.sdnotify import Notifier, Watchdog
 from mailtide.daemon.status import State

@@ -99,6 +99,17 @@ class AccountReport:
     def failed(self) -> bool:
         return self.error is not None or any(m.error for m in self.mailboxes)
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing done and nothing to say: every mailbox pair found unchanged from its sides'
+        statuses alone (``PairReport.quiet``), no move, no warning, no trouble."""
+        return (
+            bool(self.mailboxes)
+            and all(m.quiet and not m.error and not m.refused for m in self.mailboxes)
+            and not (self.error or self.stopped or self.warnings or self.stranded)
+            and not any(self.moved)
+        )
+
     def failures(self) -> list[str]:
         """One line per failure, naming the account (and the mailbox)."""
         if self.error is not None:

@@ -119,6 +119,8 @@ class PairReport:
     # Of ``copied``, those carried without a body in Gmail's labels mode (a hard link on the
     # local side, a label added on the server), by Side: the side changed.
     linked: list[int] = field(default_factory=lambda: [0, 0])
+    # Found unchanged from each side's status alone (``Prepared.quiet``)
+    quiet: bool = False
 
     def summary(self) -> dict[str, int]:
         return {
@@ -150,6 +152,9 @@ class Prepared:
     digests: tuple[str | None, str | None] = (None, None)
     stamps: tuple[str | None, str | None] = (None, None)
     unchanged: bool = False
+    # Unchanged, as each side's own delta said from its status alone (no listing read, no
+    # cursor written): a later run given the same statuses decides the same (quiet/).
+    quiet: bool = False
 
 
 def _texts() -> Callable[[Flags], str]:
@@ -232,9 +237,9 @@ class PairSync:
             if (status := statuses[side]) is not None
             and mailbox.cursors[side].validity not in (None, status.validity)
         ]
-        if not void and await self._unchanged(mailbox, statuses):
+        if not void and (quiet := await self._unchanged(mailbox, statuses)) is not None:
             self.log.debug("mailbox.unchanged")
-            return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True)
+            return Prepared(mailbox, statuses, False, Plan(), (0, 0), unchanged=True, quiet=quiet)
         changes = None if void else await self._changes(mailbox)
         if changes is not None:
             records, snapshots = await self._changed_only(mailbox, changes)
@@ -369,6 +374,7 @@ class PairSync:
         self._listings.clear()
         self._deltas.clear()
         if prepared.unchanged:
+            self.report.quiet = prepared.quiet
             return self.report
         mailbox, statuses, void, plan = (
             prepared.mailbox,
@@ -466,34 +472,38 @@ class PairSync:
 
     async def _unchanged(
         self, mailbox: MailboxState, statuses: Sequence[MailboxStatus | None]
-    ) -> bool:
+    ) -> bool | None:
         """Quick mode: both sides provably as the last complete sync left them, so the plan is
         empty without loading a record.  A side that can tell says so with an empty delta (a
         Maildir: by the stamp it had when its listing last matched the records); any other
         side's full listing must hash as it did then (and its stamp now is recorded, so the
-        next run need not list it)."""
+        next run need not list it).  None when not unchanged; else whether it was quiet: both
+        sides' deltas said so and no cursor was written (``Prepared.quiet``)."""
         if self.options.mode != "quick":
-            return False
+            return None
         restamped = list(mailbox.cursors)
+        listed = False
         for side in SIDES:
             cursor = mailbox.cursors[side]
             status = statuses[side]
             if self.boxes[side] is None or status is None or cursor.validity is None:
-                return False
+                return None
             delta = await self._delta(side, cursor)
             if delta is not None:
                 if delta.changed or delta.vanished:
-                    return False
-            elif cursor.digest is None or (await self._listing(side)).digest() != cursor.digest:
-                return False
-            elif status.stamp is not None:
+                    return None
+                continue
+            listed = True
+            if cursor.digest is None or (await self._listing(side)).digest() != cursor.digest:
+                return None
+            if status.stamp is not None:
                 restamped[side] = dataclasses.replace(cursor, stamp=status.stamp)
         if restamped != list(mailbox.cursors) and not self.options.dry_run:
             # Not a durable step of the run: whether a stamp can be taken depends on the clock
             # (the same-second rule), and a crash on either side of this write costs only a
             # listing next time; so the steps a run counts stay the same from run to run.
             await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
-        return True
+        return not listed
 
     async def _snapshot(
         self, side: Side, mailbox: MailboxState, records: list[Record]

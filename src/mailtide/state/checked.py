@@ -23,7 +23,8 @@ def _mark(db: Path) -> Path:
     return db.with_name(db.name + ".checked")
 
 
-def _signature(db: Path) -> str | None:
+def signature(db: Path) -> str | None:
+    """The file's device, inode, size, modification and change times (None: no file)."""
     try:
         st = os.stat(db)
     except OSError:
@@ -40,14 +41,22 @@ def unchanged_since_closed(db: Path) -> bool:
         return False
     with contextlib.suppress(OSError):
         mark.unlink()
+    return recorded == settled_signature(db)
+
+
+def settled_signature(db: Path) -> str | None:
+    """``signature(db)`` when its WAL holds nothing (the file is all there is); else None."""
     wal = db.with_name(db.name + "-wal")
-    return recorded == _signature(db) and not (wal.exists() and wal.stat().st_size)
+    with contextlib.suppress(FileNotFoundError):
+        if wal.stat().st_size:
+            return None
+    return signature(db)
 
 
 def closed_cleanly(db: Path) -> None:
     """Record that mailtide closed ``db`` (the database closed, its WAL checkpointed)."""
-    signature = _signature(db)
-    if signature is None:
+    now = signature(db)
+    if now is None:
         return
     mark = _mark(db)
     staged = mark.with_name(mark.name + ".tmp")
@@ -55,5 +64,5 @@ def closed_cleanly(db: Path) -> None:
         staged.unlink()  # left by a run killed here
     with contextlib.suppress(OSError):  # no mark: the next open checks, as without one
         with create_file(str(staged)) as f:
-            f.write(signature.encode())
+            f.write(now.encode())
         os.replace(staged, mark)

@@ -14,7 +14,6 @@ survives a crash or a power cut before the side effect it announces.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import time
@@ -24,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
-from mailtide.private import FILE_MODE, make_dirs, touch_file
+from mailtide.private import make_dirs, touch_file
 from mailtide.state.checked import closed_cleanly, unchanged_since_closed
+from mailtide.state.lock import StateError as StateError
+from mailtide.state.lock import lock_account, state_file
 
 SCHEMA_VERSION = 6
 
@@ -118,10 +119,6 @@ IDS_PER_QUERY = 500  # ids looked up in one statement (SQLite allows 32,766 para
 
 
 _ALL_MAIL = "gmail_all_mail"  # the meta key of Gmail's All Mail cursor (labels mode)
-
-
-class StateError(Exception):
-    """The state database cannot be used (the message is for the user)."""
 
 
 class CorruptState(StateError):
@@ -242,6 +239,9 @@ class StateDB:
             raise
         self._depth = 0
         self._lock: int | None = None
+        # Rows written by the time it was open: a run that wrote none since left the state as
+        # it found it (``untouched``).
+        self._changes_at_open = self._db.total_changes
 
     def _migrate(self, version: int) -> None:
         while version < SCHEMA_VERSION:
@@ -264,10 +264,10 @@ class StateDB:
 
         A dry run of an account that has no state yet gets an empty one in memory, so that it
         leaves nothing on disk."""
-        path = Path(state_dir) / f"{account}.sqlite"
+        path = state_file(state_dir, account)
         if dry_run and not path.exists():
             return cls(Path(":memory:"))
-        lock = _lock(path.with_suffix(".lock"))
+        lock = lock_account(path)
         try:
             if not path.exists():
                 # A WAL without its database would be replayed into the new, empty one.
@@ -291,6 +291,12 @@ class StateDB:
             raise
         db._lock = lock
         return db
+
+    @property
+    def untouched(self) -> bool:
+        """Whether no row was written since the database was opened (its schema brought up to
+        date then does not count)."""
+        return self._db.total_changes == self._changes_at_open
 
     def close(self) -> None:
         self._db.close()
@@ -786,30 +792,6 @@ def _move_aside(path: Path, why: str) -> Path:
                 f"state database {path} is damaged and cannot be moved aside: {exc}"
             ) from exc
     return aside
-
-
-def _lock(path: Path) -> int:
-    """An exclusive flock on ``path`` (held until the descriptor is closed), or StateError.
-
-    The error does not name the account: every account failure is reported after
-    "account NAME: " already."""
-    try:
-        make_dirs(str(path.parent))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    except OSError as exc:
-        raise StateError(f"state directory {path.parent} cannot be used: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip()
-        os.close(fd)
-        who = f"another mailtide (pid {holder})" if holder.isdigit() else "another mailtide"
-        raise StateError(
-            f"{who} is already syncing this account; try again when it has finished"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def _sides_bits(sides: Iterable[Side]) -> int:

@@ -19,7 +19,7 @@ import bisect
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 
@@ -303,6 +303,13 @@ class Store(Protocol):
     @property
     def refused(self) -> list[tuple[str, str]]:
         """(raw name, reason) for folders the last ``list_folders`` could not map safely."""
+        ...
+
+    def seen(self) -> dict[str, Any] | None:
+        """What this run read that its decisions rest on, when a sync that found nothing to
+        do may be proven again by reading it alone (the quiet check, quiet/): JSON values,
+        ``kind`` naming the store.  None when the decisions rest on more (a listing, a SELECT)
+        or the store wrote."""
         ...
 
     def check_name(self, name: str) -> None:

@@ -50,6 +50,7 @@ from mailtide.stores.imap.protocol import (
     OnUntagged,
     ProtocolError,
 )
+from mailtide.stores.imap.seen import enable_wanted
 from mailtide.stores.imap.special_use import LeftOut
 from mailtide.stores.imap.tls import (
     greeting_wait,
@@ -60,7 +61,7 @@ from mailtide.stores.imap.tls import (
     wants_plain,
 )
 from mailtide.stores.imap.tls_trust import TlsTrust, TlsVersion, check_pin, tls_context
-from mailtide.stores.imap.wire import Part, Secret
+from mailtide.stores.imap.wire import Part, Secret, quote_astring
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,7 @@ class ImapClient:
         self.protocol: ImapProtocol | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.enabled: frozenset[str] = frozenset()
+        self.commands = 0  # sent on this connection (the quiet check: imap/seen.py)
         self.user: str | None = None  # who logged in (None before, or after PREAUTH)
 
     # -- connect --------------------------------------------------------------------
@@ -333,17 +335,16 @@ class ImapClient:
 
     async def _enable(self) -> None:
         """QRESYNC (else CONDSTORE) where the server has them."""
-        if "ENABLE" in self.capabilities:
-            wanted = "QRESYNC" if "QRESYNC" in self.capabilities else "CONDSTORE"
-            if wanted in self.capabilities:
-                done = await self.run("ENABLE", wanted, check=False)
-                enabled = {
-                    w.upper()
-                    for u in done.untagged
-                    if u.kind == "ENABLED"
-                    for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
-                }
-                self.enabled = frozenset(enabled)
+        wanted = enable_wanted(self.capabilities)
+        if wanted is not None:
+            done = await self.run("ENABLE", wanted, check=False)
+            enabled = {
+                w.upper()
+                for u in done.untagged
+                if u.kind == "ENABLED"
+                for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
+            }
+            self.enabled = frozenset(enabled)
 
     async def _greeting(self, protocol: ImapProtocol) -> RawResponse:
         """The server's greeting.  Without implicit TLS, a port that stays silent for
@@ -452,6 +453,7 @@ class ImapClient:
         """``command`` on this connection, its failures as ``StoreError``s."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
+        self.commands += 1
         with self._translated():
             return await command(self.protocol)
 
@@ -543,10 +545,3 @@ class ImapClient:
         protocol.closing = True  # going away on purpose: no warning
         if protocol.transport is not None:
             protocol.transport.abort()
-
-
-def quote_astring(text: str) -> str:
-    """An IMAP quoted string (the text must not hold CR, LF or NUL)."""
-    if any(c in text for c in "\r\n\0"):
-        raise StoreError("CR, LF or NUL in an IMAP string argument")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

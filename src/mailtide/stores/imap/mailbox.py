@@ -32,7 +32,7 @@ from mailtide.stores.base import (
     StoreError,
 )
 from mailtide.stores.imap import gmail, gmail_keywords, wire
-from mailtide.stores.imap.client import ImapClient, quote_astring
+from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.copyuid import copied_uids
 from mailtide.stores.imap.parse import (
     ParseError,
@@ -47,8 +47,9 @@ from mailtide.stores.imap.parse import (
     text_of,
 )
 from mailtide.stores.imap.protocol import Done, OnUntagged, ProtocolError
+from mailtide.stores.imap.seen import status_items
 from mailtide.stores.imap.sizes import KnownSizes
-from mailtide.stores.imap.wire import Literal
+from mailtide.stores.imap.wire import Literal, quote_astring
 
 log = structlog.get_logger(__name__)
 
@@ -106,13 +107,6 @@ def vanished_of(u: Untagged) -> tuple[bool, list[tuple[int, int]]]:
     if earlier:
         value = t.value()
     return earlier, uid_ranges(text_of(value))
-
-
-def status_items(capabilities: frozenset[str]) -> str:
-    """The STATUS items a sync needs (HIGHESTMODSEQ where the server has CONDSTORE)."""
-    return "UIDVALIDITY UIDNEXT MESSAGES" + (
-        " HIGHESTMODSEQ" if "CONDSTORE" in capabilities else ""
-    )
 
 
 def status_of(u: Untagged) -> tuple[Value, dict[str, int]]:

@@ -17,6 +17,7 @@ from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox
 from mailtide.stores.base import FolderInfo, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.seen import response_bytes
 from mailtide.stores.imap.special_use import special_use_of
 
 log = structlog.get_logger(__name__)
@@ -95,9 +96,9 @@ class FolderNames:
         )
 
 
-async def read_namespace(client: ImapClient) -> FolderNames:
+async def read_namespace(client: ImapClient, seen: list[bytes | None] | None = None) -> FolderNames:
     """The personal namespace the server announces (NAMESPACE, where it has it), else the
-    default: no prefix, "/"."""
+    default: no prefix, "/".  ``seen`` gets each NAMESPACE answer (imap/seen.py)."""
     if "NAMESPACE" not in client.capabilities:
         return FolderNames()
     done = await client.run("NAMESPACE", check=False)
@@ -105,6 +106,8 @@ async def read_namespace(client: ImapClient) -> FolderNames:
     for u in done.untagged:
         if u.kind != "NAMESPACE":
             continue
+        if seen is not None:
+            seen.append(response_bytes(u.raw.lines, u.raw.literals))
         try:
             personal = u.tokens().value()
             if isinstance(personal, list) and personal and isinstance(personal[0], list):

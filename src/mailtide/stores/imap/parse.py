@@ -19,7 +19,6 @@ hostile server must cost the response, never the process.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -82,6 +81,8 @@ class SpooledLiteral:
         return os.pread(self._file.fileno(), count, offset)
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        import asyncio  # here: the parser itself serves blocking callers too (quiet/)
+
         for offset in range(0, self.filled, CHUNK):
             yield await asyncio.to_thread(self.read, offset, min(CHUNK, self.filled - offset))
 

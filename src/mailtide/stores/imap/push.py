@@ -35,14 +35,16 @@ import structlog
 
 from mailtide.core.names import BadFolderName
 from mailtide.stores.base import StoreError
-from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
-from mailtide.stores.imap.mailbox import status_items, status_of
+from mailtide.stores.imap.client import ImapClient, ImapSettings
+from mailtide.stores.imap.mailbox import status_of
 from mailtide.stores.imap.names import FolderNames, read_namespace
 from mailtide.stores.imap.notify_counters import MailboxCounters
 from mailtide.stores.imap.notify_names import WatchedNames, sent_name
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 from mailtide.stores.imap.protocol import IdleEnd
+from mailtide.stores.imap.seen import status_items
 from mailtide.stores.imap.special_use import LeftOut
+from mailtide.stores.imap.wire import quote_astring
 
 log = structlog.get_logger(__name__)
 

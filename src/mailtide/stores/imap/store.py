@@ -11,18 +11,21 @@ import asyncio
 import contextlib
 import functools
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
 from mailtide.core.names import BadFolderName, is_inbox, parents
 from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
 from mailtide.stores.imap import gmail
-from mailtide.stores.imap.client import ImapClient, ImapSettings, quote_astring
-from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_items, status_of
+from mailtide.stores.imap.client import ImapClient, ImapSettings
+from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_of
 from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.seen import KINDS, answers, list_returns, response_bytes
 from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.special_use import ALL_MAIL
+from mailtide.stores.imap.wire import quote_astring
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +70,13 @@ class ImapStore:
         # ... and those of earlier runs (a daemon holds its connections between syncs): a
         # later run's open of that mailbox goes on in the same session (``_resumed``).
         self._earlier: dict[int, tuple[ImapClient, str, Selection]] = {}
+        # What this run's decisions may rest on (imap/seen.py): the answers to NAMESPACE and
+        # to the folder LIST (None for one that cannot be kept), the connections made, and
+        # the commands the store's own had sent when the LIST was answered.
+        self._namespace_seen: list[bytes | None] = []
+        self._listed_seen: list[bytes | None] | None = None
+        self._connections = 0
+        self._commands_at_list = 0
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -80,6 +90,7 @@ class ImapStore:
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings)
+        self._connections += 1
         await client.connect()
         return client
 
@@ -96,7 +107,8 @@ class ImapStore:
         if client is not None:
             await client.close()
         client = await self._new_client()
-        self.names = await read_namespace(client)
+        self._namespace_seen = []
+        self.names = await read_namespace(client, self._namespace_seen)
         self._client = client
         return client
 
@@ -135,6 +147,10 @@ class ImapStore:
         self._earlier.update(self._selections)
         self._selections = {}
         self._writes_at_list = self._writes
+        self._commands_at_list = client.commands
+        self._listed_seen = [
+            response_bytes(u.raw.lines, u.raw.literals) for u in done.untagged if u.kind in KINDS
+        ]
         for u in done.untagged:
             if u.kind == "STATUS":
                 self._remember_status(u)
@@ -166,6 +182,32 @@ class ImapStore:
             replace(f, identity=s.validity) if (s := self._listed.get(f.name)) else f
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
+
+    def seen(self) -> dict[str, Any] | None:
+        """What this run's decisions rest on, for the quiet check (quiet/): the answers to
+        NAMESPACE and the folder LIST (imap/seen.py), where nothing else was read and nothing
+        written: one connection made (the store's own), no command on it since the LIST, no
+        write.  Else None."""
+        client = self._client
+        read = [*self._namespace_seen, *(self._listed_seen or [None])]
+        if (
+            client is None
+            or self._connections != 1
+            or self._writes
+            or self._refused
+            or client.commands != self._commands_at_list
+            or None in read
+        ):
+            return None
+        return {
+            "kind": "imap",
+            "answers": answers(
+                client.capabilities,
+                client.enabled,
+                [a for a in self._namespace_seen if a is not None],
+                [a for a in self._listed_seen or [] if a is not None],
+            ),
+        }
 
     def special_uses(self) -> dict[str, str]:
         """The special use of each folder the last ``list_folders`` listed (canonical names),
@@ -490,14 +532,3 @@ class ImapStore:
         presumed dead: waiting for their answers would only delay the next sync)."""
         for client in self._let_go():
             client.drop()
-
-
-def list_returns(capabilities: frozenset[str]) -> list[str]:
-    """What the folder LIST asks for beyond names: the STATUS of each (LIST-STATUS), and
-    the special-use attributes, which an extended LIST (Dovecot's) leaves out unless asked."""
-    returns = []
-    if "SPECIAL-USE" in capabilities and "LIST-EXTENDED" in capabilities:
-        returns.append("SPECIAL-USE")
-    if "LIST-STATUS" in capabilities:
-        returns.append(f"STATUS ({status_items(capabilities)})")
-    return [f"RETURN ({' '.join(returns)})"] if returns else []

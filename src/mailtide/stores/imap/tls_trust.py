@@ -93,7 +93,9 @@ def _unloadable(cert: str, key: str | None, e: ssl.SSLError) -> str:
     return f"cannot use the client certificate {cert} with the key {key or cert}: {e.reason or e}"
 
 
-def check_pin(trust: TlsTrust, ssl_object: ssl.SSLObject | None, where: str) -> None:
+def check_pin(
+    trust: TlsTrust, ssl_object: ssl.SSLObject | ssl.SSLSocket | None, where: str
+) -> None:
     """Raise ``PinMismatch`` unless the server's certificate has the pinned fingerprint."""
     if trust.fingerprint is None:
         return

@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from mailtide.stores.base import StoreError
 from mailtide.stores.imap.parse import RawResponse
 
 SECRET_MARKER = "<redacted>"
@@ -119,3 +120,10 @@ def _cut(text: str) -> str:
     if len(text) <= MAX_SHOWN:
         return text
     return f"{text[:MAX_SHOWN]}… ({len(text):,} characters)"
+
+
+def quote_astring(text: str) -> str:
+    """An IMAP quoted string (the text must not hold CR, LF or NUL)."""
+    if any(c in text for c in "\r\n\0"):
+        raise StoreError("CR, LF or NUL in an IMAP string argument")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -22,7 +22,7 @@ from mailtide.stores.base import StoreError
 from mailtide.stores.maildir.durability import fsync_dir
 from mailtide.stores.maildir.layout import SUBFOLDER_MARKER
 
-# mailtide's own files in a folder (mailbox.FOLDER_ID_FILE, flags.KEYWORDS_FILE), removed with it
+# mailtide's own files in a folder (folder_id.FOLDER_ID_FILE, flags.KEYWORDS_FILE), removed with it
 OWN_FILES = (".mailtide-id", "dovecot-keywords", SUBFOLDER_MARKER)
 
 

@@ -50,7 +50,6 @@ import structlog
 
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, Listing, MessageInfo
-from mailtide.private import create_file
 from mailtide.stores.base import (
     Body,
     BytesBody,
@@ -74,13 +73,12 @@ from mailtide.stores.maildir.delivery import (
     Staged,
 )
 from mailtide.stores.maildir.duplicates import give_fresh_names
-from mailtide.stores.maildir.durability import fsync_dir, fsync_dirs
+from mailtide.stores.maildir.durability import fsync_dirs
 from mailtide.stores.maildir.filenames import (
     INFO,
     full_name,
     new_unique,
     split_name,
-    temp_path,
 )
 from mailtide.stores.maildir.flags import (
     Keywords,
@@ -92,18 +90,17 @@ from mailtide.stores.maildir.flags import (
     unnamed_letters,
     unstorable,
 )
+from mailtide.stores.maildir.folder_id import folder_id
 from mailtide.stores.maildir.journal import FileChange, WriteJournal
 from mailtide.stores.maildir.leftovers import clear_tmp
 from mailtide.stores.maildir.listing import (
     Clash,
     Entry,
     ListedSizes,
-    NotARegularFile,
     find_by_names,
     find_files,
     list_folder,
     open_regular,
-    read_regular,
 )
 from mailtide.stores.maildir.stamp import folder_stamp
 from mailtide.stores.maildir.witness import Unwritten, Witness
@@ -116,7 +113,6 @@ SMALL_BODY = 256 << 10  # bodies up to this size are gathered in memory and writ
 BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
 STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
-FOLDER_ID_FILE = ".mailtide-id"
 
 
 class DeliveryError(MailboxError):
@@ -156,10 +152,13 @@ class MaildirMailbox:
         read_only: bool = False,
         journal: WriteJournal | None = None,
         locate: Callable[[str], str] | None = None,
+        on_status: Callable[[str, MailboxStatus], None] | None = None,
     ) -> None:
-        """``locate``: the directory of another folder of the tree, by canonical name."""
+        """``locate``: the directory of another folder of the tree, by canonical name.
+        ``on_status``: told of each status read (the folder's directory, the status)."""
         self.name = name
         self._locate = locate
+        self._on_status = on_status
         self.journal = journal or WriteJournal(keep=False)
         # this open's own writes (not a duplicate's new name, made while listing), told to
         # the witness of its writes
@@ -324,6 +323,8 @@ class MaildirMailbox:
         validity = folder_id(self.path, create=not self.read_only)
         # No listing here: the stamp says whether one is needed (the count is left unknown).
         self._status_seen = MailboxStatus(validity=validity, stamp=folder_stamp(self.path))
+        if self._on_status is not None:
+            self._on_status(self.path, self._status_seen)
         return self._status_seen
 
     def _clear_tmp(self) -> None:
@@ -1027,56 +1028,3 @@ def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
     prefix = LfToCrlf().feed(bytes(body))
     head = found if found is not None else bytes(header)
     return identity_of(head, size + extra, prefix)
-
-
-def folder_id(folder: str, create: bool = True) -> str:
-    """The folder's own id, kept in ``<folder>/.mailtide-id``; created atomically when missing
-    (unless not ``create``: then "" stands for the id a write would make).
-
-    A new id (the folder was deleted and made again) voids every message id
-    the folder gave before, like a new UIDVALIDITY.
-    """
-    path = os.path.join(folder, FOLDER_ID_FILE)
-    existing: str | None = None
-    try:
-        existing = read_regular(path).decode("ascii", "replace").strip()
-        if existing:
-            return existing
-    except NotARegularFile as err:
-        raise MailboxError(
-            f"{path} is not a regular file (a symbolic link or a FIFO?): remove it, and "
-            "mailtide writes the folder's id anew"
-        ) from err
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        raise MailboxError(f"cannot read {path}: {err}") from err
-    if not create:
-        return ""
-    import secrets  # only to make a folder's id (issue 12: it loads hmac and hashlib)
-
-    token = secrets.token_hex(16)
-    tmp = ""
-    try:
-        tmp = temp_path(folder)
-        with create_file(tmp) as f:
-            f.write(f"{token}\n".encode("ascii"))
-            f.flush()
-            os.fsync(f.fileno())
-        if existing is not None:  # an empty (damaged) id file: replace it
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # never replaces an id another process wrote meanwhile
-            except FileExistsError:
-                return read_regular(path).decode("ascii", "replace").strip() or token
-            except OSError:
-                os.replace(tmp, path)  # a file system without hard links
-        fsync_dir(folder)
-    except OSError as err:
-        raise MailboxError(f"cannot create {path}: {err}") from err
-    finally:
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return token

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import structlog
 
 from mailtide.core.names import is_inbox
 from mailtide.private import make_dirs, touch_file
-from mailtide.stores.base import FolderInfo, MailboxError, StoreError, UnsafeFolderName
+from mailtide.stores.base import (
+    FolderInfo,
+    MailboxError,
+    MailboxStatus,
+    StoreError,
+    UnsafeFolderName,
+)
+from mailtide.stores.maildir import seen
 from mailtide.stores.maildir.delivery import DEFAULT_DURABILITY, Durability
 from mailtide.stores.maildir.durability import fsync_dir
+from mailtide.stores.maildir.folder_id import folder_id
 from mailtide.stores.maildir.folder_ops import remove_empty_folder, rename_dir
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.layout import (
@@ -26,7 +35,7 @@ from mailtide.stores.maildir.layout import (
     layout_for,
     normalized,
 )
-from mailtide.stores.maildir.mailbox import MaildirMailbox, folder_id
+from mailtide.stores.maildir.mailbox import MaildirMailbox
 from mailtide.stores.maildir.settings import MaildirSettings
 from mailtide.stores.maildir.survey import survey_root
 
@@ -52,6 +61,12 @@ class MaildirStore:
         self._layout = layout_for(settings.layout)
         self._durability: Durability = durability
         self._refused: list[tuple[str, str]] = []
+        # What this run's decisions may rest on (seen.py): the root as the last scan resolved
+        # it and the folders it found, each opened folder's id and stamp (None where two
+        # reads differed), and whether the tree was changed.
+        self._scanned: tuple[str, list[str]] | None = None
+        self._opened: dict[str, tuple[str, str | None] | None] = {}
+        self._tree_changed = False
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -107,6 +122,7 @@ class MaildirStore:
         root = await asyncio.to_thread(self._checked_root)
         listing = await asyncio.to_thread(self._layout.scan, root)
         self._refused = listing.refused
+        self._scanned = None if listing.refused else (root, list(listing.folders))
         for raw, reason in listing.refused:
             log.warning("maildir.folder_refused", root=self.root, folder=raw, reason=reason)
         return await asyncio.to_thread(
@@ -126,6 +142,7 @@ class MaildirStore:
 
     async def rename_folder(self, old: str, new: str) -> None:
         """One directory rename (maildir++: the subfolders' too); see folder_ops.py."""
+        self._tree_changed = True
         if self.read_only:
             raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         await asyncio.to_thread(self._rename_folder, old, new)
@@ -151,6 +168,7 @@ class MaildirStore:
         log.debug("maildir.folder_renamed", old=old, new=new)
 
     async def delete_folder(self, name: str) -> None:
+        self._tree_changed = True
         if self.read_only:
             raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         if is_inbox(name):
@@ -181,6 +199,7 @@ class MaildirStore:
     async def create_folder(self, name: str) -> None:
         """Create the folder (cur/, new/, tmp/; parents as plain directories) durably; what
         it creates is 0700."""
+        self._tree_changed = True
         if self.read_only:
             raise StoreError(f"Maildir {self.root} is open read-only (dry run)")
         await asyncio.to_thread(self._create_folder, name)
@@ -220,7 +239,24 @@ class MaildirStore:
             self.read_only,
             self.journal,
             locate=self.folder_path,
+            on_status=self._saw_status,
         )
+
+    def _saw_status(self, path: str, status: MailboxStatus) -> None:
+        now = (status.validity, status.stamp)
+        self._opened[path] = now if self._opened.get(path, now) == now else None
+
+    def seen(self) -> dict[str, Any] | None:
+        """What this run's decisions rest on, for the quiet check (quiet/): the root, its
+        folders and each opened folder's id and stamp (seen.py), when the tree was not changed
+        and every stamp proved something.  Else None."""
+        if self._scanned is None or self._tree_changed:
+            return None
+        opened = {path: seen for path, seen in self._opened.items() if seen is not None}
+        if len(opened) != len(self._opened):
+            return None
+        root, folders = self._scanned
+        return seen.facts(self.root, root, self.settings.layout, folders, opened)
 
     async def special_folder(self, use: str) -> str | None:
         """A Maildir marks no folder with a special use."""

@@ -1,0 +1,120 @@
+"""The quiet check itself (see the package doc): whether an account is as its last quiet run
+left it, read without the engine and without an event loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
+from mailtide.state import quiet as proof
+from mailtide.state.lock import StateError, lock_account, state_file
+from mailtide.ui.log import register_secret
+
+if TYPE_CHECKING:
+    from mailtide.stores.imap.credentials import Credentials
+    from mailtide.stores.imap.probe import Server
+
+log = structlog.get_logger(__name__)
+
+
+def quiet_mailboxes(config: Config, account: Account) -> int | None:
+    """The number of mailbox pairs of ``account`` when it is as its last quiet run left it
+    (a sync would do nothing), else None: the sync runs as usual."""
+    if _not_covered(account):
+        return None
+    db = state_file(config.general.state_dir, account.name)
+    recorded = proof.read(db)
+    if recorded is None or proof.signatures(db, config.path) != (
+        recorded.code,
+        recorded.config,
+        recorded.state,
+    ):
+        return None
+    try:
+        lock = lock_account(db)
+    except StateError:
+        return None  # another mailtide syncs it: the sync says so
+    try:
+        if proof.signatures(db, config.path) != (recorded.code, recorded.config, recorded.state):
+            return None  # a run ended while the lock was taken
+        for facts, repo in zip(recorded.sides, (account.remote, account.local), strict=True):
+            if not _still(facts, repo):
+                return None
+    finally:
+        os.close(lock)
+    return recorded.mailboxes
+
+
+def _not_covered(account: Account) -> bool:
+    """Whether the check leaves the account to the engine whatever its state (package doc)."""
+    hooks = account.hooks
+    if hooks.presync or hooks.postsync or hooks.newmail:
+        return True
+    for repo in (account.remote, account.local):
+        if isinstance(repo, ImapRepository) and (repo.kind != "imap" or repo.gmail_labels):
+            return True
+    return False
+
+
+def _still(facts: Mapping[str, Any], repo: Repository) -> bool:
+    """Whether the store of ``repo`` reads now what ``facts`` say it read."""
+    kind = facts.get("kind")
+    if kind == "maildir" and isinstance(repo, MaildirRepository):
+        from mailtide.stores.maildir import seen
+
+        return facts.get("root") == os.path.expanduser(str(repo.path)) and seen.still(facts)
+    if kind == "imap" and isinstance(repo, ImapRepository):
+        from mailtide.stores.imap.probe import Unavailable, answers_now
+
+        try:
+            return answers_now(_server(repo), _credentials(repo)) == facts.get("answers")
+        except Unavailable as e:
+            log.debug("quiet.unavailable", reason=str(e))
+            return False
+    return False
+    return False
+
+
+def _server(repo: ImapRepository) -> Server:
+    """Where and how the store of ``repo`` connects (as ``wiring.imap_settings`` has it)."""
+    from mailtide.stores.imap.probe import Server
+
+    trust = None
+    if repo.tls != "none":
+        from mailtide.stores.imap.tls_trust import TlsTrust
+
+        trust = TlsTrust(
+            str(repo.ca_file) if repo.ca_file else None,
+            repo.tls_min_version,
+            str(repo.client_cert) if repo.client_cert else None,
+            str(repo.client_key) if repo.client_key else None,
+            repo.cert_fingerprint,
+        )
+    return Server(repo.host, repo.port, repo.tls, repo.timeout, trust)
+
+
+def _credentials(repo: ImapRepository) -> Credentials:
+    """The password, where its source gives it without waiting (the config, a file, netrc, a
+    systemd credential); ``Unavailable`` for the others and for a source that fails (the
+    sync then says why)."""
+    from mailtide.stores.imap.credentials import Credentials
+    from mailtide.stores.imap.probe import Unavailable
+
+    if repo.oauth2 is not None or repo.password_command or repo.keyring:
+        raise Unavailable("the credentials come from a command, the keyring or OAuth2")
+    from mailtide.auth.password import password_source
+
+    source = password_source(repo).password()
+    try:
+        source.send(None)
+    except StopIteration as done:
+        register_secret(done.value)
+        return Credentials(repo.user, done.value)
+    except Exception as e:
+        raise Unavailable(f"no password: {type(e).__name__}") from None
+    source.close()
+    raise Unavailable("the password source waits")

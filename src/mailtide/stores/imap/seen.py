@@ -1,0 +1,85 @@
+"""What an IMAP store reads before a sync decides a mailbox is unchanged, kept as it was read
+for the quiet check (quiet/) to compare: the capabilities, what was enabled, and the untagged
+answers to NAMESPACE and to the folder LIST with each folder's STATUS (LIST-STATUS).
+
+A quick sync decides a mailbox of a QRESYNC or CONDSTORE server is unchanged from its STATUS
+alone (UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ); which folders there are, and what they
+are called, comes from the same LIST and from NAMESPACE.  Two sessions that get the same bytes
+for these answers were given the same input, whatever the answers mean.  This module parses
+nothing and does no I/O: the store (store.py) and the quiet check's blocking probe each feed
+it the responses they read, framed alike (lines without their CRLF, literals as bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+# The untagged answers a quiet sync's decisions rest on (the rest, such as "* OK", are not)
+KINDS = frozenset({"NAMESPACE", "LIST", "STATUS"})
+
+
+def status_items(capabilities: frozenset[str]) -> str:
+    """The STATUS items a sync needs (HIGHESTMODSEQ where the server has CONDSTORE)."""
+    return "UIDVALIDITY UIDNEXT MESSAGES" + (
+        " HIGHESTMODSEQ" if "CONDSTORE" in capabilities else ""
+    )
+
+
+def list_returns(capabilities: frozenset[str]) -> list[str]:
+    """What the folder LIST asks for beyond names: the STATUS of each (LIST-STATUS), and
+    the special-use attributes, which an extended LIST (Dovecot's) leaves out unless asked."""
+    returns = []
+    if "SPECIAL-USE" in capabilities and "LIST-EXTENDED" in capabilities:
+        returns.append("SPECIAL-USE")
+    if "LIST-STATUS" in capabilities:
+        returns.append(f"STATUS ({status_items(capabilities)})")
+    return [f"RETURN ({' '.join(returns)})"] if returns else []
+
+
+def enable_wanted(capabilities: frozenset[str]) -> str | None:
+    """What a session ENABLEs: QRESYNC (else CONDSTORE) where the server has it."""
+    if "ENABLE" not in capabilities:
+        return None
+    wanted = "QRESYNC" if "QRESYNC" in capabilities else "CONDSTORE"
+    return wanted if wanted in capabilities else None
+
+
+def kind_of(first_line: bytes) -> str:
+    """The kind of an untagged response (``* LIST ...`` -> "LIST"; "" for anything else)."""
+    if not first_line.startswith(b"* "):
+        return ""
+    word = first_line[2:].split(b" ", 1)[0]
+    return word.decode("ascii", "replace").upper() if word.isalpha() else ""
+
+
+def response_bytes(lines: Sequence[bytes], literals: Sequence[object]) -> bytes | None:
+    """One response as one string of bytes: each line, then the literal it announced; None
+    for a response with a literal kept on disk (a message, never a folder's name)."""
+    parts = []
+    for i, line in enumerate(lines):
+        parts.append(line)
+        if i < len(literals):
+            literal = literals[i]
+            if not isinstance(literal, bytes | bytearray):
+                return None
+            parts.append(b"\r\n" + bytes(literal))
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def answers(
+    capabilities: Iterable[str],
+    enabled: Iterable[str],
+    namespace: Iterable[bytes],
+    listed: Iterable[bytes],
+) -> list[str]:
+    """One session's answers as JSON strings (each byte a character: nothing is decoded, so
+    nothing is lost), ``namespace`` and ``listed`` as ``response_bytes`` gives them; the order
+    the server listed folders in does not count."""
+    return [
+        " ".join(sorted(capabilities)),
+        " ".join(sorted(enabled)),
+        *(answer.decode("latin-1") for answer in namespace),
+        "--",
+        *sorted(answer.decode("latin-1") for answer in listed),
+    ]

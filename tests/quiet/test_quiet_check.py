@@ -1,0 +1,232 @@
+"""The quiet check (mailtide/quiet/): a ``mailtide sync`` of an account that is as its last
+quiet run left it ends before the engine loads, and any change on either side, to the
+configuration, the state or the credentials makes the sync run as usual and carry it.
+
+Through the real Dovecot and the real command line (a forked ``mailtide sync``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import imap_helpers as srv
+import maildir_helpers as loc
+from dovecot import Dovecot, ImapAccount
+from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, write_config
+from mailtide.stores.maildir.stamp import folder_stamp
+
+FOLDERS = ("INBOX", "Archive")
+
+
+@dataclass
+class Quiet:
+    """An account whose last run was quiet: the next sync may end at the quiet check."""
+
+    setup: Setup
+    config: Path
+
+    @property
+    def proof(self) -> Path:
+        return self.setup.config.general.state_dir / "test.sqlite.quiet"
+
+    def folder(self, name: str) -> Path:
+        return loc.folder_dir(self.setup.root, self.setup.layout, name)
+
+
+def ended_quietly(output: str) -> bool:
+    return "event=account.quiet" in output
+
+
+def sync(q: Quiet, *args: str) -> str:
+    code, output = run_sync(q.config, None, True, *args)
+    assert code == 0, output
+    return output
+
+
+def provable(q: Quiet) -> None:
+    """Wait until every folder's times can prove it unchanged (the suite takes every file
+    system to keep whole seconds: at most a second or two)."""
+    deadline = time.monotonic() + 5
+    while any(folder_stamp(str(q.folder(f))) is None for f in FOLDERS):
+        assert time.monotonic() < deadline, "a folder kept changing"
+        time.sleep(0.05)
+
+
+def quieted(q: Quiet) -> None:
+    """Synced until a run was quiet: the first run carries everything, the next records the
+    folders' stamps (they prove nothing within the second of its writes), the third finds
+    nothing to do and leaves the proof."""
+    for _ in range(3):
+        sync(q)
+        provable(q)
+    assert q.proof.exists()
+
+
+def quiet_account(imap_account: ImapAccount, tmp_path: Path) -> Quiet:
+    """An account with a message in each of ``FOLDERS``, synced until a run was quiet."""
+    setup = make_setup(imap_account, tmp_path)
+    for i, folder in enumerate(FOLDERS):
+        srv.append(imap_account, folder, srv.make_message(i, folder), ["\\Seen"])
+    q = Quiet(setup, write_config(setup))
+    quieted(q)
+    return q
+
+
+@pytest.fixture
+def quiet(imap_account: ImapAccount, tmp_path: Path) -> Quiet:
+    return quiet_account(imap_account, tmp_path)
+
+
+def test_a_sync_after_a_quiet_run_ends_at_the_check_with_the_same_report(quiet: Quiet) -> None:
+    output = sync(quiet)
+    assert ended_quietly(output), output
+    done = [line for line in output.splitlines() if "event=account.done" in line]
+    assert len(done) == 1
+    assert re.sub(r"^timestamp=\S+ ", "", done[0]) == (
+        "level=info event=account.done account=test mailboxes=2 failed=0 stranded=0"
+        " new_remote=0 new_local=0 moved_remote=0 moved_local=0 dry_run=false"
+    )
+    assert ended_quietly(sync(quiet)), "a quiet check leaves its proof as it was"
+    assert_in_sync(quiet.setup)
+
+
+def test_the_proof_is_private_and_holds_no_secret(
+    dovecot: Dovecot, imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    password = "Quiet-proof-password-7731"
+    q = quiet_account(dovecot.account(imap_account.user, password), tmp_path)
+    assert stat.S_IMODE(q.proof.stat().st_mode) == 0o600
+    assert password.encode() not in q.proof.read_bytes()
+
+
+def _server_message(q: Quiet) -> None:
+    srv.append(q.setup.imap, "INBOX", srv.make_message(7, "INBOX"))
+
+
+def _server_flag(q: Quiet) -> None:
+    srv.set_flags(q.setup.imap, "INBOX", srv.message_id(0, "INBOX"), ["\\Flagged"])
+
+
+def _server_expunge(q: Quiet) -> None:
+    srv.expunge(q.setup.imap, "Archive", srv.message_id(1, "Archive"))
+
+
+def _server_folder(q: Quiet) -> None:
+    srv.append(q.setup.imap, "Later", srv.make_message(8, "Later"))
+
+
+def _local_message(q: Quiet) -> None:
+    loc.deliver(q.setup.root, q.setup.layout, "INBOX", srv.make_message(9, "INBOX"))
+
+
+def _local_flag(q: Quiet) -> None:
+    (message,) = loc.messages(q.setup.root, q.setup.layout, "Archive")
+    loc.set_letters(message, "FS")
+
+
+def _local_deletion(q: Quiet) -> None:
+    (message,) = loc.messages(q.setup.root, q.setup.layout, "INBOX")
+    message.path.unlink()
+
+
+def _local_folder(q: Quiet) -> None:
+    loc.deliver(q.setup.root, q.setup.layout, "Drafts", srv.make_message(10, "Drafts"))
+
+
+CHANGES: dict[str, Callable[[Quiet], None]] = {
+    "server: a new message": _server_message,
+    "server: a flag": _server_flag,
+    "server: a message expunged": _server_expunge,
+    "server: a new folder": _server_folder,
+    "local: a new message": _local_message,
+    "local: a flag": _local_flag,
+    "local: a message deleted": _local_deletion,
+    "local: a new folder": _local_folder,
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_every_change_on_either_side_is_synced_by_the_engine(
+    quiet: Quiet, change: Callable[[Quiet], None]
+) -> None:
+    change(quiet)
+    output = sync(quiet)
+    assert not ended_quietly(output), output
+    assert_in_sync(quiet.setup)
+
+
+def test_an_edited_configuration_is_read_by_a_sync(quiet: Quiet) -> None:
+    text = quiet.config.read_text()
+    quiet.config.write_text(text.replace('layout = "fs"', 'layout = "fs"  # edited'))
+    assert not ended_quietly(sync(quiet))
+
+
+def test_a_state_written_since_the_quiet_run_is_read_by_a_sync(quiet: Quiet) -> None:
+    db = sqlite3.connect(quiet.setup.config.general.state_dir / "test.sqlite")
+    db.execute("INSERT INTO meta (key, value) VALUES ('written', 'by another program')")
+    db.commit()
+    db.close()
+    assert not ended_quietly(sync(quiet))
+
+
+def test_an_account_with_hooks_is_always_synced(quiet: Quiet) -> None:
+    ran = quiet.config.parent / "postsync-ran"
+    hook = f'postsync_hook = ["touch", "{ran}"]\n'
+    text = quiet.config.read_text().replace('remote = "remote"\n', f'remote = "remote"\n{hook}', 1)
+    quiet.config.write_text(text)
+    sync(quiet)  # the config changed: this one runs in any case, and its run is quiet
+    ran.unlink()
+    assert not ended_quietly(sync(quiet))
+    assert ran.exists()
+
+
+def test_a_password_that_no_longer_works_is_reported_not_hidden(quiet: Quiet) -> None:
+    """The proof says nothing about the credentials: a login the server refuses makes the
+    sync run, and it says why."""
+    secret = quiet.config.parent / "password"
+    secret.write_text(quiet.setup.imap.password + "\n")
+    secret.chmod(0o600)
+    text = re.sub(r"(?m)^password = .*$", f'password_file = "{secret}"', quiet.config.read_text())
+    quiet.config.write_text(text)
+    sync(quiet)
+    assert ended_quietly(sync(quiet)), "a password from a file is at hand for the check"
+    secret.write_text("not the password\n")
+    code, output = run_sync(quiet.config, None, True)
+    assert code != 0
+    assert not ended_quietly(output)
+    assert "refused" in output.lower() or "authentication" in output.lower(), output
+
+
+def test_an_account_another_mailtide_holds_is_refused_as_ever(quiet: Quiet) -> None:
+    lock = quiet.setup.config.general.state_dir / "test.lock"
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, output = run_sync(quiet.config, None, True)
+    finally:
+        os.close(fd)
+    assert code != 0
+    assert "already syncing this account" in output
+
+
+def test_a_maildir_gone_is_reported(quiet: Quiet) -> None:
+    quiet.setup.root.rename(quiet.setup.root.with_name("Mail.moved"))
+    code, output = run_sync(quiet.config, None, True)
+    assert code != 0
+    assert "does not exist" in output
+    assert not ended_quietly(output)
+
+
+def test_a_run_that_did_something_leaves_no_proof(quiet: Quiet) -> None:
+    _server_message(quiet)
+    sync(quiet)
+    assert not quiet.proof.exists()
