@@ -337,7 +337,6 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
 
 
 def _sync(args: argparse.Namespace) -> int:
-    memory.one_heap()  # before any worker thread starts
     config = load_config(getattr(args, "config", None))
     accounts = _chosen_accounts(config, _split_list(args.account))
     folders = _split_list(args.folder)
@@ -351,6 +350,7 @@ def _sync(args: argparse.Namespace) -> int:
         names = _unless_quiet(config, names)
     reports: list[AccountReport] = []
     if names:
+        memory.one_heap()  # before any worker thread starts (the quiet check starts none)
         # Imported here so that check-config works whatever state the engine is in.
         import asyncio  # not before: the quiet check needs no event loop (issue 12)
 

@@ -268,6 +268,7 @@ def _leave_proof(
     if seen is not None and None not in seen:
         sides = [s for s in seen if s is not None]
         if proof.record(db, config.path, sides, mailboxes):
+            log.debug("quiet.proof_left", account=account.name)
             return
     proof.forget(db)
 

@@ -83,12 +83,33 @@ def test_a_password_sync_loads_nothing_only_the_daemon_or_oauth2_needs(
     # the listings; the third is the no-change sync of the bench, the one measured.
     code, _, stderr = _loaded_by_sync(config)
     assert code == 0, stderr[-2000:]
+    # Without the proof a quiet run leaves, the engine makes the no-change sync.
+    (setup.config.general.state_dir / "test.sqlite.quiet").unlink(missing_ok=True)
     code, loaded, stderr = _loaded_by_sync(config)
     assert code == 0, stderr[-2000:]
     assert {"mailtide.wiring", "mailtide.stores.imap.client"} <= loaded  # it did sync
     packages = {name.split(".")[0] for name in loaded}
     assert sorted((loaded | packages) & NOT_AT_START) == []
     assert len(list((setup.root / "INBOX").glob("*/*"))) == 1
+
+
+def test_a_sync_that_ends_at_the_quiet_check_loads_no_event_loop_and_no_engine(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """The quiet check (mailtide/quiet/) is as fast as it is for what it leaves unloaded."""
+    setup, config = one_message_account(imap_account, tmp_path, "quiet-startup")
+    proof = setup.config.general.state_dir / "test.sqlite.quiet"
+    for _ in range(5):  # the first copies; one that is quiet leaves the proof
+        code, loaded, stderr = _loaded_by_sync(config)
+        assert code == 0, stderr[-2000:]
+        if proof.exists() and "mailtide.wiring" in loaded:
+            break
+    code, loaded, stderr = _loaded_by_sync(config)
+    assert code == 0, stderr[-2000:]
+    assert "mailtide.quiet.check" in loaded
+    engine = {"asyncio", "ssl", "sqlite3", "aioimaplib", "mailtide.wiring", "mailtide.engine"}
+    packages = {name.rsplit(".", 1)[0] for name in loaded}
+    assert sorted((loaded | packages) & (engine | NOT_AT_START)) == []
 
 
 def test_rich_stays_importable_after_mailtide_loads() -> None:

@@ -71,9 +71,10 @@ def quieted(q: Quiet) -> None:
     assert q.proof.exists()
 
 
-def quiet_account(imap_account: ImapAccount, tmp_path: Path) -> Quiet:
-    """An account with a message in each of ``FOLDERS``, synced until a run was quiet."""
-    setup = make_setup(imap_account, tmp_path)
+def quiet_account(imap_account: ImapAccount, tmp_path: Path, **remote: object) -> Quiet:
+    """An account with a message in each of ``FOLDERS``, synced until a run was quiet;
+    ``remote``: changes to its IMAP repository."""
+    setup = make_setup(imap_account, tmp_path, **remote)
     for i, folder in enumerate(FOLDERS):
         srv.append(imap_account, folder, srv.make_message(i, folder), ["\\Seen"])
     q = Quiet(setup, write_config(setup))
@@ -97,6 +98,19 @@ def test_a_sync_after_a_quiet_run_ends_at_the_check_with_the_same_report(quiet: 
     )
     assert ended_quietly(sync(quiet)), "a quiet check leaves its proof as it was"
     assert_in_sync(quiet.setup)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+def test_the_check_speaks_tls_as_the_store_does(
+    imap_account: ImapAccount, tmp_path: Path, tls: str
+) -> None:
+    assert imap_account.ca_file is not None
+    port = imap_account.imaps_port if tls == "implicit" else imap_account.port
+    q = quiet_account(imap_account, tmp_path, tls=tls, port=port, ca_file=imap_account.ca_file)
+    assert ended_quietly(sync(q))
+    _server_flag(q)
+    assert not ended_quietly(sync(q))
+    assert_in_sync(q.setup)
 
 
 def test_the_proof_is_private_and_holds_no_secret(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +124,8 @@ def peers() -> Iterator[Peer]:
 
 def ask(peer: Peer, request: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
     """Send one request to a daemon and return its answer (blocking: for the command line)."""
+    import socket  # only with a daemon to ask: a sync's start-up without one is spared it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:

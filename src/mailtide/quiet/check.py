@@ -23,27 +23,37 @@ log = structlog.get_logger(__name__)
 
 def quiet_mailboxes(config: Config, account: Account) -> int | None:
     """The number of mailbox pairs of ``account`` when it is as its last quiet run left it
-    (a sync would do nothing), else None: the sync runs as usual."""
-    if _not_covered(account):
+    (a sync would do nothing), else None: the sync runs as usual (``-v`` says why)."""
+    why = _why_not(config, account)
+    if isinstance(why, str):
+        log.debug("quiet.no", account=account.name, why=why)
         return None
+    return why
+
+
+def _why_not(config: Config, account: Account) -> int | str:
+    """The number of mailbox pairs, or why the account may not be as its last quiet run."""
+    if _not_covered(account):
+        return "hooks or Gmail"
     db = state_file(config.general.state_dir, account.name)
     recorded = proof.read(db)
-    if recorded is None or proof.signatures(db, config.path) != (
-        recorded.code,
-        recorded.config,
-        recorded.state,
-    ):
-        return None
+    if recorded is None:
+        return "no proof of a quiet run"
+    signed = (recorded.code, recorded.config, recorded.state)
+    if proof.signatures(db, config.path) != signed:
+        return "the code, the config or the state changed"
     try:
         lock = lock_account(db)
     except StateError:
-        return None  # another mailtide syncs it: the sync says so
+        return "another mailtide holds the account"  # the sync says so
     try:
-        if proof.signatures(db, config.path) != (recorded.code, recorded.config, recorded.state):
-            return None  # a run ended while the lock was taken
-        for facts, repo in zip(recorded.sides, (account.remote, account.local), strict=True):
+        if proof.signatures(db, config.path) != signed:
+            return "a run ended meanwhile"
+        for side, facts, repo in zip(
+            ("remote", "local"), recorded.sides, (account.remote, account.local), strict=True
+        ):
             if not _still(facts, repo):
-                return None
+                return f"the {side} side reads otherwise"
     finally:
         os.close(lock)
     return recorded.mailboxes

@@ -11,8 +11,7 @@ the sync then runs the ordinary way, and that run says what is wrong in its own 
 
 from __future__ import annotations
 
-import socket
-import ssl
+import _socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,9 +65,7 @@ def answers_now(server: Server, credentials: Credentials) -> list[str]:
     ``Unavailable`` when the probe cannot read them as the store would."""
     where = server.where
     try:
-        raw = socket.create_connection(
-            (server.host, server.port), min(server.timeout, LONGEST_WAIT)
-        )
+        raw = _connect(server.host, server.port, min(server.timeout, LONGEST_WAIT))
     except OSError as e:
         raise Unavailable(f"cannot connect to {where}: {e}") from None
     conn = _Connection(raw)
@@ -76,10 +73,29 @@ def answers_now(server: Server, credentials: Credentials) -> list[str]:
         if server.tls == "implicit":
             conn.start_tls(server)
         return _session(conn, server, credentials)
-    except (OSError, ssl.SSLError, ParseError, UnicodeDecodeError) as e:
+    except (OSError, ParseError, UnicodeDecodeError) as e:  # ssl.SSLError is an OSError
         raise Unavailable(f"{where}: {type(e).__name__}: {e}") from None
     finally:
         conn.close()
+
+
+def _connect(host: str, port: int, timeout: float) -> _socket.socket:
+    """A TCP connection to the first address of ``host`` that takes it.  On the interpreter's
+    own socket type: the ``socket`` module's enums cost more to load (at every start) than
+    the whole check spends otherwise.  An ASCII host name goes as bytes: the resolver then
+    needs no IDNA codec."""
+    name: str | bytes = host.encode() if host.isascii() else host
+    failure: OSError = OSError(f"{host} has no address")
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as e:
+            sock.close()
+            failure = e
+    raise failure
 
 
 def _session(conn: _Connection, server: Server, credentials: Credentials) -> list[str]:
@@ -161,8 +177,8 @@ def _kept(untagged: Sequence[Response], kinds: set[str] | frozenset[str]) -> lis
 class _Connection:
     """Lines and literals over a blocking socket, commands tagged ``Q1``, ``Q2``, ..."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock: socket.socket = sock
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock: _socket.socket = sock
         self._buffer = b""
         self._tags = 0
         self._read = 0
@@ -176,7 +192,12 @@ class _Connection:
         trust = server.trust
         if self._buffer or trust is None:
             raise Unavailable("data after STARTTLS" if self._buffer else "no TLS trust given")
-        wrapped = tls_context(trust).wrap_socket(self.sock, server_hostname=server.host)
+        import socket
+
+        timeout = self.sock.gettimeout()
+        plain = socket.socket(fileno=self.sock.detach())
+        plain.settimeout(timeout)
+        wrapped = tls_context(trust).wrap_socket(plain, server_hostname=server.host)
         self.sock = wrapped
         check_pin(trust, wrapped, server.where)
 

@@ -53,18 +53,34 @@ def kind_of(first_line: bytes) -> str:
 
 
 def response_bytes(lines: Sequence[bytes], literals: Sequence[object]) -> bytes | None:
-    """One response as one string of bytes: each line, then the literal it announced; None
+    """One response as the server sent it: each line, then the literal it announced; None
     for a response with a literal kept on disk (a message, never a folder's name)."""
     parts = []
     for i, line in enumerate(lines):
-        parts.append(line)
+        parts += [line, b"\r\n"]
         if i < len(literals):
             literal = literals[i]
             if not isinstance(literal, bytes | bytearray):
                 return None
-            parts.append(b"\r\n" + bytes(literal))
-        parts.append(b"\r\n")
+            parts.append(bytes(literal))
     return b"".join(parts)
+
+
+# LIST attributes that say whether a mailbox got mail since some session last selected it (RFC
+# 3501 6.3.8, Dovecot's "\UnMarked"): another client's SELECT changes them, a sync never
+# reads them.
+_MARKS = frozenset({b"\\MARKED", b"\\UNMARKED"})
+
+
+def unmarked(answer: bytes) -> bytes:
+    """``answer`` without the marks above, when it is a LIST answer."""
+    if answer[:8].upper() != b"* LIST (":
+        return answer
+    end = answer.find(b")", 8)
+    if end < 0:
+        return answer
+    kept = [a for a in answer[8:end].split() if a.upper() not in _MARKS]
+    return answer[:8] + b" ".join(kept) + answer[end:]
 
 
 def answers(
@@ -75,11 +91,11 @@ def answers(
 ) -> list[str]:
     """One session's answers as JSON strings (each byte a character: nothing is decoded, so
     nothing is lost), ``namespace`` and ``listed`` as ``response_bytes`` gives them; the order
-    the server listed folders in does not count."""
+    the server listed folders in does not count, nor LIST's marks (``unmarked``)."""
     return [
         " ".join(sorted(capabilities)),
         " ".join(sorted(enabled)),
         *(answer.decode("latin-1") for answer in namespace),
         "--",
-        *sorted(answer.decode("latin-1") for answer in listed),
+        *sorted(unmarked(answer).decode("latin-1") for answer in listed),
     ]

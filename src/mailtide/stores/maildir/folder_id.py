@@ -6,10 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from mailtide.private import create_file
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.durability import fsync_dir
-from mailtide.stores.maildir.filenames import temp_path
 from mailtide.stores.maildir.listing import NotARegularFile, read_regular
 
 FOLDER_ID_FILE = ".mailtide-id"
@@ -40,6 +37,11 @@ def folder_id(folder: str, create: bool = True) -> str:
     if not create:
         return ""
     import secrets  # only to make a folder's id (issue 12: it loads hmac and hashlib)
+
+    # ... and these: the quiet check (quiet/) reads ids and never makes one
+    from mailtide.private import create_file
+    from mailtide.stores.maildir.durability import fsync_dir
+    from mailtide.stores.maildir.filenames import temp_path
 
     token = secrets.token_hex(16)
     tmp = ""
