@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailtide.auth.command import PasswordCommand
 from mailtide.auth.password import PasswordError, resolve_password
 from mailtide.config import ImapRepository
 from mailtide.stores.base import StoreError
@@ -72,3 +73,34 @@ async def test_missing_binary() -> None:
 async def test_hanging_command_times_out() -> None:
     with pytest.raises(PasswordError, match=r"timed out after 0.2 s"):
         await resolve_password(repo(command=("sleep", "30")), timeout=0.2)
+
+
+# Each (argv, timeout): password_now (the quiet check's, without an event loop) must print the
+# same password or fail with the same words as password (the sync's).
+COMMANDS = {
+    "first line": (("sh", "-c", "printf 's3cret\\r\\nsecond line\\n'"), 10.0),
+    "no stdin": (("cat",), 10.0),
+    "failing": (("sh", "-c", "echo leaked-pw; echo 'gpg: failed' >&2; exit 3"), 10.0),
+    "killed": (("sh", "-c", "kill -9 $$"), 10.0),
+    "not UTF-8": (("printf", "\\377\\n"), 10.0),
+    "missing": (("/nonexistent/mailtide-pass",), 10.0),
+    "hanging": (("sleep", "30"), 0.2),
+}
+
+
+@pytest.mark.parametrize("argv, timeout", COMMANDS.values(), ids=COMMANDS.keys())
+async def test_a_command_run_without_an_event_loop_ends_alike(
+    argv: tuple[str, ...], timeout: float
+) -> None:
+    command = PasswordCommand(argv, timeout)
+
+    try:
+        expected = "password " + await command.password()
+    except PasswordError as e:
+        expected = "error " + str(e)
+    try:
+        now = "password " + command.password_now()
+    except PasswordError as e:
+        now = "error " + str(e)
+    assert now == expected
+    assert "leaked-pw" not in expected

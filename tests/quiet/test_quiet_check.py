@@ -203,16 +203,25 @@ def test_an_account_with_hooks_is_always_synced(quiet: Quiet) -> None:
     assert ran.exists()
 
 
-def test_a_password_that_no_longer_works_is_reported_not_hidden(quiet: Quiet) -> None:
+PASSWORD_KEYS = {
+    "password_file": lambda secret: f'password_file = "{secret}"',
+    "password_command": lambda secret: f'password_command = ["cat", "{secret}"]',
+}
+
+
+@pytest.mark.parametrize("key", PASSWORD_KEYS.values(), ids=PASSWORD_KEYS.keys())
+def test_a_password_that_no_longer_works_is_reported_not_hidden(
+    quiet: Quiet, key: Callable[[Path], str]
+) -> None:
     """The proof says nothing about the credentials: a login the server refuses makes the
     sync run, and it says why."""
     secret = quiet.config.parent / "password"
     secret.write_text(quiet.setup.imap.password + "\n")
     secret.chmod(0o600)
-    text = re.sub(r"(?m)^password = .*$", f'password_file = "{secret}"', quiet.config.read_text())
+    text = re.sub(r"(?m)^password = .*$", key(secret), quiet.config.read_text())
     quiet.config.write_text(text)
     sync(quiet)
-    assert ended_quietly(sync(quiet)), "a password from a file is at hand for the check"
+    assert ended_quietly(sync(quiet)), "the check logs in with the password the key gives"
     secret.write_text("not the password\n")
     code, output = run_sync(quiet.config, None, True)
     assert code != 0

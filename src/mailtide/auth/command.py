@@ -8,12 +8,10 @@ first line of its stderr.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 
 from mailtide.auth.source import COMMAND_TIMEOUT, PasswordError
-from mailtide.deadline import within
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +31,24 @@ class PasswordCommand:
     async def password(self) -> str:
         """The first line of the program's output; PasswordError when it fails or prints
         none (``what`` names the secret in the message)."""
-        stdout = await self._output()
+        return self._first_line(await self._output())
+
+    def password_now(self) -> str:
+        """``password`` for a caller without an event loop (the quiet check, quiet/): the same
+        program, limits and errors."""
+        import subprocess
+
+        try:
+            done = subprocess.run(
+                self.argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout
+            )
+        except OSError as e:
+            raise PasswordError(f"{self.shown} could not be started: {e.strerror or e}") from None
+        except subprocess.TimeoutExpired:
+            raise PasswordError(f"{self.shown} timed out after {self.timeout:g} s") from None
+        return self._first_line(self._checked(done.returncode, done.stdout, done.stderr))
+
+    def _first_line(self, stdout: bytes) -> str:
         line = stdout.partition(b"\n")[0].removesuffix(b"\r")
         try:
             password = line.decode("utf-8")
@@ -44,6 +59,10 @@ class PasswordCommand:
         return password
 
     async def _output(self) -> bytes:
+        import asyncio  # here: password_now needs no event loop
+
+        from mailtide.deadline import within
+
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -59,12 +78,16 @@ class PasswordCommand:
             process.kill()
             await process.wait()
             raise PasswordError(f"{self.shown} timed out after {self.timeout:g} s") from None
-        if process.returncode != 0:
+        return self._checked(process.returncode, stdout, stderr)
+
+    def _checked(self, returncode: int | None, stdout: bytes, stderr: bytes) -> bytes:
+        """``stdout`` of a program that exited with 0; else PasswordError saying how it ended."""
+        if returncode != 0:
             first = stderr.decode("utf-8", "replace").strip().partition("\n")[0].strip()
             status = (
-                f"was killed by signal {-process.returncode}"
-                if process.returncode is not None and process.returncode < 0
-                else f"failed with exit {process.returncode}"
+                f"was killed by signal {-returncode}"
+                if returncode is not None and returncode < 0
+                else f"failed with exit {returncode}"
             )
             raise PasswordError(f"{self.shown} {status}: {first or '(nothing on stderr)'}")
         return stdout

@@ -108,17 +108,27 @@ def _server(repo: ImapRepository) -> Server:
 
 
 def _credentials(repo: ImapRepository) -> Credentials:
-    """The password, where its source gives it without waiting (the config, a file, netrc, a
-    systemd credential); ``Unavailable`` for the others and for a source that fails (the
-    sync then says why)."""
+    """The password, from the config, a file, netrc, a systemd credential or a command (run
+    as the sync runs it); ``Unavailable`` for the keyring and OAuth2, and for a source that
+    fails (the sync then says why)."""
     from mailtide.stores.imap.credentials import Credentials
     from mailtide.stores.imap.probe import Unavailable
 
-    if repo.oauth2 is not None or repo.password_command or repo.keyring:
-        raise Unavailable("the credentials come from a command, the keyring or OAuth2")
+    if repo.oauth2 is not None or repo.keyring:
+        raise Unavailable("the credentials come from the keyring or OAuth2")
+    from mailtide.auth.command import PasswordCommand
     from mailtide.auth.password import password_source
+    from mailtide.auth.source import PasswordError
 
-    source = password_source(repo).password()
+    given = password_source(repo)
+    if isinstance(given, PasswordCommand):
+        try:
+            secret = given.password_now()
+        except PasswordError as e:
+            raise Unavailable(str(e)) from None
+        register_secret(secret)
+        return Credentials(repo.user, secret)
+    source = given.password()
     try:
         source.send(None)
     except StopIteration as done:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import socket
 import time
 
 from mailtide.private import make_dirs
@@ -41,7 +40,8 @@ def full_name(unique: str, letters: str | None) -> str:
 
 def _escaped_host() -> str:
     # the Maildir spec escapes "/" and ":"; "," too, so our ",U=" / ",S=" fields stay unambiguous
-    host = socket.gethostname() or "localhost"
+    # the kernel's node name, which gethostname() returns, without loading the socket module
+    host = os.uname().nodename or "localhost"
     return host.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
 
 
