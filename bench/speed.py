@@ -168,7 +168,10 @@ class Run:
             subprocess.run([python, "-m", "compileall", "-q", where], capture_output=True)
             # and the value classes' methods (mailtide/compiled_methods.py), kept the same way
             env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-            warm = "import mailtide.cli, mailtide.wiring, mailtide.daemon.control"
+            warm = (
+                "import mailtide.cli, mailtide.wiring, mailtide.daemon.control, "
+                "mailtide.quiet.check, mailtide.stores.imap.probe, mailtide.stores.maildir.seen"
+            )
             subprocess.run([python, "-c", warm], capture_output=True, env=env)
 
     def servers_up(self, names: list[str]) -> None:

@@ -113,22 +113,23 @@ def _session(conn: _Connection, server: Server, credentials: Credentials) -> lis
         raise Unavailable(f"tls = {server.tls!r}")
     if greeting.startswith(b"* OK"):
         capabilities = _log_in(conn, server, credentials, capabilities)
-    enabled: frozenset[str] = frozenset()
+    # One round trip for the rest, sent as the store sends it: ENABLE and NAMESPACE may be
+    # refused (the store goes on with neither), the LIST may not.
     wanted = enable_wanted(capabilities)
+    commands: list[tuple[list[Part], bool]] = []
     if wanted is not None:
-        words = [
-            w.upper()
-            for lines, _ in conn.command(["ENABLE", wanted], ok_only=False)[1]
-            if kind_of(lines[0]) == "ENABLED"
-            for w in lines[0].split()[2:]
-        ]
-        enabled = frozenset(w.decode("ascii", "replace") for w in words)
-    commands: list[list[Part]] = []
+        commands.append((["ENABLE", wanted], False))
     if "NAMESPACE" in capabilities:
-        commands.append(["NAMESPACE"])
-    commands.append(["LIST", '""', '"*"', *list_returns(capabilities)])
+        commands.append((["NAMESPACE"], False))
+    commands.append((["LIST", '""', '"*"', *list_returns(capabilities)], True))
     replies = conn.pipelined(commands)
-    namespace = _kept(replies[0][1], {"NAMESPACE"}) if len(replies) == 2 else []
+    enabled = frozenset(
+        w.decode("ascii", "replace").upper()
+        for lines, _ in (replies[0][1] if wanted is not None else [])
+        if kind_of(lines[0]) == "ENABLED"
+        for w in lines[0].split()[2:]
+    )
+    namespace = _kept(replies[-2][1], {"NAMESPACE"}) if "NAMESPACE" in capabilities else []
     listed = _kept(replies[-1][1], KINDS)
     conn.send(b"Z LOGOUT\r\n")
     return answers(capabilities, enabled, namespace, listed)
@@ -252,14 +253,17 @@ class _Connection:
         self.send(self._text(parts))
         return self._until_tagged(f"Q{self._tags}".encode(), answer, ok_only)
 
-    def pipelined(self, commands: Sequence[Sequence[Part]]) -> list[tuple[bytes, list[Response]]]:
-        """Several commands sent at once, each one's answers (servers answer in order here:
-        none of these commands may run beside another, RFC 9051 5.5)."""
-        data = b"".join(self._text(parts) for parts in commands)
+    def pipelined(
+        self, commands: Sequence[tuple[Sequence[Part], bool]]
+    ) -> list[tuple[bytes, list[Response]]]:
+        """Several commands sent at once, each with whether it must succeed; each one's
+        answers (in order: none of these may run beside another, RFC 9051 5.5)."""
+        data = b"".join(self._text(parts) for parts, _ in commands)
         first = self._tags - len(commands) + 1
         self.send(data)
         return [
-            self._until_tagged(f"Q{first + i}".encode(), None, True) for i in range(len(commands))
+            self._until_tagged(f"Q{first + i}".encode(), None, must)
+            for i, (_, must) in enumerate(commands)
         ]
 
     def _until_tagged(self, tag: bytes, answer: Any, ok_only: bool) -> tuple[bytes, list[Response]]:
