@@ -24,7 +24,7 @@ from dovecot import Dovecot, ImapAccount
 from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, write_config
 from mailtide.stores.maildir.stamp import folder_stamp
 
-FOLDERS = ("INBOX", "Archive")
+FOLDERS = ("INBOX", "Archive", "Entwürfe/2024")  # a name in UTF-7 on the server, nested
 
 
 @dataclass
@@ -71,10 +71,12 @@ def quieted(q: Quiet) -> None:
     assert q.proof.exists()
 
 
-def quiet_account(imap_account: ImapAccount, tmp_path: Path, **remote: object) -> Quiet:
+def quiet_account(
+    imap_account: ImapAccount, tmp_path: Path, layout: str = "fs", **remote: object
+) -> Quiet:
     """An account with a message in each of ``FOLDERS``, synced until a run was quiet;
     ``remote``: changes to its IMAP repository."""
-    setup = make_setup(imap_account, tmp_path, **remote)
+    setup = make_setup(imap_account, tmp_path, layout, **remote)
     for i, folder in enumerate(FOLDERS):
         srv.append(imap_account, folder, srv.make_message(i, folder), ["\\Seen"])
     q = Quiet(setup, write_config(setup))
@@ -87,13 +89,17 @@ def quiet(imap_account: ImapAccount, tmp_path: Path) -> Quiet:
     return quiet_account(imap_account, tmp_path)
 
 
-def test_a_sync_after_a_quiet_run_ends_at_the_check_with_the_same_report(quiet: Quiet) -> None:
+@pytest.mark.parametrize("layout", ["fs", "maildir++"])
+def test_a_sync_after_a_quiet_run_ends_at_the_check_with_the_same_report(
+    imap_account: ImapAccount, tmp_path: Path, layout: str
+) -> None:
+    quiet = quiet_account(imap_account, tmp_path, layout)
     output = sync(quiet)
     assert ended_quietly(output), output
     done = [line for line in output.splitlines() if "event=account.done" in line]
     assert len(done) == 1
     assert re.sub(r"^timestamp=\S+ ", "", done[0]) == (
-        "level=info event=account.done account=test mailboxes=2 failed=0 stranded=0"
+        "level=info event=account.done account=test mailboxes=3 failed=0 stranded=0"
         " new_remote=0 new_local=0 moved_remote=0 moved_local=0 dry_run=false"
     )
     assert ended_quietly(sync(quiet)), "a quiet check leaves its proof as it was"
@@ -247,6 +253,14 @@ def test_a_maildir_gone_is_reported(quiet: Quiet) -> None:
     assert code != 0
     assert "does not exist" in output
     assert not ended_quietly(output)
+
+
+def test_a_damaged_proof_is_ignored_and_made_anew(quiet: Quiet) -> None:
+    quiet.proof.write_bytes(b'{"format": 1, "sides": [null')
+    output = sync(quiet)
+    assert not ended_quietly(output)
+    assert 'why="no proof of a quiet run"' in output
+    assert ended_quietly(sync(quiet))
 
 
 def test_a_run_that_did_something_leaves_no_proof(quiet: Quiet) -> None:
