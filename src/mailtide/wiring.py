@@ -247,7 +247,7 @@ async def sync_account(
         if dry_run:
             return await run()
         report = await with_hooks(account, request, journal, run)
-        if report.quiet and request == Request() and state.db.untouched:
+        if report.quiet and request == Request():
             seen = [store.seen() for store in stores]
         return report
     finally:

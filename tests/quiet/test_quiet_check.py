@@ -184,6 +184,23 @@ def test_every_change_on_either_side_is_synced_by_the_engine(
     assert_in_sync(quiet.setup)
 
 
+@pytest.mark.parametrize("change", [_server_flag, _local_flag], ids=["server", "local"])
+def test_the_run_after_the_one_that_carried_a_change_leaves_the_proof(
+    quiet: Quiet, change: Callable[[Quiet], None]
+) -> None:
+    """It carries nothing (the server shows the first one's own writes again, or the Maildir
+    its renames) and records the statuses it read: the run after it ends at the check."""
+    change(quiet)
+    assert not ended_quietly(sync(quiet))  # carries the change
+    assert not quiet.proof.exists()
+    provable(quiet)
+    output = sync(quiet)
+    assert not ended_quietly(output)
+    assert "event=quiet.proof_left" in output, output
+    assert ended_quietly(sync(quiet))
+    assert_in_sync(quiet.setup)
+
+
 def test_an_edited_configuration_is_read_by_a_sync(quiet: Quiet) -> None:
     text = quiet.config.read_text()
     quiet.config.write_text(text.replace('layout = "fs"', 'layout = "fs"  # edited'))

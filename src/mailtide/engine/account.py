@@ -101,8 +101,9 @@ class AccountReport:
 
     @property
     def quiet(self) -> bool:
-        """Nothing done and nothing to say: every mailbox pair found unchanged from its sides'
-        statuses alone (``PairReport.quiet``), no move, no warning, no trouble."""
+        """Nothing carried and nothing to say: every mailbox pair left as the next run, given
+        the same statuses, finds it unchanged from them alone (``PairReport.quiet``), no move,
+        no warning, no trouble."""
         return (
             bool(self.mailboxes)
             and all(m.quiet and not m.error and not m.refused for m in self.mailboxes)

@@ -119,7 +119,8 @@ class PairReport:
     # Of ``copied``, those carried without a body in Gmail's labels mode (a hard link on the
     # local side, a label added on the server), by Side: the side changed.
     linked: list[int] = field(default_factory=lambda: [0, 0])
-    # Found unchanged from each side's status alone (``Prepared.quiet``)
+    # Left as the next run, given the same statuses, finds it unchanged from them alone: found
+    # so (``Prepared.quiet``), or synced with nothing to carry (the quiet check, quiet/)
     quiet: bool = False
 
     def summary(self) -> dict[str, int]:
@@ -407,7 +408,14 @@ class PairSync:
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
-        await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
+        cursors = await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
+        # Nothing was carried, and the next run given these statuses finds each side's delta
+        # empty from its status alone: as quiet for the next run as an unchanged pair.
+        self.report.quiet = (
+            plan.empty
+            and not void
+            and all(c.modseq is not None or c.stamp is not None for c in cursors)
+        )
         if not plan.empty and not self.report.refused:
             self.written = [
                 (side, proof)
@@ -638,11 +646,11 @@ class PairSync:
             (None, None),
             (None, None),
         ),
-    ) -> None:
+    ) -> tuple[Cursor, Cursor]:
         """Validities as soon as records depend on them; the progress markers (which let the
         next quick sync skip what came before) only once the whole plan is carried out, with
         the ``marks`` (digests, stamps: ``Prepared.digests`` and ``stamps``) of sides that
-        matched the records."""
+        matched the records.  The cursors written."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -662,6 +670,7 @@ class PairSync:
         else:
             await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
         self.steps.done("cursors")
+        return cursors[0], cursors[1]
 
     def _carried(self, mailbox: MailboxState, old: list[Record], new: list[Record]) -> bool:
         """Keep the records a carried side effect leaves for the next write (``_results``);

@@ -2,17 +2,23 @@
 the engine is loaded (issue 12: most runs from a timer find nothing to do, and mbsync's
 no-change run is a fraction of a second).
 
-A **quiet run** is a quick sync of the whole account that did nothing and found nothing to
-say: every mailbox pair was found unchanged by its sides' statuses alone (an IMAP mailbox's
-STATUS from LIST-STATUS, a Maildir folder's id and stamp; ``PairReport.quiet``), no warning,
-no row of the state written, and each store read nothing beyond those statuses, the folder
-list and the namespace (``Store.seen``).  At its end it records a proof (state/quiet.py): those
-facts, and the signatures of what else its decisions rest on: the configuration file, the
-state database as it was closed, and mailtide's own code.
+A **quiet run** is a quick sync of the whole account that carried nothing and found nothing to
+say: every mailbox pair either found unchanged by its sides' statuses alone (an IMAP mailbox's
+STATUS from LIST-STATUS, a Maildir folder's id and stamp), or synced with nothing to carry and
+left with cursors that those statuses prove unchanged next time (``PairReport.quiet``: the run
+after changes, whose server side saw its own writes again); no warning, no move, no failure;
+and neither store written (``Store.seen``, which also keeps what the store read: the answers
+to NAMESPACE and to the folder LIST with each folder's STATUS, byte for byte, and the Maildir's
+folders, ids and stamps).  At its end it records a proof (state/quiet.py): those facts, and
+the signatures of what else the next run's decisions rest on: the configuration file, the
+state database as the run closed it, and mailtide's own code.
 
-The engine decides from its inputs alone: given the same inputs it decides the same.  So a
-later run whose inputs are byte for byte those of a quiet run, over a state that no run has
-written since, would be quiet too, and may stop at once.  The check (check.py) reads the
+The engine decides from its inputs alone: given the same inputs it decides the same.  A quiet
+run leaves a state whose cursors are the statuses it read, so a later run whose inputs are byte
+for byte those that run read, over the state it left (no run has written it since), finds
+every pair unchanged from the statuses alone and does nothing: it may stop at once.  A store
+that was written since reads otherwise (a server's UIDNEXT or HIGHESTMODSEQ moves, a folder's
+stamp changes), so the check cannot miss a change.  The check (check.py) reads the
 inputs again the store's way (the Maildir's stamps and ids, and one IMAP session: login,
 NAMESPACE, LIST-STATUS) and compares; anything different, unreadable or out of the ordinary
 hands over to the engine, which then decides as it always does.  It never writes: no state,

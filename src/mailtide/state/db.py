@@ -239,9 +239,6 @@ class StateDB:
             raise
         self._depth = 0
         self._lock: int | None = None
-        # Rows written by the time it was open: a run that wrote none since left the state as
-        # it found it (``untouched``).
-        self._changes_at_open = self._db.total_changes
 
     def _migrate(self, version: int) -> None:
         while version < SCHEMA_VERSION:
@@ -291,12 +288,6 @@ class StateDB:
             raise
         db._lock = lock
         return db
-
-    @property
-    def untouched(self) -> bool:
-        """Whether no row was written since the database was opened (its schema brought up to
-        date then does not count)."""
-        return self._db.total_changes == self._changes_at_open
 
     def close(self) -> None:
         self._db.close()

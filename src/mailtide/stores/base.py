@@ -306,10 +306,9 @@ class Store(Protocol):
         ...
 
     def seen(self) -> dict[str, Any] | None:
-        """What this run read that its decisions rest on, when a sync that found nothing to
-        do may be proven again by reading it alone (the quiet check, quiet/): JSON values,
-        ``kind`` naming the store.  None when the decisions rest on more (a listing, a SELECT)
-        or the store wrote."""
+        """What this run read that the statuses its pairs recorded come from (the folder list
+        and each mailbox's status), for the quiet check (quiet/): JSON values, ``kind`` naming
+        the store.  None when the store wrote, or read them in a way it cannot repeat."""
         ...
 
     def check_name(self, name: str) -> None:

@@ -120,7 +120,6 @@ class ImapClient:
         self.protocol: ImapProtocol | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.enabled: frozenset[str] = frozenset()
-        self.commands = 0  # sent on this connection (the quiet check: imap/seen.py)
         self.user: str | None = None  # who logged in (None before, or after PREAUTH)
 
     # -- connect --------------------------------------------------------------------
@@ -453,7 +452,6 @@ class ImapClient:
         """``command`` on this connection, its failures as ``StoreError``s."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
-        self.commands += 1
         with self._translated():
             return await command(self.protocol)
 

@@ -70,13 +70,11 @@ class ImapStore:
         # ... and those of earlier runs (a daemon holds its connections between syncs): a
         # later run's open of that mailbox goes on in the same session (``_resumed``).
         self._earlier: dict[int, tuple[ImapClient, str, Selection]] = {}
-        # What this run's decisions may rest on (imap/seen.py): the answers to NAMESPACE and
-        # to the folder LIST (None for one that cannot be kept), the connections made, and
-        # the commands the store's own had sent when the LIST was answered.
+        # What this run's statuses come from (imap/seen.py): the answers to NAMESPACE and to
+        # the folder LIST (None for one that cannot be kept), and how many LISTs there were.
         self._namespace_seen: list[bytes | None] = []
         self._listed_seen: list[bytes | None] | None = None
-        self._connections = 0
-        self._commands_at_list = 0
+        self._lists = 0
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -90,7 +88,6 @@ class ImapStore:
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings)
-        self._connections += 1
         await client.connect()
         return client
 
@@ -147,7 +144,7 @@ class ImapStore:
         self._earlier.update(self._selections)
         self._selections = {}
         self._writes_at_list = self._writes
-        self._commands_at_list = client.commands
+        self._lists += 1
         self._listed_seen = [
             response_bytes(u.raw.lines, u.raw.literals) for u in done.untagged if u.kind in KINDS
         ]
@@ -184,20 +181,13 @@ class ImapStore:
         ]
 
     def seen(self) -> dict[str, Any] | None:
-        """What this run's decisions rest on, for the quiet check (quiet/): the answers to
-        NAMESPACE and the folder LIST (imap/seen.py), where nothing else was read and nothing
-        written: one connection made (the store's own), no command on it since the LIST, no
-        write.  Else None."""
+        """What the statuses this run recorded come from, for the quiet check (quiet/): the
+        answers to NAMESPACE and to the run's one folder LIST (imap/seen.py), where the store
+        wrote nothing (the server then holds what they say) and refused no folder.  Else
+        None."""
         client = self._client
         read = [*self._namespace_seen, *(self._listed_seen or [None])]
-        if (
-            client is None
-            or self._connections != 1
-            or self._writes
-            or self._refused
-            or client.commands != self._commands_at_list
-            or None in read
-        ):
+        if client is None or self._lists != 1 or self._writes or self._refused or None in read:
             return None
         return {
             "kind": "imap",
