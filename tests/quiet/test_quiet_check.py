@@ -12,7 +12,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pytest
 
 import imap_helpers as srv
 import maildir_helpers as loc
-from dovecot import Dovecot, ImapAccount
+from dovecot import Dovecot, ImapAccount, private_dovecot
 from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, write_config
 from mailtide.stores.maildir.stamp import folder_stamp
 
@@ -61,18 +61,22 @@ def provable(q: Quiet) -> None:
         time.sleep(0.05)
 
 
-def quieted(q: Quiet) -> None:
+def quieted(q: Quiet, proof: bool = True) -> None:
     """Synced until a run was quiet: the first run carries everything, the next records the
     folders' stamps (they prove nothing within the second of its writes), the third finds
-    nothing to do and leaves the proof."""
+    nothing to do and leaves the proof (``proof``: it is expected to)."""
     for _ in range(3):
         sync(q)
         provable(q)
-    assert q.proof.exists()
+    assert q.proof.exists() == proof
 
 
 def quiet_account(
-    imap_account: ImapAccount, tmp_path: Path, layout: str = "fs", **remote: object
+    imap_account: ImapAccount,
+    tmp_path: Path,
+    layout: str = "fs",
+    proof: bool = True,
+    **remote: object,
 ) -> Quiet:
     """An account with a message in each of ``FOLDERS``, synced until a run was quiet;
     ``remote``: changes to its IMAP repository."""
@@ -80,7 +84,7 @@ def quiet_account(
     for i, folder in enumerate(FOLDERS):
         srv.append(imap_account, folder, srv.make_message(i, folder), ["\\Seen"])
     q = Quiet(setup, write_config(setup))
-    quieted(q)
+    quieted(q, proof)
     return q
 
 
@@ -284,3 +288,25 @@ def test_a_run_that_did_something_leaves_no_proof(quiet: Quiet) -> None:
     _server_message(quiet)
     sync(quiet)
     assert not quiet.proof.exists()
+
+
+# A stock Dovecot's capabilities but LIST-STATUS: each mailbox's status comes from its own
+# STATUS or SELECT, which the check does not read again.
+WITHOUT_LIST_STATUS = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS CHILDREN"
+    " LIST-EXTENDED CONDSTORE QRESYNC ESEARCH MOVE SPECIAL-USE UNSELECT"
+)
+
+
+@pytest.fixture(scope="module")
+def no_list_status() -> Iterator[Dovecot]:
+    yield from private_dovecot(capability_override=WITHOUT_LIST_STATUS)
+
+
+def test_a_server_without_list_status_is_never_taken_as_quiet(
+    no_list_status: Dovecot, tmp_path: Path
+) -> None:
+    q = quiet_account(no_list_status.account(f"nols-{os.getpid()}"), tmp_path, proof=False)
+    _server_flag(q)
+    assert not ended_quietly(sync(q))
+    assert_in_sync(q.setup)

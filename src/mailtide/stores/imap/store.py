@@ -71,10 +71,12 @@ class ImapStore:
         # later run's open of that mailbox goes on in the same session (``_resumed``).
         self._earlier: dict[int, tuple[ImapClient, str, Selection]] = {}
         # What this run's statuses come from (imap/seen.py): the answers to NAMESPACE and to
-        # the folder LIST (None for one that cannot be kept), and how many LISTs there were.
+        # the folder LIST (None for one that cannot be kept), how many LISTs there were, and
+        # whether a mailbox was opened without its status from the LIST (read otherwise).
         self._namespace_seen: list[bytes | None] = []
         self._listed_seen: list[bytes | None] | None = None
         self._lists = 0
+        self._unlisted = False
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -182,12 +184,19 @@ class ImapStore:
 
     def seen(self) -> dict[str, Any] | None:
         """What the statuses this run recorded come from, for the quiet check (quiet/): the
-        answers to NAMESPACE and to the run's one folder LIST (imap/seen.py), where the store
-        wrote nothing (the server then holds what they say) and refused no folder.  Else
-        None."""
+        answers to NAMESPACE and to the run's one folder LIST (imap/seen.py), where every
+        mailbox opened took its status from that LIST (LIST-STATUS), the store wrote nothing
+        (the server then holds what they say) and refused no folder.  Else None."""
         client = self._client
         read = [*self._namespace_seen, *(self._listed_seen or [None])]
-        if client is None or self._lists != 1 or self._writes or self._refused or None in read:
+        if (
+            client is None
+            or self._lists != 1
+            or self._unlisted
+            or self._writes
+            or self._refused
+            or None in read
+        ):
             return None
         return {
             "kind": "imap",
@@ -356,6 +365,8 @@ class ImapStore:
             resumed = kept is not None
         selection = None
         client: ImapClient | None
+        # a status not from this run's LIST (a SELECT's, an earlier open's session)
+        self._unlisted = self._unlisted or listed is None or kept is not None
         if kept is not None:  # the plan's own session: still selected, no SELECT again
             client, selection = kept
             listed = None
