@@ -485,12 +485,12 @@ class PairSync:
         empty without loading a record.  A side that can tell says so with an empty delta (a
         Maildir: by the stamp it had when its listing last matched the records); any other
         side's full listing must hash as it did then (and its stamp now is recorded, so the
-        next run need not list it).  None when not unchanged; else whether it was quiet: both
-        sides' deltas said so and no cursor was written (``Prepared.quiet``)."""
+        next run need not list it).  None when not unchanged; else whether it is quiet: each
+        side's cursor, restamped, lets the next run tell from its status alone
+        (``Prepared.quiet``)."""
         if self.options.mode != "quick":
             return None
         restamped = list(mailbox.cursors)
-        listed = False
         for side in SIDES:
             cursor = mailbox.cursors[side]
             status = statuses[side]
@@ -501,7 +501,6 @@ class PairSync:
                 if delta.changed or delta.vanished:
                     return None
                 continue
-            listed = True
             if cursor.digest is None or (await self._listing(side)).digest() != cursor.digest:
                 return None
             if status.stamp is not None:
@@ -511,7 +510,9 @@ class PairSync:
             # (the same-second rule), and a crash on either side of this write costs only a
             # listing next time; so the steps a run counts stay the same from run to run.
             await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
-        return not listed
+        # Quiet when every side's cursor (restamped where a side was listed) lets the next run
+        # tell from its status alone (``Prepared.quiet``).
+        return all(c.modseq is not None or c.stamp is not None for c in restamped)
 
     async def _snapshot(
         self, side: Side, mailbox: MailboxState, records: list[Record]
