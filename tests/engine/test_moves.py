@@ -19,6 +19,7 @@ import imap_helpers as srv
 import maildir_helpers as loc
 from daemon_helpers import with_account_keys
 from dovecot import Dovecot, ImapAccount
+from engine.test_maildir_skip import settled
 from engine_helpers import (
     Setup,
     assert_in_sync,
@@ -647,4 +648,53 @@ def test_the_pairs_own_run_goes_on_from_the_move_pass_selection(
     assert commands["Work"].count("SELECT") == 1, commands
     assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
     assert "F" in loc.by_message_id(s.root, s.layout, "Work")[mid(3)].letters
+    assert_in_sync(s)
+
+
+def test_server_changes_in_more_folders_than_connections_select_each_folder_once(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """Flags changed and mail added on the server in more folders than the run has
+    connections: nothing left any folder, so no move can exist, and each folder is selected
+    once in the run (by its pair's own run), not once by the move pass and again by the pair
+    after other folders took the pass's sessions."""
+    folders = ["INBOX", "Archive", "Lists", "Work", "Travel", "Receipts"]
+    for i, folder in enumerate(folders):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    settled(s, tuple(folders))  # the Maildir folders' stamps recorded: provably unchanged
+    for i, folder in enumerate(folders):
+        srv.set_flags(s.imap, folder, mid(i), [SEEN, FLAGGED])
+        srv.append(s.imap, folder, long_message(10 + i), [])
+
+    synced(s, proxy)
+
+    commands = commands_per_folder(proxy)
+    assert {f: commands[f].count("SELECT") for f in folders} == dict.fromkeys(folders, 1), commands
+    for i, folder in enumerate(folders):
+        local = loc.by_message_id(s.root, s.layout, folder)
+        assert "F" in local[mid(i)].letters
+        assert mid(10 + i) in local
+    assert_in_sync(s)
+
+
+def test_a_server_deletion_among_changed_folders_still_finds_the_move(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """Moved on the server into a folder that also changed otherwise, among other changed
+    folders: the folder it left shows a message gone, so every pair is planned by the move
+    pass after all and the message is moved locally, not deleted and downloaded."""
+    folders = ["INBOX", "Archive", "Lists", "Work", "Travel"]
+    for i, folder in enumerate(folders):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    settled(s, tuple(folders))
+    before = inodes(s, "Work")[mid(3)]
+    for i, folder in enumerate(folders):
+        srv.set_flags(s.imap, folder, mid(i), [SEEN, FLAGGED])
+    move_on_server(s, "Work", [mid(3)], "Travel")
+
+    report = synced(s, proxy)
+
+    assert copied(report) == 0
+    assert marker(3) not in sent(proxy)
+    assert inodes(s, "Travel")[mid(3)] == before
     assert_in_sync(s)
