@@ -32,6 +32,9 @@ from engine_helpers import (
 )
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
+from mailtide.engine.moves import kept_all, left_to_its_run
+from mailtide.state.db import Cursor
+from mailtide.stores.base import MailboxStatus
 
 SEEN, FLAGGED, ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
 
@@ -698,3 +701,36 @@ def test_a_server_deletion_among_changed_folders_still_finds_the_move(
     assert marker(3) not in sent(proxy)
     assert inodes(s, "Travel")[mid(3)] == before
     assert_in_sync(s)
+
+
+SERVER_BEFORE = Cursor("7", uidnext=11, modseq=50, count=10)
+MAILDIR_BEFORE = Cursor("id", stamp="s1")
+
+
+@pytest.mark.parametrize(
+    ("server_now", "maildir_now", "left"),
+    [
+        # flags changed and 3 added: nothing lost, a SELECT needed -> its own run
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id", stamp="s1"), True),
+        # nothing changed on the server: planned by the pass without a SELECT
+        (MailboxStatus("7", 11, 50, 10), MailboxStatus("id", stamp="s1"), False),
+        # one expunged, one added: the count falls short of the UIDs given
+        (MailboxStatus("7", 12, 60, 10), MailboxStatus("id", stamp="s1"), False),
+        # two added, one of them expunged again: short too (it cannot tell which went)
+        (MailboxStatus("7", 13, 60, 11), MailboxStatus("id", stamp="s1"), False),
+        # a new UIDVALIDITY
+        (MailboxStatus("8", 14, 60, 13), MailboxStatus("id", stamp="s1"), False),
+        # the Maildir changed (another stamp, or none that proves anything)
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id", stamp="s2"), False),
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id"), False),
+    ],
+)
+def test_a_pair_is_left_to_its_run_only_when_its_statuses_prove_nothing_left(
+    server_now: MailboxStatus, maildir_now: MailboxStatus, left: bool
+) -> None:
+    assert left_to_its_run([server_now, maildir_now], [SERVER_BEFORE, MAILDIR_BEFORE]) is left
+
+
+def test_a_server_side_without_counts_recorded_is_never_taken_for_unchanged() -> None:
+    """A plan cut short leaves only validities recorded: nothing is proven then."""
+    assert not kept_all(MailboxStatus("7", 14, 60, 13), Cursor("7"))
