@@ -728,7 +728,10 @@ MAILDIR_BEFORE = Cursor("id", stamp="s1")
 def test_a_pair_is_left_to_its_run_only_when_its_statuses_prove_nothing_left(
     server_now: MailboxStatus, maildir_now: MailboxStatus, left: bool
 ) -> None:
-    assert left_to_its_run([server_now, maildir_now], [SERVER_BEFORE, MAILDIR_BEFORE]) is left
+    before = [SERVER_BEFORE, MAILDIR_BEFORE]
+    assert left_to_its_run([server_now, maildir_now], before, [True, False]) is left
+    # a server side selected already (a session held from an earlier run): planned at once
+    assert not left_to_its_run([server_now, maildir_now], before, [False, False])
 
 
 def test_a_server_side_without_counts_recorded_is_never_taken_for_unchanged() -> None:

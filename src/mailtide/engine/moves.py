@@ -219,9 +219,10 @@ class MovePass:
         """Whether pair ``name`` (open in ``boxes``) is ``left_to_its_run`` by its statuses."""
         if any(box is None for box in boxes):
             return False
+        unselected = [box.unselected for box in boxes if box is not None]
         statuses = [await box.status() for box in boxes if box is not None]
         cursors = (await self.state.mailbox(name, create=False)).cursors
-        return left_to_its_run(statuses, cursors)
+        return left_to_its_run(statuses, cursors, unselected)
 
     async def _open(self, side: Side, name: str) -> Mailbox | None:
         """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the
@@ -312,14 +313,18 @@ class MovePass:
         self.steps.done("move records")
 
 
-def left_to_its_run(statuses: Sequence[MailboxStatus], cursors: Sequence[Cursor]) -> bool:
+def left_to_its_run(
+    statuses: Sequence[MailboxStatus], cursors: Sequence[Cursor], unselected: Sequence[bool]
+) -> bool:
     """Whether a pair with these statuses and recorded ``cursors`` (by Side) is better
     planned by its own run: no side can have lost a recorded message (``kept_all``), so the
-    pair cannot be where a move starts, and some side reports a highest modseq other than the
-    recorded one, so its changes take a SELECT, which its own run then does once."""
+    pair cannot be where a move starts, and a side not yet selected (``Mailbox.unselected``)
+    reports a highest modseq other than the recorded one, so its changes take a SELECT, which
+    its own run then does once.  A side selected already (a session an earlier run left,
+    resumed) is planned here: that costs no SELECT, and its own run goes on in the session."""
     asks = any(
-        s.highestmodseq is not None and s.highestmodseq != c.modseq
-        for s, c in zip(statuses, cursors, strict=True)
+        unsel and s.highestmodseq is not None and s.highestmodseq != c.modseq
+        for s, c, unsel in zip(statuses, cursors, unselected, strict=True)
     )
     return asks and all(kept_all(s, c) for s, c in zip(statuses, cursors, strict=True))
 
