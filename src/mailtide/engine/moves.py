@@ -216,13 +216,19 @@ class MovePass:
             await _close(boxes)
 
     async def _left_to_its_run(self, name: str, boxes: Sequence[Mailbox | None]) -> bool:
-        """Whether pair ``name`` (open in ``boxes``) is ``left_to_its_run`` by its statuses."""
-        if any(box is None for box in boxes):
+        """Whether pair ``name`` (open in ``boxes``) is ``left_to_its_run`` by its statuses;
+        the other sides' statuses are read only where an unselected side asks for a SELECT
+        (a pair whose server side is unchanged costs one read of its state more)."""
+        opened = [box for box in boxes if box is not None]
+        if len(opened) < len(boxes) or not any(box.unselected for box in opened):
             return False
-        unselected = [box.unselected for box in boxes if box is not None]
-        statuses = [await box.status() for box in boxes if box is not None]
         cursors = (await self.state.mailbox(name, create=False)).cursors
-        return left_to_its_run(statuses, cursors, unselected)
+        told = [await box.status() if box.unselected else None for box in opened]
+        sides = zip(told, cursors, strict=True)
+        if not any(s is not None and asks_selection(s, c) for s, c in sides):
+            return False
+        statuses = [s or await box.status() for s, box in zip(told, opened, strict=True)]
+        return left_to_its_run(statuses, cursors, [box.unselected for box in opened])
 
     async def _open(self, side: Side, name: str) -> Mailbox | None:
         """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the
@@ -323,10 +329,16 @@ def left_to_its_run(
     its own run then does once.  A side selected already (a session an earlier run left,
     resumed) is planned here: that costs no SELECT, and its own run goes on in the session."""
     asks = any(
-        unsel and s.highestmodseq is not None and s.highestmodseq != c.modseq
+        unsel and asks_selection(s, c)
         for s, c, unsel in zip(statuses, cursors, unselected, strict=True)
     )
     return asks and all(kept_all(s, c) for s, c in zip(statuses, cursors, strict=True))
+
+
+def asks_selection(status: MailboxStatus, cursor: Cursor) -> bool:
+    """Whether ``status`` reports a highest modseq other than the recorded one: the changes
+    since are read from the selected mailbox."""
+    return status.highestmodseq is not None and status.highestmodseq != cursor.modseq
 
 
 def kept_all(status: MailboxStatus, cursor: Cursor) -> bool:
