@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import imap_helpers as srv
 import maildir_helpers as loc
+from engine.test_maildir_skip import provable
 from engine.test_moves import proxy as proxy  # the recording proxy and its account
 from engine.test_moves import s as s
 from engine_helpers import Setup, assert_in_sync
@@ -23,10 +24,12 @@ SEEN, FLAGGED = "\\Seen", "\\Flagged"
 
 
 def held_runs(
-    s: Setup, proxy: FaultProxy, between: list[Callable[[], None]]
+    s: Setup, proxy: FaultProxy, between: list[Callable[[], None]], keepalive: bool = False
 ) -> list[AccountReport]:
     """A first run, then after each of ``between`` (changes made by another client) one more,
-    all on the same stores and state, as a daemon runs them; the proxy records the last."""
+    all on the same stores and state, as a daemon runs them (with ``keepalive``, its NOOP on
+    the held connections before each run, which tells their sessions of the changes); the
+    proxy records the last."""
 
     async def runs() -> list[AccountReport]:
         stores = (await open_store(s.account.remote), await open_store(s.account.local))
@@ -35,6 +38,8 @@ def held_runs(
         try:
             for change in [lambda: None, *between]:
                 change()
+                if keepalive:
+                    await stores[0].keepalive()
                 proxy.recorded.clear()
                 report = await sync_stores(
                     "test", stores, filters_of(s.account), state, Options(), retry_of(s.account)
@@ -99,3 +104,25 @@ def test_a_mailbox_made_anew_between_runs_is_selected_again(s: Setup, proxy: Fau
     local = loc.by_message_id(s.root, s.layout, "Work")
     assert srv.message_id(3, "Work") in local
     assert_in_sync(s)
+
+
+def test_a_held_session_is_not_selected_again_when_only_mail_was_added(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """Mail added on the server to a folder whose Maildir side is provably unchanged (its
+    stamp recorded), and the session an earlier run left selected already told of it (the
+    daemon's keepalive): neither the move pass nor the pair's own run selects the folder
+    again."""
+    srv.append(s.imap, "INBOX", srv.make_message(0, "INBOX"), [SEEN])
+
+    def stamps_recorded() -> None:
+        provable(s, ("INBOX",))  # the next run, changing nothing, records the stamp
+
+    def news() -> None:
+        srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"), [])
+
+    held_runs(s, proxy, [stamps_recorded, news], keepalive=True)
+
+    sent = commands(proxy)
+    assert not any(c.startswith(("SELECT", "EXAMINE")) and "INBOX" in c for c in sent), sent
+    assert srv.message_id(1, "INBOX") in loc.by_message_id(s.root, s.layout, "INBOX")

@@ -19,6 +19,7 @@ import imap_helpers as srv
 import maildir_helpers as loc
 from daemon_helpers import with_account_keys
 from dovecot import Dovecot, ImapAccount
+from engine.test_maildir_skip import settled
 from engine_helpers import (
     Setup,
     assert_in_sync,
@@ -31,6 +32,9 @@ from engine_helpers import (
 )
 from fault_proxy import FaultProxy
 from mailtide.engine.account import AccountReport
+from mailtide.engine.moves import kept_all, left_to_its_run
+from mailtide.state.db import Cursor
+from mailtide.stores.base import MailboxStatus
 
 SEEN, FLAGGED, ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
 
@@ -411,9 +415,9 @@ def test_trash_new_only_trashes_only_what_no_sync_recorded(
     synced(t, proxy)
     loc.deliver(t.root, "fs", "INBOX", long_message(2).replace(b"\r\n", b"\n"), "S")
     config = with_account_keys(write_config(t), trash="Trash", trash_new_only=new_only)
-    # killed right after the APPEND, before its UID is recorded: cursors, intent, append (the
-    # inbox alone, so no other mailbox's step comes between)
-    code, out = run_sync(config, 3, True, "-f", "INBOX")
+    # killed right after the APPEND, before its UID is recorded: intent (with the cursors),
+    # append (the inbox alone, so no other mailbox's step comes between)
+    code, out = run_sync(config, 2, True, "-f", "INBOX")
     assert code == -9 and steps_of(out)[-1] == "append remote", out
     assert sorted(m.message_id for m in srv.fetch_all(t.imap, "INBOX")) == [mid(1), mid(2)]
     for i in (1, 2):
@@ -648,3 +652,88 @@ def test_the_pairs_own_run_goes_on_from_the_move_pass_selection(
     assert mid(2) in loc.by_message_id(s.root, s.layout, "INBOX")
     assert "F" in loc.by_message_id(s.root, s.layout, "Work")[mid(3)].letters
     assert_in_sync(s)
+
+
+def test_server_changes_in_more_folders_than_connections_select_each_folder_once(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """Flags changed and mail added on the server in more folders than the run has
+    connections: nothing left any folder, so no move can exist, and each folder is selected
+    once in the run (by its pair's own run), not once by the move pass and again by the pair
+    after other folders took the pass's sessions."""
+    folders = ["INBOX", "Archive", "Lists", "Work", "Travel", "Receipts"]
+    for i, folder in enumerate(folders):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    settled(s, tuple(folders))  # the Maildir folders' stamps recorded: provably unchanged
+    for i, folder in enumerate(folders):
+        srv.set_flags(s.imap, folder, mid(i), [SEEN, FLAGGED])
+        srv.append(s.imap, folder, long_message(10 + i), [])
+
+    synced(s, proxy)
+
+    commands = commands_per_folder(proxy)
+    assert {f: commands[f].count("SELECT") for f in folders} == dict.fromkeys(folders, 1), commands
+    for i, folder in enumerate(folders):
+        local = loc.by_message_id(s.root, s.layout, folder)
+        assert "F" in local[mid(i)].letters
+        assert mid(10 + i) in local
+    assert_in_sync(s)
+
+
+def test_a_server_deletion_among_changed_folders_still_finds_the_move(
+    s: Setup, proxy: FaultProxy
+) -> None:
+    """Moved on the server into a folder that also changed otherwise, among other changed
+    folders: the folder it left shows a message gone, so every pair is planned by the move
+    pass after all and the message is moved locally, not deleted and downloaded."""
+    folders = ["INBOX", "Archive", "Lists", "Work", "Travel"]
+    for i, folder in enumerate(folders):
+        srv.append(s.imap, folder, long_message(i), [SEEN])
+    settled(s, tuple(folders))
+    before = inodes(s, "Work")[mid(3)]
+    for i, folder in enumerate(folders):
+        srv.set_flags(s.imap, folder, mid(i), [SEEN, FLAGGED])
+    move_on_server(s, "Work", [mid(3)], "Travel")
+
+    report = synced(s, proxy)
+
+    assert copied(report) == 0
+    assert marker(3) not in sent(proxy)
+    assert inodes(s, "Travel")[mid(3)] == before
+    assert_in_sync(s)
+
+
+SERVER_BEFORE = Cursor("7", uidnext=11, modseq=50, count=10)
+MAILDIR_BEFORE = Cursor("id", stamp="s1")
+
+
+@pytest.mark.parametrize(
+    ("server_now", "maildir_now", "left"),
+    [
+        # flags changed and 3 added: nothing lost, a SELECT needed -> its own run
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id", stamp="s1"), True),
+        # nothing changed on the server: planned by the pass without a SELECT
+        (MailboxStatus("7", 11, 50, 10), MailboxStatus("id", stamp="s1"), False),
+        # one expunged, one added: the count falls short of the UIDs given
+        (MailboxStatus("7", 12, 60, 10), MailboxStatus("id", stamp="s1"), False),
+        # two added, one of them expunged again: short too (it cannot tell which went)
+        (MailboxStatus("7", 13, 60, 11), MailboxStatus("id", stamp="s1"), False),
+        # a new UIDVALIDITY
+        (MailboxStatus("8", 14, 60, 13), MailboxStatus("id", stamp="s1"), False),
+        # the Maildir changed (another stamp, or none that proves anything)
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id", stamp="s2"), False),
+        (MailboxStatus("7", 14, 60, 13), MailboxStatus("id"), False),
+    ],
+)
+def test_a_pair_is_left_to_its_run_only_when_its_statuses_prove_nothing_left(
+    server_now: MailboxStatus, maildir_now: MailboxStatus, left: bool
+) -> None:
+    before = [SERVER_BEFORE, MAILDIR_BEFORE]
+    assert left_to_its_run([server_now, maildir_now], before, [True, False]) is left
+    # a server side selected already (a session held from an earlier run): planned at once
+    assert not left_to_its_run([server_now, maildir_now], before, [False, False])
+
+
+def test_a_server_side_without_counts_recorded_is_never_taken_for_unchanged() -> None:
+    """A plan cut short leaves only validities recorded: nothing is proven then."""
+    assert not kept_all(MailboxStatus("7", 14, 60, 13), Cursor("7"))

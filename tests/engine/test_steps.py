@@ -771,3 +771,40 @@ def test_unrecorded_copy_deleted_before_the_next_run_stays_deleted(
     code, out = run_sync(config)
     assert code == 0, out
     check_expected(s, {"INBOX": {mid(1, "INBOX"): frozenset({SEEN})}})
+
+
+# ---- how many commits a change costs ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("server flag", ["flag intent", "flags local", "cursors"]),
+        ("local flag", ["flag intent", "flags remote", "cursors"]),
+        ("server message", ["intent", "append local", "cursors"]),
+        ("local deletion", ["cursors", "delete remote", "cursors"]),
+    ],
+)
+def test_a_plan_under_way_is_marked_with_its_first_write(
+    change: str, expected: list[str], dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """The cursors that mark a pair's plan as under way (so that no later run skips what it
+    leaves undone) are written in the transaction of the plan's first write, the flag journal
+    or a copy's intent, not in a commit of their own; alone only where a side effect comes
+    first (a deletion).  The crash sweeps above kill the run after each of these steps."""
+    s = fresh(dovecot, tmp_path / "s", f"first-write-{change.replace(' ', '-')}")
+    put_server(s, {"INBOX": [(1, {SEEN}), (2, set())]})
+    setup_sync(s)
+    if change == "server flag":
+        srv.set_flags(s.imap, "INBOX", mid(1, "INBOX"), [FLAGGED])
+    elif change == "local flag":
+        change_letters(s, "INBOX", 1, add="F")
+    elif change == "server message":
+        srv.append(s.imap, "INBOX", srv.make_message(3, "INBOX"), [])
+    else:
+        local_msg(s, "INBOX", 2).path.unlink()
+
+    code, out = run_sync(write_config(s), verbose=True)
+
+    assert code == 0, out
+    assert steps_of(out) == expected, out

@@ -40,12 +40,13 @@ from mailtide.core.reconcile import Plan
 from mailtide.engine.pair import SIDE_NAMES, Options, PairSync, Prepared
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.engine.trash import resolve_trash
-from mailtide.state.db import StateError
+from mailtide.state.db import Cursor, StateError
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import (
     ConnectionLost,
     Mailbox,
     MailboxError,
+    MailboxStatus,
     Store,
     StoreError,
     UnsafeFolderName,
@@ -84,6 +85,8 @@ class MovePass:
         self.prepared: dict[str, Prepared] = {}
         # the plans still true once the pass is done, for the pairs' own runs (``planned``)
         self._handed: dict[str, Prepared] = {}
+        # pairs left to their own runs unless a move is possible after all (``_find``)
+        self._deferred: list[str] = []
         # messages moved, by Side: the side each move was carried on (a dry run: would be)
         self.moved = [0, 0]
 
@@ -145,11 +148,21 @@ class MovePass:
 
     async def _find(self) -> list[Move]:
         """Plan the pairs that hold records (only they can lose a message to another); only if
-        one did, plan the rest too (a move may reach a folder never synced before)."""
-        await self._prepare([n for n in self.names if n in self.known])
+        one did, plan the rest too (a move may reach a folder never synced before).
+
+        A pair whose statuses show that it lost nothing but that a side has changes only a
+        selected mailbox tells (``left_to_its_run``) is first left out: if no pair lost a
+        message, no move exists, and its own run plans it on its one SELECT instead of this
+        pass selecting it too (the pass's session is taken by other pairs by then: a second
+        SELECT, a read of the folder's whole index by the server, per changed folder)."""
+        self._deferred = []
+        await self._prepare([n for n in self.names if n in self.known], defer=True)
         if not any(p.plan.deletes for p in self.prepared.values()):
             return []
+        await self._prepare(self._deferred)
         await self._prepare([n for n in self.names if n not in self.known])
+        order = {name: i for i, name in enumerate(self.names)}
+        self.prepared = dict(sorted(self.prepared.items(), key=lambda kv: order[kv[0]]))
         plans = {name: p.plan for name, p in self.prepared.items()}
         found = find_moves(plans)
         if isinstance(found, MoveIdentities):
@@ -157,9 +170,10 @@ class MovePass:
             found = find_moves(plans)
         return [] if isinstance(found, MoveIdentities) else found
 
-    async def _prepare(self, names: list[str]) -> None:
+    async def _prepare(self, names: list[str], defer: bool = False) -> None:
         """Plan ``names``, ``options.parallel`` of them at once (each open on a connection of
-        its own, as the pairs' own runs), kept in the order of ``names``.  An error that ends
+        its own, as the pairs' own runs), kept in the order of ``names``; with ``defer``, a
+        pair ``left_to_its_run`` is not planned but put in ``_deferred``.  An error that ends
         the pass stops the others from taking a further pair; the ones in flight finish."""
         todo = collections.deque(names)
         found: dict[str, Prepared] = {}
@@ -169,7 +183,7 @@ class MovePass:
             while todo and not ended:
                 name = todo.popleft()
                 try:
-                    prepared = await self._prepare_one(name)
+                    prepared = await self._prepare_one(name, defer)
                 except Exception as exc:  # raised below, once the others are done
                     ended.append(exc)
                     return
@@ -182,13 +196,17 @@ class MovePass:
         if ended:
             raise ended[0]
 
-    async def _prepare_one(self, name: str) -> Prepared | None:
-        """Pair ``name`` planned; None where it cannot be (left out of the pass)."""
+    async def _prepare_one(self, name: str, defer: bool = False) -> Prepared | None:
+        """Pair ``name`` planned; None where it cannot be (left out of the pass), or where
+        ``defer`` and the pair is ``left_to_its_run`` (then put in ``_deferred``)."""
         self.steps.check()
         boxes: list[Mailbox | None] = [None, None]
         try:
             for side in SIDES:
                 boxes[side] = await self._open(side, name)
+            if defer and await self._left_to_its_run(name, boxes):
+                self._deferred.append(name)
+                return None
             pair = PairSync(name, (boxes[0], boxes[1]), self.state, self.steps, self.options)
             return await pair.prepare()
         except _SKIPPED as exc:
@@ -196,6 +214,21 @@ class MovePass:
             return None
         finally:
             await _close(boxes)
+
+    async def _left_to_its_run(self, name: str, boxes: Sequence[Mailbox | None]) -> bool:
+        """Whether pair ``name`` (open in ``boxes``) is ``left_to_its_run`` by its statuses;
+        the other sides' statuses are read only where an unselected side asks for a SELECT
+        (a pair whose server side is unchanged costs one read of its state more)."""
+        opened = [box for box in boxes if box is not None]
+        if len(opened) < len(boxes) or not any(box.unselected for box in opened):
+            return False
+        cursors = (await self.state.mailbox(name, create=False)).cursors
+        told = [await box.status() if box.unselected else None for box in opened]
+        sides = zip(told, cursors, strict=True)
+        if not any(s is not None and asks_selection(s, c) for s, c in sides):
+            return False
+        statuses = [s or await box.status() for s, box in zip(told, opened, strict=True)]
+        return left_to_its_run(statuses, cursors, [box.unselected for box in opened])
 
     async def _open(self, side: Side, name: str) -> Mailbox | None:
         """Mailbox ``name`` on ``side``; in a dry run None where it does not exist yet (the
@@ -284,6 +317,46 @@ class MovePass:
             asked=len(moves),
         )
         self.steps.done("move records")
+
+
+def left_to_its_run(
+    statuses: Sequence[MailboxStatus], cursors: Sequence[Cursor], unselected: Sequence[bool]
+) -> bool:
+    """Whether a pair with these statuses and recorded ``cursors`` (by Side) is better
+    planned by its own run: no side can have lost a recorded message (``kept_all``), so the
+    pair cannot be where a move starts, and a side not yet selected (``Mailbox.unselected``)
+    reports a highest modseq other than the recorded one, so its changes take a SELECT, which
+    its own run then does once.  A side selected already (a session an earlier run left,
+    resumed) is planned here: that costs no SELECT, and its own run goes on in the session."""
+    asks = any(
+        unsel and asks_selection(s, c)
+        for s, c, unsel in zip(statuses, cursors, unselected, strict=True)
+    )
+    return asks and all(kept_all(s, c) for s, c in zip(statuses, cursors, strict=True))
+
+
+def asks_selection(status: MailboxStatus, cursor: Cursor) -> bool:
+    """Whether ``status`` reports a highest modseq other than the recorded one: the changes
+    since are read from the selected mailbox."""
+    return status.highestmodseq is not None and status.highestmodseq != cursor.modseq
+
+
+def kept_all(status: MailboxStatus, cursor: Cursor) -> bool:
+    """Whether ``status`` proves that the side still holds every message the last complete
+    sync (``cursor``) recorded: the same validity, and the same stamp or highest modseq (no
+    change at all), or a count that grew by exactly the UIDs given since (an expunge would
+    leave it short: every UID since is still there and none before went)."""
+    if cursor.validity is None or status.validity != cursor.validity:
+        return False
+    if status.stamp is not None and status.stamp == cursor.stamp:
+        return True
+    if status.highestmodseq is not None and status.highestmodseq == cursor.modseq:
+        return True
+    if status.count is None or status.uidnext is None:
+        return False
+    if cursor.count is None or cursor.uidnext is None:
+        return False
+    return status.count == cursor.count + (status.uidnext - cursor.uidnext)
 
 
 def _same_name(side: Side, name: str) -> str:

@@ -221,6 +221,10 @@ class PairSync:
         # transaction instead of a commit each.  A run killed first loses nothing: its
         # intents and its flag journal lead the next run to the same records.
         self._results: list[tuple[list[Record], list[Record]]] = []
+        # The cursors that say "this plan is under way" (validities only, no progress
+        # markers), not yet written: they go with the run's first write (the flag journal, an
+        # intent) in its transaction, or alone before the first side effect (``_clear``).
+        self._clearing: tuple[Cursor, Cursor] | None = None
 
     def box(self, side: Side) -> Mailbox:
         box = self.boxes[side]
@@ -395,8 +399,9 @@ class PairSync:
             self._report_dry(plan)
             return self.report
         if not plan.empty or void or any(c.validity is None for c in mailbox.cursors):
-            # Until this plan is carried out, the next run must not skip anything.
-            await self._save_cursors(mailbox, statuses)
+            # Until this plan is carried out, the next run must not skip anything: durable
+            # with the first write of the plan, and before its first side effect.
+            self._clearing = self._cursors(statuses)
         for box, status in zip(self.boxes, statuses, strict=True):
             if box is not None and status is not None:
                 box.begin_writes(status)
@@ -652,6 +657,25 @@ class PairSync:
         next quick sync skip what came before) only once the whole plan is carried out, with
         the ``marks`` (digests, stamps: ``Prepared.digests`` and ``stamps``) of sides that
         matched the records.  The cursors written."""
+        cursors = self._cursors(statuses, complete, marks)
+        self._clearing = None  # the complete cursors say more: they replace it
+        if complete and self._results:
+            await self._flush(mailbox, cursors=cursors)
+        else:
+            await self.state.set_cursors(mailbox, cursors)
+        self.steps.done("cursors")
+        return cursors
+
+    def _cursors(
+        self,
+        statuses: Sequence[MailboxStatus | None],
+        complete: bool = False,
+        marks: tuple[tuple[str | None, str | None], tuple[str | None, str | None]] = (
+            (None, None),
+            (None, None),
+        ),
+    ) -> tuple[Cursor, Cursor]:
+        """The cursors ``_save_cursors`` writes."""
         cursors = []
         for side in SIDES:
             s = statuses[side]
@@ -666,12 +690,19 @@ class PairSync:
                         s.validity, s.uidnext, s.highestmodseq, s.count, digests[side], stamps[side]
                     )
                 )
-        if complete and self._results:
-            await self._flush(mailbox, cursors=(cursors[0], cursors[1]))
-        else:
-            await self.state.set_cursors(mailbox, (cursors[0], cursors[1]))
-        self.steps.done("cursors")
-        return cursors[0], cursors[1]
+        return (cursors[0], cursors[1])
+
+    def _take_clearing(self) -> tuple[Cursor, Cursor] | None:
+        """The cursors still to be cleared (``_clearing``), for a write to carry; taken once."""
+        clearing, self._clearing = self._clearing, None
+        return clearing
+
+    async def _clear(self, mailbox: MailboxState) -> None:
+        """Before a side effect: the plan's cursors cleared, if no write carried them yet."""
+        clearing = self._take_clearing()
+        if clearing is not None:
+            await self.state.set_cursors(mailbox, clearing)
+            self.steps.done("cursors")
 
     def _carried(self, mailbox: MailboxState, old: list[Record], new: list[Record]) -> bool:
         """Keep the records a carried side effect leaves for the next write (``_results``);
@@ -687,12 +718,14 @@ class PairSync:
         intents: list[Record] | None = None,
         cursors: tuple[Cursor, Cursor] | None = None,
     ) -> None:
-        """Write the kept results, then ``intents`` and ``cursors``, in one transaction."""
+        """Write the kept results, then ``intents`` and ``cursors`` (else the cursors still to
+        be cleared), in one transaction."""
         changes = [(mailbox, old, new) for old, new in self._results]
         if intents:
             changes.append((mailbox, [], intents))
         if not changes and cursors is None:
             return
+        cursors = cursors or self._take_clearing()
         await self.state.rewrite(changes, None if cursors is None else (mailbox, cursors))
         self._results = []
 
@@ -700,6 +733,7 @@ class PairSync:
 
     async def _apply(self, mailbox: MailboxState, plan: Plan) -> None:
         if plan.forgets:
+            await self._clear(mailbox)
             await self.state.drop(mailbox, [f.record for f in plan.forgets])
             self.steps.done("forget")
         await self._apply_updates(mailbox, plan)
@@ -718,7 +752,7 @@ class PairSync:
             if u.old is not None and u.edits and u.old.ids == u.new.ids
         ]
         if journal:
-            await self.state.set_pending(mailbox, journal)
+            await self.state.set_pending(mailbox, journal, self._take_clearing())
             self.steps.done("flag intent")
         for side in SIDES:
             changes = [
@@ -728,6 +762,7 @@ class PairSync:
                 if e.side is side
             ]
             if changes:
+                await self._clear(mailbox)
                 await self.box(side).set_flags(changes)
                 self.report.flagged[side] += len(changes)
                 self.steps.done(f"flags {SIDE_NAMES[side]}")
@@ -735,11 +770,13 @@ class PairSync:
             old = [u.old for u in plan.updates if u.old is not None]
             new = [u.new for u in plan.updates]
             if not self._carried(mailbox, old, new):
+                await self._clear(mailbox)
                 await self.state.replace(mailbox, old, new)
                 self.steps.done("records")
             self.report.paired += sum(1 for u in plan.updates if u.old is None)
         paired = [u.new.ids[Side.FAR] for u in plan.updates if u.old is None]
         if self.labels is not None and paired:
+            await self._clear(mailbox)
             await self.labels.remember(mailbox, paired)
 
     async def _apply_deletes(self, mailbox: MailboxState, plan: Plan) -> None:
@@ -748,6 +785,7 @@ class PairSync:
             deletes = [d for d in plan.deletes if d.side is side]
             if not deletes:
                 continue
+            await self._clear(mailbox)
             gone = await self._remove(
                 mailbox,
                 side,
@@ -819,6 +857,7 @@ class PairSync:
         cannot read is skipped (the source says so when a chunk ends): the others are still
         copied, and the first such failure is raised at the end."""
         if self.labels is not None:
+            await self._clear(mailbox)
             carry = self.labels.link if source is Side.FAR else self.labels.label
             copies, carried = await carry(mailbox, copies)
             self.report.copied[source.other] += carried
@@ -871,6 +910,7 @@ class PairSync:
         if fresh:
             await self._flush(mailbox, intents=fresh)
             self.steps.done("intent")
+        await self._clear(mailbox)
         while batch:
             incoming = [
                 Incoming(f.flags, f.internaldate, f.identity, f.body, hint=f.id) for _, f in batch

@@ -518,10 +518,16 @@ class StateDB:
             )
 
     def set_pending(
-        self, mailbox: MailboxState, pending: Iterable[tuple[Record, PendingFlags]]
+        self,
+        mailbox: MailboxState,
+        pending: Iterable[tuple[Record, PendingFlags]],
+        cursors: tuple[Cursor, Cursor] | None = None,
     ) -> None:
-        """Journal flag updates before they are carried (one row per record, as ``drop``)."""
+        """Journal flag updates before they are carried (one row per record, as ``drop``);
+        with ``cursors``, set the mailbox's in the same transaction."""
         with self.transaction():
+            if cursors is not None:
+                self.set_cursors(mailbox, cursors)
             self._db.executemany(
                 "UPDATE record SET pending_flags = ?, pending_sides = ? WHERE rowid IN"
                 " (SELECT rowid FROM record WHERE mailbox = ? AND far_id = ? AND near_id = ?"

@@ -152,9 +152,12 @@ class OffLoopState:
         await self._run(self.db.put, mailbox, list(records))
 
     async def set_pending(
-        self, mailbox: MailboxState, updates: Iterable[tuple[Record, PendingFlags]]
+        self,
+        mailbox: MailboxState,
+        updates: Iterable[tuple[Record, PendingFlags]],
+        cursors: tuple[Cursor, Cursor] | None = None,
     ) -> None:
-        await self._run(self.db.set_pending, mailbox, list(updates))
+        await self._run(self.db.set_pending, mailbox, list(updates), cursors)
 
     async def drop(self, mailbox: MailboxState, records: Iterable[Record]) -> None:
         await self._run(self.db.drop, mailbox, list(records))

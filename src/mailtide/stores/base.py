@@ -221,6 +221,13 @@ class Mailbox(Protocol):
 
     name: str
 
+    @property
+    def unselected(self) -> bool:
+        """Whether reading what changed costs selecting the mailbox first (a server mailbox
+        opened from the folder listing, with no session of it held); False where there is
+        nothing to select (a Maildir) or the mailbox is selected already."""
+        ...
+
     async def status(self) -> MailboxStatus: ...
 
     async def snapshot(self) -> list[MessageInfo]:

@@ -366,6 +366,10 @@ class ImapMailbox:
             self.exists = self._count_after_news()  # the session's count, news since included
 
     @property
+    def unselected(self) -> bool:
+        return not self._selected
+
+    @property
     def unsolicited(self) -> list[Untagged]:
         """EXPUNGE / VANISHED / EXISTS / FETCH the server sent on its own (read and clear)."""
         protocol = self._client.protocol if self._client is not None else None

@@ -304,6 +304,10 @@ class MaildirMailbox:
 
     # -- Mailbox protocol ----------------------------------------------------------------
 
+    @property
+    def unselected(self) -> bool:
+        return False  # a folder is read as it is: nothing to select
+
     async def status(self) -> MailboxStatus:
         return await self._run(self._status)
 
