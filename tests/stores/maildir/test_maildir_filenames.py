@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +11,7 @@ from mailtide.stores.maildir.filenames import size_of, split_name
 
 
 def test_hostname_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "gethostname", lambda: "a/b:c,d")
+    monkeypatch.setattr(filenames.os, "uname", lambda: SimpleNamespace(nodename="a/b:c,d"))
     assert filenames._escaped_host() == "a\\057b\\072c\\054d"
 
 
