@@ -72,6 +72,12 @@ COPY_CHUNK = 2000
 MAX_VANISHED_LOOKUPS = 20_000
 
 
+# What a complete sync records of the sides that matched the records: their listings' digests
+# and their stamps, each by Side (``Prepared.digests`` and ``stamps``); ``NO_MARKS``: none
+Marks = tuple[tuple[str | None, str | None], tuple[str | None, str | None]]
+NO_MARKS: Marks = ((None, None), (None, None))
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """``mode``: "quick" asks a side that can tell (IMAP with QRESYNC) only for what changed
@@ -412,7 +418,7 @@ class PairSync:
             raise
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
-        marks = (prepared.digests, prepared.stamps) if plan.empty else ((None, None),) * 2
+        marks = (prepared.digests, prepared.stamps) if plan.empty else NO_MARKS
         cursors = await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
         # Nothing was carried, and the next run given these statuses finds each side's delta
         # empty from its status alone: as quiet for the next run as an unchanged pair.
@@ -648,10 +654,7 @@ class PairSync:
         mailbox: MailboxState,
         statuses: Sequence[MailboxStatus | None],
         complete: bool = False,
-        marks: tuple[tuple[str | None, str | None], tuple[str | None, str | None]] = (
-            (None, None),
-            (None, None),
-        ),
+        marks: Marks = NO_MARKS,
     ) -> tuple[Cursor, Cursor]:
         """Validities as soon as records depend on them; the progress markers (which let the
         next quick sync skip what came before) only once the whole plan is carried out, with
@@ -670,10 +673,7 @@ class PairSync:
         self,
         statuses: Sequence[MailboxStatus | None],
         complete: bool = False,
-        marks: tuple[tuple[str | None, str | None], tuple[str | None, str | None]] = (
-            (None, None),
-            (None, None),
-        ),
+        marks: Marks = NO_MARKS,
     ) -> tuple[Cursor, Cursor]:
         """The cursors ``_save_cursors`` writes."""
         cursors = []
