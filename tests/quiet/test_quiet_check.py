@@ -23,6 +23,7 @@ import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount, private_dovecot
 from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, write_config
 from mailtide.stores.maildir.stamp import folder_stamp
+from password_sources import SOURCES, Writer, random_password, use_source
 
 FOLDERS = ("INBOX", "Archive", "Entwürfe/2024")  # a name in UTF-7 on the server, nested
 
@@ -254,6 +255,22 @@ def test_a_password_that_no_longer_works_is_reported_not_hidden(
     assert code != 0
     assert not ended_quietly(output)
     assert "refused" in output.lower() or "authentication" in output.lower(), output
+
+
+@pytest.mark.parametrize("source", SOURCES.values(), ids=SOURCES.keys())
+def test_the_check_reads_every_password_source_as_the_sync_does(
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: Writer,
+) -> None:
+    password = random_password()
+    account = dovecot.account(imap_account.user, password)
+    q = quiet_account(account, tmp_path, password=password)
+    use_source(q.config, source(tmp_path, account, password, monkeypatch))
+    sync(q)  # the config changed: this one runs, and is quiet
+    assert ended_quietly(sync(q))
 
 
 def test_an_account_another_mailtide_holds_is_refused_as_ever(quiet: Quiet) -> None:

@@ -8,7 +8,6 @@ a thread, off the event loop where the daemon's other accounts live.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -68,9 +67,13 @@ class KeyringPassword:
         return f'from the system keyring (service "{SERVICE}", {item_name(self.user, self.host)})'
 
     async def password(self) -> str:
-        return await asyncio.to_thread(self._lookup)
+        import asyncio  # here: password_now needs no event loop
 
-    def _lookup(self) -> str:
+        return await asyncio.to_thread(self.password_now)
+
+    def password_now(self) -> str:
+        """``password`` for a caller without an event loop (the quiet check, quiet/), which
+        may block: the same lookup and errors."""
         keyring = keyring_module()
         name = item_name(self.user, self.host)
         try:

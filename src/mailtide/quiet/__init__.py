@@ -25,7 +25,7 @@ hands over to the engine, which then decides as it always does.  It never writes
 no mail.  It holds the account's lock while it reads, like a sync.
 
 What it does not cover, so the engine runs: a run with options (folders, ``--full``, a dry
-run), an account with hooks (they run at every sync), Gmail's modes, a password from the
-keyring or OAuth2 (the probe speaks LOGIN and PLAIN with a password from the config, a file,
-netrc, a systemd credential or a command), and a side that is neither IMAP nor Maildir.
+run), an account with hooks (they run at every sync), Gmail's modes, OAuth2 (the probe speaks
+LOGIN and PLAIN with a password from any other source: the config, a file, netrc, a systemd
+credential, a command, the keyring), and a side that is neither IMAP nor Maildir.
 """

@@ -108,22 +108,23 @@ def _server(repo: ImapRepository) -> Server:
 
 
 def _credentials(repo: ImapRepository) -> Credentials:
-    """The password, from the config, a file, netrc, a systemd credential or a command (run
-    as the sync runs it); ``Unavailable`` for the keyring and OAuth2, and for a source that
-    fails (the sync then says why)."""
+    """The password, from any source but OAuth2, read as the sync reads it: a source that
+    blocks (a command, the keyring) by its ``password_now``, the others' coroutine run to its
+    end at once.  ``Unavailable`` for OAuth2, and for a source that fails (the sync then says
+    why)."""
     from mailtide.stores.imap.credentials import Credentials
     from mailtide.stores.imap.probe import Unavailable
 
-    if repo.oauth2 is not None or repo.keyring:
-        raise Unavailable("the credentials come from the keyring or OAuth2")
-    from mailtide.auth.command import PasswordCommand
+    if repo.oauth2 is not None:
+        raise Unavailable("the credentials come from OAuth2")
     from mailtide.auth.password import password_source
     from mailtide.auth.source import PasswordError
 
     given = password_source(repo)
-    if isinstance(given, PasswordCommand):
+    now = getattr(given, "password_now", None)  # a source that blocks (a command, the keyring)
+    if now is not None:
         try:
-            secret = given.password_now()
+            secret: str = now()
         except PasswordError as e:
             raise Unavailable(str(e)) from None
         register_secret(secret)
