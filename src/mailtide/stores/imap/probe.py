@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # Seconds the probe waits for the server at most, whatever the repository's timeout: it only
 # saves time when the server answers at once, and the sync that follows a give-up waits anew.
 LONGEST_WAIT = 10.0
+# ... and for the connection: a server that does not take it at once is left to the sync's own
+# connect, its timeout and its retries, which then wait no longer than they would have.
+CONNECT_WAIT = 3.0
 MAX_ANSWER = 16 << 20  # bytes: a folder list bigger than this is left to the sync
 
 
@@ -65,7 +68,8 @@ def answers_now(server: Server, credentials: Credentials) -> list[str]:
     ``Unavailable`` when the probe cannot read them as the store would."""
     where = server.where
     try:
-        raw = _connect(server.host, server.port, min(server.timeout, LONGEST_WAIT))
+        waits = min(server.timeout, CONNECT_WAIT), min(server.timeout, LONGEST_WAIT)
+        raw = _connect(server.host, server.port, *waits)
     except OSError as e:
         raise Unavailable(f"cannot connect to {where}: {e}") from None
     conn = _Connection(raw)
@@ -79,8 +83,9 @@ def answers_now(server: Server, credentials: Credentials) -> list[str]:
         conn.close()
 
 
-def _connect(host: str, port: int, timeout: float) -> _socket.socket:
-    """A TCP connection to the first address of ``host`` that takes it.  On the interpreter's
+def _connect(host: str, port: int, connecting: float, reading: float) -> _socket.socket:
+    """A TCP connection to the first address of ``host`` that takes it within ``connecting``
+    seconds, waiting ``reading`` seconds at most for data from then on.  On the interpreter's
     own socket type: the ``socket`` module's enums cost more to load (at every start) than
     the whole check spends otherwise.  An ASCII host name goes as bytes: the resolver then
     needs no IDNA codec."""
@@ -89,8 +94,9 @@ def _connect(host: str, port: int, timeout: float) -> _socket.socket:
     for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(connecting)
             sock.connect(address)
+            sock.settimeout(reading)
             return sock
         except OSError as e:
             sock.close()
