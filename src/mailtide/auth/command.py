@@ -43,9 +43,9 @@ class PasswordCommand:
                 self.argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout
             )
         except OSError as e:
-            raise PasswordError(f"{self.shown} could not be started: {e.strerror or e}") from None
+            raise self._not_started(e) from None
         except subprocess.TimeoutExpired:
-            raise PasswordError(f"{self.shown} timed out after {self.timeout:g} s") from None
+            raise self._timed_out() from None
         return self._first_line(self._checked(done.returncode, done.stdout, done.stderr))
 
     def _first_line(self, stdout: bytes) -> str:
@@ -71,14 +71,20 @@ class PasswordCommand:
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as e:
-            raise PasswordError(f"{self.shown} could not be started: {e.strerror or e}") from None
+            raise self._not_started(e) from None
         try:
             stdout, stderr = await within(process.communicate(), self.timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
-            raise PasswordError(f"{self.shown} timed out after {self.timeout:g} s") from None
+            raise self._timed_out() from None
         return self._checked(process.returncode, stdout, stderr)
+
+    def _not_started(self, e: OSError) -> PasswordError:
+        return PasswordError(f"{self.shown} could not be started: {e.strerror or e}")
+
+    def _timed_out(self) -> PasswordError:
+        return PasswordError(f"{self.shown} timed out after {self.timeout:g} s")
 
     def _checked(self, returncode: int | None, stdout: bytes, stderr: bytes) -> bytes:
         """``stdout`` of a program that exited with 0; else PasswordError saying how it ended."""

@@ -159,8 +159,8 @@ class Prepared:
     digests: tuple[str | None, str | None] = (None, None)
     stamps: tuple[str | None, str | None] = (None, None)
     unchanged: bool = False
-    # Unchanged, as each side's own delta said from its status alone (no listing read, no
-    # cursor written): a later run given the same statuses decides the same (quiet/).
+    # Unchanged, and each side's cursor (restamped where it was listed) lets a later run
+    # given the same statuses decide the same from them alone (quiet/).
     quiet: bool = False
 
 
@@ -422,11 +422,7 @@ class PairSync:
         cursors = await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
         # Nothing was carried, and the next run given these statuses finds each side's delta
         # empty from its status alone: as quiet for the next run as an unchanged pair.
-        self.report.quiet = (
-            plan.empty
-            and not void
-            and all(c.modseq is not None or c.stamp is not None for c in cursors)
-        )
+        self.report.quiet = plan.empty and not void and all(c.tells for c in cursors)
         if not plan.empty and not self.report.refused:
             self.written = [
                 (side, proof)
@@ -523,7 +519,7 @@ class PairSync:
             await self.state.set_cursors(mailbox, (restamped[0], restamped[1]))
         # Quiet when every side's cursor (restamped where a side was listed) lets the next run
         # tell from its status alone (``Prepared.quiet``).
-        return all(c.modseq is not None or c.stamp is not None for c in restamped)
+        return all(c.tells for c in restamped)
 
     async def _snapshot(
         self, side: Side, mailbox: MailboxState, records: list[Record]

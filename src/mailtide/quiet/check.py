@@ -39,16 +39,13 @@ def _why_not(config: Config, account: Account) -> int | str:
     recorded = proof.read(db)
     if recorded is None:
         return "no proof of a quiet run"
-    signed = (recorded.code, recorded.config, recorded.state)
-    if proof.signatures(db, config.path) != signed:
-        return "the code, the config or the state changed"
     try:
         lock = lock_account(db)
     except StateError:
         return "another mailtide holds the account"  # the sync says so
     try:
-        if proof.signatures(db, config.path) != signed:
-            return "a run ended meanwhile"
+        if proof.signatures(db, config.path) != (recorded.code, recorded.config, recorded.state):
+            return "the code, the config or the state changed"
         for side, facts, repo in zip(
             ("remote", "local"), recorded.sides, (account.remote, account.local), strict=True
         ):
@@ -85,7 +82,6 @@ def _still(facts: Mapping[str, Any], repo: Repository) -> bool:
         except Unavailable as e:
             log.debug("quiet.unavailable", reason=str(e))
             return False
-    return False
     return False
 
 

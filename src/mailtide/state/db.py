@@ -137,6 +137,12 @@ class Cursor:
     digest: str | None = None  # see ``core.model.listing_digest``: the side's listing, as synced
     stamp: str | None = None  # the side's ``MailboxStatus.stamp`` when that listing was taken
 
+    @property
+    def tells(self) -> bool:
+        """Whether the side's status alone can show it unchanged against this cursor (by a
+        HIGHESTMODSEQ or a stamp): what makes a pair quiet (engine/pair.py, quiet/)."""
+        return self.modseq is not None or self.stamp is not None
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class FolderPair:

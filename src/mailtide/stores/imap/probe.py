@@ -251,13 +251,11 @@ class _Connection:
         self._tags += 1
         return f"Q{self._tags} {' '.join(words)}\r\n".encode()
 
-    def command(
-        self, parts: Sequence[Part], answer: Any = None, ok_only: bool = True
-    ) -> tuple[bytes, list[Response]]:
+    def command(self, parts: Sequence[Part], answer: Any = None) -> tuple[bytes, list[Response]]:
         """Send one command; its tagged status line (after the tag) and untagged answers.
         ``answer``: what to say to a ``+`` continuation (an AUTHENTICATE exchange)."""
         self.send(self._text(parts))
-        return self._until_tagged(f"Q{self._tags}".encode(), answer, ok_only)
+        return self._until_tagged(f"Q{self._tags}".encode(), answer, True)
 
     def pipelined(
         self, commands: Sequence[tuple[Sequence[Part], bool]]

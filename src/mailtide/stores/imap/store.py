@@ -188,24 +188,21 @@ class ImapStore:
         mailbox opened took its status from that LIST (LIST-STATUS), the store wrote nothing
         (the server then holds what they say) and refused no folder.  Else None."""
         client = self._client
-        read = [*self._namespace_seen, *(self._listed_seen or [None])]
+        namespace = [a for a in self._namespace_seen if a is not None]
+        listed = [a for a in self._listed_seen or [] if a is not None]
         if (
             client is None
             or self._lists != 1
             or self._unlisted
             or self._writes
             or self._refused
-            or None in read
+            or len(namespace) != len(self._namespace_seen)
+            or len(listed) != len(self._listed_seen or [])
         ):
             return None
         return {
             "kind": "imap",
-            "answers": answers(
-                client.capabilities,
-                client.enabled,
-                [a for a in self._namespace_seen if a is not None],
-                [a for a in self._listed_seen or [] if a is not None],
-            ),
+            "answers": answers(client.capabilities, client.enabled, namespace, listed),
         }
 
     def special_uses(self) -> dict[str, str]:

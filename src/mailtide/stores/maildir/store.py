@@ -250,10 +250,8 @@ class MaildirStore:
         """What this run's decisions rest on, for the quiet check (quiet/): the root, its
         folders and each opened folder's id and stamp (seen.py), when the tree was not changed
         and every stamp proved something.  Else None."""
-        if self._scanned is None or self._tree_changed:
-            return None
-        opened = {path: seen for path, seen in self._opened.items() if seen is not None}
-        if len(opened) != len(self._opened):
+        opened = {path: read for path, read in self._opened.items() if read is not None}
+        if self._scanned is None or self._tree_changed or len(opened) != len(self._opened):
             return None
         root, folders = self._scanned
         return seen.facts(self.root, root, self.settings.layout, folders, opened)
