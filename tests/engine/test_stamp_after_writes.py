@@ -45,3 +45,27 @@ def test_the_next_sync_does_not_list_a_folder_the_last_one_wrote_into(
         loc.by_message_id(s.root, s.layout, "INBOX")
     )
     assert_in_sync(s)
+
+
+def test_a_folder_whose_changes_only_went_to_the_server_is_not_listed_next_time(
+    imap_account: ImapAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move pass plans a pair whose Maildir changed and carries its plan without opening
+    the Maildir again when only the server is written: the stamp read before that listing
+    still vouches for the folder, so the next run does not list it (before, it was listed
+    again after every local change)."""
+    s = make_setup(imap_account, tmp_path, "fs")
+    for i in range(3):
+        srv.append(s.imap, "INBOX", srv.make_message(i, "INBOX"), [])
+    assert not s.sync().failed
+    local = loc.by_message_id(s.root, s.layout, "INBOX")
+    loc.set_letters(local[srv.message_id(0, "INBOX")], "F")  # a flag set, as a reader does
+    os.unlink(local[srv.message_id(1, "INBOX")].path)  # a message deleted
+    time.sleep(1.1)  # the change's times settled, on any file system
+    assert not s.sync().failed  # carried to the server only
+    listed = record_listings(monkeypatch)
+    assert not s.sync().failed
+    assert listed == []
+    held = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
+    assert held == {srv.message_id(0, "INBOX"): {"\\Flagged"}, srv.message_id(2, "INBOX"): set()}
+    assert_in_sync(s)

@@ -53,6 +53,7 @@ from mailtide.stores.base import (
     MailboxError,
     MailboxStatus,
     MessageRefused,
+    Unwritten,
     WrittenStamp,
 )
 
@@ -427,13 +428,24 @@ class PairSync:
             self.written = [
                 (side, proof)
                 for side in SIDES
-                if (box := self.boxes[side]) is not None and (proof := box.written()) is not None
+                if (proof := self._proof(side, statuses[side])) is not None
             ]
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)(
             "mailbox.synced", **summary, **self._linked()
         )
         return self.report
+
+    def _proof(self, side: Side, status: MailboxStatus | None) -> WrittenStamp | None:
+        """What may prove ``side`` lists as the records now say (``Mailbox.written``).  A
+        side the plan left alone was not opened for it (a plan of the move pass's): the
+        stamp read before its listing, which the records now match, still proves it."""
+        box = self.boxes[side]
+        if box is not None:
+            return box.written()
+        if status is None or status.stamp is None:
+            return None
+        return Unwritten(status.stamp)
 
     # --- planning ---------------------------------------------------------------------
 

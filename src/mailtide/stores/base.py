@@ -216,6 +216,23 @@ class WrittenStamp(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """A side nothing was written to: the stamp its status gave (before the listing the
+    records now match) proves it as it is."""
+
+    given: str
+
+    def settles_in(self) -> float:
+        return 0.0
+
+    def stamp(self) -> str | None:
+        return self.given
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+
 class Mailbox(Protocol):
     """One open mailbox.  Every method may raise ``MailboxError``."""
 

@@ -61,6 +61,7 @@ from mailtide.stores.base import (
     MailboxError,
     MailboxStatus,
     Moved,
+    Unwritten,
     WrittenStamp,
 )
 from mailtide.stores.maildir import links as links_mod
@@ -103,7 +104,7 @@ from mailtide.stores.maildir.listing import (
     open_regular,
 )
 from mailtide.stores.maildir.stamp import folder_stamp
-from mailtide.stores.maildir.witness import Unwritten, Witness
+from mailtide.stores.maildir.witness import Witness
 
 log = structlog.get_logger("mailtide.stores.maildir")
 

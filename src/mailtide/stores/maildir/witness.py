@@ -40,7 +40,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from mailtide.stores.base import MailboxError
 from mailtide.stores.maildir.flags import KEYWORDS_FILE
@@ -341,19 +340,3 @@ def _give_back() -> None:
     global _open
     with _open_lock:
         _open -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class Unwritten:
-    """A folder nothing was written to: the stamp its status gave proves it as it is."""
-
-    given: str
-
-    def settles_in(self) -> float:
-        return 0.0
-
-    def stamp(self) -> str | None:
-        return self.given
-
-    def close(self) -> None:
-        """Nothing is held."""
