@@ -118,6 +118,44 @@ async def test_another_clients_change_between_own_writes_leaves_no_stamp(
         proof.close()
 
 
+async def test_a_witness_of_many_writes_holds_only_what_came_since_its_last_drain(
+    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events its own operations account for are dropped at each drain of the queue, with
+    those operations: what it holds does not grow with the folder's writes (an initial sync
+    keeps a witness of each folder open until its end), and the stamp is still proven."""
+    monkeypatch.setattr(witness_mod, "DRAIN_EVERY", 8)
+    await box.append([incoming(message(100 + i)) for i in range(60)])
+    ids = [m.id for m in await box.snapshot()]
+    await box.set_flags([FlagChange(id, frozenset({FLAGGED}), frozenset()) for id in ids])
+    proof = box.written()
+    assert isinstance(proof, Witness)
+    try:
+        held = len(proof._heard) + sum(proof._expected.values())
+        assert held <= 3 * 8, held  # of about 250 operations and as many events
+        stamp = stamp_when_settled(proof)
+    finally:
+        proof.close()
+    assert stamp is not None and stamp == folder_stamp(box.path)
+
+
+@pytest.mark.parametrize("change", FOREIGN)
+async def test_another_clients_change_among_drained_writes_leaves_no_stamp(
+    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The other client's event is heard at a drain that drops the own ones around it."""
+    monkeypatch.setattr(witness_mod, "DRAIN_EVERY", 4)
+    await box.append([incoming(message(100 + i)) for i in range(20)])
+    FOREIGN[change](box)
+    await box.append([incoming(message(200 + i)) for i in range(20)])
+    proof = box.written()
+    assert proof is not None
+    try:
+        assert stamp_when_settled(proof) is None
+    finally:
+        proof.close()
+
+
 async def test_a_change_before_the_first_write_leaves_no_witness(box: MaildirMailbox) -> None:
     """The folder changed after the status: what the sync planned from is not what is there,
     so nothing after the writes can stand for it."""

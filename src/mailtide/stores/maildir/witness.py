@@ -222,20 +222,30 @@ class Witness:
         if self._owned > MAX_OWN:
             self.spoil()
             return
-        if self._owned % DRAIN_EVERY == 0:  # the shared queue holds 16,384 events at most
-            with _WATCHES.lock:
-                _WATCHES.read()
         sub, name = os.path.split(path)
         parent, base = os.path.split(sub)
         if sub == self.folder:
             self._expected[("", name, arrived)] += 1
         elif parent == self.folder and base in MESSAGE_DIRS:
             self._expected[(base, name, arrived)] += 1
+        if self._owned % DRAIN_EVERY == 0:  # the shared queue holds 16,384 events at most
+            self._drain()
+
+    def _drain(self) -> None:
+        """Read the shared queue, and drop the events that operations told already account
+        for, with those operations (what a witness holds stays per drain, not per folder
+        written); the others wait for ``stamp`` (the operation of an event may be told
+        next: the second half of a rename)."""
+        with _WATCHES.lock:
+            _WATCHES.read()
+            heard = self._heard
+            self._heard = [e for e in heard if not self._match(e[0], e[1], os.fsdecode(e[2]))]
 
     def spoil(self) -> None:
         """The writer knows the folder no longer lists as it will record (a write it skipped)."""
         self.spoiled = True
         self._expected.clear()
+        self._heard = []
 
     def heard(self, sub: str, mask: int, name: bytes) -> None:
         """An event of one of its directories, kept until ``stamp`` matches it (``_Watches``
@@ -293,9 +303,13 @@ class Witness:
         if not mask & (_ARRIVED | _LEFT):  # the keyword file edited in place, touched
             return False
         entry = (sub, name, bool(mask & _ARRIVED))
-        if not self._expected[entry]:
+        expected = self._expected[entry]
+        if not expected:
             return False
-        self._expected[entry] -= 1
+        if expected == 1:
+            del self._expected[entry]
+        else:
+            self._expected[entry] = expected - 1
         return True
 
     def close(self) -> None:
