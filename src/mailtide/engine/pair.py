@@ -420,6 +420,8 @@ class PairSync:
         if self.labels is not None and (plan.deletes or plan.forgets or void):
             await self.labels.forget_gone(mailbox)
         marks = (prepared.digests, prepared.stamps) if plan.empty else NO_MARKS
+        if not plan.empty and not self.report.refused:
+            statuses = self._after_writes(statuses)
         cursors = await self._save_cursors(mailbox, statuses, complete=True, marks=marks)
         # Nothing was carried, and the next run given these statuses finds each side's delta
         # empty from its status alone: as quiet for the next run as an unchanged pair.
@@ -435,6 +437,17 @@ class PairSync:
             "mailbox.synced", **summary, **self._linked()
         )
         return self.report
+
+    def _after_writes(self, statuses: Sequence[MailboxStatus | None]) -> list[MailboxStatus | None]:
+        """Each side's status for its cursor: the one after the plan's writes where the side
+        proves they alone changed it (``Mailbox.after_writes``: the next run need not read
+        them back), else the one the plan was made from."""
+        out = list(statuses)
+        for side in SIDES:
+            box = self.boxes[side]
+            if box is not None and out[side] is not None:
+                out[side] = box.after_writes() or out[side]
+        return out
 
     def _proof(self, side: Side, status: MailboxStatus | None) -> WrittenStamp | None:
         """What may prove ``side`` lists as the records now say (``Mailbox.written``).  A

@@ -307,6 +307,13 @@ class Mailbox(Protocol):
         it; None where nothing can.  Handed over: the caller closes it."""
         ...
 
+    def after_writes(self) -> MailboxStatus | None:
+        """After a sync carried out its plan on this open mailbox (``begin_writes``): the
+        side's status now, where its writes are proven the only change since the status
+        ``begin_writes`` was given (a server's mod-sequences); the sync's records then match
+        it, and the next sync may start from it.  None where nothing proves it."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -34,6 +34,7 @@ from mailtide.stores.base import (
 from mailtide.stores.imap import gmail, gmail_keywords, wire
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.copyuid import copied_uids
+from mailtide.stores.imap.own_writes import OwnWrites
 from mailtide.stores.imap.parse import (
     ParseError,
     SpooledLiteral,
@@ -339,6 +340,7 @@ class ImapMailbox:
         self._wrote = False
         self._listed_holds = listed_holds
         self._failed = False
+        self._own: OwnWrites | None = None  # what this open's writes told (begin_writes)
         self.server_name = server_name
         self._caps = server
         self._client: ImapClient | None = client if isinstance(client, ImapClient) else None
@@ -434,11 +436,17 @@ class ImapMailbox:
         on_untagged: OnUntagged | None = None,
         literal_plus: bool = False,
         check: bool = True,
+        counted: bool = False,
     ) -> Done:
+        """One command on the mailbox's session (selected first where it needs to be).  A
+        write not ``counted`` by its caller (own_writes.py) gives up the proof of this open's
+        writes."""
         if parts[0] in _WRITES:
             if self.read_only:
                 raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
             self._wrote = True
+            if not counted and self._own is not None:
+                self._own.spoiled = True
             if self._on_write is not None:
                 self._on_write()
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
@@ -962,7 +970,7 @@ class ImapMailbox:
             if message.internaldate is not None:
                 parts.append(aio.time2internaldate(message.internaldate))
             parts.append((message.body.size, message.body.chunks()))
-            done = await self._run(*parts, literal_plus=plus, check=False)
+            done = await self._run(*parts, literal_plus=plus, check=False, counted=True)
             if done.status == "NO":  # this message, not the connection: say so, go on without it
                 raise MessageRefused(
                     f"mailbox {self.name!r}: the server refused a message "
@@ -986,6 +994,9 @@ class ImapMailbox:
                 await self._run(
                     "UID STORE", uid, "+X-GM-LABELS", argument, on_untagged=_swallow_fetch
                 )
+            if self._own is not None:
+                told = _highest_told(done.untagged) if self._selected else None
+                self._own.added(int(uid) if uid is not None else None, told)
             out.append(uid)
         log.debug("imap.appended", mailbox=self.name, count=len(messages))
         return out
@@ -1013,6 +1024,49 @@ class ImapMailbox:
             if flag_list == "()":
                 continue
             for uids in uid_sets(op[2] for op in group):
+                if as_labels:
+                    await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
+                else:
+                    await self._store(uids, verb, flag_list)
+
+    async def _store(self, uid_set: str, verb: str, flag_list: str) -> None:
+        """``UID STORE`` of flags.  Counted (own_writes.py): sent ``UNCHANGEDSINCE`` what is
+        proven so far, each answer's MODSEQ told; a message another client changed meanwhile
+        fails that test (``MODIFIED``) and is stored again plainly."""
+        own = self._own
+        since = own.unchanged_since() if own is not None else None
+        if own is None or since is None:
+            await self._run("UID STORE", uid_set, verb, flag_list, on_untagged=_swallow_fetch)
+            return
+        asked = frozenset(_expanded(uid_set))
+
+        def on_fetch(u: Untagged) -> bool:
+            if u.kind != "FETCH":
+                return False
+            try:
+                attrs = fetch_attributes(u)
+                own.stored(uid_of(attrs), _modseq_of(attrs), asked, since)
+            except (ParseError, KeyError, ValueError):
+                own.spoiled = True
+            return True
+
+        done = await self._run(
+            "UID STORE",
+            uid_set,
+            f"(UNCHANGEDSINCE {since})",
+            verb,
+            flag_list,
+            on_untagged=on_fetch,
+            counted=True,
+        )
+        if done.code == "MODIFIED":
+            own.spoiled = True
+            try:  # the server's set is never expanded: it may name any range
+                ranges = uid_ranges(done.code_args.decode("ascii"))
+                again = sorted(u for u in asked if any(a <= u <= b for a, b in ranges))
+            except (ValueError, UnicodeDecodeError):
+                again = sorted(asked)
+            for uids in uid_sets(again):
                 await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
 
     async def delete(self, ids: Sequence[str]) -> set[str]:
@@ -1024,11 +1078,9 @@ class ImapMailbox:
         if not uids:
             return set()
         for uid_set in uid_sets(uids):
-            await self._run(
-                "UID STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)", on_untagged=_swallow_fetch
-            )
+            await self._store(uid_set, "+FLAGS.SILENT", "(\\Deleted)")
             if "UIDPLUS" in self.capabilities:
-                await self._run("UID EXPUNGE", uid_set)
+                await self._expunge(uid_set)
         if "UIDPLUS" in self.capabilities:
             log.debug("imap.deleted", mailbox=self.name, count=len(uids))
             return set(ids)
@@ -1054,6 +1106,30 @@ class ImapMailbox:
         await self._run("EXPUNGE", on_untagged=_swallow_expunge)
         log.debug("imap.deleted", mailbox=self.name, count=len(uids), via="EXPUNGE")
         return set(ids)
+
+    async def _expunge(self, uid_set: str) -> None:
+        """``UID EXPUNGE`` of one of our sets; counted (own_writes.py): the messages its
+        VANISHED names (one not asked for gives the proof up) and its OK's HIGHESTMODSEQ."""
+        asked = _expanded(uid_set)
+        gone = 0
+        foreign = False
+
+        def on_vanished(u: Untagged) -> bool:
+            nonlocal gone, foreign
+            if u.kind == "VANISHED":
+                try:
+                    for a, b in vanished_of(u)[1]:
+                        inside = sum(1 for uid in asked if a <= uid <= b)
+                        gone += inside
+                        foreign = foreign or inside < b - a + 1
+                except (ParseError, ValueError):
+                    foreign = True
+            return False  # kept: the news that counts the mailbox's messages
+
+        done = await self._run("UID EXPUNGE", uid_set, on_untagged=on_vanished, counted=True)
+        if self._own is not None:
+            told = done.code_args if done.code == "HIGHESTMODSEQ" else b""
+            self._own.removed(gone, foreign, int(told) if told.isdigit() else None)
 
     async def move(self, ids: Sequence[str], target: str) -> Moved:
         """``UID MOVE`` where the server has it, else ``UID COPY`` then ``delete`` (which
@@ -1134,11 +1210,21 @@ class ImapMailbox:
         return {str(u): str(mapping[u]) for u in chunk if u in mapping}
 
     def begin_writes(self, status: MailboxStatus) -> None:
-        """Nothing: see ``written``."""
+        """The writes from here on are counted against ``status`` (own_writes.py)."""
+        self._own = OwnWrites.start(status, self.capabilities, self.enabled)
 
     def written(self) -> None:
-        """Nothing: the server's HIGHESTMODSEQ tells the next sync what changed."""
+        """Nothing: the server's HIGHESTMODSEQ tells the next sync what changed (and
+        ``after_writes`` what the writes alone made of it)."""
         return None
+
+    def after_writes(self) -> MailboxStatus | None:
+        """The status after this open's writes since ``begin_writes``, when they are proven
+        the only change (own_writes.py); asked once."""
+        own, self._own = self._own, None
+        if own is None or not self._selected or own.since.validity != str(self.uidvalidity):
+            return None
+        return own.status()
 
     async def close(self) -> None:
         client = self._client
@@ -1193,6 +1279,27 @@ def _copyuid_into(codes: list[bytes]) -> OnUntagged:
 def _expanded(uid_set: str) -> set[int]:
     """Every UID of one of our own sets (``uid_sets``: at most UIDS_PER_COMMAND of them)."""
     return {u for a, b in uid_ranges(uid_set) for u in range(a, b + 1)}
+
+
+def _modseq_of(attrs: dict[str, Value]) -> int | None:
+    """The MODSEQ of a FETCH response (``MODSEQ (n)``), None when it has none."""
+    value = attrs.get("MODSEQ")
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 1:
+        raise ParseError(f"MODSEQ is not one number in parentheses: {value!r}"[:120])
+    return number_of(value[0])
+
+
+def _highest_told(untagged: Iterable[Untagged]) -> int | None:
+    """The last ``* OK [HIGHESTMODSEQ n]`` among a command's untagged answers."""
+    told = None
+    for u in untagged:
+        if u.kind == "OK":
+            st = status_text(u.raw.first[4:])
+            if st.code == "HIGHESTMODSEQ" and st.args.isdigit():
+                told = int(st.args)
+    return told
 
 
 def _swallow_fetch(u: Untagged) -> bool:

@@ -904,6 +904,10 @@ class MaildirMailbox:
             return Unwritten(self._start)
         return witness
 
+    def after_writes(self) -> None:
+        """Nothing: a folder's proof is its stamp (``written``)."""
+        return None
+
     async def close(self) -> None:
         self._index = {}
         witness, self._witness = self._witness, None
