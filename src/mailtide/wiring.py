@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -452,6 +452,27 @@ class WiredAccount:
                 await _close_stores(self.name, stores)
         _print_report(report, dry_run=False)
         return report
+
+    async def holds(self, told: Mapping[str, Mapping[str, int]]) -> bool:
+        """Whether each mailbox's remote cursor, as the last complete sync of it recorded, is
+        what the server told (``AccountRunner.holds``): the same validity, highest
+        mod-sequence, next UID and count where told (a highest mod-sequence must be)."""
+        state = self._state
+        if state is None:
+            return False
+        for name, items in told.items():
+            cursor = (await state.mailbox(name, create=False)).cursors[Side.FAR]
+            if "HIGHESTMODSEQ" not in items or cursor.validity is None:
+                return False
+            recorded = {
+                "UIDVALIDITY": int(cursor.validity) if cursor.validity.isdigit() else None,
+                "HIGHESTMODSEQ": cursor.modseq,
+                "UIDNEXT": cursor.uidnext,
+                "MESSAGES": cursor.count,
+            }
+            if any(items[k] != v for k, v in recorded.items() if k in items):
+                return False
+        return True
 
     def push_sources(self) -> list[PushSource]:
         sources: list[PushSource] = []

@@ -76,12 +76,6 @@ def watching(setup: Setup, daemons: Callable[..., Daemon]) -> Daemon:
     return d
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: NOTIFY's echo of our own writes makes a second sync that finds"
-    " nothing (the sync must prove its post-write counters are its own: see the report of"
-    " branch s16-notify2)",
-)
 def test_our_own_change_on_the_server_makes_one_sync(setup: Setup, watching: Daemon) -> None:
     """NOTIFY also reports what our own sync stored on the server: that news is our echo,
     and must not start a second sync (measured: a second one, finding nothing)."""

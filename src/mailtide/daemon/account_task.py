@@ -216,7 +216,28 @@ class AccountTask:
         if schedule.hold_connection_open:
             self._next_keepalive = now + schedule.keepalive
 
+    async def _echo(self, request: SyncRequest) -> bool:
+        """Whether ``request`` is only server news of what the state already holds: the echo
+        of the account's own writes, which a sync would find unchanged.  Only where a push
+        source keeps each named mailbox's counters as the server last told them (NOTIFY),
+        and the sync that wrote recorded the counters after its writes (it proved them its
+        own: stores/imap/own_writes.py); a change the news has not told yet comes as news of
+        its own, and is synced then."""
+        if request.causes != {Cause.SERVER_PUSH} or request.full or request.mailboxes is None:
+            return False
+        told: dict[str, dict[str, int]] = {}
+        for name in request.mailboxes:
+            items = next((t for s in self._pushes if (t := _told(s, name)) is not None), None)
+            if items is None:
+                return False
+            told[name] = items
+        return await self.runner.holds(told)
+
     async def _serve(self, request: SyncRequest, options: dict[str, bool]) -> None:
+        if not options and await self._echo(request):
+            self.log.debug("daemon.echo", mailboxes=sorted(request.mailboxes or ()))
+            request.settle(None)
+            return
         names = sorted(request.mailboxes) if request.mailboxes is not None else None
         mode = "full" if request.full else "quick"
         self.status.state = State.SYNCING
@@ -353,6 +374,12 @@ class AccountTask:
                 self.trigger(cause, None)  # what it may have missed meanwhile
                 await backoff.wait()
                 await self._logged_in.wait()
+
+
+def _told(source: PushSource, mailbox: str) -> dict[str, int] | None:
+    """The counters ``source`` keeps of ``mailbox`` as the server last told them, if any."""
+    told = getattr(source, "told", None)
+    return told(mailbox) if told is not None else None
 
 
 async def _first_set(*events: asyncio.Event) -> None:

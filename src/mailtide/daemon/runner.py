@@ -9,7 +9,7 @@ attributes serves (the configuration's own value type does, structurally).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from mailtide.engine.account import AccountReport
@@ -98,6 +98,11 @@ class AccountRunner(Protocol):
 
     async def keepalive(self) -> None:
         """Prove the connections held between syncs alive (dropping a dead one)."""
+        ...
+
+    async def holds(self, told: Mapping[str, Mapping[str, int]]) -> bool:
+        """Whether the state already holds each mailbox as the server last told its counters
+        (canonical name -> STATUS items): the news was the echo of the account's own sync."""
         ...
 
     async def drop_connections(self) -> None:

@@ -53,3 +53,16 @@ def test_a_renewal_reports_what_changed_since_last_told(
         counters.told(name, items)
     assert counters.renewed(snapshot) == reported
     assert counters.renewed(snapshot) == frozenset()  # the next renewal starts from it
+
+
+def test_what_was_last_told_of_a_mailbox_merges_news_into_the_watchs_status() -> None:
+    """What the daemon compares with the state's cursor to tell its own writes' echo from
+    news (account_task._echo): Dovecot's news leaves out what did not change."""
+    counters = MailboxCounters()
+    counters.renewed(FIRST)
+    counters.told("INBOX", {"HIGHESTMODSEQ": 12, "UNSEEN": 0})
+    assert counters.items("INBOX") == {
+        "UIDVALIDITY": 7, "UIDNEXT": 5, "MESSAGES": 4, "UNSEEN": 0, "HIGHESTMODSEQ": 12,
+    }  # fmt: skip
+    assert counters.items("Unknown") == {}
+    assert sorted(counters.names()) == ["INBOX", "Work"]

@@ -38,6 +38,14 @@ class MailboxCounters:
         before = self._told.get(name, _UNTOLD)
         self._told[name] = tuple(items.get(k, old) for k, old in zip(COUNTED, before, strict=True))
 
+    def items(self, name: str) -> dict[str, int]:
+        """What was last told of mailbox ``name``'s counters (those never told left out)."""
+        told = self._told.get(name, _UNTOLD)
+        return {k: v for k, v in zip(COUNTED, told, strict=True) if v is not None}
+
+    def names(self) -> list[str]:
+        return list(self._told)
+
     def renewed(self, snapshot: Mapping[str, Mapping[str, int]]) -> frozenset[str] | None:
         """Start over from ``snapshot``, the STATUS of every mailbox watched (by name) that a
         NOTIFY SET STATUS gave.  The mailboxes whose counters differ from those last told;

@@ -150,6 +150,7 @@ class ServerPush:
         self.wanted = wanted
         self.name = "IMAP push"
         self._runs = 0
+        self._sources: Sequence[PushSource] = ()
 
     async def run(self, changed: Changed) -> None:
         catch_up = self._runs > 0  # a restart: what changed while nobody watched is unknown
@@ -164,6 +165,7 @@ class ServerPush:
         try:
             assert first is not None
             sources = plan_push(first.capabilities, self.settings, reuse, self.wanted, catch_up)
+            self._sources = sources
             self.name = " + ".join(s.name for s in sources) or "no server push"
             log.info("imap.push", sources=self.name)
             if not sources:
@@ -171,8 +173,17 @@ class ServerPush:
                 first = None
             await _run_all(sources, changed)
         finally:
+            self._sources = ()
             if first is not None:  # no source took it
                 await first.close()
+
+    def told(self, mailbox: str) -> dict[str, int] | None:
+        """What the server last told of the counters of ``mailbox`` (canonical name), where a
+        source running now keeps them (NOTIFY); None where none does."""
+        for source in self._sources:
+            if isinstance(source, NotifyPush) and (items := source.told(mailbox)) is not None:
+                return items
+        return None
 
 
 async def _run_all(sources: Sequence[PushSource], changed: Changed) -> None:
@@ -221,25 +232,42 @@ class NotifyPush:
         self.settings = settings
         self.wanted = wanted
         self.catch_up = catch_up
+        self._counters: MailboxCounters | None = None  # while the watch runs
+        self._watched: WatchedNames | None = None
+
+    def told(self, mailbox: str) -> dict[str, int] | None:
+        """The counters last told of ``mailbox`` (canonical name): by the watch's STATUS at
+        its start or renewal, then by each STATUS of news; None while no watch runs."""
+        counters, watched = self._counters, self._watched
+        if counters is None or watched is None:
+            return None
+        for name in counters.names():
+            with contextlib.suppress(BadFolderName, ValueError):
+                if watched.canonical_name(name) == mailbox:
+                    return counters.items(name)
+        return None
 
     async def run(self, changed: Changed) -> None:
-        async with _watching(self.connect) as (client, names):
-            counters = MailboxCounters()
-            watched = WatchedNames(names)
-            await _notify_watch(client, counters, watched)
-            if self.catch_up:
-                changed(None)
-            reported = asyncio.Event()  # news came: end the IDLE and renew the watch
-            report = _reporting(watched, self.wanted, changed)
-            news = _notify_news(report, reported.set, counters, watched)
-            renew = min(self.settings.idle_renew, NOTIFY_RENEW)
-            while True:
-                end = await client.idle(
-                    news, renew=renew, keepalive=self.settings.keepalive, stop=reported
-                )
-                if end in (IdleEnd.STOPPED, IdleEnd.RENEW):
-                    await _notify_renew(client, news, counters, watched, report)
-                    reported.clear()
+        try:
+            async with _watching(self.connect) as (client, names):
+                counters = self._counters = MailboxCounters()
+                watched = self._watched = WatchedNames(names)
+                await _notify_watch(client, counters, watched)
+                if self.catch_up:
+                    changed(None)
+                reported = asyncio.Event()  # news came: end the IDLE and renew the watch
+                report = _reporting(watched, self.wanted, changed)
+                news = _notify_news(report, reported.set, counters, watched)
+                renew = min(self.settings.idle_renew, NOTIFY_RENEW)
+                while True:
+                    end = await client.idle(
+                        news, renew=renew, keepalive=self.settings.keepalive, stop=reported
+                    )
+                    if end in (IdleEnd.STOPPED, IdleEnd.RENEW):
+                        await _notify_renew(client, news, counters, watched, report)
+                        reported.clear()
+        finally:  # what was told stops being kept up to date: it is no longer told
+            self._counters = self._watched = None
 
 
 async def _notify_renew(
