@@ -206,6 +206,16 @@ def test_the_run_after_the_one_that_carried_a_change_leaves_the_proof(
     assert_in_sync(quiet.setup)
 
 
+def test_a_maildir_change_is_found_before_the_server_is_asked(quiet: Quiet) -> None:
+    """The Maildir's stat calls come first: a change there (the sync after reading mail)
+    costs the check no session with the server."""
+    _server_flag(quiet)
+    _local_flag(quiet)
+    output = sync(quiet)
+    assert 'why="the local side reads otherwise"' in output, output
+    assert_in_sync(quiet.setup)
+
+
 def test_an_edited_configuration_is_read_by_a_sync(quiet: Quiet) -> None:
     text = quiet.config.read_text()
     quiet.config.write_text(text.replace('layout = "fs"', 'layout = "fs"  # edited'))
