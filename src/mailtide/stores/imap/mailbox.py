@@ -1061,9 +1061,8 @@ class ImapMailbox:
         )
         if done.code == "MODIFIED":
             own.spoiled = True
-            try:  # the server's set is never expanded: it may name any range
-                ranges = uid_ranges(done.code_args.decode("ascii"))
-                again = sorted(u for u in asked if any(a <= u <= b for a, b in ranges))
+            try:
+                again = _named(asked, uid_ranges(done.code_args.decode("ascii")))
             except (ValueError, UnicodeDecodeError):
                 again = sorted(asked)
             for uids in uid_sets(again):
@@ -1118,10 +1117,10 @@ class ImapMailbox:
             nonlocal gone, foreign
             if u.kind == "VANISHED":
                 try:
-                    for a, b in vanished_of(u)[1]:
-                        inside = sum(1 for uid in asked if a <= uid <= b)
-                        gone += inside
-                        foreign = foreign or inside < b - a + 1
+                    ranges = vanished_of(u)[1]  # merged: no UID counted twice
+                    named = len(_named(asked, ranges))
+                    gone += named
+                    foreign = foreign or named < sum(b - a + 1 for a, b in ranges)
                 except (ParseError, ValueError):
                     foreign = True
             return False  # kept: the news that counts the mailbox's messages
@@ -1279,6 +1278,12 @@ def _copyuid_into(codes: list[bytes]) -> OnUntagged:
 def _expanded(uid_set: str) -> set[int]:
     """Every UID of one of our own sets (``uid_sets``: at most UIDS_PER_COMMAND of them)."""
     return {u for a, b in uid_ranges(uid_set) for u in range(a, b + 1)}
+
+
+def _named(ours: Iterable[int], ranges: Sequence[tuple[int, int]]) -> list[int]:
+    """Those of ``ours`` that a server's UID ranges name, in order; the ranges are never
+    expanded (a server's set may name any range)."""
+    return sorted(u for u in ours if any(a <= u <= b for a, b in ranges))
 
 
 def _modseq_of(attrs: dict[str, Value]) -> int | None:
