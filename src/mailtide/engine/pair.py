@@ -241,8 +241,14 @@ class PairSync:
     async def prepare(self) -> Prepared:
         """Everything up to the plan (with the durable steps planning takes: void ids, settled
         flag updates); ``Prepared.unchanged`` when both sides are provably unchanged."""
+        # Read, not created, before the statuses: a side whose status fails leaves no state.
+        mailbox = await self.state.mailbox(self.name, create=False)
+        for side, box in enumerate(self.boxes):
+            if box is not None:
+                box.expect(self._since(mailbox.cursors[side]))  # asked with its status
         statuses = [await b.status() if b else None for b in self.boxes]
-        mailbox = await self.state.mailbox(self.name, create=not self.options.dry_run)
+        if not mailbox.id and not self.options.dry_run:
+            mailbox = await self.state.mailbox(self.name)
         void = [
             side
             for side in SIDES
@@ -490,19 +496,25 @@ class PairSync:
         """Quick mode: what changed on ``side`` since the last complete sync, where it can tell."""
         if side not in self._deltas:
             box = self.boxes[side]
+            since = self._since(cursor)
             delta = None
-            if (
-                box is not None
-                and self.options.mode == "quick"
-                and cursor.validity is not None
-                and (cursor.modseq is not None or cursor.stamp is not None)
-            ):
-                since = MailboxStatus(
-                    cursor.validity, cursor.uidnext, cursor.modseq, cursor.count, cursor.stamp
-                )
+            if box is not None and since is not None:
                 delta = await box.changes_since(since)
             self._deltas[side] = delta
         return self._deltas[side]
+
+    def _since(self, cursor: Cursor) -> MailboxStatus | None:
+        """Quick mode: the status a side's changes are asked since (``_delta``), where the
+        last complete sync left one."""
+        if (
+            self.options.mode != "quick"
+            or cursor.validity is None
+            or (cursor.modseq is None and cursor.stamp is None)
+        ):
+            return None
+        return MailboxStatus(
+            cursor.validity, cursor.uidnext, cursor.modseq, cursor.count, cursor.stamp
+        )
 
     async def _listing(self, side: Side) -> Listing:
         if side not in self._listings:

@@ -296,6 +296,11 @@ class Mailbox(Protocol):
         without reading their bodies, keeping their flags; durable when this returns."""
         ...
 
+    def expect(self, since: MailboxStatus | None) -> None:
+        """The caller's next questions are likely ``status`` and then ``changes_since(since)``:
+        a side that must ask a server for its status may ask both in one round trip."""
+        ...
+
     def begin_writes(self, status: MailboxStatus) -> None:
         """The caller is about to carry out a plan made when this side gave ``status`` (maybe
         through another open of it); ``written`` then weighs the writes against it."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,6 +48,7 @@ from mailtide.stores.imap.protocol import (
     IdleRefused,
     ImapProtocol,
     OnUntagged,
+    Pipelined,
     ProtocolError,
 )
 from mailtide.stores.imap.seen import enable_wanted
@@ -442,10 +443,24 @@ class ImapClient:
             lambda p: p.run(*parts, on_untagged=on_untagged, literal_plus=literal_plus)
         )
         if check and not done.ok:
-            what = parts[0] if isinstance(parts[0], str) else "command"
-            if len(parts) > 1 and isinstance(parts[1], str):
-                what = f"{what} {parts[1]}"
-            raise StoreError(f"{self.settings.where}: {what} failed: {done.status} {done.text}")
+            raise StoreError(
+                f"{self.settings.where}: {_what(parts)} failed: {done.status} {done.text}"
+            )
+        return done
+
+    async def run_many(self, commands: Sequence[Pipelined], check: bool = True) -> list[Done]:
+        """``commands`` pipelined (``ImapProtocol.run_many``); with ``check`` the first NO or
+        BAD among their answers raises ``StoreError`` naming its command."""
+        if self.protocol is None:
+            raise self.lost("the connection was closed")
+        with self._translated():
+            done = await self.protocol.run_many(commands)
+        for command, answer in zip(commands, done, strict=True):
+            if check and not answer.ok:
+                raise StoreError(
+                    f"{self.settings.where}: {_what(command.parts)} failed: "
+                    f"{answer.status} {answer.text}"
+                )
         return done
 
     async def _talk(self, command: Callable[[ImapProtocol], Awaitable[Done]]) -> Done:
@@ -543,3 +558,12 @@ class ImapClient:
         protocol.closing = True  # going away on purpose: no warning
         if protocol.transport is not None:
             protocol.transport.abort()
+
+
+def _what(parts: Sequence[Part]) -> str:
+    """A command as its failure names it: its name and first argument, unless that is a
+    ``Secret``."""
+    what = parts[0] if isinstance(parts[0], str) else "command"
+    if len(parts) > 1 and isinstance(parts[1], str):
+        what = f"{what} {parts[1]}"
+    return what

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 
@@ -47,7 +48,7 @@ from mailtide.stores.imap.parse import (
     status_text,
     text_of,
 )
-from mailtide.stores.imap.protocol import Done, OnUntagged, ProtocolError
+from mailtide.stores.imap.protocol import Done, OnUntagged, Pipelined, ProtocolError
 from mailtide.stores.imap.seen import status_items
 from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.wire import Literal, quote_astring
@@ -352,6 +353,9 @@ class ImapMailbox:
         self.exists = 0
         self._selected = listed is None  # else the store selects before handing it over
         self._behind = False  # a resumed session, not yet told of the changes since (resume)
+        self._expected: MailboxStatus | None = None  # what changes_since will ask (expect)
+        # The changes since a status, asked with the SELECT that ``_fresh`` needed
+        self._early: tuple[MailboxStatus, Delta | None] | None = None
         # sizes the listings gave, for fetch's batches (of this run's earlier opens too)
         self._known = sizes if sizes is not None else KnownSizes()
         if listed is not None:
@@ -399,7 +403,16 @@ class ImapMailbox:
         return self._client.enabled if self._client is not None else self._caps[1]
 
     async def select(self) -> None:
-        done = await self._run("EXAMINE" if self.read_only else "SELECT", self._quoted)
+        self._selected_by(await self._run(*self._select_command()))
+        protocol = (await self._connection()).protocol
+        if protocol is not None:
+            protocol.unsolicited.clear()
+
+    def _select_command(self) -> tuple[str, str]:
+        return ("EXAMINE" if self.read_only else "SELECT", self._quoted)
+
+    def _selected_by(self, done: Done) -> None:
+        """The mailbox as the SELECT (or EXAMINE) that gave ``done`` found it."""
         for u in done.untagged:
             if u.kind == "EXISTS" and u.number is not None:
                 self.exists = u.number
@@ -414,10 +427,9 @@ class ImapMailbox:
                     self.highestmodseq = int(arg)
         self._selected = True
         self._known.hold_for(self.uidvalidity)  # another validity: its UIDs name other mail
-        protocol = (await self._connection()).protocol
+        protocol = self._client.protocol if self._client is not None else None
         if protocol is not None:
             protocol.state = aio.SELECTED
-            protocol.unsolicited.clear()
         log.debug(
             "imap.selected", mailbox=self.name, exists=self.exists, uidvalidity=self.uidvalidity
         )
@@ -441,28 +453,71 @@ class ImapMailbox:
         """One command on the mailbox's session (selected first where it needs to be).  A
         write not ``counted`` by its caller (own_writes.py) gives up the proof of this open's
         writes."""
-        if parts[0] in _WRITES:
-            if self.read_only:
-                raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
-            self._wrote = True
-            if not counted and self._own is not None:
-                self._own.spoiled = True
-            if self._on_write is not None:
-                self._on_write()
+        self._writing(parts[0], counted)
         if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
             await self.select()
+        await self._caught_up()
+        client = await self._connection()
+        with self._failing():
+            return await client.run(
+                *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
+            )
+
+    async def _run_many(self, commands: Sequence[Pipelined], counted: bool = False) -> list[Done]:
+        """``commands`` pipelined on the mailbox's session (``ImapProtocol.run_many``): one
+        round trip for all.  A mailbox not yet selected is selected in the same flight when
+        the commands only read; before a write the SELECT is answered first, as the write
+        must not go to a mailbox whose UIDVALIDITY is not yet seen."""
+        writes = [c.parts[0] for c in commands if c.parts[0] in _WRITES]
+        for verb in writes:
+            self._writing(verb, counted)
+        selecting = not self._selected and commands[0].parts[0] not in _NO_SELECT_NEEDED
+        if selecting and writes:
+            await self.select()
+            selecting = False
+        await self._caught_up()
+        client = await self._connection()
+        protocol = client.protocol
+        if selecting:
+            if protocol is not None:
+                protocol.unsolicited.clear()  # the news of the mailbox selected before
+            # Its answers are its own (kept for ``_selected_by``), not news of the mailbox.
+            commands = [Pipelined(self._select_command(), takes_news=True), *commands]
+        with self._failing():
+            done = await client.run_many(commands)
+        if selecting:
+            self._selected_by(done[0])
+            return done[1:]
+        return done
+
+    def _writing(self, verb: str | bytes | Literal, counted: bool) -> None:
+        """Before a command: one that may change the server's mail is refused in a dry run,
+        and gives up the proof of this open's writes unless its caller ``counted`` it."""
+        if verb not in _WRITES:
+            return
+        if self.read_only:
+            raise MailboxError(f"mailbox {self.name!r} is open read-only (dry run)")
+        self._wrote = True
+        if not counted and self._own is not None:
+            self._own.spoiled = True
+        if self._on_write is not None:
+            self._on_write()
+
+    async def _caught_up(self) -> None:
+        """A resumed session is told what changed since (``resume``) before its first command."""
         if self._behind:
             self._behind = False
             await self._run("NOOP")
             self.exists = self._count_after_news()
-        client = await self._connection()
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Around a command: the conversation log names the mailbox it is for, and a failure
+        fails the mailbox (a lost connection is not its fault: the engine retries it)."""
         try:
-            # The conversation log names the mailbox a command is for.
             with structlog.contextvars.bound_contextvars(mailbox=self.name):
-                return await client.run(
-                    *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
-                )
-        except ConnectionLost:  # not this mailbox's fault: the engine retries it
+                yield
+        except ConnectionLost:
             self._failed = True
             raise
         except StoreError as e:
@@ -472,10 +527,22 @@ class ImapMailbox:
     # -- reading --------------------------------------------------------------------
 
     async def _fresh(self) -> None:
-        """Select when the listed status this mailbox was opened with no longer holds."""
+        """Select when the listed status this mailbox was opened with no longer holds; with
+        the changes since the status the caller said it expects (``expect``) in the same
+        flight, where the server can tell them."""
         holds = self._listed_holds
-        if not self._selected and holds is not None and not holds():
+        if self._selected or holds is None or holds():
+            return
+        since, self._expected = self._expected, None
+        if (
+            since is None
+            or since.highestmodseq is None
+            or since.validity != str(self.uidvalidity)
+            or "QRESYNC" not in self.enabled
+        ):
             await self.select()
+            return
+        self._early = (since, await self._changes_by_qresync(since))
 
     async def status(self) -> MailboxStatus:
         """From the SELECT answer when it carried everything (no round trip), else STATUS."""
@@ -575,6 +642,9 @@ class ImapMailbox:
         included) and the UIDs expunged since (VANISHED), in one command.  With CONDSTORE
         alone (Gmail): the same changed messages, and the expunged ones only when the count
         says some went (``_vanished_by_count``)."""
+        early, self._early = self._early, None
+        if early is not None and early[0] == since:
+            return early[1]  # asked with the SELECT that ``status`` needed (``expect``)
         await self._fresh()
         if (
             not {"QRESYNC", "CONDSTORE"} & self.enabled
@@ -586,6 +656,18 @@ class ImapMailbox:
             return await self._changes_by_condstore(since)
         if self.highestmodseq == since.highestmodseq:
             return Delta([])
+        return await self._changes_by_qresync(since)
+
+    def expect(self, since: MailboxStatus | None) -> None:
+        """The caller's next question is likely ``changes_since(since)``: where ``status``
+        must SELECT, those changes are asked in the same flight (one round trip for both)."""
+        self._expected = since
+
+    async def _changes_by_qresync(self, since: MailboxStatus) -> Delta | None:
+        """``UID FETCH 1:* (CHANGEDSINCE VANISHED)``, pipelined after the SELECT where the
+        mailbox is not yet selected (one round trip for both); None (a full listing) when the
+        SELECT finds another UIDVALIDITY or an answer does not parse."""
+        assert since.highestmodseq is not None
         changed: list[MessageInfo] = []
         vanished: list[tuple[int, int]] = []
         bad: list[str] = []
@@ -600,13 +682,15 @@ class ImapMailbox:
                 bad.append(str(e))
             return True
 
-        await self._run(
+        fetch = (
             "UID FETCH",
             "1:*",
             self._listing,
             f"(CHANGEDSINCE {since.highestmodseq} VANISHED)",
-            on_untagged=on_untagged,
         )
+        await self._run_many([Pipelined(fetch, on_untagged)])
+        if since.validity != str(self.uidvalidity):
+            return None  # those were other messages
         if bad:
             # A change we cannot read: a full listing is the safe answer.
             log.warning("imap.bad_vanished", mailbox=self.name, error=bad[0])

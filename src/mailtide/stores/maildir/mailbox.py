@@ -885,6 +885,9 @@ class MaildirMailbox:
         if self._witness is not None:
             self._witness.spoil()
 
+    def expect(self, since: MailboxStatus | None) -> None:
+        """Nothing to ask ahead: a Maildir's status and changes cost no round trip."""
+
     def begin_writes(self, status: MailboxStatus) -> None:
         """The writes from here on are weighed against ``status``'s stamp (witness.py)."""
         self._start = status.stamp
