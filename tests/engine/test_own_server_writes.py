@@ -7,6 +7,7 @@ test and is kept beside ours."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import pytest
 
@@ -17,7 +18,7 @@ from engine.test_moves import proxy as proxy  # the recording proxy and its acco
 from engine.test_moves import s as s
 from engine_helpers import Setup, assert_in_sync
 from fault_proxy import FaultProxy
-from mailtide.stores.imap.mailbox import ImapMailbox
+from mailtide.stores.imap.mailbox import ImapMailbox, _Store
 
 SEEN, FLAGGED, ANSWERED = "\\Seen", "\\Flagged", "\\Answered"
 
@@ -61,14 +62,14 @@ def test_another_clients_change_between_the_runs_writes_is_carried_next_run(
     local = first_run(s)
     loc.set_letters(local[mid(0)], "S")
     os.unlink(local[mid(1)].path)
-    store = ImapMailbox._store
+    stores = ImapMailbox._stores
 
-    async def then_another_client(self: ImapMailbox, uids: str, verb: str, flags: str) -> None:
-        await store(self, uids, verb, flags)
-        if "Deleted" not in flags:
+    async def then_another_client(self: ImapMailbox, flight: Sequence[_Store]) -> None:
+        await stores(self, flight)
+        if not any("Deleted" in store.flag_list for store in flight):
             srv.set_flags(s.imap, "INBOX", mid(2), [ANSWERED])
 
-    monkeypatch.setattr(ImapMailbox, "_store", then_another_client)
+    monkeypatch.setattr(ImapMailbox, "_stores", then_another_client)
     assert not s.sync().failed
     monkeypatch.undo()
     proxy.recorded.clear()
@@ -86,13 +87,13 @@ def test_a_message_another_client_changed_after_the_plan_keeps_both_changes(
     brings the other flag home."""
     local = first_run(s)
     loc.set_letters(local[mid(0)], "S")
-    store = ImapMailbox._store
+    stores = ImapMailbox._stores
 
-    async def after_another_client(self: ImapMailbox, uids: str, verb: str, flags: str) -> None:
+    async def after_another_client(self: ImapMailbox, flight: Sequence[_Store]) -> None:
         srv.set_flags(s.imap, "INBOX", mid(0), [ANSWERED])
-        await store(self, uids, verb, flags)
+        await stores(self, flight)
 
-    monkeypatch.setattr(ImapMailbox, "_store", after_another_client)
+    monkeypatch.setattr(ImapMailbox, "_stores", after_another_client)
     proxy.recorded.clear()
     assert not s.sync().failed
     monkeypatch.undo()

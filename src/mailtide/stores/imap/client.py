@@ -450,13 +450,14 @@ class ImapClient:
 
     async def run_many(self, commands: Sequence[Pipelined], check: bool = True) -> list[Done]:
         """``commands`` pipelined (``ImapProtocol.run_many``); with ``check`` the first NO or
-        BAD among their answers raises ``StoreError`` naming its command."""
+        BAD among their answers raises ``StoreError`` naming its command (unless that
+        command says not to check it)."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
         with self._translated():
             done = await self.protocol.run_many(commands)
         for command, answer in zip(commands, done, strict=True):
-            if check and not answer.ok:
+            if check and command.check and not answer.ok:
                 raise StoreError(
                     f"{self.settings.where}: {_what(command.parts)} failed: "
                     f"{answer.status} {answer.text}"

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
+from typing import NamedTuple
 
 import structlog
 from aioimaplib import aioimaplib as aio
@@ -1087,7 +1088,8 @@ class ImapMailbox:
 
     async def set_flags(self, changes: Sequence[FlagChange]) -> None:
         """Flags added and removed; with labels as keywords (``gmail_keywords``), a keyword
-        that stands for a label is that label added or taken away (``X-GM-LABELS``)."""
+        that stands for a label is that label added or taken away (``X-GM-LABELS``).  The
+        STOREs go in flights (``_stores``), one round trip each, a message once per flight."""
         ops: list[tuple[str, Flags, int]] = []
         for change in changes:
             for sign, changed in (("+", change.add), ("-", change.remove)):
@@ -1102,6 +1104,7 @@ class ImapMailbox:
         def key(op: tuple[str, Flags, int]) -> tuple[str, tuple[str, ...]]:
             return op[0], tuple(sorted(op[1]))
 
+        stores: list[_Store] = []
         for (verb, flags), group in groupby(sorted(ops, key=key), key=key):
             as_labels = verb.endswith("X-GM-LABELS")
             flag_list = gmail.labels_argument(flags) if as_labels else self._flag_list(flags)
@@ -1111,18 +1114,21 @@ class ImapMailbox:
                 if as_labels:
                     await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
                 else:
-                    await self._store(uids, verb, flag_list)
+                    stores.append(_Store(uids, verb, flag_list))
+        for flight in _flights(stores):
+            await self._stores(flight)
 
-    async def _store(self, uid_set: str, verb: str, flag_list: str) -> None:
-        """``UID STORE`` of flags.  Counted (own_writes.py): sent ``UNCHANGEDSINCE`` what is
-        proven so far, each answer's MODSEQ told; a message another client changed meanwhile
-        fails that test (``MODIFIED``) and is stored again plainly."""
+    async def _stores(self, stores: Sequence[_Store]) -> None:
+        """``UID STORE`` of flags in one flight (one round trip), no message in two of them.
+        Counted (own_writes.py): each sent ``UNCHANGEDSINCE`` what is proven so far, each
+        answer's MODSEQ told; a message another client changed meanwhile fails that test
+        (``MODIFIED``) and is stored again plainly, after the flight."""
         own = self._own
         since = own.unchanged_since() if own is not None else None
         if own is None or since is None:
-            await self._run("UID STORE", uid_set, verb, flag_list, on_untagged=_swallow_fetch)
+            await self._run_many([Pipelined(("UID STORE", *s), _swallow_fetch) for s in stores])
             return
-        asked = frozenset(_expanded(uid_set))
+        asked = frozenset(uid for s in stores for uid in _expanded(s.uids))
 
         def on_fetch(u: Untagged) -> bool:
             if u.kind != "FETCH":
@@ -1134,23 +1140,30 @@ class ImapMailbox:
                 own.spoiled = True
             return True
 
-        done = await self._run(
-            "UID STORE",
-            uid_set,
-            f"(UNCHANGEDSINCE {since})",
-            verb,
-            flag_list,
-            on_untagged=on_fetch,
+        # One handler for all: a server may run the STOREs at once and mix their answers.
+        done = await self._run_many(
+            [
+                Pipelined(
+                    ("UID STORE", s.uids, f"(UNCHANGEDSINCE {since})", s.verb, s.flag_list),
+                    on_fetch,
+                )
+                for s in stores
+            ],
             counted=True,
         )
-        if done.code == "MODIFIED":
+        again: list[_Store] = []
+        for s, answer in zip(stores, done, strict=True):
+            if answer.code != "MODIFIED":
+                continue
             own.spoiled = True
+            mine = _expanded(s.uids)
             try:
-                again = _named(asked, uid_ranges(done.code_args.decode("ascii")))
+                modified = _named(mine, uid_ranges(answer.code_args.decode("ascii")))
             except (ValueError, UnicodeDecodeError):
-                again = sorted(asked)
-            for uids in uid_sets(again):
-                await self._run("UID STORE", uids, verb, flag_list, on_untagged=_swallow_fetch)
+                modified = sorted(mine)
+            again.extend(_Store(uids, s.verb, s.flag_list) for uids in uid_sets(modified))
+        if again:
+            await self._run_many([Pipelined(("UID STORE", *s), _swallow_fetch) for s in again])
 
     async def delete(self, ids: Sequence[str]) -> set[str]:
         """``UID EXPUNGE`` of exactly these (UIDPLUS).  Without UIDPLUS a plain EXPUNGE would
@@ -1161,7 +1174,9 @@ class ImapMailbox:
         if not uids:
             return set()
         for uid_set in uid_sets(uids):
-            await self._store(uid_set, "+FLAGS.SILENT", "(\\Deleted)")
+            # Not in one flight with its EXPUNGE: a server that runs both at once tells no
+            # MODSEQ for messages expunged meanwhile (Dovecot), and the proof would be lost.
+            await self._stores([_Store(uid_set, "+FLAGS.SILENT", "(\\Deleted)")])
             if "UIDPLUS" in self.capabilities:
                 await self._expunge(uid_set)
         if "UIDPLUS" in self.capabilities:
@@ -1389,6 +1404,31 @@ def _highest_told(untagged: Iterable[Untagged]) -> int | None:
             if st.code == "HIGHESTMODSEQ" and st.args.isdigit():
                 told = int(st.args)
     return told
+
+
+class _Store(NamedTuple):
+    """A ``UID STORE`` of flags: the UIDs (a set of ours), ``+FLAGS.SILENT`` or
+    ``-FLAGS.SILENT``, the flag list."""
+
+    uids: str
+    verb: str
+    flag_list: str
+
+
+def _flights(stores: Sequence[_Store]) -> list[list[_Store]]:
+    """``stores`` in order, in flights that name each message once: a STORE sent
+    ``UNCHANGEDSINCE`` a mod-sequence fails for a message an earlier STORE of its own flight
+    changed."""
+    flights: list[list[_Store]] = []
+    named: set[int] = set()
+    for store in stores:
+        uids = _expanded(store.uids)
+        if not flights or uids & named:
+            flights.append([])
+            named = set()
+        flights[-1].append(store)
+        named |= uids
+    return flights
 
 
 def _swallow_fetch(u: Untagged) -> bool:

@@ -346,6 +346,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self._current: _InFlight | None = None
         # Commands sent after ``_current`` and not yet answered (``run_many``), oldest first.
         self._queued: list[_InFlight] = []
+        self._corked: bytearray | None = None  # what ``run_many`` writes at once
         self._broken: Exception | None = None
         self._last_activity = time.monotonic()
         self._trickled = 0  # bytes of a literal received since the timeout last restarted
@@ -618,8 +619,14 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             ]
             self._current, self._queued = flights[0], flights[1:]
             try:
-                for inflight, command in zip(flights, commands, strict=True):
-                    await self._send(inflight.tag, command.parts, inflight, False)
+                # One write: the commands leave in one packet where they fit.
+                self._corked = bytearray()
+                try:
+                    for inflight, command in zip(flights, commands, strict=True):
+                        await self._send(inflight.tag, command.parts, inflight, False)
+                finally:
+                    corked, self._corked = bytes(self._corked), None
+                self._write(corked)
                 return [await self._wait(f.done, f"{f.name} command") for f in flights]
             except asyncio.CancelledError:
                 self._break(ConnectionClosed("pipelined commands cancelled"))
@@ -842,6 +849,9 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
 
     def _write(self, data: bytes) -> None:
+        if self._corked is not None:
+            self._corked += data
+            return
         if self.transport is None or self.transport.is_closing():
             raise self._broken or ConnectionClosed("connection is closed")
         self.transport.write(data if self._deflate is None else self._deflate.deflate(data))
@@ -956,6 +966,7 @@ class Pipelined:
     on_untagged: OnUntagged | None = None
     # Its untagged responses are its own, none of them news of the mailbox (a SELECT's).
     takes_news: bool = False
+    check: bool = True  # its NO or BAD raises (ImapClient.run_many)
 
 
 def _command_name(parts: Sequence[Part]) -> str:
