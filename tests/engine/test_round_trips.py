@@ -207,3 +207,75 @@ def test_changes_asked_with_a_select_that_finds_another_validity_are_not_given(
             await store.close()
 
     asyncio.run(run())
+
+
+def test_a_connection_asks_namespace_and_folders_with_its_enable_in_one_round_trip(
+    imap_account: ImapAccount, store_proxy: FaultProxy
+) -> None:
+    """The store's own connection: LOGIN, then ENABLE, NAMESPACE and the folder LIST in one
+    flight, whose LIST answers the ``list_folders`` that follows (nothing more is sent)."""
+    srv.create_folder(imap_account, "Work/Clients")
+
+    async def run() -> None:
+        store = ImapStore(settings(imap_account, port=store_proxy.port))
+        try:
+            await store.connect()
+            names = {f.name for f in await store.list_folders()}
+            assert {"INBOX", "Work", "Work/Clients"} <= names
+            assert store.names.separator == "/"
+            assert "QRESYNC" in store.capabilities and store._client is not None
+            assert "QRESYNC" in store._client.enabled
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    flights = turns(store_proxy)
+    assert [line.split(" ")[0] for line in flights[1]] == ["ENABLE", "NAMESPACE", "LIST"]
+    assert flights[2:] == [["LOGOUT"]], flights
+
+
+def test_a_folder_created_after_the_connection_is_listed(
+    imap_account: ImapAccount, store_proxy: FaultProxy
+) -> None:
+    """The LIST asked with the connection is not the answer once anything else was asked of
+    the server or written to it: the folder the store created, or another client's, is in
+    the listing that follows."""
+
+    async def run() -> None:
+        store = ImapStore(settings(imap_account, port=store_proxy.port))
+        try:
+            await store.connect()
+            await store.create_folder("Fresh")
+            assert "Fresh" in {f.name for f in await store.list_folders()}
+            srv.create_folder(imap_account, "Other")  # no command of the store's since
+            assert "Other" in {f.name for f in await store.list_folders()}
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_mailbox_connection_sends_its_enable_with_its_first_command(
+    imap_account: ImapAccount, store_proxy: FaultProxy
+) -> None:
+    """LOGIN alone, then ENABLE in one flight with what the mailbox asks first; its
+    extensions are enabled before the mailbox reads them."""
+    srv.create_folder(imap_account, "Work")
+    srv.append(imap_account, "Work", srv.make_message(1, "Work"), [])
+
+    async def run() -> None:
+        store = ImapStore(settings(imap_account, port=store_proxy.port))
+        try:
+            await store.connect()
+            await store.list_folders()
+            work = await store.open("Work")
+            store_proxy.recorded.clear()
+            assert list((await work.listing()).keys) == ["1"]
+            assert "QRESYNC" in work.enabled
+            first = [t for t in turns(store_proxy) if t[0].startswith("ENABLE")]
+            assert len(first) == 1 and len(first[0]) > 1, turns(store_proxy)
+            await work.close()
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -203,3 +203,36 @@ def test_a_tag_no_command_of_the_flight_has_breaks_the_connection() -> None:
                 await client.close()
 
     asyncio.run(run())
+
+
+async def one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def test_an_enable_left_for_later_goes_with_the_first_command_or_before_a_literal(
+    imap_account: ImapAccount,
+) -> None:
+    """``connect(enable_later=True)``: the ENABLE is answered with the first command, and
+    before an APPEND, whose literal waits for the server, on its own."""
+
+    async def run() -> None:
+        for first in ("NOOP", "APPEND"):
+            client = ImapClient(settings(imap_account))
+            await client.connect(enable_later=True)
+            try:
+                assert client.enabled == frozenset()
+                if first == "NOOP":
+                    assert (await client.run("NOOP")).ok
+                else:
+                    body = srv.make_message(3, "INBOX")
+                    literal = (len(body), one(body))
+                    assert (await client.run("APPEND", '"INBOX"', literal)).ok
+                assert "QRESYNC" in client.enabled, first
+                assert (await client.run("NOOP")).ok  # in step
+            finally:
+                await client.close()
+        assert [m.message_id for m in srv.fetch_all(imap_account, "INBOX")] == [
+            srv.message_id(3, "INBOX")
+        ]
+
+    asyncio.run(run())

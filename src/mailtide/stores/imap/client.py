@@ -122,15 +122,18 @@ class ImapClient:
         self.capabilities: frozenset[str] = frozenset()
         self.enabled: frozenset[str] = frozenset()
         self.user: str | None = None  # who logged in (None before, or after PREAUTH)
+        self._enabling: str | None = None  # an ENABLE that goes with the next command
 
     # -- connect --------------------------------------------------------------------
 
-    async def connect(self, *, again: bool = False) -> None:
+    async def connect(self, *, again: bool = False, enable_later: bool = False) -> None:
         """Connect, log in and enable what a sync uses.  ``settings.credentials`` is asked
         once, after the greeting (the server is there and wants a login), outside the connect
         timeout: a password command has its own limits.  Credentials the server refuses are
         asked for once more on a new connection when the source says it may help (an expired
-        OAuth2 token renewed); ``again`` is that second try."""
+        OAuth2 token renewed); ``again`` is that second try.  With ``enable_later`` the
+        ENABLE is sent in one flight with the first command (``run``, ``run_many``), a round
+        trip less: ``enabled`` is then empty until that command is answered."""
         await self._within_timeout(self._open())
         assert self.protocol is not None
         if self.protocol.state == aio.NONAUTH:
@@ -142,11 +145,14 @@ class ImapClient:
             except AuthenticationFailed:
                 if again or not self.settings.credentials.refused(credentials):
                     raise
-                await self.connect(again=True)
+                await self.connect(again=True, enable_later=enable_later)
                 return
         self.protocol.state = aio.AUTH
         await self._within_timeout(self._compress())
-        await self._within_timeout(self._enable())
+        if enable_later:
+            self._enabling = enable_wanted(self.capabilities)
+        else:
+            await self._within_timeout(self._enable())
         s = self.settings
         conn = self.protocol.number if self.protocol is not None else None
         compressed = self.protocol is not None and self.protocol.compressed
@@ -335,16 +341,19 @@ class ImapClient:
 
     async def _enable(self) -> None:
         """QRESYNC (else CONDSTORE) where the server has them."""
+        self._enabling = None
         wanted = enable_wanted(self.capabilities)
         if wanted is not None:
-            done = await self.run("ENABLE", wanted, check=False)
-            enabled = {
-                w.upper()
-                for u in done.untagged
-                if u.kind == "ENABLED"
-                for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
-            }
-            self.enabled = frozenset(enabled)
+            self._enabled_by(await self.run("ENABLE", wanted, check=False))
+
+    def _enabled_by(self, done: Done) -> None:
+        """``enabled``, as the answer to ENABLE says."""
+        self.enabled = frozenset(
+            w.upper()
+            for u in done.untagged
+            if u.kind == "ENABLED"
+            for w in u.tokens().rest_of_line().decode("ascii", "replace").split()
+        )
 
     async def _greeting(self, protocol: ImapProtocol) -> RawResponse:
         """The server's greeting.  Without implicit TLS, a port that stays silent for
@@ -439,6 +448,11 @@ class ImapClient:
     ) -> Done:
         """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command (and
         its first argument, unless that is a ``Secret``)."""
+        if self._enabling is not None:
+            if not any(isinstance(part, tuple) for part in parts):
+                command = Pipelined(parts, on_untagged, check=check)
+                return (await self.run_many([command]))[0]
+            await self._enable()  # a literal waits for the server: no flight
         done = await self._talk(
             lambda p: p.run(*parts, on_untagged=on_untagged, literal_plus=literal_plus)
         )
@@ -454,8 +468,14 @@ class ImapClient:
         command says not to check it)."""
         if self.protocol is None:
             raise self.lost("the connection was closed")
+        enabling, self._enabling = self._enabling, None
+        if enabling is not None:
+            commands = [Pipelined(("ENABLE", enabling), check=False), *commands]
         with self._translated():
             done = await self.protocol.run_many(commands)
+        if enabling is not None:
+            self._enabled_by(done[0])
+            commands, done = commands[1:], done[1:]
         for command, answer in zip(commands, done, strict=True):
             if check and command.check and not answer.ok:
                 raise StoreError(

@@ -17,6 +17,7 @@ from mailtide.core.names import BadFolderName, canonical, check_name, is_inbox
 from mailtide.stores.base import FolderInfo, UnsafeFolderName
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.protocol import Done
 from mailtide.stores.imap.seen import response_bytes
 from mailtide.stores.imap.special_use import special_use_of
 
@@ -101,7 +102,12 @@ async def read_namespace(client: ImapClient, seen: list[bytes | None] | None = N
     default: no prefix, "/".  ``seen`` gets each NAMESPACE answer (imap/seen.py)."""
     if "NAMESPACE" not in client.capabilities:
         return FolderNames()
-    done = await client.run("NAMESPACE", check=False)
+    return namespace_of(await client.run("NAMESPACE", check=False), seen)
+
+
+def namespace_of(done: Done, seen: list[bytes | None] | None = None) -> FolderNames:
+    """The personal namespace an answer to NAMESPACE announces, else the default (as
+    ``read_namespace``)."""
     names = FolderNames()
     for u in done.untagged:
         if u.kind != "NAMESPACE":

@@ -20,8 +20,9 @@ from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFo
 from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings
 from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_of
-from mailtide.stores.imap.names import FolderNames, raw_name, read_namespace
+from mailtide.stores.imap.names import FolderNames, namespace_of, raw_name
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
+from mailtide.stores.imap.protocol import Done, Pipelined
 from mailtide.stores.imap.seen import KINDS, answers, list_returns, response_bytes
 from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.special_use import ALL_MAIL
@@ -77,6 +78,7 @@ class ImapStore:
         self._listed_seen: list[bytes | None] | None = None
         self._lists = 0
         self._unlisted = False
+        self._early_list: Done | None = None  # the LIST asked with the connection (_ready)
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -90,24 +92,46 @@ class ImapStore:
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings)
-        await client.connect()
+        await client.connect(enable_later=True)  # with its first command: a round trip less
         return client
 
     async def connect(self, first_sync: bool = False) -> None:
-        await self._ready()
+        await self._ready(listing=True)  # a sync lists the folders next
 
-    async def _ready(self) -> ImapClient:
+    async def _ready(self, listing: bool = False) -> ImapClient:
         """The store's own connection (folders, namespace), opened again if it broke: after a
-        lost connection the engine retries on this store, which must not reuse a dead one."""
+        lost connection the engine retries on this store, which must not reuse a dead one.
+
+        A new one asks NAMESPACE in one flight with its ENABLE, and with the folder LIST for
+        a caller ``listing`` next: that answer is kept for the ``list_folders`` that comes
+        next, as long as nothing else was asked of the server or written to it meanwhile."""
         client = self._client
         if client is not None and client.usable:
+            if not listing:
+                self._early_list = None
             return client
         self._client = None
         if client is not None:
             await client.close()
         client = await self._new_client()
         self._namespace_seen = []
-        self.names = await read_namespace(client, self._namespace_seen)
+        namespace = "NAMESPACE" in client.capabilities
+        done = await client.run_many(
+            [
+                *([Pipelined(("NAMESPACE",), check=False)] if namespace else []),
+                *(
+                    [
+                        Pipelined(
+                            ("LIST", '""', '"*"', *list_returns(client.capabilities)), check=False
+                        )
+                    ]
+                    if listing
+                    else []
+                ),
+            ]
+        )
+        self.names = namespace_of(done[0], self._namespace_seen) if namespace else FolderNames()
+        self._early_list = done[-1] if listing else None
         self._client = client
         return client
 
@@ -134,8 +158,10 @@ class ImapStore:
     # -- folders --------------------------------------------------------------------
 
     async def list_folders(self) -> list[FolderInfo]:
-        client = await self._ready()
-        done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
+        client = await self._ready(listing=True)
+        done, self._early_list = self._early_list, None
+        if done is None or not done.ok:  # asked again: its failure is this call's
+            done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
         refused: list[tuple[str, str]] = []
         found: dict[str, FolderInfo] = {}
         left_out: dict[str, str] = {}
@@ -493,6 +519,7 @@ class ImapStore:
     def _written(self) -> None:
         """Mail is about to change on the server: a status given back may no longer hold."""
         self._writes += 1
+        self._early_list = None
         for name in self._given_back:
             self._listed.pop(name, None)
         self._given_back.clear()
