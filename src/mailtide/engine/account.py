@@ -206,6 +206,7 @@ class AccountSync:
             self.steps.check()
             await self.restamps.record(self.state, 0)  # a daemon's, from its run before
             known = await self.state.known_folders()  # before this run adds its own
+            await self._read_ahead()
             names = await self._retrying(self._start, "account.retry")
             all_mail = self._all_mail()
             if all_mail is not None:
@@ -217,6 +218,7 @@ class AccountSync:
                 self.options = await moves.run()
             finally:  # what it carried counts, whatever ended it
                 self.report.moved = list(moves.moved)
+                await self.stores[Side.NEAR].read_ahead({})  # what the move pass did not take
             await self._mailboxes(names)
             if all_mail is not None and not self.report.failed:
                 await all_mail.done()
@@ -234,6 +236,14 @@ class AccountSync:
         finally:
             self.restamps.end_run()
         return self.report
+
+    async def _read_ahead(self) -> None:
+        """The local folders whose stamp moved since the last sync begin to be listed now,
+        while the server is asked for its folders (stores/maildir/read_ahead.py): a quick
+        sync of every folder only (another lists none, or only some)."""
+        if self.options.mode == "quick" and self.only is None:
+            near = Side.NEAR
+            await self.stores[near].read_ahead(await self.state.side_stamps(near))
 
     def _all_mail(self) -> AllMailChanges | None:
         """Gmail's labels mode on a whole account: All Mail says which labels changed

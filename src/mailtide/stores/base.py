@@ -16,7 +16,7 @@ the IMAP wire.  A Maildir store converts to LF on write and back on read.
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -380,6 +380,13 @@ class Store(Protocol):
 
     async def special_folder(self, use: str) -> str | None:
         """The folder this store marks with RFC 6154 special ``use`` ("\\Trash"), if any."""
+        ...
+
+    async def read_ahead(self, recorded: Mapping[str, str | None]) -> None:
+        """Begin now, in the background, what opening the folders of ``recorded`` (name ->
+        the stamp the last sync left on this side) will need, where that saves time: the
+        caller waits for the other side meanwhile.  Returns at once; an empty ``recorded``
+        drops what was not used."""
         ...
 
     async def open(self, name: str, planned: bool = False) -> Mailbox:

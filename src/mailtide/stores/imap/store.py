@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -373,6 +374,9 @@ class ImapStore:
         done = await client.run(command, quote_astring(self.server_name(name)), check=False)
         if not done.ok:
             log.info("imap.subscribe_refused", folder=name, command=command, text=done.text)
+
+    async def read_ahead(self, recorded: Mapping[str, str | None]) -> None:
+        """Nothing to begin: a mailbox's changes are asked when it is opened."""
 
     async def open(self, name: str, planned: bool = False) -> ImapMailbox:
         server_name = self.server_name(name)

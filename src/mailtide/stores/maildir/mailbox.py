@@ -103,6 +103,7 @@ from mailtide.stores.maildir.listing import (
     list_folder,
     open_regular,
 )
+from mailtide.stores.maildir.read_ahead import STILL, ReadAhead, dir_times
 from mailtide.stores.maildir.stamp import folder_stamp
 from mailtide.stores.maildir.witness import Witness
 
@@ -130,7 +131,6 @@ class DeliveryError(MailboxError):
 
 
 SCAN_PASSES = 5  # listings at most per scan while another client keeps changing the folder
-STILL = 0.05  # s: a directory changed more recently than this may change unseen (coarse mtime)
 FILE_TRIES = 4  # times a message is looked for under a new name when its file moved
 
 
@@ -154,10 +154,13 @@ class MaildirMailbox:
         journal: WriteJournal | None = None,
         locate: Callable[[str], str] | None = None,
         on_status: Callable[[str, MailboxStatus], None] | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> None:
         """``locate``: the directory of another folder of the tree, by canonical name.
-        ``on_status``: told of each status read (the folder's directory, the status)."""
+        ``on_status``: told of each status read (the folder's directory, the status).
+        ``read_ahead``: where a listing of the folder may have been made already."""
         self.name = name
+        self._read_ahead = read_ahead
         self._locate = locate
         self._on_status = on_status
         self.journal = journal or WriteJournal(keep=False)
@@ -186,7 +189,12 @@ class MaildirMailbox:
         docstring); every pass's messages are kept, the latest name of each winning."""
         index: dict[str, Entry] = {}
         sizes: dict[str, int] = {}
-        for _ in range(SCAN_PASSES):
+        ahead = self._read_ahead.take(self.path) if self._read_ahead is not None else None
+        if ahead is not None:  # quiet when it was made, and the folder unchanged since
+            listing, quiet = ahead, True
+            index.update(listing.index)
+            sizes.update(listing.sizes)
+        for _ in range(0 if ahead is not None else SCAN_PASSES):
             before = self._stamps()
             listing = list_folder(self.path)
             after = self._stamps()
@@ -231,14 +239,10 @@ class MaildirMailbox:
 
     def _stamps(self) -> tuple[float, ...]:
         """The modification and change times of new/ and cur/ (a rename in or out sets both)."""
-        out: list[float] = []
-        for sub in ("new", "cur"):
-            try:
-                st = os.stat(os.path.join(self.path, sub))
-            except OSError as err:
-                raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
-            out += (st.st_mtime, st.st_ctime)
-        return tuple(out)
+        try:
+            return dir_times(self.path)
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {self.path} cannot be read: {err}") from err
 
     def _attempt(
         self, ids: Iterable[str] = (), expected: Mapping[str, Sequence[Entry]] | None = None

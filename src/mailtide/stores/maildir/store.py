@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -36,7 +37,9 @@ from mailtide.stores.maildir.layout import (
     normalized,
 )
 from mailtide.stores.maildir.mailbox import MaildirMailbox
+from mailtide.stores.maildir.read_ahead import ReadAhead
 from mailtide.stores.maildir.settings import MaildirSettings
+from mailtide.stores.maildir.stamp import folder_stamp
 from mailtide.stores.maildir.survey import survey_root
 
 log = structlog.get_logger("mailtide.stores.maildir")
@@ -67,6 +70,7 @@ class MaildirStore:
         self._scanned: tuple[str, list[str]] | None = None
         self._opened: dict[str, tuple[str, str | None] | None] = {}
         self._tree_changed = False
+        self._ahead = ReadAhead()
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -228,6 +232,27 @@ class MaildirStore:
         except OSError as err:
             raise StoreError(f"cannot create folder {name!r} in {self.root}: {err}") from err
 
+    async def read_ahead(self, recorded: Mapping[str, str | None]) -> None:
+        """List now, in a worker thread, each folder of ``recorded`` (name -> the stamp the
+        last sync left) whose stamp moved, for its open to take (read_ahead.py): while the
+        caller waits for the other side's folders.  Returns at once."""
+        if recorded:
+            await asyncio.to_thread(self._read_ahead, recorded)
+        else:
+            self._ahead.stop()
+
+    def _read_ahead(self, recorded: Mapping[str, str | None]) -> None:
+        moved: list[str] = []
+        for name in sorted(recorded):
+            try:
+                path = self.folder_path(name)
+                now = folder_stamp(path)  # None: too recent to prove it unchanged
+                if now is None or now != recorded[name]:
+                    moved.append(path)
+            except (StoreError, MailboxError, OSError):
+                continue  # not a folder here now: its open says so
+        self._ahead.start(moved)
+
     async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
         path = await asyncio.to_thread(self.folder_path, name)
         if not await asyncio.to_thread(is_maildir, path):
@@ -240,6 +265,7 @@ class MaildirStore:
             self.journal,
             locate=self.folder_path,
             on_status=self._saw_status,
+            read_ahead=self._ahead,
         )
 
     def _saw_status(self, path: str, status: MailboxStatus) -> None:
@@ -268,6 +294,7 @@ class MaildirStore:
 
     async def close(self) -> None:
         self._refused = []
+        self._ahead.stop()
 
 
 def _ancestors(path: str, root: str) -> list[str]:
