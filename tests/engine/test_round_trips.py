@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -135,6 +135,22 @@ def store_proxy(dovecot: Dovecot) -> Iterator[FaultProxy]:
         yield p
 
 
+def on_store(
+    acct: ImapAccount, proxy: FaultProxy, body: Callable[[ImapStore], Awaitable[None]]
+) -> None:
+    """``body`` with a store of ``acct`` connected through ``proxy``, closed however it ends."""
+
+    async def run() -> None:
+        store = ImapStore(settings(acct, port=proxy.port))
+        try:
+            await store.connect()
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
 def test_a_mailbox_selected_for_its_status_asks_the_expected_changes_in_the_same_flight(
     imap_account: ImapAccount, store_proxy: FaultProxy
 ) -> None:
@@ -145,34 +161,29 @@ def test_a_mailbox_selected_for_its_status_asks_the_expected_changes_in_the_same
         srv.append(imap_account, "INBOX", srv.make_message(i, "INBOX"), [])
     srv.create_folder(imap_account, "Work")
 
-    async def run() -> None:
-        store = ImapStore(settings(imap_account, port=store_proxy.port))
-        await store.connect()
-        try:
-            await store.list_folders()
-            inbox = await store.open("INBOX")
-            before = await inbox.status()
-            await inbox.close()  # unselected: its listed status is given back
-            srv.set_flags(imap_account, "INBOX", srv.message_id(1, "INBOX"), [FLAGGED])
-            work = await store.open("Work")  # open beside it: the status no longer holds
-            inbox = await store.open("INBOX")
-            store_proxy.recorded.clear()
-            inbox.expect(before)
-            after = await inbox.status()
-            assert after.highestmodseq is not None and before.highestmodseq is not None
-            assert after.highestmodseq > before.highestmodseq
-            delta = await inbox.changes_since(before)
-            assert delta is not None
-            assert [(m.id, m.flags) for m in delta.changed] == [("2", frozenset({FLAGGED}))]
-            flight = turn_of(store_proxy, 'SELECT "INBOX"')
-            assert any("CHANGEDSINCE" in line for line in flight), flight
-            assert turns(store_proxy)[-1] == flight  # changes_since asked nothing more
-            await inbox.close()
-            await work.close()
-        finally:
-            await store.close()
+    async def body(store: ImapStore) -> None:
+        await store.list_folders()
+        inbox = await store.open("INBOX")
+        before = await inbox.status()
+        await inbox.close()  # unselected: its listed status is given back
+        srv.set_flags(imap_account, "INBOX", srv.message_id(1, "INBOX"), [FLAGGED])
+        work = await store.open("Work")  # open beside it: the status no longer holds
+        inbox = await store.open("INBOX")
+        store_proxy.recorded.clear()
+        inbox.expect(before)
+        after = await inbox.status()
+        assert after.highestmodseq is not None and before.highestmodseq is not None
+        assert after.highestmodseq > before.highestmodseq
+        delta = await inbox.changes_since(before)
+        assert delta is not None
+        assert [(m.id, m.flags) for m in delta.changed] == [("2", frozenset({FLAGGED}))]
+        flight = turn_of(store_proxy, 'SELECT "INBOX"')
+        assert any("CHANGEDSINCE" in line for line in flight), flight
+        assert turns(store_proxy)[-1] == flight  # changes_since asked nothing more
+        await inbox.close()
+        await work.close()
 
-    asyncio.run(run())
+    on_store(imap_account, store_proxy, body)
 
 
 def test_changes_asked_with_a_select_that_finds_another_validity_are_not_given(
@@ -185,28 +196,23 @@ def test_changes_asked_with_a_select_that_finds_another_validity_are_not_given(
     for i in range(2):
         srv.append(imap_account, "Work", srv.make_message(i, "Work"), [])
 
-    async def run() -> None:
-        store = ImapStore(settings(imap_account, port=store_proxy.port))
-        await store.connect()
-        try:
-            await store.list_folders()
-            with srv.session(imap_account) as c:  # another client recreates it
-                assert c.delete("Work")[0] == "OK"
-                assert c.create("Work")[0] == "OK"
-            srv.append(imap_account, "Work", srv.make_message(5, "Work"), [SEEN])
-            work = await store.open("Work")
-            listed = await work.status()  # the LIST's, from before
-            since = MailboxStatus(listed.validity, listed.uidnext, 1, listed.count, None)
-            store_proxy.recorded.clear()
-            assert await work.changes_since(since) is None
-            flight = turn_of(store_proxy, 'SELECT "Work"')
-            assert any("CHANGEDSINCE" in line for line in flight), flight
-            assert str(work.uidvalidity) != listed.validity
-            await work.close()
-        finally:
-            await store.close()
+    async def body(store: ImapStore) -> None:
+        await store.list_folders()
+        with srv.session(imap_account) as c:  # another client recreates it
+            assert c.delete("Work")[0] == "OK"
+            assert c.create("Work")[0] == "OK"
+        srv.append(imap_account, "Work", srv.make_message(5, "Work"), [SEEN])
+        work = await store.open("Work")
+        listed = await work.status()  # the LIST's, from before
+        since = MailboxStatus(listed.validity, listed.uidnext, 1, listed.count, None)
+        store_proxy.recorded.clear()
+        assert await work.changes_since(since) is None
+        flight = turn_of(store_proxy, 'SELECT "Work"')
+        assert any("CHANGEDSINCE" in line for line in flight), flight
+        assert str(work.uidvalidity) != listed.validity
+        await work.close()
 
-    asyncio.run(run())
+    on_store(imap_account, store_proxy, body)
 
 
 def test_a_connection_asks_namespace_and_folders_with_its_enable_in_one_round_trip(
@@ -216,19 +222,14 @@ def test_a_connection_asks_namespace_and_folders_with_its_enable_in_one_round_tr
     flight, whose LIST answers the ``list_folders`` that follows (nothing more is sent)."""
     srv.create_folder(imap_account, "Work/Clients")
 
-    async def run() -> None:
-        store = ImapStore(settings(imap_account, port=store_proxy.port))
-        try:
-            await store.connect()
-            names = {f.name for f in await store.list_folders()}
-            assert {"INBOX", "Work", "Work/Clients"} <= names
-            assert store.names.separator == "/"
-            assert "QRESYNC" in store.capabilities and store._client is not None
-            assert "QRESYNC" in store._client.enabled
-        finally:
-            await store.close()
+    async def body(store: ImapStore) -> None:
+        names = {f.name for f in await store.list_folders()}
+        assert {"INBOX", "Work", "Work/Clients"} <= names
+        assert store.names.separator == "/"
+        assert "QRESYNC" in store.capabilities and store._client is not None
+        assert "QRESYNC" in store._client.enabled
 
-    asyncio.run(run())
+    on_store(imap_account, store_proxy, body)
     flights = turns(store_proxy)
     assert [line.split(" ")[0] for line in flights[1]] == ["ENABLE", "NAMESPACE", "LIST"]
     assert flights[2:] == [["LOGOUT"]], flights
@@ -241,18 +242,13 @@ def test_a_folder_created_after_the_connection_is_listed(
     the server or written to it: the folder the store created, or another client's, is in
     the listing that follows."""
 
-    async def run() -> None:
-        store = ImapStore(settings(imap_account, port=store_proxy.port))
-        try:
-            await store.connect()
-            await store.create_folder("Fresh")
-            assert "Fresh" in {f.name for f in await store.list_folders()}
-            srv.create_folder(imap_account, "Other")  # no command of the store's since
-            assert "Other" in {f.name for f in await store.list_folders()}
-        finally:
-            await store.close()
+    async def body(store: ImapStore) -> None:
+        await store.create_folder("Fresh")
+        assert "Fresh" in {f.name for f in await store.list_folders()}
+        srv.create_folder(imap_account, "Other")  # no command of the store's since
+        assert "Other" in {f.name for f in await store.list_folders()}
 
-    asyncio.run(run())
+    on_store(imap_account, store_proxy, body)
 
 
 def test_a_mailbox_connection_sends_its_enable_with_its_first_command(
@@ -263,19 +259,14 @@ def test_a_mailbox_connection_sends_its_enable_with_its_first_command(
     srv.create_folder(imap_account, "Work")
     srv.append(imap_account, "Work", srv.make_message(1, "Work"), [])
 
-    async def run() -> None:
-        store = ImapStore(settings(imap_account, port=store_proxy.port))
-        try:
-            await store.connect()
-            await store.list_folders()
-            work = await store.open("Work")
-            store_proxy.recorded.clear()
-            assert list((await work.listing()).keys) == ["1"]
-            assert "QRESYNC" in work.enabled
-            first = [t for t in turns(store_proxy) if t[0].startswith("ENABLE")]
-            assert len(first) == 1 and len(first[0]) > 1, turns(store_proxy)
-            await work.close()
-        finally:
-            await store.close()
+    async def body(store: ImapStore) -> None:
+        await store.list_folders()
+        work = await store.open("Work")
+        store_proxy.recorded.clear()
+        assert list((await work.listing()).keys) == ["1"]
+        assert "QRESYNC" in work.enabled
+        first = [t for t in turns(store_proxy) if t[0].startswith("ENABLE")]
+        assert len(first) == 1 and len(first[0]) > 1, turns(store_proxy)
+        await work.close()
 
-    asyncio.run(run())
+    on_store(imap_account, store_proxy, body)

@@ -643,10 +643,10 @@ class ImapMailbox:
         included) and the UIDs expunged since (VANISHED), in one command.  With CONDSTORE
         alone (Gmail): the same changed messages, and the expunged ones only when the count
         says some went (``_vanished_by_count``)."""
+        await self._fresh()  # which may ask them with its SELECT (``expect``)
         early, self._early = self._early, None
         if early is not None and early[0] == since:
-            return early[1]  # asked with the SELECT that ``status`` needed (``expect``)
-        await self._fresh()
+            return early[1]  # asked with the SELECT that ``status`` or ``_fresh`` needed
         if (
             not {"QRESYNC", "CONDSTORE"} & self.enabled
             or since.highestmodseq is None

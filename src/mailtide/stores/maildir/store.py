@@ -249,8 +249,8 @@ class MaildirStore:
                 now = folder_stamp(path)  # None: too recent to prove it unchanged
                 if now is None or now != recorded[name]:
                     moved.append(path)
-            except (StoreError, MailboxError, OSError):
-                continue  # not a folder here now: its open says so
+            except (StoreError, MailboxError, OSError, ValueError):
+                continue  # not a folder here now, or a name refused: its open says so
         self._ahead.start(moved)
 
     async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
