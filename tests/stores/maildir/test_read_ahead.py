@@ -13,7 +13,7 @@ import pytest
 
 from mailtide.stores.base import MailboxError
 from mailtide.stores.maildir import MaildirMailbox, MaildirStore
-from mailtide.stores.maildir.read_ahead import STILL
+from mailtide.stores.maildir.read_ahead import STILL, ReadAhead
 from mailtide.stores.maildir.stamp import folder_stamp, settled_after
 from stores.maildir.listing_spy import record_listings
 from stores.maildir.mdstore_helpers import incoming, message
@@ -112,3 +112,22 @@ async def test_what_was_not_taken_is_dropped_and_a_vanished_folder_is_left_to_it
     read_ahead_done(store)
     with pytest.raises(MailboxError, match="Gone"):  # as without the read-ahead
         await (await store.open("Gone")).snapshot()
+
+
+async def test_listings_not_yet_taken_hold_a_bounded_number_of_messages(
+    store: MaildirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound the worker lists no more: those folders' opens list them, as without a
+    read-ahead (a tree of many changed folders is not held in memory at once)."""
+    boxes = [await filled(store, name, 2) for name in ("A", "B", "C")]
+    settle()
+    store._ahead = ReadAhead(most=3)
+    listed = record_listings(monkeypatch)
+    await store.read_ahead({"A": None, "B": None, "C": None})
+    read_ahead_done(store)
+    assert [folder_reads(listed, box) for box in boxes] == [2, 2, 0]  # 4 held after B
+    listed.clear()
+    for box in boxes:
+        opened = await store.open(box.name)
+        assert len(await opened.snapshot()) == 2
+    assert [folder_reads(listed, box) for box in boxes] == [0, 0, 2]

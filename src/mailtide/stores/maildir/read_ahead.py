@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import threading
 import time
 from dataclasses import dataclass
 
 from mailtide.stores.maildir.listing import FolderListing, list_folder
 
 STILL = 0.05  # s: a directory changed more recently than this may change unseen (coarse mtime)
+# Messages in the listings read ahead and not yet taken, at most (about 12 MB of them): past
+# that the opens list their folders themselves, as without a read-ahead.
+MAX_HELD = 50_000
 
 
 def dir_times(folder: str) -> tuple[float, ...]:
@@ -36,18 +40,38 @@ def dir_times(folder: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+class _Held:
+    """The messages in listings made and not yet taken, counted across threads."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def room(self) -> bool:
+        with self.lock:
+            return self.count < self.most
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.count += n
+
+
 @dataclass(frozen=True, slots=True)
 class Ahead:
     """A folder's listing, and the times of its new/ and cur/ right after it."""
 
     listing: FolderListing
     after: tuple[float, ...]
+    held: _Held  # where it is counted until taken
 
 
 class ReadAhead:
     """Listings of some folders, made in one worker thread ahead of their opens."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int = MAX_HELD) -> None:
+        """``most``: messages held in listings not yet taken, at most (``MAX_HELD``)."""
+        self._most = most
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._ahead: dict[str, concurrent.futures.Future[Ahead | None]] = {}
 
@@ -60,7 +84,8 @@ class ReadAhead:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="mailtide-read-ahead"
         )
-        self._ahead = {path: self._executor.submit(self._read, path) for path in paths}
+        held = _Held(self._most)  # a listing of an earlier start counts no more
+        self._ahead = {path: self._executor.submit(_read, path, held) for path in paths}
 
     def take(self, path: str) -> FolderListing | None:
         """The listing read ahead for ``path`` while it still stands for the folder (waiting
@@ -72,8 +97,11 @@ class ReadAhead:
             ahead = future.result()
         except Exception:  # an unreadable folder: the caller's own listing says why
             return None
+        if ahead is None:
+            return None
+        ahead.held.add(-len(ahead.listing.index))
         try:
-            if ahead is None or dir_times(path) != ahead.after:
+            if dir_times(path) != ahead.after:
                 return None
         except OSError:  # gone meanwhile: the caller's own listing says so
             return None
@@ -88,11 +116,16 @@ class ReadAhead:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    def _read(self, path: str) -> Ahead | None:
-        """One listing of ``path``, None where it was not quiet."""
-        before = dir_times(path)
-        listing = list_folder(path)
-        after = dir_times(path)
-        if before != after or time.time() - max(after) <= STILL:
-            return None
-        return Ahead(listing, after)
+
+def _read(path: str, held: _Held) -> Ahead | None:
+    """One listing of ``path``; None where it was not quiet, or where the listings not yet
+    taken hold ``held.most`` messages already."""
+    if not held.room():
+        return None
+    before = dir_times(path)
+    listing = list_folder(path)
+    after = dir_times(path)
+    if before != after or time.time() - max(after) <= STILL:
+        return None
+    held.add(len(listing.index))
+    return Ahead(listing, after, held)
