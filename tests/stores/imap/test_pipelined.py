@@ -18,6 +18,7 @@ from mailtide.stores.base import ConnectionLost, StoreError
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import Untagged
 from mailtide.stores.imap.protocol import Pipelined
+from mailtide.stores.imap.store import ImapStore
 from stores.imap.imap_store_helpers import fake_settings, settings
 
 
@@ -103,9 +104,9 @@ def test_a_literal_cannot_be_pipelined(imap_account: ImapAccount) -> None:
 
 
 @contextmanager
-def scripted(answer: bytes, hang_up: bool = False) -> Iterator[int]:
-    """A server that greets, takes LOGIN, then reads three command lines and writes
-    ``answer`` (tags A3, A4, A5 are the client's third to fifth tags), and maybe hangs up."""
+def scripted(answer: bytes, hang_up: bool = False, caps: bytes = b"IMAP4rev1") -> Iterator[int]:
+    """A server that greets, takes LOGIN (then offering ``caps``), reads three command lines
+    and writes ``answer`` (T1, T2, T3 become their tags), and maybe hangs up."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -120,7 +121,7 @@ def scripted(answer: bytes, hang_up: bool = False) -> Iterator[int]:
                 tag = line.split(b" ", 1)[0]
                 tags.append(tag)
                 if len(tags) == 1:  # the LOGIN
-                    conn.sendall(tag + b" OK [CAPABILITY IMAP4rev1] in\r\n")
+                    conn.sendall(tag + b" OK [CAPABILITY " + caps + b"] in\r\n")
             conn.sendall(
                 answer.replace(b"T1", tags[1]).replace(b"T2", tags[2]).replace(b"T3", tags[3])
             )
@@ -234,5 +235,31 @@ def test_an_enable_left_for_later_goes_with_the_first_command_or_before_a_litera
         assert [m.message_id for m in srv.fetch_all(imap_account, "INBOX")] == [
             srv.message_id(3, "INBOX")
         ]
+
+    asyncio.run(run())
+
+
+def test_answers_of_a_flight_a_server_ran_at_once_go_by_their_kind() -> None:
+    """The store's first flight (ENABLE, NAMESPACE, LIST): a server that runs them at once
+    may send folders before the ENABLE or the NAMESPACE has ended.  Every folder is still
+    listed, the namespace and the extension still read."""
+    answer = (
+        b'* LIST () "/" INBOX\r\n* ENABLED QRESYNC\r\nT1 OK enabled\r\n'
+        b'* LIST () "/" Work\r\n* NAMESPACE (("" "/")) NIL NIL\r\nT2 OK namespace\r\n'
+        b'* LIST () "/" Archive\r\nT3 OK listed\r\n'
+    )
+
+    async def run() -> None:
+        caps = b"IMAP4rev1 ENABLE CONDSTORE QRESYNC NAMESPACE UIDPLUS"
+        with scripted(answer, caps=caps) as port:
+            store = ImapStore(fake_settings(port))
+            try:
+                await store.connect()
+                names = sorted(f.name for f in await store.list_folders())
+                assert names == ["Archive", "INBOX", "Work"]
+                assert store.names.separator == "/"
+                assert store._client is not None and "QRESYNC" in store._client.enabled
+            finally:
+                await store.close()
 
     asyncio.run(run())

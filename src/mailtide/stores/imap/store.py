@@ -131,6 +131,11 @@ class ImapStore:
                 ),
             ]
         )
+        if namespace and listing:
+            # A server may run the two at once (RFC 9051 5.5): each answer goes by its kind.
+            both = [u for d in done for u in d.untagged]
+            done[0].untagged[:] = [u for u in both if u.kind == "NAMESPACE"]
+            done[1].untagged[:] = [u for u in both if u.kind != "NAMESPACE"]
         self.names = namespace_of(done[0], self._namespace_seen) if namespace else FolderNames()
         self._early_list = done[-1] if listing else None
         self._client = client
