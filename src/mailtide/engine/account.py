@@ -242,8 +242,7 @@ class AccountSync:
         while the server is asked for its folders (stores/maildir/read_ahead.py): a quick
         sync of every folder only (another lists none, or only some)."""
         if self.options.mode == "quick" and self.only is None:
-            near = Side.NEAR
-            await self.stores[near].read_ahead(await self.state.side_stamps(near))
+            await self.stores[Side.NEAR].read_ahead(await self.state.near_stamps())
 
     def _all_mail(self) -> AllMailChanges | None:
         """Gmail's labels mode on a whole account: All Mail says which labels changed

@@ -378,16 +378,14 @@ class StateDB:
             for far, near, far_id, near_id, far_v, near_v in rows
         ]
 
-    def side_stamps(self, side: Side) -> dict[str, str | None]:
-        """Each recorded pair's folder on ``side``, by its name there, and the stamp the last
-        sync left for that side (None: none)."""
+    def near_stamps(self) -> dict[str, str | None]:
+        """Each recorded pair's local folder, by its name there, and the stamp the last sync
+        left for it (None: none)."""
         rows = self._db.execute(
-            "SELECT f.far_name, f.near_name, m.far_stamp, m.near_stamp"
+            "SELECT f.far_name, f.near_name, m.near_stamp"
             " FROM folder f JOIN mailbox m ON m.name = f.far_name"
         )
-        if side == Side.FAR:
-            return {far: far_stamp for far, _, far_stamp, _ in rows}
-        return {near or far: near_stamp for far, near, _, near_stamp in rows}
+        return {near or far: stamp for far, near, stamp in rows}
 
     def put_folders(self, pairs: Iterable[FolderPair]) -> None:
         """Record pairings (a pair already recorded under its server name is replaced)."""

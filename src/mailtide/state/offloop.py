@@ -113,8 +113,8 @@ class OffLoopState:
     async def known_folders(self) -> set[str]:
         return await self._run(self.db.known_folders)
 
-    async def side_stamps(self, side: Side) -> dict[str, str | None]:
-        return await self._run(self.db.side_stamps, side)
+    async def near_stamps(self) -> dict[str, str | None]:
+        return await self._run(self.db.near_stamps)
 
     async def folder_pairs(self) -> list[FolderPair]:
         return await self._run(self.db.folder_pairs)

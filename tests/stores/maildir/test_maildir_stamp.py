@@ -16,7 +16,7 @@ import pytest
 
 from mailtide.stores.base import MailboxError
 from mailtide.stores.maildir import MaildirMailbox, MaildirStore, local_clock
-from mailtide.stores.maildir.mailbox import STILL
+from mailtide.stores.maildir.read_ahead import STILL
 from mailtide.stores.maildir.stamp import SECOND, folder_stamp
 from stores.maildir.listing_spy import record_listings
 from stores.maildir.mdstore_helpers import incoming, message

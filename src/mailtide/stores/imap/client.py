@@ -470,17 +470,13 @@ class ImapClient:
             raise self.lost("the connection was closed")
         enabling, self._enabling = self._enabling, None
         if enabling is not None:
-            commands = [Pipelined(("ENABLE", enabling), check=False), *commands]
+            enable = Pipelined(("ENABLE", enabling), check=False, kinds=frozenset({"ENABLED"}))
+            commands = [enable, *commands]
         with self._translated():
             done = await self.protocol.run_many(commands)
         if enabling is not None:
-            enable, done = done[0], done[1:]
-            commands = commands[1:]
-            self._enabled_by(enable)
-            # A server may run the next command at once with the ENABLE (RFC 9051 5.5): the
-            # answers of that command which came before the ENABLE's end are its own.
-            if commands:
-                _hand_on([u for u in enable.untagged if u.kind != "ENABLED"], commands[0], done[0])
+            self._enabled_by(done[0])
+            commands, done = commands[1:], done[1:]
         for command, answer in zip(commands, done, strict=True):
             if check and command.check and not answer.ok:
                 raise StoreError(
@@ -593,10 +589,3 @@ def _what(parts: Sequence[Part]) -> str:
     if len(parts) > 1 and isinstance(parts[1], str):
         what = f"{what} {parts[1]}"
     return what
-
-
-def _hand_on(untagged: list[Untagged], command: Pipelined, done: Done) -> None:
-    """Give ``command`` (answered by ``done``) the ``untagged`` responses that came while
-    the command before it ran: to its ``on_untagged`` first, as they would have gone."""
-    kept = [u for u in untagged if command.on_untagged is None or not command.on_untagged(u)]
-    done.untagged[:0] = kept

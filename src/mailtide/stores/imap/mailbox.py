@@ -535,12 +535,7 @@ class ImapMailbox:
         if self._selected or holds is None or holds():
             return
         since, self._expected = self._expected, None
-        if (
-            since is None
-            or since.highestmodseq is None
-            or since.validity != str(self.uidvalidity)
-            or "QRESYNC" not in self.enabled
-        ):
+        if since is None or not self._tells_changes(since) or "QRESYNC" not in self.enabled:
             await self.select()
             return
         self._early = (since, await self._changes_by_qresync(since))
@@ -647,17 +642,22 @@ class ImapMailbox:
         early, self._early = self._early, None
         if early is not None and early[0] == since:
             return early[1]  # asked with the SELECT that ``status`` or ``_fresh`` needed
-        if (
-            not {"QRESYNC", "CONDSTORE"} & self.enabled
-            or since.highestmodseq is None
-            or since.validity != str(self.uidvalidity)
-        ):
+        if not self._tells_changes(since):
             return None
         if "QRESYNC" not in self.enabled:
             return await self._changes_by_condstore(since)
         if self.highestmodseq == since.highestmodseq:
             return Delta([])
         return await self._changes_by_qresync(since)
+
+    def _tells_changes(self, since: MailboxStatus) -> bool:
+        """Whether the server can tell the changes since ``since`` (CONDSTORE or QRESYNC
+        enabled, and ``since`` a mod-sequence of the mailbox's present UIDVALIDITY)."""
+        return (
+            bool({"QRESYNC", "CONDSTORE"} & self.enabled)
+            and since.highestmodseq is not None
+            and since.validity == str(self.uidvalidity)
+        )
 
     def expect(self, since: MailboxStatus | None) -> None:
         """The caller's next question is likely ``changes_since(since)``: where ``status``
@@ -1126,7 +1126,7 @@ class ImapMailbox:
         own = self._own
         since = own.unchanged_since() if own is not None else None
         if own is None or since is None:
-            await self._run_many([Pipelined(("UID STORE", *s), _swallow_fetch) for s in stores])
+            await self._run_many(_plain(stores))
             return
         asked = frozenset(uid for s in stores for uid in _expanded(s.uids))
 
@@ -1163,7 +1163,7 @@ class ImapMailbox:
                 modified = sorted(mine)
             again.extend(_Store(uids, s.verb, s.flag_list) for uids in uid_sets(modified))
         if again:
-            await self._run_many([Pipelined(("UID STORE", *s), _swallow_fetch) for s in again])
+            await self._run_many(_plain(again))
 
     async def delete(self, ids: Sequence[str]) -> set[str]:
         """``UID EXPUNGE`` of exactly these (UIDPLUS).  Without UIDPLUS a plain EXPUNGE would
@@ -1429,6 +1429,11 @@ def _flights(stores: Sequence[_Store]) -> list[list[_Store]]:
         flights[-1].append(store)
         named |= uids
     return flights
+
+
+def _plain(stores: Sequence[_Store]) -> list[Pipelined]:
+    """``stores`` as plain STOREs, not counted (their FETCH answers swallowed)."""
+    return [Pipelined(("UID STORE", *s), _swallow_fetch) for s in stores]
 
 
 def _swallow_fetch(u: Untagged) -> bool:

@@ -307,6 +307,7 @@ class _InFlight:
     # The caller takes every response itself (IDLE on a push connection): news it saw is not
     # kept again in ``unsolicited``, where nobody would read it.
     takes_news: bool = False
+    kinds: frozenset[str] | None = None  # the untagged kinds it takes (None: any)
     # The account / mailbox the command runs for, for the conversation log of its responses.
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -468,7 +469,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         current = self._current
         if first.startswith(b"* "):
             item = untagged(response)
-            self._untagged(item, current)
+            self._untagged(item, self._taker(item.kind, current))
             return
         if first.startswith(b"+"):
             if current is not None:
@@ -511,6 +512,15 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         if wire.enabled():
             context = self._current.context if self._current is not None else self._context
             wire.received(self.number, response, context)
+
+    def _taker(self, kind: str, current: _InFlight | None) -> _InFlight | None:
+        """The command an untagged response of ``kind`` answers: the oldest in flight that
+        takes that kind (``Pipelined.kinds``).  A server may run pipelined commands at once
+        (RFC 9051 5.5), so a later command's answers may come before an earlier one ends."""
+        for inflight in [current, *self._queued]:
+            if inflight is not None and (inflight.kinds is None or kind in inflight.kinds):
+                return inflight
+        return current
 
     def _untagged(self, item: Untagged, current: _InFlight | None) -> None:
         if item.kind == "BYE" and not self.closing:
@@ -595,10 +605,12 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         Each command's untagged responses are those that arrive after the tagged answer of
         the one before it: a server runs a command that depends on the one before (a FETCH
         after its SELECT) only when that one has ended, and answers in order.  A server
-        that runs independent commands at once (STOREs of other messages) may mix their
-        responses, so the callers of such a set give every command of it one ``on_untagged``
-        that reads them all alike.  No part may be a literal (it would wait for the server's
-        continuation before the commands after it could be sent)."""
+        that runs independent commands at once may mix their responses: a command that
+        takes only some kinds (``Pipelined.kinds``) leaves the others to the commands after
+        it, and the callers of a set that take the same kinds (STOREs of other messages)
+        give every command of it one ``on_untagged`` that reads them all alike.  No part may
+        be a literal (it would wait for the server's continuation before the commands after
+        it could be sent)."""
         if not commands:
             return []
         if any(isinstance(part, tuple) for c in commands for part in c.parts):
@@ -613,6 +625,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                     c.on_untagged,
                     self._new_future(),
                     takes_news=c.takes_news,
+                    kinds=c.kinds,
                     context=_log_context(),
                 )
                 for c in commands
@@ -967,6 +980,9 @@ class Pipelined:
     # Its untagged responses are its own, none of them news of the mailbox (a SELECT's).
     takes_news: bool = False
     check: bool = True  # its NO or BAD raises (ImapClient.run_many)
+    # The only untagged kinds that answer it (ENABLE's ENABLED): any other that comes
+    # while it runs answers a command after it, run at once.  None: any kind.
+    kinds: frozenset[str] | None = None
 
 
 def _command_name(parts: Sequence[Part]) -> str:

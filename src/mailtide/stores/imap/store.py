@@ -29,6 +29,8 @@ from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.special_use import ALL_MAIL
 from mailtide.stores.imap.wire import quote_astring
 
+NAMESPACE = frozenset({"NAMESPACE"})  # what answers NAMESPACE (a LIST run at once: not it)
+
 log = structlog.get_logger(__name__)
 
 NO_CAPABILITIES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
@@ -119,7 +121,7 @@ class ImapStore:
         namespace = "NAMESPACE" in client.capabilities
         done = await client.run_many(
             [
-                *([Pipelined(("NAMESPACE",), check=False)] if namespace else []),
+                *([Pipelined(("NAMESPACE",), check=False, kinds=NAMESPACE)] if namespace else []),
                 *(
                     [
                         Pipelined(
@@ -131,11 +133,6 @@ class ImapStore:
                 ),
             ]
         )
-        if namespace and listing:
-            # A server may run the two at once (RFC 9051 5.5): each answer goes by its kind.
-            both = [u for d in done for u in d.untagged]
-            done[0].untagged[:] = [u for u in both if u.kind == "NAMESPACE"]
-            done[1].untagged[:] = [u for u in both if u.kind != "NAMESPACE"]
         self.names = namespace_of(done[0], self._namespace_seen) if namespace else FolderNames()
         self._early_list = done[-1] if listing else None
         self._client = client

@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import io
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,7 +102,7 @@ from mailtide.stores.maildir.listing import (
     list_folder,
     open_regular,
 )
-from mailtide.stores.maildir.read_ahead import STILL, ReadAhead, dir_times
+from mailtide.stores.maildir.read_ahead import ReadAhead, dir_times, still
 from mailtide.stores.maildir.stamp import folder_stamp
 from mailtide.stores.maildir.witness import Witness
 
@@ -200,8 +199,7 @@ class MaildirMailbox:
             after = self._stamps()
             index.update(listing.index)
             sizes.update(listing.sizes)
-            quiet = before == after and time.time() - max(after) > STILL
-            if quiet:
+            if quiet := still(before, after):
                 break
         for path, why in listing.skipped:
             self._warn_once(path, "maildir.file_skipped", reason=why)

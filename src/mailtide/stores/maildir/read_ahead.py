@@ -30,6 +30,13 @@ STILL = 0.05  # s: a directory changed more recently than this may change unseen
 MAX_HELD = 50_000
 
 
+def still(before: tuple[float, ...], after: tuple[float, ...]) -> bool:
+    """Whether a listing between ``before`` and ``after`` (``dir_times``) stands for the
+    folder: nothing changed while it ran, and the times are old enough that a later change
+    moves them."""
+    return before == after and time.time() - max(after) > STILL
+
+
 def dir_times(folder: str) -> tuple[float, ...]:
     """The modification and change times of ``folder``'s new/ and cur/ (a rename in or out
     sets both); OSError when either cannot be read."""
@@ -125,7 +132,7 @@ def _read(path: str, held: _Held) -> Ahead | None:
     before = dir_times(path)
     listing = list_folder(path)
     after = dir_times(path)
-    if before != after or time.time() - max(after) <= STILL:
+    if not still(before, after):
         return None
     held.add(len(listing.index))
     return Ahead(listing, after, held)
