@@ -140,8 +140,8 @@ def options_for(account: Account, request: Request, daemon: bool = False) -> Opt
     parallel = 1 if daemon or labels else max(1, account.daemon.max_connections - 1)
     return Options(
         parallel=parallel,
-        # the mailboxes in flight share one budget of bodies held, as one mailbox had it
-        batch_bytes=BATCH_BYTES // parallel,
+        # the mailboxes in flight share one budget of bodies held (PairSync.budget)
+        batch_bytes=BATCH_BYTES,
         mode=request.mode,
         dry_run=request.dry_run,
         allow_mass_delete=request.allow_mass_delete,

@@ -12,6 +12,7 @@ import maildir_helpers as loc
 from dovecot import ImapAccount
 from engine_helpers import assert_in_sync, make_setup
 from fault_proxy import Shape, fault_proxy
+from mailtide import wiring
 from mailtide.config.model import DaemonSettings
 
 FOLDERS = ["INBOX", "Archive", "Lists/dev", "Lists/python", "Sent", "Work"]
@@ -66,3 +67,26 @@ def test_a_sync_with_nothing_to_do_opens_only_the_stores_connection(
         assert proxy.connections - before == 2  # the store's own, and one for Work
     assert_in_sync(s)
     assert len(loc.messages(s.root, "fs", "Work")) == 3
+
+
+def test_a_mailbox_synced_alone_reads_with_the_whole_budget_of_bodies(
+    imap_account: ImapAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mailboxes synced at once share the bodies' budget; a one-folder account's INBOX is
+    synced alone (so is a run's last mailbox), and has all of it: its FETCHes ask for more
+    at a time, and more is in flight while the sync writes.  With 2 MiB: a read-ahead of
+    1 MiB in pieces of 256 KiB, two 100 KiB messages each; a third of it (three mailboxes at
+    once with max_connections = 4) would be one message each."""
+    monkeypatch.setattr(wiring, "BATCH_BYTES", 2 << 20)
+    body = b"x" * (100 * 1024 - 2) + b"\r\n"
+    srv.append_many(imap_account, "INBOX", [srv.make_message(i, "INBOX") + body for i in range(20)])
+    with fault_proxy(imap_account.port, record=True) as proxy:
+        s = make_setup(imap_account, tmp_path, "fs", port=proxy.port).with_account(
+            daemon=DaemonSettings(max_connections=4)
+        )
+        report = s.sync()
+        assert not report.failed, report.failures()
+        fetches = proxy.stream("up").count(b"BODY.PEEK[])")
+    assert fetches == 10
+    assert len(loc.messages(s.root, "fs", "INBOX")) == 20
+    assert_in_sync(s)

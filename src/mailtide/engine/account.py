@@ -178,6 +178,7 @@ class AccountSync:
         self.moves: MovePass | None = None  # this run's, once the folder tree is known
         # the sides the pairs wrote to, stamped at the end
         self.restamps = restamps or Restamps()
+        self._at_once = 1  # pairs synced at once now (_mailboxes), sharing the bodies' budget
         self.log = log.bind(account=name)
         self.tree = FolderTree(
             stores,
@@ -267,17 +268,22 @@ class AccountSync:
         first = len(self.report.mailboxes)
 
         async def worker() -> None:
-            while todo and not ended:
-                name = todo.popleft()
-                try:
-                    self.steps.check()
-                    await self._mailbox_retried(name, failed)
-                except (StoreError, StateError, StopRequested) as exc:  # _GaveUp too
-                    ended.append(exc)
+            try:
+                while todo and not ended:
+                    name = todo.popleft()
+                    try:
+                        self.steps.check()
+                        await self._mailbox_retried(name, failed)
+                    except (StoreError, StateError, StopRequested) as exc:  # _GaveUp too
+                        ended.append(exc)
+            finally:
+                self._at_once -= 1  # one fewer shares the bodies' budget (PairSync.budget)
 
         workers = max(1, min(self.options.parallel, len(names)))
+        self._at_once = workers
         await asyncio.gather(*(worker() for _ in range(workers)))
         todo.extend(later)
+        self._at_once = 1
         await worker()
         order = {name: i for i, name in enumerate(names)}
         self.report.mailboxes[first:] = sorted(
@@ -387,6 +393,7 @@ class AccountSync:
                 self.options,
                 planned,
                 labels,
+                at_once=lambda: self._at_once,
             )
             report = await pair.run()
             for side, proof in pair.written:

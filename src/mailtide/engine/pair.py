@@ -9,6 +9,7 @@ side effect is one ``Steps.done``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,7 +91,8 @@ class Options:
     restore_deleted: bool = False  # copy back what one side deleted instead of deleting it
     mass_delete_share: float = 0.5
     mass_delete_floor: int = 10
-    batch_bytes: int = BATCH_BYTES  # bodies held at once while copying
+    # Bodies held at once while copying, by all the pairs synced at once (``PairSync.budget``)
+    batch_bytes: int = BATCH_BYTES
     batch_count: int = 1000  # messages per durable batch
     # By Side: the folder a deletion on that side moves the message to instead (None: expunge)
     trash: tuple[str | None, str | None] = (None, None)
@@ -203,10 +205,12 @@ class PairSync:
         options: Options,
         planned: Prepared | None = None,
         labels: LabelLinks | None = None,
+        at_once: Callable[[], int] | None = None,
     ) -> None:
         """``planned``: this pair's ``prepare()`` made earlier in this run (by the move pass)
         and still true; ``run`` carries it out instead of planning again.  ``labels``: Gmail's
-        labels mode for this pair (engine/gmail_labels.py)."""
+        labels mode for this pair (engine/gmail_labels.py).  ``at_once``: how many pairs
+        sync at once now, sharing ``options.batch_bytes`` (None: this one alone)."""
         self.name = name
         self.planned = planned
         self.boxes = boxes
@@ -220,6 +224,7 @@ class PairSync:
         self._deltas: dict[Side, Delta | None] = {}
         self._listings: dict[Side, Listing] = {}
         self.labels = labels
+        self._at_once = at_once
         # By side, once the plan is carried out whole: what may prove the side lists as the
         # records say (engine/restamp.py), for the account to record at the run's end
         self.written: list[tuple[Side, WrittenStamp]] = []
@@ -911,26 +916,36 @@ class PairSync:
         batch: list[tuple[Copy, Fetched]] = []
         held = 0
         unread: MailboxError | None = None
-        fetching = aiter(self.box(source).fetch(list(by_id), self.options.batch_bytes))
-        while True:
-            try:
-                fetched = await anext(fetching)
-            except StopAsyncIteration:
-                break
-            except MailboxError as exc:  # what was read before it is still delivered
-                unread = exc
-                break
-            copy = by_id.get(fetched.id)
-            if copy is None:
-                continue
-            batch.append((copy, fetched))
-            held += fetched.body.size
-            if held >= self.options.batch_bytes or len(batch) >= self.options.batch_count:
-                await self._deliver(mailbox, source, batch)
-                batch, held = [], 0
+        budget = self.budget()
+        async with contextlib.aclosing(self.box(source).fetch(list(by_id), budget)) as fetching:
+            while True:
+                try:
+                    fetched = await anext(fetching)
+                except StopAsyncIteration:
+                    break
+                except MailboxError as exc:  # what was read before it is still delivered
+                    unread = exc
+                    break
+                copy = by_id.get(fetched.id)
+                if copy is None:
+                    continue
+                batch.append((copy, fetched))
+                held += fetched.body.size
+                if held >= budget or len(batch) >= self.options.batch_count:
+                    await self._deliver(mailbox, source, batch)
+                    batch, held = [], 0
         if batch:
             await self._deliver(mailbox, source, batch)
         return unread
+
+    def budget(self) -> int:
+        """The bodies this pair may hold now: its share of ``options.batch_bytes`` with the
+        pairs synced at once.  Those only ever become fewer while they run (the workers of
+        ``AccountSync._mailboxes`` end as the mailboxes run out), so the shares taken as
+        each chunk of copies begins never add up to more than the budget, and the last
+        mailbox of a run, or the one of a one-folder account, reads with all of it."""
+        pairs = self._at_once() if self._at_once is not None else 1
+        return max(1, self.options.batch_bytes // max(1, pairs))
 
     async def _deliver(
         self, mailbox: MailboxState, source: Side, batch: list[tuple[Copy, Fetched]]

@@ -16,7 +16,7 @@ the IMAP wire.  A Maildir store converts to LF on write and back on read.
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -270,10 +270,11 @@ class Mailbox(Protocol):
         """Content identities of the given messages; ids no longer present are left out."""
         ...
 
-    def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
+    def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncGenerator[Fetched, None]:
         """The given messages with their bodies, in bounded memory (about ``budget`` bytes of
         bodies held at once where given, else the store's own bound); vanished ids are
-        skipped."""
+        skipped.  A caller that stops before the end closes it (``contextlib.aclosing``): it
+        may hold the mailbox's connection until then."""
         ...
 
     async def append(self, messages: Sequence[Incoming]) -> list[str | None]:

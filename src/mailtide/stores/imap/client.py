@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -50,6 +50,8 @@ from mailtide.stores.imap.protocol import (
     OnUntagged,
     Pipelined,
     ProtocolError,
+    Sent,
+    Window,
 )
 from mailtide.stores.imap.seen import enable_wanted
 from mailtide.stores.imap.special_use import LeftOut
@@ -111,6 +113,29 @@ class ImapSettings:
             self.client_key,
             self.cert_fingerprint,
         )
+
+
+class ClientWindow:
+    """``ImapProtocol``'s ``Window`` on a client: its failures as store errors, and a NO or
+    BAD answer raised as ``ImapClient.run_many`` raises it."""
+
+    def __init__(self, client: ImapClient, window: Window) -> None:
+        self._client = client
+        self._window = window
+
+    def send(self, command: Pipelined) -> Sent:
+        with self._client._translated():
+            return self._window.send(command)
+
+    async def answer(self, sent: Sent) -> Done:
+        with self._client._translated():
+            done = await self._window.answer(sent)
+        if sent.command.check and not done.ok:
+            raise StoreError(
+                f"{self._client.settings.where}: {_what(sent.command.parts)} failed: "
+                f"{done.status} {done.text}"
+            )
+        return done
 
 
 class ImapClient:
@@ -484,6 +509,22 @@ class ImapClient:
                     f"{answer.status} {answer.text}"
                 )
         return done
+
+    @contextlib.asynccontextmanager
+    async def window(self) -> AsyncIterator[ClientWindow]:
+        """The connection held for commands sent without waiting for the answers of those
+        before (``ImapProtocol.window``), its errors as store errors."""
+        if self._enabling is not None:
+            await self._enable()  # what the server enables changes its answers: first
+        if self.protocol is None:
+            raise self.lost("the connection was closed")
+        # Only the window's own failures are translated, not the caller's that pass through.
+        async with contextlib.AsyncExitStack() as stack:
+            with self._translated():
+                window = await stack.enter_async_context(self.protocol.window())
+            yield ClientWindow(self, window)
+            with self._translated():
+                await window.settle()
 
     async def _talk(self, command: Callable[[ImapProtocol], Awaitable[Done]]) -> Done:
         """``command`` on this connection, its failures as ``StoreError``s."""

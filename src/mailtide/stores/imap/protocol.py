@@ -648,6 +648,43 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 self._current = None
                 self._queued = []
 
+    @contextlib.asynccontextmanager
+    async def window(self) -> AsyncIterator[Window]:
+        """The connection held for a run of commands, each sent at once without waiting for
+        the answers of those before it (``Window``): the link never idles between them.
+        On the way out the commands still unanswered are waited for, so the connection stays
+        in step for the next; cancelled, it is dropped instead (their answers may still be
+        coming)."""
+        async with self._lock:
+            if self._broken is not None:
+                raise self._broken
+            window = Window(self)
+            try:
+                yield window
+                await window.settle()
+            except asyncio.CancelledError:
+                if window.unanswered:
+                    self._break(ConnectionClosed("pipelined commands cancelled"))
+                raise
+            except BaseException:
+                # The caller's failure (or its generator closed) is what it sees: a
+                # connection that fails meanwhile is broken, and says so to the next command.
+                with contextlib.suppress(Exception):
+                    await window.settle()
+                raise
+            finally:
+                self._current = None
+                self._queued = []
+
+    def _sent_after(self, inflight: _InFlight) -> None:
+        """``inflight`` is sent after every command still in flight: its untagged answers
+        come after theirs (``_dispatch`` moves on as each ends)."""
+        current = self._current
+        if current is None or current.done.done():
+            self._current, self._queued = inflight, []
+        else:
+            self._queued.append(inflight)
+
     async def run_exchange(
         self, parts: Sequence[Part], answer: Callable[[bytes], str | Secret]
     ) -> Done:
@@ -815,10 +852,10 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         shown: str | None = None,
     ) -> None:
         """Write one command; ``shown`` is how it is logged when not ``wire.command_line``."""
-        # Its timeout runs from now: a held connection's quiet before it is not its fault.
-        self._last_activity = time.monotonic()
-        if wire.enabled():
-            wire.sent(self.number, shown or wire.command_line(tag, parts))
+        if not any(isinstance(part, tuple) for part in parts):
+            self._send_line(tag, parts, shown)
+            return
+        self._sent_now(tag, parts, shown)
         pending = bytearray(tag)
         for part in parts:
             if isinstance(part, tuple):
@@ -838,12 +875,21 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                     await self._drain()
                 if sent != size:
                     raise ProtocolError(f"literal sent {sent} bytes, announced {size}")
-            elif isinstance(part, Secret):
-                pending += b" " + part.text.encode()
             else:
-                pending += b" " + (part.encode() if isinstance(part, str) else part)
+                pending += b" " + _part_bytes(part)
         pending += b"\r\n"
         self._write(bytes(pending))
+
+    def _send_line(self, tag: bytes, parts: Sequence[Part], shown: str | None = None) -> None:
+        """Write one command without a literal, at once."""
+        self._sent_now(tag, parts, shown)
+        self._write(tag + b"".join(b" " + _part_bytes(part) for part in parts) + b"\r\n")
+
+    def _sent_now(self, tag: bytes, parts: Sequence[Part], shown: str | None) -> None:
+        # Its timeout runs from now: a held connection's quiet before it is not its fault.
+        self._last_activity = time.monotonic()
+        if wire.enabled():
+            wire.sent(self.number, shown or wire.command_line(tag, parts))
 
     async def _continued(self, inflight: _InFlight) -> bool:
         """Wait for the server's "+" (True) or for the command's end (False: refused, or the
@@ -912,8 +958,9 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         return asyncio.get_running_loop().create_future()
 
     async def _wait(self, future: asyncio.Future[Any], what: str) -> Any:
-        """Wait for ``future``; time out only after ``timeout`` seconds of silence."""
-        while True:
+        """Wait for ``future``; time out only after ``timeout`` seconds of silence.  An
+        answer that came while nobody waited (a ``Window``'s) is taken whenever asked."""
+        while not future.done():
             remaining = self._last_activity + self.timeout - time.monotonic()
             if remaining <= 0:
                 error = CommandTimeout(
@@ -925,6 +972,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
                 return await within(asyncio.shield(future), remaining)
             except TimeoutError:
                 continue
+        return future.result()
 
     # -- aioimaplib compatibility ---------------------------------------------------
 
@@ -971,6 +1019,64 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         return aio.Response(done.status, lines)
 
 
+class Window:
+    """Commands sent one after another without waiting for the answers of those before
+    (RFC 9051 5.5), on a connection held for them alone (``ImapProtocol.window``), each
+    answer asked for when its caller wants it: a long FETCH in pieces keeps the next piece in
+    flight while the caller writes the one before.  Untagged answers go as in ``run_many``.
+    No literal: it would wait for the server's continuation."""
+
+    def __init__(self, protocol: ImapProtocol) -> None:
+        self._protocol = protocol
+        self._sent: list[_InFlight] = []  # not yet asked for, oldest first
+
+    @property
+    def unanswered(self) -> bool:
+        return any(not f.done.done() for f in self._sent)
+
+    def send(self, command: Pipelined) -> Sent:
+        p = self._protocol
+        if any(isinstance(part, tuple) for part in command.parts):
+            raise ValueError("a pipelined command cannot send a literal")
+        if p._broken is not None:
+            raise p._broken
+        inflight = _InFlight(
+            p.new_tag().encode(),
+            _command_name(command.parts),
+            command.on_untagged,
+            p._new_future(),
+            takes_news=command.takes_news,
+            kinds=command.kinds,
+            context=_log_context(),
+        )
+        p._sent_after(inflight)
+        p._send_line(inflight.tag, command.parts)
+        self._sent.append(inflight)
+        return Sent(inflight, command)
+
+    async def answer(self, sent: Sent) -> Done:
+        """The tagged answer of ``sent``, waited for if it has not come yet."""
+        inflight = sent.inflight
+        done: Done = await self._protocol._wait(inflight.done, f"{inflight.name} command")
+        self._sent.remove(inflight)
+        return done
+
+    async def settle(self) -> None:
+        """Wait for every command sent and not asked for (their answers go unread)."""
+        for inflight in list(self._sent):
+            if not self._protocol._broken:
+                await self._protocol._wait(inflight.done, f"{inflight.name} command")
+        self._sent.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A command a ``Window`` sent: its answer is ``Window.answer(sent)``."""
+
+    inflight: _InFlight
+    command: Pipelined
+
+
 @dataclass(frozen=True, slots=True)
 class Pipelined:
     """One command of a pipelined set (``ImapProtocol.run_many``)."""
@@ -983,6 +1089,16 @@ class Pipelined:
     # The only untagged kinds that answer it (ENABLE's ENABLED): any other that comes
     # while it runs answers a command after it, run at once.  None: any kind.
     kinds: frozenset[str] | None = None
+
+
+def _part_bytes(part: Part) -> bytes:
+    """A command's part as sent (a ``Secret`` as it is: the log shows it redacted)."""
+    if isinstance(part, Secret):
+        return part.text.encode()
+    if isinstance(part, str):
+        return part.encode()
+    assert not isinstance(part, tuple)  # a literal is sent by _send
+    return part
 
 
 def _command_name(parts: Sequence[Part]) -> str:

@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import io
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
@@ -430,7 +430,9 @@ class MaildirMailbox:
                 out[msg_id] = found[0]
         return out
 
-    async def fetch(self, ids: Sequence[str], budget: int | None = None) -> AsyncIterator[Fetched]:
+    async def fetch(
+        self, ids: Sequence[str], budget: int | None = None
+    ) -> AsyncGenerator[Fetched, None]:
         # ``budget`` does not apply: a batch holds small messages and the others' open files
         ids = list(ids)
         await self._run(self._attempt, ids)  # every file found at once, not once per batch
