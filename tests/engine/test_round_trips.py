@@ -255,12 +255,15 @@ def test_a_mailbox_connection_sends_its_enable_with_its_first_command(
     imap_account: ImapAccount, store_proxy: FaultProxy
 ) -> None:
     """LOGIN alone, then ENABLE in one flight with what the mailbox asks first; its
-    extensions are enabled before the mailbox reads them."""
+    extensions are enabled before the mailbox reads them.  (The first mailbox to need a
+    connection takes the store's own, whose ENABLE went with its NAMESPACE: Work is second.)"""
     srv.create_folder(imap_account, "Work")
     srv.append(imap_account, "Work", srv.make_message(1, "Work"), [])
 
     async def body(store: ImapStore) -> None:
         await store.list_folders()
+        inbox = await store.open("INBOX")
+        await inbox.listing()
         work = await store.open("Work")
         store_proxy.recorded.clear()
         assert list((await work.listing()).keys) == ["1"]
@@ -268,5 +271,6 @@ def test_a_mailbox_connection_sends_its_enable_with_its_first_command(
         first = [t for t in turns(store_proxy) if t[0].startswith("ENABLE")]
         assert len(first) == 1 and len(first[0]) > 1, turns(store_proxy)
         await work.close()
+        await inbox.close()
 
     on_store(imap_account, store_proxy, body)

@@ -965,12 +965,13 @@ class ImapMailbox:
     ) -> AsyncGenerator[Fetched, None]:
         """Bodies in UID order.  At most half of ``budget`` bytes (default ``BATCH_BYTES``;
         by RFC822.SIZE) and ``READ_AHEAD_MESSAGES`` is asked for and not yet given, in
-        FETCHes of a quarter of that each (a bigger message alone), the next sent as soon as the caller has taken enough
-        (``_bodies``).  The caller holds up to ``budget`` of them before it writes them, and
-        the FETCHes in flight meanwhile keep the link busy: bodies in memory stay under
-        1.5 x ``budget``.  A body given is no longer referenced here.  (Measured through a
-        25 ms, 100 Mbit/s link, 20k messages in one folder, 8 MiB budget: read ahead 2 MiB
-        37.5 s, 4 MiB 32.3 s, 8 MiB 30.6 s; mbsync, link-bound, 28.7 s.)
+        FETCHes of a quarter of that each (a bigger message alone), the next sent as soon as
+        the caller has taken enough (``_bodies``).  The caller holds up to ``budget`` of them
+        before it writes them, and the FETCHes in flight meanwhile keep the link busy:
+        bodies in memory stay under 1.5 x ``budget``.  A body given is no longer referenced
+        here.  (Measured through a 25 ms, 100 Mbit/s link, 20k messages in one folder, 8 MiB
+        budget: read ahead 2 MiB 37.5 s, 4 MiB 32.3 s, 8 MiB 30.6 s; mbsync, link-bound,
+        28.7 s.)
 
         A message whose FETCH response does not parse is skipped; the others are still
         given, and then ``MailboxError`` names what could not be read (the caller keeps

@@ -45,7 +45,10 @@ class ImapStore:
         """``read_only``: for a dry run; mailboxes are EXAMINEd and every write is refused."""
         self.settings = settings
         self.read_only = read_only
-        self._client: ImapClient | None = None
+        self._client: ImapClient | None = None  # the store's own: folders, namespace
+        # The server's capabilities and what it enabled, as the store's own connection last
+        # saw them (that connection may since have gone to a mailbox: ``_take_client``).
+        self._server: tuple[frozenset[str], frozenset[str]] = NO_CAPABILITIES
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
         # later open must not trust a status older than the sync that follows it.  Except
@@ -85,7 +88,7 @@ class ImapStore:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return self._client.capabilities if self._client is not None else frozenset()
+        return self._server[0]
 
     @property
     def speaks_gmail(self) -> bool:
@@ -136,6 +139,7 @@ class ImapStore:
         self.names = namespace_of(done[0], self._namespace_seen) if namespace else FolderNames()
         self._early_list = done[-1] if listing else None
         self._client = client
+        self._server = (client.capabilities, client.enabled)
         return client
 
     # -- names ----------------------------------------------------------------------
@@ -216,11 +220,10 @@ class ImapStore:
         answers to NAMESPACE and to the run's one folder LIST (imap/seen.py), where every
         mailbox opened took its status from that LIST (LIST-STATUS), the store wrote nothing
         (the server then holds what they say) and refused no folder.  Else None."""
-        client = self._client
         namespace = [a for a in self._namespace_seen if a is not None]
         listed = [a for a in self._listed_seen or [] if a is not None]
         if (
-            client is None
+            self._server is NO_CAPABILITIES
             or self._lists != 1
             or self._unlisted
             or self._writes
@@ -231,7 +234,7 @@ class ImapStore:
             return None
         return {
             "kind": "imap",
-            "answers": answers(client.capabilities, client.enabled, namespace, listed),
+            "answers": answers(*self._server, namespace, listed),
         }
 
     def special_uses(self) -> dict[str, str]:
@@ -403,7 +406,6 @@ class ImapStore:
             # A listed mailbox takes a connection when a command first needs one: a no-change
             # sync of many mailboxes then opens no connection beyond the store's own.
             client = None if listed is not None else await self._take_client()
-        server = client or self._client
         mailbox = ImapMailbox(
             client or self._take_client,
             name,
@@ -417,7 +419,7 @@ class ImapStore:
             # A pair may run beside another that writes (a MOVE into this mailbox).
             listed_holds=self._given_back_holds if given_back else None,
             gmail_keywords=self.settings.gmail_keywords and self._uses.get(name) == ALL_MAIL,
-            server=(server.capabilities, server.enabled) if server else NO_CAPABILITIES,
+            server=(client.capabilities, client.enabled) if client else self._server,
             sizes=self._sizes.setdefault(name, KnownSizes()),
             selection=selection,
         )
@@ -434,14 +436,23 @@ class ImapStore:
 
     async def _take_client(self) -> ImapClient:
         """A connection for a mailbox: one given back (never one that broke while it waited),
-        else a new one."""
+        else the store's own, else a new one.  The store's own goes to the mailbox for good:
+        a run of one changed mailbox then logs in once (on a 25 ms link a login costs 3 to 4
+        round trips), and a folder command after it opens the store another (``_ready``).
+        Never shared: a mailbox selected on the store's own connection would get a stale
+        status from its LIST-STATUS (RFC 3501 6.3.10; Dovecot answers [CLIENTBUG])."""
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
-        if not self._idle:
-            return await self._new_client()
-        client = self._idle.pop()
-        self._forget_selection(client)  # it is to select another mailbox
-        return client
+        if self._idle:
+            client = self._idle.pop()
+            self._forget_selection(client)  # it is to select another mailbox
+            return client
+        own, self._client = self._client, None
+        if own is not None and own.usable:
+            return own
+        if own is not None:
+            await own.close()
+        return await self._new_client()
 
     def _forget_selection(self, client: ImapClient) -> None:
         self._selections.pop(id(client), None)
