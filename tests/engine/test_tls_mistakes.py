@@ -73,5 +73,5 @@ def test_a_silent_plain_server_is_not_taken_for_tls(
         assert not report.failed, report.failures()
         assert len(proxy.fired) == 1
         # the stalled attempt, the TLS probe it made, then the retry's (the store's own
-        # connection and the mailbox's)
-        assert proxy.connections == 4
+        # connection, which then goes to the mailbox)
+        assert proxy.connections == 3

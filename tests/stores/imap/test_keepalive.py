@@ -54,11 +54,13 @@ async def test_a_command_after_a_quiet_spell_longer_than_the_timeout_is_answered
 
 async def held_and_silent(store: ImapStore, proxy: FaultProxy, mailboxes: int) -> None:
     """``store`` holds its own connection and ``mailboxes`` more, and every one of them went
-    silent (as after a suspend)."""
+    silent (as after a suspend).  (The first mailbox takes the store's own connection: the
+    next folder list opens the store another.)"""
     await store.connect()
     opened = [await store.open("INBOX") for _ in range(mailboxes)]
     for mailbox in opened:
         await mailbox.close()
+    await store.list_folders()
     assert proxy.connections == 1 + mailboxes
     proxy.stall_open()
 
