@@ -111,10 +111,12 @@ async def test_the_command_runs_once_per_connection(
         assert runs_of(runs) == 0  # nothing runs before a connection needs it
         await store.connect()
         assert runs_of(runs) == 1
-        box = await store.open("INBOX")  # a connection of its own
+        box = await store.open("INBOX")  # the store's own connection goes to it
         await box.close()
+        assert runs_of(runs) == 1
+        await store.list_folders()  # the store opens another for itself
         assert runs_of(runs) == 2
-        box = await store.open("INBOX")  # the same connection, back from the pool
+        box = await store.open("INBOX")  # the mailbox's, back from the pool
         await box.close()
         assert runs_of(runs) == 2
     finally:
