@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,12 +22,18 @@ from aioimaplib import aioimaplib as aio
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount, private_dovecot
+from engine.test_round_trips import turns
 from engine_helpers import Setup, assert_in_sync, make_setup
 from fault_proxy import Fault, FaultProxy, fault_proxy
+from mailtide.stores.base import AuthenticationFailed
+from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.deflate import PIECE, CorruptStream, Deflate, wanted
 from mailtide.stores.imap.protocol import Done, ImapProtocol
 from mailtide.stores.imap.push import IdlePush, NotifyPush, PushSettings, connector
+from mailtide.stores.imap.store import ImapStore
 from push_helpers import Reports, in_thread, names, running, settings_of
+from stores.imap.imap_store_helpers import fake_settings
+from stores.imap.imap_store_helpers import settings as store_settings
 
 
 def fill(s: Setup, count: int = 30) -> None:
@@ -237,14 +245,18 @@ class _Wire(srv.NullTransport):
         self.sent.append(bytes(data))
 
 
-async def asking_to_compress() -> tuple[ImapProtocol, _Wire, asyncio.Task[Done], bytes]:
+async def asking_to_compress() -> tuple[ImapProtocol, _Wire, asyncio.Task[Done | None], bytes]:
     """A logged-in protocol on a fake wire that has sent COMPRESS DEFLATE: it, the wire, the
     command's task and its tag."""
     proto = ImapProtocol(asyncio.get_running_loop(), timeout=5)
     wire = _Wire()
     proto.connection_made(wire)
     proto.state = aio.AUTH
-    asking = asyncio.create_task(proto.compress())
+
+    async def compress() -> Done | None:
+        return (await proto.compress())[1]
+
+    asking = asyncio.create_task(compress())
     while not wire.sent:
         await asyncio.sleep(0)
     return proto, wire, asking, wire.sent[0].split(b" ")[0]
@@ -257,7 +269,7 @@ async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
     news = server.compress(b"* 4 EXISTS\r\n") + server.flush(zlib.Z_SYNC_FLUSH)
     proto.data_received(tag + b" OK DEFLATE active\r\n" + news)
     done = await asyncio.wait_for(asking, 5)
-    assert done.ok and proto.compressed
+    assert done is not None and done.ok and proto.compressed
     assert [u.kind for u in proto.unsolicited] == ["EXISTS"]
     # What we send from now on is DEFLATE too.
     noop = asyncio.create_task(proto.run("NOOP"))
@@ -273,6 +285,68 @@ async def test_news_compressed_in_the_same_read_as_the_ok_is_read() -> None:
 async def test_a_refused_compress_leaves_the_connection_plain() -> None:
     proto, _, asking, tag = await asking_to_compress()
     proto.data_received(tag + b" NO [COMPRESSIONACTIVE] no\r\n* 5 EXISTS\r\n")
-    assert not (await asyncio.wait_for(asking, 5)).ok
+    done = await asyncio.wait_for(asking, 5)
+    assert done is not None and not done.ok
     assert not proto.compressed
     assert [u.kind for u in proto.unsolicited] == ["EXISTS"]
+
+
+async def test_a_connection_that_knows_the_server_compresses_asks_with_its_login(
+    imap_account: ImapAccount,
+) -> None:
+    """The store's own connection learns after its login that the server offers
+    COMPRESS=DEFLATE (Dovecot does not say so before), and asks for it then.  A mailbox's
+    connection after it knows: it sends its COMPRESS in the same write as its LOGIN, a round
+    trip less, and reads its mailbox compressed."""
+    srv.create_folder(imap_account, "Work")
+    srv.append(imap_account, "Work", srv.make_message(1, "Work"), [])
+    srv.append(imap_account, "INBOX", srv.make_message(2, "INBOX"), [])
+    with fault_proxy(imap_account.port, record=True) as proxy:
+        store = ImapStore(store_settings(replace(imap_account, port=proxy.port), compress=True))
+        await store.connect()
+        try:
+            await store.list_folders()
+            inbox = await store.open("INBOX")
+            assert list((await inbox.listing()).keys) == ["1"]  # on the store's own
+            work = await store.open("Work")
+            assert list((await work.listing()).keys) == ["1"]  # on a connection of its own
+            await work.close()
+            await inbox.close()
+        finally:
+            await store.close()
+        logins = [t for t in turns(proxy) if t[0].startswith("LOGIN")]
+    assert [[line.split(" ", 1)[0] for line in t] for t in logins] == [
+        ["LOGIN"],
+        ["LOGIN", "COMPRESS"],
+    ], logins
+    assert proxy.connections == 2
+
+
+@pytest.mark.parametrize("hang_up", [False, True], ids=["answers", "hangs-up"])
+def test_a_refused_login_with_its_compress_is_a_refused_login(hang_up: bool) -> None:
+    """LOGIN refused, the COMPRESS sent with it refused too (or never answered: the server
+    hung up after the refusal): the error is the login's, said as such."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake\r\n")
+            tags = [lines.readline().split(b" ", 1)[0] for _ in range(2)]
+            conn.sendall(tags[0] + b" NO [AUTHENTICATIONFAILED] wrong password\r\n")
+            if not hang_up:
+                conn.sendall(tags[1] + b" BAD not logged in\r\n")
+                lines.readline()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def run() -> None:
+        settings = replace(fake_settings(listener.getsockname()[1]), compress=True)
+        client = ImapClient(settings, known=frozenset({"COMPRESS=DEFLATE"}))
+        with pytest.raises(AuthenticationFailed, match="wrong password"):
+            await asyncio.wait_for(client.connect(), 10)
+
+    try:
+        asyncio.run(run())
+    finally:
+        listener.close()

@@ -141,13 +141,18 @@ class ClientWindow:
 class ImapClient:
     """A logged-in connection.  ``run`` sends one command and raises on NO/BAD."""
 
-    def __init__(self, settings: ImapSettings) -> None:
+    def __init__(self, settings: ImapSettings, known: frozenset[str] = frozenset()) -> None:
+        """``known``: the server's capabilities after a login, as an earlier connection saw
+        them (what this one may count on before its own login says)."""
         self.settings = settings
+        self.known = known
         self.protocol: ImapProtocol | None = None
         self.capabilities: frozenset[str] = frozenset()
         self.enabled: frozenset[str] = frozenset()
         self.user: str | None = None  # who logged in (None before, or after PREAUTH)
         self._enabling: str | None = None  # an ENABLE that goes with the next command
+        # The COMPRESS asked with the LOGIN, and its answer (None: the server hung up)
+        self._squeezed: tuple[Done | None] | None = None
 
     # -- connect --------------------------------------------------------------------
 
@@ -159,6 +164,7 @@ class ImapClient:
         OAuth2 token renewed); ``again`` is that second try.  With ``enable_later`` the
         ENABLE is sent in one flight with the first command (``run``, ``run_many``), a round
         trip less: ``enabled`` is then empty until that command is answered."""
+        self._squeezed = None
         await self._within_timeout(self._open())
         assert self.protocol is not None
         if self.protocol.state == aio.NONAUTH:
@@ -195,14 +201,18 @@ class ImapClient:
         """COMPRESS=DEFLATE when the setting wants it and the server offers it; a server
         that does not offer or refuses it is used uncompressed (said at debug level)."""
         s = self.settings
-        if not deflate.wanted(s.compress, s.host):
+        if self._squeezed is not None:  # asked with the LOGIN
+            done = self._squeezed[0]
+        elif not deflate.wanted(s.compress, s.host):
             return
-        if deflate.CAPABILITY not in self.capabilities:
+        elif deflate.CAPABILITY not in self.capabilities:
             log.debug("imap.compress_not_offered", host=s.host, port=s.port)
             return
-        done = await self._talk(lambda p: p.compress())
-        if not done.ok:
-            log.debug("imap.compress_refused", host=s.host, port=s.port, answer=done.text)
+        else:
+            done = (await self._talk(lambda p: p.compress()))[1]
+        if done is None or not done.ok:
+            answer = done.text if done is not None else "none"
+            log.debug("imap.compress_refused", host=s.host, port=s.port, answer=answer)
 
     async def _credentials(self) -> Credentials:
         try:
@@ -416,12 +426,22 @@ class ImapClient:
             raise StoreError(sasl.no_way(credentials, self.settings.where, only))
         refusal = None
         if isinstance(way, sasl.LoginCommand):
-            done = await self.run(
+            login = (
                 "LOGIN",
                 quote_astring(credentials.user),
                 Secret(quote_astring(credentials.secret)),
-                check=False,
             )
+            if deflate.wanted(self.settings.compress, self.settings.host) and (
+                deflate.CAPABILITY in self.capabilities | self.known
+            ):
+                # COMPRESS in the same write, a round trip less, where the server is known to
+                # offer it: its capabilities before the login seldom say so, an earlier
+                # connection's after it do (``known``).
+                logged_in, squeezed = await self._talk(lambda p: p.compress(login))
+                assert logged_in is not None
+                done, self._squeezed = logged_in, (squeezed,)
+            else:
+                done = await self.run(*login, check=False)
         else:
             exchange = sasl.Exchange(
                 way,
@@ -526,7 +546,7 @@ class ImapClient:
             with self._translated():
                 await window.settle()
 
-    async def _talk(self, command: Callable[[ImapProtocol], Awaitable[Done]]) -> Done:
+    async def _talk(self, command: Callable[[ImapProtocol], Awaitable[T]]) -> T:
         """``command`` on this connection, its failures as ``StoreError``s."""
         if self.protocol is None:
             raise self.lost("the connection was closed")

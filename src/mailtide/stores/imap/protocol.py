@@ -920,27 +920,54 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         """Whether COMPRESS=DEFLATE is active on this connection."""
         return self._deflate is not None
 
-    async def compress(self) -> Done:
+    async def compress(
+        self, first: Sequence[Part] | None = None
+    ) -> tuple[Done | None, Done | None]:
         """COMPRESS DEFLATE (RFC 4978): after the server's OK every byte both ways is
-        DEFLATE (see deflate.py); after NO or BAD nothing changes.  The tagged answer."""
+        DEFLATE (see deflate.py); after NO or BAD nothing changes.  ``first``: a command
+        sent in the same write before it (the LOGIN: a round trip less), whose answer comes
+        first.  The tagged answers; the COMPRESS's is None when ``first`` failed and the
+        server then hung up (as some do after a refused login)."""
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
+            before = (
+                _InFlight(self.new_tag().encode(), _command_name(first), None, self._new_future())
+                if first is not None
+                else None
+            )
             inflight = _InFlight(self.new_tag().encode(), "COMPRESS", None, self._new_future())
-            inflight.context = _log_context()
-            self._current = inflight
+            for each in (before, inflight):
+                if each is not None:
+                    each.context = _log_context()
+            self._current, self._queued = (before, [inflight]) if before else (inflight, [])
             # The switch happens in ``_read``, at the exact byte after the OK's CRLF.
             self.reader.pause_after = inflight.tag
             try:
-                await self._send(inflight.tag, ["COMPRESS DEFLATE"], inflight, False)
+                self._corked = bytearray()
+                try:
+                    if before is not None and first is not None:
+                        await self._send(before.tag, first, before, False)
+                    await self._send(inflight.tag, ["COMPRESS DEFLATE"], inflight, False)
+                finally:
+                    corked, self._corked = bytes(self._corked), None
+                self._write(corked)
+                answered: Done | None = None
+                if before is not None:
+                    answered = await self._wait(before.done, f"{before.name} command")
+                    if not answered.ok:
+                        with contextlib.suppress(ProtocolError):
+                            return answered, await self._wait(inflight.done, "COMPRESS command")
+                        return answered, None
                 done: Done = await self._wait(inflight.done, "COMPRESS command")
-                return done
+                return answered, done
             except asyncio.CancelledError:
                 self._break(ConnectionClosed("COMPRESS command cancelled"))
                 raise
             finally:
                 self.reader.pause_after = None
                 self._current = None
+                self._queued = []
 
     async def _drain(self) -> None:
         # Keep at most a little in the send buffer: a 25 MB APPEND must not be buffered whole.

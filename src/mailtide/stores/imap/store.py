@@ -97,7 +97,7 @@ class ImapStore:
         return gmail.speaks_gmail(self.capabilities)
 
     async def _new_client(self) -> ImapClient:
-        client = ImapClient(self.settings)
+        client = ImapClient(self.settings, known=self._server[0])
         await client.connect(enable_later=True)  # with its first command: a round trip less
         return client
 
