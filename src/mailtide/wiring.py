@@ -252,7 +252,7 @@ async def sync_account(
         return report
     finally:
         await state.close()
-        await _close_stores(account.name, stores)
+        await _close_stores(account.name, stores, hurry=True)  # the process ends next
         if not dry_run:
             _leave_proof(config, account, seen, len(report.mailboxes) if seen else 0)
 
@@ -508,10 +508,10 @@ class WiredAccount:
             await state.close()
 
 
-async def _close_stores(account: str, stores: tuple[Store, Store]) -> None:
+async def _close_stores(account: str, stores: tuple[Store, Store], hurry: bool = False) -> None:
     for store in stores:
         try:
-            await store.close()
+            await store.close(hurry)
         except Exception as exc:  # closing must not hide the real outcome
             log.debug("account.close_failed", account=account, error=str(exc))
 

@@ -90,3 +90,23 @@ async def test_dropping_silent_held_connections_is_immediate_and_the_next_sync_c
             assert proxy.connections == 4
         finally:
             await store.close()
+
+
+async def test_a_hurried_close_says_logout_and_does_not_wait_for_the_answer(
+    imap_account: ImapAccount,
+) -> None:
+    """A one-shot sync's end: the process ends next, so each connection's LOGOUT is sent
+    and its answer (a round trip on a slow link) not waited for, even where none comes."""
+    with FaultProxy(imap_account.port, record=True) as proxy:
+        store = ImapStore(settings(replace(imap_account, port=proxy.port)))
+        await store.connect()
+        opened = [await store.open("INBOX") for _ in range(2)]
+        for mailbox in opened:
+            await mailbox.close()
+        await store.list_folders()
+        proxy.arm(Fault("stall", "down", before=b"* BYE"))  # no answer to a LOGOUT comes
+        started = asyncio.get_running_loop().time()
+        await store.close(hurry=True)
+        assert asyncio.get_running_loop().time() - started < 1.0  # not LOGOUT_WAIT (5 s)
+        await asyncio.sleep(0.2)
+        assert proxy.stream("up").count(b" LOGOUT\r\n") == 3

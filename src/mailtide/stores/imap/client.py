@@ -604,9 +604,10 @@ class ImapClient:
             and not p.transport.is_closing()
         )
 
-    async def close(self) -> None:
-        """LOGOUT, waiting at most ``LOGOUT_WAIT`` for the answer, then close.  The socket
-        is closed however this ends, cancellation included.  In a task being cancelled the
+    async def close(self, hurry: bool = False) -> None:
+        """LOGOUT, waiting at most ``LOGOUT_WAIT`` for the answer (``hurry``: not at all, the
+        process ends next), then close.  The socket is closed however this ends,
+        cancellation included.  In a task being cancelled the
         wait is ``CANCELLED_LOGOUT_WAIT``, and in one cancelled twice (a push source restarted
         after a suspend, then the daemon stopping) there is no LOGOUT: whoever cancelled is
         waiting for the task to end."""
@@ -620,7 +621,9 @@ class ImapClient:
         hurried = cancelling > 1
         wait = CANCELLED_LOGOUT_WAIT if cancelling else LOGOUT_WAIT
         try:
-            if (
+            if hurry:
+                protocol.leave()
+            elif (
                 not hurried
                 and protocol.transport is not None
                 and not protocol.transport.is_closing()

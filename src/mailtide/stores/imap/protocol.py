@@ -915,6 +915,20 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             raise self._broken or ConnectionClosed("connection is closed")
         self.transport.write(data if self._deflate is None else self._deflate.deflate(data))
 
+    def leave(self) -> None:
+        """LOGOUT written, its answer not waited for (the socket is closed next, after what
+        was written): only between commands, on a connection still whole."""
+        transport = self.transport
+        if (
+            self._lock.locked()
+            or self._broken is not None
+            or transport is None
+            or transport.is_closing()
+        ):
+            return
+        with contextlib.suppress(Exception):  # the connection is going away anyway
+            self._send_line(self.new_tag().encode(), ["LOGOUT"])
+
     @property
     def compressed(self) -> bool:
         """Whether COMPRESS=DEFLATE is active on this connection."""

@@ -292,7 +292,7 @@ class MaildirStore:
     async def drop(self) -> None:
         """Nothing held to let go of on a local tree."""
 
-    async def close(self) -> None:
+    async def close(self, hurry: bool = False) -> None:
         self._refused = []
         self._ahead.stop()
 
