@@ -105,6 +105,32 @@ def test_recorded_flags_read_an_index_not_the_records(tmp_path: Path) -> None:
     db.close()
 
 
+def test_the_flag_names_recorded_cost_a_seek_per_flag_set_not_a_read_per_record(
+    tmp_path: Path,
+) -> None:
+    """A quick sync of one changed message asks which flags the mailbox's records hold: the
+    union of their few distinct sets, this mailbox's only.  It seeks from set to set in the
+    index: the work does not grow with the records (SQLite's steps counted)."""
+    db = StateDB(tmp_path / "s.sqlite")
+    box, other = db.mailbox("INBOX"), db.mailbox("Other")
+    sets = [frozenset(), frozenset({"\\Seen"}), frozenset({"\\Seen", "$Work"})]
+    db.put(box, [Record((str(i), f"n{i}"), sets[i % 3], ID) for i in range(6000)])
+    db.put(other, [Record(("1", "o1"), frozenset({"\\Flagged"}), ID)])
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db._db.set_progress_handler(count, 100)  # called every 100 virtual machine steps
+    assert db.recorded_flag_names(box) == {"\\Seen", "$Work"}
+    db._db.set_progress_handler(None, 0)
+    assert steps < 20, steps  # reading every record's index entry took 240
+    assert db.recorded_flag_names(other) == {"\\Flagged"}
+    assert db.recorded_flag_names(db.mailbox("Empty")) == frozenset()
+
+
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "s.sqlite")
     box = db.mailbox("INBOX")
