@@ -5,6 +5,7 @@ is followed, and the connection goes on being usable where it should."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -138,6 +139,20 @@ def scripted(answer: bytes, hang_up: bool = False, caps: bytes = b"IMAP4rev1") -
         listener.close()
 
 
+@contextlib.asynccontextmanager
+async def scripted_client(
+    answer: bytes, hang_up: bool = False, caps: bytes = b"IMAP4rev1"
+) -> AsyncIterator[ImapClient]:
+    """A client logged in to a ``scripted`` server, closed after."""
+    with scripted(answer, hang_up, caps) as port:
+        client = ImapClient(fake_settings(port))
+        await client.connect()
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
 def three(seen: list[tuple[str, int | None]]) -> list[Pipelined]:
     def on(name: str):  # type: ignore[no-untyped-def]
         def take(u: Untagged) -> bool:
@@ -157,51 +172,36 @@ def test_commands_ended_out_of_order_each_get_their_status() -> None:
     )
 
     async def run() -> None:
-        with scripted(answer) as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
+        async with scripted_client(answer) as client:
             seen: list[tuple[str, int | None]] = []
-            try:
-                done = await client.run_many(three(seen), check=False)
-                assert [(d.status, d.text) for d in done] == [
-                    ("OK", "first"),
-                    ("OK", "second"),
-                    ("NO", "third"),
-                ]
-                assert seen == [("first", 1), ("first", 2), ("third", 3)]
-                assert (await client.run("NOOP")).ok  # in step again
-            finally:
-                await client.close()
+            done = await client.run_many(three(seen), check=False)
+            assert [(d.status, d.text) for d in done] == [
+                ("OK", "first"),
+                ("OK", "second"),
+                ("NO", "third"),
+            ]
+            assert seen == [("first", 1), ("first", 2), ("third", 3)]
+            assert (await client.run("NOOP")).ok  # in step again
 
     asyncio.run(run())
 
 
 def test_a_server_that_hangs_up_midway_fails_every_command_left() -> None:
     async def run() -> None:
-        with scripted(b"T1 OK first\r\n", hang_up=True) as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                with pytest.raises(ConnectionLost):
-                    await asyncio.wait_for(client.run_many(three([])), 10)
-                assert not client.usable
-            finally:
-                await client.close()
+        async with scripted_client(b"T1 OK first\r\n", hang_up=True) as client:
+            with pytest.raises(ConnectionLost):
+                await asyncio.wait_for(client.run_many(three([])), 10)
+            assert not client.usable
 
     asyncio.run(run())
 
 
 def test_a_tag_no_command_of_the_flight_has_breaks_the_connection() -> None:
     async def run() -> None:
-        with scripted(b"T1 OK first\r\nZ9 OK stranger\r\n") as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                with pytest.raises(StoreError, match="out of step"):
-                    await asyncio.wait_for(client.run_many(three([])), 10)
-                assert not client.usable  # the stream cannot be followed any more
-            finally:
-                await client.close()
+        async with scripted_client(b"T1 OK first\r\nZ9 OK stranger\r\n") as client:
+            with pytest.raises(StoreError, match="out of step"):
+                await asyncio.wait_for(client.run_many(three([])), 10)
+            assert not client.usable  # the stream cannot be followed any more
 
     asyncio.run(run())
 

@@ -10,11 +10,9 @@ import asyncio
 import pytest
 
 from mailtide.stores.base import ConnectionLost, StoreError
-from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.parse import Untagged
 from mailtide.stores.imap.protocol import Pipelined
-from stores.imap.imap_store_helpers import fake_settings
-from stores.imap.test_pipelined import scripted
+from stores.imap.test_pipelined import scripted_client
 
 
 def noop(seen: list[tuple[str, int | None]], name: str, check: bool = True) -> Pipelined:
@@ -31,45 +29,37 @@ def test_a_window_sends_each_command_before_any_answer_and_each_gets_its_own() -
     answer = b"* 1 EXISTS\r\nT2 OK second\r\n* 2 EXISTS\r\nT1 OK first\r\nT3 NO third\r\n"
 
     async def run() -> None:
-        with scripted(answer) as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
+        async with scripted_client(answer) as client:
             seen: list[tuple[str, int | None]] = []
-            try:
-                async with client.window() as window:
-                    sent = [
-                        window.send(noop(seen, "first")),
-                        window.send(noop(seen, "second")),
-                        window.send(noop(seen, "third", check=False)),
-                    ]
-                    third = await asyncio.wait_for(window.answer(sent[2]), 10)
-                    first = await window.answer(sent[0])
-                    second = await window.answer(sent[1])
-                assert (first.text, second.text) == ("first", "second")
-                assert (third.status, third.text) == ("NO", "third")
-                assert seen == [("first", 1), ("first", 2)]  # the oldest still running
-                assert (await client.run("NOOP")).ok  # in step again
-            finally:
-                await client.close()
+            async with client.window() as window:
+                sent = [
+                    window.send(noop(seen, "first")),
+                    window.send(noop(seen, "second")),
+                    window.send(noop(seen, "third", check=False)),
+                ]
+                third = await asyncio.wait_for(window.answer(sent[2]), 10)
+                first = await window.answer(sent[0])
+                second = await window.answer(sent[1])
+            assert (first.text, second.text) == ("first", "second")
+            assert (third.status, third.text) == ("NO", "third")
+            assert seen == [("first", 1), ("first", 2)]  # the oldest still running
+            assert (await client.run("NOOP")).ok  # in step again
 
     asyncio.run(run())
 
 
 def test_a_no_answer_raises_where_it_is_asked_for() -> None:
     async def run() -> None:
-        with scripted(b"T1 OK first\r\nT2 NO [TRYCREATE] second\r\nT3 OK third\r\n") as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                async with client.window() as window:
-                    sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
-                    assert (await window.answer(sent[0])).ok
-                    with pytest.raises(StoreError, match="NOOP failed: NO second"):
-                        await window.answer(sent[1])
-                    assert (await window.answer(sent[2])).ok
-                assert (await client.run("NOOP")).ok
-            finally:
-                await client.close()
+        async with scripted_client(
+            b"T1 OK first\r\nT2 NO [TRYCREATE] second\r\nT3 OK third\r\n"
+        ) as client:
+            async with client.window() as window:
+                sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
+                assert (await window.answer(sent[0])).ok
+                with pytest.raises(StoreError, match="NOOP failed: NO second"):
+                    await window.answer(sent[1])
+                assert (await window.answer(sent[2])).ok
+            assert (await client.run("NOOP")).ok
 
     asyncio.run(run())
 
@@ -81,59 +71,41 @@ def test_answers_not_asked_for_are_waited_for_on_the_way_out() -> None:
 
     async def run() -> None:
         answer = b"T1 OK first\r\nT2 OK second\r\nT3 OK third\r\n"
-        with scripted(answer) as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                with pytest.raises(RuntimeError, match="the caller's"):
-                    async with client.window() as window:
-                        for name in ("first", "second", "third"):
-                            window.send(noop([], name))
-                        raise RuntimeError("the caller's own failure passes through as it is")
-                after = await asyncio.wait_for(client.run("NOOP"), 10)
-                assert (after.status, after.text) == ("OK", "done")
-                assert client.usable
-            finally:
-                await client.close()
+        async with scripted_client(answer) as client:
+            with pytest.raises(RuntimeError, match="the caller's"):
+                async with client.window() as window:
+                    for name in ("first", "second", "third"):
+                        window.send(noop([], name))
+                    raise RuntimeError("the caller's own failure passes through as it is")
+            after = await asyncio.wait_for(client.run("NOOP"), 10)
+            assert (after.status, after.text) == ("OK", "done")
+            assert client.usable
 
     asyncio.run(run())
 
 
 def test_a_server_that_hangs_up_fails_what_is_left_and_the_window_ends() -> None:
     async def run() -> None:
-        with scripted(b"T1 OK first\r\n", hang_up=True) as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                with pytest.raises(ConnectionLost):
-                    async with client.window() as window:
-                        sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
-                        assert (await window.answer(sent[0])).ok
-                        await asyncio.wait_for(window.answer(sent[1]), 10)
-                assert not client.usable
-            finally:
-                await client.close()
+        async with scripted_client(b"T1 OK first\r\n", hang_up=True) as client:
+            with pytest.raises(ConnectionLost):
+                async with client.window() as window:
+                    sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
+                    assert (await window.answer(sent[0])).ok
+                    await asyncio.wait_for(window.answer(sent[1]), 10)
+            assert not client.usable
 
     asyncio.run(run())
 
 
 def test_a_literal_cannot_go_through_a_window() -> None:
     async def run() -> None:
-        with scripted(b"T1 OK first\r\nT2 OK second\r\nT3 OK third\r\n") as port:
-            client = ImapClient(fake_settings(port))
-            await client.connect()
-            try:
-                async with client.window() as window:
-                    with pytest.raises(ValueError, match="literal"):
-                        window.send(Pipelined(("APPEND", '"INBOX"', (1, _one()))))
-                    sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
-                    assert [(await window.answer(s)).text for s in sent] == [
-                        "first",
-                        "second",
-                        "third",
-                    ]
-            finally:
-                await client.close()
+        answer = b"T1 OK first\r\nT2 OK second\r\nT3 OK third\r\n"
+        async with scripted_client(answer) as client, client.window() as window:
+            with pytest.raises(ValueError, match="literal"):
+                window.send(Pipelined(("APPEND", '"INBOX"', (1, _one()))))
+            sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
+            texts = [(await window.answer(s)).text for s in sent]
+        assert texts == ["first", "second", "third"]
 
     asyncio.run(run())
 

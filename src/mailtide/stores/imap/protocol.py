@@ -618,18 +618,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
-            flights = [
-                _InFlight(
-                    self.new_tag().encode(),
-                    _command_name(c.parts),
-                    c.on_untagged,
-                    self._new_future(),
-                    takes_news=c.takes_news,
-                    kinds=c.kinds,
-                    context=_log_context(),
-                )
-                for c in commands
-            ]
+            flights = [self._flight_of(c) for c in commands]
             self._current, self._queued = flights[0], flights[1:]
             try:
                 # One write: the commands leave in one packet where they fit.
@@ -675,6 +664,18 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             finally:
                 self._current = None
                 self._queued = []
+
+    def _flight_of(self, command: Pipelined) -> _InFlight:
+        """``command`` in flight, under a new tag (``run_many``, ``Window.send``)."""
+        return _InFlight(
+            self.new_tag().encode(),
+            _command_name(command.parts),
+            command.on_untagged,
+            self._new_future(),
+            takes_news=command.takes_news,
+            kinds=command.kinds,
+            context=_log_context(),
+        )
 
     def _sent_after(self, inflight: _InFlight) -> None:
         """``inflight`` is sent after every command still in flight: its untagged answers
@@ -1081,15 +1082,7 @@ class Window:
             raise ValueError("a pipelined command cannot send a literal")
         if p._broken is not None:
             raise p._broken
-        inflight = _InFlight(
-            p.new_tag().encode(),
-            _command_name(command.parts),
-            command.on_untagged,
-            p._new_future(),
-            takes_news=command.takes_news,
-            kinds=command.kinds,
-            context=_log_context(),
-        )
+        inflight = p._flight_of(command)
         p._sent_after(inflight)
         p._send_line(inflight.tag, command.parts)
         self._sent.append(inflight)
