@@ -112,3 +112,28 @@ def test_a_literal_cannot_go_through_a_window() -> None:
 
 async def _one():  # type: ignore[no-untyped-def]
     yield b"x"
+
+
+def test_a_window_cancelled_with_commands_unanswered_drops_the_connection() -> None:
+    """Their answers may still be coming: the stream could not be followed any more, so the
+    connection is closed (the next sync opens another) rather than left out of step."""
+
+    async def run() -> None:
+        async with scripted_client(b"T1 OK first\r\n") as client:
+            started = asyncio.Event()
+
+            async def waiting() -> None:
+                async with client.window() as window:
+                    sent = [window.send(noop([], n)) for n in ("first", "second", "third")]
+                    await window.answer(sent[0])
+                    started.set()
+                    await window.answer(sent[1])  # never comes
+
+            task = asyncio.create_task(waiting())
+            await asyncio.wait_for(started.wait(), 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not client.usable
+
+    asyncio.run(run())
