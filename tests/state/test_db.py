@@ -131,6 +131,18 @@ def test_the_flag_names_recorded_cost_a_seek_per_flag_set_not_a_read_per_record(
     assert db.recorded_flag_names(db.mailbox("Empty")) == frozenset()
 
 
+def test_a_stores_memo_is_kept_per_side_across_reopening(tmp_path: Path) -> None:
+    db = StateDB.for_account(tmp_path / "state", "work")
+    assert db.store_memo(Side.FAR) is None
+    db.set_store_memo(Side.FAR, "COMPRESS=DEFLATE IMAP4rev1")
+    db.set_store_memo(Side.FAR, "COMPRESS=DEFLATE IMAP4rev1 QRESYNC")  # the latest wins
+    db.close()
+    db = StateDB.for_account(tmp_path / "state", "work")
+    assert db.store_memo(Side.FAR) == "COMPRESS=DEFLATE IMAP4rev1 QRESYNC"
+    assert db.store_memo(Side.NEAR) is None
+    db.close()
+
+
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "s.sqlite")
     box = db.mailbox("INBOX")

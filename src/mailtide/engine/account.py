@@ -359,9 +359,21 @@ class AccountSync:
         self.steps.check()
 
     async def _start(self) -> list[str]:
-        for store in self.stores:
-            await store.connect(first_sync=self.first_sync)
+        for side in SIDES:
+            await self._connect(side)
         return await self.tree.pairs()
+
+    async def _connect(self, side: Side) -> None:
+        """Connect a side's store with what it learned of its server in earlier runs
+        (``Store.memo``), and keep what it learned now (not in a dry run, which writes no
+        state)."""
+        store = self.stores[side]
+        recalled = await self.state.store_memo(side)
+        store.recall(recalled)
+        await store.connect(first_sync=self.first_sync)
+        memo = store.memo()
+        if memo is not None and memo != recalled and not self.options.dry_run:
+            await self.state.set_store_memo(side, memo)
 
     async def _mailbox(self, name: str) -> None:
         boxes: list[Mailbox | None] = [None, None]

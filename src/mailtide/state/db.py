@@ -657,6 +657,18 @@ class StateDB:
                 out[msgid] = found
         return out
 
+    def store_memo(self, side: Side) -> str | None:
+        """What a side's store learned of its server in an earlier run (``Store.memo``)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_memo_key(side),))
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    def set_store_memo(self, side: Side, memo: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_memo_key(side), memo)
+            )
+
     def gmail_all_mail(self) -> Cursor | None:
         """Gmail's All Mail as the last complete labels-mode sync saw it (validity, UIDNEXT,
         HIGHESTMODSEQ, count), None when none was recorded.  Kept in ``meta``: All Mail is no
@@ -822,3 +834,7 @@ def _cursor_row(
     c: Cursor,
 ) -> tuple[str | None, int | None, int | None, int | None, str | None, str | None]:
     return (c.validity, c.uidnext, c.modseq, c.count, c.digest, c.stamp)
+
+
+def _memo_key(side: Side) -> str:
+    return f"store_memo_{side.name.lower()}"

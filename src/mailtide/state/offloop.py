@@ -113,6 +113,12 @@ class OffLoopState:
     async def known_folders(self) -> set[str]:
         return await self._run(self.db.known_folders)
 
+    async def store_memo(self, side: Side) -> str | None:
+        return await self._run(self.db.store_memo, side)
+
+    async def set_store_memo(self, side: Side, memo: str) -> None:
+        await self._run(self.db.set_store_memo, side, memo)
+
     async def near_stamps(self) -> dict[str, str | None]:
         return await self._run(self.db.near_stamps)
 

@@ -326,6 +326,16 @@ class Mailbox(Protocol):
 class Store(Protocol):
     """One repository (an IMAP account, a Maildir tree)."""
 
+    def memo(self) -> str | None:
+        """What the store learned of its server that a later run may count on before it
+        learns it again (IMAP: the capabilities after the login, so the first login of the
+        next run can send COMPRESS with it); None: nothing, or nothing yet."""
+        ...
+
+    def recall(self, memo: str | None) -> None:
+        """An earlier run's ``memo``, before ``connect``."""
+        ...
+
     async def connect(self, first_sync: bool = False) -> None:
         """Open connections / check the root exists.  Raises ``StoreError`` with a clear reason.
 

@@ -350,3 +350,30 @@ def test_a_refused_login_with_its_compress_is_a_refused_login(hang_up: bool) -> 
         asyncio.run(run())
     finally:
         listener.close()
+
+
+def test_a_run_remembers_the_server_compresses_for_the_next_runs_first_login(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """The state keeps the capabilities the server showed after the login (``Store.memo``):
+    the next run's first connection sends its COMPRESS with its LOGIN, a round trip less on
+    every run.  The first run could not know (Dovecot lists it only after the login)."""
+    s = make_setup(imap_account, tmp_path, compress=True)
+    srv.append(s.imap, "INBOX", srv.make_message(1, "INBOX"))
+
+    def login_turns(proxy: FaultProxy) -> list[list[str]]:
+        return [
+            [line.split(" ", 1)[0] for line in t] for t in turns(proxy) if t[0].startswith("LOGIN")
+        ]
+
+    with fault_proxy(s.imap.port, record=True) as proxy:
+        assert not through(proxy, s).sync().failed
+        first = login_turns(proxy)
+        proxy.arm()
+        srv.append(s.imap, "INBOX", srv.make_message(2, "INBOX"))
+        assert not through(proxy, s).sync().failed
+        second = login_turns(proxy)
+    assert first[0] == ["LOGIN"], first
+    assert second and all(t == ["LOGIN", "COMPRESS"] for t in second), second
+    assert len(loc.messages(s.root, s.layout, "INBOX")) == 2
+    assert_in_sync(s)

@@ -49,6 +49,8 @@ class ImapStore:
         # The server's capabilities and what it enabled, as the store's own connection last
         # saw them (that connection may since have gone to a mailbox: ``_take_client``).
         self._server: tuple[frozenset[str], frozenset[str]] = NO_CAPABILITIES
+        # ... and as an earlier run's last saw them (``recall``), until this run's do.
+        self._recalled: frozenset[str] = frozenset()
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
         # later open must not trust a status older than the sync that follows it.  Except
@@ -97,9 +99,16 @@ class ImapStore:
         return gmail.speaks_gmail(self.capabilities)
 
     async def _new_client(self) -> ImapClient:
-        client = ImapClient(self.settings, known=self._server[0])
+        client = ImapClient(self.settings, known=self._server[0] or self._recalled)
         await client.connect(enable_later=True)  # with its first command: a round trip less
         return client
+
+    def memo(self) -> str | None:
+        """The capabilities after the login, as the store's own connection saw them."""
+        return " ".join(sorted(self._server[0])) if self._server[0] else None
+
+    def recall(self, memo: str | None) -> None:
+        self._recalled = frozenset((memo or "").split())
 
     async def connect(self, first_sync: bool = False) -> None:
         await self._ready(listing=True)  # a sync lists the folders next

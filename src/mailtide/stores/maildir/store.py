@@ -115,6 +115,12 @@ class MaildirStore:
             raise StoreError(refusal)
         return False
 
+    def memo(self) -> str | None:
+        return None  # a local tree has nothing to learn
+
+    def recall(self, memo: str | None) -> None:
+        pass
+
     async def connect(self, first_sync: bool = False) -> None:
         """``first_sync``: make a missing root, or refuse one that holds another layout or
         other data (``prepare_first_sync``)."""
