@@ -70,6 +70,10 @@ class Fault:
     # Instead of a count: on every connection, right before these bytes would pass (e.g. a
     # command naming one mailbox); such a fault is never used up.
     before: bytes | None = None
+    # Instead of a count: right after the end of the first line that holds these bytes (on
+    # ``connection``, or any), where a count would depend on the line's length (a server's
+    # timing text); fires once.
+    after_line: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +412,16 @@ class FaultProxy:
                     if -len(tail) <= at <= passing:
                         passing, hit = max(at, 0), fault
                     continue
+                if fault.after_line is not None:
+                    if fault.connection not in (None, link.number):
+                        continue
+                    joined = tail + data
+                    found = joined.find(fault.after_line)
+                    end = joined.find(b"\r\n", found) if found >= 0 else -1
+                    at = end + 2 - len(tail)
+                    if end >= 0 and 0 <= at <= passing:
+                        passing, hit = at, fault
+                    continue
                 if fault.connection is None:
                     count = self.total[direction]
                 elif fault.connection == link.number:
@@ -417,7 +431,11 @@ class FaultProxy:
                 room = max(fault.after - count, 0)
                 if room <= passing:  # it fires within this chunk (or right at its end)
                     passing, hit = room, fault
-            keep = max((len(f.before) - 1 for f in self.faults if f.before), default=0)
+            keep = max(
+                [len(f.before) - 1 for f in self.faults if f.before]
+                + [len(f.after_line) + 256 for f in self.faults if f.after_line],
+                default=0,
+            )
             link.tail[direction] = (tail + data[:passing])[-keep:] if keep else b""
             if hit is not None and hit.before is None:
                 self.faults.remove(hit)
