@@ -52,6 +52,7 @@ from mailtide.stores.imap.protocol import (
     ProtocolError,
     Sent,
     Window,
+    has_literal,
 )
 from mailtide.stores.imap.seen import enable_wanted
 from mailtide.stores.imap.special_use import LeftOut
@@ -131,10 +132,7 @@ class ClientWindow:
         with self._client._translated():
             done = await self._window.answer(sent)
         if sent.command.check and not done.ok:
-            raise StoreError(
-                f"{self._client.settings.where}: {_what(sent.command.parts)} failed: "
-                f"{done.status} {done.text}"
-            )
+            raise self._client.failed(sent.command.parts, done)
         return done
 
 
@@ -494,7 +492,7 @@ class ImapClient:
         """One command; with ``check`` a NO/BAD raises ``StoreError`` naming the command (and
         its first argument, unless that is a ``Secret``)."""
         if self._enabling is not None:
-            if not any(isinstance(part, tuple) for part in parts):
+            if not has_literal(parts):
                 command = Pipelined(parts, on_untagged, check=check)
                 return (await self.run_many([command]))[0]
             await self._enable()  # a literal waits for the server: no flight
@@ -502,10 +500,15 @@ class ImapClient:
             lambda p: p.run(*parts, on_untagged=on_untagged, literal_plus=literal_plus)
         )
         if check and not done.ok:
-            raise StoreError(
-                f"{self.settings.where}: {_what(parts)} failed: {done.status} {done.text}"
-            )
+            raise self.failed(parts, done)
         return done
+
+    def failed(self, parts: Sequence[Part], done: Done) -> StoreError:
+        """The error for command ``parts`` answered NO or BAD: the server, the command (and
+        its first argument, unless that is a ``Secret``), the answer."""
+        return StoreError(
+            f"{self.settings.where}: {_what(parts)} failed: {done.status} {done.text}"
+        )
 
     async def run_many(self, commands: Sequence[Pipelined], check: bool = True) -> list[Done]:
         """``commands`` pipelined (``ImapProtocol.run_many``); with ``check`` the first NO or
@@ -524,10 +527,7 @@ class ImapClient:
             commands, done = commands[1:], done[1:]
         for command, answer in zip(commands, done, strict=True):
             if check and command.check and not answer.ok:
-                raise StoreError(
-                    f"{self.settings.where}: {_what(command.parts)} failed: "
-                    f"{answer.status} {answer.text}"
-                )
+                raise self.failed(command.parts, answer)
         return done
 
     @contextlib.asynccontextmanager

@@ -466,10 +466,7 @@ class ImapMailbox:
         write not ``counted`` by its caller (own_writes.py) gives up the proof of this open's
         writes."""
         self._writing(parts[0], counted)
-        if not self._selected and parts[0] not in _NO_SELECT_NEEDED:
-            await self.select()
-        await self._caught_up()
-        client = await self._connection()
+        client = await self._session(selected=parts[0] not in _NO_SELECT_NEEDED)
         with self._failing():
             return await client.run(
                 *parts, on_untagged=on_untagged, literal_plus=literal_plus, check=check
@@ -487,8 +484,7 @@ class ImapMailbox:
         if selecting and writes:
             await self.select()
             selecting = False
-        await self._caught_up()
-        client = await self._connection()
+        client = await self._session(selected=False)
         protocol = client.protocol
         if selecting:
             if protocol is not None:
@@ -501,6 +497,14 @@ class ImapMailbox:
             self._selected_by(done[0])
             return done[1:]
         return done
+
+    async def _session(self, selected: bool = True) -> ImapClient:
+        """The mailbox's connection, its mailbox ``selected`` first where asked, told what
+        changed since a resumed session's last command (``_caught_up``)."""
+        if selected and not self._selected:
+            await self.select()
+        await self._caught_up()
+        return await self._connection()
 
     def _writing(self, verb: str | bytes | Literal, counted: bool) -> None:
         """Before a command: one that may change the server's mail is refused in a dry run,
@@ -1038,10 +1042,7 @@ class ImapMailbox:
             if self.gmail_keywords
             else "(UID FLAGS INTERNALDATE BODY.PEEK[])"
         )
-        if not self._selected:
-            await self.select()
-        await self._caught_up()
-        client = await self._connection()
+        client = await self._session()
         flying: collections.deque[tuple[list[int], list[Sent]]] = collections.deque()
         async with contextlib.AsyncExitStack() as stack:
             with self._failing():

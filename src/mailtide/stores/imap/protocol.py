@@ -347,7 +347,6 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         self._current: _InFlight | None = None
         # Commands sent after ``_current`` and not yet answered (``run_many``), oldest first.
         self._queued: list[_InFlight] = []
-        self._corked: bytearray | None = None  # what ``run_many`` writes at once
         self._broken: Exception | None = None
         self._last_activity = time.monotonic()
         self._trickled = 0  # bytes of a literal received since the timeout last restarted
@@ -613,7 +612,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         it could be sent)."""
         if not commands:
             return []
-        if any(isinstance(part, tuple) for c in commands for part in c.parts):
+        if any(has_literal(c.parts) for c in commands):
             raise ValueError("a pipelined command cannot send a literal")
         async with self._lock:
             if self._broken is not None:
@@ -621,14 +620,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             flights = [self._flight_of(c) for c in commands]
             self._current, self._queued = flights[0], flights[1:]
             try:
-                # One write: the commands leave in one packet where they fit.
-                self._corked = bytearray()
-                try:
-                    for inflight, command in zip(flights, commands, strict=True):
-                        await self._send(inflight.tag, command.parts, inflight, False)
-                finally:
-                    corked, self._corked = bytes(self._corked), None
-                self._write(corked)
+                self._send_at_once(flights, commands)
                 return [await self._wait(f.done, f"{f.name} command") for f in flights]
             except asyncio.CancelledError:
                 self._break(ConnectionClosed("pipelined commands cancelled"))
@@ -675,6 +667,16 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
             takes_news=command.takes_news,
             kinds=command.kinds,
             context=_log_context(),
+        )
+
+    def _send_at_once(self, flights: Sequence[_InFlight], commands: Sequence[Pipelined]) -> None:
+        """``commands`` (none with a literal) in one write: they leave in one packet where
+        they fit."""
+        self._write(
+            b"".join(
+                self._line_of(inflight.tag, command.parts)
+                for inflight, command in zip(flights, commands, strict=True)
+            )
         )
 
     def _sent_after(self, inflight: _InFlight) -> None:
@@ -853,8 +855,8 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         shown: str | None = None,
     ) -> None:
         """Write one command; ``shown`` is how it is logged when not ``wire.command_line``."""
-        if not any(isinstance(part, tuple) for part in parts):
-            self._send_line(tag, parts, shown)
+        if not has_literal(parts):
+            self._write(self._line_of(tag, parts, shown))
             return
         self._sent_now(tag, parts, shown)
         pending = bytearray(tag)
@@ -881,10 +883,10 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         pending += b"\r\n"
         self._write(bytes(pending))
 
-    def _send_line(self, tag: bytes, parts: Sequence[Part], shown: str | None = None) -> None:
-        """Write one command without a literal, at once."""
+    def _line_of(self, tag: bytes, parts: Sequence[Part], shown: str | None = None) -> bytes:
+        """One command without a literal, as it is written; its timeout runs from now."""
         self._sent_now(tag, parts, shown)
-        self._write(tag + b"".join(b" " + _part_bytes(part) for part in parts) + b"\r\n")
+        return tag + b"".join(b" " + _part_bytes(part) for part in parts) + b"\r\n"
 
     def _sent_now(self, tag: bytes, parts: Sequence[Part], shown: str | None) -> None:
         # Its timeout runs from now: a held connection's quiet before it is not its fault.
@@ -909,9 +911,6 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
 
     def _write(self, data: bytes) -> None:
-        if self._corked is not None:
-            self._corked += data
-            return
         if self.transport is None or self.transport.is_closing():
             raise self._broken or ConnectionClosed("connection is closed")
         self.transport.write(data if self._deflate is None else self._deflate.deflate(data))
@@ -928,7 +927,7 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         ):
             return
         with contextlib.suppress(Exception):  # the connection is going away anyway
-            self._send_line(self.new_tag().encode(), ["LOGOUT"])
+            self._write(self._line_of(self.new_tag().encode(), ["LOGOUT"]))
 
     @property
     def compressed(self) -> bool:
@@ -946,30 +945,20 @@ class ImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         async with self._lock:
             if self._broken is not None:
                 raise self._broken
-            before = (
-                _InFlight(self.new_tag().encode(), _command_name(first), None, self._new_future())
-                if first is not None
-                else None
-            )
-            inflight = _InFlight(self.new_tag().encode(), "COMPRESS", None, self._new_future())
-            for each in (before, inflight):
-                if each is not None:
-                    each.context = _log_context()
-            self._current, self._queued = (before, [inflight]) if before else (inflight, [])
+            commands = [
+                *([Pipelined(first)] if first is not None else []),
+                Pipelined(("COMPRESS DEFLATE",)),
+            ]
+            flights = [self._flight_of(c) for c in commands]
+            *before, inflight = flights
+            self._current, self._queued = flights[0], flights[1:]
             # The switch happens in ``_read``, at the exact byte after the OK's CRLF.
             self.reader.pause_after = inflight.tag
             try:
-                self._corked = bytearray()
-                try:
-                    if before is not None and first is not None:
-                        await self._send(before.tag, first, before, False)
-                    await self._send(inflight.tag, ["COMPRESS DEFLATE"], inflight, False)
-                finally:
-                    corked, self._corked = bytes(self._corked), None
-                self._write(corked)
+                self._send_at_once(flights, commands)
                 answered: Done | None = None
-                if before is not None:
-                    answered = await self._wait(before.done, f"{before.name} command")
+                if before:
+                    answered = await self._wait(before[0].done, f"{before[0].name} command")
                     if not answered.ok:
                         with contextlib.suppress(ProtocolError):
                             return answered, await self._wait(inflight.done, "COMPRESS command")
@@ -1078,13 +1067,13 @@ class Window:
 
     def send(self, command: Pipelined) -> Sent:
         p = self._protocol
-        if any(isinstance(part, tuple) for part in command.parts):
+        if has_literal(command.parts):
             raise ValueError("a pipelined command cannot send a literal")
         if p._broken is not None:
             raise p._broken
         inflight = p._flight_of(command)
         p._sent_after(inflight)
-        p._send_line(inflight.tag, command.parts)
+        p._write(p._line_of(inflight.tag, command.parts))
         self._sent.append(inflight)
         return Sent(inflight, command)
 
@@ -1123,6 +1112,12 @@ class Pipelined:
     # The only untagged kinds that answer it (ENABLE's ENABLED): any other that comes
     # while it runs answers a command after it, run at once.  None: any kind.
     kinds: frozenset[str] | None = None
+
+
+def has_literal(parts: Sequence[Part]) -> bool:
+    """Whether a command sends a literal (a ``(size, chunks)`` part): it waits for the
+    server's continuation, so it cannot go in a flight."""
+    return any(isinstance(part, tuple) for part in parts)
 
 
 def _part_bytes(part: Part) -> bytes:
