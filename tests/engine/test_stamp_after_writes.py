@@ -69,3 +69,30 @@ def test_a_folder_whose_changes_only_went_to_the_server_is_not_listed_next_time(
     held = {m.message_id: m.flags for m in srv.fetch_all(s.imap, "INBOX")}
     assert held == {srv.message_id(0, "INBOX"): {"\\Flagged"}, srv.message_id(2, "INBOX"): set()}
     assert_in_sync(s)
+
+
+def test_every_folder_a_sync_wrote_into_is_stamped_at_its_end(
+    imap_account: ImapAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamps of many folders written in one run are recorded together at its end (the
+    mailboxes' writes in one group): each of them, none lost to another's."""
+    monkeypatch.setattr(local_clock, "_types", None)  # this machine's own mounts, read again
+    if not stamps_finely(os.stat(tmp_path).st_dev):
+        pytest.skip("the test's file system keeps whole seconds or another machine's clock")
+    folders = ["INBOX", "Alpha", "Beta", "Gamma", "Delta"]
+    for name in folders[1:]:
+        srv.create_folder(imap_account, name)
+    s = make_setup(imap_account, tmp_path, "fs")
+    for i, name in enumerate(folders):
+        srv.append(s.imap, name, srv.make_message(i, name), [])
+    assert not s.sync().failed
+    time.sleep(0.3)  # a later run: the first one's writes are settled by then
+    for i, name in enumerate(folders):
+        srv.append(s.imap, name, srv.make_message(10 + i, name), ["\\Seen"])
+    assert not s.sync().failed  # each folder written: each stamp moved, each recorded again
+    listed = record_listings(monkeypatch)
+    srv.append(s.imap, "Beta", srv.make_message(20, "Beta"), [])
+    assert not s.sync().failed
+    assert listed == []  # no folder listed: every one's stamp vouched for it
+    assert srv.message_id(20, "Beta") in loc.by_message_id(s.root, s.layout, "Beta")
+    assert_in_sync(s)

@@ -57,7 +57,7 @@ class Restamps:
         try:
             if not pending:
                 return 0
-            settle = [await asyncio.to_thread(w.proof.settles_in) for w in pending]
+            settle = await asyncio.to_thread(_settling, pending)
             longest = 0.0 if self.carry else max((s for s in settle if s <= wait), default=0.0)
             if longest > 0 and (stop is None or not stop.is_set()):
                 with contextlib.suppress(TimeoutError):
@@ -65,12 +65,19 @@ class Restamps:
             if self.carry:  # kept, still watching, for the next run
                 self._pending = [w for w, s in zip(pending, settle, strict=True) if s > 0]
                 pending = [w for w, s in zip(pending, settle, strict=True) if s <= 0]
-            for w in pending:
-                stamp = await asyncio.to_thread(w.proof.stamp)
-                if stamp is not None and await _record(state, w, stamp):
-                    recorded += 1
-                else:
-                    log.debug("mailbox.stamp_unproven", mailbox=w.mailbox, side=w.side.name)
+            stamps = await asyncio.to_thread(_stamps, pending) if pending else []
+            # Each mailbox's sides in turn (a cursor pair is read, then written), the mailboxes
+            # at once: their writes queue up for the state's thread, one commit for them all.
+            by_mailbox: dict[str, list[tuple[Written, str | None]]] = {}
+            for w, stamp in zip(pending, stamps, strict=True):
+                by_mailbox.setdefault(w.mailbox, []).append((w, stamp))
+            counts = await asyncio.gather(
+                *(_record_all(state, ws) for ws in by_mailbox.values()), return_exceptions=True
+            )
+            for count in counts:  # each ran to its end; the first failure is told
+                if isinstance(count, BaseException):
+                    raise count
+            recorded = sum(c for c in counts if isinstance(c, int))
         finally:
             for w in pending:
                 w.proof.close()
@@ -86,6 +93,28 @@ class Restamps:
         pending, self._pending = self._pending, []
         for w in pending:
             w.proof.close()
+
+
+def _settling(pending: list[Written]) -> list[float]:
+    """Each proof's ``settles_in``, read in one trip off the loop."""
+    return [w.proof.settles_in() for w in pending]
+
+
+def _stamps(pending: list[Written]) -> list[str | None]:
+    """Each proof's ``stamp``, read in one trip off the loop."""
+    return [w.proof.stamp() for w in pending]
+
+
+async def _record_all(state: OffLoopState, written: list[tuple[Written, str | None]]) -> int:
+    """The proven stamps of one mailbox's sides, one side after the other; how many were
+    recorded."""
+    recorded = 0
+    for w, stamp in written:
+        if stamp is not None and await _record(state, w, stamp):
+            recorded += 1
+        else:
+            log.debug("mailbox.stamp_unproven", mailbox=w.mailbox, side=w.side.name)
+    return recorded
 
 
 async def _record(state: OffLoopState, written: Written, stamp: str) -> bool:
