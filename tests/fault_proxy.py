@@ -450,6 +450,11 @@ class FaultProxy:
             link.sent[direction] += passing
             return passing, hit
 
+    def open_links(self) -> int:
+        """The connections through the proxy still open (neither side has closed them)."""
+        with self._lock:
+            return sum(1 for link in self._links if not link.closed)
+
     def stream(self, direction: Direction) -> bytes:
         """Every byte recorded in ``direction`` (with ``record=True``), in the order it passed."""
         with self._lock:

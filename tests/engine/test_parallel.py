@@ -92,3 +92,27 @@ def test_a_mailbox_synced_alone_reads_with_the_whole_budget_of_bodies(
     assert fetches == 10
     assert len(loc.messages(s.root, "fs", "INBOX")) == 20
     assert_in_sync(s)
+
+
+@pytest.mark.parametrize(("changed", "connections"), [(1, 1), (2, 2), (5, 3)])
+def test_a_run_opens_ahead_one_connection_for_each_changed_mailbox_it_syncs_at_once(
+    imap_account: ImapAccount, tmp_path: Path, changed: int, connections: int
+) -> None:
+    """The connections of the mailboxes synced at once are begun while the run plans
+    (``ImapStore.warm``), one for each mailbox whose listed status moved, at most as many as
+    run at once: never one that no mailbox takes."""
+    for folder in FOLDERS:
+        srv.append_many(imap_account, folder, [srv.make_message(i, folder) for i in range(2)])
+    with fault_proxy(imap_account.port, shape=Shape.of(20)) as proxy:
+        s = make_setup(imap_account, tmp_path, "fs", port=proxy.port).with_account(
+            daemon=DaemonSettings(max_connections=4)
+        )
+        assert not s.sync().failed
+        for folder in FOLDERS[:changed]:
+            srv.append(s.imap, folder, srv.make_message(9, folder), [])
+        proxy.arm()
+        assert not s.sync().failed
+        assert proxy.connections == connections
+    for folder in FOLDERS[:changed]:
+        assert srv.message_id(9, folder) in loc.by_message_id(s.root, "fs", folder)
+    assert_in_sync(s)

@@ -212,6 +212,7 @@ class AccountSync:
             all_mail = self._all_mail()
             if all_mail is not None:
                 names = await all_mail.pairs(names, quick=self.options.mode == "quick")
+            await self._warm(names)
             moves = self.moves = MovePass(
                 names, self.stores, self.state, self.steps, self.options, known, self.tree.name_on
             )
@@ -244,6 +245,31 @@ class AccountSync:
         sync of every folder only (another lists none, or only some)."""
         if self.options.mode == "quick" and self.only is None:
             await self.stores[Side.NEAR].read_ahead(await self.state.near_stamps())
+
+    async def _warm(self, names: list[str]) -> None:
+        """The stores begin now what the mailboxes synced at once will each need (IMAP: a
+        connection of their own): as many as will run at once, counting only those known to
+        have changed on either side (a mailbox both sides show unchanged takes nothing, and
+        one that cannot tell takes its own when it first needs it, as it always did): a run
+        of one changed mailbox opens no connection more than before."""
+        at_once = min(self.options.parallel, len(names))
+        if at_once < 2:
+            return
+        if self.options.mode == "quick":
+            since = [await self.state.modseqs(side) for side in SIDES]
+            on = self.tree.name_on
+            changed = sum(
+                1
+                for name in names
+                if any(
+                    self.stores[side].known_changed(on(side, name), since[side].get(name))
+                    for side in SIDES
+                )
+            )
+        else:
+            changed = len(names)  # every mailbox is listed whole
+        for store in self.stores:
+            store.warm(min(at_once, changed))
 
     def _all_mail(self) -> AllMailChanges | None:
         """Gmail's labels mode on a whole account: All Mail says which labels changed

@@ -387,6 +387,13 @@ class StateDB:
         )
         return {near or far: stamp for far, near, stamp in rows}
 
+    def modseqs(self, side: Side) -> dict[str, tuple[str | None, int | None]]:
+        """Each recorded mailbox's validity and mod-sequence on ``side`` as the last complete
+        sync left them (``Cursor.validity``, ``Cursor.modseq``), by the pair's name."""
+        column = "far" if side is Side.FAR else "near"
+        rows = self._db.execute(f"SELECT name, {column}_validity, {column}_modseq FROM mailbox")
+        return {name: (validity, modseq) for name, validity, modseq in rows}
+
     def put_folders(self, pairs: Iterable[FolderPair]) -> None:
         """Record pairings (a pair already recorded under its server name is replaced)."""
         with self.transaction():

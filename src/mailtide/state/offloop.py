@@ -122,6 +122,9 @@ class OffLoopState:
     async def near_stamps(self) -> dict[str, str | None]:
         return await self._run(self.db.near_stamps)
 
+    async def modseqs(self, side: Side) -> dict[str, tuple[str | None, int | None]]:
+        return await self._run(self.db.modseqs, side)
+
     async def folder_pairs(self) -> list[FolderPair]:
         return await self._run(self.db.folder_pairs)
 

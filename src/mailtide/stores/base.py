@@ -400,6 +400,18 @@ class Store(Protocol):
         drops what was not used."""
         ...
 
+    def known_changed(self, name: str, since: tuple[str | None, int | None] | None) -> bool:
+        """Whether folder ``name`` is known, without asking anything more, to have changed
+        since the last complete sync (IMAP: its status in the folder list against the
+        validity and mod-sequence that sync left, ``since``; a Maildir: its stamp, where it
+        was read ahead).  False where the store cannot tell."""
+        ...
+
+    def warm(self, count: int) -> None:
+        """``count`` mailboxes are about to be synced at once: begin, in the background, what
+        each will need of its own (IMAP: a connection).  Returns at once."""
+        ...
+
     async def open(self, name: str, planned: bool = False) -> Mailbox:
         """Mailbox ``name``.  ``planned``: the engine carries out a plan an earlier open of
         the same run made, and asks no status of this one: a store may hand out that open's

@@ -52,6 +52,8 @@ class ImapStore:
         # ... and as an earlier run's last saw them (``recall``), until this run's do.
         self._recalled: frozenset[str] = frozenset()
         self._idle: list[ImapClient] = []  # connections a closed mailbox gave back
+        # Connections begun ahead of the mailboxes that will take them (``warm``).
+        self._warming: list[asyncio.Future[ImapClient]] = []
         # LIST-STATUS answers of the last list_folders, each handed to one open() only: a
         # later open must not trust a status older than the sync that follows it.  Except
         # that a mailbox closed unselected and unwritten gives its status back, for a second
@@ -100,8 +102,31 @@ class ImapStore:
 
     async def _new_client(self) -> ImapClient:
         client = ImapClient(self.settings, known=self._server[0] or self._recalled)
-        await client.connect(enable_later=True)  # with its first command: a round trip less
+        try:
+            await client.connect(enable_later=True)  # with its first command: a round trip less
+        except BaseException:
+            client.drop()  # what a failed or stopped login left open
+            raise
         return client
+
+    def known_changed(self, name: str, since: tuple[str | None, int | None] | None) -> bool:
+        """Whether mailbox ``name``'s status in the folder list differs from the validity and
+        mod-sequence the last sync left (``since``; None: never synced): it will need a
+        connection.  One that shows the same needs no command (``ImapMailbox.changes_since``
+        with QRESYNC).  False where the list gave no mod-sequence: cannot tell."""
+        listed = self._listed.get(name)
+        if listed is None or listed.highestmodseq is None:
+            return False
+        return since is None or (listed.validity, listed.highestmodseq) != since
+
+    def warm(self, count: int) -> None:
+        """Begin now, in the background, the connections ``count`` mailboxes synced at once
+        will each take (the store's own and those given back count): while the caller plans,
+        not when each mailbox first needs one (on a link, a connection and its login are two
+        round trips or more).  ``_take_client`` takes them before it opens another."""
+        held = len(self._idle) + len(self._warming) + (self._client is not None)
+        for _ in range(count - held):
+            self._warming.append(asyncio.ensure_future(self._new_client()))
 
     def memo(self) -> str | None:
         """The capabilities after the login, as the store's own connection saw them."""
@@ -461,6 +486,11 @@ class ImapStore:
             return own
         if own is not None:
             await own.close()
+        while self._warming:  # its failure is this mailbox's, as if it had opened it
+            client = await self._warming.pop(0)
+            if client.usable:
+                return client
+            await client.close()
         return await self._new_client()
 
     def _forget_selection(self, client: ImapClient) -> None:
@@ -568,9 +598,16 @@ class ImapStore:
             await client.close()
 
     def _let_go(self) -> list[ImapClient]:
-        """Every connection held between syncs, no longer held."""
+        """Every connection held between syncs, no longer held; those begun ahead and not yet
+        taken are stopped (their failures were nobody's: dropped)."""
         held = [c for c in [self._client, *self._idle] if c is not None]
         self._client, self._idle, self._selections, self._earlier = None, [], {}, {}
+        warming, self._warming = self._warming, []
+        for begun in warming:
+            if not begun.done():
+                begun.cancel()  # _new_client drops what it had opened
+            elif not begun.cancelled() and begun.exception() is None:
+                held.append(begun.result())
         return held
 
     async def close(self, hurry: bool = False) -> None:

@@ -71,6 +71,7 @@ class MaildirStore:
         self._opened: dict[str, tuple[str, str | None] | None] = {}
         self._tree_changed = False
         self._ahead = ReadAhead()
+        self._changed: set[str] = set()  # folders whose stamp the read-ahead found moved
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -249,15 +250,29 @@ class MaildirStore:
 
     def _read_ahead(self, recorded: Mapping[str, str | None]) -> None:
         moved: list[str] = []
+        changed: set[str] = set()
         for name in sorted(recorded):
             try:
                 path = self.folder_path(name)
                 now = folder_stamp(path)  # None: too recent to prove it unchanged
                 if now is None or now != recorded[name]:
                     moved.append(path)
+                    if recorded[name] is not None:  # a stamp that moved: changed since
+                        changed.add(name)
             except (StoreError, MailboxError, OSError, ValueError):
                 continue  # not a folder here now, or a name refused: its open says so
+        self._changed = changed
         self._ahead.start(moved)
+
+    def known_changed(self, name: str, since: tuple[str | None, int | None] | None) -> bool:
+        """Whether the read-ahead found the folder's stamp moved since the last sync left it
+        (a folder with no stamp recorded cannot tell)."""
+        return name in self._changed
+
+    def warm(self, count: int) -> None:
+        """Nothing to begin (a folder needs no connection); what the read-ahead found is this
+        run's only (the engine asks ``known_changed`` before this)."""
+        self._changed = set()
 
     async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
         path = await asyncio.to_thread(self.folder_path, name)
