@@ -29,7 +29,7 @@ from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.lock import state_file
 from mailtide.state.offloop import OffLoopState
-from mailtide.stores.base import Store, StoreError
+from mailtide.stores.base import MailboxStatus, Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
 from mailtide.stores.imap.special_use import ALL_MAIL, LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
@@ -406,6 +406,7 @@ class WiredAccount:
         allow_mass_delete: bool = False,
         restore_deleted: bool = False,
         progress: Callable[[], None] | None = None,
+        pushed: Mapping[str, Mapping[str, int]] | None = None,
     ) -> AccountReport:
         request = Request(
             sorted(mailboxes) if mailboxes else None,
@@ -426,6 +427,8 @@ class WiredAccount:
             report = AccountReport(self.name, error=str(exc))
             return report
         state = self._state
+        if pushed is not None and self._stores is not None:
+            _tell_pushed(stores[Side.FAR], pushed)
 
         async def run() -> AccountReport:
             return await sync_stores(
@@ -445,6 +448,7 @@ class WiredAccount:
         try:
             report = await with_hooks(self.account, request, self.journal, run)
         finally:
+            _tell_pushed(stores[Side.FAR], None)  # for this sync only
             if self.schedule.hold_connection_open and not stop.is_set():
                 self._stores = stores
             else:
@@ -506,6 +510,27 @@ class WiredAccount:
         if self._state is not None:
             state, self._state = self._state, None
             await state.close()
+
+
+def _tell_pushed(remote: Store, pushed: Mapping[str, Mapping[str, int]] | None) -> None:
+    """The held server store is told the statuses a push gave of the mailboxes a sync is for
+    (``ImapStore.pushed``: it then need not list the folders again), where the push told each
+    one whole: its UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and MESSAGES; None: forgotten."""
+    from mailtide.stores.imap import ImapStore
+
+    if not isinstance(remote, ImapStore):
+        return
+    if pushed is None:
+        remote.pushed(None)
+        return
+    statuses = {}
+    for name, items in pushed.items():
+        if not {"UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ", "MESSAGES"} <= items.keys():
+            return
+        statuses[name] = MailboxStatus(
+            str(items["UIDVALIDITY"]), items["UIDNEXT"], items["HIGHESTMODSEQ"], items["MESSAGES"]
+        )
+    remote.pushed(statuses)
 
 
 async def _close_stores(account: str, stores: tuple[Store, Store], hurry: bool = False) -> None:

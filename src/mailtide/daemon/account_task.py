@@ -216,25 +216,32 @@ class AccountTask:
         if schedule.hold_connection_open:
             self._next_keepalive = now + schedule.keepalive
 
-    async def _echo(self, request: SyncRequest) -> bool:
-        """Whether ``request`` is only server news of what the state already holds: the echo
-        of the account's own writes, which a sync would find unchanged.  Only where a push
-        source keeps each named mailbox's counters as the server last told them (NOTIFY),
-        and the sync that wrote recorded the counters after its writes (it proved them its
-        own: stores/imap/own_writes.py); a change the news has not told yet comes as news of
-        its own, and is synced then."""
+    def _told(self, request: SyncRequest) -> dict[str, dict[str, int]] | None:
+        """The counters the push sources last told of each mailbox of ``request``, where it
+        is only server news of the mailboxes it names and a source keeps each one's counters
+        (NOTIFY); else None."""
         if request.causes != {Cause.SERVER_PUSH} or request.full or request.mailboxes is None:
-            return False
+            return None
         told: dict[str, dict[str, int]] = {}
         for name in request.mailboxes:
             items = next((t for s in self._pushes if (t := _told(s, name)) is not None), None)
             if items is None:
-                return False
+                return None
             told[name] = items
-        return await self.runner.holds(told)
+        return told
+
+    async def _echo(self, request: SyncRequest, told: dict[str, dict[str, int]] | None) -> bool:
+        """Whether ``request`` is only server news of what the state already holds: the echo
+        of the account's own writes, which a sync would find unchanged.  Only where a push
+        source keeps each named mailbox's counters as the server last told them (NOTIFY:
+        ``told``), and the sync that wrote recorded the counters after its writes (it proved
+        them its own: stores/imap/own_writes.py); a change the news has not told yet comes as
+        news of its own, and is synced then."""
+        return told is not None and await self.runner.holds(told)
 
     async def _serve(self, request: SyncRequest, options: dict[str, bool]) -> None:
-        if not options and await self._echo(request):
+        told = self._told(request)
+        if not options and await self._echo(request, told):
             self.log.debug("daemon.echo", mailboxes=sorted(request.mailboxes or ()))
             request.settle(None)
             return
@@ -253,6 +260,7 @@ class AccountTask:
                         request.full,
                         self.stop,
                         progress=self.status.alive,
+                        pushed=told,
                         **options,
                     )
                 )

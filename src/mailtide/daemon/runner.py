@@ -82,9 +82,12 @@ class AccountRunner(Protocol):
         allow_mass_delete: bool = False,
         restore_deleted: bool = False,
         progress: Callable[[], None] | None = None,
+        pushed: Mapping[str, Mapping[str, int]] | None = None,
     ) -> AccountReport:
         """One run of the engine over ``mailboxes`` (None: all), ending early (after a durable
-        step) when ``stop`` is set; ``progress`` is told of every durable step."""
+        step) when ``stop`` is set; ``progress`` is told of every durable step.  ``pushed``:
+        the run is for the server's push news of ``mailboxes`` only, and these are their
+        counters as the push told them (canonical name -> STATUS items)."""
         ...
 
     async def start(self) -> None:

@@ -89,6 +89,10 @@ class ImapStore:
         self._lists = 0
         self._unlisted = False
         self._early_list: Done | None = None  # the LIST asked with the connection (_ready)
+        # The folders the last LIST gave (list_folders), until this store changes a folder;
+        # and statuses a daemon's push told since, for the next list_folders (``pushed``).
+        self._last_list: list[FolderInfo] | None = None
+        self._pushed: dict[str, MailboxStatus] | None = None
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -198,7 +202,54 @@ class ImapStore:
 
     # -- folders --------------------------------------------------------------------
 
+    def pushed(self, statuses: Mapping[str, MailboxStatus] | None) -> None:
+        """The server's push told these mailboxes' statuses (NOTIFY's STATUS news, by
+        canonical name), and nothing of its folders (a folder created, renamed or deleted is
+        news of its own, and a sync of every mailbox), since this store last listed them: the
+        next ``list_folders`` answers from that listing, with these statuses, without asking
+        the server (on Maildir its LIST-STATUS re-reads every changed folder, which the
+        pushed mailbox's own commands do again).  Only where that listing is at hand and the
+        store's connection was open already (a new one asks the LIST with its login: that
+        answer is used then).  None: forget what was told (its sync has ended)."""
+        self._pushed = None if statuses is None else dict(statuses)
+
+    def _listed_by_push(self) -> list[FolderInfo] | None:
+        """The folders of the last listing with the pushed statuses (``pushed``), or None."""
+        pushed, self._pushed = self._pushed, None
+        client = self._client
+        if (
+            pushed is None
+            or self._last_list is None
+            or self._early_list is not None
+            or client is None
+            or not client.usable
+            or not pushed.keys() <= {f.name for f in self._last_list}  # a folder made since
+        ):
+            return None
+        self._new_listing(None)
+        self._listed = dict(pushed)  # any other mailbox opened is selected for its status
+        log.debug("imap.listed_by_push", mailboxes=sorted(pushed))
+        return [
+            replace(f, identity=s.validity) if (s := pushed.get(f.name)) else f
+            for f in self._last_list
+        ]
+
+    def _new_listing(self, seen: list[bytes | None] | None) -> None:
+        """What a listing makes anew: the statuses, the sessions this run may take up again,
+        the counts that tell what this run's statuses come from (``seen``: the answers)."""
+        self._listed = {}
+        self._given_back = set()
+        self._sizes = {}
+        self._earlier.update(self._selections)
+        self._selections = {}
+        self._writes_at_list = self._writes
+        self._lists += 1
+        self._listed_seen = seen
+
     async def list_folders(self) -> list[FolderInfo]:
+        by_push = self._listed_by_push()
+        if by_push is not None:
+            return by_push
         client = await self._ready(listing=True)
         done, self._early_list = self._early_list, None
         if done is None or not done.ok:  # asked again: its failure is this call's
@@ -207,16 +258,9 @@ class ImapStore:
         found: dict[str, FolderInfo] = {}
         left_out: dict[str, str] = {}
         listed = 0
-        self._listed = {}
-        self._given_back = set()
-        self._sizes = {}
-        self._earlier.update(self._selections)
-        self._selections = {}
-        self._writes_at_list = self._writes
-        self._lists += 1
-        self._listed_seen = [
-            response_bytes(u.raw.lines, u.raw.literals) for u in done.untagged if u.kind in KINDS
-        ]
+        self._new_listing(
+            [response_bytes(u.raw.lines, u.raw.literals) for u in done.untagged if u.kind in KINDS]
+        )
         for u in done.untagged:
             if u.kind == "STATUS":
                 self._remember_status(u)
@@ -244,10 +288,11 @@ class ImapStore:
         if listed == 0:
             # Never let an empty answer look like "every folder was deleted".
             raise StoreError(f"{self.settings.where}: server listed no folders")
-        return [
+        self._last_list = [
             replace(f, identity=s.validity) if (s := self._listed.get(f.name)) else f
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
+        return list(self._last_list)
 
     def seen(self) -> dict[str, Any] | None:
         """What the statuses this run recorded come from, for the quiet check (quiet/): the
@@ -317,6 +362,7 @@ class ImapStore:
 
     async def create_folder(self, name: str) -> None:
         self._written()  # a folder's status from the listing may no longer hold
+        self._last_list = None  # nor its folders
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         client = await self._ready()
@@ -353,6 +399,7 @@ class ImapStore:
         """RENAME (the folders under it go along, RFC 3501 6.3.5), and the subscription of
         each with it (servers differ on whether RENAME carries subscriptions)."""
         self._written()  # a folder's status from the listing may no longer hold
+        self._last_list = None  # nor its folders
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(old) or is_inbox(new):
@@ -373,6 +420,7 @@ class ImapStore:
     async def delete_folder(self, name: str) -> None:
         """DELETE, only when STATUS says the folder holds no message."""
         self._written()  # a folder's status from the listing may no longer hold
+        self._last_list = None  # nor its folders
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(name):
