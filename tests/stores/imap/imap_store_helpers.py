@@ -3,13 +3,17 @@ server's port) with credentials that never change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 
 from aioimaplib import aioimaplib as aio
 
+import imap_helpers as srv
 from dovecot import ImapAccount
-from mailtide.stores.imap import ImapSettings
+from fault_proxy import FaultProxy
+from mailtide.stores.base import FolderInfo
+from mailtide.stores.imap import ImapSettings, ImapStore
 from mailtide.stores.imap.client import ImapClient
 from mailtide.stores.imap.credentials import Credentials, SecretKind
 
@@ -55,3 +59,26 @@ def pretend(client: ImapClient, add: Iterable[str] = (), remove: Iterable[str] =
             client.capabilities = frozenset((client.capabilities | set(add)) - set(remove))
 
     client._read_capabilities = pretended  # type: ignore[method-assign]
+
+
+def fill(acct: ImapAccount, folders: Iterable[str], count: int) -> ImapAccount:
+    """The account with ``folders`` made on its server, ``count`` messages in each."""
+    for folder in folders:
+        srv.create_folder(acct, folder)
+        srv.append_many(acct, folder, [srv.make_message(i, folder) for i in range(count)])
+    return acct
+
+
+@contextlib.asynccontextmanager
+async def listed_through_proxy(
+    acct: ImapAccount,
+) -> AsyncIterator[tuple[ImapStore, FaultProxy, list[FolderInfo]]]:
+    """A store of the account reached through a recording proxy, connected, and the folders
+    it listed; closed at the end."""
+    with FaultProxy(acct.port, record=True) as proxy:
+        store = ImapStore(settings(replace(acct, port=proxy.port)))
+        try:
+            await store.connect()
+            yield store, proxy, await store.list_folders()
+        finally:
+            await store.close()

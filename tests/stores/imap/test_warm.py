@@ -10,12 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-import imap_helpers as srv
 from dovecot import ImapAccount
 from fault_proxy import FaultProxy
 from mailtide.stores.base import StoreError
 from mailtide.stores.imap import ImapStore
-from stores.imap.imap_store_helpers import settings
+from stores.imap.imap_store_helpers import fill, listed_through_proxy, settings
 
 FOLDERS = ["INBOX", "Alpha", "Beta"]
 
@@ -29,49 +28,34 @@ async def until(check: object, seconds: float = 5.0) -> None:
 
 @pytest.fixture
 def filled(imap_account: ImapAccount) -> ImapAccount:
-    for folder in FOLDERS:
-        srv.create_folder(imap_account, folder)
-        srv.append_many(imap_account, folder, [srv.make_message(i, folder) for i in range(3)])
-    return imap_account
+    return fill(imap_account, FOLDERS, 3)
 
 
 async def test_connections_begun_ahead_are_the_ones_the_mailboxes_take(
     filled: ImapAccount,
 ) -> None:
-    with FaultProxy(filled.port, record=True) as proxy:
-        store = ImapStore(settings(replace(filled, port=proxy.port)))
-        try:
-            await store.connect()
-            await store.list_folders()
-            store.warm(3)  # the store's own is one of the three
-            await until(lambda: proxy.stream("up").count(b" LOGIN ") == 3)
-            assert proxy.connections == 3  # before any mailbox asked for one
-            opened = [await store.open(name) for name in FOLDERS]
-            for mailbox in opened:
-                assert len(await mailbox.snapshot()) == 3  # each on a connection of its own
-            assert proxy.connections == 3  # the ones begun ahead: none opened besides
-            for mailbox in opened:
-                await mailbox.close()
-        finally:
-            await store.close()
+    async with listed_through_proxy(filled) as (store, proxy, _):
+        store.warm(3)  # the store's own is one of the three
+        await until(lambda: proxy.stream("up").count(b" LOGIN ") == 3)
+        assert proxy.connections == 3  # before any mailbox asked for one
+        opened = [await store.open(name) for name in FOLDERS]
+        for mailbox in opened:
+            assert len(await mailbox.snapshot()) == 3  # each on a connection of its own
+        assert proxy.connections == 3  # the ones begun ahead: none opened besides
+        for mailbox in opened:
+            await mailbox.close()
 
 
 async def test_warming_counts_the_connections_held_and_opens_none_beyond(
     filled: ImapAccount,
 ) -> None:
-    with FaultProxy(filled.port) as proxy:
-        store = ImapStore(settings(replace(filled, port=proxy.port)))
-        try:
-            await store.connect()
-            await store.list_folders()
-            store.warm(1)  # the store's own will do
-            store.warm(2)
-            store.warm(2)  # asked again: the one begun is counted
-            await until(lambda: proxy.connections == 2)
-            await asyncio.sleep(0.1)
-            assert proxy.connections == 2
-        finally:
-            await store.close()
+    async with listed_through_proxy(filled) as (store, proxy, _):
+        store.warm(1)  # the store's own will do
+        store.warm(2)
+        store.warm(2)  # asked again: the one begun is counted
+        await until(lambda: proxy.connections == 2)
+        await asyncio.sleep(0.1)
+        assert proxy.connections == 2
 
 
 async def test_a_store_closed_before_its_connections_begun_ahead_are_taken_leaves_none_open(
@@ -94,21 +78,15 @@ async def test_a_connection_begun_ahead_that_failed_fails_the_mailbox_that_takes
 ) -> None:
     """Its failure is told to the mailbox that takes it, as if that had opened it; one that
     nobody took is dropped with the store."""
-    with FaultProxy(filled.port) as proxy:
-        store = ImapStore(settings(replace(filled, port=proxy.port)))
-        try:
-            await store.connect()
-            await store.list_folders()
-            proxy.down()  # no new connection gets through now
-            store.warm(3)
-            await asyncio.sleep(0.2)
-            first = await store.open("INBOX")
-            assert len(await first.snapshot()) == 3  # the store's own
-            second = await store.open("Alpha")
-            with pytest.raises(StoreError):
-                await second.snapshot()
-        finally:
-            await store.close()
+    async with listed_through_proxy(filled) as (store, proxy, _):
+        proxy.down()  # no new connection gets through now
+        store.warm(3)
+        await asyncio.sleep(0.2)
+        first = await store.open("INBOX")
+        assert len(await first.snapshot()) == 3  # the store's own
+        second = await store.open("Alpha")
+        with pytest.raises(StoreError):
+            await second.snapshot()
 
 
 async def test_a_mailbox_whose_listed_status_is_as_the_last_sync_left_it_needs_no_connection(
