@@ -44,14 +44,18 @@ log = structlog.get_logger(__name__)
 
 
 async def open_store(
-    repo: Repository, read_only: bool = False, journal: WriteJournal | None = None
+    repo: Repository,
+    read_only: bool = False,
+    journal: WriteJournal | None = None,
+    held: bool = False,
 ) -> Store:
     """A store for a configured repository (not yet connected); ``read_only`` for a dry run;
-    ``journal`` is told of a Maildir's every change."""
+    ``journal`` is told of a Maildir's every change; ``held``: its connections are held
+    between syncs (``ImapStore``)."""
     if isinstance(repo, ImapRepository):
         from mailtide.stores.imap import ImapStore
 
-        return ImapStore(imap_settings(repo), read_only=read_only)
+        return ImapStore(imap_settings(repo), read_only=read_only, held=held)
     from mailtide.stores.maildir import MaildirSettings, MaildirStore
 
     return MaildirStore(
@@ -420,7 +424,7 @@ class WiredAccount:
                     self.config, self.account, cache_kib=DAEMON_CACHE_KIB
                 )
             stores = self._stores or (
-                await open_store(self.account.remote),
+                await open_store(self.account.remote, held=self.schedule.hold_connection_open),
                 await open_store(self.account.local, journal=self.journal),
             )
         except (StoreError, StateError) as exc:

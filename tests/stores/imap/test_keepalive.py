@@ -110,3 +110,26 @@ async def test_a_hurried_close_says_logout_and_does_not_wait_for_the_answer(
         assert asyncio.get_running_loop().time() - started < 1.0  # not LOGOUT_WAIT (5 s)
         await asyncio.sleep(0.2)
         assert proxy.stream("up").count(b" LOGOUT\r\n") == 3
+
+
+async def test_a_store_whose_connections_are_held_keeps_its_own_for_its_listings(
+    imap_account: ImapAccount,
+) -> None:
+    """A daemon's store: the first mailbox opens a connection of its own instead of taking
+    the store's, so the next sync's folder listing (or a push's) needs no new login; a
+    one-shot sync's store gives its own to the first mailbox (it logs in once)."""
+    for held, logins in ((True, 2), (False, 1)):
+        with FaultProxy(imap_account.port, record=True) as proxy:
+            store = ImapStore(settings(replace(imap_account, port=proxy.port)), held=held)
+            try:
+                await store.connect()
+                await store.list_folders()
+                inbox = await store.open("INBOX")
+                await inbox.snapshot()
+                await inbox.close()
+                assert proxy.stream("up").count(b" LOGIN ") == logins
+                await store.connect()  # the next sync
+                await store.list_folders()
+                assert proxy.connections == 2  # held: the two it had; else one opened again
+            finally:
+                await store.close()

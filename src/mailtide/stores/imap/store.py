@@ -41,10 +41,13 @@ __all__ = ["ImapMailbox", "ImapSettings", "ImapStore"]
 class ImapStore:
     """An IMAP account as a ``Store``."""
 
-    def __init__(self, settings: ImapSettings, read_only: bool = False) -> None:
-        """``read_only``: for a dry run; mailboxes are EXAMINEd and every write is refused."""
+    def __init__(self, settings: ImapSettings, read_only: bool = False, held: bool = False) -> None:
+        """``read_only``: for a dry run; mailboxes are EXAMINEd and every write is refused.
+        ``held``: the store's connections are held between syncs (a daemon): its own is kept
+        for its folder listings, never given to a mailbox (``_take_client``)."""
         self.settings = settings
         self.read_only = read_only
+        self.held = held
         self._client: ImapClient | None = None  # the store's own: folders, namespace
         # The server's capabilities and what it enabled, as the store's own connection last
         # saw them (that connection may since have gone to a mailbox: ``_take_client``).
@@ -128,7 +131,8 @@ class ImapStore:
         will each take (the store's own and those given back count): while the caller plans,
         not when each mailbox first needs one (on a link, a connection and its login are two
         round trips or more).  ``_take_client`` takes them before it opens another."""
-        held = len(self._idle) + len(self._warming) + (self._client is not None)
+        own = self._client is not None and not self.held  # a mailbox may take the store's own
+        held = len(self._idle) + len(self._warming) + own
         for _ in range(count - held):
             self._warming.append(asyncio.ensure_future(self._new_client()))
 
@@ -522,18 +526,21 @@ class ImapStore:
         a run of one changed mailbox then logs in once (on a 25 ms link a login costs 3 to 4
         round trips), and a folder command after it opens the store another (``_ready``).
         Never shared: a mailbox selected on the store's own connection would get a stale
-        status from its LIST-STATUS (RFC 3501 6.3.10; Dovecot answers [CLIENTBUG])."""
+        status from its LIST-STATUS (RFC 3501 6.3.10; Dovecot answers [CLIENTBUG]).  A store
+        whose connections are ``held`` between syncs keeps its own: the next sync's listing
+        would open another, at a push's expense (or, for a push, need none: ``pushed``)."""
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
         if self._idle:
             client = self._idle.pop()
             self._forget_selection(client)  # it is to select another mailbox
             return client
-        own, self._client = self._client, None
-        if own is not None and own.usable:
-            return own
-        if own is not None:
-            await own.close()
+        if not self.held:
+            own, self._client = self._client, None
+            if own is not None and own.usable:
+                return own
+            if own is not None:
+                await own.close()
         while self._warming:  # its failure is this mailbox's, as if it had opened it
             client = await self._warming.pop(0)
             if client.usable:
