@@ -132,8 +132,8 @@ class ImapStore:
         not when each mailbox first needs one (on a link, a connection and its login are two
         round trips or more).  ``_take_client`` takes them before it opens another."""
         own = self._client is not None and not self.held  # a mailbox may take the store's own
-        held = len(self._idle) + len(self._warming) + own
-        for _ in range(count - held):
+        ready = len(self._idle) + len(self._warming) + own
+        for _ in range(count - ready):
             self._warming.append(asyncio.ensure_future(self._new_client()))
 
     def memo(self) -> str | None:
@@ -365,8 +365,7 @@ class ImapStore:
         return list(self._refused)
 
     async def create_folder(self, name: str) -> None:
-        self._written()  # a folder's status from the listing may no longer hold
-        self._last_list = None  # nor its folders
+        self._folder_written()
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         client = await self._ready()
@@ -402,8 +401,7 @@ class ImapStore:
     async def rename_folder(self, old: str, new: str) -> None:
         """RENAME (the folders under it go along, RFC 3501 6.3.5), and the subscription of
         each with it (servers differ on whether RENAME carries subscriptions)."""
-        self._written()  # a folder's status from the listing may no longer hold
-        self._last_list = None  # nor its folders
+        self._folder_written()
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(old) or is_inbox(new):
@@ -423,8 +421,7 @@ class ImapStore:
 
     async def delete_folder(self, name: str) -> None:
         """DELETE, only when STATUS says the folder holds no message."""
-        self._written()  # a folder's status from the listing may no longer hold
-        self._last_list = None  # nor its folders
+        self._folder_written()
         if self.read_only:
             raise StoreError(f"{self.settings.where} is open read-only (dry run)")
         if is_inbox(name):
@@ -634,6 +631,12 @@ class ImapStore:
         for name in self._given_back:
             self._listed.pop(name, None)
         self._given_back.clear()
+
+    def _folder_written(self) -> None:
+        """Before a folder command: a folder's status from the listing may no longer hold,
+        nor the listing's folders (``pushed`` lists again)."""
+        self._written()
+        self._last_list = None
 
     async def keepalive(self) -> None:
         """A NOOP on every connection held between syncs; one that does not answer within the
