@@ -29,7 +29,7 @@ from mailtide.engine.run import sync_stores
 from mailtide.state.db import StateDB, StateError
 from mailtide.state.lock import state_file
 from mailtide.state.offloop import OffLoopState
-from mailtide.stores.base import MailboxStatus, Store, StoreError
+from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
 from mailtide.stores.imap.special_use import ALL_MAIL, LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
@@ -519,22 +519,16 @@ class WiredAccount:
 def _tell_pushed(remote: Store, pushed: Mapping[str, Mapping[str, int]] | None) -> None:
     """The held server store is told the statuses a push gave of the mailboxes a sync is for
     (``ImapStore.pushed``: it then need not list the folders again), where the push told each
-    one whole: its UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and MESSAGES; None: forgotten."""
+    one's status (``status_from``) with its HIGHESTMODSEQ (a listed status without it is not
+    taken, and the held session with it); None: forgotten."""
     from mailtide.stores.imap import ImapStore
+    from mailtide.stores.imap.mailbox import status_from
 
     if not isinstance(remote, ImapStore):
         return
-    if pushed is None:
-        remote.pushed(None)
-        return
-    statuses = {}
-    for name, items in pushed.items():
-        if not {"UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ", "MESSAGES"} <= items.keys():
-            return
-        statuses[name] = MailboxStatus(
-            str(items["UIDVALIDITY"]), items["UIDNEXT"], items["HIGHESTMODSEQ"], items["MESSAGES"]
-        )
-    remote.pushed(statuses)
+    statuses = {name: status_from(items) for name, items in (pushed or {}).items()}
+    told = {n: s for n, s in statuses.items() if s is not None and s.highestmodseq is not None}
+    remote.pushed(told if pushed is not None and len(told) == len(statuses) else None)
 
 
 async def _close_stores(account: str, stores: tuple[Store, Store], hurry: bool = False) -> None:

@@ -666,35 +666,41 @@ class StateDB:
 
     def store_memo(self, side: Side) -> str | None:
         """What a side's store learned of its server in an earlier run (``Store.memo``)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_memo_key(side),))
-        found = row.fetchone()
-        return None if found is None else str(found[0])
+        return self._meta(_memo_key(side))
 
     def set_store_memo(self, side: Side, memo: str) -> None:
-        with self.transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_memo_key(side), memo)
-            )
+        self._set_meta(_memo_key(side), memo)
 
     def gmail_all_mail(self) -> Cursor | None:
         """Gmail's All Mail as the last complete labels-mode sync saw it (validity, UIDNEXT,
         HIGHESTMODSEQ, count), None when none was recorded.  Kept in ``meta``: All Mail is no
         mailbox pair of the account."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_ALL_MAIL,)).fetchone()
-        if row is None:
+        value = self._meta(_ALL_MAIL)
+        if value is None:
             return None
-        validity, uidnext, modseq, count = row[0].split()
+        validity, uidnext, modseq, count = value.split()
         return Cursor(validity, int(uidnext), int(modseq), int(count))
 
     def set_gmail_all_mail(self, cursor: Cursor | None) -> None:
-        with self.transaction():
-            if cursor is None:
-                self._db.execute("DELETE FROM meta WHERE key = ?", (_ALL_MAIL,))
-                return
+        value = None
+        if cursor is not None:
             value = f"{cursor.validity} {cursor.uidnext} {cursor.modseq} {cursor.count}"
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_ALL_MAIL, value)
-            )
+        self._set_meta(_ALL_MAIL, value)
+
+    def _meta(self, key: str) -> str | None:
+        """The account's ``meta`` value under ``key`` (None: none)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str | None) -> None:
+        """Set (None: delete) the ``meta`` value under ``key``, a durable step of its own."""
+        with self.transaction():
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)
+                )
 
     def gmail_mailboxes(self, msgids: Iterable[int]) -> set[str]:
         """The pairs (names) in which any of these Gmail messages is recorded."""

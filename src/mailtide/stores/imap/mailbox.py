@@ -16,6 +16,7 @@ from collections.abc import (
     Callable,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from contextlib import contextmanager
@@ -132,6 +133,19 @@ def status_of(u: Untagged) -> tuple[Value, dict[str, int]]:
     if not isinstance(attrs, list):
         return name, {}
     return name, {k: int(v) for k, v in pairs(attrs).items() if isinstance(v, str) and v.isdigit()}
+
+
+def status_from(items: Mapping[str, int]) -> MailboxStatus | None:
+    """A mailbox's status from the items of a STATUS response (LIST-STATUS, NOTIFY's news);
+    None without its UIDVALIDITY and UIDNEXT (then it is selected and read there)."""
+    if "UIDVALIDITY" not in items or "UIDNEXT" not in items:
+        return None
+    return MailboxStatus(
+        str(items["UIDVALIDITY"]),
+        items["UIDNEXT"],
+        items.get("HIGHESTMODSEQ"),
+        items.get("MESSAGES"),
+    )
 
 
 def merge_ranges(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ from mailtide.core.names import BadFolderName, is_inbox, parents
 from mailtide.stores.base import FolderInfo, MailboxStatus, StoreError, UnsafeFolderName
 from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings
-from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_of
+from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_from, status_of
 from mailtide.stores.imap.names import FolderNames, namespace_of, raw_name
 from mailtide.stores.imap.parse import ParseError, Untagged, text_of
 from mailtide.stores.imap.protocol import Done, Pipelined
@@ -352,13 +352,9 @@ class ImapStore:
             name = self.canonical_name(text_of(raw), None)
         except (ParseError, BadFolderName, ValueError):
             return  # the mailbox will be selected and its status read then
-        if "UIDVALIDITY" in values and "UIDNEXT" in values:
-            self._listed[name] = MailboxStatus(
-                str(values["UIDVALIDITY"]),
-                values["UIDNEXT"],
-                values.get("HIGHESTMODSEQ"),
-                values.get("MESSAGES"),
-            )
+        status = status_from(values)
+        if status is not None:
+            self._listed[name] = status
 
     @property
     def refused(self) -> list[tuple[str, str]]:

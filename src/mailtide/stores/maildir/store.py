@@ -247,6 +247,7 @@ class MaildirStore:
             await asyncio.to_thread(self._read_ahead, recorded)
         else:
             self._ahead.stop()
+            self._changed = set()  # what it found was this run's (``known_changed``)
 
     def _read_ahead(self, recorded: Mapping[str, str | None]) -> None:
         moved: list[str] = []
@@ -270,9 +271,7 @@ class MaildirStore:
         return name in self._changed
 
     def warm(self, count: int) -> None:
-        """Nothing to begin (a folder needs no connection); what the read-ahead found is this
-        run's only (the engine asks ``known_changed`` before this)."""
-        self._changed = set()
+        """Nothing to begin: a folder needs no connection."""
 
     async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
         path = await asyncio.to_thread(self.folder_path, name)
