@@ -67,6 +67,12 @@ def messages(root: Path, layout: str, folder: str) -> list[LocalMessage]:
     return out
 
 
+def count(root: Path, layout: str, folder: str) -> int:
+    """How many messages a folder holds, read from names alone: safe while a client renames."""
+    d = folder_dir(root, layout, folder)
+    return sum(not n.startswith(".") for sub in ("new", "cur") for n in os.listdir(d / sub))
+
+
 def by_message_id(root: Path, layout: str, folder: str) -> dict[str, LocalMessage]:
     return {m.message_id: m for m in messages(root, layout, folder)}
 

@@ -147,7 +147,7 @@ def test_neomutt_save_then_sync_is_a_move(
         term.wait_for("Del:1", timeout=10)
         term.keys("$")  # sync the mailbox: the original, marked deleted, is purged
         deadline = time.monotonic() + 10
-        while len(loc.messages(s.root, "fs", "INBOX")) != 1 and time.monotonic() < deadline:
+        while loc.count(s.root, "fs", "INBOX") != 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         term.keys("q")
         deadline = time.monotonic() + 10
