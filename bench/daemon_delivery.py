@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]
 
-from daemon_bench.lab import Server, server_down, server_up  # noqa: E402
+from daemon_bench.lab import Server, server_down, server_settings, server_up  # noqa: E402
 from daemon_bench.mailtide_daemon import DONE, DaemonProcess, log_time, write_config  # noqa: E402
 from daemon_bench.stats import spread  # noqa: E402
 from speed_bench.labtool import LabTool  # noqa: E402
@@ -90,6 +90,15 @@ def main() -> int:
     ap.add_argument("--mailtide", type=Path, default=REPO / ".venv" / "bin" / "mailtide")
     ap.add_argument("--lab", type=Path, default=REPO.parent / "shared" / "lab")
     ap.add_argument("--label", default="")
+    ap.add_argument(
+        "--dovecot",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting added to the lab Dovecot's configuration (repeatable), e.g.\n"
+        "maildir_very_dirty_syncs=yes: Dovecot trusts its index instead of reading a\n"
+        "changed folder's 50k file names again",
+    )
     args = ap.parse_args()
     lab_dir = args.lab.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -98,6 +107,7 @@ def main() -> int:
     server_down(lab_dir, where)
     subprocess.run(["rm", "-rf", str(args.bench_dir)], check=True)
     server = server_up(lab_dir, where)
+    server_settings(server, args.dovecot)
     daemon = None
     records: list[dict[str, object]] = []
 
@@ -144,7 +154,8 @@ def report(records: list[dict[str, object]], args: argparse.Namespace) -> str:
         "",
         f"- {time.strftime('%Y-%m-%d %H:%M')} UTC, {len(rows)} messages one at a time, NOTIFY, "
         "debounce 0; times from the daemon's -vv log"
-        + (f"; **{args.label}**" if args.label else ""),
+        + (f"; **{args.label}**" if args.label else "")
+        + "".join(f"; Dovecot `{s}`" for s in args.dovecot),
         "",
         "| measure | p50 | p95 | max | target |",
         "|---|---|---|---|---|",

@@ -5,6 +5,8 @@ The server runs as root under ``DIR`` with the lab's user ``test`` / ``secret``,
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +39,19 @@ def server_up(lab: Path, where: Path) -> Server:
         line.split("=", 1) for line in (where / "env").read_text().splitlines() if "=" in line
     )
     return Server(where, int(env["IMAP_PORT"]), env["IMAP_USER"], env["IMAP_PASS"])
+
+
+def server_settings(server: Server, settings: list[str]) -> None:
+    """Add ``KEY = VALUE`` lines to the lab Dovecot's configuration and make its master read
+    it again (SIGHUP): processes started afterwards (each new login's) use them."""
+    if not settings:
+        return
+    conf = server.dir / "dovecot.conf"
+    lines = [s.replace("=", " = ", 1) for s in settings]
+    conf.write_text(conf.read_text() + "\n# added by the benchmark\n" + "\n".join(lines) + "\n")
+    master = int((server.dir / "pid").read_text())
+    os.kill(master, signal.SIGHUP)
+    time.sleep(1.0)  # the master re-reads its configuration before the next login
 
 
 def server_down(lab: Path, where: Path) -> None:
