@@ -23,6 +23,13 @@ from typing import Any, Protocol
 
 from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 
+# Bytes of a big body handled at a time wherever it is read, converted and written in pieces
+# (a spooled literal read back, a Maildir file read or written, a body held in memory given
+# out): each piece is copied two or three times on its way, once per mailbox in flight.
+# 1 MiB pieces cost 5 MB of the 50k initial sync's peak RSS against these (69 → 64 MB), for
+# no time (13.7-13.9 s against 13.8-14.1 s).
+BODY_PIECE = 256 << 10
+
 
 class StoreError(Exception):
     """A store could not do what was asked.  The message is for the user."""
@@ -114,9 +121,8 @@ class BytesBody:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         view = memoryview(self.data)
-        step = 1 << 20
-        for start in range(0, len(view), step):
-            yield bytes(view[start : start + step])
+        for start in range(0, len(view), BODY_PIECE):
+            yield bytes(view[start : start + BODY_PIECE])
 
 
 @dataclass(frozen=True, slots=True)

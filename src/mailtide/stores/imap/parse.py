@@ -25,10 +25,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from mailtide.stores.base import BODY_PIECE
+
 Value: TypeAlias = "str | bytes | bytearray | SpooledLiteral | list[Value] | None"
 
 MAX_DEPTH = 64  # nested parentheses; BODYSTRUCTURE needs a handful, recursion must not run away
-CHUNK = 1 << 20  # a spooled literal is read back in pieces of this size
 
 
 class ParseError(ValueError):
@@ -83,8 +84,9 @@ class SpooledLiteral:
     async def chunks(self) -> AsyncIterator[bytes]:
         import asyncio  # here: the parser itself serves blocking callers too (quiet/)
 
-        for offset in range(0, self.filled, CHUNK):
-            yield await asyncio.to_thread(self.read, offset, min(CHUNK, self.filled - offset))
+        for offset in range(0, self.filled, BODY_PIECE):
+            piece = min(BODY_PIECE, self.filled - offset)
+            yield await asyncio.to_thread(self.read, offset, piece)
 
     def close(self) -> None:
         self._file.close()

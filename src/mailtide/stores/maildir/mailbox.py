@@ -50,6 +50,7 @@ import structlog
 from mailtide.core.identity import BODY_PREFIX, header_section, identity_of
 from mailtide.core.model import Flags, Identity, Listing, MessageInfo
 from mailtide.stores.base import (
+    BODY_PIECE,
     Body,
     BytesBody,
     Delta,
@@ -109,10 +110,8 @@ from mailtide.stores.maildir.witness import Witness
 log = structlog.get_logger("mailtide.stores.maildir")
 
 T = TypeVar("T")
-CHUNK = 1 << 20  # read and convert files 1 MiB at a time
 SMALL_BODY = 256 << 10  # bodies up to this size are gathered in memory and written in batches
 BATCH_BYTES = 8 << 20  # ... at most this much of them at a time
-STREAM_WRITE = 1 << 20  # a bigger body is written in pieces of about this size
 META_BATCH = 64  # messages per worker-thread call in fetch
 
 
@@ -571,8 +570,8 @@ class MaildirMailbox:
                         await _settled(delivery.write_whole, batch)
                     opening = True
                     stream = await _settled(delivery.open, staged)
-                if stream is not None and size >= STREAM_WRITE:
-                    # written in pieces of about 1 MiB, whatever size the source's chunks are
+                if stream is not None and size >= BODY_PIECE:
+                    # written in pieces of about BODY_PIECE, whatever size the source's chunks are
                     gathered, parts, size = b"".join(parts), [], 0
                     await _settled(delivery.write, staged, stream, gathered)
                     del gathered
@@ -992,15 +991,15 @@ class MaildirBody:
         to_crlf = LfToCrlf()
         if self._data is not None:
             view = memoryview(self._data)
-            for start in range(0, len(view), CHUNK):
-                yield to_crlf.feed(bytes(view[start : start + CHUNK]))
+            for start in range(0, len(view), BODY_PIECE):
+                yield to_crlf.feed(bytes(view[start : start + BODY_PIECE]))
             return
         f = self._file
         if f is None or f.closed:
             f = await self.mailbox._run(self.mailbox._open_again, self.id)
         try:
             await asyncio.to_thread(f.seek, 0)
-            while data := await asyncio.to_thread(f.read, CHUNK):
+            while data := await asyncio.to_thread(f.read, BODY_PIECE):
                 yield to_crlf.feed(data)
         finally:
             f.close()
@@ -1026,7 +1025,7 @@ def identity_of_stream(f: BinaryIO | io.BytesIO) -> Identity:
     body = bytearray()  # the body's first BODY_PREFIX bytes (LF form is never longer than CRLF)
     size = extra = 0
     after_cr = False
-    while data := f.read(CHUNK):
+    while data := f.read(BODY_PIECE):
         size += len(data)
         extra += bare_lf_count(data, after_cr)
         after_cr = data.endswith(b"\r")
