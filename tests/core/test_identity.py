@@ -1,10 +1,11 @@
 """Content identity: one answer for the server's CRLF copy and the Maildir's LF copy."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailtide.core.identity import (
+    _MESSAGE_ID,
     crlf_size_of_lf,
     header_end,
     header_section,
@@ -225,10 +226,16 @@ def _reference_header_end(data: bytes) -> int | None:
 
 @given(st.lists(st.sampled_from(_LINE_WORDS), max_size=40))
 @settings(max_examples=400)
+# message_id_of reads the header as it is, copy marks and all: here X-TUID stands between
+# an empty Message-ID: and the line that would continue it once the mark is left out
+@example([b"Message-ID:", b"\r\n", b"X-TUID:", b"\r\n", b" ", b"Message-ID:"])
 def test_identity_searches_find_what_the_plain_patterns_find(words: list[bytes]) -> None:
     header = b"".join(words)
     assert identity_of(header, 5000, b"body") == _reference_identity(header, 5000, b"body")
-    assert message_id_of(to_lf(header)) == (_reference_identity(header, 0, b"").message_id)
+    plain = _MESSAGE_ID.search(to_lf(header))
+    assert message_id_of(to_lf(header)) == (
+        plain.group(1).decode("ascii", "replace") if plain else ""
+    )
 
 
 @given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b"a", b" "]), max_size=30))
