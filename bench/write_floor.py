@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""What writing a corpus into a Maildir costs on this disk, with nothing else: the floor under
+an initial sync's local side (issue 12: "10k files are written durably in 1.2 s with one
+batched sync").  By hand, after a lab server was filled (bench/speed.py keeps it under
+--bench-dir):
+
+    .venv/bin/python bench/write_floor.py SOURCE_MAILDIR [--out DIR] [--batch-mib 8]
+
+Every file of SOURCE_MAILDIR's ``cur/`` and ``new/`` folders (read once beforehand, so the
+source's disk is out of it) is written as a careful Maildir writer must: created in the
+folder's ``tmp/`` (O_EXCL, 0600), written, and once a batch of ``--batch-mib`` MiB is
+written, one ``syncfs`` of the file system, each file renamed into ``cur/``, and ``cur/`` and
+``tmp/`` fsynced.  One thread, one folder per source folder, no line-end conversion, no
+state.  Prints the files, bytes and seconds of each phase; a sync that writes the same files
+cannot take less on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("source", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/mailtide-write-floor"))
+    ap.add_argument("--batch-mib", type=int, default=8)
+    args = ap.parse_args()
+    folders = sorted({p.parent.parent for p in args.source.glob("**/cur/*")})
+    corpus = [
+        (i, [f.read_bytes() for sub in ("cur", "new") for f in sorted((d / sub).iterdir())])
+        for i, d in enumerate(folders)
+    ]
+    shutil.rmtree(args.out, ignore_errors=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    limit = args.batch_mib << 20
+    phases = {"create+write": 0.0, "syncfs": 0.0, "rename+fsync dirs": 0.0}
+    files = size = 0
+    started = time.perf_counter()
+    for i, bodies in corpus:
+        folder = args.out / f"f{i}"
+        for sub in ("tmp", "cur", "new"):
+            (folder / sub).mkdir(parents=True, mode=0o700)
+        batch: list[str] = []
+        held = 0
+        for n, body in enumerate(bodies):
+            t = time.perf_counter()
+            name = f"{n}.M{n}P{os.getpid()}.floor"
+            fd = os.open(folder / "tmp" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, body)
+            os.close(fd)
+            phases["create+write"] += time.perf_counter() - t
+            batch.append(name)
+            held += len(body)
+            files, size = files + 1, size + len(body)
+            if held >= limit or n == len(bodies) - 1:
+                _commit(libc, folder, batch, phases)
+                batch, held = [], 0
+    total = time.perf_counter() - started
+    print(f"{files} files, {size / 1e6:.0f} MB, {len(corpus)} folders: {total:.2f} s")
+    for phase, seconds in phases.items():
+        print(f"  {phase}: {seconds:.2f} s")
+    shutil.rmtree(args.out, ignore_errors=True)
+    return 0
+
+
+def _commit(libc: ctypes.CDLL, folder: Path, batch: list[str], phases: dict[str, float]) -> None:
+    t = time.perf_counter()
+    fd = os.open(folder / "tmp", os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs")
+    finally:
+        os.close(fd)
+    phases["syncfs"] += time.perf_counter() - t
+    t = time.perf_counter()
+    for name in batch:
+        os.rename(folder / "tmp" / name, folder / "cur" / f"{name}:2,")
+    for sub in ("cur", "tmp"):
+        fd = os.open(folder / sub, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    phases["rename+fsync dirs"] += time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    sys.exit(main())
