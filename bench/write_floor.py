@@ -20,8 +20,8 @@ and asleep for the rest, as an initial sync's event loop is (parsing the server'
 about half the time): the writer's every system call gives up the GIL and waits to take it
 back.  Measured on the lab corpus (2026-12-07): alone 5.9-7.2 s, beside a thread busy half
 the time 13.3-13.6 s, which is what the initial sync takes (13.2 s); beside a thread that
-never sleeps, more than ten minutes.  So the sync's files are written at the speed the GIL
-lets a thread through, not at the disk's."""
+never sleeps, more than ten minutes.  (Yet the small files written by a helper process gained
+the sync only 3 %: see bench/README.md, session 24.)"""
 
 from __future__ import annotations
 
