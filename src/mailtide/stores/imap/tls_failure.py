@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,7 +86,10 @@ async def presented(server: Server, lowest: bool = False) -> Presented | None:
     context.verify_mode = ssl.CERT_NONE
     if lowest:
         try:
-            context.minimum_version = ssl.TLSVersion.TLSv1
+            # deprecated on purpose: only to name the old version a refused server speaks
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
         except (ValueError, ssl.SSLError):  # an OpenSSL built without them
             pass
