@@ -26,13 +26,15 @@ the sync only 3 %: see bench/README.md, session 24.)"""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
 import sys
 import threading
 import time
 from pathlib import Path
+
+from mailtide.private import create_fd
+from mailtide.stores.maildir.durability import fsync_dirs, syncfs
 
 
 def main() -> int:
@@ -50,7 +52,6 @@ def main() -> int:
         for i, d in enumerate(folders)
     ]
     shutil.rmtree(args.out, ignore_errors=True)
-    libc = ctypes.CDLL(None, use_errno=True)
     limit = args.batch_mib << 20
     phases = {"create+write": 0.0, "syncfs": 0.0, "rename+fsync dirs": 0.0}
     files = size = 0
@@ -64,7 +65,7 @@ def main() -> int:
         for n, body in enumerate(bodies):
             t = time.perf_counter()
             name = f"{n}.M{n}P{os.getpid()}.floor"
-            fd = os.open(folder / "tmp" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = create_fd(str(folder / "tmp" / name))  # as the Maildir's delivery creates one
             os.write(fd, body)
             os.close(fd)
             phases["create+write"] += time.perf_counter() - t
@@ -72,7 +73,7 @@ def main() -> int:
             held += len(body)
             files, size = files + 1, size + len(body)
             if held >= limit or n == len(bodies) - 1:
-                _commit(libc, folder, batch, phases)
+                _commit(folder, batch, phases)
                 batch, held = [], 0
     total = time.perf_counter() - started
     print(f"{files} files, {size / 1e6:.0f} MB, {len(corpus)} folders: {total:.2f} s")
@@ -91,24 +92,16 @@ def _busy(share: float, period: float = 0.002) -> None:
         time.sleep((1 - share) * period)
 
 
-def _commit(libc: ctypes.CDLL, folder: Path, batch: list[str], phases: dict[str, float]) -> None:
+def _commit(folder: Path, batch: list[str], phases: dict[str, float]) -> None:
+    """The batch made durable as the Maildir's delivery does: one syncfs, the renames, the
+    directories fsynced (stores/maildir/durability.py)."""
     t = time.perf_counter()
-    fd = os.open(folder / "tmp", os.O_RDONLY)
-    try:
-        if libc.syncfs(fd) != 0:
-            raise OSError(ctypes.get_errno(), "syncfs")
-    finally:
-        os.close(fd)
+    syncfs(str(folder / "tmp"))
     phases["syncfs"] += time.perf_counter() - t
     t = time.perf_counter()
     for name in batch:
         os.rename(folder / "tmp" / name, folder / "cur" / f"{name}:2,")
-    for sub in ("cur", "tmp"):
-        fd = os.open(folder / sub, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dirs(str(folder / sub) for sub in ("cur", "tmp"))
     phases["rename+fsync dirs"] += time.perf_counter() - t
 
 
