@@ -167,9 +167,9 @@ def _cli_in_child(argv: list[str], env: dict[str, str], output: str) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-        from mailtide.cli import main
+        from mailtide.entry import command  # as the console script runs it
 
-        code = main(argv)
+        code = command(argv)
     except BaseException:
         traceback.print_exc()
         code = 99

@@ -34,7 +34,7 @@ print(json.dumps({"collected": sorted(set(collected) - before_the_pause),
 # before its event loop, and whether the collector is on in the loop, printed at exit.
 COMMAND = """
 import asyncio, atexit, gc, json, sys
-from mailtide.cli import run
+from mailtide.entry import run
 collected, seen = [], {}
 def loaded(event, args):
     if event == "import" and gc.isenabled() and "enabled" not in seen:

@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 # Before any value class is built (issue 12: a third of a sync's start-up CPU).
 compiled_methods.install(Path(__file__).parent)
 
-structlog_load.load()  # without what mailtide never uses (structlog_load.py)
+structlog_load.defer()  # loaded at its first use, without what mailtide never uses
 
 loading.resume()

@@ -1,5 +1,5 @@
 """``python -m mailtide``: the same as the ``mailtide`` command."""
 
-from mailtide.cli import run
+from mailtide.entry import run
 
 run()

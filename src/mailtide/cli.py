@@ -14,7 +14,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,7 +23,6 @@ from mailtide import loading
 from mailtide.cli_help import Parser
 from mailtide.config import Config, ConfigError, ImapRepository, load_config
 from mailtide.daemon import memory
-from mailtide.process_exit import exit_now
 from mailtide.stores.base import StoreError
 from mailtide.ui.log import redact, register_secret, setup_logging
 
@@ -337,7 +336,10 @@ def _chosen_accounts(config: Config, names: list[str] | None) -> list[str] | Non
 
 
 def _sync(args: argparse.Namespace) -> int:
-    config = load_config(getattr(args, "config", None))
+    from mailtide.quiet import early  # what the command's entry read already (entry.py)
+
+    path = getattr(args, "config", None)
+    config = early.config(path) or load_config(path)
     accounts = _chosen_accounts(config, _split_list(args.account))
     folders = _split_list(args.folder)
     _prepare(config)
@@ -350,12 +352,13 @@ def _sync(args: argparse.Namespace) -> int:
         names = _unless_quiet(config, names)
     reports: list[AccountReport] = []
     if names:
-        memory.one_heap()  # before any worker thread starts (the quiet check starts none)
+        memory.one_heap()  # before any worker thread starts (or the quiet check's: entry.py)
         # Imported here so that check-config works whatever state the engine is in.
         import asyncio  # not before: the quiet check needs no event loop (issue 12)
 
         from mailtide.wiring import sync_accounts
 
+        early.end()  # the check's sessions it did not take (the Maildir had changed)
         loading.resume()
         reports = asyncio.run(
             sync_accounts(
@@ -638,15 +641,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbosity <= 0:
             _error("run with -v to see the traceback")
         return EXIT_INTERNAL
-
-
-def run() -> NoReturn:
-    """The ``mailtide`` command: ``main``, then the process ends without the interpreter's
-    teardown (``process_exit``); the command's modules load without the cyclic garbage
-    collector (``loading``), which is on again once the command begins its work."""
-    loading.pause()
-    exit_now(main())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

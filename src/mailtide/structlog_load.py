@@ -15,10 +15,17 @@ Importing any part of structlog runs its ``__init__``, which loads every submodu
   a run that needs no event loop (the quiet check, quiet/check.py) would pay for nothing.
   While structlog loads, ``asyncio`` is a stand-in module that imports the real one the
   first time one of its names is used; afterwards ``import asyncio`` loads the real one.
+
+And not before its first use (``defer``, from ``mailtide/__init__.py``): ``import structlog``
+gives a stand-in module whose first name asked (a logger, a submodule) loads the real one as
+above.  So what runs before any module logs, such as the quiet check's server session begun
+while the command's modules load (quiet/early.py), does not wait for structlog's 10 ms.
 """
 
 from __future__ import annotations
 
+import _thread
+import importlib
 import importlib.machinery
 import importlib.util
 import sys
@@ -28,6 +35,14 @@ from types import ModuleType
 HIDDEN = ("rich",)
 LAZY = ("structlog.threadlocal",)
 DEFERRED = ("asyncio",)
+
+
+def defer() -> None:
+    """Make structlog load at its first use (``load`` then), unless it or rich is loaded
+    already."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["structlog"] = _OnFirstUse("structlog")
 
 
 def load() -> None:
@@ -49,6 +64,23 @@ def load() -> None:
         for name in deferred:
             if isinstance(sys.modules.get(name), _Deferred):
                 del sys.modules[name]
+
+
+_first_use = _thread.allocate_lock()
+
+
+class _OnFirstUse(ModuleType):
+    """structlog's stand-in until its first use: the first name asked of it (by ``from
+    structlog import``, a submodule's import, an attribute) takes it out of ``sys.modules``
+    and loads the real structlog (``load``); every name is then the real module's, looked up
+    there each time (a name set or patched on the real module is the one seen)."""
+
+    def __getattr__(self, name: str) -> object:
+        with _first_use:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                load()
+        return getattr(importlib.import_module(self.__name__), name)
 
 
 class _Deferred(ModuleType):

@@ -11,9 +11,7 @@ import os
 import re
 import sqlite3
 import stat
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,72 +19,9 @@ import pytest
 import imap_helpers as srv
 import maildir_helpers as loc
 from dovecot import Dovecot, ImapAccount, private_dovecot
-from engine_helpers import Setup, assert_in_sync, make_setup, run_sync, write_config
-from mailtide.stores.maildir.stamp import folder_stamp
+from engine_helpers import assert_in_sync, run_sync
 from password_sources import SOURCES, Writer, random_password, use_source
-
-FOLDERS = ("INBOX", "Archive", "Entwürfe/2024")  # a name in UTF-7 on the server, nested
-
-
-@dataclass
-class Quiet:
-    """An account whose last run was quiet: the next sync may end at the quiet check."""
-
-    setup: Setup
-    config: Path
-
-    @property
-    def proof(self) -> Path:
-        return self.setup.config.general.state_dir / "test.sqlite.quiet"
-
-    def folder(self, name: str) -> Path:
-        return loc.folder_dir(self.setup.root, self.setup.layout, name)
-
-
-def ended_quietly(output: str) -> bool:
-    return "event=account.quiet" in output
-
-
-def sync(q: Quiet, *args: str) -> str:
-    code, output = run_sync(q.config, None, True, *args)
-    assert code == 0, output
-    return output
-
-
-def provable(q: Quiet) -> None:
-    """Wait until every folder's times can prove it unchanged (the suite takes every file
-    system to keep whole seconds: at most a second or two)."""
-    deadline = time.monotonic() + 5
-    while any(folder_stamp(str(q.folder(f))) is None for f in FOLDERS):
-        assert time.monotonic() < deadline, "a folder kept changing"
-        time.sleep(0.05)
-
-
-def quieted(q: Quiet, proof: bool = True) -> None:
-    """Synced until a run was quiet: the first run carries everything, the next records the
-    folders' stamps (they prove nothing within the second of its writes), the third finds
-    nothing to do and leaves the proof (``proof``: it is expected to)."""
-    for _ in range(3):
-        sync(q)
-        provable(q)
-    assert q.proof.exists() == proof
-
-
-def quiet_account(
-    imap_account: ImapAccount,
-    tmp_path: Path,
-    layout: str = "fs",
-    proof: bool = True,
-    **remote: object,
-) -> Quiet:
-    """An account with a message in each of ``FOLDERS``, synced until a run was quiet;
-    ``remote``: changes to its IMAP repository."""
-    setup = make_setup(imap_account, tmp_path, layout, **remote)
-    for i, folder in enumerate(FOLDERS):
-        srv.append(imap_account, folder, srv.make_message(i, folder), ["\\Seen"])
-    q = Quiet(setup, write_config(setup))
-    quieted(q, proof)
-    return q
+from quiet_helpers import Quiet, ended_quietly, provable, quiet_account, sync
 
 
 @pytest.fixture
@@ -101,6 +36,8 @@ def test_a_sync_after_a_quiet_run_ends_at_the_check_with_the_same_report(
     quiet = quiet_account(imap_account, tmp_path, layout)
     output = sync(quiet)
     assert ended_quietly(output), output
+    # The server's answers came from the session begun before the modules loaded (early.py).
+    assert "event=quiet.session side=FAR begun=early" in output, output
     done = [line for line in output.splitlines() if "event=account.done" in line]
     assert len(done) == 1
     assert re.sub(r"^timestamp=\S+ ", "", done[0]) == (
@@ -208,11 +145,13 @@ def test_the_run_after_the_one_that_carried_a_change_leaves_the_proof(
 
 def test_a_maildir_change_is_found_before_the_server_is_asked(quiet: Quiet) -> None:
     """The Maildir's stat calls come first: a change there (the sync after reading mail)
-    costs the check no session with the server."""
+    ends the check without waiting for the server's answers (the session begun early is
+    left untaken)."""
     _server_flag(quiet)
     _local_flag(quiet)
     output = sync(quiet)
     assert 'why="the local side reads otherwise"' in output, output
+    assert "event=quiet.session" not in output, output
     assert_in_sync(quiet.setup)
 
 
@@ -280,7 +219,12 @@ def test_the_check_reads_every_password_source_as_the_sync_does(
     q = quiet_account(account, tmp_path, password=password)
     use_source(q.config, source(tmp_path, account, password, monkeypatch))
     sync(q)  # the config changed: this one runs, and is quiet
-    assert ended_quietly(sync(q))
+    output = sync(q)
+    assert ended_quietly(output), output
+    # A source that runs a program (a command, the keyring) is asked once, by the check
+    # itself; the others' password is read before the modules load (early.py).
+    begun = "now" if source in (SOURCES["password_command"], SOURCES["keyring"]) else "early"
+    assert f"event=quiet.session side=FAR begun={begun}" in output, output
 
 
 def test_an_account_another_mailtide_holds_is_refused_as_ever(quiet: Quiet) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 from mailtide.auth.source import COMMAND_TIMEOUT, PasswordError, Source
-from mailtide.ui.log import register_secret
 
 __all__ = ["COMMAND_TIMEOUT", "HasPassword", "PasswordError", "password_source", "resolve_password"]
 
@@ -88,6 +87,9 @@ class NoPassword:
 
 async def obtain(source: Source) -> str:
     """The password ``source`` gives now, registered to be masked in logs."""
+    # Here, not at the top: the quiet check reads a password before logging has loaded.
+    from mailtide.ui.log import register_secret
+
     password = await source.password()
     register_secret(password)
     return password

@@ -22,7 +22,9 @@ stamp changes), so the check cannot miss a change.  The check (check.py) reads t
 inputs again the store's way (the Maildir's stamps and ids, and one IMAP session: login,
 NAMESPACE, LIST-STATUS) and compares; anything different, unreadable or out of the ordinary
 hands over to the engine, which then decides as it always does.  It never writes: no state,
-no mail.  It holds the account's lock while it reads, like a sync.
+no mail.  It holds the account's lock while it reads, like a sync.  The IMAP session begins
+before the command's other modules load, on a thread of its own (early.py): the server
+answers while they load.
 
 What it does not cover, so the engine runs: a run with options (folders, ``--full``, a dry
 run), an account with hooks (they run at every sync), Gmail's modes, OAuth2 (the probe speaks

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mailtide.stores.imap import sasl
+from mailtide.stores.imap import sasl, tcp
 from mailtide.stores.imap.credentials import Credentials
 from mailtide.stores.imap.parse import ParseError, literal_size, status_text
 from mailtide.stores.imap.seen import (
@@ -32,12 +32,6 @@ from mailtide.stores.imap.wire import Part, Secret, quote_astring
 if TYPE_CHECKING:
     from mailtide.stores.imap.tls_trust import TlsTrust
 
-# Seconds the probe waits for the server at most, whatever the repository's timeout: it only
-# saves time when the server answers at once, and the sync that follows a give-up waits anew.
-LONGEST_WAIT = 10.0
-# ... and for the connection: a server that does not take it at once is left to the sync's own
-# connect, its timeout and its retries, which then wait no longer than they would have.
-CONNECT_WAIT = 3.0
 MAX_ANSWER = 16 << 20  # bytes: a folder list bigger than this is left to the sync
 
 
@@ -63,16 +57,19 @@ class Server:
         return f"{self.host}:{self.port}"
 
 
-def answers_now(server: Server, credentials: Credentials) -> list[str]:
+def answers_now(
+    server: Server, credentials: Credentials, connected: _socket.socket | None = None
+) -> list[str]:
     """The server's answers now (seen.py), as the store reads them at a sync's start;
-    ``Unavailable`` when the probe cannot read them as the store would."""
+    ``Unavailable`` when the probe cannot read them as the store would.  ``connected``: a
+    connection to the server made already (``tcp.connect``), which is closed in the end."""
     where = server.where
-    try:
-        waits = min(server.timeout, CONNECT_WAIT), min(server.timeout, LONGEST_WAIT)
-        raw = _connect(server.host, server.port, *waits)
-    except OSError as e:
-        raise Unavailable(f"cannot connect to {where}: {e}") from None
-    conn = _Connection(raw)
+    if connected is None:
+        try:
+            connected = tcp.connect(server.host, server.port, server.timeout)
+        except OSError as e:
+            raise Unavailable(f"cannot connect to {where}: {e}") from None
+    conn = _Connection(connected)
     try:
         if server.tls == "implicit":
             conn.start_tls(server)
@@ -81,27 +78,6 @@ def answers_now(server: Server, credentials: Credentials) -> list[str]:
         raise Unavailable(f"{where}: {type(e).__name__}: {e}") from None
     finally:
         conn.close()
-
-
-def _connect(host: str, port: int, connecting: float, reading: float) -> _socket.socket:
-    """A TCP connection to the first address of ``host`` that takes it within ``connecting``
-    seconds, waiting ``reading`` seconds at most for data from then on.  On the interpreter's
-    own socket type: the ``socket`` module's enums cost more to load (at every start) than
-    the whole check spends otherwise.  An ASCII host name goes as bytes: the resolver then
-    needs no IDNA codec."""
-    name: str | bytes = host.encode() if host.isascii() else host
-    failure: OSError = OSError(f"{host} has no address")
-    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
-        sock = _socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(connecting)
-            sock.connect(address)
-            sock.settimeout(reading)
-            return sock
-        except OSError as e:
-            sock.close()
-            failure = e
-    raise failure
 
 
 def _session(conn: _Connection, server: Server, credentials: Credentials) -> list[str]:

@@ -35,7 +35,6 @@ SECRET_MARKER = "<redacted>"
 MAX_SHOWN = 2000
 
 _wire = logging.getLogger("mailtide.wire.imap")
-_log = structlog.get_logger("mailtide.wire.imap")
 
 # A message part sent as a quoted string: the item name, then the string.
 _QUOTED_PART = re.compile(
@@ -66,13 +65,20 @@ def enabled() -> bool:
 
 def sent(conn: int, line: str) -> None:
     """Log one command (already shown safely, see ``command_line``)."""
-    _log.debug("imap.sent", conn=conn, line=line)
+    _log().debug("imap.sent", conn=conn, line=line)
 
 
 def received(conn: int, raw: RawResponse, context: Mapping[str, Any]) -> None:
     """Log one response; ``context`` is the account / mailbox of the command it answers
     (a response arrives in the event loop's context, not in the command's)."""
-    _log.debug("imap.received", **{**context, "conn": conn, "line": response_line(raw)})
+    _log().debug("imap.received", **{**context, "conn": conn, "line": response_line(raw)})
+
+
+def _log() -> Any:
+    """The conversation's structlog logger, asked for when a line is logged: a module that
+    only builds commands (the quiet check's session, begun before structlog has loaded:
+    quiet/early.py) does not load structlog."""
+    return structlog.get_logger("mailtide.wire.imap")
 
 
 def command_line(tag: bytes, parts: Sequence[Part]) -> str:

@@ -1,0 +1,208 @@
+"""The quiet check's server session begun before the command's modules load
+(mailtide/quiet/early.py): begun only where the check will read that side, taken only for the
+same repository and proof, never in the way of the command, and before structlog loads.
+
+Through the real Dovecot; the check's own tests (test_quiet_check.py) run every case through
+the command's entry, so through this session too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dovecot import ImapAccount
+from engine_helpers import run_sync
+from fault_proxy import FaultProxy
+from mailtide.config import ImapRepository, load_config
+from mailtide.core.model import Side
+from mailtide.quiet import early
+from mailtide.state import quiet as proof
+from mailtide.stores.imap.probe import Unavailable
+from quiet_helpers import Quiet, ended_quietly, quiet_account, sync
+
+
+@pytest.fixture(autouse=True)
+def fresh_early(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no session begun and no configuration read, and ends with every
+    session it began ended."""
+    monkeypatch.setattr(early, "_sessions", {})
+    monkeypatch.setattr(early, "_read", None)
+    yield
+    early.end()
+
+
+@pytest.fixture
+def quiet(imap_account: ImapAccount, tmp_path: Path) -> Quiet:
+    return quiet_account(imap_account, tmp_path)
+
+
+def remote(q: Quiet) -> ImapRepository:
+    repo = load_config(str(q.config)).account("test").remote
+    assert isinstance(repo, ImapRepository)
+    return repo
+
+
+def recorded(q: Quiet) -> proof.Proof:
+    found = proof.read(q.setup.config.general.state_dir / "test.sqlite")
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["sync"], (None, None)),
+        (["sync", "-c", "c.toml"], ("c.toml", None)),
+        (["-c", "c.toml", "-q", "sync"], ("c.toml", None)),
+        (["--config=c.toml", "sync", "-vv", "--now"], ("c.toml", None)),
+        (["sync", "-a", "work, home", "--account=gmail"], (None, ["work", "home", "gmail"])),
+        (["--log-format", "json", "sync", "--verbose"], (None, None)),
+        (["sync", "-c", "a.toml", "-c", "b.toml"], ("b.toml", None)),  # the last, as argparse
+        # The check does not run, or the scan cannot be sure what the command line says.
+        (["sync", "--full"], None),
+        (["sync", "--dry-run"], None),
+        (["sync", "-f", "INBOX"], None),
+        (["sync", "--allow-mass-delete"], None),
+        (["sync", "--restore-deleted"], None),
+        (["sync", "-a", r"a\,b"], None),
+        (["sync", "-c"], None),
+        (["sync", "-vq"], None),
+        (["sync", "--help"], None),
+        (["status"], None),
+        (["daemon"], None),
+        (["sync", "sync"], None),
+        ([], None),
+    ],
+)
+def test_only_a_sync_the_check_applies_to_begins_a_session(
+    argv: list[str], wanted: tuple[str | None, list[str] | None] | None
+) -> None:
+    assert early.plain_sync(argv) == wanted
+
+
+def test_the_session_begins_before_structlog_loads_and_the_check_takes_it(quiet: Quiet) -> None:
+    """The point of it: the server answers while structlog and the command line load."""
+    program = """
+import json, sys
+from mailtide.quiet import early
+early.start(sys.argv[1:])
+begun = sorted(f"{a}:{s}" for a, s in early._sessions)
+structlog = type(sys.modules.get("structlog")).__name__
+from mailtide.cli import main
+print(json.dumps({"begun": begun, "structlog": structlog, "code": main(sys.argv[1:])}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program, "sync", "-c", str(quiet.config), "-v"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"begun": ["test:0"], "structlog": "_OnFirstUse", "code": 0}, done.stderr
+    assert ended_quietly(done.stderr), done.stderr
+    assert "event=quiet.session side=FAR begun=early" in done.stderr
+
+
+def test_the_answers_are_taken_for_the_proof_and_repository_they_were_read_for(
+    quiet: Quiet,
+) -> None:
+    repo, read = remote(quiet), recorded(quiet)
+    early.start(["sync", "-c", str(quiet.config)])
+    taken = early.take("test", Side.FAR, repo, read)
+    assert taken is not None
+    answers, credentials = taken
+    assert answers == read.sides[Side.FAR]["answers"]  # the server as the quiet run left it
+    assert credentials.user == repo.user
+    assert early.take("test", Side.FAR, repo, read) is None, "taken once"
+
+
+def test_a_session_begun_for_another_proof_or_repository_is_not_taken(quiet: Quiet) -> None:
+    repo, read = remote(quiet), recorded(quiet)
+    other = proof.Proof(read.code, read.config, read.state, read.mailboxes + 1, read.sides)
+    early.start(["sync", "-c", str(quiet.config)])
+    assert early.take("test", Side.FAR, repo, other) is None  # a sync ran in between
+    early.start(["sync", "-c", str(quiet.config)])
+    moved = ImapRepository(**{**vars_of(repo), "port": repo.port + 1})
+    assert early.take("test", Side.FAR, moved, read) is None
+    early.start(["sync", "-c", str(quiet.config)])
+    assert early.take("test", Side.NEAR, repo, read) is None  # the Maildir side has none
+
+
+def vars_of(repo: ImapRepository) -> dict[str, object]:
+    return {name: getattr(repo, name) for name in repo.__dataclass_fields__}
+
+
+def test_nothing_begins_without_a_proof_or_for_another_account(quiet: Quiet) -> None:
+    early.start(["sync", "-c", str(quiet.config), "-a", "elsewhere"])
+    assert not early._sessions
+    assert early.config(str(quiet.config)) is not None  # read all the same, for the command
+    quiet.proof.unlink()
+    early.start(["sync", "-c", str(quiet.config)])
+    assert not early._sessions
+
+
+def test_the_heap_is_set_before_the_first_session_thread_starts(quiet: Quiet) -> None:
+    threads_then: list[list[str]] = []
+    early.start(
+        ["sync", "-c", str(quiet.config)],
+        before_threads=lambda: threads_then.append([t.name for t in threading.enumerate()]),
+    )
+    assert len(threads_then) == 1
+    assert "mailtide-quiet" not in threads_then[0]
+    assert early._sessions
+
+
+def test_a_session_nobody_takes_has_ended_before_the_sync_connects(quiet: Quiet) -> None:
+    early.start(["sync", "-c", str(quiet.config)])
+    early.end()
+    assert not early._sessions
+    assert "mailtide-quiet" not in [t.name for t in threading.enumerate()]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[general\n", "[account.x]\nlocal = 3\n", ""],
+    ids=["not TOML", "wrong keys", "empty"],
+)
+def test_a_bad_configuration_begins_nothing_and_the_command_says_why(
+    tmp_path: Path, text: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    config.chmod(0o600)
+    early.start(["sync", "-c", str(config)])  # never raises
+    assert not early._sessions and early.config(str(config)) is None
+    done = subprocess.run(
+        [sys.executable, "-m", "mailtide", "sync", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"mailtide: {config}"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_server_gone_since_the_quiet_run_is_reported_by_the_sync(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """The session cannot connect: the check finds nothing quiet, and the sync says why."""
+    with FaultProxy(imap_account.port) as proxy:
+        q = quiet_account(imap_account, tmp_path, port=proxy.port)
+        output = sync(q)
+        assert ended_quietly(output), "quiet through the proxy"
+        proxy.down()
+        repo, read = remote(q), recorded(q)
+        early.start(["sync", "-c", str(q.config)])
+        with pytest.raises(Unavailable, match="cannot connect"):
+            early.take("test", Side.FAR, repo, read)
+        code, output = run_sync(q.config, None, True)
+    assert code != 0
+    assert not ended_quietly(output)
+    assert "quiet.unavailable" in output, output
