@@ -42,15 +42,27 @@ def proof_file(db: Path) -> Path:
 
 def code_signature() -> str:
     """The size and time of each of mailtide's source files, in one string."""
-    parts = []
-    for top, dirs, files in os.walk(_PACKAGE):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(top, name))
-                where = os.path.relpath(os.path.join(top, name), _PACKAGE)
-                parts.append(f"{where}:{st.st_size}:{st.st_mtime_ns}")
+    parts: list[str] = []
+    _code_files(str(_PACKAGE), "", parts)
     return " ".join(parts)
+
+
+def _code_files(top: str, prefix: str, parts: list[str]) -> None:
+    """``parts`` += "where:size:mtime" of each ``.py`` file under ``top`` (``where`` relative
+    to the package, ``prefix`` that of ``top``), in name order, a directory's files before its
+    subdirectories (``__pycache__`` left out)."""
+    with os.scandir(top) as listed:
+        entries = sorted(listed, key=lambda e: e.name)
+    dirs = []
+    for entry in entries:
+        if entry.is_dir():
+            if entry.name != "__pycache__" and not entry.is_symlink():  # as os.walk
+                dirs.append(entry)
+        elif entry.name.endswith(".py"):
+            st = entry.stat()
+            parts.append(f"{prefix}{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    for entry in dirs:
+        _code_files(entry.path, f"{prefix}{entry.name}/", parts)
 
 
 def signatures(db: Path, config: Path) -> tuple[str, str, str] | None:

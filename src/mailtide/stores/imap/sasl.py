@@ -31,7 +31,6 @@ this module only inside ``Secret`` parts, which the conversation log shows as ``
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,12 +108,15 @@ def oauthbearer_response(credentials: Credentials, server: Server) -> bytes:
     )
 
 
+def _base64(data: bytes) -> str:
+    """``data`` in base64 (binascii's: the ``base64`` module costs every start its import)."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
 LOGIN = LoginCommand(ascii_only=True)
 LOGIN_8BIT = LoginCommand(ascii_only=False)
 PLAIN = Mechanism("PLAIN", PASSWORD, plain_response, "*", "\0")
-OAUTHBEARER = Mechanism(
-    "OAUTHBEARER", TOKEN, oauthbearer_response, base64.b64encode(b"\x01").decode(), "\x01"
-)
+OAUTHBEARER = Mechanism("OAUTHBEARER", TOKEN, oauthbearer_response, _base64(b"\x01"), "\x01")
 XOAUTH2 = Mechanism("XOAUTH2", TOKEN, xoauth2_response, "", "\x01")
 
 Way = LoginCommand | Mechanism
@@ -159,7 +161,7 @@ class Exchange:
     ) -> None:
         self.mechanism = mechanism
         response = mechanism.initial(credentials, server)
-        self._response = Secret(base64.b64encode(response).decode("ascii"))
+        self._response = Secret(_base64(response))
         self._sent = sasl_ir  # with SASL-IR the command carries the initial response
         self.refusal: str | None = None
 
@@ -178,6 +180,8 @@ class Exchange:
 
 def _readable(challenge: bytes) -> str:
     """A challenge as text for an error message: decoded from base64 when it is printable."""
+    import base64  # only for a refusal
+
     text = challenge.strip()
     try:
         decoded = base64.b64decode(text, validate=True).decode("utf-8")
