@@ -8,6 +8,7 @@ the command's entry, so through this session too."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -144,6 +145,20 @@ def test_nothing_begins_without_a_proof_or_for_another_account(quiet: Quiet) -> 
     assert early.config(str(quiet.config)) is not None  # read all the same, for the command
     quiet.proof.unlink()
     early.start(["sync", "-c", str(quiet.config)])
+    assert not early._sessions
+
+
+def test_a_password_from_a_program_begins_no_session(quiet: Quiet) -> None:
+    """A command (or the keyring) is asked once, by the check itself: nothing connects early
+    for it."""
+    secret = quiet.config.parent / "password"
+    secret.write_text(quiet.setup.imap.password + "\n")
+    text = re.sub(
+        r"(?m)^password = .*$", f'password_command = ["cat", "{secret}"]', quiet.config.read_text()
+    )
+    quiet.config.write_text(text)
+    early.start(["sync", "-c", str(quiet.config)])
+    assert quiet.proof.exists() and early.config(str(quiet.config)) is not None
     assert not early._sessions
 
 

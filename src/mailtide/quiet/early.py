@@ -13,7 +13,7 @@ Only what the check would do itself, so nothing it decides changes:
 - only for a plain ``mailtide sync`` (the options that skip the check, or any the scan here
   does not know, start nothing), an account the check covers (reach.py), with a proof, and
   an IMAP side whose password is read at once (a command or the keyring is left to the
-  check: it is asked once);
+  check: it is asked once; OAuth2 is the engine's);
 - the same session: the server, the trust and the password of the same repository;
 - taken only by the check of that account and side, for an equal repository, while the
   proof it reads is the one read here: a sync that ran in between left another (or
@@ -214,7 +214,7 @@ def _sessions_of(config: Config, name: str) -> list[_Session]:
     return [
         _Session(name, side, repo, recorded)
         for side, facts, repo in zip(SIDES, recorded.sides, repos, strict=True)
-        if facts.get("kind") == "imap" and isinstance(repo, ImapRepository)
+        if facts.get("kind") == "imap" and isinstance(repo, ImapRepository) and reach.at_once(repo)
     ]
 
 

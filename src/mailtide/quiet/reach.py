@@ -43,6 +43,16 @@ def server(repo: ImapRepository) -> Server:
     return Server(repo.host, repo.port, repo.tls, repo.timeout, trust)
 
 
+def at_once(repo: ImapRepository) -> bool:
+    """Whether ``repo``'s password is read without running a program (a command, the
+    keyring) and without OAuth2: what ``credentials(repo, blocking=False)`` can read."""
+    if repo.oauth2 is not None:
+        return False
+    from mailtide.auth.password import password_source
+
+    return not hasattr(password_source(repo), "password_now")
+
+
 def credentials(repo: ImapRepository, *, blocking: bool = True) -> Credentials:
     """The password, from any source but OAuth2, read as the sync reads it: a source that
     blocks (a command, the keyring) by its ``password_now`` (``Unavailable`` instead when not
