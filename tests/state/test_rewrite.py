@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailtide.core.model import Identity, PendingFlags, Record, Side
+from mailtide.state import db as state_db
 from mailtide.state.db import Cursor, StateDB
 
 _IDS = st.tuples(st.sampled_from(["", "1", "2", "3"]), st.sampled_from(["", "a", "b"]))
@@ -63,6 +65,23 @@ def test_replace_leaves_the_rows_a_drop_then_a_put_would(
     plain.put(plain.mailbox("INBOX"), new)
     rewritten.rewrite([(rewritten.mailbox("INBOX"), old, new)])
     assert _rows(rewritten) == _rows(plain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    there=st.lists(_RECORD, max_size=8),
+    old=st.lists(_RECORD, max_size=8),
+    new=st.lists(_RECORD, max_size=8),
+)
+def test_replace_in_parts_leaves_the_rows_a_drop_then_a_put_would(
+    there: list[Record], old: list[Record], new: list[Record]
+) -> None:
+    """The old records are read and rewritten a part at a time (``REWRITE_PART`` of them, 2
+    here): a row taken by one part is never taken again by a later one."""
+    with mock.patch.object(state_db, "REWRITE_PART", 2):
+        test_replace_leaves_the_rows_a_drop_then_a_put_would.hypothesis.inner_test(  # type: ignore[attr-defined]
+            there, old, new
+        )
 
 
 def test_a_copys_result_rewrites_only_the_indexes_of_the_id_it_gains(tmp_path: Path) -> None:
