@@ -20,6 +20,7 @@ level check.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -74,8 +75,9 @@ def received(conn: int, raw: RawResponse, context: Mapping[str, Any]) -> None:
     _log().debug("imap.received", **{**context, "conn": conn, "line": response_line(raw)})
 
 
+@functools.cache
 def _log() -> Any:
-    """The conversation's structlog logger, asked for when a line is logged: a module that
+    """The conversation's structlog logger, made when the first line is logged: a module that
     only builds commands (the quiet check's session, begun before structlog has loaded:
     quiet/early.py) does not load structlog."""
     return structlog.get_logger("mailtide.wire.imap")
