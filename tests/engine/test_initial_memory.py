@@ -40,11 +40,13 @@ def traced() -> Iterator[None]:
         tracemalloc.stop()
 
 
-def _first_sync_peak(dovecot: Dovecot, tmp: Path, count: int) -> int:
-    """The allocation peak above the start of a first sync of ``count`` messages in INBOX."""
-    account = dovecot.account(f"u{os.getpid()}-initial-memory-{count}-{tmp.name}".lower())
+def _first_sync_peak(dovecot: Dovecot, tmp: Path, count: int, run: int = 0) -> int:
+    """The allocation peak above the start of a first sync of ``count`` messages in INBOX
+    (``run``: the how-manieth of that size)."""
+    name = f"u{os.getpid()}-initial-memory-{count}-{run}-{tmp.name}".lower()
+    account = dovecot.account(name)
     fill_inbox(dovecot, account, [srv.make_message(i, "INBOX", size=SIZE) for i in range(count)])
-    where = tmp / str(count)
+    where = tmp / f"{count}-{run}"
     where.mkdir()
     setup = make_setup(account, where)
     tracemalloc.reset_peak()
@@ -60,7 +62,9 @@ def test_a_first_sync_holds_little_per_message(
     dovecot: Dovecot, tmp_path: Path, traced: None
 ) -> None:
     _first_sync_peak(dovecot, tmp_path, 20)  # imports and first-use costs out of the way
-    small = _first_sync_peak(dovecot, tmp_path, SMALL)
-    large = _first_sync_peak(dovecot, tmp_path, LARGE)
+    # The lower of two peaks each: what is held, not a moment's extra batch in flight (a loaded
+    # machine's reads may run ahead of its writes: one LARGE peak was seen 0.4 MB higher).
+    small = min(_first_sync_peak(dovecot, tmp_path, SMALL, run) for run in range(2))
+    large = min(_first_sync_peak(dovecot, tmp_path, LARGE, run) for run in range(2))
     per_message = (large - small) / (LARGE - SMALL)
     assert per_message < MOST_PER_MESSAGE, (small, large, per_message)
