@@ -66,23 +66,6 @@ def load() -> None:
                 del sys.modules[name]
 
 
-_first_use = _thread.allocate_lock()
-
-
-class _OnFirstUse(ModuleType):
-    """structlog's stand-in until its first use: the first name asked of it (by ``from
-    structlog import``, a submodule's import, an attribute) takes it out of ``sys.modules``
-    and loads the real structlog (``load``); every name is then the real module's, looked up
-    there each time (a name set or patched on the real module is the one seen)."""
-
-    def __getattr__(self, name: str) -> object:
-        with _first_use:
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-                load()
-        return getattr(importlib.import_module(self.__name__), name)
-
-
 class _Deferred(ModuleType):
     """A stand-in for a module that its importers use only inside their functions: the first
     name asked of it imports the real module (no longer shadowed in ``sys.modules``).  Unlike
@@ -91,6 +74,24 @@ class _Deferred(ModuleType):
 
     def __getattr__(self, name: str) -> object:
         return getattr(importlib.import_module(self.__name__), name)
+
+
+_first_use = _thread.allocate_lock()
+
+
+class _OnFirstUse(_Deferred):
+    """structlog's stand-in until its first use: the first name asked of it (by ``from
+    structlog import``, a submodule's import, an attribute) takes it out of ``sys.modules``
+    and loads the real structlog (``load``); every name is then the real module's, looked up
+    there each time, as a ``_Deferred`` does (a name set or patched on the real module is the
+    one seen)."""
+
+    def __getattr__(self, name: str) -> object:
+        with _first_use:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                load()
+        return super().__getattr__(name)
 
 
 class _Lazily:

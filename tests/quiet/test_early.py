@@ -7,8 +7,8 @@ the command's entry, so through this session too."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -25,6 +25,7 @@ from mailtide.core.model import Side
 from mailtide.quiet import early
 from mailtide.state import quiet as proof
 from mailtide.stores.imap.probe import Unavailable
+from password_sources import SOURCES, use_source
 from quiet_helpers import Quiet, ended_quietly, quiet_account, sync
 
 
@@ -129,14 +130,10 @@ def test_a_session_begun_for_another_proof_or_repository_is_not_taken(quiet: Qui
     early.start(["sync", "-c", str(quiet.config)])
     assert early.take("test", Side.FAR, repo, other) is None  # a sync ran in between
     early.start(["sync", "-c", str(quiet.config)])
-    moved = ImapRepository(**{**vars_of(repo), "port": repo.port + 1})
+    moved = dataclasses.replace(repo, port=repo.port + 1)
     assert early.take("test", Side.FAR, moved, read) is None
     early.start(["sync", "-c", str(quiet.config)])
     assert early.take("test", Side.NEAR, repo, read) is None  # the Maildir side has none
-
-
-def vars_of(repo: ImapRepository) -> dict[str, object]:
-    return {name: getattr(repo, name) for name in repo.__dataclass_fields__}
 
 
 def test_nothing_begins_without_a_proof_or_for_another_account(quiet: Quiet) -> None:
@@ -148,15 +145,15 @@ def test_nothing_begins_without_a_proof_or_for_another_account(quiet: Quiet) -> 
     assert not early._sessions
 
 
-def test_a_password_from_a_program_begins_no_session(quiet: Quiet) -> None:
+def test_a_password_from_a_program_begins_no_session(
+    quiet: Quiet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A command (or the keyring) is asked once, by the check itself: nothing connects early
     for it."""
-    secret = quiet.config.parent / "password"
-    secret.write_text(quiet.setup.imap.password + "\n")
-    text = re.sub(
-        r"(?m)^password = .*$", f'password_command = ["cat", "{secret}"]', quiet.config.read_text()
+    imap = quiet.setup.imap
+    use_source(
+        quiet.config, SOURCES["password_command"](tmp_path, imap, imap.password, monkeypatch)
     )
-    quiet.config.write_text(text)
     early.start(["sync", "-c", str(quiet.config)])
     assert quiet.proof.exists() and early.config(str(quiet.config)) is not None
     assert not early._sessions

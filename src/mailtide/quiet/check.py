@@ -52,16 +52,18 @@ def _why_not(config: Config, account: Account) -> int | str:
         # change of the Maildir (the sync after reading mail) then does not wait for (the
         # session may have begun already: early.py).
         for side, facts, repo in sorted(sides, key=lambda s: s[1].get("kind") != "maildir"):
-            if not _still(facts, repo, (account.name, side, recorded)):
+            if not _still(facts, repo, account.name, side, recorded):
                 return f"the {('remote', 'local')[side]} side reads otherwise"
     finally:
         os.close(lock)
     return recorded.mailboxes
 
 
-def _still(facts: Mapping[str, Any], repo: Repository, whose: tuple[str, Side, Proof]) -> bool:
-    """Whether the store of ``repo`` reads now what ``facts`` say it read; ``whose``: the
-    account, the side and the proof, for the session begun early (early.py)."""
+def _still(
+    facts: Mapping[str, Any], repo: Repository, account: str, side: Side, recorded: Proof
+) -> bool:
+    """Whether the store of ``repo`` (``side`` of ``account``) reads now what ``facts`` (of
+    the proof ``recorded``) say it read."""
     kind = facts.get("kind")
     if kind == "maildir" and isinstance(repo, MaildirRepository):
         from mailtide.stores.maildir import seen
@@ -72,8 +74,8 @@ def _still(facts: Mapping[str, Any], repo: Repository, whose: tuple[str, Side, P
         from mailtide.stores.imap.probe import Unavailable, answers_now
 
         try:
-            taken = early.take(*whose[:2], repo, whose[2])
-            log.debug("quiet.session", side=whose[1].name, begun="early" if taken else "now")
+            taken = early.take(account, side, repo, recorded)  # the session begun early
+            log.debug("quiet.session", side=side.name, begun="early" if taken else "now")
             if taken is None:
                 credentials = reach.credentials(repo)
                 register_secret(credentials.secret)

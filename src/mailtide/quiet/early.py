@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailtide.config import Config, ConfigError, ImapRepository, load_config
+from mailtide.config import Config, ImapRepository, load_config
 from mailtide.core.model import SIDES
 from mailtide.quiet import reach
 from mailtide.state import quiet as proof
@@ -73,7 +73,7 @@ class _Session:
             try:
                 connected = tcp.connect(self.repo.host, self.repo.port, self.repo.timeout)
             except OSError as e:
-                self.failure = f"cannot connect to {self.repo.host}:{self.repo.port}: {e}"
+                self.failure = tcp.unreachable(self.repo.host, self.repo.port, e)
                 return
             self.go.wait()
             if self.read is None:
@@ -113,10 +113,7 @@ def _start(argv: Sequence[str], before_threads: Callable[[], object]) -> None:
     if wanted is None:
         return
     path, names = wanted
-    try:
-        config = load_config(path)
-    except ConfigError:
-        return
+    config = load_config(path)  # a ConfigError begins nothing (``start``)
     _read = (path, config)
     sessions = [
         session
@@ -231,7 +228,7 @@ def _prepare(session: _Session) -> None:
         if server.tls != "none":
             import socket  # noqa: F401  (the TLS of the session wraps one)
         session.read = functools.partial(answers_now, server, session.credentials)
-    except Exception:  # Unavailable or else: the check reads that side itself, its own way
-        session.read = None
+    except Exception:  # Unavailable or else: nothing to read, the check reads it its own way
+        pass
     finally:
         session.go.set()  # the thread imports nothing more while the command's modules load

@@ -502,8 +502,8 @@ class StateDB:
         for side in Side:
             wanted = sorted(set(ids[side]))
             for at in range(0, len(wanted), IDS_PER_QUERY):
-                chunk = wanted[at : at + IDS_PER_QUERY]
-                take(f"{_SIDE_COLUMN[side]} IN ({', '.join('?' * len(chunk))})", chunk)
+                marks, listed = _in_list(wanted[at : at + IDS_PER_QUERY])
+                take(f"{_SIDE_COLUMN[side]} IN {marks}", listed)
         return [found[rowid] for rowid in sorted(found)]
 
     def recorded_flags(self, mailbox: MailboxState, side: Side) -> dict[str, str | None]:
@@ -659,10 +659,10 @@ class StateDB:
         for ids, where in ((by_far, "far_id IN"), (by_near, "far_id = '' AND near_id IN")):
             if not ids:
                 continue
-            listed = _padded(ids)
+            marks, listed = _in_list(ids)
             for rowid, *row in self._db.execute(
                 f"SELECT rowid, {_RECORD_COLUMNS} FROM record WHERE mailbox = ?"
-                f" AND {where} ({', '.join('?' * len(listed))}) ORDER BY rowid",
+                f" AND {where} {marks} ORDER BY rowid",
                 (mailbox.id, *listed),
             ):
                 key = (row[0], row[1])
@@ -854,13 +854,13 @@ class StateDB:
         return GmailCopy(name, far_id, int(msgid), frozenset(flags.split()))
 
 
-def _padded(ids: list[str]) -> list[str]:
-    """``ids`` with its last repeated up to the next power of two: an ``IN`` list of any length
-    then takes one of a few statements, where one per length would fill SQLite's statement
-    cache (128 kept, each with its own program for its list: 10 MB more peak RSS in an
-    initial sync of 50k)."""
+def _in_list(ids: list[str]) -> tuple[str, list[str]]:
+    """The placeholders of an ``IN`` list of ``ids`` ("(?, ?)") and its parameters: ``ids``
+    with its last repeated up to the next power of two.  A list of any length then takes one
+    of a few statements, where one per length would fill SQLite's statement cache (128 kept,
+    each with its own program for its list: 10 MB more peak RSS in an initial sync of 50k)."""
     size = 1 << (len(ids) - 1).bit_length()
-    return ids + [ids[-1]] * (size - len(ids))
+    return f"({', '.join('?' * size)})", ids + [ids[-1]] * (size - len(ids))
 
 
 def _record_values(r: Record) -> tuple[object, ...]:

@@ -68,7 +68,7 @@ def answers_now(
         try:
             connected = tcp.connect(server.host, server.port, server.timeout)
         except OSError as e:
-            raise Unavailable(f"cannot connect to {where}: {e}") from None
+            raise Unavailable(tcp.unreachable(server.host, server.port, e)) from None
     conn = _Connection(connected)
     try:
         if server.tls == "implicit":

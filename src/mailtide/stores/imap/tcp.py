@@ -34,3 +34,8 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
             sock.close()
             failure = e
     raise failure
+
+
+def unreachable(host: str, port: int, error: OSError) -> str:
+    """Why the probe has no answers when ``connect`` failed with ``error``."""
+    return f"cannot connect to {host}:{port}: {error}"
