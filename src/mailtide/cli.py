@@ -358,7 +358,7 @@ def _sync(args: argparse.Namespace) -> int:
 
         from mailtide.wiring import sync_accounts
 
-        early.end()  # the check's sessions it did not take (the Maildir had changed)
+        listed = early.hand_over()  # the sessions begun early: their listings, for the stores
         loading.resume()
         reports = asyncio.run(
             sync_accounts(
@@ -369,6 +369,7 @@ def _sync(args: argparse.Namespace) -> int:
                 allow_mass_delete=args.allow_mass_delete,
                 restore_deleted=args.restore_deleted,
                 mode="full" if args.full else "quick",
+                listed=listed,
             )
         )
     return _outcome(reports, handed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,7 +19,7 @@ import structlog
 from mailtide.config import ConfigError, gmail, load_config
 from mailtide.config.model import Account, Config, ImapRepository, MaildirRepository, Repository
 from mailtide.core.folder_filter import FolderFilter
-from mailtide.core.model import TRASH_SPECIAL_USE, Side
+from mailtide.core.model import SIDES, TRASH_SPECIAL_USE, Side
 from mailtide.daemon.hooks import changes_input, new_mail_input, run_hook, sync_env
 from mailtide.daemon.runner import PushCallback, PushSource
 from mailtide.engine.account import AccountReport, Retry
@@ -38,6 +39,7 @@ from mailtide.ui.report import account_done
 
 if TYPE_CHECKING:
     from mailtide.stores.imap.push import ServerPush
+    from mailtide.stores.imap.seen import Listing
     from mailtide.stores.maildir.watch import MaildirChange
 
 log = structlog.get_logger(__name__)
@@ -219,9 +221,10 @@ async def sync_account(
     restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
     stop: asyncio.Event | None = None,
+    listed: ListedBefore | None = None,
 ) -> AccountReport:
     """One run over one account, from opening its stores and state to closing them, with the
-    account's hooks around it (not in a dry run)."""
+    account's hooks around it (not in a dry run).  ``listed``: as ``sync_accounts``."""
     request = Request(folders, mode, dry_run, allow_mass_delete, restore_deleted)
     journal = journal_for(account)
     try:
@@ -232,6 +235,8 @@ async def sync_account(
         state = await open_state(config, account, dry_run)
     except (StoreError, StateError) as exc:
         return AccountReport(account.name, error=str(exc))
+    if listed:
+        take_listed(listed, account, stores, state.db.at_lock, request == Request())
 
     async def run() -> AccountReport:
         return await sync_stores(
@@ -247,10 +252,12 @@ async def sync_account(
         )
 
     seen: list[dict[str, Any] | None] | None = None
+    reached = False
     try:
         if dry_run:
             return await run()
         report = await with_hooks(account, request, journal, run)
+        reached = report.error is None
         if report.quiet and request == Request():
             seen = [store.seen() for store in stores]
         return report
@@ -258,17 +265,62 @@ async def sync_account(
         await state.close()
         await _close_stores(account.name, stores, hurry=True)  # the process ends next
         if not dry_run:
-            _leave_proof(config, account, seen, len(report.mailboxes) if seen else 0)
+            _leave_proof(config, account, seen, len(report.mailboxes) if seen else 0, reached)
+
+
+# The sessions a command began before its run (quiet/early.py ``hand_over``), by account and
+# side: the repository each read, the account's state's signature before it began, and what
+# waits for it to end and gives its answers (None: none).
+ListedBefore = Mapping[
+    tuple[str, int], tuple[ImapRepository, "str | None", "Callable[[], Listing | None]"]
+]
+
+
+def take_listed(
+    listed: ListedBefore,
+    account: Account,
+    stores: tuple[Store, Store],
+    state: str | None,
+    plain: bool,
+) -> None:
+    """Give each IMAP store of ``account`` the session begun before the run for its side:
+    to take its answers as its first folder listing where that session read this same
+    repository, the run is a plain sync (``plain``), and the account's state is as it was
+    before the session began (``state``: its signature when this run locked it; a sync that
+    ran in between may have written the server since); else only to wait for it to end
+    before connecting (``max_connections``)."""
+    from mailtide.stores.imap import ImapStore
+
+    for side, repo, store in zip(SIDES, (account.remote, account.local), stores, strict=True):
+        before = listed.get((account.name, side))
+        if before is None or not isinstance(store, ImapStore):
+            continue
+        read, signature, ended = before
+        beside = account.daemon.max_connections > 1  # the session and the store's first
+        if plain and read == repo and signature is not None and signature == state:
+            store.listed_before(ended, beside)
+        else:
+            store.listed_before(functools.partial(_ended_unused, ended), beside)
+
+
+def _ended_unused(ended: Callable[[], object]) -> None:
+    ended()
 
 
 def _leave_proof(
-    config: Config, account: Account, seen: list[dict[str, Any] | None] | None, mailboxes: int
+    config: Config,
+    account: Account,
+    seen: list[dict[str, Any] | None] | None,
+    mailboxes: int,
+    reached: bool,
 ) -> None:
     """After a run over ``account`` (its state closed): the proof of a quiet run, for the next
-    run's quiet check (quiet/), where each store's ``seen`` holds; else no proof at all."""
+    run's quiet check (quiet/), where each store's ``seen`` holds; else no proof at all.  And
+    whether the run ``reached`` its servers (state/quiet.py ``record_reached``)."""
     from mailtide.state import quiet as proof
 
     db = state_file(config.general.state_dir, account.name)
+    proof.record_reached(db, config.path, reached)
     if seen is not None and None not in seen:
         sides = [s for s in seen if s is not None]
         if proof.record(db, config.path, sides, mailboxes):
@@ -341,8 +393,11 @@ async def sync_accounts(
     allow_mass_delete: bool = False,
     restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
+    listed: ListedBefore | None = None,
 ) -> list[AccountReport]:
-    """Sync the named accounts (default: ``general.accounts``) one after the other."""
+    """Sync the named accounts (default: ``general.accounts``) one after the other.
+    ``listed``: the sessions the command began before the run (quiet/early.py), by account
+    and side (``take_listed``)."""
     names = list(accounts or config.general.accounts)
     reports = []
     for name in names:
@@ -358,6 +413,7 @@ async def sync_accounts(
                     allow_mass_delete=allow_mass_delete,
                     restore_deleted=restore_deleted,
                     mode=mode,
+                    listed=listed,
                 )
         except Exception as exc:  # a bug must cost one account, not the others
             why = f"internal error: {type(exc).__name__}: {exc}"

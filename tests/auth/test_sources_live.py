@@ -79,6 +79,7 @@ def test_no_password_leaks_from_any_run(
 
     runs.sync(0, "--dry-run", "-vv")
     assert logins(runs.sync(0, "-vv")) >= 1  # the conversation is logged, the login included
+    srv.append(account, "INBOX", srv.make_message(3, "INBOX"))  # a mailbox to log in for
     assert '"event": "imap.sent"' in runs.sync_json(0)
     runs.daemon_with_status("test")
 

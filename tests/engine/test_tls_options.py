@@ -364,8 +364,9 @@ def test_a_client_certificate_refused_after_the_handshake_exits_1_with_one_line(
 
 
 def files_under(root: Path) -> dict[str, bytes]:
-    """Each file's bytes, but a lock's (the pid of the run that held it)."""
-    files = (p for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
+    """Each file's bytes, but a lock's (the pid of the run that held it) and the mark of a
+    run that logged in (state/quiet.py ``record_reached``: the last run's outcome)."""
+    files = (p for p in root.rglob("*") if p.is_file() and p.suffix not in (".lock", ".reached"))
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import imap_helpers as srv
 from dovecot import ImapAccount
 from engine_helpers import run_sync
 from fault_proxy import FaultProxy
@@ -136,13 +138,75 @@ def test_a_session_begun_for_another_proof_or_repository_is_not_taken(quiet: Qui
     assert early.take("test", Side.NEAR, repo, read) is None  # the Maildir side has none
 
 
-def test_nothing_begins_without_a_proof_or_for_another_account(quiet: Quiet) -> None:
+def test_nothing_begins_for_another_account(quiet: Quiet) -> None:
     early.start(["sync", "-c", str(quiet.config), "-a", "elsewhere"])
     assert not early._sessions
     assert early.config(str(quiet.config)) is not None  # read all the same, for the command
+
+
+def test_without_a_proof_the_session_begins_for_the_sync_alone(quiet: Quiet) -> None:
+    repo, read = remote(quiet), recorded(quiet)
     quiet.proof.unlink()
     early.start(["sync", "-c", str(quiet.config)])
+    assert list(early._sessions) == [("test", Side.FAR)]
+    assert early.take("test", Side.FAR, repo, read) is None  # not the check's
+    handed = early.hand_over()
     assert not early._sessions
+    [(key, (repo_read, state, ended))] = handed.items()
+    listing = ended()
+    assert key == ("test", Side.FAR) and repo_read == repo
+    assert state is not None  # the state's signature before the session began
+    assert listing is not None and listing.answers() == read.sides[Side.FAR]["answers"]
+
+
+# A sync whose session begun early ended before the rest of the command went on; ``between``:
+# what happened in between.
+PROGRAM = """
+import subprocess, sys
+from mailtide.quiet import early
+between, argv = sys.argv[1], sys.argv[2:]
+early.start(argv)
+for session in early._sessions.values():
+    session.done.wait()
+if between == "a sync":
+    config = argv[argv.index("-c") + 1]
+    subprocess.run([sys.executable, "-m", "mailtide", "sync", "-c", config], check=True)
+elif between == "too long":
+    early.FRESH = 0.0
+from mailtide.cli import main
+sys.exit(main(argv))
+"""
+
+
+@pytest.mark.parametrize("proved", [True, False], ids=["with a proof", "without"])
+@pytest.mark.parametrize("between", ["nothing", "a sync", "too long"])
+def test_the_sync_lists_from_the_session_begun_early_unless_it_may_be_stale(
+    quiet: Quiet, proved: bool, between: str
+) -> None:
+    """The store's first listing is the session's answers, not a LIST of its own (the check,
+    where there is a proof, found the server changed); not where a sync ran in between (it
+    may have written the server since) or the answers were read too long ago."""
+    if not proved:
+        quiet.proof.unlink()
+    imap = quiet.setup.imap
+    srv.append(imap, "Archive", srv.make_message(7, "new"), [])
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, between, "sync", "-c", str(quiet.config), "-vv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    listed_early = "event=imap.listed_before" in done.stderr
+    lists_sent = re.findall(r'event=imap.sent .*line="\w+ LIST ', done.stderr)
+    assert listed_early == (between == "nothing"), done.stderr
+    assert len(lists_sent) == (0 if listed_early else 1), done.stderr
+    files = [
+        *(quiet.folder("Archive") / "new").iterdir(),
+        *(quiet.folder("Archive") / "cur").iterdir(),
+    ]
+    wanted = srv.message_id(7, "new").encode()
+    assert sum(wanted in f.read_bytes() for f in files) == 1  # there once, whoever carried it
 
 
 def test_a_password_from_a_program_begins_no_session(
@@ -218,3 +282,36 @@ def test_a_server_gone_since_the_quiet_run_is_reported_by_the_sync(
     assert code != 0
     assert not ended_quietly(output)
     assert "quiet.unavailable" in output, output
+
+
+def test_without_a_proof_a_session_begins_only_after_a_run_that_logged_in(
+    imap_account: ImapAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password the server refuses is tried by the session begun early and again by the
+    sync only in the first run that meets the refusal; from the next on, once per run
+    (state/quiet.py ``record_reached``)."""
+    with FaultProxy(imap_account.port, record=True) as proxy:
+        q = quiet_account(imap_account, tmp_path, port=proxy.port)
+        imap = q.setup.imap
+        use_source(q.config, SOURCES["password_file"](tmp_path, imap, imap.password, monkeypatch))
+        secret = tmp_path / "secrets" / "password"
+
+        def logins_of_a_run(ok: bool) -> int:
+            before = proxy.stream("up").count(b" LOGIN ")
+            code, output = run_sync(q.config, None, True)
+            assert (code == 0) == ok, output
+            return proxy.stream("up").count(b" LOGIN ") - before
+
+        assert logins_of_a_run(True) >= 1  # the configuration changed: it logs in anew
+        q.proof.unlink()
+        early.start(["sync", "-c", str(q.config)])
+        assert list(early._sessions) == [("test", Side.FAR)]  # the last run logged in
+        early.end()
+        secret.write_text("wrong\n")  # the configuration file stays as it is
+        assert logins_of_a_run(False) == 2  # the session's, the sync's
+        assert logins_of_a_run(False) == 1
+        secret.write_text(imap.password + "\n")
+        assert logins_of_a_run(True) == 1  # logged in: the next run may begin one again
+        q.proof.unlink()
+        early.start(["sync", "-c", str(q.config)])
+        assert list(early._sessions) == [("test", Side.FAR)]

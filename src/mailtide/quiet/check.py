@@ -71,7 +71,7 @@ def _still(
         return facts.get("root") == os.path.expanduser(str(repo.path)) and seen.still(facts)
     if kind == "imap" and isinstance(repo, ImapRepository):
         from mailtide.quiet import early
-        from mailtide.stores.imap.probe import Unavailable, answers_now
+        from mailtide.stores.imap.probe import Unavailable, listing_now
 
         try:
             taken = early.take(account, side, repo, recorded)  # the session begun early
@@ -79,7 +79,7 @@ def _still(
             if taken is None:
                 credentials = reach.credentials(repo)
                 register_secret(credentials.secret)
-                answers = answers_now(reach.server(repo), credentials)
+                answers = listing_now(reach.server(repo), credentials).answers()
             else:
                 answers, credentials = taken
                 register_secret(credentials.secret)

@@ -1,33 +1,42 @@
-"""The quiet check's server session, begun before the command's other modules load (issue 12).
+"""The server session a sync begins before the command's other modules load (issue 12).
 
-A no-change ``mailtide sync`` spends its time in two places that do not wait for each other:
-loading its modules (structlog, the command line, the check's own: some 40 ms) and the
-server's answers to the check's session (connect, greeting, login, LIST-STATUS: 20-25 ms of
-Dovecot's time).  So the command's entry (``entry.py``) calls ``start`` first: it reads the
-configuration and, for each account the check will look at, begins that session (probe.py)
-on a thread of its own, and only then do the other modules load.  The check (check.py) takes
-the answers (``take``) instead of opening a session itself.
+A ``mailtide sync`` spends its first moments in two places that do not wait for each other:
+loading its modules (structlog, the command line, the check's own, then the engine's: 40 to
+150 ms) and the server's answers to the session that reads its folders (connect, greeting,
+login, NAMESPACE, LIST-STATUS: 20-25 ms of Dovecot's time when nothing changed, 100 ms and
+more when many folders did, since a STATUS reads each changed folder again).  So the
+command's entry (``entry.py``) calls ``start`` first: it reads the configuration and, for each
+IMAP side of each account the run covers, begins that session (probe.py) on a thread of its
+own, and only then do the other modules load.  Who takes the answers:
 
-Only what the check would do itself, so nothing it decides changes:
+- the quiet check (check.py, ``take``), for an account with a proof: it compares them with
+  the proof instead of opening a session itself;
+- the sync's store (``hand_over``, then ``wiring``), for an account the engine runs: its first
+  folder listing is these answers instead of a LIST of its own, and its connections begin
+  together as soon as they are read, instead of one for the LIST and the others after it.
+
+Only what either would do itself, so nothing it decides changes:
 
 - only for a plain ``mailtide sync`` (the options that skip the check, or any the scan here
-  does not know, start nothing), an account the check covers (reach.py), with a proof, and
-  an IMAP side whose password is read at once (a command or the keyring is left to the
-  check: it is asked once; OAuth2 is the engine's);
+  does not know, start nothing), an account the check covers (reach.py: no hooks, no Gmail
+  mode), and an IMAP side whose password is read at once (a command or the keyring is left
+  to the check and the sync: it is asked once; OAuth2 is the engine's);
 - the same session: the server, the trust and the password of the same repository;
-- taken only by the check of that account and side, for an equal repository, while the
-  proof it reads is the one read here: a sync that ran in between left another (or
-  changed the state, which the check sees anyway).
+- taken by the check of that account and side only for an equal repository while the proof
+  it reads is the one read here; by the sync's store only for an equal repository while the
+  account's state is as it was before the session began (``StateDB.at_lock``): a sync that
+  ran in between may have written the server since.
 
-The answers are read a moment before the check's own session would have read them: the
-server as it was then.  A change after that moment is the next sync's, as a change just
-after the check's own session is.  A session nobody takes (the Maildir changed, the account
-is a daemon's) ends on its own and is dropped.  Nothing here writes, locks or logs.
+The answers are read a moment before the check's own session, or the store's connection,
+would have read them: the server as it was then.  A change after that moment is the next
+sync's, as a change just after their own LIST is.  A session nobody takes ends on its own.
+Nothing here writes, locks or logs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +45,7 @@ from mailtide.config import Config, ImapRepository, load_config
 from mailtide.core.model import SIDES
 from mailtide.quiet import reach
 from mailtide.state import quiet as proof
+from mailtide.state.checked import settled_signature
 from mailtide.state.lock import state_file
 from mailtide.stores.imap import tcp
 
@@ -43,9 +53,18 @@ if TYPE_CHECKING:
     import _socket
 
     from mailtide.stores.imap.credentials import Credentials
+    from mailtide.stores.imap.seen import Listing
+
+# For the sync's stores (``hand_over``), by account and side: the repository the session
+# read, the account's state's signature before it began, and what waits for its answers.
+Handed = dict[tuple[str, int], tuple[ImapRepository, str | None, "Callable[[], Listing | None]"]]
 
 # Options of ``mailtide sync`` that leave the quiet check as it is; any other word but the
 # command's name and these options' values starts nothing.
+# Seconds a session's answers are taken by a sync's store after it ended: an account synced
+# after others that took long lists its folders anew.
+FRESH = 10.0
+
 _FLAGS = frozenset({"-q", "--quiet", "--verbose", "--now"})
 _VALUED = frozenset({"-c", "--config", "-a", "--account", "--log-format"})
 
@@ -59,14 +78,25 @@ class _Session:
     account: str
     side: int
     repo: ImapRepository
-    recorded: proof.Proof
+    recorded: proof.Proof | None  # None: the account has no proof (the engine runs)
+    state: str | None  # the account's state's signature before the session began
     go: threading.Event = field(default_factory=threading.Event)
-    read: Callable[[_socket.socket], list[str]] | None = None
+    read: Callable[[_socket.socket], Listing] | None = None
     credentials: Credentials | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    answers: list[str] | None = None
+    listing: Listing | None = None
     failure: str | None = None  # the probe's Unavailable, or the connection's failure
     crashed: bool = False  # anything else: the check reads again itself
+    checked: bool = False  # the check took it
+    ended_at: float = 0.0  # time.monotonic() when it ended
+
+    def fresh(self) -> Listing | None:
+        """The answers once the session has ended, while they are fresh (``FRESH``); None
+        when it read none."""
+        self.done.wait()
+        if self.crashed or time.monotonic() - self.ended_at > FRESH:
+            return None
+        return self.listing
 
     def run(self) -> None:
         try:
@@ -83,12 +113,13 @@ class _Session:
             from mailtide.stores.imap.probe import Unavailable  # loaded by now (``go``)
 
             try:
-                self.answers = self.read(connected)
+                self.listing = self.read(connected)
             except Unavailable as e:
                 self.failure = str(e)
         except BaseException:
             self.crashed = True
         finally:
+            self.ended_at = time.monotonic()
             self.done.set()
 
 
@@ -148,23 +179,39 @@ def take(
     then reads them itself).  ``Unavailable`` when that session could not read them."""
     from mailtide.stores.imap.probe import Unavailable
 
-    session = _sessions.pop((account, side), None)
-    if session is None or session.repo != repo or session.recorded != recorded:
+    session = _sessions.get((account, side))
+    if (
+        session is None
+        or session.checked
+        or session.recorded is None
+        or session.repo != repo
+        or session.recorded != recorded
+    ):
         return None
+    session.checked = True
     session.done.wait()
     if session.crashed or session.credentials is None:
         return None
-    if session.answers is None:
+    if session.listing is None:
         raise Unavailable(session.failure or "no answers")
-    return session.answers, session.credentials
+    return session.listing.answers(), session.credentials
+
+
+def hand_over() -> Handed:
+    """Every session begun, for the sync's stores (``wiring``), which no longer wait here: a
+    store whose account has one waits for it to end (it logs out by itself) before its
+    first connection (``max_connections``), and takes its answers where they apply."""
+    handed: Handed = {
+        key: (session.repo, session.state, session.fresh) for key, session in _sessions.items()
+    }
+    _sessions.clear()
+    return handed
 
 
 def end() -> None:
-    """Wait until every session begun and not taken has ended (each logs out by itself): a
-    sync's own connections then begin with no other open beside them (``max_connections``)."""
-    while _sessions:
-        _, session = _sessions.popitem()
-        session.done.wait()
+    """Wait until every session begun has ended (each logs out by itself)."""
+    for _, _, ended in hand_over().values():
+        ended()
 
 
 def plain_sync(argv: Sequence[str]) -> tuple[str | None, list[str] | None] | None:
@@ -204,14 +251,15 @@ def _sessions_of(config: Config, name: str) -> list[_Session]:
     account = config.account(name)
     if not reach.covered(account):
         return []
-    recorded = proof.read(state_file(config.general.state_dir, name))
-    if recorded is None:
-        return []
-    repos = (account.remote, account.local)
+    db = state_file(config.general.state_dir, name)
+    state = settled_signature(db)  # before the session: what the sync's store compares
+    recorded = proof.read(db)
+    if recorded is None and not proof.reached(db, config.path):
+        return []  # the last run did not log in (a refused password is not tried twice)
     return [
-        _Session(name, side, repo, recorded)
-        for side, facts, repo in zip(SIDES, recorded.sides, repos, strict=True)
-        if facts.get("kind") == "imap" and isinstance(repo, ImapRepository) and reach.at_once(repo)
+        _Session(name, side, repo, recorded, state)
+        for side, repo in zip(SIDES, (account.remote, account.local), strict=True)
+        if isinstance(repo, ImapRepository) and reach.at_once(repo)
     ]
 
 
@@ -220,14 +268,14 @@ def _prepare(session: _Session) -> None:
     read when the check could not read this side itself either)."""
     import functools
 
-    from mailtide.stores.imap.probe import answers_now
+    from mailtide.stores.imap.probe import listing_now
 
     try:
         session.credentials = reach.credentials(session.repo, blocking=False)
         server = reach.server(session.repo)  # loads TLS's modules where it is used
         if server.tls != "none":
             import socket  # noqa: F401  (the TLS of the session wraps one)
-        session.read = functools.partial(answers_now, server, session.credentials)
+        session.read = functools.partial(listing_now, server, session.credentials)
     except Exception:  # Unavailable or else: nothing to read, the check reads it its own way
         pass
     finally:

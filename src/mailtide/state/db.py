@@ -25,7 +25,7 @@ from typing import Any
 
 from mailtide.core.model import Flags, Identity, PendingFlags, Record, Side
 from mailtide.private import make_dirs, touch_file
-from mailtide.state.checked import closed_cleanly, unchanged_since_closed
+from mailtide.state.checked import closed_cleanly, settled_signature, unchanged_since_closed
 from mailtide.state.lock import StateError as StateError
 from mailtide.state.lock import lock_account, state_file
 
@@ -251,6 +251,10 @@ class StateDB:
             raise
         self._depth = 0
         self._lock: int | None = None
+        # The file's settled signature when ``for_account`` took the lock, before opening it
+        # (None: not locked, missing, or with writes in its WAL): whether answers read
+        # before the run began still apply (quiet/early.py).
+        self.at_lock: str | None = None
 
     def _content_index_kept(self) -> bool:
         """Whether the records' index by content (``_CONTENT_INDEX``) is there, once it is
@@ -294,6 +298,7 @@ class StateDB:
             return cls(Path(":memory:"))
         lock = lock_account(path)
         try:
+            at_lock = settled_signature(path)
             if not path.exists():
                 # A WAL without its database would be replayed into the new, empty one.
                 _move_aside(path, "orphan")
@@ -315,6 +320,7 @@ class StateDB:
             os.close(lock)
             raise
         db._lock = lock
+        db.at_lock = at_lock
         return db
 
     def close(self) -> None:

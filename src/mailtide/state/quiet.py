@@ -92,13 +92,17 @@ def record(db: Path, config: Path, sides: Sequence[dict[str, Any]], mailboxes: i
             "sides": list(sides),
         }
     )
-    path = proof_file(db)
+    return _written(proof_file(db), text.encode())
+
+
+def _written(path: Path, data: bytes) -> bool:
+    """``path`` replaced whole by ``data`` (written aside, then renamed); False on failure."""
     staged = path.with_name(path.name + ".tmp")
     try:
         with contextlib.suppress(FileNotFoundError):
             staged.unlink()  # left by a run killed here
         with create_file(str(staged)) as f:
-            f.write(text.encode())
+            f.write(data)
         os.replace(staged, path)
     except OSError:
         return False
@@ -109,6 +113,33 @@ def forget(db: Path) -> None:
     """Remove the proof (a run that was not quiet leaves none to be read)."""
     with contextlib.suppress(OSError):
         os.unlink(proof_file(db))
+
+
+def reached_file(db: Path) -> Path:
+    return db.with_name(db.name + ".reached")
+
+
+def record_reached(db: Path, config: Path, logged_in: bool) -> None:
+    """After a run over the account of ``db``: whether it reached its servers and logged in
+    (``logged_in``: the account did not fail), with the configuration it read (its
+    signature).  The next run begins its server session before its modules load only after
+    such a run (``reached``, quiet/early.py): where a login was refused, the next run tries
+    once, not twice."""
+    configured = signature(config) if logged_in else None
+    if configured is None:
+        with contextlib.suppress(OSError):
+            os.unlink(reached_file(db))
+    elif not reached(db, config):  # written once while the configuration stays
+        _written(reached_file(db), configured.encode())
+
+
+def reached(db: Path, config: Path) -> bool:
+    """Whether the last run over ``db``'s account reached its servers with the configuration
+    as it is now (``record_reached``)."""
+    try:
+        return reached_file(db).read_text() == signature(config)
+    except (OSError, ValueError):
+        return False
 
 
 def read(db: Path) -> Proof | None:

@@ -10,13 +10,13 @@ import pytest
 
 from fake_imap import fake_imap
 from mailtide.stores.imap.credentials import Credentials
-from mailtide.stores.imap.probe import MAX_ANSWER, Server, Unavailable, answers_now
+from mailtide.stores.imap.probe import MAX_ANSWER, Server, Unavailable, listing_now
 
 WHO = Credentials("me", "pw")
 
 
 def probe(port: int) -> list[str]:
-    return answers_now(Server("127.0.0.1", port, "none", timeout=0.5), WHO)
+    return listing_now(Server("127.0.0.1", port, "none", timeout=0.5), WHO).answers()
 
 
 def test_the_answers_of_a_plain_server_are_read() -> None:

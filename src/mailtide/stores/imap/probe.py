@@ -21,7 +21,7 @@ from mailtide.stores.imap.credentials import Credentials
 from mailtide.stores.imap.parse import ParseError, literal_size, status_text
 from mailtide.stores.imap.seen import (
     KINDS,
-    answers,
+    Listing,
     enable_wanted,
     kind_of,
     list_returns,
@@ -57,9 +57,9 @@ class Server:
         return f"{self.host}:{self.port}"
 
 
-def answers_now(
+def listing_now(
     server: Server, credentials: Credentials, connected: _socket.socket | None = None
-) -> list[str]:
+) -> Listing:
     """The server's answers now (seen.py), as the store reads them at a sync's start;
     ``Unavailable`` when the probe cannot read them as the store would.  ``connected``: a
     connection to the server made already (``tcp.connect``), which is closed in the end."""
@@ -80,7 +80,7 @@ def answers_now(
         conn.close()
 
 
-def _session(conn: _Connection, server: Server, credentials: Credentials) -> list[str]:
+def _session(conn: _Connection, server: Server, credentials: Credentials) -> Listing:
     greeting = conn.response()[0][0]
     if not greeting.startswith((b"* OK", b"* PREAUTH")):
         raise Unavailable("the server did not greet with OK")
@@ -114,7 +114,7 @@ def _session(conn: _Connection, server: Server, credentials: Credentials) -> lis
     namespace = _kept(replies[-2][1], {"NAMESPACE"}) if "NAMESPACE" in capabilities else []
     listed = _kept(replies[-1][1], KINDS)
     conn.send(b"Z LOGOUT\r\n")
-    return answers(capabilities, enabled, namespace, listed)
+    return Listing(capabilities, enabled, tuple(namespace), tuple(listed))
 
 
 def _log_in(

@@ -13,6 +13,7 @@ it the responses they read, framed alike (lines without their CRLF, literals as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 # The untagged answers a quiet sync's decisions rest on (the rest, such as "* OK", are not)
 KINDS = frozenset({"NAMESPACE", "LIST", "STATUS"})
@@ -81,6 +82,20 @@ def unmarked(answer: bytes) -> bytes:
         return answer
     kept = [a for a in answer[8:end].split() if a.upper() not in _MARKS]
     return answer[:8] + b" ".join(kept) + answer[end:]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one session read: its capabilities after the login, what it enabled, and its
+    answers to NAMESPACE and to the folder LIST, each as ``response_bytes`` gives it."""
+
+    capabilities: frozenset[str]
+    enabled: frozenset[str]
+    namespace: tuple[bytes, ...]
+    listed: tuple[bytes, ...]
+
+    def answers(self) -> list[str]:
+        return answers(self.capabilities, self.enabled, self.namespace, self.listed)
 
 
 def answers(

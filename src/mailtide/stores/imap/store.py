@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,9 +22,9 @@ from mailtide.stores.imap import gmail
 from mailtide.stores.imap.client import ImapClient, ImapSettings
 from mailtide.stores.imap.mailbox import ImapMailbox, Selection, status_from, status_of
 from mailtide.stores.imap.names import FolderNames, namespace_of, raw_name
-from mailtide.stores.imap.parse import ParseError, Untagged, text_of
-from mailtide.stores.imap.protocol import Done, Pipelined
-from mailtide.stores.imap.seen import KINDS, answers, list_returns, response_bytes
+from mailtide.stores.imap.parse import ParseError, Untagged, text_of, untagged
+from mailtide.stores.imap.protocol import Done, Pipelined, ProtocolError, ResponseReader
+from mailtide.stores.imap.seen import KINDS, Listing, answers, list_returns, response_bytes
 from mailtide.stores.imap.sizes import KnownSizes
 from mailtide.stores.imap.special_use import ALL_MAIL
 from mailtide.stores.imap.wire import quote_astring
@@ -96,6 +96,12 @@ class ImapStore:
         # and statuses a daemon's push told since, for the next list_folders (``pushed``).
         self._last_list: list[FolderInfo] | None = None
         self._pushed: dict[str, MailboxStatus] | None = None
+        # What gives the answers of a session begun before the run (``listed_before``), and
+        # those answers as the LIST of a new connection, for the list_folders right after
+        # ``connect`` (anything that asks or may write the server first drops them).
+        self._before: tuple[Callable[[], Listing | None], bool] | None = None
+        self._prelisted: Done | None = None
+        self._begun: asyncio.Future[ImapClient] | None = None  # begun beside that session
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -143,8 +149,54 @@ class ImapStore:
     def recall(self, memo: str | None) -> None:
         self._recalled = frozenset((memo or "").split())
 
+    def listed_before(self, ended: Callable[[], Listing | None], beside: bool = False) -> None:
+        """A session of this store's server and user, begun before the run (the command's,
+        quiet/early.py), is reading what a new connection of the store reads first: its
+        capabilities, NAMESPACE and the folder LIST with each folder's STATUS.  ``ended``
+        waits for that session to end (it blocks) and gives its answers, None for none to
+        take.  The next ``connect`` waits for it before a connection of its own begins
+        (``max_connections``), except the one a mailbox takes first when ``beside`` (it may
+        be open beside that session: it counts as the store's own).  Given the answers, the
+        store opens no connection for them: they are the next ``list_folders``."""
+        self._before = (ended, beside)
+
     async def connect(self, first_sync: bool = False) -> None:
+        before, self._before = self._before, None
+        if before is not None:
+            ended, beside = before
+            begun = None
+            if beside and self._client is None:  # its login while the server lists
+                begun = asyncio.ensure_future(self._new_client())
+            try:
+                listing = await asyncio.to_thread(ended)
+            except BaseException:
+                if begun is not None:
+                    begun.cancel()  # _new_client drops what it had opened
+                raise
+            if listing is not None and self._client is None and self._listed_from(listing):
+                self._warming.append(begun or asyncio.ensure_future(self._new_client()))
+                return
+            self._begun = begun  # the store's own, then (``_ready``)
         await self._ready(listing=True)  # a sync lists the folders next
+
+    def _listed_from(self, listing: Listing) -> bool:
+        """Take ``listing`` (``listed_before``) as a new connection's first answers (as
+        ``_ready`` reads them); False, taking nothing, for answers this store cannot read."""
+        try:
+            namespace = _answered(listing.namespace)
+            listed = _answered(listing.listed)
+        except (ProtocolError, ParseError) as e:
+            log.debug("imap.listed_before_unread", error=str(e))
+            return False
+        self._namespace_seen = []
+        if "NAMESPACE" in listing.capabilities:
+            self.names = namespace_of(namespace, self._namespace_seen)
+        else:
+            self.names = FolderNames()
+        self._prelisted = listed
+        self._server = (listing.capabilities, listing.enabled)
+        log.debug("imap.listed_before", folders=sum(u.kind == "LIST" for u in listed.untagged))
+        return True
 
     async def _ready(self, listing: bool = False) -> ImapClient:
         """The store's own connection (folders, namespace), opened again if it broke: after a
@@ -153,6 +205,7 @@ class ImapStore:
         A new one asks NAMESPACE in one flight with its ENABLE, and with the folder LIST for
         a caller ``listing`` next: that answer is kept for the ``list_folders`` that comes
         next, as long as nothing else was asked of the server or written to it meanwhile."""
+        self._prelisted = None
         client = self._client
         if client is not None and client.usable:
             if not listing:
@@ -161,7 +214,8 @@ class ImapStore:
         self._client = None
         if client is not None:
             await client.close()
-        client = await self._new_client()
+        begun, self._begun = self._begun, None
+        client = await (begun if begun is not None else self._new_client())
         self._namespace_seen = []
         namespace = "NAMESPACE" in client.capabilities
         done = await client.run_many(
@@ -254,10 +308,12 @@ class ImapStore:
         by_push = self._listed_by_push()
         if by_push is not None:
             return by_push
-        client = await self._ready(listing=True)
-        done, self._early_list = self._early_list, None
-        if done is None or not done.ok:  # asked again: its failure is this call's
-            done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
+        done, self._prelisted = self._prelisted, None
+        if done is None:
+            client = await self._ready(listing=True)
+            done, self._early_list = self._early_list, None
+            if done is None or not done.ok:  # asked again: its failure is this call's
+                done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
         refused: list[tuple[str, str]] = []
         found: dict[str, FolderInfo] = {}
         left_out: dict[str, str] = {}
@@ -522,6 +578,7 @@ class ImapStore:
         status from its LIST-STATUS (RFC 3501 6.3.10; Dovecot answers [CLIENTBUG]).  A store
         whose connections are ``held`` between syncs keeps its own: the next sync's listing
         would open another, at a push's expense (or, for a push, need none: ``pushed``)."""
+        self._prelisted = None
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
         if self._idle:
@@ -675,3 +732,16 @@ class ImapStore:
         presumed dead: waiting for their answers would only delay the next sync)."""
         for client in self._let_go():
             client.drop()
+
+
+def _answered(responses: tuple[bytes, ...]) -> Done:
+    """A command's successful end with ``responses`` (each as ``response_bytes`` gives it) as
+    its untagged answers, read as the connection reads them."""
+    reader = ResponseReader()
+    try:
+        raws = reader.feed(b"".join(responses))
+        if not reader.idle:
+            raise ProtocolError("an answer cut short")
+    finally:
+        reader.close()
+    return Done("OK", "", b"", "", [untagged(raw) for raw in raws])
