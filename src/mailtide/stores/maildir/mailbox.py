@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import io
 import os
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -525,18 +526,19 @@ class MaildirMailbox:
                     batch, pending, pending_bytes = pending, [], 0
                     await _settled(delivery.write_whole, batch)
             batch, pending = pending, []
-            await _settled(delivery.write_whole, batch)
+            stop = threading.Event()  # a cancellation while it writes: no commit
+            ids = await _settled(_write_and_commit, delivery, batch, stop, on_cancel=stop.set)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             delivery.discard()
             raise
+        except _CommitFailed as failed:
+            ids_done: list[str | None] = list(delivery.delivered)
+            raise DeliveryError(
+                self._failed(len(ids_done), len(messages), failed.error), ids_done
+            ) from failed.error
         except BaseException as err:
             done = await self._commit_after_failure(delivery, pending)
             raise DeliveryError(self._failed(len(done), len(messages), err), done) from err
-        try:
-            ids = await _settled(delivery.commit)
-        except OSError as err:
-            ids_done: list[str | None] = list(delivery.delivered)
-            raise DeliveryError(self._failed(len(ids_done), len(messages), err), ids_done) from err
         return list(ids)
 
     async def _receive(
@@ -945,8 +947,35 @@ def _held(body: Body) -> Parts | None:
     return [bytes(data) if isinstance(data, memoryview) else data]
 
 
-async def _settled(fn: Callable[..., T], *args: object) -> T:
-    """``asyncio.to_thread``, but a cancellation waits for the thread's step to end.
+class _CommitFailed(Exception):
+    """The messages were written, their commit failed (``error``)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_and_commit(
+    delivery: Delivery, batch: list[tuple[Staged, Parts]], stop: threading.Event
+) -> list[str]:
+    """The last messages written, then all of them committed (one trip off the loop for
+    both), unless ``stop`` was set meanwhile (the append was cancelled: its caller discards
+    them).  A failure to write is raised as it is (the staged messages are then committed
+    as after any failure), one to commit as ``_CommitFailed``."""
+    delivery.write_whole(batch)
+    if stop.is_set():
+        return []
+    try:
+        return delivery.commit()
+    except OSError as err:
+        raise _CommitFailed(err) from err
+
+
+async def _settled(
+    fn: Callable[..., T], *args: object, on_cancel: Callable[[], object] | None = None
+) -> T:
+    """``asyncio.to_thread``, but a cancellation waits for the thread's step to end (after
+    calling ``on_cancel``, which may cut that step short).
 
     Otherwise a cancelled append would clean tmp/ while the worker is still
     creating a file there, and leave that file behind.
@@ -955,6 +984,8 @@ async def _settled(fn: Callable[..., T], *args: object) -> T:
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
+        if on_cancel is not None:
+            on_cancel()
         await asyncio.wait([work])
         if not work.cancelled():
             work.exception()  # retrieved: the cancellation is what the caller sees

@@ -204,6 +204,14 @@ class MaildirStore:
             raise UnsafeFolderName(f"folder {name!r} leads outside the Maildir root {self.root}")
         return path
 
+    def _existing(self, name: str) -> str:
+        """``folder_path(name)``, where that is a Maildir folder (in one trip off the loop:
+        a sync opens each folder twice, for its move pass and for its pair)."""
+        path = self.folder_path(name)
+        if not is_maildir(path):
+            raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
+        return path
+
     def check_name(self, name: str) -> None:
         self._layout.relative(name)
 
@@ -274,9 +282,7 @@ class MaildirStore:
         """Nothing to begin: a folder needs no connection."""
 
     async def open(self, name: str, planned: bool = False) -> MaildirMailbox:
-        path = await asyncio.to_thread(self.folder_path, name)
-        if not await asyncio.to_thread(is_maildir, path):
-            raise MailboxError(f"folder {name!r} does not exist in Maildir {self.root}")
+        path = await asyncio.to_thread(self._existing, name)
         return MaildirMailbox(
             normalized(name),
             path,
