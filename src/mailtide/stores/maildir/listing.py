@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailtide.stores.base import MailboxError
-from mailtide.stores.maildir.filenames import size_of, split_name
+from mailtide.stores.maildir.filenames import INFO, size_of, split_name
 
 Entry = tuple[str, str]  # (subdir, file name)
 
@@ -92,28 +92,40 @@ def list_folder(folder: str) -> FolderListing:
     """
     out = FolderListing()
     named_twice: dict[str, list[Entry]] = {}
-    index = out.index  # the loop below runs once per message: names bound once (issue 12)
-    for sub, entry in _entries(folder):
-        filename = entry.name
-        if filename[:1] == ".":
-            continue
+    # The loop below runs once per message (a local change lists every file of a changed
+    # folder): names bound once, the directories read in it, the id split off inline (as
+    # ``split_name``), no generator (issue 12).
+    index = out.index
+    sizes = out.sizes
+    for sub in ("new", "cur"):
         try:
-            regular = entry.is_file(follow_symlinks=False)
-        except OSError:
-            continue
-        if not regular:
-            out.skipped.append((printable(entry.path), why_not_a_message(entry)))
-            continue
-        if not filename.isascii() and not _utf8(filename):
-            out.skipped.append((printable(entry.path), "its name is not UTF-8"))
-            continue
-        unique = split_name(filename)[0]
-        if ",S=" not in unique:  # (the size in the name is read only when asked for)
-            with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
-                out.sizes[unique] = entry.stat(follow_symlinks=False).st_size
-        if unique in index:
-            named_twice.setdefault(unique, [index[unique]]).append((sub, filename))
-        index[unique] = (sub, filename)
+            listed = os.scandir(os.path.join(folder, sub))
+        except OSError as err:
+            raise MailboxError(f"Maildir folder {folder} cannot be read: {err}") from err
+        with listed:
+            for entry in listed:
+                filename = entry.name
+                if filename[:1] == ".":
+                    continue
+                try:
+                    regular = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not regular:
+                    out.skipped.append((printable(entry.path), why_not_a_message(entry)))
+                    continue
+                if not filename.isascii() and not _utf8(filename):
+                    out.skipped.append((printable(entry.path), "its name is not UTF-8"))
+                    continue
+                unique, info, _ = filename.rpartition(INFO)
+                if not info:
+                    unique = filename
+                if ",S=" not in unique:  # (the size in the name is read only when asked for)
+                    with contextlib.suppress(OSError):  # gone meanwhile: found vanished later
+                        sizes[unique] = entry.stat(follow_symlinks=False).st_size
+                if unique in index:
+                    named_twice.setdefault(unique, [index[unique]]).append((sub, filename))
+                index[unique] = (sub, filename)
     for unique, entries in named_twice.items():
         _sort_out(folder, unique, entries, out)
     return out
