@@ -38,11 +38,11 @@ def _own_writes_not_restamped(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def dropped(
         self: restamp.Restamps, state: object, wait: float, stop: object = None
-    ) -> int:
+    ) -> list[tuple[restamp.Written, str]]:
         pending, self._pending = self._pending, []
         for written in pending:
             written.proof.close()
-        return 0
+        return []
 
     monkeypatch.setattr(restamp.Restamps, "record", dropped)
 

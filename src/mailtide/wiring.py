@@ -258,7 +258,7 @@ async def sync_account(
             return await run()
         report = await with_hooks(account, request, journal, run)
         reached = report.error is None
-        if report.quiet and request == Request():
+        if report.provable and request == Request():
             seen = [store.seen() for store in stores]
         return report
     finally:

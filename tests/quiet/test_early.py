@@ -200,7 +200,10 @@ def test_the_sync_lists_from_the_session_begun_early_unless_it_may_be_stale(
     listed_early = "event=imap.listed_before" in done.stderr
     lists_sent = re.findall(r'event=imap.sent .*line="\w+ LIST ', done.stderr)
     assert listed_early == (between == "nothing"), done.stderr
-    assert len(lists_sent) == (0 if listed_early else 1), done.stderr
+    if between == "a sync":  # it carried the message and left a proof: the check may end it
+        assert len(lists_sent) == (0 if "event=account.quiet" in done.stderr else 1)
+    else:
+        assert len(lists_sent) == (0 if listed_early else 1), done.stderr
     files = [
         *(quiet.folder("Archive") / "new").iterdir(),
         *(quiet.folder("Archive") / "cur").iterdir(),

@@ -126,20 +126,42 @@ def test_every_change_on_either_side_is_synced_by_the_engine(
     assert_in_sync(quiet.setup)
 
 
-@pytest.mark.parametrize("change", [_server_flag, _local_flag], ids=["server", "local"])
-def test_the_run_after_the_one_that_carried_a_change_leaves_the_proof(
-    quiet: Quiet, change: Callable[[Quiet], None]
-) -> None:
-    """It carries nothing (the server shows the first one's own writes again, or the Maildir
-    its renames) and records the statuses it read: the run after it ends at the check."""
-    change(quiet)
-    assert not ended_quietly(sync(quiet))  # carries the change
-    assert not quiet.proof.exists()
+def test_the_run_after_the_one_that_wrote_to_the_server_leaves_the_proof(quiet: Quiet) -> None:
+    """It carries nothing (the server shows the first one's own writes again) and records the
+    statuses it read: the run after it ends at the check."""
+    _local_flag(quiet)
+    assert not ended_quietly(sync(quiet))  # carries the change to the server
+    assert not quiet.proof.exists()  # the server's answers changed by its own writes
     provable(quiet)
     output = sync(quiet)
     assert not ended_quietly(output)
     assert "event=quiet.proof_left" in output, output
     assert ended_quietly(sync(quiet))
+    assert_in_sync(quiet.setup)
+
+
+SERVER_CHANGES = {k: v for k, v in CHANGES.items() if k.startswith("server") and "folder" not in k}
+
+
+@pytest.mark.parametrize("change", SERVER_CHANGES.values(), ids=SERVER_CHANGES.keys())
+def test_a_run_that_only_wrote_to_the_maildir_leaves_the_proof_and_hides_nothing(
+    quiet: Quiet, change: Callable[[Quiet], None]
+) -> None:
+    """A run that carried the server's change into the Maildir, and wrote nothing to the
+    server, leaves the proof at once: the server's answers as it read them, each folder it
+    wrote with the stamp it recorded after its writes.  The next run ends at the check; a
+    change after that, on either side, is still synced."""
+    change(quiet)
+    output = sync(quiet)
+    assert not ended_quietly(output)
+    assert "event=quiet.proof_left" in output, output
+    assert_in_sync(quiet.setup)
+    provable(quiet)
+    assert ended_quietly(sync(quiet))
+    _local_message(quiet)
+    assert not ended_quietly(sync(quiet))
+    _server_flag(quiet)
+    assert not ended_quietly(sync(quiet))
     assert_in_sync(quiet.setup)
 
 
@@ -255,8 +277,11 @@ def test_a_damaged_proof_is_ignored_and_made_anew(quiet: Quiet) -> None:
     assert ended_quietly(sync(quiet))
 
 
-def test_a_run_that_did_something_leaves_no_proof(quiet: Quiet) -> None:
-    _server_message(quiet)
+@pytest.mark.parametrize("change", [_local_message, _server_folder], ids=["upload", "folder"])
+def test_a_run_that_wrote_to_the_server_or_made_a_folder_leaves_no_proof(
+    quiet: Quiet, change: Callable[[Quiet], None]
+) -> None:
+    change(quiet)
     sync(quiet)
     assert not quiet.proof.exists()
 

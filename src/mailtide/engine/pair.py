@@ -131,6 +131,9 @@ class PairReport:
     # Left as the next run, given the same statuses, finds it unchanged from them alone: found
     # so (``Prepared.quiet``), or synced with nothing to carry (the quiet check, quiet/)
     quiet: bool = False
+    # Left so once the sides it wrote are stamped (``PairSync.written``, engine/restamp.py):
+    # quiet, or its plan carried out whole with every other side's cursor telling.
+    provable: bool = False
 
     def summary(self) -> dict[str, int]:
         return {
@@ -397,7 +400,7 @@ class PairSync:
         self._listings.clear()
         self._deltas.clear()
         if prepared.unchanged:
-            self.report.quiet = prepared.quiet
+            self.report.quiet = self.report.provable = prepared.quiet
             return self.report
         mailbox, statuses, void, plan = (
             prepared.mailbox,
@@ -443,6 +446,12 @@ class PairSync:
                 for side in SIDES
                 if (proof := self._proof(side, statuses[side])) is not None
             ]
+        stamping = {side for side, _ in self.written}
+        self.report.provable = self.report.quiet or (
+            not void
+            and not self.report.refused
+            and all(c.tells or side in stamping for side, c in zip(SIDES, cursors, strict=True))
+        )
         summary = self.report.summary()
         (self.log.info if any(summary.values()) else self.log.debug)(
             "mailbox.synced", **summary, **self._linked()

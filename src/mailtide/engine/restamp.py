@@ -49,14 +49,15 @@ class Restamps:
 
     async def record(
         self, state: OffLoopState, wait: float, stop: asyncio.Event | None = None
-    ) -> int:
+    ) -> list[tuple[Written, str]]:
         """Record the stamps proven, waiting at most ``wait`` seconds for times to settle
-        (not at all with ``carry``, nor once ``stop`` is set); how many were recorded."""
+        (not at all with ``carry``, nor once ``stop`` is set); those recorded, each with its
+        stamp."""
         pending, self._pending = self._pending, []
-        recorded = 0
+        recorded: list[tuple[Written, str]] = []
         try:
             if not pending:
-                return 0
+                return recorded
             settle = await asyncio.to_thread(_settling, pending)
             longest = 0.0 if self.carry else max((s for s in settle if s <= wait), default=0.0)
             if longest > 0 and (stop is None or not stop.is_set()):
@@ -71,13 +72,13 @@ class Restamps:
             by_mailbox: dict[str, list[tuple[Written, str | None]]] = {}
             for w, stamp in zip(pending, stamps, strict=True):
                 by_mailbox.setdefault(w.mailbox, []).append((w, stamp))
-            counts = await asyncio.gather(
+            done = await asyncio.gather(
                 *(_record_all(state, ws) for ws in by_mailbox.values()), return_exceptions=True
             )
-            for count in counts:  # each ran to its end; the first failure is told
-                if isinstance(count, BaseException):
-                    raise count
-            recorded = sum(c for c in counts if isinstance(c, int))
+            for each in done:  # each ran to its end; the first failure is told
+                if isinstance(each, BaseException):
+                    raise each
+            recorded = [r for each in done if isinstance(each, list) for r in each]
         finally:
             for w in pending:
                 w.proof.close()
@@ -105,13 +106,14 @@ def _stamps(pending: list[Written]) -> list[str | None]:
     return [w.proof.stamp() for w in pending]
 
 
-async def _record_all(state: OffLoopState, written: list[tuple[Written, str | None]]) -> int:
-    """The proven stamps of one mailbox's sides, one side after the other; how many were
-    recorded."""
-    recorded = 0
+async def _record_all(
+    state: OffLoopState, written: list[tuple[Written, str | None]]
+) -> list[tuple[Written, str]]:
+    """The proven stamps of one mailbox's sides, one side after the other; those recorded."""
+    recorded: list[tuple[Written, str]] = []
     for w, stamp in written:
         if stamp is not None and await _record(state, w, stamp):
-            recorded += 1
+            recorded.append((w, stamp))
         else:
             log.debug("mailbox.stamp_unproven", mailbox=w.mailbox, side=w.side.name)
     return recorded

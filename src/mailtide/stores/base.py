@@ -364,6 +364,12 @@ class Store(Protocol):
         the store.  None when the store wrote, or read them in a way it cannot repeat."""
         ...
 
+    def stamped(self, name: str, stamp: str) -> None:
+        """The run recorded ``stamp`` as folder ``name``'s stamp after its own writes to it
+        (engine/restamp.py): what ``seen`` gives for that folder.  A store whose folders have
+        no stamps ignores it."""
+        ...
+
     def check_name(self, name: str) -> None:
         """Raise ``UnsafeFolderName`` when this store could not hold a folder called ``name``
         (no I/O: a dry run asks this instead of creating the folder)."""

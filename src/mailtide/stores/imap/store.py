@@ -376,6 +376,9 @@ class ImapStore:
             "answers": answers(*self._server, namespace, listed),
         }
 
+    def stamped(self, name: str, stamp: str) -> None:
+        """A server's mailboxes have no stamps."""
+
     def special_uses(self) -> dict[str, str]:
         """The special use of each folder the last ``list_folders`` listed (canonical names),
         and of each it left out by its special use."""

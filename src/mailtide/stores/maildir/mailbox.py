@@ -154,14 +154,18 @@ class MaildirMailbox:
         locate: Callable[[str], str] | None = None,
         on_status: Callable[[str, MailboxStatus], None] | None = None,
         read_ahead: ReadAhead | None = None,
+        on_write: Callable[[str], None] | None = None,
     ) -> None:
         """``locate``: the directory of another folder of the tree, by canonical name.
         ``on_status``: told of each status read (the folder's directory, the status).
-        ``read_ahead``: where a listing of the folder may have been made already."""
+        ``read_ahead``: where a listing of the folder may have been made already.
+        ``on_write``: told of the folder's directory before this open's first write (from
+        a worker thread)."""
         self.name = name
         self._read_ahead = read_ahead
         self._locate = locate
         self._on_status = on_status
+        self._on_write = on_write
         self.journal = journal or WriteJournal(keep=False)
         # this open's own writes (not a duplicate's new name, made while listing), told to
         # the witness of its writes
@@ -873,6 +877,8 @@ class MaildirMailbox:
         if self._wrote:
             return
         self._wrote = True
+        if self._on_write is not None:
+            self._on_write(self.path)
         self._witness = Witness.start(self.path, self._start)
 
     def _saw_own(self, change: FileChange) -> None:

@@ -69,6 +69,10 @@ class MaildirStore:
         # reads differed), and whether the tree was changed.
         self._scanned: tuple[str, list[str]] | None = None
         self._opened: dict[str, tuple[str, str | None] | None] = {}
+        # The folders this run wrote to, and the stamp the run recorded for each after its
+        # writes (``stamped``): what ``seen`` gives for them.
+        self._written: set[str] = set()
+        self._stamped: dict[str, str] = {}
         self._tree_changed = False
         self._ahead = ReadAhead()
         self._changed: set[str] = set()  # folders whose stamp the read-ahead found moved
@@ -292,18 +296,33 @@ class MaildirStore:
             locate=self.folder_path,
             on_status=self._saw_status,
             read_ahead=self._ahead,
+            on_write=self._written.add,
         )
 
     def _saw_status(self, path: str, status: MailboxStatus) -> None:
         now = (status.validity, status.stamp)
         self._opened[path] = now if self._opened.get(path, now) == now else None
 
+    def stamped(self, name: str, stamp: str) -> None:
+        self._stamped[self.folder_path(name)] = stamp
+
     def seen(self) -> dict[str, Any] | None:
         """What this run's decisions rest on, for the quiet check (quiet/): the root, its
-        folders and each opened folder's id and stamp (seen.py), when the tree was not changed
-        and every stamp proved something.  Else None."""
-        opened = {path: read for path, read in self._opened.items() if read is not None}
-        if self._scanned is None or self._tree_changed or len(opened) != len(self._opened):
+        folders and each opened folder's id and stamp (seen.py): the stamp its status gave,
+        or for a folder this run wrote to, the one the run recorded after its writes
+        (``stamped``); when the tree was not changed, every stamp proved something and every
+        folder written was stamped.  Else None."""
+        opened: dict[str, tuple[str, str | None]] = {}
+        for path, read in self._opened.items():
+            if read is None:
+                return None
+            if path in self._written:
+                stamp = self._stamped.get(path)
+                if stamp is None:
+                    return None
+                read = (read[0], stamp)
+            opened[path] = read
+        if self._scanned is None or self._tree_changed or not self._written <= opened.keys():
             return None
         root, folders = self._scanned
         return seen.facts(self.root, root, self.settings.layout, folders, opened)
