@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +31,7 @@ from mailtide.state.lock import state_file
 from mailtide.state.offloop import OffLoopState
 from mailtide.stores.base import Store, StoreError
 from mailtide.stores.imap.client import ImapSettings
+from mailtide.stores.imap.seen import Begun
 from mailtide.stores.imap.special_use import ALL_MAIL, LeftOut
 from mailtide.stores.maildir.journal import WriteJournal
 from mailtide.stores.maildir.own_changes import OwnChanges
@@ -39,7 +39,6 @@ from mailtide.ui.report import account_done
 
 if TYPE_CHECKING:
     from mailtide.stores.imap.push import ServerPush
-    from mailtide.stores.imap.seen import Listing
     from mailtide.stores.maildir.watch import MaildirChange
 
 log = structlog.get_logger(__name__)
@@ -221,7 +220,7 @@ async def sync_account(
     restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
     stop: asyncio.Event | None = None,
-    listed: ListedBefore | None = None,
+    listed: Mapping[tuple[str, int], Begun] | None = None,
 ) -> AccountReport:
     """One run over one account, from opening its stores and state to closing them, with the
     account's hooks around it (not in a dry run).  ``listed``: as ``sync_accounts``."""
@@ -268,16 +267,8 @@ async def sync_account(
             _leave_proof(config, account, seen, len(report.mailboxes) if seen else 0, reached)
 
 
-# The sessions a command began before its run (quiet/early.py ``hand_over``), by account and
-# side: the repository each read, the account's state's signature before it began, and what
-# waits for it to end and gives its answers (None: none).
-ListedBefore = Mapping[
-    tuple[str, int], tuple[ImapRepository, "str | None", "Callable[[], Listing | None]"]
-]
-
-
 def take_listed(
-    listed: ListedBefore,
+    listed: Mapping[tuple[str, int], Begun],
     account: Account,
     stores: tuple[Store, Store],
     state: str | None,
@@ -295,16 +286,9 @@ def take_listed(
         before = listed.get((account.name, side))
         if before is None or not isinstance(store, ImapStore):
             continue
-        read, signature, ended = before
+        usable = plain and before.repo == repo and before.state is not None
         beside = account.daemon.max_connections > 1  # the session and the store's first
-        if plain and read == repo and signature is not None and signature == state:
-            store.listed_before(ended, beside)
-        else:
-            store.listed_before(functools.partial(_ended_unused, ended), beside)
-
-
-def _ended_unused(ended: Callable[[], object]) -> None:
-    ended()
+        store.listed_before(before.ended, beside, usable=usable and before.state == state)
 
 
 def _leave_proof(
@@ -393,7 +377,7 @@ async def sync_accounts(
     allow_mass_delete: bool = False,
     restore_deleted: bool = False,
     mode: Literal["full", "quick"] = "quick",
-    listed: ListedBefore | None = None,
+    listed: Mapping[tuple[str, int], Begun] | None = None,
 ) -> list[AccountReport]:
     """Sync the named accounts (default: ``general.accounts``) one after the other.
     ``listed``: the sessions the command began before the run (quiet/early.py), by account

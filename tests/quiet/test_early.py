@@ -38,7 +38,13 @@ def fresh_early(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(early, "_sessions", {})
     monkeypatch.setattr(early, "_read", None)
     yield
-    early.end()
+    end()
+
+
+def end() -> None:
+    """Hand every session begun over and wait for each to end, as the sync's stores do."""
+    for begun in early.hand_over().values():
+        begun.ended()
 
 
 @pytest.fixture
@@ -237,9 +243,10 @@ def test_the_heap_is_set_before_the_first_session_thread_starts(quiet: Quiet) ->
     assert early._sessions
 
 
-def test_a_session_nobody_takes_has_ended_before_the_sync_connects(quiet: Quiet) -> None:
+def test_a_session_handed_over_has_ended_once_its_wait_returns(quiet: Quiet) -> None:
+    """What a sync's store waits for before its first connection (``max_connections``)."""
     early.start(["sync", "-c", str(quiet.config)])
-    early.end()
+    end()
     assert not early._sessions
     assert "mailtide-quiet" not in [t.name for t in threading.enumerate()]
 
@@ -309,7 +316,7 @@ def test_without_a_proof_a_session_begins_only_after_a_run_that_logged_in(
         q.proof.unlink()
         early.start(["sync", "-c", str(q.config)])
         assert list(early._sessions) == [("test", Side.FAR)]  # the last run logged in
-        early.end()
+        end()
         secret.write_text("wrong\n")  # the configuration file stays as it is
         assert logins_of_a_run(False) == 2  # the session's, the sync's
         assert logins_of_a_run(False) == 1

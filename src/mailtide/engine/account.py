@@ -37,7 +37,7 @@ from mailtide.engine.gmail_all_mail import AllMailChanges
 from mailtide.engine.gmail_labels import LabelLinks
 from mailtide.engine.moves import MovePass
 from mailtide.engine.pair import Options, PairReport, PairSync, Prepared
-from mailtide.engine.restamp import Restamps, Written
+from mailtide.engine.restamp import Restamps
 from mailtide.engine.steps import Steps, StopRequested
 from mailtide.state.db import StateError
 from mailtide.state.offloop import OffLoopState
@@ -99,10 +99,6 @@ class AccountReport:
     def failed(self) -> bool:
         return self.error is not None or any(m.error for m in self.mailboxes)
 
-    # A side a pair wrote to was left without a stamp (its times did not settle in time, or
-    # something else changed it): the next run lists it (``provable`` is False).
-    unstamped: bool = False
-
     @property
     def quiet(self) -> bool:
         """Nothing carried and nothing to say: every mailbox pair left as the next run, given
@@ -114,10 +110,10 @@ class AccountReport:
     def provable(self) -> bool:
         """Every mailbox pair left as the next run, given the same statuses and the stamps
         this run recorded for the sides it wrote, finds it unchanged from them alone
-        (``PairReport.provable``: quiet, or carried whole and stamped), no move, no warning,
-        no trouble.  Whether the statuses it read can be read again (a server written to
-        cannot) is the stores' to say (``Store.seen``)."""
-        return self._clean and not self.unstamped and all(m.provable for m in self.mailboxes)
+        (``PairReport.provable``: quiet, or carried whole), no move, no warning, no trouble.
+        Whether each side written was stamped, and whether the statuses read can be read
+        again (a server written to cannot), is the stores' to say (``Store.seen``)."""
+        return self._clean and all(m.provable for m in self.mailboxes)
 
     @property
     def _clean(self) -> bool:
@@ -195,7 +191,6 @@ class AccountSync:
         self.moves: MovePass | None = None  # this run's, once the folder tree is known
         # the sides the pairs wrote to, stamped at the end
         self.restamps = restamps or Restamps()
-        self._written: set[tuple[str, Side]] = set()  # (pair, side) given to the restamp
         self._at_once = 1  # pairs synced at once now (_mailboxes), sharing the bodies' budget
         self.log = log.bind(account=name)
         self.tree = FolderTree(
@@ -245,7 +240,10 @@ class AccountSync:
             recorded = await self.restamps.record(
                 self.state, self.options.stamp_wait, self.steps.stop
             )
-            self._stamped(recorded)
+            for written, stamp in recorded:  # what each store's ``seen`` gives for the side
+                self.stores[written.side].stamped(
+                    self.tree.name_on(written.side, written.mailbox), stamp
+                )
         except StopRequested:
             self.report.stopped = True
             self.log.info("account.stopped", steps=self.steps.count)
@@ -259,16 +257,6 @@ class AccountSync:
         finally:
             self.restamps.end_run()
         return self.report
-
-    def _stamped(self, recorded: list[tuple[Written, str]]) -> None:
-        """Tell each store the stamps recorded for the sides the pairs wrote (``Store.stamped``);
-        a side written and not stamped leaves the run ``unstamped``."""
-        for written, stamp in recorded:
-            self.stores[written.side].stamped(
-                self.tree.name_on(written.side, written.mailbox), stamp
-            )
-        stamped = {(w.mailbox, w.side) for w, _ in recorded}
-        self.report.unstamped = not self._written <= stamped
 
     async def _read_ahead(self) -> None:
         """The local folders whose stamp moved since the last sync begin to be listed now,
@@ -467,7 +455,6 @@ class AccountSync:
             report = await pair.run()
             for side, proof in pair.written:
                 self.restamps.add(name, side, proof)
-                self._written.add((name, side))
         except (MailboxError, UnsafeFolderName) as exc:
             report = PairReport(name, error=str(exc))
             self.log.error("mailbox.failed", mailbox=name, error=str(exc))

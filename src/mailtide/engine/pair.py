@@ -131,8 +131,9 @@ class PairReport:
     # Left as the next run, given the same statuses, finds it unchanged from them alone: found
     # so (``Prepared.quiet``), or synced with nothing to carry (the quiet check, quiet/)
     quiet: bool = False
-    # Left so once the sides it wrote are stamped (``PairSync.written``, engine/restamp.py):
-    # quiet, or its plan carried out whole with every other side's cursor telling.
+    # Left so once the sides it wrote are stamped (``PairSync.written``, engine/restamp.py;
+    # the stores' ``seen`` says whether they were): quiet, or its plan carried out whole with
+    # every other side's cursor telling.
     provable: bool = False
 
     def summary(self) -> dict[str, int]:

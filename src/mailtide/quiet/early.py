@@ -48,6 +48,7 @@ from mailtide.state import quiet as proof
 from mailtide.state.checked import settled_signature
 from mailtide.state.lock import state_file
 from mailtide.stores.imap import tcp
+from mailtide.stores.imap.seen import Begun
 
 if TYPE_CHECKING:
     import _socket
@@ -55,16 +56,12 @@ if TYPE_CHECKING:
     from mailtide.stores.imap.credentials import Credentials
     from mailtide.stores.imap.seen import Listing
 
-# For the sync's stores (``hand_over``), by account and side: the repository the session
-# read, the account's state's signature before it began, and what waits for its answers.
-Handed = dict[tuple[str, int], tuple[ImapRepository, str | None, "Callable[[], Listing | None]"]]
-
-# Options of ``mailtide sync`` that leave the quiet check as it is; any other word but the
-# command's name and these options' values starts nothing.
 # Seconds a session's answers are taken by a sync's store after it ended: an account synced
 # after others that took long lists its folders anew.
 FRESH = 10.0
 
+# Options of ``mailtide sync`` that leave the quiet check as it is; any other word but the
+# command's name and these options' values starts nothing.
 _FLAGS = frozenset({"-q", "--quiet", "--verbose", "--now"})
 _VALUED = frozenset({"-c", "--config", "-a", "--account", "--log-format"})
 
@@ -197,21 +194,16 @@ def take(
     return session.listing.answers(), session.credentials
 
 
-def hand_over() -> Handed:
-    """Every session begun, for the sync's stores (``wiring``), which no longer wait here: a
-    store whose account has one waits for it to end (it logs out by itself) before its
-    first connection (``max_connections``), and takes its answers where they apply."""
-    handed: Handed = {
-        key: (session.repo, session.state, session.fresh) for key, session in _sessions.items()
+def hand_over() -> dict[tuple[str, int], Begun]:
+    """Every session begun, by account and side, for the sync's stores (``wiring``), which no
+    longer wait here: a store whose account has one waits for it to end (it logs out by
+    itself) before its first connection (``max_connections``), and takes its answers where
+    they apply."""
+    handed = {
+        key: Begun(session.repo, session.state, session.fresh) for key, session in _sessions.items()
     }
     _sessions.clear()
     return handed
-
-
-def end() -> None:
-    """Wait until every session begun has ended (each logs out by itself)."""
-    for _, _, ended in hand_over().values():
-        ended()
 
 
 def plain_sync(argv: Sequence[str]) -> tuple[str | None, list[str] | None] | None:

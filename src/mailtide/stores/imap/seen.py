@@ -12,8 +12,9 @@ it the responses they read, framed alike (lines without their CRLF, literals as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # The untagged answers a quiet sync's decisions rest on (the rest, such as "* OK", are not)
 KINDS = frozenset({"NAMESPACE", "LIST", "STATUS"})
@@ -96,6 +97,17 @@ class Listing:
 
     def answers(self) -> list[str]:
         return answers(self.capabilities, self.enabled, self.namespace, self.listed)
+
+
+class Begun(NamedTuple):
+    """A session begun before the run (quiet/early.py) for one IMAP side of an account, as the
+    sync's store is given it (``ImapStore.listed_before``): the repository it reads (compared
+    whole), the account's state's signature before it began, and what waits for it to end
+    and gives its answers (None: none, or too old)."""
+
+    repo: object
+    state: str | None
+    ended: Callable[[], Listing | None]
 
 
 def answers(

@@ -91,16 +91,16 @@ class ImapStore:
         self._listed_seen: list[bytes | None] | None = None
         self._lists = 0
         self._unlisted = False
-        self._early_list: Done | None = None  # the LIST asked with the connection (_ready)
+        # The folder LIST asked with the store's connection (``_ready``), or read before the
+        # run (``listed_before``: no connection, None), for the next list_folders while that
+        # connection is still the store's own and nothing was asked or written meanwhile.
+        self._early_list: tuple[ImapClient | None, Done] | None = None
         # The folders the last LIST gave (list_folders), until this store changes a folder;
         # and statuses a daemon's push told since, for the next list_folders (``pushed``).
         self._last_list: list[FolderInfo] | None = None
         self._pushed: dict[str, MailboxStatus] | None = None
-        # What gives the answers of a session begun before the run (``listed_before``), and
-        # those answers as the LIST of a new connection, for the list_folders right after
-        # ``connect`` (anything that asks or may write the server first drops them).
-        self._before: tuple[Callable[[], Listing | None], bool] | None = None
-        self._prelisted: Done | None = None
+        # What gives the answers of a session begun before the run (``listed_before``).
+        self._before: tuple[Callable[[], Listing | None], bool, bool] | None = None
         self._begun: asyncio.Future[ImapClient] | None = None  # begun beside that session
 
     @property
@@ -149,21 +149,24 @@ class ImapStore:
     def recall(self, memo: str | None) -> None:
         self._recalled = frozenset((memo or "").split())
 
-    def listed_before(self, ended: Callable[[], Listing | None], beside: bool = False) -> None:
+    def listed_before(
+        self, ended: Callable[[], Listing | None], beside: bool = False, usable: bool = True
+    ) -> None:
         """A session of this store's server and user, begun before the run (the command's,
         quiet/early.py), is reading what a new connection of the store reads first: its
         capabilities, NAMESPACE and the folder LIST with each folder's STATUS.  ``ended``
         waits for that session to end (it blocks) and gives its answers, None for none to
         take.  The next ``connect`` waits for it before a connection of its own begins
         (``max_connections``), except the one a mailbox takes first when ``beside`` (it may
-        be open beside that session: it counts as the store's own).  Given the answers, the
-        store opens no connection for them: they are the next ``list_folders``."""
-        self._before = (ended, beside)
+        be open beside that session: it counts as the store's own).  Given the answers, and
+        ``usable`` (they apply to this run: wiring.py), the store opens no connection for them:
+        they are the next ``list_folders``."""
+        self._before = (ended, beside, usable)
 
     async def connect(self, first_sync: bool = False) -> None:
         before, self._before = self._before, None
         if before is not None:
-            ended, beside = before
+            ended, beside, usable = before
             begun = None
             if beside and self._client is None:  # its login while the server lists
                 begun = asyncio.ensure_future(self._new_client())
@@ -173,7 +176,12 @@ class ImapStore:
                 if begun is not None:
                     begun.cancel()  # _new_client drops what it had opened
                 raise
-            if listing is not None and self._client is None and self._listed_from(listing):
+            if (
+                usable
+                and listing is not None
+                and self._client is None
+                and self._listed_from(listing)
+            ):
                 self._warming.append(begun or asyncio.ensure_future(self._new_client()))
                 return
             self._begun = begun  # the store's own, then (``_ready``)
@@ -188,13 +196,12 @@ class ImapStore:
         except (ProtocolError, ParseError) as e:
             log.debug("imap.listed_before_unread", error=str(e))
             return False
-        self._namespace_seen = []
-        if "NAMESPACE" in listing.capabilities:
-            self.names = namespace_of(namespace, self._namespace_seen)
-        else:
-            self.names = FolderNames()
-        self._prelisted = listed
-        self._server = (listing.capabilities, listing.enabled)
+        self._answered(
+            listing.capabilities,
+            listing.enabled,
+            namespace if "NAMESPACE" in listing.capabilities else None,
+            (None, listed),
+        )
         log.debug("imap.listed_before", folders=sum(u.kind == "LIST" for u in listed.untagged))
         return True
 
@@ -205,7 +212,6 @@ class ImapStore:
         A new one asks NAMESPACE in one flight with its ENABLE, and with the folder LIST for
         a caller ``listing`` next: that answer is kept for the ``list_folders`` that comes
         next, as long as nothing else was asked of the server or written to it meanwhile."""
-        self._prelisted = None
         client = self._client
         if client is not None and client.usable:
             if not listing:
@@ -216,7 +222,6 @@ class ImapStore:
             await client.close()
         begun, self._begun = self._begun, None
         client = await (begun if begun is not None else self._new_client())
-        self._namespace_seen = []
         namespace = "NAMESPACE" in client.capabilities
         done = await client.run_many(
             [
@@ -232,11 +237,29 @@ class ImapStore:
                 ),
             ]
         )
-        self.names = namespace_of(done[0], self._namespace_seen) if namespace else FolderNames()
-        self._early_list = done[-1] if listing else None
         self._client = client
-        self._server = (client.capabilities, client.enabled)
+        self._answered(
+            client.capabilities,
+            client.enabled,
+            done[0] if namespace else None,
+            (client, done[-1]) if listing else None,
+        )
         return client
+
+    def _answered(
+        self,
+        capabilities: frozenset[str],
+        enabled: frozenset[str],
+        namespace: Done | None,
+        early_list: tuple[ImapClient | None, Done] | None,
+    ) -> None:
+        """What a new connection's first answers say (``_ready``), or a session's begun before
+        the run (``_listed_from``): the server's capabilities and what it enabled, the
+        namespace (the default one without an answer to NAMESPACE), and the folder LIST."""
+        self._namespace_seen = []
+        self.names = namespace_of(namespace, self._namespace_seen) if namespace else FolderNames()
+        self._early_list = early_list
+        self._server = (capabilities, enabled)
 
     # -- names ----------------------------------------------------------------------
 
@@ -308,10 +331,10 @@ class ImapStore:
         by_push = self._listed_by_push()
         if by_push is not None:
             return by_push
-        done, self._prelisted = self._prelisted, None
-        if done is None:
+        done = self._early_listed()
+        if done is None or not done.ok:
             client = await self._ready(listing=True)
-            done, self._early_list = self._early_list, None
+            done = self._early_listed()
             if done is None or not done.ok:  # asked again: its failure is this call's
                 done = await client.run("LIST", '""', '"*"', *list_returns(client.capabilities))
         refused: list[tuple[str, str]] = []
@@ -353,6 +376,14 @@ class ImapStore:
             for f in sorted(found.values(), key=lambda f: f.name)
         ]
         return list(self._last_list)
+
+    def _early_listed(self) -> Done | None:
+        """The LIST kept for this list_folders (``_early_list``), taken, where its connection
+        is still the store's own (none: read before the run, and none opened since)."""
+        kept, self._early_list = self._early_list, None
+        if kept is None or kept[0] is not self._client:
+            return None
+        return kept[1] if kept[0] is None or kept[0].usable else None
 
     def seen(self) -> dict[str, Any] | None:
         """What the statuses this run recorded come from, for the quiet check (quiet/): the
@@ -581,7 +612,6 @@ class ImapStore:
         status from its LIST-STATUS (RFC 3501 6.3.10; Dovecot answers [CLIENTBUG]).  A store
         whose connections are ``held`` between syncs keeps its own: the next sync's listing
         would open another, at a push's expense (or, for a push, need none: ``pushed``)."""
-        self._prelisted = None
         while self._idle and not self._idle[-1].usable:
             await self._idle.pop().close()
         if self._idle:
